@@ -1,0 +1,1 @@
+"""Sub-commands of the ``chainrule`` command line (see :mod:`chainrule.cli`)."""

@@ -1,0 +1,55 @@
+r"""Numerically stable primitives shared by activations, losses and the training loop.
+
+Every function keeps the input's floating dtype (float32 in, float32 out) and never evaluates
+``exp`` of a large positive number:
+
+- :func:`sigmoid` uses :math:`\sigma(x) = e^{-\log(1 + e^{-x})}`, i.e. ``exp(-logaddexp(0, -x))``,
+  which is exact to rounding and finite for any finite ``x``;
+- :func:`log_sigmoid` is :math:`\log \sigma(x) = -\operatorname{softplus}(-x)`;
+- :func:`logsumexp`, :func:`softmax` and :func:`log_softmax` shift by the row maximum.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["log_sigmoid", "log_softmax", "logsumexp", "sigmoid", "softmax", "softplus"]
+
+
+def softplus(x: np.ndarray) -> np.ndarray:
+    r""":math:`\operatorname{softplus}(x) = \log(1 + e^{x})`, as ``logaddexp(0, x)``."""
+    return np.logaddexp(0.0, x)
+
+
+def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    r""":math:`\sigma(x) = 1 / (1 + e^{-x})` without overflow: ``exp(-logaddexp(0, -x))``."""
+    out = np.negative(x, out=out)
+    np.logaddexp(0.0, out, out=out)
+    np.negative(out, out=out)
+    return np.exp(out, out=out)
+
+
+def log_sigmoid(x: np.ndarray) -> np.ndarray:
+    r""":math:`\log\sigma(x) = -\log(1 + e^{-x})`, as ``-logaddexp(0, -x)``."""
+    return -np.logaddexp(0.0, -x)
+
+
+def logsumexp(x: np.ndarray, axis: int = -1, keepdims: bool = False) -> np.ndarray:
+    r""":math:`\log\sum_k e^{x_k}`, shifted by the maximum so that no term overflows."""
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0).astype(x.dtype, copy=False)
+    s = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return s if keepdims else np.squeeze(s, axis=axis)
+
+
+def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    r""":math:`\log\operatorname{softmax}(x)_k = x_k - \log\sum_j e^{x_j}` (max-shifted)."""
+    return x - logsumexp(x, axis=axis, keepdims=True)
+
+
+def softmax(x: np.ndarray, axis: int = -1, out: np.ndarray | None = None) -> np.ndarray:
+    r""":math:`\operatorname{softmax}(x)_k = e^{x_k - \max x} / \sum_j e^{x_j - \max x}`."""
+    out = np.subtract(x, np.max(x, axis=axis, keepdims=True), out=out)
+    np.exp(out, out=out)
+    out /= np.sum(out, axis=axis, keepdims=True)
+    return out

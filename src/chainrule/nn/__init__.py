@@ -1,0 +1,9 @@
+"""Neural-network building blocks: activations, layers and models (NumPy only).
+
+``chainrule.nn.get("tanh")`` returns a fresh activation by name; ``ACTIVATIONS`` is the registry.
+"""
+
+from chainrule.nn.activations import *  # noqa: F403
+from chainrule.nn.activations import __all__ as _activation_names
+
+__all__ = [*_activation_names]
