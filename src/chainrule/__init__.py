@@ -17,10 +17,10 @@ _LAZY = {
     "losses": ("chainrule.losses", None),
     "optim": ("chainrule.optim", None),
     "data": ("chainrule.data", None),
-    "load": ("chainrule.io", "load"),
-    "derive": ("chainrule.derive", "derive"),
-    "gradcheck": ("chainrule.gradcheck", "gradcheck"),
-    "check_model": ("chainrule.gradcheck", "check_model"),
+    "load": ("chainrule.nn.model", "load"),
+    "derive": ("chainrule.derivation", "derive"),
+    "gradcheck": ("chainrule.gradient_check", "gradcheck"),
+    "check_model": ("chainrule.gradient_check", "check_model"),
 }
 
 __all__ = ["__version__", *_LAZY]

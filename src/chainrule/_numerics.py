@@ -3,8 +3,7 @@ r"""Numerically stable primitives shared by activations, losses and the training
 Every function keeps the input's floating dtype (float32 in, float32 out) and never evaluates
 ``exp`` of a large positive number:
 
-- :func:`sigmoid` uses :math:`\sigma(x) = e^{-\log(1 + e^{-x})}`, i.e. ``exp(-logaddexp(0, -x))``,
-  which is exact to rounding and finite for any finite ``x``;
+- :func:`sigmoid` evaluates ``exp`` only at :math:`-|x|`;
 - :func:`log_sigmoid` is :math:`\log \sigma(x) = -\operatorname{softplus}(-x)`;
 - :func:`logsumexp`, :func:`softmax` and :func:`log_softmax` shift by the row maximum.
 """
@@ -22,11 +21,18 @@ def softplus(x: np.ndarray) -> np.ndarray:
 
 
 def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    r""":math:`\sigma(x) = 1 / (1 + e^{-x})` without overflow: ``exp(-logaddexp(0, -x))``."""
-    out = np.negative(x, out=out)
-    np.logaddexp(0.0, out, out=out)
-    np.negative(out, out=out)
-    return np.exp(out, out=out)
+    r""":math:`\sigma(x) = 1 / (1 + e^{-x})` without overflow.
+
+    With :math:`e = e^{-|x|} \in (0, 1]`: :math:`\sigma(x) = 1/(1 + e)` for :math:`x \ge 0` and
+    :math:`e/(1 + e)` for :math:`x < 0`, so ``exp`` never sees a positive argument.
+    """
+    positive = x >= 0  # taken first: ``out`` may be ``x`` itself
+    e = np.abs(x, out=out)
+    np.negative(e, out=e)
+    np.exp(e, out=e)
+    denom = e + 1.0
+    np.divide(np.where(positive, 1.0, e), denom, out=e)
+    return e
 
 
 def log_sigmoid(x: np.ndarray) -> np.ndarray:

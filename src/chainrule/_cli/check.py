@@ -1,11 +1,115 @@
-"""`chainrule check`: placeholder until its issue lands."""
+"""`chainrule check`: check a hand-derived derivative and say what is wrong with it.
+
+    chainrule check --loss bce --wrt yhat "-(y/yhat + (1-y)/(1-yhat))"
+
+prints one paragraph (or JSON with ``--format json``) and exits 1 when the formula is wrong,
+0 when it is right. SymPy is imported in :func:`run` only.
+"""
 
 from __future__ import annotations
 
+import argparse
+import shutil
+import textwrap
+
+_FORMULA_CHARS = set("()/*+^ .0123456789")
+
+
+class _FormulaArgumentParser(argparse.ArgumentParser):
+    """Reads a formula that starts with a minus, "-(y/yhat+...)", as the positional argument.
+
+    argparse takes any argument that starts with "-" for an option unless it contains a space
+    or is a plain negative number; no option of ``check`` contains a bracket, a slash or a digit
+    after its dash, so such an argument can only be the formula.
+    """
+
+    def _parse_optional(self, arg_string):
+        if (
+            arg_string.startswith("-")
+            and not arg_string.startswith("--")
+            and len(arg_string) > 1
+            and arg_string not in self._option_string_actions
+            and (arg_string[1] in _FORMULA_CHARS or set(arg_string[2:]) & _FORMULA_CHARS)
+        ):
+            return None
+        return super()._parse_optional(arg_string)
+
 
 def register(subparsers) -> None:
-    subparsers.add_parser("check", help="(not yet implemented)")
+    parser = subparsers.add_parser(
+        "check",
+        help="check a hand-derived derivative and say which term or factor is wrong",
+        description=(
+            "Check a hand-derived derivative against SymPy and, when it is wrong, say which "
+            "term has the wrong sign, which factor is missing or extra, and the rule that "
+            "gives the right one. Exit status 1 when the formula is wrong, 0 when it is right."
+        ),
+        epilog=(
+            "symbols: yhat (prediction), y (target), z (pre-activation), x, w, p (probability), "
+            "t (one-hot target), m (batch size). Examples: "
+            "chainrule check --loss bce \"-(y/yhat + (1-y)/(1-yhat))\"; "
+            "chainrule check --loss bce --activation tanh \"(yhat + 1)*(yhat - y)/yhat\"; "
+            "chainrule check --function \"x*sigmoid(x)\" \"sigmoid(x)*(1 + x*(1 - sigmoid(x)))\""
+        ),
+    )
+    parser.__class__ = _FormulaArgumentParser
+    parser.add_argument("formula", help='the derivative, e.g. "-(y/yhat - (1-y)/(1-yhat))"')
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--loss", metavar="NAME",
+                      help="the loss differentiated: mse, bce, ce, huber, bce_with_logits")
+    what.add_argument("--function", metavar="EXPR",
+                      help='any expression instead of a loss, e.g. "x*sigmoid(x)"')
+    parser.add_argument(
+        "--activation", metavar="NAME",
+        help="check dE/dz, with yhat standing for this activation of z (sigmoid, tanh, ...); "
+             "alone, check the activation's own derivative",
+    )
+    parser.add_argument("--wrt", metavar="VAR",
+                        help="the variable (default: yhat, or p; z with --activation)")
+    parser.add_argument("--mean", action="store_true",
+                        help="the loss is the mean over m examples (the derivative has 1/m)")
+    parser.add_argument("--half", action="store_true",
+                        help="with --loss mse: the loss is (yhat - y)^2/2")
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        help="output format (default: text)")
 
 
 def run(args) -> int:
-    raise NotImplementedError("chainrule check is not implemented yet")
+    from chainrule.gradient_check.symbolic import check_formula
+
+    result = check_formula(
+        args.formula,
+        loss=args.loss,
+        function=args.function,
+        activation=args.activation,
+        wrt=args.wrt,
+        mean=args.mean,
+        half=args.half,
+    )
+    if args.format == "json":
+        print(result.to_json())
+    else:
+        width = min(max(shutil.get_terminal_size((100, 24)).columns, 40), 100)
+        print(fill(result.paragraph, width))
+    return 0 if result.correct else 1
+
+
+_NBSP = "\u00a0"
+
+
+def fill(paragraph: str, width: int) -> str:
+    """Wrap ``paragraph`` without breaking a formula inside its brackets: "(1 - yhat)" stays
+    on one line (the spaces around an operator within brackets do not break)."""
+    chars = list(paragraph)
+    depth = 0
+    for i, ch in enumerate(chars):
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == " " and depth > 0:
+            before = chars[i - 1] if i else ""
+            after = chars[i + 1] if i + 1 < len(chars) else ""
+            if before in "+-·/=*" or after in "+-·/=*":
+                chars[i] = _NBSP
+    wrapped = textwrap.fill("".join(chars), width=width, break_long_words=False,
+                            break_on_hyphens=False)
+    return wrapped.replace(_NBSP, " ")

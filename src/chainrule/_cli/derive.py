@@ -1,11 +1,70 @@
-"""`chainrule derive`: placeholder until its issue lands."""
+"""`chainrule derive`: a derivative step by step, simplified and checked, with warnings.
+
+Examples::
+
+    chainrule derive sigmoid --method quotient
+    chainrule derive "x * sigmoid(x)"
+    chainrule derive --activation tanh --loss bce --weights
+    chainrule derive --activation softmax --loss ce --format json
+"""
 
 from __future__ import annotations
 
+import sys
+
+FORMATS = ("text", "latex", "markdown", "json")
+
 
 def register(subparsers) -> None:
-    subparsers.add_parser("derive", help="(not yet implemented)")
+    p = subparsers.add_parser(
+        "derive",
+        help="derive an activation, a loss, a formula or their composition step by step",
+        description=(
+            "Derive step by step (sum, product, quotient, chain rules...), simplify, check the "
+            "answer against SymPy, and flag singular points and domain conflicts. Symbols: x or "
+            "z (input), yhat (an activation's output), y (target), w (weight), p and t (softmax "
+            "+ cross-entropy), eta, alpha, m."
+        ),
+    )
+    p.add_argument("expression", nargs="?",
+                   help="an activation (sigmoid), a loss (bce) or a formula ('x*sigmoid(x)')")
+    p.add_argument("--activation", help="an activation name, e.g. tanh")
+    p.add_argument("--loss", help="a loss name, e.g. bce; with --activation: dE/dz")
+    p.add_argument("--weights", action="store_true",
+                   help="continue through z = w*x to dE/dw and the step Δw = -eta*dE/dw")
+    p.add_argument("--method", choices=("quotient", "chain"),
+                   help="differentiate fractions by the quotient rule or the chain rule")
+    p.add_argument("--half", action="store_true",
+                   help="with --loss mse: the squared error with a factor 1/2")
+    p.add_argument("--wrt", help="the variable of a formula (default: x, then z, yhat, p, w)")
+    p.add_argument("--format", choices=FORMATS, default="text",
+                   help="output format (default: %(default)s)")
 
 
 def run(args) -> int:
-    raise NotImplementedError("chainrule derive is not implemented yet")
+    from chainrule.derivation import derive
+
+    if args.expression is None and args.activation is None and args.loss is None:
+        raise ValueError(
+            "nothing to derive: give an expression (chainrule derive sigmoid) or "
+            "--activation/--loss (chainrule derive --activation tanh --loss bce)"
+        )
+    result = derive(
+        args.expression,
+        activation=args.activation,
+        loss=args.loss,
+        weights=args.weights,
+        method=args.method,
+        half=args.half,
+        wrt=args.wrt,
+    )
+    if args.format == "json":
+        text = result.to_json()
+    elif args.format == "latex":
+        text = result.to_latex()
+    elif args.format == "markdown":
+        text = result.to_markdown()
+    else:
+        text = result.to_text()
+    sys.stdout.write(text.rstrip("\n") + "\n")
+    return 0

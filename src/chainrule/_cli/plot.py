@@ -1,11 +1,30 @@
-"""`chainrule plot`: placeholder until its issue lands."""
+"""`chainrule plot`: activations (or formulas) and their derivatives on one figure (PNG)."""
 
 from __future__ import annotations
 
 
 def register(subparsers) -> None:
-    subparsers.add_parser("plot", help="(not yet implemented)")
+    p = subparsers.add_parser(
+        "plot",
+        help="plot activations or formulas and their derivatives to a PNG",
+        description=(
+            "Draw each function (solid) and its derivative (dashed) on one figure, with both "
+            "formulas in the legend. Example: chainrule plot sigmoid tanh --out act.png"
+        ),
+    )
+    p.add_argument("functions", nargs="+",
+                   help="activation names (sigmoid, tanh, relu, ...) or formulas in x")
+    p.add_argument("--out", default="activations.png", help="PNG file (default: %(default)s)")
+    p.add_argument("--range", nargs=2, type=float, default=(-5.0, 5.0), metavar=("LOW", "HIGH"),
+                   help="the x range (default: -5 5)")
+    p.add_argument("--no-derivative", action="store_true", help="draw the functions only")
 
 
 def run(args) -> int:
-    raise NotImplementedError("chainrule plot is not implemented yet")
+    from chainrule.derivation.plot import plot_functions
+
+    path = plot_functions(
+        args.functions, args.out, x_range=tuple(args.range), derivative=not args.no_derivative
+    )
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,85 @@
+"""How long `derive` takes: every built-in activation (budget: 2 s each) and the compositions.
+
+Each derivation runs cold: the engine's caches (derivations, simplifications, equality checks)
+and SymPy's own caches are cleared before every call, so the figure is what a first
+`chainrule derive NAME` pays after SymPy is imported. SymPy's own import is timed separately.
+Printed: the best of ``--repeats`` runs per item and whether it is within the budget.
+
+    uv run python benchmarks/bench_derive.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+BUDGET_S = 2.0
+COMPOSITIONS = [
+    ("sigmoid", "bce", False, False),
+    ("tanh", "bce", False, True),
+    ("identity", "mse", True, False),
+    ("softmax", "ce", False, False),
+    ("relu", "bce", False, False),
+    ("gelu", "mse", True, True),
+]
+
+
+def _clear_caches() -> None:
+    from sympy.core.cache import clear_cache
+
+    from chainrule.derivation import api, custom, simplify
+
+    clear_cache()  # SymPy's own memo tables too: every run starts cold
+    api._derive_cached.cache_clear()
+    simplify.tidy.cache_clear()
+    simplify.equivalent.cache_clear()
+    custom._compile.cache_clear()
+
+
+def _best(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        _clear_caches()
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    start = time.perf_counter()
+    import sympy  # noqa: F401
+
+    from chainrule.derivation import derive
+    from chainrule.derivation.library import activation_names
+
+    print(f"import sympy + chainrule.derivation: {time.perf_counter() - start:.2f} s")
+    start = time.perf_counter()
+    derive("sigmoid")  # the first call also loads SymPy's solvers and printers
+    print(f"first derive('sigmoid') in a fresh process: {time.perf_counter() - start:.2f} s\n")
+    print(f"{'activation':<14}{'quotient/default':>18}{'chain':>10}   within {BUDGET_S:.0f} s")
+    worst = 0.0
+    for name in activation_names():
+        t_default = _best(lambda n=name: derive(n), args.repeats)
+        t_chain = _best(lambda n=name: derive(n, method="chain"), args.repeats)
+        worst = max(worst, t_default, t_chain)
+        ok = "yes" if max(t_default, t_chain) < BUDGET_S else "NO"
+        print(f"{name:<14}{t_default:>16.3f} s{t_chain:>8.3f} s   {ok}")
+
+    print(f"\n{'composition':<30}{'time':>10}")
+    for act, loss, half, weights in COMPOSITIONS:
+        label = f"{act} + {loss}{' (half)' if half else ''}{' + weights' if weights else ''}"
+        t = _best(lambda a=act, lo=loss, h=half, w=weights: derive(
+            activation=a, loss=lo, half=h, weights=w), args.repeats)
+        print(f"{label:<30}{t:>8.3f} s")
+    print(f"\nslowest activation: {worst:.3f} s (budget {BUDGET_S:.0f} s)")
+    return 0 if worst < BUDGET_S else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

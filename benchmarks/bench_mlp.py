@@ -1,0 +1,190 @@
+"""Training speed: chainrule against PyTorch and scikit-learn, interleaved in one process.
+
+MLP 784-256-128-10 (ReLU, softmax + cross-entropy), float32, one epoch of MNIST's 60,000
+training images, plain SGD. Every framework starts from the same weights and sees the same
+batches in the same order. Printed: the median epoch time over the repeats, samples per second,
+and ratios. Also: the eight matrix products of an epoch alone (chainrule's floor), and the time of
+``import chainrule`` beside ``import torch``.
+
+Run by hand (PyTorch is not a project dependency):
+
+    uv pip install --find-links /opt/wheels torch==2.13.0   # or: pip install torch==2.13.0
+    uv run python benchmarks/bench_mlp.py [--repeats 5] [--skip-sklearn]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parent.parent / "shared" / "data" / "mnist"
+SIZES = [784, 256, 128, 10]
+
+
+def load_mnist():
+    images = DATA / "train-images-idx3-ubyte.gz"
+    labels = DATA / "train-labels-idx1-ubyte.gz"
+    if not images.exists():
+        sys.exit(f"MNIST not found at {DATA}; this benchmark needs ../shared/data/mnist")
+    X = np.frombuffer(gzip.open(images).read(), np.uint8, offset=16).reshape(-1, 784)
+    y = np.frombuffer(gzip.open(labels).read(), np.uint8, offset=8).astype(np.int64)
+    return (X.astype(np.float32) / 255.0), y
+
+
+def chainrule_epoch(model, opt, X, y, order, batch):
+    from chainrule import losses
+    from chainrule.training import _Trainer
+
+    trainer = _Trainer(model, losses.CrossEntropy(), opt)
+    xb = np.empty((batch, X.shape[1]), np.float32)
+    yb = np.empty(batch, np.int64)
+    model.train()
+    t = time.perf_counter()
+    for i in range(0, len(order) - batch + 1, batch):
+        idx = order[i:i + batch]
+        np.take(X, idx, axis=0, out=xb)
+        np.take(y, idx, axis=0, out=yb)
+        trainer.step(xb, yb)
+    return time.perf_counter() - t
+
+
+def chainrule_fit_epoch(model, X, y, batch, lr):
+    """The public API, model.fit, for one epoch (includes its own shuffling and checks)."""
+    t = time.perf_counter()
+    model.fit(X, y, loss="ce", optimizer="sgd", lr=lr, epochs=1, batch_size=batch, verbose=0,
+              seed=0)
+    return time.perf_counter() - t
+
+
+def torch_epoch(net, opt, Xt, yt, order, batch):
+    import torch
+
+    lossf = torch.nn.CrossEntropyLoss()
+    order_t = torch.from_numpy(order)
+    t = time.perf_counter()
+    for i in range(0, len(order) - batch + 1, batch):
+        idx = order_t[i:i + batch]
+        xb, yb = Xt[idx], yt[idx]
+        opt.zero_grad(set_to_none=True)
+        loss = lossf(net(xb), yb)
+        loss.backward()
+        opt.step()
+    return time.perf_counter() - t
+
+
+def sklearn_epoch(clf, X, y, order, batch):
+    t = time.perf_counter()
+    clf.partial_fit(X[order], y[order], classes=np.arange(10))
+    return time.perf_counter() - t
+
+
+def matmuls_alone(model, X, batch):
+    """The eight products of one epoch: 3 forward, 3 dW, 2 dX (the first layer needs no dX)."""
+    Ws = [layer.W for layer in model.dense_layers]
+    xb = np.ascontiguousarray(X[:batch])
+    hs = [xb]
+    for W in Ws:
+        hs.append(hs[-1] @ W)
+    t = time.perf_counter()
+    for _ in range(len(X) // batch):
+        h1 = xb @ Ws[0]
+        h2 = h1 @ Ws[1]
+        out = h2 @ Ws[2]
+        _ = h2.T @ out
+        d2 = out @ Ws[2].T
+        _ = h1.T @ d2
+        d1 = d2 @ Ws[1].T
+        _ = xb.T @ d1
+    return time.perf_counter() - t
+
+
+def import_time(module: str, repeats: int = 5) -> float:
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    times = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                  check=True).stdout) for _ in range(repeats)]
+    return statistics.median(times)
+
+
+def run(batch: int, threads: int, repeats: int, lr: float, skip_sklearn: bool, X, y) -> dict:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from chainrule import optim
+    from chainrule.nn import mlp
+
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    model = mlp(SIZES, activation="relu", output="softmax", seed=0)
+    net = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 128),
+                              torch.nn.ReLU(), torch.nn.Linear(128, 10))
+    with torch.no_grad():
+        for lin, dense in zip([net[0], net[2], net[4]], model.dense_layers, strict=True):
+            lin.weight.copy_(torch.from_numpy(dense.W.T.copy()))
+            lin.bias.copy_(torch.from_numpy(dense.b))
+    opt = optim.SGD(lr=lr)
+    topt = torch.optim.SGD(net.parameters(), lr=lr)
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    clf = None
+    if not skip_sklearn:
+        from sklearn.neural_network import MLPClassifier
+
+        clf = MLPClassifier(hidden_layer_sizes=(256, 128), solver="sgd", momentum=0.0,
+                            learning_rate_init=lr, batch_size=batch, alpha=0.0, shuffle=False,
+                            random_state=0)
+    times = {"chainrule": [], "chainrule_fit": [], "torch": [], "sklearn": [], "matmuls": []}
+    fit_model = mlp(SIZES, activation="relu", output="softmax", seed=0)
+    with threadpool_limits(threads):
+        for _ in range(repeats):
+            order = rng.permutation(len(X))
+            times["chainrule"].append(chainrule_epoch(model, opt, X, y, order, batch))
+            times["torch"].append(torch_epoch(net, topt, Xt, yt, order, batch))
+            times["chainrule_fit"].append(chainrule_fit_epoch(fit_model, X, y, batch, lr))
+            if clf is not None:
+                times["sklearn"].append(sklearn_epoch(clf, X, y, order, batch))
+            times["matmuls"].append(matmuls_alone(model, X, batch))
+    return {k: statistics.median(v) for k, v in times.items() if v}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--skip-sklearn", action="store_true")
+    args = parser.parse_args(argv)
+
+    X, y = load_mnist()
+    import torch
+
+    print(f"MLP {'-'.join(map(str, SIZES))}, float32, SGD, one epoch of {len(X):,} MNIST samples; "
+          f"median of {args.repeats}, interleaved. torch {torch.__version__}, numpy {np.__version__}")
+    header = (f"{'setting':<22}{'chainrule':>11}{'(fit)':>9}{'torch':>9}{'sklearn':>9}"
+              f"{'matmuls':>9}{'vs torch':>10}{'vs sklearn':>11}{'vs matmuls':>11}")
+    print(header)
+    for batch, threads in ((128, 1), (1024, 2)):
+        r = run(batch, threads, args.repeats, args.lr, args.skip_sklearn, X, y)
+        sk = r.get("sklearn")
+        sk_time = f"{sk:.3f}s" if sk else "-"
+        sk_ratio = f"{sk / r['chainrule']:.2f}x" if sk else "-"
+        setting = f"batch {batch}, {threads} thread(s)"
+        print(f"{setting:<22}{r['chainrule']:>10.3f}s{r['chainrule_fit']:>8.3f}s"
+              f"{r['torch']:>8.3f}s{sk_time:>9}{r['matmuls']:>8.3f}s"
+              f"{r['torch'] / r['chainrule']:>9.2f}x{sk_ratio:>11}"
+              f"{r['chainrule'] / r['matmuls']:>10.2f}x")
+    print(f"samples/s at batch 128: see the table (60,000 / time). "
+          f"'vs torch' and 'vs sklearn' are speed-ups (>1 is faster); 'vs matmuls' is "
+          f"chainrule's epoch over its matmuls alone.")
+    t_cr = import_time("chainrule")
+    t_torch = import_time("torch")
+    print(f"import chainrule: {t_cr * 1000:.0f} ms   import torch: {t_torch * 1000:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+r"""The derivation engine: derivatives step by step, simplified, checked, with domains flagged.
+
+SymPy is imported by this package only, never by the core, so ``import chainrule`` stays fast.
+
+- :func:`derive` (in :mod:`chainrule.derivation.api`) derives a formula, a built-in activation
+  or an activation + loss composition and returns a :class:`Derivation`;
+- :mod:`~chainrule.derivation.parser` turns user text into SymPy through a whitelist;
+- :mod:`~chainrule.derivation.library` holds the built-in activations and losses;
+- :mod:`~chainrule.derivation.rules` builds the tree of steps;
+- :mod:`~chainrule.derivation.compose` chains an activation and a loss;
+- :mod:`~chainrule.derivation.domain` finds singular points and domain conflicts;
+- :mod:`~chainrule.derivation.render` writes text, LaTeX, Markdown and JSON;
+- :mod:`~chainrule.derivation.custom` compiles a formula into an activation layer;
+- :mod:`~chainrule.derivation.plot` draws functions with their derivatives.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__all__ = ["Derivation", "FormulaError", "Step", "activation_from_formula", "derive",
+           "parse_expression"]
+
+_LAZY = {
+    "derive": "chainrule.derivation.api",
+    "Derivation": "chainrule.derivation.api",
+    "Step": "chainrule.derivation.rules",
+    "FormulaError": "chainrule.derivation.parser",
+    "parse_expression": "chainrule.derivation.parser",
+    "activation_from_formula": "chainrule.derivation.custom",
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'chainrule.derivation' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,301 @@
+r"""``derive``: one entry point for formulas, built-in activations, losses and compositions.
+
+>>> from chainrule.derivation import derive
+>>> derive("sigmoid").to_dict()["result_output_form"]
+'yhat*(1 - yhat)'
+>>> derive(activation="tanh", loss="bce").to_dict()["result"]
+'(1 + yhat)*(yhat - y)/yhat'
+
+Every result is checked against ``sympy.diff`` before it is returned; a disagreement raises
+``RuntimeError`` instead of printing a wrong answer.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+
+import sympy
+
+from chainrule.derivation import domain, library
+from chainrule.derivation.compose import compose
+from chainrule.derivation.parser import FormulaError, parse_expression
+from chainrule.derivation.printing import to_text
+from chainrule.derivation.result import Derivation
+from chainrule.derivation.rules import METHODS, Step, differentiate
+from chainrule.derivation.simplify import elementary, equivalent, tidy
+from chainrule.derivation.symbols import SYMBOLS, p, t, x, y, yhat, z
+
+__all__ = ["Derivation", "derive"]
+
+_WRT_ORDER = ("x", "z", "yhat", "p", "w", "y", "t")
+
+
+def derive(
+    expression: str | None = None,
+    *,
+    activation: str | None = None,
+    loss: str | None = None,
+    weights: bool = False,
+    method: str | None = None,
+    half: bool = False,
+    wrt: str | None = None,
+) -> Derivation:
+    r"""Derive step by step, simplify, check against SymPy and flag singular points.
+
+    Parameters
+    ----------
+    expression:
+        A built-in activation (``"sigmoid"``), a loss (``"bce"``) or a formula
+        (``"x*sigmoid(x)"``) in the documented symbols ``x, z, yhat, y, w, p, t, eta, alpha, m``.
+    activation, loss:
+        Instead of ``expression``: an activation, a loss, or both for the composition
+        :math:`\partial E/\partial z` of the loss of the activation's output.
+    weights:
+        For a composition, continue through :math:`z = w x` to :math:`\partial E/\partial w`
+        and the gradient-descent step :math:`\Delta w = -\eta\,\partial E/\partial w`.
+    method:
+        ``"quotient"`` or ``"chain"`` for fractions such as the sigmoid (seed 001 shows both);
+        None uses the quotient rule.
+    half:
+        With ``loss="mse"``: the squared error with a factor 1/2, whose gradient has no 2.
+    wrt:
+        The variable of a formula; by default the first of x, z, yhat, p, w, y, t it uses.
+
+    Returns
+    -------
+    Derivation
+        ``.steps``, ``.result``, ``.result_input_form``, ``.singularities``, ``.warnings``,
+        and ``.to_dict()``, ``.to_text()``, ``.to_latex()``, ``.to_markdown()``.
+
+    Raises
+    ------
+    FormulaError
+        For a formula the whitelist parser refuses (a subclass of ``ValueError``).
+    ValueError
+        For unknown names or inconsistent arguments.
+    """
+    if method not in (None, *METHODS):
+        raise ValueError(f"method must be 'quotient' or 'chain' (or None); got {method!r}")
+    if expression is not None and (activation is not None or loss is not None):
+        raise ValueError(
+            "give either an expression or activation=/loss=, not both; "
+            f"got expression={expression!r}, activation={activation!r}, loss={loss!r}"
+        )
+    if expression is None and activation is None and loss is None:
+        raise ValueError("nothing to derive: give an expression, an activation or a loss")
+    if weights and (activation is None or loss is None):
+        raise ValueError("weights=True needs both activation= and loss= (a composition)")
+    if wrt is not None and wrt not in SYMBOLS:
+        raise ValueError(f"wrt must be one of {', '.join(SYMBOLS)}; got {wrt!r}")
+    if expression is not None and not isinstance(expression, str):
+        raise FormulaError(f"expression must be a string; got {type(expression).__name__}")
+    result = _derive_cached(
+        None if expression is None else expression.strip(),
+        activation, loss, bool(weights), method, bool(half), wrt,
+    )
+    return copy.deepcopy(result)
+
+
+@functools.lru_cache(maxsize=128)
+def _derive_cached(expression, activation, loss, weights, method, half, wrt) -> Derivation:
+    if expression is not None:
+        name = _as_name(expression)
+        if name in library.ACTIVATION_INFO or name in ("softmax", "log_softmax"):
+            activation = name
+        elif name in library.LOSS_INFO:
+            loss = name
+        else:
+            return derive_formula(parse_expression(expression), wrt, method, text=expression)
+    if activation is not None and loss is not None:
+        return compose(activation, loss, weights=weights, half=half, method=method)
+    if activation is not None:
+        return derive_activation(activation, method)
+    return derive_loss(loss, half=half, method=method)
+
+
+def _as_name(text: str) -> str | None:
+    key = text.strip().lower().replace("-", "_")
+    if not key.isidentifier():
+        return None
+    for canon in (library.canonical_activation, library.canonical_loss):
+        try:
+            return canon(key)
+        except ValueError:
+            continue
+    return None
+
+
+def derive_activation(name: str, method: str | None = None) -> Derivation:
+    """Derive a built-in activation from its definition, and give f' in terms of its output."""
+    act = library.canonical_activation(name)
+    if act in ("softmax", "log_softmax"):
+        raise ValueError(
+            f"{act} maps a vector to a vector; its useful derivative is with its loss: "
+            "derive(activation='softmax', loss='ce') gives p - t"
+        )
+    f = library.activation_expr(act, x)
+    start = library.activation_definition(act, x)
+    if act == "tanh" and method == "quotient":  # seed 003: tanh = sinh/cosh
+        start = sympy.sinh(x) / sympy.cosh(x)
+    steps: list[Step] = []
+    if start != f:
+        steps.append(Step("definition", f, start, None, "by definition, {f} = {g}",
+                          {"f": f, "g": start}, kind="equal", title="Definition"))
+    tree = differentiate(start, x, method)
+    tree.title = "Differentiate"
+    steps.append(tree)
+    simplified = tidy(tree.after)
+    if simplified != tree.after:
+        steps.append(Step("simplify", tree.after, simplified, None, "simplify: {a} = {b}",
+                          {"a": tree.after, "b": simplified}, kind="equal", title="Simplify"))
+    _check(simplified, start, x, f"{act}'")
+    out = library.output_derivative(act, yhat)
+    if out is not None:
+        if not equivalent(out, simplified, ((yhat, f),)):
+            raise RuntimeError(f"internal error: the output form of {act}' disagrees")
+        in_f = out.subs(yhat, f)
+        steps.append(Step(
+            "output form", simplified, out, None,
+            "backprop reuses the forward output {yhat} = {f}: the derivative is {b}",
+            {"yhat": yhat, "f": f, "a": simplified, "b": in_f, "c": out},
+            kind="equal", given={yhat: f}, title="In terms of the output",
+        ))
+    singularities, warnings = _single_findings(f, simplified, x)
+    if act == "binary_step":
+        warnings.append(
+            "The binary step's derivative is 0 wherever it exists, so no gradient flows "
+            "through it: gradient descent cannot train a layer behind it. Use a sigmoid."
+        )
+    return Derivation(
+        kind="activation", title=f"d/dx {to_text(f)} ({act})", var=x, function=f, steps=steps,
+        result=simplified, result_input_form=simplified, result_output_form=out,
+        singularities=singularities, warnings=warnings, method=method,
+    )
+
+
+def derive_loss(name: str, *, half: bool = False, method: str | None = None) -> Derivation:
+    """Derive a loss by its prediction (``yhat``; ``p`` for ``ce``; ``z`` for logits)."""
+    lss = library.canonical_loss(name)
+    info = library.LOSS_INFO[lss]
+    if lss == "ce_with_logits":
+        return compose("softmax", "ce")
+    pred, target = (p, t) if lss == "ce" else (z if info.on_logits else yhat, y)
+    E = library.loss_expr(lss, pred, target, half=half)
+    tree = differentiate(E, pred, method)
+    tree.title = f"dE/d{pred}"
+    steps = [Step("given", None, None, None, "the loss E = {E}", {"E": E}, kind="note",
+                  title="Setup"), tree]
+    simplified = tidy(tree.after)
+    if simplified != tree.after:
+        steps.append(Step("simplify", tree.after, simplified, None, "simplify: {a} = {b}",
+                          {"a": tree.after, "b": simplified}, kind="equal", title="Simplify"))
+    _check(simplified, E, pred, f"d{lss}/d{pred}")
+    singularities, warnings = [], []
+    for point in domain.singular_points(simplified, pred):
+        singularities.append(domain.Singularity(pred, point, "division by zero", simplified))
+    if singularities:
+        where = " and ".join(f"{pred} = {to_text(s.value)}" for s in singularities)
+        warnings.append(
+            f"dE/d{pred} = {to_text(simplified)} divides by zero at {where}, the ends of "
+            f"{lss}'s domain {_interval(info.domain)}: keep predictions strictly inside it "
+            "(a sigmoid output does), or use the with-logits form on raw scores."
+        )
+    return Derivation(
+        kind="loss", title=f"dE/d{pred} for {lss}", var=pred, function=E, steps=steps,
+        result=simplified, result_input_form=simplified, singularities=singularities,
+        warnings=warnings, method=method,
+    )
+
+
+def derive_formula(
+    expr: sympy.Expr, wrt: str | None = None, method: str | None = None, text: str = ""
+) -> Derivation:
+    """Derive a parsed formula with respect to ``wrt`` (or its first documented variable)."""
+    var = _choose_variable(expr, wrt)
+    tree = differentiate(expr, var, method)
+    tree.title = "Differentiate"
+    steps = [tree]
+    simplified = tidy(tree.after)
+    if simplified != tree.after:
+        steps.append(Step("simplify", tree.after, simplified, None, "simplify: {a} = {b}",
+                          {"a": tree.after, "b": simplified}, kind="equal", title="Simplify"))
+    _check(simplified, expr, var, f"d/d{var} {text or expr}")
+    out = None
+    for name in library.ACTIVATION_INFO:
+        if library.activation_expr(name, var) == expr:
+            out = library.output_derivative(name, yhat)
+            if out is not None:
+                steps.append(Step(
+                    "output form", simplified, out, None,
+                    "with {yhat} = {f}, the derivative is {c}",
+                    {"yhat": yhat, "f": expr, "c": out}, kind="equal", given={yhat: expr},
+                    title="In terms of the output",
+                ))
+            break
+    singularities, warnings = _single_findings(expr, simplified, var)
+    return Derivation(
+        kind="function", title=f"d/d{var} {to_text(expr)}", var=var, function=expr, steps=steps,
+        result=simplified, result_input_form=simplified, result_output_form=out,
+        singularities=singularities, warnings=warnings, method=method,
+    )
+
+
+def _choose_variable(expr: sympy.Expr, wrt: str | None) -> sympy.Symbol:
+    if wrt is not None:
+        return SYMBOLS[wrt]
+    names = {s.name for s in expr.free_symbols}
+    for name in _WRT_ORDER:
+        if name in names:
+            return SYMBOLS[name]
+    return x
+
+
+def _check(result: sympy.Expr, f: sympy.Expr, var: sympy.Symbol, what: str) -> None:
+    """Refuse to return a derivative that ``sympy.diff`` disagrees with."""
+    truth = sympy.diff(elementary(f), var)
+    if not equivalent(result, truth):
+        raise RuntimeError(
+            f"internal error: the derived {what} = {result} disagrees with sympy.diff ({truth}); "
+            "please report this formula"
+        )
+
+
+def _single_findings(f: sympy.Expr, df: sympy.Expr, var: sympy.Symbol):
+    singularities: list[domain.Singularity] = []
+    warnings: list[str] = []
+    for point in domain.singular_points(df, var):
+        singularities.append(domain.Singularity(var, point, "division by zero", df))
+    for point, left, right, jumps in domain.corners(f, df, var):
+        note = (
+            f"the function jumps at {var} = {to_text(point)}, so it has no derivative there"
+            if jumps else
+            f"the derivative is {to_text(left)} on the left and {to_text(right)} on the right, "
+            f"so it is undefined at {var} = {to_text(point)}"
+        )
+        singularities.append(domain.Singularity(var, point, "corner", f, None, note))
+        warnings.append(
+            f"Corner at {var} = {to_text(point)}: {note}; backpropagation uses one of the "
+            "one-sided values there by convention."
+        )
+    for s in singularities:
+        if s.kind == "division by zero":
+            warnings.append(f"Singular point: {s.describe()}.")
+    for lg in f.atoms(sympy.log):
+        if lg.args[0].is_positive is not True:
+            warnings.append(f"Domain: {to_text(lg)} is defined only where "
+                            f"{to_text(lg.args[0])} > 0.")
+    for pw in f.atoms(sympy.Pow):
+        if pw.exp.is_Rational and not pw.exp.is_Integer and pw.base.is_nonnegative is not True:
+            warnings.append(f"Domain: {to_text(pw)} is real only where "
+                            f"{to_text(pw.base)} ≥ 0.")
+    return singularities, warnings
+
+
+def _interval(s: sympy.Set) -> str:
+    from chainrule.derivation.compose import _set_text
+
+    return _set_text(s)
+
+
+_ = (FormulaError, parse_expression)

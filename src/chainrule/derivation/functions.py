@@ -1,0 +1,113 @@
+r"""SymPy functions that SymPy lacks: the sigmoid :math:`\sigma` and softplus.
+
+Both stay unevaluated, so a derivation can name them ("the sigmoid rule"), and both carry
+their own derivative and a rewrite to ``exp``/``log`` that the checks use:
+
+.. math::
+
+    \sigma'(u) = \sigma(u)\,(1 - \sigma(u)), \qquad
+    \operatorname{softplus}'(u) = \sigma(u).
+"""
+
+from __future__ import annotations
+
+import sympy
+
+__all__ = ["NUMPY_FUNCTIONS", "sigmoid", "softplus"]
+
+
+class sigmoid(sympy.Function):
+    r"""The logistic sigmoid :math:`\sigma(u) = 1 / (1 + e^{-u})`."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, arg):
+        if arg.is_zero:
+            return sympy.S.Half
+        if arg is sympy.S.Infinity:
+            return sympy.S.One
+        if arg is sympy.S.NegativeInfinity:
+            return sympy.S.Zero
+        return None
+
+    def fdiff(self, argindex=1):
+        if argindex != 1:
+            raise sympy.ArgumentIndexError(self, argindex)
+        return self * (1 - self)
+
+    def _eval_rewrite_as_exp(self, arg, **kwargs):
+        return 1 / (1 + sympy.exp(-arg))
+
+    def _eval_evalf(self, prec):
+        return self.rewrite(sympy.exp)._eval_evalf(prec)
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _eval_is_positive(self):
+        return self.args[0].is_real
+
+    def _latex(self, printer):
+        return r"\sigma\left(" + printer._print(self.args[0]) + r"\right)"
+
+
+class softplus(sympy.Function):
+    r""":math:`\operatorname{softplus}(u) = \log(1 + e^{u})`."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, arg):
+        if arg.is_zero:
+            return sympy.log(2)
+        return None
+
+    def fdiff(self, argindex=1):
+        if argindex != 1:
+            raise sympy.ArgumentIndexError(self, argindex)
+        return sigmoid(self.args[0])
+
+    def _eval_rewrite_as_exp(self, arg, **kwargs):
+        return sympy.log(1 + sympy.exp(arg))
+
+    _eval_rewrite_as_log = _eval_rewrite_as_exp
+
+    def _eval_evalf(self, prec):
+        return self.rewrite(sympy.exp)._eval_evalf(prec)
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _eval_is_positive(self):
+        return self.args[0].is_real
+
+    def _latex(self, printer):
+        return r"\operatorname{softplus}\left(" + printer._print(self.args[0]) + r"\right)"
+
+
+def _np_sigmoid(u):
+    import numpy as np
+
+    from chainrule._numerics import sigmoid as stable
+
+    return stable(np.asarray(u, dtype=float))
+
+
+def _np_softplus(u):
+    import numpy as np
+
+    return np.logaddexp(0.0, u)
+
+
+def _np_erf(u):
+    import math
+
+    import numpy as np
+
+    return np.vectorize(math.erf, otypes=[float])(u)
+
+
+#: NumPy versions for ``sympy.lambdify(..., modules=[NUMPY_FUNCTIONS, "numpy"])``: the sigmoid
+#: and softplus without overflow, and ``erf`` (which NumPy lacks).
+NUMPY_FUNCTIONS = {"sigmoid": _np_sigmoid, "softplus": _np_softplus, "erf": _np_erf}

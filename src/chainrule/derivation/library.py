@@ -1,0 +1,277 @@
+r"""The built-in activations and losses as SymPy expressions, with the facts the engine needs.
+
+Names are those of ``chainrule.nn.ACTIVATIONS`` and ``chainrule.losses.LOSSES``; two extra
+activations of the textbooks are here too (``gaussian`` :math:`e^{-x^2}` and ``binary_step``).
+
+For each activation the table holds its formula, its range (for the domain checks of a
+composition) and, where the activation is invertible, its derivative written in terms of its
+own output :math:`\hat y = f(z)`, the form backpropagation uses because :math:`\hat y` is
+already computed (:math:`\sigma' = \hat y(1 - \hat y)`, :math:`\tanh' = 1 - \hat y^2`). The
+engine checks every output form against ``sympy.diff`` before printing it.
+
+>>> from chainrule.derivation.symbols import x
+>>> activation_expr("silu", x)
+x*sigmoid(x)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sympy
+from sympy import Abs, Interval, Piecewise, exp, log, oo, sqrt
+
+from chainrule.derivation.functions import sigmoid, softplus
+from chainrule.derivation.symbols import alpha, delta
+
+__all__ = [
+    "ACTIVATION_INFO",
+    "DEFAULT_NUMERIC",
+    "LOSS_INFO",
+    "SELU_ALPHA",
+    "SELU_SCALE",
+    "activation_definition",
+    "activation_expr",
+    "activation_names",
+    "canonical_activation",
+    "canonical_loss",
+    "loss_expr",
+    "loss_names",
+    "output_derivative",
+]
+
+#: SELU's fixed constants (Klambauer et al., 2017), to double precision.
+SELU_ALPHA = sympy.Float("1.6732632423543772", 17)
+SELU_SCALE = sympy.Float("1.0507009873554805", 17)
+
+
+@dataclass(frozen=True)
+class ActivationInfo:
+    """What the engine knows about one activation.
+
+    ``expr(u)`` is the compact formula (using :func:`sigmoid`, :func:`softplus`), ``output_form``
+    maps :math:`\\hat y` to :math:`f'` where :math:`f'` is a function of the output alone, and
+    ``range`` is the set of values the activation takes.
+    """
+
+    name: str
+    expr: Callable[[sympy.Expr], sympy.Expr]
+    range: sympy.Set
+    output_form: Callable[[sympy.Expr], sympy.Expr] | None
+    summary: str
+
+
+def _relu(u):
+    return Piecewise((u, u > 0), (0, True))
+
+
+def _leaky_relu(u):
+    return Piecewise((u, u > 0), (alpha * u, True))
+
+
+def _elu(u):
+    return Piecewise((u, u > 0), (alpha * (exp(u) - 1), True))
+
+
+def _selu(u):
+    return Piecewise((SELU_SCALE * u, u > 0), (SELU_SCALE * SELU_ALPHA * (exp(u) - 1), True))
+
+
+def _gelu(u):
+    return u * (1 + sympy.erf(u / sqrt(2))) / 2
+
+
+def _step(u):
+    return Piecewise((1, u >= 0), (0, True))
+
+
+_ACTIVATIONS = (
+    ActivationInfo("identity", lambda u: u, Interval(-oo, oo), lambda f: sympy.S.One,
+                   "f(z) = z"),
+    ActivationInfo("sigmoid", sigmoid, Interval.open(0, 1), lambda f: f * (1 - f),
+                   "σ(z) = 1/(1 + e^(-z))"),
+    ActivationInfo("tanh", sympy.tanh, Interval.open(-1, 1), lambda f: 1 - f**2,
+                   "tanh(z) = (e^z - e^(-z))/(e^z + e^(-z))"),
+    ActivationInfo("relu", _relu, Interval(0, oo),
+                   lambda f: Piecewise((1, f > 0), (0, True)), "max(0, z)"),
+    ActivationInfo("leaky_relu", _leaky_relu, Interval(-oo, oo),
+                   lambda f: Piecewise((1, f > 0), (alpha, True)), "z for z > 0, α·z otherwise"),
+    ActivationInfo("elu", _elu, Interval.open(-alpha, oo),
+                   lambda f: Piecewise((1, f > 0), (f + alpha, True)),
+                   "z for z > 0, α(e^z - 1) otherwise"),
+    ActivationInfo("selu", _selu, Interval.open(-SELU_SCALE * SELU_ALPHA, oo),
+                   lambda f: Piecewise((SELU_SCALE, f > 0), (f + SELU_SCALE * SELU_ALPHA, True)),
+                   "λz for z > 0, λα(e^z - 1) otherwise (λ ≈ 1.0507, α ≈ 1.6733)"),
+    ActivationInfo("softplus", softplus, Interval.open(0, oo), lambda f: 1 - exp(-f),
+                   "log(1 + e^z)"),
+    ActivationInfo("softsign", lambda u: u / (1 + Abs(u)), Interval.open(-1, 1),
+                   lambda f: (1 - Abs(f)) ** 2, "z/(1 + |z|)"),
+    ActivationInfo("gelu", _gelu, Interval(sympy.Float("-0.16997120697", 11), oo), None,
+                   "z·Φ(z) = z(1 + erf(z/√2))/2"),
+    ActivationInfo("silu", lambda u: u * sigmoid(u),
+                   Interval(sympy.Float("-0.27846454276", 11), oo), None, "z·σ(z)"),
+    ActivationInfo("mish", lambda u: u * sympy.tanh(softplus(u)),
+                   Interval(sympy.Float("-0.30884003", 8), oo), None, "z·tanh(softplus(z))"),
+    ActivationInfo("gaussian", lambda u: exp(-(u**2)), Interval.Lopen(0, 1), None, "e^(-z²)"),
+    ActivationInfo("binary_step", _step, sympy.FiniteSet(0, 1), lambda f: sympy.S.Zero,
+                   "1 for z ≥ 0, 0 otherwise"),
+)
+
+#: name -> ActivationInfo, in the order the documentation lists them.
+ACTIVATION_INFO: dict[str, ActivationInfo] = {a.name: a for a in _ACTIVATIONS}
+
+_ACTIVATION_ALIASES = {
+    "linear": "identity",
+    "logistic": "sigmoid",
+    "swish": "silu",
+    "step": "binary_step",
+    "heaviside": "binary_step",
+}
+
+_NOT_ELEMENTWISE = ("softmax", "log_softmax")
+
+#: The numbers that stand in for ``alpha`` where a number is needed (plots, domain maps);
+#: they are the defaults of ``chainrule.nn``'s LeakyReLU and ELU.
+DEFAULT_NUMERIC: dict[str, dict[sympy.Symbol, sympy.Expr]] = {
+    "leaky_relu": {alpha: sympy.Rational(1, 100)},
+    "elu": {alpha: sympy.S.One},
+}
+
+
+@dataclass(frozen=True)
+class LossInfo:
+    r"""One loss as a function of a single prediction :math:`\hat y` and its target :math:`y`.
+
+    ``domain`` is where the loss is defined as a function of :math:`\hat y` (BCE needs
+    :math:`0 < \hat y < 1`); ``on_logits`` marks losses that take the raw score instead.
+    """
+
+    name: str
+    domain: sympy.Set
+    on_logits: bool
+    summary: str
+
+
+LOSS_INFO: dict[str, LossInfo] = {
+    loss.name: loss
+    for loss in (
+        LossInfo("mse", Interval(-oo, oo), False, "(yhat - y)², or (yhat - y)²/2 with half=True"),
+        LossInfo("bce", Interval.open(0, 1), False, "-(y·log(yhat) + (1 - y)·log(1 - yhat))"),
+        LossInfo("bce_with_logits", Interval(-oo, oo), True, "softplus(z) - y·z"),
+        LossInfo("ce", Interval.Lopen(0, 1), False, "-t·log(p), one term per class"),
+        LossInfo("ce_with_logits", Interval(-oo, oo), True, "-t·log(softmax(z))"),
+        LossInfo("huber", Interval(-oo, oo), False,
+                 "(yhat - y)²/2 for |yhat - y| ≤ δ, δ(|yhat - y| - δ/2) otherwise"),
+    )
+}
+
+_LOSS_ALIASES = {
+    "squared_error": "mse",
+    "binary_cross_entropy": "bce",
+    "cross_entropy": "ce",
+    "log_loss": "bce",
+}
+
+
+def activation_names() -> tuple[str, ...]:
+    """The activation names the engine knows, built-in ones first."""
+    return tuple(ACTIVATION_INFO)
+
+
+def loss_names() -> tuple[str, ...]:
+    """The loss names the engine knows."""
+    return tuple(LOSS_INFO)
+
+
+def canonical_activation(name: str) -> str:
+    """Return the canonical activation name for ``name`` (case and aliases), or raise."""
+    key = str(name).strip().lower().replace("-", "_")
+    key = _ACTIVATION_ALIASES.get(key, key)
+    if key in ACTIVATION_INFO or key in _NOT_ELEMENTWISE:
+        return key
+    raise ValueError(
+        f"unknown activation {name!r}; known: {', '.join((*ACTIVATION_INFO, *_NOT_ELEMENTWISE))}"
+    )
+
+
+def canonical_loss(name: str) -> str:
+    """Return the canonical loss name for ``name`` (case and aliases), or raise."""
+    key = str(name).strip().lower().replace("-", "_")
+    key = _LOSS_ALIASES.get(key, key)
+    if key in LOSS_INFO:
+        return key
+    raise ValueError(f"unknown loss {name!r}; known: {', '.join(LOSS_INFO)}")
+
+
+def activation_expr(name: str, var: sympy.Expr) -> sympy.Expr:
+    r"""The activation ``name`` applied to ``var``, e.g. ``sigmoid(var)`` or ``var*sigmoid(var)``.
+
+    Sigmoid and softplus stay as the unevaluated functions :class:`sigmoid` and
+    :class:`softplus`; ReLU, leaky ReLU, ELU, SELU and the binary step are ``Piecewise``;
+    leaky ReLU and ELU keep their slope as the symbol ``alpha``. Softmax and log-softmax act
+    on a vector and have no single-variable form: they raise ``ValueError``.
+    """
+    key = canonical_activation(name)
+    if key in _NOT_ELEMENTWISE:
+        raise ValueError(
+            f"{key} acts on a whole vector, not one number, so it has no single-variable "
+            "formula; derive it with its loss: derive(activation='softmax', loss='ce')"
+        )
+    return ACTIVATION_INFO[key].expr(sympy.sympify(var))
+
+
+def activation_definition(name: str, var: sympy.Expr) -> sympy.Expr:
+    r"""The activation as a textbook defines it: where a derivation of ``name`` starts.
+
+    The sigmoid and softplus are spelled out, :math:`\sigma(x) = 1 / (1 + e^{-x})` and
+    :math:`\log(1 + e^x)`, since deriving them is the point; the activations built on them
+    keep them as functions (SiLU is :math:`x\,\sigma(x)`) so that their steps use the
+    sigmoid rule.
+    """
+    expr = activation_expr(name, var)
+    if isinstance(expr, sigmoid | softplus):
+        return expr.rewrite(sympy.exp)
+    return expr
+
+
+def output_derivative(name: str, out: sympy.Expr) -> sympy.Expr | None:
+    r"""The derivative of activation ``name`` in terms of its output ``out``, or None.
+
+    ``output_derivative("tanh", yhat)`` is :math:`1 - \hat y^2`. GELU, SiLU, Mish and the
+    Gaussian are not invertible, so their derivative is not a function of the output alone.
+    """
+    form = ACTIVATION_INFO[canonical_activation(name)].output_form
+    return None if form is None else sympy.sympify(form(out))
+
+
+def loss_expr(name: str, yhat: sympy.Expr, y: sympy.Expr, *, half: bool = False) -> sympy.Expr:
+    r"""The per-example loss ``name`` as a SymPy expression of the prediction and the target.
+
+    - ``mse``: :math:`(\hat y - y)^2`, or :math:`\tfrac12(\hat y - y)^2` with ``half=True``;
+    - ``bce``: :math:`-(y \log \hat y + (1 - y)\log(1 - \hat y))`;
+    - ``bce_with_logits``: :math:`\operatorname{softplus}(z) - y z`, with the logit as ``yhat``;
+    - ``ce``: the term of one class, :math:`-t \log p` (``yhat`` is ``p``, ``y`` is ``t``);
+    - ``huber``: :math:`\tfrac12 r^2` for :math:`|r| \le \delta`, else
+      :math:`\delta(|r| - \delta/2)`, with :math:`r = \hat y - y`.
+
+    ``ce_with_logits`` couples every class through the softmax: it raises ``ValueError`` and
+    names the composition to derive instead.
+    """
+    key = canonical_loss(name)
+    yhat, y = sympy.sympify(yhat), sympy.sympify(y)
+    if key == "mse":
+        return (yhat - y) ** 2 / 2 if half else (yhat - y) ** 2
+    if key == "bce":
+        return -(y * log(yhat) + (1 - y) * log(1 - yhat))
+    if key == "bce_with_logits":
+        return softplus(yhat) - y * yhat
+    if key == "ce":
+        return -y * log(yhat)
+    if key == "huber":
+        r = yhat - y
+        return Piecewise((r**2 / 2, Abs(r) <= delta), (delta * (Abs(r) - delta / 2), True))
+    raise ValueError(
+        "ce_with_logits couples every class through the softmax and has no single-term "
+        "form; derive it as derive(activation='softmax', loss='ce')"
+    )

@@ -1,0 +1,278 @@
+r"""A whitelist parser from user text to SymPy, over Python's ``ast``; nothing is evaluated.
+
+Accepted: numbers, the names of :data:`SYMBOLS` (plus ``e`` and ``pi``), ``+ - * / **``
+(``^`` also means power), unary minus, and calls of known functions: ``exp``, ``log``
+(``ln``), ``sqrt``, ``abs``, ``sin``, ``cos``, ``tan``, ``sinh``, ``cosh``, ``tanh``,
+``sigmoid``, ``softplus``, ``erf``, ``max(0, u)``, every built-in activation name
+(``relu(u)``, ``gelu(u)``, ...) and the losses as two-argument calls (``bce(yhat, y)``).
+
+Anything else (attribute access, subscripts, lambdas, strings, keywords, comparisons, unknown
+names) raises :class:`FormulaError`, which quotes the offending part and its column. Text
+longer than :data:`MAX_LENGTH` characters or nested deeper than :data:`MAX_DEPTH` is refused
+before it is parsed. ``eval`` and ``sympify`` never see the text.
+
+>>> parse_expression("x * sigmoid(x)")
+x*sigmoid(x)
+>>> parse_expression("2^x")
+2**x
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable
+
+import sympy
+
+from chainrule.derivation import library
+from chainrule.derivation.functions import sigmoid, softplus
+from chainrule.derivation.symbols import SYMBOLS
+
+__all__ = ["FUNCTIONS", "MAX_DEPTH", "MAX_LENGTH", "SYMBOLS", "FormulaError", "parse_expression"]
+
+#: Longest formula accepted, in characters.
+MAX_LENGTH = 500
+#: Deepest nesting of parentheses and operators accepted.
+MAX_DEPTH = 40
+#: Largest exponent of a power whose base and exponent are both numbers (SymPy would expand it).
+MAX_NUMERIC_EXPONENT = 64
+_MAX_LITERAL_DIGITS = 30
+
+_UNARY = {
+    "exp": sympy.exp,
+    "log": sympy.log,
+    "ln": sympy.log,
+    "sqrt": sympy.sqrt,
+    "abs": sympy.Abs,
+    "Abs": sympy.Abs,  # as SymPy prints it, so printed results parse back
+    "sin": sympy.sin,
+    "cos": sympy.cos,
+    "tan": sympy.tan,
+    "sinh": sympy.sinh,
+    "cosh": sympy.cosh,
+    "tanh": sympy.tanh,
+    "sigmoid": sigmoid,
+    "softplus": softplus,
+    "erf": sympy.erf,
+}
+_CONSTANTS = {"e": sympy.E, "pi": sympy.pi}
+
+#: Every function name a formula may call.
+FUNCTIONS: tuple[str, ...] = tuple(
+    sorted({*_UNARY, "max", *library.activation_names(), *library.loss_names()})
+)
+
+
+class FormulaError(ValueError):
+    """A formula that the whitelist parser refuses; the message quotes the part and its column."""
+
+
+def parse_expression(text: str, symbols: Iterable[str] | None = None) -> sympy.Expr:
+    """Parse ``text`` into a SymPy expression using only whitelisted syntax.
+
+    Parameters
+    ----------
+    text:
+        The formula, e.g. ``"x * sigmoid(x)"`` or ``"-(y*log(yhat) + (1-y)*log(1-yhat))"``.
+    symbols:
+        The variable names allowed, a subset of :data:`SYMBOLS`; all of them when None.
+
+    Raises
+    ------
+    FormulaError
+        For any syntax outside the whitelist, naming the part, its column and the fix.
+    """
+    if not isinstance(text, str):
+        raise FormulaError(f"a formula must be a string; got {type(text).__name__}")
+    if len(text) > MAX_LENGTH:
+        raise FormulaError(
+            f"formula is {len(text)} characters long; the limit is {MAX_LENGTH}. "
+            "Split it into smaller parts."
+        )
+    if not text.strip():
+        raise FormulaError("the formula is empty; write one such as 'x * sigmoid(x)'")
+    allowed = _allowed_symbols(symbols)
+    _check_paren_depth(text)
+    source, columns = _translate(text)
+    lead = len(source) - len(source.lstrip())
+    try:
+        tree = ast.parse(source[lead:], mode="eval")
+    except SyntaxError as exc:
+        col = columns[min(lead + max((exc.offset or 1) - 1, 0), len(columns) - 1)]
+        raise FormulaError(
+            f"cannot parse {text.strip()!r}: {exc.msg} at column {col + 1} "
+            f"(near {text[col:col + 12]!r})"
+        ) from None
+    except (RecursionError, MemoryError):
+        raise FormulaError(f"formula nested too deeply (limit {MAX_DEPTH} levels)") from None
+    expr = _Builder(text, source[lead:], columns[lead:], allowed).build(tree.body, 0)
+    if expr.has(sympy.I, sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+        raise FormulaError(
+            f"{text.strip()!r} is not a finite real expression (it is {expr}); check the "
+            "constants, e.g. the log of a negative number"
+        )
+    return expr
+
+
+def _translate(text: str) -> tuple[str, list[int]]:
+    """Replace ``^`` by ``**``; return the new text and, per character, its column in ``text``."""
+    out, columns = [], []
+    for col, ch in enumerate(text):
+        piece = "**" if ch == "^" else ch
+        out.append(piece)
+        columns.extend([col] * len(piece))
+    columns.append(len(text))
+    return "".join(out), columns
+
+
+def _allowed_symbols(symbols) -> dict[str, sympy.Symbol]:
+    if symbols is None:
+        return SYMBOLS
+    chosen = {}
+    for name in symbols:
+        if name not in SYMBOLS:
+            raise FormulaError(
+                f"unknown symbol {name!r}; the documented symbols are {', '.join(SYMBOLS)}"
+            )
+        chosen[name] = SYMBOLS[name]
+    return chosen
+
+
+def _check_paren_depth(text: str) -> None:
+    depth = 0
+    for col, ch in enumerate(text):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth > MAX_DEPTH:
+            raise FormulaError(
+                f"formula nested too deeply at column {col + 1} (limit {MAX_DEPTH} levels)"
+            )
+
+
+class _Builder:
+    """Walk the ``ast`` and build the SymPy expression, refusing anything not whitelisted."""
+
+    def __init__(self, text: str, source: str, columns: list[int], allowed):
+        self.text = text
+        self.source = source
+        self.columns = columns
+        self.allowed = allowed
+
+    def fail(self, node: ast.AST, what: str, fix: str) -> FormulaError:
+        start = self.columns[min(node.col_offset, len(self.columns) - 1)]
+        last = len(self.columns) - 1
+        end = self.columns[min(getattr(node, "end_col_offset", node.col_offset), last)]
+        segment = self.text[start:end] if end > start else self.text[start:]
+        return FormulaError(f"{what} {segment!r} at column {start + 1}: {fix}")
+
+    def build(self, node: ast.AST, depth: int) -> sympy.Expr:
+        if depth > MAX_DEPTH:
+            raise self.fail(node, "formula nested too deeply near", f"the limit is {MAX_DEPTH}")
+        if isinstance(node, ast.Constant):
+            return self._number(node)
+        if isinstance(node, ast.Name):
+            return self._name(node)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+            operand = self.build(node.operand, depth + 1)
+            return -operand if isinstance(node.op, ast.USub) else operand
+        if isinstance(node, ast.BinOp) and isinstance(
+            node.op, ast.Add | ast.Sub | ast.Mult | ast.Div | ast.Pow
+        ):
+            return self._binop(node, depth)
+        if isinstance(node, ast.Call):
+            return self._call(node, depth)
+        kind = type(node).__name__
+        raise self.fail(
+            node,
+            f"unsupported syntax ({kind})",
+            "use numbers, variables, + - * / ** and calls of known functions "
+            f"({', '.join(FUNCTIONS)})",
+        )
+
+    def _number(self, node: ast.Constant) -> sympy.Expr:
+        value = node.value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(node, "unsupported constant", "only real numbers are allowed")
+        segment = ast.get_source_segment(self.source, node) or repr(value)
+        if len(segment) > _MAX_LITERAL_DIGITS:
+            raise self.fail(
+                node, "number too long", f"use at most {_MAX_LITERAL_DIGITS} characters"
+            )
+        if isinstance(value, int):
+            return sympy.Integer(value)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise self.fail(node, "number out of range", "use a finite number")
+        # Keep the digits the user wrote: 0.5 stays 1/2 so that results stay exact.
+        return sympy.Rational(segment) if "e" not in segment.lower() else sympy.Float(value)
+
+    def _name(self, node: ast.Name) -> sympy.Expr:
+        if node.id in self.allowed:
+            return self.allowed[node.id]
+        if node.id in _CONSTANTS:
+            return _CONSTANTS[node.id]
+        if node.id in FUNCTIONS:
+            raise self.fail(node, "function name without arguments", f"write {node.id}(x)")
+        raise self.fail(
+            node, "unknown name", f"the variables are {', '.join(self.allowed)} (and e, pi)"
+        )
+
+    def _binop(self, node: ast.BinOp, depth: int) -> sympy.Expr:
+        left = self.build(node.left, depth + 1)
+        right = self.build(node.right, depth + 1)
+        if isinstance(node.op, ast.Add):
+            return left + right
+        if isinstance(node.op, ast.Sub):
+            return left - right
+        if isinstance(node.op, ast.Mult):
+            return left * right
+        if isinstance(node.op, ast.Div):
+            if right.is_zero:
+                raise self.fail(node, "division by zero in", "the denominator is 0")
+            return left / right
+        if left.is_number and right.is_number and abs(right) > MAX_NUMERIC_EXPONENT:
+            raise self.fail(
+                node,
+                "numeric power too large",
+                f"keep exponents of numbers within ±{MAX_NUMERIC_EXPONENT}",
+            )
+        return left**right
+
+    def _call(self, node: ast.Call, depth: int) -> sympy.Expr:
+        func = node.func
+        if not isinstance(func, ast.Name):
+            raise self.fail(
+                func, "unsupported call of", "call a known function by its plain name"
+            )
+        name = func.id
+        if name not in FUNCTIONS:
+            raise self.fail(func, "unknown function", f"known functions: {', '.join(FUNCTIONS)}")
+        if node.keywords:
+            raise self.fail(node, "keyword arguments are not supported in", f"write {name}(x)")
+        if any(isinstance(a, ast.Starred) for a in node.args):
+            raise self.fail(node, "starred arguments are not supported in", f"write {name}(x)")
+        args = [self.build(a, depth + 1) for a in node.args]
+        if name == "max":
+            return self._max(node, args)
+        if name in library.LOSS_INFO:
+            if len(args) != 2:
+                raise self.fail(node, f"{name} takes 2 arguments (prediction, target) in",
+                                f"write {name}(yhat, y)")
+            try:
+                return library.loss_expr(name, args[0], args[1])
+            except ValueError as exc:
+                raise self.fail(node, "unsupported loss", str(exc)) from None
+        if len(args) != 1:
+            raise self.fail(node, f"{name} takes 1 argument, got {len(args)}, in",
+                            f"write {name}(x)")
+        if name in _UNARY:
+            return _UNARY[name](args[0])
+        expr = library.activation_expr(name, args[0])
+        if "alpha" not in self.allowed:  # no symbol alpha here: the library's default slope
+            expr = expr.subs(library.DEFAULT_NUMERIC.get(name, {}))
+        return expr
+
+    def _max(self, node: ast.Call, args: list[sympy.Expr]) -> sympy.Expr:
+        if len(args) == 2 and (args[0] == 0 or args[1] == 0):
+            other = args[1] if args[0] == 0 else args[0]
+            return library.activation_expr("relu", other)
+        raise self.fail(node, "unsupported max", "only max(0, u) (a ReLU) is supported")

@@ -1,0 +1,112 @@
+r"""Functions and their derivatives on one figure (matplotlib, Agg backend, imported lazily).
+
+``plot_functions(["sigmoid", "tanh"], "act.png")`` draws each function as a solid line and its
+derivative, as the engine derives it, as a dashed line of the same colour; the legend gives
+both formulas, like the figures of seeds 001 and 003. Formulas work too
+(``"x*sigmoid(x)"``). Symbolic slopes take the library's defaults (leaky ReLU
+:math:`\alpha = 0.01`, ELU :math:`\alpha = 1`).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from chainrule.derivation import library
+from chainrule.derivation.api import derive
+from chainrule.derivation.domain import numeric_function
+from chainrule.derivation.printing import to_text
+from chainrule.derivation.symbols import yhat
+
+__all__ = ["plot_functions"]
+
+MAX_CURVES = 8
+
+
+def _curve(spec: str):
+    """(label of f, label of f', f, f', variable) for an activation name or a formula."""
+    d = derive(spec)
+    if d.kind not in ("activation", "function"):
+        raise ValueError(f"{spec!r} is a loss of two variables; plot activations or formulas in x")
+    var = d.var
+    if d.kind == "activation":
+        name = library.canonical_activation(spec)
+        params = library.DEFAULT_NUMERIC.get(name, {})
+        definition = library.activation_definition(name, var)
+        shown = d.result if d.result_output_form is None else d.result_output_form.subs(
+            yhat, d.function)
+        f_label = f"{name}({var}) = {to_text(definition)}"
+        if to_text(definition) == f"{name}({var})":
+            f_label = f"{name}({var})"
+        df_label = f"{name}'({var}) = {to_text(shown)}"
+    else:
+        params = {}
+        f_label = f"f({var}) = {to_text(d.function)}"
+        df_label = f"f'({var}) = {to_text(d.result)}"
+    f = numeric_function(d.function, var, params)
+    df = numeric_function(d.result, var, params)
+    return f_label, df_label, f, df, str(var)
+
+
+def plot_functions(
+    specs: list[str],
+    path: str | os.PathLike,
+    *,
+    x_range: tuple[float, float] = (-5.0, 5.0),
+    points: int = 801,
+    derivative: bool = True,
+    dpi: int = 100,
+) -> Path:
+    """Draw each function (and its derivative) on one figure and save it as PNG to ``path``.
+
+    The file is written atomically (a temporary file, then a rename), so a failed run never
+    leaves a half-written image.
+    """
+    if not specs:
+        raise ValueError("nothing to plot: name at least one activation or formula")
+    if len(specs) > MAX_CURVES:
+        raise ValueError(f"at most {MAX_CURVES} functions per figure; got {len(specs)}")
+    lo, hi = (float(v) for v in x_range)
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise ValueError(f"the range must be two finite numbers, low < high; got {x_range}")
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"the figure is written as PNG; give a .png file name, got {str(path)!r}")
+    curves = [_curve(spec) for spec in specs]
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = np.linspace(lo, hi, points)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    try:
+        for i, (f_label, df_label, f, df, _) in enumerate(curves):
+            color = f"C{i}"
+            ax.plot(grid, f(grid), color=color, lw=2, label=f_label)
+            if derivative:
+                ax.plot(grid, df(grid), color=color, lw=1.5, ls="--", label=df_label)
+        ax.axhline(0, color="0.6", lw=0.8)
+        ax.axvline(0, color="0.6", lw=0.8)
+        ax.grid(alpha=0.3)
+        ax.set_xlabel(curves[0][4])
+        names = ", ".join(specs)
+        ax.set_title(f"{names} and {'their derivatives' if len(specs) > 1 else 'its derivative'}"
+                     if derivative else names)
+        ax.legend(fontsize=8, loc="best")
+        fig.tight_layout()
+        fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", suffix=".png")
+        os.close(fd)
+        try:
+            fig.savefig(tmp, dpi=dpi, format="png")
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    finally:
+        plt.close(fig)
+    return path

@@ -1,0 +1,255 @@
+r"""Expressions as text: one-line Unicode, Python syntax that SymPy parses back, and LaTeX.
+
+All three put the terms of a sum in the order people write them: positive constants first,
+then the other positive terms, then the subtracted ones, so :math:`\hat y - y` prints as
+``yhat - y`` (SymPy's own order gives ``-y + yhat``) and :math:`1 + e^{-x}` as ``1 + e^(-x)``.
+
+>>> from chainrule.derivation.symbols import yhat, y
+>>> to_text((1 + yhat) * (yhat - y) / yhat)
+'(1 + yhat)(yhat - y)/yhat'
+>>> to_python((1 + yhat) * (yhat - y) / yhat)
+'(1 + yhat)*(yhat - y)/yhat'
+"""
+
+from __future__ import annotations
+
+import sympy
+from sympy.printing.latex import LatexPrinter
+from sympy.printing.str import StrPrinter
+
+from chainrule.derivation.functions import sigmoid, softplus
+
+__all__ = ["ordered_factors", "ordered_terms", "to_latex", "to_python", "to_text"]
+
+_SUPERSCRIPTS = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+_GREEK = {"alpha": "α", "eta": "η", "delta": "δ", "lambda": "λ"}
+_REL = {">": ">", "<": "<", ">=": "≥", "<=": "≤", "==": "=", "!=": "≠"}
+
+
+def ordered_terms(expr: sympy.Add) -> list[sympy.Expr]:
+    """The terms of a sum: positive numbers, then other positive terms, then negative ones."""
+    terms = list(expr.as_ordered_terms())
+
+    def rank(term):
+        if term.could_extract_minus_sign():
+            return 2
+        return 0 if term.is_number else 1
+
+    return sorted(terms, key=rank)
+
+
+def ordered_factors(factors) -> list[sympy.Expr]:
+    """Factors of a product as people write them: numbers, symbols, functions, then sums."""
+
+    def rank(f):
+        base = f.base if f.is_Pow else f
+        if f.is_number:
+            return 0
+        if base.is_Symbol:
+            return 1
+        if base.is_Add:  # (1 - y)·log(1 - yhat), but σ(x)(1 - σ(x))
+            return 3 if base.atoms(sympy.Function) else 1.5
+        return 2
+
+    def constant_first(f):
+        return 0 if f.is_Add and any(term.is_number for term in f.args) else 1
+
+    return sorted(factors, key=lambda f: (rank(f), constant_first(f), sympy.default_sort_key(f)))
+
+
+class _PythonPrinter(StrPrinter):
+    def _as_ordered_terms(self, expr, order=None):
+        return ordered_terms(expr)
+
+    def _print_Mul(self, expr):
+        args = ordered_factors(sympy.Mul.make_args(expr))
+        self._settings["order"] = "none"
+        try:
+            return super()._print_Mul(sympy.Mul._from_args(args))
+        finally:
+            self._settings["order"] = None
+
+
+class _LatexPrinter(LatexPrinter):
+    def _as_ordered_terms(self, expr, order=None):
+        return ordered_terms(expr)
+
+    def _print_Mul(self, expr):
+        args = ordered_factors(sympy.Mul.make_args(expr))
+        self._settings["order"] = "none"
+        try:
+            return super()._print_Mul(sympy.Mul._from_args(args))
+        finally:
+            self._settings["order"] = None
+
+    def _print_Float(self, expr):
+        return sympy.latex(sympy.Float(expr, 6))
+
+
+def to_python(expr) -> str:
+    """Python/SymPy syntax (``**``, ``*``) that :func:`parse_expression` and SymPy read back."""
+    return _PythonPrinter({"full_prec": False}).doprint(sympy.sympify(expr))
+
+
+def to_latex(expr) -> str:
+    r"""LaTeX, with :math:`\sigma` for the sigmoid and :math:`\hat y` for ``yhat``."""
+    return _LatexPrinter().doprint(sympy.sympify(expr))
+
+
+def to_text(expr) -> str:
+    """One line of Unicode: ``e^(-x)/(1 + e^(-x))²``, ``σ(x)(1 - σ(x))``, ``|x|``."""
+    return _text(sympy.sympify(expr))
+
+
+# --- the one-line Unicode printer -------------------------------------------------------------
+
+_ATOM, _POW, _MUL, _ADD = 4, 3, 2, 1
+
+
+def _text(e) -> str:
+    return _show(e)[0]
+
+
+def _wrap(e, level: int) -> str:
+    """Print ``e`` and parenthesize it when it binds less tightly than ``level``."""
+    s, prec = _show(e)
+    return f"({s})" if prec < level else s
+
+
+def _show(e) -> tuple[str, int]:
+    if isinstance(e, sympy.Symbol):
+        return _GREEK.get(e.name, e.name), _ATOM
+    if e.is_Rational:
+        if e.q == 1:
+            return str(e.p), (_ATOM if e.p >= 0 else _ADD)
+        return f"{e.p}/{e.q}", (_MUL if e.p > 0 else _ADD)
+    if e.is_Float:
+        s = format(float(e), ".6g")
+        return s, (_ATOM if float(e) >= 0 else _ADD)
+    if e is sympy.E:
+        return "e", _ATOM
+    if e is sympy.pi:
+        return "π", _ATOM
+    if e in (sympy.oo, -sympy.oo):
+        return ("∞" if e is sympy.oo else "-∞"), _ATOM
+    if e.is_Add:
+        return _add(e), _ADD
+    if e.is_Mul:
+        return _mul(e)
+    if e.is_Pow:
+        return _pow(e)
+    if isinstance(e, sympy.exp):
+        return f"e^{_exponent(e.args[0])}", _POW
+    if isinstance(e, sympy.Abs):
+        return f"|{_text(e.args[0])}|", _ATOM
+    if isinstance(e, sigmoid):
+        return f"σ({_text(e.args[0])})", _ATOM
+    if isinstance(e, softplus):
+        return f"softplus({_text(e.args[0])})", _ATOM
+    if isinstance(e, sympy.Piecewise):
+        return _piecewise(e), _ATOM
+    if isinstance(e, sympy.Rel):
+        return f"{_text(e.lhs)} {_REL.get(e.rel_op, e.rel_op)} {_text(e.rhs)}", _ADD
+    if isinstance(e, sympy.And | sympy.Or):
+        joiner = " and " if isinstance(e, sympy.And) else " or "
+        return joiner.join(_wrap(a, _ATOM) for a in e.args), _ADD
+    if isinstance(e, sympy.Function):
+        name = type(e).__name__
+        return f"{name}({', '.join(_text(a) for a in e.args)})", _ATOM
+    if isinstance(e, sympy.Derivative):
+        var = e.variables[0]
+        return f"d/d{_text(var)} [{_text(e.expr)}]", _ATOM
+    return str(e), _ATOM
+
+
+def _add(e) -> str:
+    out = ""
+    for i, term in enumerate(ordered_terms(e)):
+        negative = term.could_extract_minus_sign()
+        body = _wrap(-term if negative else term, _MUL)
+        if i == 0:
+            out = f"-{body}" if negative else body
+        else:
+            out += f" - {body}" if negative else f" + {body}"
+    return out
+
+
+def _split_fraction(e):
+    """Split a product into (sign, numerator factors, denominator factors)."""
+    coeff, factors = e.as_coeff_mul()
+    negative = coeff < 0
+    coeff = abs(coeff)
+    num, den = [], []
+    if coeff != 1:
+        if coeff.is_Rational:
+            if coeff.p != 1:
+                num.append(sympy.Integer(coeff.p))
+            if coeff.q != 1:
+                den.append(sympy.Integer(coeff.q))
+        else:
+            num.append(coeff)
+    for f in factors:
+        if f.is_Pow and f.exp.is_number and f.exp.is_negative:
+            den.append(f.base ** (-f.exp))
+        else:
+            num.append(f)
+    return negative, num, den
+
+
+def _product(factors) -> str:
+    out, previous = "", None
+    for f in ordered_factors(factors):
+        s = _wrap(f, _MUL) if not f.is_Add else f"({_text(f)})"
+        if previous is None:
+            out = s
+        elif s.startswith("(") or (previous.is_Integer and not s[0].isdigit()):
+            out += s
+        else:
+            out += "·" + s
+        previous = f
+    return out
+
+
+def _mul(e) -> tuple[str, int]:
+    negative, num, den = _split_fraction(e)
+    top = _product(num) if num else "1"
+    if den:
+        bottom = _product(den)
+        if len(den) > 1 or (not den[0].is_Add and _show(den[0])[1] < _POW):
+            bottom = f"({bottom})"
+        body = f"{top}/{bottom}"
+    else:
+        body = top
+    return (f"-{body}", _ADD) if negative else (body, _MUL)
+
+
+def _exponent(power) -> str:
+    s, prec = _show(power)
+    if prec == _ATOM and not s.startswith("-"):
+        return s
+    return f"({s})"
+
+
+def _pow(e) -> tuple[str, int]:
+    base, power = e.base, e.exp
+    if power == sympy.S.Half:
+        return f"√{_wrap(base, _ATOM) if not base.is_Symbol else _text(base)}", _POW
+    if power.is_number and power.is_negative:
+        return f"1/{_wrap(base ** (-power), _POW)}", _MUL
+    plain = base.is_Symbol or (base.is_Integer and base > 0)
+    b = _text(base) if plain else _wrap(base, _ATOM)
+    if isinstance(base, sympy.Function | sympy.Piecewise) and not isinstance(base, sympy.Abs):
+        b = _text(base)
+    if power.is_Integer and power > 1:
+        return f"{b}{str(power).translate(_SUPERSCRIPTS)}", _POW
+    return f"{b}^{_exponent(power)}", _POW
+
+
+def _piecewise(e) -> str:
+    pieces = []
+    for expr, cond in e.args:
+        if cond is sympy.true:
+            pieces.append(f"{_text(expr)} otherwise")
+        else:
+            pieces.append(f"{_text(expr)} for {_text(cond)}")
+    return "{" + "; ".join(pieces) + "}"

@@ -1,0 +1,207 @@
+r"""A :class:`Derivation` as text (Unicode, numbered steps), LaTeX or Markdown.
+
+Each step prints as its number, its title (the rule), its one-line explanation and its claim:
+``d/dx [before] = after`` for a differentiation, ``before = after`` for a simplification.
+Sub-steps are numbered below their parent (2.1, 2.1.1, ...).
+"""
+
+from __future__ import annotations
+
+from chainrule.derivation.printing import to_latex, to_text
+from chainrule.derivation.rules import LAWS, Step
+
+__all__ = ["render_latex", "render_markdown", "render_text"]
+
+_TITLES = {
+    "constant multiple": "Constant multiple",
+    "output form": "In terms of the output",
+    "gradient descent": "Gradient-descent step",
+}
+
+
+def _title(step: Step) -> str:
+    if step.title and step.title != step.rule:
+        return step.title
+    return _TITLES.get(step.rule, step.rule.capitalize() + (" rule" if step.rule in LAWS else ""))
+
+
+def _rule_name(step: Step) -> str:
+    name = _TITLES.get(step.rule, step.rule.capitalize())
+    return name + (" rule" if step.rule in LAWS and step.rule not in ("constant multiple",) else "")
+
+
+def _given_text(step: Step, printer) -> str:
+    if not step.given:
+        return ""
+    return ", with " + ", ".join(f"{printer(k)} = {printer(v)}" for k, v in step.given.items())
+
+
+# --- text -----------------------------------------------------------------------------------
+
+
+def _claim_text(step: Step) -> str:
+    if step.kind == "diff":
+        lhs = step.label[0] if step.label else f"d/d{to_text(step.var)} [{to_text(step.before)}]"
+        return f"{lhs} = {to_text(step.after)}{_given_text(step, to_text)}"
+    if step.kind == "equal":
+        return f"{to_text(step.before)} = {to_text(step.after)}{_given_text(step, to_text)}"
+    return ""
+
+
+def _step_text(step: Step, number: str, indent: int, lines: list[str]) -> None:
+    pad = "   " * indent
+    head = f"{pad}{number} {_title(step)}"
+    if step.title and step.rule in LAWS and _rule_name(step) != step.title:
+        head += f" ({_rule_name(step)})"
+    lines.append(f"{head}: {step.explain('text')}")
+    claim = _claim_text(step)
+    if claim and not (step.kind == "equal" and claim in lines[-1]):
+        lines.append(f"{pad}   {claim}")
+    for i, sub in enumerate(step.substeps, 1):
+        _step_text(sub, f"{number.rstrip('.')}.{i}", indent + 1, lines)
+
+
+def render_text(d) -> str:
+    """Unicode text with numbered steps, the result, singular points and warnings."""
+    lines = [d.title + (f"  [method: {d.method} rule]" if d.method else ""), ""]
+    for i, step in enumerate(d.steps, 1):
+        _step_text(step, f"{i}.", 0, lines)
+    lines.append("")
+    lines.extend(_result_lines(d, to_text))
+    if d.assumptions:
+        lines.append("Assumptions: " + "; ".join(d.assumptions))
+    lines.append("Singularities:" + (" none" if not d.singularities else ""))
+    lines.extend(f"  - {s.describe()}" for s in d.singularities)
+    if d.warnings:
+        lines.append("Warnings:")
+        lines.extend(f"  ! {w}" for w in d.warnings)
+    return "\n".join(lines)
+
+
+def _result_lines(d, printer) -> list[str]:
+    out = []
+    if d.kind == "composition":
+        name = "dE/dw" if str(d.var) == "w" else "dE/dz"
+        out.append(f"Result: {name} = {printer(d.result)}")
+        out.append(f"        = {printer(d.result_input_form)}  (in terms of the input)")
+        if "update" in d.extra:
+            out.append(f"Gradient-descent step: Δw = {printer(d.extra['update'])}")
+    else:
+        out.append(f"Result: d/d{printer(d.var)} {printer(d.function)} = {printer(d.result)}")
+        if d.result_output_form is not None:
+            out.append(f"        = {printer(d.result_output_form)}  (in terms of the output yhat)")
+    return out
+
+
+# --- LaTeX ----------------------------------------------------------------------------------
+
+
+def _claim_latex(step: Step) -> str:
+    given = _given_text(step, to_latex).replace(", with ", r",\quad ")
+    if step.kind == "diff":
+        if step.label:
+            lhs = step.label[1]
+        else:
+            lhs = rf"\frac{{d}}{{d{to_latex(step.var)}}}\left[{to_latex(step.before)}\right]"
+        return f"{lhs} = {to_latex(step.after)}{given}"
+    if step.kind == "equal":
+        return f"{to_latex(step.before)} = {to_latex(step.after)}{given}"
+    return ""
+
+
+_LATEX_TEXT = {"·": r"$\cdot$", "²": "$^2$", "Σ": r"$\Sigma$", "δ": r"$\delta$",
+               "Δ": r"$\Delta$", "η": r"$\eta$", "≤": r"$\le$", "≥": r"$\ge$", "_": r"\_",
+               "^": r"\^{}", "%": r"\%", "&": r"\&", "#": r"\#"}
+
+
+def _latex_text(text: str) -> str:
+    """Escape the Unicode and underscores of plain explanation text for LaTeX."""
+    out, in_math = [], False
+    for ch in text:
+        if ch == "$":
+            in_math = not in_math
+            out.append(ch)
+        else:
+            out.append(ch if in_math else _LATEX_TEXT.get(ch, ch))
+    return "".join(out)
+
+
+def _step_latex(step: Step, lines: list[str], depth: int) -> None:
+    law = LAWS.get(step.rule)
+    head = rf"\item \textbf{{{_latex_text(_title(step))}.}} {_latex_text(step.explain('latex'))}"
+    if law:
+        head += rf" \quad (${law[1]}$)"
+    lines.append(head)
+    claim = _claim_latex(step)
+    if claim:
+        lines.append(rf"\[ {claim} \]")
+    if not step.substeps:
+        return
+    if depth < 3:
+        lines.append(r"\begin{enumerate}")
+    for sub in step.substeps:
+        _step_latex(sub, lines, depth + 1)
+    if depth < 3:
+        lines.append(r"\end{enumerate}")
+
+
+def render_latex(d) -> str:
+    r"""A LaTeX fragment: an ``enumerate`` of the steps, then the results in display maths.
+
+    Nesting deeper than LaTeX's four levels of ``enumerate`` is flattened.
+    """
+    lines = [rf"% {d.title}", r"\begin{enumerate}"]
+    for step in d.steps:
+        _step_latex(step, lines, 0)
+    lines.append(r"\end{enumerate}")
+    if d.kind == "composition":
+        name = r"\frac{\partial E}{\partial " + str(d.var) + "}"
+        lines.append(rf"\[ {name} = {to_latex(d.result)} = {to_latex(d.result_input_form)} \]")
+        if "update" in d.extra:
+            lines.append(rf"\[ \Delta w = {to_latex(d.extra['update'])} \]")
+    else:
+        lhs = rf"\frac{{d}}{{d{to_latex(d.var)}}} {to_latex(d.function)}"
+        rhs = to_latex(d.result)
+        if d.result_output_form is not None:
+            rhs += rf" = {to_latex(d.result_output_form)}"
+        lines.append(rf"\[ {lhs} = {rhs} \]")
+    for s in d.singularities:
+        lines.append(rf"% singular: {s.describe()}")
+    for w in d.warnings:
+        lines.append(rf"% warning: {w}")
+    return "\n".join(lines)
+
+
+# --- Markdown -------------------------------------------------------------------------------
+
+
+def _step_markdown(step: Step, lines: list[str], depth: int, number: int) -> None:
+    pad = "   " * depth
+    lines.append(f"{pad}{number}. **{_title(step)}**: {step.explain('latex')}")
+    claim = _claim_latex(step)
+    if claim:
+        lines.append(f"{pad}   ${claim}$")
+    for i, sub in enumerate(step.substeps, 1):
+        _step_markdown(sub, lines, depth + 1, i)
+
+
+def render_markdown(d) -> str:
+    """Markdown: numbered (nested) steps with ``$...$`` maths, then the result and warnings."""
+    lines = [f"### {d.title}", ""]
+    for i, step in enumerate(d.steps, 1):
+        _step_markdown(step, lines, 0, i)
+    lines.append("")
+    for line in _result_lines(d, lambda e: f"${to_latex(e)}$"):
+        lines.append(f"**{line.strip()}**" if line.startswith("Result") else f"{line.strip()}")
+        lines.append("")
+    if d.assumptions:
+        lines.append("Assumptions: " + "; ".join(d.assumptions))
+        lines.append("")
+    if d.singularities:
+        lines.append("Singularities:")
+        lines.extend(f"- {s.describe()}" for s in d.singularities)
+        lines.append("")
+    if d.warnings:
+        lines.append("Warnings:")
+        lines.extend(f"- {w}" for w in d.warnings)
+    return "\n".join(lines).rstrip() + "\n"

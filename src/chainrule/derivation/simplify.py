@@ -1,0 +1,229 @@
+r"""Simplification that ends a derivation, and the equality check behind every claim.
+
+:func:`tidy` tries a few targeted rewrites (``cancel``, ``factor``, ``together``, the sigmoid
+identities, :math:`x\,\operatorname{sign}(x) = |x|`) and keeps the shortest, rather than
+calling SymPy's blanket ``simplify`` on everything, which is slow.
+
+:func:`equivalent` decides whether two expressions are equal: exactly when a cheap symbolic
+route proves it, otherwise by evaluating both at random points with 30 significant digits
+(where a counterexample is conclusive and agreement at every point is strong evidence).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import random
+
+import sympy
+
+from chainrule.derivation.functions import sigmoid, softplus
+
+__all__ = ["elementary", "equivalent", "orient", "recognize_sigmoid", "tidy"]
+
+_SIMPLIFY_OPS_LIMIT = 60
+
+
+def elementary(e: sympy.Expr) -> sympy.Expr:
+    """Rewrite :class:`sigmoid` and :class:`softplus` with ``exp`` and ``log``."""
+    if e.has(sigmoid, softplus):
+        e = e.rewrite(sigmoid, sympy.exp).rewrite(softplus, sympy.exp)
+    return e
+
+
+def recognize_sigmoid(e: sympy.Expr) -> sympy.Expr:
+    r"""Replace :math:`e^u/(1 + e^u)` and :math:`1/(1 + e^{-u})` by :math:`\sigma(u)`."""
+    a = sympy.Wild("a")
+    for n in sorted(e.find(lambda n: n.is_Mul), key=sympy.count_ops, reverse=True):
+        m = n.match(sympy.exp(a) / (1 + sympy.exp(a)))
+        if m:
+            e = e.xreplace({n: sigmoid(m[a])})
+    return e.replace(
+        lambda n: n.is_Pow and n.exp == -1 and _sigmoid_argument(n.base) is not None,
+        lambda n: sigmoid(_sigmoid_argument(n.base)),
+    )
+
+
+def _sigmoid_argument(base):
+    """``u`` when ``base`` is ``1 + exp(-u)``, else None."""
+    if base.is_Add and len(base.args) == 2 and sympy.S.One in base.args:
+        other = base.args[0] if base.args[1] == 1 else base.args[1]
+        if isinstance(other, sympy.exp):
+            return -other.args[0]
+    return None
+
+
+def _size(e: sympy.Expr) -> int:
+    """Operation count, with negation free (``e^(-x)`` is as simple as ``e^x``)."""
+    e = e.replace(
+        lambda n: n.is_Mul and n.args[0] is sympy.S.NegativeOne,
+        lambda n: sympy.Mul(*n.args[1:]),
+    )
+    return int(sympy.count_ops(e))
+
+
+def orient(e: sympy.Expr) -> sympy.Expr:
+    r"""Write a factored fraction the way people do: :math:`(\hat y - y)/(\hat y(1 - \hat y))`.
+
+    A denominator factor such as :math:`\hat y - 1` becomes :math:`-(1 - \hat y)`, and a
+    leading minus sign is absorbed by the sum in the numerator that reads better negated:
+    :math:`-(y - \hat y) = \hat y - y`.
+    """
+    if not e.is_Mul:
+        return e
+    sign = 1
+    num, den = [], []
+    for f in e.args:
+        if f.is_number and f.is_negative:
+            sign = -sign
+            if -f != 1:
+                num.append(-f)
+            continue
+        if f.is_Pow and f.exp.is_Integer and f.exp.is_negative:
+            base, power = f.base, -f.exp
+            if base.is_Add and power % 2 == 1 and _score(-base) > _score(base):
+                base, sign = -base, -sign
+            den.append(base**power)
+        else:
+            num.append(f)
+    if sign < 0:
+        best, gain = None, None
+        for i, f in enumerate(num):
+            base, power = (f.base, f.exp) if f.is_Pow else (f, sympy.S.One)
+            if base.is_Add and power.is_Integer and power % 2 == 1:
+                g = _score(-base) - _score(base)
+                if gain is None or g > gain:
+                    best, gain = i, g
+        if best is not None:
+            f = num[best]
+            base, power = (f.base, f.exp) if f.is_Pow else (f, sympy.S.One)
+            num[best], sign = (-base) ** power, 1
+    body = sympy.Mul(*num) / sympy.Mul(*den)
+    return body if sign > 0 else -body
+
+
+_PREDICTIONS = ("yhat", "p", "x", "z", "w")
+
+
+def _score(add: sympy.Expr) -> int:
+    """How naturally a sum reads: ``1 - yhat`` and ``yhat - y`` score above their negatives.
+
+    +2 for a positive constant term (-2 for a negative one), and +1 when the prediction
+    (``yhat``, ``p``, else the input) enters with a positive coefficient (-1 otherwise).
+    """
+    const = sum((t for t in add.args if t.is_number), sympy.S.Zero)
+    score = 0 if const == 0 else (2 if const.is_positive else -2)
+    names = {s.name: s for s in add.free_symbols}
+    for name in _PREDICTIONS:
+        if name in names:
+            coeff = add.coeff(names[name])
+            if coeff.is_number and coeff != 0:
+                score += 1 if coeff.is_positive else -1
+            break
+    return score
+
+
+def _sign_to_abs(e: sympy.Expr) -> sympy.Expr:
+    for s in e.atoms(sympy.sign):
+        e = e.subs(s.args[0] * s, sympy.Abs(s.args[0]))
+    return e
+
+
+@functools.lru_cache(maxsize=512)
+def tidy(e: sympy.Expr, extra: tuple[sympy.Expr, ...] = ()) -> sympy.Expr:
+    """The shortest of a few equivalent forms of ``e`` (``extra`` adds known candidates).
+
+    Piecewise expressions are tidied piece by piece. Every candidate is checked with
+    :func:`equivalent` before it can win.
+    """
+    e = _sign_to_abs(sympy.sympify(e))
+    if isinstance(e, sympy.Piecewise):
+        pieces = [(tidy(piece), cond) for piece, cond in e.args]
+        return sympy.Piecewise(*pieces)
+    candidates = [e]
+    for rewrite in (sympy.factor, sympy.cancel, sympy.together, _factor_terms):
+        try:
+            candidates.append(orient(rewrite(e)))
+        except (sympy.PolynomialError, NotImplementedError, TypeError, ValueError):
+            continue
+    if e.has(sigmoid):
+        candidates.append(sympy.factor(e))
+    if e.has(sympy.exp):
+        candidates.append(recognize_sigmoid(e))
+    if _size(e) < _SIMPLIFY_OPS_LIMIT and not e.has(sympy.Abs, sympy.erf):
+        candidates.append(sympy.simplify(e))
+    candidates.extend(extra)
+    known = {type(f) for f in e.atoms(sympy.Function)} | {sigmoid}
+    best = e
+    for c in candidates:
+        c = _sign_to_abs(c)
+        if {type(f) for f in c.atoms(sympy.Function)} - known:
+            continue  # a rewrite into new functions (cosh for a sigmoid) reads worse
+        if _size(c) < _size(best) and equivalent(c, e):
+            best = c
+    return best
+
+
+def _factor_terms(e):
+    return sympy.factor_terms(e)
+
+
+@functools.lru_cache(maxsize=2048)
+def equivalent(a, b, given: tuple = (), points: int = 7) -> bool:
+    """Whether ``a == b`` for all real values of their symbols (after the ``given`` substitutions).
+
+    ``given`` is a tuple of ``(symbol, expression)`` pairs, e.g. ``((yhat, tanh(z)),)``.
+    """
+    a, b = sympy.sympify(a), sympy.sympify(b)
+    if given:
+        mapping = dict(given)
+        a, b = a.subs(mapping), b.subs(mapping)
+    d = elementary(sympy.sympify(a - b))
+    if d == 0:
+        return True
+    if not d.has(sympy.Piecewise):
+        for route in (sympy.expand, lambda v: sympy.cancel(sympy.together(v))):
+            try:
+                if route(d) == 0:
+                    return True
+            except (sympy.PolynomialError, NotImplementedError, TypeError):
+                pass
+    return _numerically_zero(d, a, points)
+
+
+def _numerically_zero(d: sympy.Expr, scale_expr: sympy.Expr, points: int) -> bool:
+    symbols = sorted(d.free_symbols | scale_expr.free_symbols, key=lambda s: s.name)
+    rng = random.Random(20240601)
+    hits = 0
+    for _ in range(points * 4):
+        values = {s: _sample(s, rng) for s in symbols}
+        try:
+            dv = sympy.N(d.subs(values), 30)
+            sv = sympy.N(scale_expr.subs(values), 30)
+        except (TypeError, ValueError, ZeroDivisionError):
+            continue
+        try:
+            dc, sc = complex(dv), complex(sv)
+        except (TypeError, ValueError):
+            continue  # not a number here (nan, zoo, a symbol left over)
+        if not (math.isfinite(abs(dc)) and math.isfinite(abs(sc))):
+            continue
+        if abs(sc.imag) > 1e-12 * (1 + abs(sc.real)):
+            continue  # outside the real domain (log of a negative number): no evidence
+        if abs(dc) > 1e-20 * (1 + abs(sc)):
+            return False
+        hits += 1
+        if hits >= points:
+            return True
+    return hits > 0
+
+
+def _sample(s: sympy.Symbol, rng: random.Random) -> sympy.Rational:
+    """A random rational value respecting the symbol's assumptions (positive, in (0, 1)...)."""
+    if s.name in ("yhat", "p", "y", "t"):
+        value = rng.uniform(0.05, 0.95)
+    elif s.is_positive:
+        value = rng.uniform(0.1, 3.0)
+    else:
+        value = rng.uniform(-3.0, 3.0)
+    return sympy.Rational(round(value * 10_000), 10_000)

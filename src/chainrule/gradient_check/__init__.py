@@ -1,0 +1,54 @@
+r"""A gradient checker that names the mistake.
+
+Every checker that exists answers "pass" or "fail" (or prints a norm). This one also compares
+the claimed gradient :math:`G` with the true one :math:`T` and states the relation between
+them when one holds at every checked point: a flipped sign, a factor :math:`m` (the forgotten
+:math:`1/m`), a transpose, a missing or doubled activation derivative, one term with the wrong
+sign, ...
+
+- :func:`gradcheck` checks a function and its claimed gradient with float64 central differences
+  (Richardson extrapolation, adaptive step) and returns a :class:`GradcheckReport`;
+- :func:`check_model` checks every layer of a chainrule model and names the first layer whose
+  backward disagrees (:class:`ModelCheckReport`);
+- :func:`diagnose` is the catalogue of relations on its own (:data:`CATALOGUE`);
+- :func:`check_formula` checks a hand-derived formula symbolically (SymPy, loaded on first use)
+  and says which term has the wrong sign and which rule gives the right one.
+
+Only NumPy is imported here; :mod:`chainrule.gradient_check.symbolic` imports SymPy.
+"""
+
+from __future__ import annotations
+
+from chainrule.gradient_check.diagnosis import CATALOGUE, Diagnosis, diagnose
+from chainrule.gradient_check.numeric import (
+    GradcheckReport,
+    LayerCheck,
+    ModelCheckReport,
+    PrecisionWarning,
+    check_model,
+    gradcheck,
+)
+
+__all__ = [
+    "CATALOGUE",
+    "Diagnosis",
+    "FormulaCheck",
+    "GradcheckReport",
+    "LayerCheck",
+    "ModelCheckReport",
+    "PrecisionWarning",
+    "check_formula",
+    "check_model",
+    "diagnose",
+    "gradcheck",
+]
+
+
+def __getattr__(name: str):
+    if name in ("check_formula", "FormulaCheck"):
+        from chainrule.gradient_check import symbolic
+
+        value = getattr(symbolic, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'chainrule.gradient_check' has no attribute {name!r}")

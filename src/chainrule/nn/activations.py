@@ -1,0 +1,1071 @@
+r"""Activation functions, each with its derivative right beside it, and a registry by name.
+
+Every activation :math:`f` is a layer: ``forward(z)`` returns :math:`f(z)` and caches what the
+backward pass needs; ``backward(grad)`` receives :math:`\partial L / \partial f` and returns
+:math:`\partial L / \partial z`. For the elementwise ones that is ``grad * f'(z)``; where
+:math:`f'` is a function of the output (sigmoid :math:`s(1-s)`, tanh :math:`1-t^2`, ReLU, ELU,
+SELU, softplus, softmax) it is computed from the cached output, as seed 003 notes. Each class's
+docstring says which.
+
+- dtypes: float32 in, float32 out (forward and backward); float64 stays float64; integers are
+  promoted to float64. Constants are Python floats, so no float64 temporaries appear for float32.
+- Stability: no ``exp`` of a large positive number anywhere; every activation is finite and warns
+  of nothing at :math:`\pm 10^9`. NaN is neither rejected nor hidden: it propagates to NaN.
+- Conventions at the kinks (the point :math:`z = 0`): the left branch, as PyTorch does.
+  :math:`\mathrm{ReLU}'(0) = 0`, :math:`\mathrm{LeakyReLU}'(0) = \alpha`,
+  :math:`\mathrm{ELU}'(0) = \alpha`, :math:`\mathrm{SELU}'(0) = \lambda\alpha`.
+- ``derivative(z)`` is :math:`f'(z)` computed from ``z`` alone (no caching), for plots and
+  diagnosis; Softmax and LogSoftmax have a Jacobian instead and raise TypeError there.
+
+>>> from chainrule.nn import get
+>>> act = get("tanh")
+>>> act(np.array([0.0, 1.0])).round(4)
+array([0.    , 0.7616])
+>>> act.backward(np.ones(2)).round(4)  # 1 - tanh(z)^2, from the cached output
+array([1.  , 0.42])
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import numpy as np
+
+from chainrule._checks import as_float_array
+from chainrule._numerics import sigmoid as _sigmoid
+from chainrule._numerics import softmax as _softmax
+
+__all__ = [
+    "ACTIVATIONS",
+    "ALIASES",
+    "ELU",
+    "GELU",
+    "SELU",
+    "Activation",
+    "Identity",
+    "LeakyReLU",
+    "LogSoftmax",
+    "Mish",
+    "ReLU",
+    "SiLU",
+    "Sigmoid",
+    "Softmax",
+    "Softplus",
+    "Softsign",
+    "Tanh",
+    "from_config",
+    "get",
+]
+
+# Python floats on purpose: a NumPy float64 scalar would upcast float32 arrays under NEP 50.
+_SQRT1_2 = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_GELU_TANH_K = 0.044715
+# SELU's constants (Klambauer et al., 2017, "Self-Normalizing Neural Networks"), to double
+# precision: lambda = 1.0507009873554804934..., alpha = 1.6732632423543772848...
+_SELU_SCALE = 1.0507009873554805
+_SELU_ALPHA = 1.6732632423543772
+_SELU_SCALE_ALPHA = _SELU_SCALE * _SELU_ALPHA
+
+
+def _stable_sigmoid(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``chainrule._numerics.sigmoid``, silent on NaN (``logaddexp`` flags NaN as invalid)."""
+    with np.errstate(invalid="ignore"):
+        return _sigmoid(z, out=out)
+
+
+def _softplus(z: np.ndarray) -> np.ndarray:
+    r""":math:`\log(1 + e^z)` as ``logaddexp(0, z)``, silent on NaN (which it propagates)."""
+    with np.errstate(invalid="ignore"):
+        return np.logaddexp(0.0, z)
+
+
+# --- the error function, vectorised (no SciPy) ---------------------------------------------------
+#
+# W. J. Cody, "Rational Chebyshev approximations for the error function", Math. Comp. 23 (1969)
+# 631-638, with the coefficients of his SPECFUN routine CALERF. Three intervals of y = |x|:
+#   y <= 0.46875       erf(x)  = x R_1(x^2)
+#   0.46875 < y <= 4   erfc(y) = e^{-y^2} R_2(y)
+#   4 < y < 26.543     erfc(y) = e^{-y^2} / y (1/sqrt(pi) + y^{-2} R_3(y^{-2}))
+# and erfc(y) underflows to 0 beyond. e^{-y^2} is formed as e^{-t^2} e^{-(y-t)(y+t)} with t = y
+# rounded down to a multiple of 1/16, so that t^2 is exact and no accuracy is lost to y^2.
+# The approximations are accurate to about 1e-18; in float64 the result is good to a few ulp.
+
+_ERF_A = (3.16112374387056560e00, 1.13864154151050156e02, 3.77485237685302021e02,
+          3.20937758913846947e03, 1.85777706184603153e-1)
+_ERF_B = (2.36012909523441209e01, 2.44024637934444173e02, 1.28261652607737228e03,
+          2.84423683343917062e03)
+_ERFC_C = (5.64188496988670089e-1, 8.88314979438837594e00, 6.61191906371416295e01,
+           2.98635138197400131e02, 8.81952221241769090e02, 1.71204761263407058e03,
+           2.05107837782607147e03, 1.23033935479799725e03, 2.15311535474403846e-8)
+_ERFC_D = (1.57449261107098347e01, 1.17693950891312499e02, 5.37181101862009858e02,
+           1.62138957456669019e03, 3.29079923573345963e03, 4.36261909014324716e03,
+           3.43936767414372164e03, 1.23033935480374942e03)
+_ERFC_P = (3.05326634961232344e-1, 3.60344899949804439e-1, 1.25781726111229246e-1,
+           1.60837851487422766e-2, 6.58749161529837803e-4, 1.63153871373020978e-2)
+_ERFC_Q = (2.56852019228982242e00, 1.87295284992346047e00, 5.27905102951428412e-1,
+           6.05183413124413191e-2, 2.33520497626869185e-3)
+_ERF_SMALL = 0.46875
+_ERFC_BIG = 26.543  # erfc(y) < the smallest normal float64 beyond this
+_INV_SQRT_PI = 1.0 / math.sqrt(math.pi)
+
+
+def _erf_small(x: np.ndarray) -> np.ndarray:
+    """erf(x) for |x| <= 0.46875: x (A3 + t(A2 + t(A1 + t(A0 + A4 t)))) / (B3 + t(...))."""
+    t = x * x
+    num = _ERF_A[4] * t
+    den = t.copy()
+    for i in range(3):
+        num += _ERF_A[i]
+        num *= t
+        den += _ERF_B[i]
+        den *= t
+    num += _ERF_A[3]
+    den += _ERF_B[3]
+    num *= x
+    num /= den
+    return num
+
+
+def _exp_minus_square(y: np.ndarray) -> np.ndarray:
+    """e^{-y^2} as e^{-t^2} e^{-(y-t)(y+t)}, t = floor(16 y)/16 (t^2 is exact)."""
+    t = np.trunc(y * 16.0)
+    t /= 16.0
+    d = y - t
+    d *= y + t
+    np.negative(d, out=d)
+    np.exp(d, out=d)
+    np.square(t, out=t)
+    np.negative(t, out=t)
+    np.exp(t, out=t)
+    t *= d
+    return t
+
+
+def _erfc_mid(y: np.ndarray) -> np.ndarray:
+    """erfc(y) for 0.46875 < y <= 4."""
+    num = _ERFC_C[8] * y
+    den = y.copy()
+    for i in range(7):
+        num += _ERFC_C[i]
+        num *= y
+        den += _ERFC_D[i]
+        den *= y
+    num += _ERFC_C[7]
+    den += _ERFC_D[7]
+    num /= den
+    num *= _exp_minus_square(y)
+    return num
+
+
+def _erfc_large(y: np.ndarray) -> np.ndarray:
+    """erfc(y) for 4 < y < 26.543 (the asymptotic form)."""
+    r = 1.0 / (y * y)
+    num = _ERFC_P[5] * r
+    den = r.copy()
+    for i in range(4):
+        num += _ERFC_P[i]
+        num *= r
+        den += _ERFC_Q[i]
+        den *= r
+    num += _ERFC_P[4]
+    den += _ERFC_Q[4]
+    num *= r
+    num /= den
+    np.subtract(_INV_SQRT_PI, num, out=num)
+    num /= y
+    num *= _exp_minus_square(y)
+    return num
+
+
+def _erfc_abs(y: np.ndarray) -> np.ndarray:
+    """erfc(y) for y = |x| > 0.46875 (smaller y are clipped up; the caller discards them).
+
+    The middle interval is evaluated on the whole array; the asymptotic one only where some
+    y > 4 (rare in activations), through a sparse gather.
+    """
+    out = _erfc_mid(np.clip(y, _ERF_SMALL, 4.0))
+    far = y > 4.0
+    if far.any():
+        yf = y[far]
+        tail = _erfc_large(np.minimum(yf, _ERFC_BIG))
+        tail[yf >= _ERFC_BIG] = 0.0
+        out[far] = tail
+    return out
+
+
+def _blend(mask: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a`` where ``mask``, else ``b``, into ``a``: ``a*mask + b*~mask``, exact for finite a, b.
+
+    Arithmetic instead of ``np.where``: a random mask makes a select several times slower than
+    two multiplications. A NaN in ``a`` or ``b`` (only where the input was NaN) stays NaN.
+    """
+    a *= mask
+    b *= ~mask
+    a += b
+    return a
+
+
+def _erf(x) -> np.ndarray:
+    r"""The error function :math:`\operatorname{erf}(x) = \frac{2}{\sqrt\pi}\int_0^x e^{-t^2}dt`.
+
+    Vectorised over a float array (dtype kept), after Cody (1969); NaN gives NaN.
+    """
+    x = as_float_array(x, "x")
+    y = np.abs(x)
+    tail = _erfc_abs(y)
+    np.subtract(1.0, tail, out=tail)
+    np.copysign(tail, x, out=tail)
+    return _blend(y <= _ERF_SMALL, _erf_small(np.clip(x, -_ERF_SMALL, _ERF_SMALL)), tail)
+
+
+def _erfc(x) -> np.ndarray:
+    r"""The complementary error function :math:`\operatorname{erfc}(x) = 1 - \operatorname{erf}(x)`.
+
+    Computed without the cancellation of ``1 - erf(x)``: relative accuracy holds far into the
+    tail (down to :math:`10^{-308}` near :math:`x = 26.5`). Dtype kept; NaN gives NaN.
+    """
+    x = as_float_array(x, "x")
+    y = np.abs(x)
+    tail = _erfc_abs(y)  # erfc(|x|); erfc(x) = 2 - erfc(|x|) for x < 0
+    _blend(x >= 0.0, tail, np.subtract(2.0, tail))
+    head = _erf_small(np.clip(x, -_ERF_SMALL, _ERF_SMALL))
+    np.subtract(1.0, head, out=head)
+    return _blend(y <= _ERF_SMALL, head, tail)
+
+
+def _normal_cdf(z: np.ndarray) -> np.ndarray:
+    r""":math:`\Phi(z) = \tfrac12 \operatorname{erfc}(-z/\sqrt2)`, accurate in both tails."""
+    out = _erfc(np.multiply(z, -_SQRT1_2))
+    out *= 0.5
+    return out
+
+
+def _z_normal_pdf(z: np.ndarray) -> np.ndarray:
+    r""":math:`z\,\varphi(z) = z e^{-z^2/2}/\sqrt{2\pi}`; z is clipped at 40 first (where
+    :math:`\varphi` is 0 in any float) so that :math:`z^2` never overflows."""
+    t = np.clip(z, -40.0, 40.0)
+    p = np.square(t)
+    p *= -0.5
+    np.exp(p, out=p)
+    p *= _INV_SQRT_2PI
+    p *= t
+    return p
+
+
+# --- the base class ------------------------------------------------------------------------------
+
+
+class Activation:
+    r"""Base class of the activations: a layer without parameters.
+
+    Subclasses set ``name`` (the registry key) and implement ``forward`` (which caches what the
+    backward pass needs), ``backward`` and ``derivative``. ``backward(grad)`` returns a new array
+    of the forward pass's dtype and shape; it never modifies ``grad``.
+    """
+
+    name: ClassVar[str] = ""
+    elementwise: ClassVar[bool] = True
+    training: bool = True
+
+    def forward(self, z) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, grad) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, z):
+        return self.forward(z)
+
+    def derivative(self, z) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def parameters(self) -> list:
+        return []
+
+    def gradients(self) -> list:
+        return []
+
+    def get_config(self) -> dict:
+        """The constructor's keyword arguments, JSON-able (``{}`` when there are none)."""
+        return {}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+    @classmethod
+    def from_formula(cls, formula: str, name: str | None = None) -> Activation:
+        """An activation compiled from a formula such as ``"z*tanh(softplus(z))"``.
+
+        Delegates to :func:`chainrule.derivation.custom.activation_from_formula` (imported lazily,
+        so the core never imports SymPy).
+        """
+        from chainrule.derivation.custom import activation_from_formula
+
+        return activation_from_formula(formula, name=name)
+
+    def _grad(self, grad, cached: np.ndarray | None) -> np.ndarray:
+        """``grad`` as a float array, after checking forward ran and the shapes agree (O(1))."""
+        if cached is None:
+            raise RuntimeError(
+                f"{type(self).__name__}.backward() was called before forward(); "
+                "run forward(z) first so that there is something to differentiate."
+            )
+        grad = as_float_array(grad, "grad")
+        if grad.shape != cached.shape:
+            raise ValueError(
+                f"Shape mismatch: grad has shape {grad.shape} but {type(self).__name__}'s forward "
+                f"output had shape {cached.shape}; pass dL/d(output) of the output's shape."
+            )
+        return grad
+
+
+def _check_alpha(value, owner: str, low: float | None = None) -> float:
+    """``value`` as a finite Python float (>= ``low`` when given), or a ValueError that says so."""
+    bad = isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))
+    if not bad:
+        value = float(value)
+        bad = not math.isfinite(value) or (low is not None and value < low)
+    if bad:
+        where = f"[{low}, inf)" if low is not None else "(-inf, inf)"
+        raise ValueError(
+            f"The 'alpha' parameter of {owner} must be a finite float in the range {where}. "
+            f"Got {value!r} instead."
+        )
+    return value
+
+
+def _step(a: np.ndarray) -> np.ndarray:
+    """A fresh array: 1 where ``a > 0``, 0 where ``a <= 0``, NaN where ``a`` is NaN."""
+    h = np.maximum(a, 0.0)  # maximum, ceil and minimum all propagate NaN
+    np.ceil(h, out=h)  # 0 stays 0; anything positive, subnormals included, becomes >= 1
+    return np.minimum(h, 1.0, out=h)  # (np.sign would do, but is several times slower)
+
+
+def _branches(h: np.ndarray, right: float, left: np.ndarray) -> np.ndarray:
+    """``right`` where ``h == 1``, ``left`` where ``h == 0`` (``h`` from :func:`_step`).
+
+    ``h right + (1 - h) left``, exact for finite ``left``, written into ``left``. Arithmetic
+    rather than ``np.where``/``copyto(where=)``: with a random sign pattern, as in a hidden
+    layer, a masked select is several times slower than the four operations.
+    """
+    t = np.subtract(1.0, h)
+    left *= t
+    h *= right
+    left += h
+    return left
+
+
+# --- elementwise activations ---------------------------------------------------------------------
+
+
+class Identity(Activation):
+    r"""The identity, for regression outputs.
+
+    .. math:: f(z) = z, \qquad f'(z) = 1.
+
+    ``forward`` returns a copy of ``z``; ``backward`` a copy of ``grad`` (nothing is cached but
+    the shape and dtype).
+    """
+
+    name = "identity"
+
+    def __init__(self):
+        self._ref: np.ndarray | None = None
+
+    def forward(self, z):
+        z = as_float_array(z, "z")
+        self._ref = np.broadcast_to(np.zeros((), dtype=z.dtype), z.shape)  # shape + dtype, no data
+        return np.array(z, copy=True)
+
+    def backward(self, grad):
+        grad = self._grad(grad, self._ref)
+        return np.array(grad, dtype=self._ref.dtype, copy=True)
+
+    def derivative(self, z):
+        return np.ones_like(as_float_array(z, "z"))
+
+
+class Sigmoid(Activation):
+    r"""The logistic sigmoid.
+
+    .. math::
+
+        f(z) = \sigma(z) = \frac{1}{1 + e^{-z}}, \qquad f'(z) = \sigma(z)\,(1 - \sigma(z)).
+
+    ``forward`` uses ``chainrule._numerics.sigmoid`` (never ``exp`` of a large positive number,
+    finite at :math:`\pm 10^9`). ``backward`` reads the cached **output** :math:`s`:
+    ``grad * s * (1 - s)``. ``derivative(z)`` uses :math:`\sigma(z)\sigma(-z)`, which keeps its
+    relative accuracy for large :math:`z` where :math:`1 - s` rounds.
+    """
+
+    name = "sigmoid"
+
+    def __init__(self):
+        self._out: np.ndarray | None = None
+
+    def forward(self, z):
+        self._out = _stable_sigmoid(as_float_array(z, "z"))
+        return self._out
+
+    def backward(self, grad):
+        grad = self._grad(grad, self._out)
+        s = self._out
+        d = np.subtract(1.0, s)
+        d *= s
+        return np.multiply(d, grad, out=d)
+
+    def derivative(self, z):
+        z = as_float_array(z, "z")
+        d = _stable_sigmoid(z)
+        d *= _stable_sigmoid(-z)
+        return d
+
+
+class Tanh(Activation):
+    r"""The hyperbolic tangent.
+
+    .. math:: f(z) = \tanh z, \qquad f'(z) = 1 - \tanh^2 z.
+
+    ``backward`` reads the cached **output** :math:`t`: ``grad * (1 - t**2)``.
+    ``derivative(z)`` uses :math:`\operatorname{sech}^2 z = 4e^{-2|z|}/(1 + e^{-2|z|})^2`, which
+    neither overflows nor loses relative accuracy for large :math:`|z|`.
+    """
+
+    name = "tanh"
+
+    def __init__(self):
+        self._out: np.ndarray | None = None
+
+    def forward(self, z):
+        self._out = np.tanh(as_float_array(z, "z"))
+        return self._out
+
+    def backward(self, grad):
+        grad = self._grad(grad, self._out)
+        d = np.square(self._out)
+        np.subtract(1.0, d, out=d)
+        return np.multiply(d, grad, out=d)
+
+    def derivative(self, z):
+        z = as_float_array(z, "z")
+        e = np.abs(z)
+        e *= -2.0
+        np.exp(e, out=e)
+        d = e + 1.0
+        np.square(d, out=d)
+        np.divide(e, d, out=d)
+        d *= 4.0
+        return d
+
+
+class ReLU(Activation):
+    r"""The rectified linear unit.
+
+    .. math::
+
+        f(z) = \max(0, z), \qquad
+        f'(z) = \begin{cases} 1 & z > 0 \\ 0 & z \le 0 \end{cases}
+
+    :math:`f'(0) = 0` by convention (PyTorch's; the kink has no derivative). ``backward`` reads
+    the cached **output**: :math:`f'` is 1 exactly where the output is positive (a NaN output
+    gives a NaN derivative, so a NaN is never turned into a zero gradient).
+    """
+
+    name = "relu"
+
+    def __init__(self):
+        self._out: np.ndarray | None = None
+
+    def forward(self, z):
+        self._out = np.maximum(as_float_array(z, "z"), 0.0)  # maximum propagates NaN
+        return self._out
+
+    def backward(self, grad):
+        grad = self._grad(grad, self._out)
+        d = _step(self._out)  # 1 where out > 0, 0 where out == 0, NaN where NaN
+        return np.multiply(d, grad, out=d)
+
+    def derivative(self, z):
+        return _step(as_float_array(z, "z"))
+
+
+class LeakyReLU(Activation):
+    r"""ReLU with a slope :math:`\alpha` for negative inputs.
+
+    .. math::
+
+        f(z) = \begin{cases} z & z > 0 \\ \alpha z & z \le 0 \end{cases}, \qquad
+        f'(z) = \begin{cases} 1 & z > 0 \\ \alpha & z \le 0 \end{cases}
+
+    :math:`f'(0) = \alpha` by convention. ``backward`` reads the cached **input** (its sign), so
+    that any finite :math:`\alpha` works, negative or above 1 included.
+    """
+
+    name = "leaky_relu"
+
+    def __init__(self, alpha: float = 0.01):
+        self.alpha = _check_alpha(alpha, "LeakyReLU")
+        self._z: np.ndarray | None = None
+
+    def get_config(self) -> dict:
+        return {"alpha": self.alpha}
+
+    def forward(self, z):
+        z = as_float_array(z, "z")
+        out = np.minimum(z, 0.0)
+        out *= self.alpha
+        out += np.maximum(z, 0.0)  # max(z, 0) + alpha min(z, 0); NaN stays NaN
+        self._z = z
+        return out
+
+    def _slope(self, z: np.ndarray) -> np.ndarray:
+        h = _step(z)
+        d = np.subtract(1.0, h)
+        d *= self.alpha
+        d += h  # 1 where z > 0, alpha where z <= 0, exactly; NaN where z is NaN
+        return d
+
+    def backward(self, grad):
+        grad = self._grad(grad, self._z)
+        d = self._slope(self._z)
+        return np.multiply(d, grad, out=d)
+
+    def derivative(self, z):
+        return self._slope(as_float_array(z, "z"))
+
+
+class ELU(Activation):
+    r"""The exponential linear unit (Clevert et al., 2016).
+
+    .. math::
+
+        f(z) = \begin{cases} z & z > 0 \\ \alpha (e^{z} - 1) & z \le 0 \end{cases}, \qquad
+        f'(z) = \begin{cases} 1 & z > 0 \\ \alpha e^{z} = f(z) + \alpha & z \le 0 \end{cases}
+
+    :math:`f'(0) = \alpha` by convention (the left branch, as PyTorch; with the default
+    :math:`\alpha = 1` the function is differentiable there and both branches give 1).
+    ``backward`` reads the cached **output**: 1 where it is positive, :math:`f + \alpha` elsewhere.
+    That needs :math:`\alpha \ge 0` (so that the output's sign is the input's).
+    ``forward`` uses ``expm1(min(z, 0))``, exact near 0 and never overflowing.
+    """
+
+    name = "elu"
+
+    def __init__(self, alpha: float = 1.0):
+        self.alpha = _check_alpha(alpha, "ELU", low=0.0)
+        self._out: np.ndarray | None = None
+
+    def get_config(self) -> dict:
+        return {"alpha": self.alpha}
+
+    def forward(self, z):
+        z = as_float_array(z, "z")
+        out = np.minimum(z, 0.0)
+        np.expm1(out, out=out)
+        out *= self.alpha
+        out += np.maximum(z, 0.0)  # exactly one of the two terms is nonzero
+        self._out = out
+        return out
+
+    def backward(self, grad):
+        grad = self._grad(grad, self._out)
+        out = self._out
+        d = _branches(_step(out), 1.0, np.add(out, self.alpha))
+        return np.multiply(d, grad, out=d)
+
+    def derivative(self, z):
+        z = as_float_array(z, "z")
+        left = np.minimum(z, 0.0)
+        np.exp(left, out=left)
+        left *= self.alpha
+        return _branches(_step(z), 1.0, left)
+
+
+class SELU(Activation):
+    r"""The scaled ELU (Klambauer et al., 2017), with its fixed :math:`\lambda` and :math:`\alpha`.
+
+    .. math::
+
+        f(z) = \lambda \begin{cases} z & z > 0 \\ \alpha (e^{z} - 1) & z \le 0 \end{cases},
+        \qquad
+        f'(z) = \begin{cases} \lambda & z > 0 \\
+                              \lambda\alpha e^{z} = f(z) + \lambda\alpha & z \le 0 \end{cases}
+
+    with :math:`\lambda \approx 1.0507009873554805` and :math:`\alpha \approx 1.6732632423543772`.
+    :math:`f'(0) = \lambda\alpha \approx 1.7581` by convention (the left branch, as PyTorch).
+    ``backward`` reads the cached **output**: :math:`\lambda` where it is positive,
+    :math:`f + \lambda\alpha` elsewhere.
+    """
+
+    name = "selu"
+    scale: ClassVar[float] = _SELU_SCALE
+    alpha: ClassVar[float] = _SELU_ALPHA
+
+    def __init__(self):
+        self._out: np.ndarray | None = None
+
+    def forward(self, z):
+        z = as_float_array(z, "z")
+        out = np.minimum(z, 0.0)
+        np.expm1(out, out=out)
+        out *= _SELU_SCALE_ALPHA
+        right = np.maximum(z, 0.0)
+        right *= _SELU_SCALE
+        out += right  # exactly one of the two terms is nonzero
+        self._out = out
+        return out
+
+    def backward(self, grad):
+        grad = self._grad(grad, self._out)
+        out = self._out
+        d = _branches(_step(out), _SELU_SCALE, np.add(out, _SELU_SCALE_ALPHA))
+        return np.multiply(d, grad, out=d)
+
+    def derivative(self, z):
+        z = as_float_array(z, "z")
+        left = np.minimum(z, 0.0)
+        np.exp(left, out=left)
+        left *= _SELU_SCALE_ALPHA
+        return _branches(_step(z), _SELU_SCALE, left)
+
+
+class Softplus(Activation):
+    r"""The softplus, a smooth ReLU.
+
+    .. math::
+
+        f(z) = \log(1 + e^{z}), \qquad f'(z) = \sigma(z) = 1 - e^{-f(z)}.
+
+    ``forward`` is ``logaddexp(0, z)``. ``backward`` reads the cached **output**:
+    :math:`1 - e^{-f}`, evaluated as ``-expm1(-f)`` so that it stays accurate when :math:`f` is
+    tiny (very negative :math:`z`). ``derivative(z)`` is the stable sigmoid of :math:`z`.
+    """
+
+    name = "softplus"
+
+    def __init__(self):
+        self._out: np.ndarray | None = None
+
+    def forward(self, z):
+        self._out = _softplus(as_float_array(z, "z"))
+        return self._out
+
+    def backward(self, grad):
+        grad = self._grad(grad, self._out)
+        d = np.negative(self._out)
+        np.expm1(d, out=d)
+        np.negative(d, out=d)
+        return np.multiply(d, grad, out=d)
+
+    def derivative(self, z):
+        return _stable_sigmoid(as_float_array(z, "z"))
+
+
+class Softsign(Activation):
+    r"""The softsign.
+
+    .. math::
+
+        f(z) = \frac{z}{1 + |z|}, \qquad f'(z) = \frac{1}{(1 + |z|)^2} = (1 - |f(z)|)^2.
+
+    ``backward`` reads the cached **denominator** :math:`1 + |z|` rather than the output: the
+    output form :math:`(1 - |f|)^2` cancels catastrophically for large :math:`|z|`. It divides
+    twice instead of squaring, so that nothing overflows.
+    """
+
+    name = "softsign"
+
+    def __init__(self):
+        self._den: np.ndarray | None = None
+
+    def forward(self, z):
+        z = as_float_array(z, "z")
+        den = np.abs(z)
+        den += 1.0
+        self._den = den
+        return np.divide(z, den)
+
+    def backward(self, grad):
+        grad = self._grad(grad, self._den)
+        d = np.divide(grad, self._den, out=np.empty_like(self._den))
+        d /= self._den
+        return d
+
+    def derivative(self, z):
+        den = np.abs(as_float_array(z, "z"))
+        den += 1.0
+        d = np.reciprocal(den)
+        d /= den
+        return d
+
+
+class GELU(Activation):
+    r"""The Gaussian error linear unit (Hendrycks & Gimpel, 2016).
+
+    ``approximate="none"`` (exact):
+
+    .. math::
+
+        f(z) = z\,\Phi(z) = \frac{z}{2}\left(1 + \operatorname{erf}\frac{z}{\sqrt2}\right),
+        \qquad f'(z) = \Phi(z) + z\,\varphi(z), \quad
+        \varphi(z) = \frac{e^{-z^2/2}}{\sqrt{2\pi}},
+
+    with :math:`\Phi(z) = \tfrac12\operatorname{erfc}(-z/\sqrt2)` from a vectorised Cody (1969)
+    erfc (no cancellation in the left tail). ``approximate="tanh"``:
+
+    .. math::
+
+        f(z) = \frac{z}{2}\bigl(1 + \tanh u\bigr) = z\,\sigma(2u), \quad
+        u = \sqrt{2/\pi}\,(z + 0.044715 z^3),
+
+        f'(z) = \sigma(2u) + z\,\sigma(2u)\bigl(1 - \sigma(2u)\bigr)\,
+                2\sqrt{2/\pi}\,(1 + 3 \cdot 0.044715 z^2),
+
+    evaluated through :math:`\tfrac12(1 + \tanh u) = \sigma(2u)`, which does not cancel for
+    negative :math:`z`; :math:`z` is clipped to :math:`\pm 10^4` inside :math:`u` (where
+    :math:`\sigma(2u)` is already exactly 0 or 1) so that :math:`z^3` cannot overflow.
+    ``backward`` reads the cached **input** and :math:`\Phi(z)` (or :math:`\sigma(2u)`).
+    """
+
+    name = "gelu"
+    _APPROXIMATIONS: ClassVar[tuple[str, ...]] = ("none", "tanh")
+
+    def __init__(self, approximate: str = "none"):
+        if approximate not in self._APPROXIMATIONS:
+            raise ValueError(
+                f"The 'approximate' parameter of GELU must be 'none' (exact, with erf) or 'tanh'. "
+                f"Got {approximate!r} instead."
+            )
+        self.approximate = approximate
+        self._z: np.ndarray | None = None
+        self._p: np.ndarray | None = None  # Phi(z), or sigma(2u) for "tanh"
+
+    def get_config(self) -> dict:
+        return {"approximate": self.approximate}
+
+    @staticmethod
+    def _two_u(zc: np.ndarray) -> np.ndarray:
+        t = np.square(zc)
+        t *= _GELU_TANH_K
+        t += 1.0
+        t *= zc
+        t *= 2.0 * _SQRT_2_OVER_PI
+        return t
+
+    @staticmethod
+    def _two_du(zc: np.ndarray) -> np.ndarray:
+        t = np.square(zc)
+        t *= 3.0 * _GELU_TANH_K
+        t += 1.0
+        t *= 2.0 * _SQRT_2_OVER_PI
+        return t
+
+    def _gate(self, z: np.ndarray) -> np.ndarray:
+        """Phi(z), or sigma(2u) for "tanh"."""
+        if self.approximate == "none":
+            return _normal_cdf(z)
+        t = self._two_u(np.clip(z, -1e4, 1e4))
+        return _stable_sigmoid(t, out=t)
+
+    def _slope(self, z: np.ndarray, p: np.ndarray) -> np.ndarray:
+        if self.approximate == "none":
+            d = _z_normal_pdf(z)
+        else:
+            zc = np.clip(z, -1e4, 1e4)
+            d = self._two_du(zc)
+            d *= zc
+            d *= p
+            d *= 1.0 - p
+        d += p
+        return d
+
+    def forward(self, z):
+        z = as_float_array(z, "z")
+        p = self._gate(z)
+        self._z, self._p = z, p
+        return np.multiply(z, p)
+
+    def backward(self, grad):
+        grad = self._grad(grad, self._z)
+        d = self._slope(self._z, self._p)
+        return np.multiply(d, grad, out=d)
+
+    def derivative(self, z):
+        z = as_float_array(z, "z")
+        return self._slope(z, self._gate(z))
+
+
+class SiLU(Activation):
+    r"""The sigmoid-weighted linear unit, also called swish.
+
+    .. math::
+
+        f(z) = z\,\sigma(z), \qquad
+        f'(z) = \sigma(z) + z\,\sigma(z)(1 - \sigma(z)) = \sigma(z)\bigl(1 + z(1 - \sigma(z))\bigr).
+
+    ``backward`` reads the cached **input** and :math:`\sigma(z)`. (The output form
+    :math:`f + \sigma(1 - f)` cancels for large :math:`z`: in float32 it gives 0 at
+    :math:`z = 10^9`.)
+    """
+
+    name = "silu"
+
+    def __init__(self):
+        self._z: np.ndarray | None = None
+        self._s: np.ndarray | None = None
+
+    def forward(self, z):
+        z = as_float_array(z, "z")
+        self._z, self._s = z, _stable_sigmoid(z)
+        return np.multiply(z, self._s)
+
+    @staticmethod
+    def _slope(z: np.ndarray, s: np.ndarray) -> np.ndarray:
+        d = np.subtract(1.0, s)
+        d *= z
+        d += 1.0
+        d *= s
+        return d
+
+    def backward(self, grad):
+        grad = self._grad(grad, self._z)
+        d = self._slope(self._z, self._s)
+        return np.multiply(d, grad, out=d)
+
+    def derivative(self, z):
+        z = as_float_array(z, "z")
+        return self._slope(z, _stable_sigmoid(z))
+
+
+class Mish(Activation):
+    r"""Mish (Misra, 2019).
+
+    .. math::
+
+        f(z) = z \tanh(\operatorname{softplus}(z)), \qquad
+        f'(z) = \tanh(\operatorname{softplus}(z))
+              + z\,\bigl(1 - \tanh^2(\operatorname{softplus}(z))\bigr)\,\sigma(z),
+
+    since :math:`\operatorname{softplus}'(z) = \sigma(z) = 1 - e^{-\operatorname{softplus}(z)}`.
+    ``backward`` reads the cached **input**, :math:`t = \tanh(\operatorname{softplus} z)` and
+    :math:`\operatorname{softplus} z` (for :math:`\sigma(z)` as ``-expm1(-softplus)``).
+    """
+
+    name = "mish"
+
+    def __init__(self):
+        self._z: np.ndarray | None = None
+        self._t: np.ndarray | None = None
+        self._sp: np.ndarray | None = None
+
+    def forward(self, z):
+        z = as_float_array(z, "z")
+        sp = _softplus(z)
+        t = np.tanh(sp)
+        self._z, self._t, self._sp = z, t, sp
+        return np.multiply(z, t)
+
+    @staticmethod
+    def _slope(z: np.ndarray, t: np.ndarray, sp: np.ndarray) -> np.ndarray:
+        sig = np.negative(sp)
+        np.expm1(sig, out=sig)
+        np.negative(sig, out=sig)  # sigma(z) = 1 - exp(-softplus(z))
+        d = np.square(t)
+        np.subtract(1.0, d, out=d)
+        d *= z
+        d *= sig
+        d += t
+        return d
+
+    def backward(self, grad):
+        grad = self._grad(grad, self._z)
+        d = self._slope(self._z, self._t, self._sp)
+        return np.multiply(d, grad, out=d)
+
+    def derivative(self, z):
+        z = as_float_array(z, "z")
+        sp = _softplus(z)
+        return self._slope(z, np.tanh(sp), sp)
+
+
+# --- activations over an axis --------------------------------------------------------------------
+
+
+def _check_axis(axis, owner: str) -> int:
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise ValueError(
+            f"The 'axis' parameter of {owner} must be an int (the class axis, -1 for rows). "
+            f"Got {axis!r} instead."
+        )
+    return int(axis)
+
+
+def _no_elementwise_derivative(owner: str):
+    raise TypeError(
+        f"{owner} has no elementwise derivative: each output depends on the whole row, so its "
+        "derivative is a Jacobian matrix, not an array of f'(z). Use forward(z) and then "
+        "backward(grad) for the Jacobian-vector product."
+    )
+
+
+class Softmax(Activation):
+    r"""The softmax over ``axis``: a probability distribution per row.
+
+    .. math::
+
+        s_k = \frac{e^{z_k}}{\sum_j e^{z_j}}, \qquad
+        \frac{\partial s_k}{\partial z_i} = s_k(\delta_{ki} - s_i), \qquad
+        \frac{\partial L}{\partial z_i} = s_i\Bigl(g_i - \sum_k g_k s_k\Bigr).
+
+    ``forward`` shifts by the row maximum. ``backward`` reads the cached **output** and returns the
+    full Jacobian-vector product above, never the diagonal :math:`s_i(1 - s_i)` alone.
+    """
+
+    name = "softmax"
+    elementwise = False
+
+    def __init__(self, axis: int = -1):
+        self.axis = _check_axis(axis, "Softmax")
+        self._out: np.ndarray | None = None
+
+    def get_config(self) -> dict:
+        return {"axis": self.axis}
+
+    def forward(self, z):
+        self._out = _softmax(as_float_array(z, "z"), axis=self.axis)
+        return self._out
+
+    def backward(self, grad):
+        grad = self._grad(grad, self._out)
+        s = self._out
+        res = np.multiply(grad, s, out=np.empty_like(s))
+        dot = np.sum(res, axis=self.axis, keepdims=True)
+        np.subtract(grad, dot, out=res)
+        res *= s
+        return res
+
+    def derivative(self, z):
+        _no_elementwise_derivative("Softmax")
+
+
+class LogSoftmax(Activation):
+    r"""The log of the softmax over ``axis``, computed without forming the softmax's log.
+
+    .. math::
+
+        f_k = z_k - \log\sum_j e^{z_j}, \qquad
+        \frac{\partial f_k}{\partial z_i} = \delta_{ki} - s_i, \qquad
+        \frac{\partial L}{\partial z_i} = g_i - s_i \sum_k g_k,
+
+    where :math:`s = \operatorname{softmax}(z)`. ``forward`` is max-shifted
+    (:math:`f = (z - m) - \log\sum_j e^{z_j - m}`, :math:`m = \max_j z_j`) and caches
+    :math:`s`, which ``backward`` reads.
+    """
+
+    name = "log_softmax"
+    elementwise = False
+
+    def __init__(self, axis: int = -1):
+        self.axis = _check_axis(axis, "LogSoftmax")
+        self._soft: np.ndarray | None = None
+
+    def get_config(self) -> dict:
+        return {"axis": self.axis}
+
+    def forward(self, z):
+        z = as_float_array(z, "z")
+        out = np.subtract(z, np.max(z, axis=self.axis, keepdims=True))
+        soft = np.exp(out)
+        total = np.sum(soft, axis=self.axis, keepdims=True)
+        soft /= total
+        out -= np.log(total)
+        self._soft = soft
+        return out
+
+    def backward(self, grad):
+        grad = self._grad(grad, self._soft)
+        s = self._soft
+        res = np.multiply(s, np.sum(grad, axis=self.axis, keepdims=True), out=np.empty_like(s))
+        np.subtract(grad, res, out=res)
+        return res
+
+    def derivative(self, z):
+        _no_elementwise_derivative("LogSoftmax")
+
+
+# --- the registry --------------------------------------------------------------------------------
+
+#: Canonical name -> class: the one list of activation names (the CLI's choices come from it).
+ACTIVATIONS: dict[str, type[Activation]] = {
+    cls.name: cls
+    for cls in (Identity, Sigmoid, Tanh, ReLU, LeakyReLU, ELU, SELU, Softplus, Softsign, GELU,
+                SiLU, Mish, Softmax, LogSoftmax)
+}
+
+#: Other names people type -> canonical name (scikit-learn's "identity", "logistic", "tanh" and
+#: "relu" all resolve; the class names, lower-cased, too).
+ALIASES: dict[str, str] = {
+    "linear": "identity",
+    "logistic": "sigmoid",
+    "swish": "silu",
+    "leakyrelu": "leaky_relu",
+    "lrelu": "leaky_relu",
+    "logsoftmax": "log_softmax",
+}
+
+
+def _canonical(name: str) -> str | None:
+    key = name.strip().lower().replace("-", "_").replace(" ", "_")
+    key = ALIASES.get(key, key)
+    return key if key in ACTIVATIONS else None
+
+
+def get(name_or_instance, **kwargs) -> Activation:
+    """A fresh activation by name (``get("leaky_relu", alpha=0.1)``), or the instance passed in.
+
+    Names are those of :data:`ACTIVATIONS` and :data:`ALIASES`, case-insensitive; an unknown name
+    raises ValueError listing the known ones.
+    """
+    if isinstance(name_or_instance, Activation):
+        if kwargs:
+            raise ValueError(
+                f"get() received the instance {name_or_instance!r} and also the parameters "
+                f"{sorted(kwargs)}; pass a name with parameters, or the instance alone."
+            )
+        return name_or_instance
+    if not isinstance(name_or_instance, str):
+        raise ValueError(
+            f"An activation is a name such as 'relu' or an Activation instance; got "
+            f"{type(name_or_instance).__name__} {name_or_instance!r}."
+        )
+    key = _canonical(name_or_instance)
+    if key is None:
+        import difflib
+
+        known = [*ACTIVATIONS, *ALIASES]
+        close = difflib.get_close_matches(name_or_instance.strip().lower(), known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"Unknown activation {name_or_instance!r}.{hint} Known activations: "
+            f"{', '.join(ACTIVATIONS)} (aliases: {', '.join(ALIASES)})."
+        )
+    cls = ACTIVATIONS[key]
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        import inspect
+
+        accepted = [p for p in inspect.signature(cls).parameters if p != "self"]
+        takes = f"accepts only {', '.join(accepted)}" if accepted else "takes no parameters"
+        raise ValueError(
+            f"{cls.__name__} {takes}; got {sorted(kwargs)}. ({exc})"
+        ) from exc
+
+
+def from_config(name: str, config: dict | None = None) -> Activation:
+    """Rebuild an activation from its name and :meth:`Activation.get_config` (a model file)."""
+    return get(name, **(config or {}))

@@ -1,0 +1,432 @@
+r"""The model: :class:`Sequential`, a stack of layers trained by backpropagation.
+
+Backpropagation is the chain rule applied layer by layer, last to first: each layer receives
+:math:`\partial E/\partial(\text{its output})`, stores the gradients of its own parameters and
+returns :math:`\partial E/\partial(\text{its input})` for the layer before it.
+
+Fused output
+------------
+When the model ends in :class:`Sigmoid` and the loss is binary cross-entropy (or :class:`Softmax`
+and cross-entropy), training does not differentiate the activation and the loss separately:
+it computes the loss from the logits :math:`z` with the stable with-logits form and starts
+backpropagation from
+
+.. math:: \frac{\partial E}{\partial z} = \frac{1}{m}(\hat y - y),
+
+the famous result of seeds 002 and 004 (seed 002's :math:`X^\top(z - y)`). There is no division
+by :math:`\hat y(1-\hat y)`, so a saturated output cannot produce NaN. The same holds for an
+identity output with squared error. Any other output activation with a probability loss (a tanh
+output with BCE, say) is refused with an error that names the fix.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from chainrule._checks import as_float_array, check_finite
+from chainrule.nn import activations as _act
+from chainrule.nn.layers import Dense, Dropout, Layer
+
+__all__ = ["FORMAT_NAME", "Sequential", "load", "mlp"]
+
+FORMAT_NAME = "chainrule.sequential"
+FORMAT_VERSION = 1
+
+# Probability losses and the with-logits loss their fused output uses.
+_FUSED = {"bce": ("sigmoid", "bce_with_logits"), "ce": ("softmax", "ce_with_logits")}
+
+
+class Sequential:
+    """A stack of layers applied in order.
+
+    >>> from chainrule.nn import Dense, ReLU, Softmax
+    >>> model = Sequential([Dense(4, 8), ReLU(), Dense(8, 3), Softmax()], seed=0)
+    >>> model.forward(np.zeros((2, 4), dtype=np.float32)).shape
+    (2, 3)
+
+    ``seed`` (an int or a Generator) initializes every :class:`Dense` layer in order, resolving
+    ``init="auto"`` by the activation that follows it. Without a seed the layers keep the
+    weights they were built with (``"auto"`` layers are re-drawn from fresh entropy).
+    """
+
+    def __init__(self, layers: list, seed: int | np.random.Generator | None = None):
+        layers = list(layers)
+        if not layers:
+            raise ValueError("Sequential needs at least one layer; got an empty list.")
+        for i, layer in enumerate(layers):
+            if not (hasattr(layer, "forward") and hasattr(layer, "backward")):
+                raise ValueError(
+                    f"Layer {i} ({layer!r}) is not a layer: it needs forward() and backward(). "
+                    "Use chainrule.nn.Dense, an activation, or Dropout."
+                )
+        self.layers = layers
+        self.classes_: np.ndarray | None = None
+        self.task: str | None = None
+        self.preprocessing: dict | None = None
+        self.training_config: dict = {}
+        rng = np.random.default_rng(seed)
+        for i, layer in enumerate(layers):
+            if isinstance(layer, Dense) and (seed is not None or layer.init == "auto"):
+                layer.reset_parameters(rng, self._activation_after(i))
+            elif isinstance(layer, Dropout) and seed is not None:
+                layer.rng = np.random.default_rng(rng.integers(2**63))
+        self._check_shapes()
+
+    # --- structure ------------------------------------------------------------------------------
+
+    def _activation_after(self, i: int) -> str | None:
+        for layer in self.layers[i + 1:]:
+            if isinstance(layer, Dense):
+                return None
+            name = getattr(layer, "name", None)
+            if isinstance(layer, _act.Activation) and name:
+                return name
+        return None
+
+    def _check_shapes(self) -> None:
+        width = None
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, Dense):
+                if width is not None and layer.in_features != width:
+                    raise ValueError(
+                        f"Layer {i} is Dense({layer.in_features}, {layer.out_features}) but the "
+                        f"layer before it outputs {width} features; make in_features={width}."
+                    )
+                width = layer.out_features
+
+    @property
+    def dense_layers(self) -> list[Dense]:
+        return [layer for layer in self.layers if isinstance(layer, Dense)]
+
+    @property
+    def in_features(self) -> int:
+        return self.dense_layers[0].in_features
+
+    @property
+    def out_features(self) -> int:
+        return self.dense_layers[-1].out_features
+
+    @property
+    def dtype(self) -> np.dtype:
+        dense = self.dense_layers
+        return dense[0].dtype if dense else np.dtype(np.float64)
+
+    @property
+    def output_activation(self) -> str | None:
+        last = self.layers[-1]
+        return last.name if isinstance(last, _act.Activation) else None
+
+    def parameters(self) -> list[np.ndarray]:
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def gradients(self) -> list[np.ndarray]:
+        return [g for layer in self.layers for g in layer.gradients()]
+
+    def n_parameters(self) -> int:
+        return int(sum(p.size for p in self.parameters()))
+
+    def astype(self, dtype) -> Sequential:
+        """Convert every Dense layer to ``dtype`` (float32 or float64) in place; returns self."""
+        for layer in self.dense_layers:
+            layer.astype(dtype)
+        return self
+
+    def train(self) -> Sequential:
+        for layer in self.layers:
+            layer.training = True
+        return self
+
+    def eval(self) -> Sequential:
+        for layer in self.layers:
+            layer.training = False
+        return self
+
+    # --- forward and backward -------------------------------------------------------------------
+
+    def forward(self, x) -> np.ndarray:
+        """Apply every layer in order; caches what :meth:`backward` needs."""
+        h = self._as_input(x)
+        for layer in self.layers:
+            h = layer.forward(h)
+        return h
+
+    __call__ = forward
+
+    def backward(self, grad) -> np.ndarray:
+        r"""Backpropagate :math:`\partial E/\partial(\text{output})` through every layer, last to
+        first; fills each layer's gradients and returns :math:`\partial E/\partial X`."""
+        g = np.asarray(grad)
+        for layer in reversed(self.layers):
+            g = layer.backward(g)
+        return g
+
+    def _as_input(self, x) -> np.ndarray:
+        x = as_float_array(x, "X")
+        if x.ndim == 1:
+            x = x.reshape(1, -1)
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(
+                f"The model expects X of shape (m, {self.in_features}); got {x.shape}."
+            )
+        return x.astype(self.dtype, copy=False)
+
+    # --- the objective --------------------------------------------------------------------------
+
+    def _objective(self, loss):
+        """Return ``(n, loss_fn)``: train the first ``n`` layers against ``loss_fn``.
+
+        Sigmoid + BCE and Softmax + CE drop the activation and use the with-logits loss (the
+        fused ``yhat - y`` delta); Identity + MSE drops the identity. Any other activation in
+        front of a probability loss is refused.
+        """
+        from chainrule import losses as _losses
+
+        loss = _losses.get(loss)
+        n = len(self.layers)
+        last = self.output_activation
+        name = loss.name
+        if name in _FUSED:
+            wanted, fused_name = _FUSED[name]
+            if last != wanted:
+                ends = (f"ends in {type(self.layers[-1]).__name__}" if last
+                        else "has no output activation (it outputs raw scores)")
+                hint = ""
+                if last == "tanh":
+                    hint = (" Tanh outputs values in (-1, 1): the loss would take the log of a "
+                            "negative number, and its gradient divides by zero at yhat = 0. "
+                            "(tanh(z) + 1)/2 = sigmoid(2z) is the rescaled form.")
+                raise ValueError(
+                    f"{type(loss).__name__} needs predicted probabilities in [0, 1], but the "
+                    f"model {ends}.{hint} Use a {_act.ACTIVATIONS[wanted].__name__} output layer "
+                    f"(chainrule then trains it from the logits), or loss={fused_name!r} on the "
+                    "raw scores."
+                )
+            kwargs = {"reduction": loss.reduction} if hasattr(loss, "reduction") else {}
+            return n - 1, _losses.get(fused_name, **kwargs)
+        if loss.from_logits and last in ("sigmoid", "softmax", "log_softmax"):
+            raise ValueError(
+                f"Loss {name!r} takes raw scores (logits) but the model already ends in "
+                f"{type(self.layers[-1]).__name__}, which would be applied twice. Use "
+                f"loss={'bce' if last == 'sigmoid' else 'ce'!r} (chainrule fuses it with the "
+                "output activation) or remove the output activation."
+            )
+        if last == "identity":
+            return n - 1, loss
+        return n, loss
+
+    # --- training and inference (see chainrule.training) -----------------------------------------
+
+    def fit(self, X, y, loss="mse", optimizer="adam", **kwargs):
+        """Train the model; see :func:`chainrule.training.fit` for every option. Returns a History."""
+        from chainrule.training import fit
+
+        return fit(self, X, y, loss=loss, optimizer=optimizer, **kwargs)
+
+    def predict_proba(self, X, batch_size: int = 4096) -> np.ndarray:
+        """The network's output in evaluation mode (probabilities for a Sigmoid/Softmax output)."""
+        X = self._as_input(X)
+        check_finite(X, "X")
+        was_training = [layer.training for layer in self.layers]
+        self.eval()
+        try:
+            outs = [self.forward(X[i:i + batch_size]).copy() for i in range(0, len(X), batch_size)]
+        finally:
+            for layer, flag in zip(self.layers, was_training, strict=True):
+                layer.training = flag
+        if not outs:
+            return np.empty((0, self.out_features), dtype=self.dtype)
+        return np.concatenate(outs)
+
+    def predict(self, X, batch_size: int = 4096) -> np.ndarray:
+        """Class labels for a classifier (argmax, or output > 0.5 for a single sigmoid unit),
+        the raw outputs otherwise."""
+        out = self.predict_proba(X, batch_size)
+        if self.task != "classification":
+            return out
+        if out.shape[1] == 1:
+            idx = (out[:, 0] > 0.5).astype(np.int64)
+        else:
+            idx = np.argmax(out, axis=1)
+        return self.classes_[idx] if self.classes_ is not None else idx
+
+    def evaluate(self, X, y, loss=None) -> dict:
+        """``{"loss": ..., "accuracy": ...}`` on ``(X, y)`` in evaluation mode (accuracy for
+        classifiers only). ``loss`` defaults to the one the model was trained with."""
+        from chainrule.training import evaluate
+
+        return evaluate(self, X, y, loss=loss)
+
+    # --- description ----------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        inner = "\n".join(f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
+        return f"Sequential(\n{inner}\n)"
+
+    def summary(self) -> str:
+        """A table of layers, output shapes and parameter counts."""
+        rows = [("#", "layer", "output shape", "parameters")]
+        width = self.in_features
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, Dense):
+                width = layer.out_features
+            n = sum(p.size for p in layer.parameters())
+            rows.append((str(i), repr(layer), f"(m, {width})", f"{n:,}"))
+        widths = [max(len(r[c]) for r in rows) for c in range(4)]
+        line = "  ".join("-" * w for w in widths)
+        fmt = [f"{r[0]:>{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]:>{widths[3]}}"
+               for r in rows]
+        total = f"Total parameters: {self.n_parameters():,} ({self.dtype.name})"
+        return "\n".join([fmt[0], line, *fmt[1:], line, total])
+
+    # --- model files ------------------------------------------------------------------------------
+
+    def get_config(self) -> dict:
+        layers = []
+        for layer in self.layers:
+            if isinstance(layer, Dense):
+                layers.append({"type": "Dense", "config": layer.get_config()})
+            elif isinstance(layer, Dropout):
+                layers.append({"type": "Dropout", "config": layer.get_config()})
+            elif isinstance(layer, _act.Activation):
+                layers.append({"type": "Activation", "name": layer.name,
+                               "config": layer.get_config()})
+            else:
+                raise ValueError(
+                    f"Cannot save layer {layer!r}: only Dense, Dropout and activations are "
+                    "supported in model files."
+                )
+        return {"format": FORMAT_NAME, "version": FORMAT_VERSION, "layers": layers}
+
+    def save(self, path) -> Path:
+        """Write the model to ``path`` in safetensors format, atomically.
+
+        Layout: for the layer at position ``i`` of the model (activations count, as in PyTorch's
+        ``nn.Sequential``), ``"{i}.weight"`` holds :math:`W^\\top` with shape ``(out, in)`` (PyTorch's
+        ``nn.Linear`` layout) and ``"{i}.bias"`` holds ``b``. The architecture, classes,
+        preprocessing and training settings are JSON in the metadata key ``"chainrule"``.
+        """
+        from chainrule.serialization import write_safetensors
+
+        tensors = {}
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, Dense):
+                tensors[f"{i}.weight"] = np.ascontiguousarray(layer.W.T)
+                if layer.b is not None:
+                    tensors[f"{i}.bias"] = layer.b
+        meta = self.get_config()
+        meta["task"] = self.task
+        meta["classes"] = None if self.classes_ is None else self.classes_.tolist()
+        meta["preprocessing"] = self.preprocessing
+        meta["training"] = self.training_config
+        path = Path(path)
+        write_safetensors(path, tensors, {"chainrule": json.dumps(meta), "format": "pt"})
+        return path
+
+
+def _build_layer(spec: dict, where: str):
+    if not isinstance(spec, dict) or not isinstance(spec.get("config", {}), dict):
+        raise ValueError(f"{where}: a layer entry must be a JSON object with a 'config' object.")
+    kind = spec.get("type")
+    config = spec.get("config", {})
+    try:
+        if kind == "Dense":
+            allowed = {"in_features", "out_features", "init", "bias", "dtype"}
+            return Dense(**{k: v for k, v in config.items() if k in allowed}, seed=0)
+        if kind == "Dropout":
+            return Dropout(p=config.get("p", 0.5))
+        if kind == "Activation":
+            name = spec.get("name")
+            if name in _act.ACTIVATIONS:
+                return _act.get(name, **config)
+            if "formula" in config:  # a custom activation: re-derived through the whitelist parser
+                return _act.Activation.from_formula(config["formula"], name=config.get("name"))
+            raise ValueError(f"unknown activation {name!r}")
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: invalid layer {spec!r}: {exc}") from exc
+    raise ValueError(f"{where}: unknown layer type {kind!r} (expected Dense, Dropout or Activation).")
+
+
+def load(path) -> Sequential:
+    """Load a model written by :meth:`Sequential.save`. Never executes code from the file."""
+    from chainrule.serialization import ModelFileError, read_safetensors
+
+    path = Path(path)
+    tensors, metadata = read_safetensors(path)
+    raw = metadata.get("chainrule")
+    if raw is None:
+        raise ModelFileError(
+            f"{path}: a safetensors file, but not a chainrule model (no 'chainrule' metadata); "
+            "it holds the tensors " + ", ".join(sorted(tensors)[:8])
+        )
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(f"{path}: the chainrule metadata is not valid JSON ({exc}).") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        raise ModelFileError(f"{path}: unknown model format {meta.get('format') if isinstance(meta, dict) else meta!r}.")
+    if meta.get("version") != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: model format version {meta.get('version')!r}; this chainrule reads version "
+            f"{FORMAT_VERSION}. Upgrade chainrule."
+        )
+    specs = meta.get("layers")
+    if not isinstance(specs, list) or not specs:
+        raise ModelFileError(f"{path}: the model lists no layers.")
+    try:
+        layers = [_build_layer(spec, str(path)) for spec in specs]
+        model = Sequential(layers)
+    except ValueError as exc:
+        raise ModelFileError(str(exc)) from exc
+    for i, layer in enumerate(model.layers):
+        if not isinstance(layer, Dense):
+            continue
+        for key, attr, shape in ((f"{i}.weight", "W", (layer.out_features, layer.in_features)),
+                                 (f"{i}.bias", "b", (layer.out_features,))):
+            if attr == "b" and layer.b is None:
+                continue
+            if key not in tensors:
+                raise ModelFileError(f"{path}: tensor {key!r} is missing.")
+            value = tensors[key]
+            if value.shape != shape:
+                raise ModelFileError(
+                    f"{path}: tensor {key!r} has shape {value.shape}; layer {i} needs {shape}."
+                )
+            if value.dtype.kind != "f" or not np.isfinite(value).all():
+                raise ModelFileError(f"{path}: tensor {key!r} is not a finite floating array.")
+            setattr(layer, attr, np.ascontiguousarray(value.T if attr == "W" else value,
+                                                      dtype=layer.dtype))
+        layer.dW = np.zeros_like(layer.W)
+        layer.db = None if layer.b is None else np.zeros_like(layer.b)
+    model.task = meta.get("task")
+    classes = meta.get("classes")
+    model.classes_ = None if classes is None else np.asarray(classes)
+    model.preprocessing = meta.get("preprocessing")
+    model.training_config = meta.get("training") or {}
+    return model
+
+
+def mlp(sizes, activation="relu", output=None, dropout: float = 0.0, dtype="float32",
+        seed: int | np.random.Generator | None = None) -> Sequential:
+    """Build a multi-layer perceptron: ``mlp([64, 128, 10], "relu", "softmax")``.
+
+    ``sizes`` lists the input width, the hidden widths and the output width; ``activation``
+    follows every hidden Dense layer (then ``Dropout(dropout)`` if > 0); ``output`` names the
+    output activation (None for raw scores).
+    """
+    sizes = [int(s) for s in sizes]
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise ValueError(f"mlp needs at least an input and an output width, all >= 1; got {sizes}.")
+    layers: list[Layer] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(Dense(a, b, dtype=dtype))
+        if i < len(sizes) - 2:
+            layers.append(_act.get(activation))
+            if dropout:
+                layers.append(Dropout(dropout))
+    if output is not None:
+        layers.append(_act.get(output))
+    return Sequential(layers, seed=seed)
+

@@ -1,0 +1,68 @@
+"""`chainrule derive` through `chainrule.cli.main`: exit codes and output."""
+
+import json
+
+import pytest
+
+from chainrule.cli import main
+
+
+def test_done_when_tanh_bce(capsys):
+    assert main(["derive", "--activation", "tanh", "--loss", "bce"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[2].startswith("1. ")
+    assert "Result: dE/dz = (1 + yhat)(yhat - y)/yhat" in out
+    assert "yhat = 0 (z = 0)" in out
+    assert "Domain conflict" in out
+
+
+def test_json_parses(capsys):
+    assert main(["derive", "--activation", "tanh", "--loss", "bce", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["result"] == "(1 + yhat)*(yhat - y)/yhat"
+    assert data["singularities"][0]["input"] == "z = 0"
+    assert len(data["warnings"]) == 2
+
+
+def test_sigmoid_quotient_method(capsys):
+    assert main(["derive", "sigmoid", "--method", "quotient"]) == 0
+    out = capsys.readouterr().out
+    assert "Quotient rule" in out
+    assert "yhat(1 - yhat)" in out
+
+
+@pytest.mark.parametrize("fmt", ["latex", "markdown"])
+def test_other_formats(capsys, fmt):
+    assert main(["derive", "x*sigmoid(x)", "--format", fmt]) == 0
+    assert "sigma" in capsys.readouterr().out
+
+
+def test_weights(capsys):
+    assert main(["derive", "--activation", "sigmoid", "--loss", "bce", "--weights"]) == 0
+    out = capsys.readouterr().out
+    assert "Result: dE/dw = x(yhat - y)" in out
+    assert "Δw = -η·x(yhat - y)" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["derive", "x +* 2"], "column"),
+        (["derive", "__import__('os').system('echo hi')"], "column 1"),
+        (["derive", "--activation", "tanhh", "--loss", "bce"], "unknown activation 'tanhh'"),
+        (["derive"], "nothing to derive"),
+    ],
+)
+def test_bad_input_exits_1_with_one_line(capsys, argv, needle):
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1
+    assert needle in err
+
+
+def test_bad_method_is_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["derive", "sigmoid", "--method", "product"])
+    assert info.value.code == 2

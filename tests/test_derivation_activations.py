@@ -1,0 +1,118 @@
+"""The engine reproduces f' of every built-in activation, and agrees with the library's backward."""
+
+import numpy as np
+import pytest
+import sympy
+
+from chainrule import losses, nn
+from chainrule.derivation import derive
+from chainrule.derivation.functions import NUMPY_FUNCTIONS
+from chainrule.derivation.library import (
+    ACTIVATION_INFO,
+    LOSS_INFO,
+    activation_expr,
+    activation_names,
+    canonical_activation,
+    output_derivative,
+)
+from chainrule.derivation.symbols import alpha, x, yhat
+
+ELEMENTWISE = [n for n in nn.ACTIVATIONS if nn.ACTIVATIONS[n].elementwise]
+
+# f' by hand, as the textbooks write it (an oracle independent of the engine's steps)
+HAND = {
+    "identity": lambda z: np.ones_like(z),
+    "sigmoid": lambda z: np.exp(-z) / (1 + np.exp(-z)) ** 2,
+    "tanh": lambda z: 1 / np.cosh(z) ** 2,
+    "relu": lambda z: (z > 0).astype(float),
+    "softsign": lambda z: 1 / (1 + np.abs(z)) ** 2,
+    "softplus": lambda z: 1 / (1 + np.exp(-z)),
+    "gaussian": lambda z: -2 * z * np.exp(-(z**2)),
+    "binary_step": lambda z: np.zeros_like(z),
+}
+
+
+def _compiled(expr, params=None):
+    return sympy.lambdify(x, expr.subs(params or {}), modules=[NUMPY_FUNCTIONS, "numpy"])
+
+
+def _points(rng, n=25):
+    z = rng.uniform(-4, 4, n)
+    return z[np.abs(z) > 1e-3]  # away from the corners at 0
+
+
+def test_registries_use_the_engines_names():
+    assert set(ELEMENTWISE) <= set(activation_names())
+    assert set(nn.ACTIVATIONS) - set(ELEMENTWISE) == {"softmax", "log_softmax"}
+    assert set(losses.LOSSES) == set(LOSS_INFO)
+    for name in nn.ACTIVATIONS:
+        assert canonical_activation(name) == name
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_engine_agrees_with_the_library_backward(name, rng):
+    layer = nn.get(name)
+    params = {alpha: layer.alpha} if hasattr(layer, "alpha") and name != "selu" else {}
+    d = derive(name)
+    z = _points(rng)
+    # forward values agree too: the engine differentiates the function the library computes
+    np.testing.assert_allclose(layer.forward(z), _compiled(d.function, params)(z), rtol=1e-10,
+                               atol=1e-12)
+    backward = layer.backward(np.ones_like(z))
+    engine = np.broadcast_to(_compiled(d.result, params)(z), z.shape)
+    np.testing.assert_allclose(engine, backward, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", activation_names())
+def test_engine_agrees_with_finite_differences(name, rng):
+    params = {alpha: sympy.Rational(1, 10)}
+    d = derive(name)
+    f = _compiled(d.function, params)
+    df = _compiled(d.result, params)
+    z = _points(rng)
+    h = 1e-6
+    numeric = (f(z + h) - f(z - h)) / (2 * h)
+    np.testing.assert_allclose(np.broadcast_to(df(z), z.shape), numeric, rtol=1e-6, atol=1e-7)
+    if name in HAND:
+        np.testing.assert_allclose(np.broadcast_to(df(z), z.shape), HAND[name](z), rtol=1e-9,
+                                   atol=1e-12)
+
+
+@pytest.mark.parametrize("name", [n for n in activation_names()
+                                  if ACTIVATION_INFO[n].output_form is not None])
+def test_output_form_matches_the_derivative(name, rng):
+    params = {alpha: sympy.Rational(3, 10)}
+    d = derive(name)
+    assert d.result_output_form == output_derivative(name, yhat)
+    z = _points(rng)
+    out = _compiled(d.function, params)(z)
+    by_output = sympy.lambdify(yhat, d.result_output_form.subs(params), modules="numpy")
+    np.testing.assert_allclose(np.broadcast_to(by_output(out), z.shape),
+                               np.broadcast_to(_compiled(d.result, params)(z), z.shape),
+                               rtol=1e-9, atol=1e-12)
+
+
+def test_issue_output_forms():
+    s, t_, f = yhat, yhat, yhat
+    assert derive("sigmoid").result_output_form == s * (1 - s)
+    assert derive("tanh").result_output_form == 1 - t_**2
+    assert derive("softplus").result_output_form == 1 - sympy.exp(-f)
+    elu = derive("elu").result_output_form
+    assert elu.args[1][0] == f + alpha  # f + alpha for z < 0
+
+
+def test_non_invertible_activations_have_no_output_form():
+    for name in ("gelu", "silu", "mish", "gaussian"):
+        assert derive(name).result_output_form is None
+
+
+def test_activation_expr_matches_library_numerics(rng):
+    from chainrule._numerics import sigmoid as stable_sigmoid
+
+    z = rng.normal(size=10)
+    np.testing.assert_allclose(_compiled(activation_expr("sigmoid", x))(z), stable_sigmoid(z))
+
+
+def test_softmax_alone_points_to_its_composition():
+    with pytest.raises(ValueError, match="derive\\(activation='softmax', loss='ce'\\)"):
+        derive("softmax")

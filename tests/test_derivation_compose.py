@@ -1,0 +1,130 @@
+"""Compositions: the four required results, the weight step, and the domain findings."""
+
+import numpy as np
+import pytest
+import sympy
+
+from chainrule.derivation import derive
+from chainrule.derivation.functions import sigmoid
+from chainrule.derivation.printing import to_text
+from chainrule.derivation.symbols import eta, p, t, w, x, y, yhat, z
+from test_derivation_oracle import elementary, same
+
+
+def _exactly(a, b):
+    return sympy.simplify(sympy.sympify(a) - sympy.sympify(b)) == 0
+
+
+def test_sigmoid_bce_is_yhat_minus_y():
+    d = derive(activation="sigmoid", loss="bce")
+    assert _exactly(d.result, yhat - y)
+    assert d.result == yhat - y  # already in its simplest form, not only equal to it
+    assert _exactly(d.result_input_form, sigmoid(z) - y)
+    assert d.warnings == []
+    assert d.singularities == []
+
+
+def test_sigmoid_bce_with_weights_seed_002():
+    d = derive(activation="sigmoid", loss="bce", weights=True)
+    assert _exactly(d.result, x * (yhat - y))
+    assert _exactly(d.extra["update"], -eta * x * (yhat - y))
+    assert _exactly(d.result_input_form, x * (sigmoid(w * x) - y))
+
+
+def test_softmax_ce_is_p_minus_t_under_the_stated_assumption():
+    d = derive(activation="softmax", loss="ce")
+    assert _exactly(d.result, p - t)
+    assert any("t_k = 1" in a for a in d.assumptions)
+    assert "Σ_k t_k = 1" in d.to_text()
+    # ce_with_logits is the same derivation
+    assert _exactly(derive(loss="ce_with_logits").result, p - t)
+    assert _exactly(derive(activation="softmax", loss="ce", weights=True).result, x * (p - t))
+
+
+def test_identity_half_squared_error_is_yhat_minus_y():
+    d = derive(activation="identity", loss="mse", half=True)
+    assert _exactly(d.result, yhat - y)
+    # without the 1/2 the factor 2 stays
+    assert _exactly(derive(activation="identity", loss="mse").result, 2 * (yhat - y))
+
+
+def test_tanh_bce_seed_000():
+    d = derive(activation="tanh", loss="bce")
+    assert _exactly(d.result, (1 + yhat) * (yhat - y) / yhat)
+    assert to_text(d.result) == "(1 + yhat)(yhat - y)/yhat"
+    assert _exactly(d.result_input_form, (1 + sympy.tanh(z)) * (sympy.tanh(z) - y) / sympy.tanh(z))
+    dw = derive(activation="tanh", loss="bce", weights=True)
+    # seed 000: (yhat + 1) x (yhat - y) / yhat
+    assert _exactly(dw.result, (yhat + 1) * x * (yhat - y) / yhat)
+    assert _exactly(dw.extra["update"], -eta * (yhat + 1) * x * (yhat - y) / yhat)
+
+
+def test_tanh_bce_flags_yhat_zero_and_the_domain_conflict():
+    d = derive(activation="tanh", loss="bce")
+    sing = [s for s in d.singularities if s.kind == "division by zero"]
+    assert [(str(s.variable), s.value) for s in sing] == [("yhat", 0)]
+    assert sing[0].input_form == "z = 0"
+    text = " ".join(d.warnings)
+    assert "yhat = 0 (z = 0)" in text
+    assert "(-1, 1)" in text and "(0, 1)" in text  # tanh's range against BCE's domain
+    assert "(-1, 0]" in text and "z ≤ 0" in text
+    # the fix, in words
+    assert "sigmoid" in text and "(tanh(z) + 1)/2 = sigmoid(2z)" in text
+    assert "bce_with_logits" in text
+
+
+def test_relu_bce_conflicts_on_both_logs():
+    d = derive(activation="relu", loss="bce")
+    text = " ".join(d.warnings)
+    assert "log(yhat)" in text and "z ≤ 0" in text
+    assert "log(1 - yhat)" in text and "z ≥ 1" in text
+    assert any(s.kind == "corner" and s.value == 0 for s in d.singularities)
+
+
+def test_sigmoid_mse_has_no_warnings():
+    d = derive(activation="sigmoid", loss="mse", half=True)
+    assert _exactly(d.result, yhat * (1 - yhat) * (yhat - y))
+    assert d.warnings == []
+
+
+@pytest.mark.parametrize(
+    ("activation", "loss", "half"),
+    [("tanh", "bce", False), ("sigmoid", "bce", False), ("identity", "mse", True),
+     ("softplus", "mse", False), ("elu", "mse", True), ("gelu", "mse", True),
+     ("silu", "bce", False), ("softsign", "huber", False), ("identity", "bce_with_logits", False)],
+)
+def test_input_form_matches_finite_differences(activation, loss, half, rng):
+    d = derive(activation=activation, loss=loss, half=half)
+    params = {sympy.Symbol("alpha", positive=True): 1, sympy.Symbol("delta", positive=True): 1}
+    E = sympy.lambdify((z, y), elementary(d.function.subs(params)), modules=["mpmath"])
+    grad = sympy.lambdify((z, y), elementary(d.result_input_form.subs(params)), modules=["mpmath"])
+    # z below 0.9 keeps every activation's output below 1, inside BCE's domain
+    for zv, yv in zip(rng.uniform(0.1, 0.9, 4), rng.uniform(0.05, 0.95, 4), strict=True):
+        h = 1e-6
+        numeric = (float(E(zv + h, yv)) - float(E(zv - h, yv))) / (2 * h)
+        assert np.isclose(float(grad(zv, yv)), numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_result_in_output_form_equals_input_form():
+    for activation in ("tanh", "sigmoid", "softsign", "softplus"):
+        d = derive(activation=activation, loss="bce")
+        f = d.steps[0].terms["f"]
+        assert same(d.result.subs(yhat, f), d.result_input_form)
+
+
+def test_unsupported_softmax_pairing_is_explained():
+    with pytest.raises(ValueError, match="softmax pairs with cross-entropy"):
+        derive(activation="softmax", loss="mse")
+
+
+def test_bad_names_and_arguments():
+    with pytest.raises(ValueError, match="unknown activation 'tan_h'; known: identity, sigmoid"):
+        derive(activation="tan_h", loss="bce")
+    with pytest.raises(ValueError, match="unknown loss 'bce2'"):
+        derive(activation="tanh", loss="bce2")
+    with pytest.raises(ValueError, match="not both"):
+        derive("x", activation="tanh")
+    with pytest.raises(ValueError, match="needs both"):
+        derive("sigmoid", weights=True)
+    with pytest.raises(ValueError, match="nothing to derive"):
+        derive()

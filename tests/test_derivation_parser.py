@@ -1,0 +1,180 @@
+"""The whitelist parser: what it accepts, what it refuses, and that refusing runs nothing."""
+
+import time
+
+import pytest
+import sympy
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chainrule.derivation.functions import sigmoid
+from chainrule.derivation.parser import (
+    MAX_DEPTH,
+    MAX_LENGTH,
+    SYMBOLS,
+    FormulaError,
+    parse_expression,
+)
+from chainrule.derivation.printing import to_python
+
+x, y, yhat = SYMBOLS["x"], SYMBOLS["y"], SYMBOLS["yhat"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("x * sigmoid(x)", x * sigmoid(x)),
+        ("2^x + 1", 2**x + 1),  # '^' is power, with power's precedence
+        ("x^2^3", x ** (2**3)),
+        ("-x**2", -(x**2)),
+        ("1/(1 + exp(-x))", 1 / (1 + sympy.exp(-x))),
+        ("0.5 * x", x / 2),  # decimals stay exact
+        ("max(0, x)", sympy.Piecewise((x, x > 0), (0, True))),
+        ("max(x, 0)", sympy.Piecewise((x, x > 0), (0, True))),
+        ("ln(x) + log(x)", 2 * sympy.log(x)),
+        ("abs(x) + sqrt(x)", sympy.Abs(x) + sympy.sqrt(x)),
+        ("-(y*log(yhat) + (1-y)*log(1-yhat))",
+         -(y * sympy.log(yhat) + (1 - y) * sympy.log(1 - yhat))),
+        ("bce(yhat, y)", -y * sympy.log(yhat) - (1 - y) * sympy.log(1 - yhat)),
+        ("silu(x)", x * sigmoid(x)),
+        ("  tanh(x)  ", sympy.tanh(x)),
+        ("e^x + pi", sympy.exp(x) + sympy.pi),
+    ],
+)
+def test_parses_whitelisted_syntax(text, expected):
+    assert parse_expression(text) == expected
+
+
+def test_symbols_are_real_and_shared():
+    e = parse_expression("yhat - y")
+    assert e.free_symbols == {yhat, y}
+    assert all(s.is_real for s in e.free_symbols)
+    assert SYMBOLS["x"] is x
+
+
+def test_symbols_argument_restricts_names():
+    assert parse_expression("x + 1", symbols=["x"]) == x + 1
+    with pytest.raises(FormulaError, match="unknown name 'y'"):
+        parse_expression("x + y", symbols=["x"])
+    with pytest.raises(FormulaError, match="unknown symbol 'q'"):
+        parse_expression("x", symbols=["q"])
+
+
+@pytest.mark.parametrize(
+    ("text", "quoted", "column"),
+    [
+        ("x + foo(x)", "'foo'", 5),
+        ("x + q", "'q'", 5),
+        ("x.real", "'x.real'", 1),
+        ("2 * [1, 2]", "'[1, 2]'", 5),
+        ("tanh(x, 2)", "'tanh(x, 2)'", 1),
+        ("x ^ 2 + 'a'", "\"'a'\"", 9),  # the column is in the user's text, '^' and all
+        ("exp(x=1)", "'exp(x=1)'", 1),
+    ],
+)
+def test_errors_quote_the_part_and_its_column(text, quoted, column):
+    with pytest.raises(FormulaError) as info:
+        parse_expression(text)
+    message = str(info.value)
+    assert quoted in message
+    assert f"column {column}" in message
+    assert "\n" not in message
+
+
+def test_syntax_error_names_column():
+    with pytest.raises(FormulaError, match=r"column \d+"):
+        parse_expression("x +* 2")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "__import__('os').system('echo pwned')",
+        "(lambda: 1)()",
+        "x.__class__",
+        "exp.__globals__",
+        "open('/etc/passwd')",
+        "[c for c in ()]",
+        "x if x else 1",
+        "x == 1",
+        "x and 1",
+        "{}",
+        "f'{x}'",
+        "x[0]",
+        "True + x",
+        "1j * x",
+        "exp",
+        "max(x, 1)",
+        "9**9**9**9",
+        "1e400 * x",
+        "1/0",
+        "",
+        "   ",
+    ],
+)
+def test_malicious_or_invalid_input_is_refused(text):
+    with pytest.raises(FormulaError):
+        parse_expression(text)
+
+
+def test_refusing_runs_nothing(tmp_path):
+    marker = tmp_path / "ran"
+    with pytest.raises(FormulaError):
+        parse_expression(f"__import__('pathlib').Path('{marker}').touch()")
+    assert not marker.exists()
+
+
+def test_long_and_deep_input_is_refused_quickly():
+    start = time.perf_counter()
+    with pytest.raises(FormulaError, match="limit is 500"):
+        parse_expression("x+" * 10_000 + "x")
+    with pytest.raises(FormulaError, match="nested too deeply"):
+        parse_expression("(" * 200 + "x" + ")" * 200)
+    with pytest.raises(FormulaError, match="nested too deeply"):
+        parse_expression("-" * (MAX_DEPTH + 5) + "x")
+    with pytest.raises(FormulaError, match="nested too deeply"):
+        parse_expression("exp(" * (MAX_DEPTH + 1) + "x" + ")" * (MAX_DEPTH + 1))
+    # refusal does not depend on the size of the input (a loose bound, not a benchmark)
+    assert time.perf_counter() - start < 5.0
+    assert len("x+" * 10_000) > MAX_LENGTH
+
+
+def test_non_string_is_refused():
+    with pytest.raises(FormulaError, match="must be a string; got int"):
+        parse_expression(3)
+
+
+_ATOMS = st.sampled_from(["x", "y", "2", "0.5", "yhat", "pi"])
+_FUNCS = st.sampled_from(["exp", "log", "sin", "tanh", "sigmoid", "softplus", "erf", "abs"])
+
+
+def _formula(depth=3):
+    if depth == 0:
+        return _ATOMS
+    sub = _formula(depth - 1)
+    return st.one_of(
+        _ATOMS,
+        st.tuples(sub, st.sampled_from(["+", "-", "*", "/"]), sub).map(
+            lambda t: f"({t[0]} {t[1]} {t[2]})"),
+        st.tuples(_FUNCS, sub).map(lambda t: f"{t[0]}({t[1]})"),
+        sub.map(lambda s: f"-{s}"),
+    )
+
+
+@given(_formula())
+def test_printed_python_form_parses_back(text):
+    try:
+        e = parse_expression(text)
+    except FormulaError:
+        return  # e.g. a division by a literal zero
+    back = parse_expression(to_python(e))
+    assert back == e or sympy.expand(back - e) == 0
+
+
+@given(st.text(max_size=60))
+def test_arbitrary_text_raises_only_formula_error(text):
+    try:
+        result = parse_expression(text)
+    except FormulaError:
+        return
+    assert isinstance(result, sympy.Expr)

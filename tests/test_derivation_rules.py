@@ -1,0 +1,161 @@
+"""The step tree: each node's claim holds, and the rules are the ones a textbook would use."""
+
+import pytest
+import sympy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chainrule.derivation import derive
+from chainrule.derivation.library import activation_definition, activation_names, loss_expr
+from chainrule.derivation.parser import FormulaError, parse_expression
+from chainrule.derivation.rules import DIFF_RULES, differentiate
+from chainrule.derivation.symbols import x, y, yhat
+from test_derivation_oracle import check_tree, same
+
+
+def _rules(step):
+    return [node.rule for node in step.walk()]
+
+
+@pytest.mark.parametrize("name", activation_names())
+@pytest.mark.parametrize("method", [None, "quotient", "chain"])
+def test_every_step_of_every_activation_holds(name, method):
+    d = derive(name, method=method)
+    assert sum(check_tree(s) for s in d.steps) >= 1
+
+
+@pytest.mark.parametrize("loss", ["mse", "bce", "ce", "huber", "bce_with_logits"])
+def test_every_step_of_every_loss_holds(loss):
+    d = derive(loss=loss)
+    assert sum(check_tree(s) for s in d.steps) >= 1
+
+
+@pytest.mark.parametrize(
+    ("activation", "loss", "half"),
+    [("tanh", "bce", False), ("sigmoid", "bce", False), ("identity", "mse", True),
+     ("relu", "mse", False), ("softsign", "bce", False), ("gelu", "mse", True)],
+)
+def test_every_step_of_compositions_holds(activation, loss, half):
+    d = derive(activation=activation, loss=loss, half=half, weights=True)
+    assert sum(check_tree(s) for s in d.steps) >= 5
+
+
+def test_sigmoid_by_quotient_rule_reads_like_seed_001():
+    d = derive("sigmoid", method="quotient")
+    top = [s.rule for s in d.steps]
+    assert top[0] == "definition"
+    assert d.steps[0].after == 1 / (1 + sympy.exp(-x))
+    assert top[1] == "quotient"
+    # u = 1 has derivative 0 (constant rule); v = 1 + e^(-x) needs the exp rule inside a chain
+    rules = _rules(d.steps[1])
+    assert {"constant", "sum", "chain", "exp"} <= set(rules)
+    assert "e^(-x)/(1 + e^(-x))²" in d.to_text()
+    assert d.result_output_form == yhat * (1 - yhat)
+
+
+def test_sigmoid_by_chain_rule_uses_the_power_rule():
+    d = derive("sigmoid", method="chain")
+    tree = d.steps[1]
+    assert tree.rule == "chain"
+    assert "quotient" not in _rules(tree)
+    assert tree.substeps[0].rule == "power"
+    assert "Let u = 1 + e^(-x)" in tree.explain()
+    assert same(d.result, sympy.exp(-x) / (1 + sympy.exp(-x)) ** 2)
+
+
+def test_tanh_by_quotient_rule_goes_through_sinh_over_cosh():
+    d = derive("tanh", method="quotient")
+    assert d.steps[0].after == sympy.sinh(x) / sympy.cosh(x)
+    assert "quotient" in _rules(d.steps[1])
+    assert d.result_output_form == 1 - yhat**2
+
+
+@pytest.mark.parametrize(
+    ("formula", "rule"),
+    [("3*x**2", "constant multiple"), ("x**3", "power"), ("sin(x)", "trigonometric"),
+     ("cosh(x)", "hyperbolic"), ("sigmoid(x)", "sigmoid"), ("erf(x)", "erf"),
+     ("log(x)", "log"), ("exp(x)", "exp"), ("relu(x)", "piecewise"), ("x*exp(x)", "product"),
+     ("x/(1+x)", "quotient"), ("exp(2*x)", "chain"), ("2^x", "exp"), ("abs(x)", "piecewise"),
+     ("x + 1", "sum"), ("x + y", "constant")],
+)
+def test_the_expected_rule_is_used(formula, rule):
+    d = derive(formula)
+    assert rule in _rules(d.steps[0])
+    check_tree(d.steps[0])
+
+
+def test_chain_step_names_inner_function():
+    step = differentiate(sympy.log(1 + sympy.exp(x)), x)
+    assert step.rule == "chain"
+    assert step.explain() == "Let u = 1 + e^x. Then d/dx log(u) = 1/u·du/dx"
+    assert step.substeps[0].var.name == "u"
+
+
+def test_nested_chains_get_distinct_names():
+    step = differentiate(sympy.exp(sympy.sin(x**2)), x)
+    names = [n.terms["u"].name for n in step.walk() if n.rule == "chain"]
+    assert len(names) == len(set(names)) == 2
+
+
+def test_rule_names_come_from_the_documented_list():
+    for name in ("sigmoid", "gelu", "mish", "elu", "softsign"):
+        for s in derive(name).steps:
+            for node in s.walk():
+                if node.kind == "diff":
+                    assert node.rule in DIFF_RULES
+
+
+def test_method_is_validated():
+    with pytest.raises(ValueError, match="method must be"):
+        differentiate(x, x, method="product")
+    with pytest.raises(ValueError, match="method must be"):
+        derive("sigmoid", method="magic")
+
+
+def test_bce_derivative_has_the_right_sign_seeds_002_004():
+    # the chain rule on log(1 - yhat) gives the minus sign people lose
+    d = derive(loss="bce")
+    raw = d.steps[1].after
+    assert same(raw, -(y / yhat - (1 - y) / (1 - yhat)))
+    assert not same(raw, -(y / yhat + (1 - y) / (1 - yhat)))
+    assert same(d.result, (yhat - y) / (yhat * (1 - yhat)))
+
+
+_ATOMS = st.sampled_from(["x", "2", "y", "0.5"])
+_UNARY = st.sampled_from(["exp", "log", "sin", "cos", "tanh", "sigmoid", "softplus", "sqrt",
+                          "erf", "abs", "relu", "cosh"])
+
+
+def _formula(depth):
+    if depth == 0:
+        return _ATOMS
+    sub = _formula(depth - 1)
+    return st.one_of(
+        _ATOMS,
+        st.tuples(sub, st.sampled_from(["+", "-", "*", "/", "^"]), sub).map(
+            lambda t: f"({t[0]}) {t[1]} ({t[2]})"),
+        st.tuples(_UNARY, sub).map(lambda t: f"{t[0]}({t[1]})"),
+    )
+
+
+@settings(max_examples=40)
+@given(_formula(3))
+def test_random_formulas_every_step_holds(text):
+    try:
+        expr = parse_expression(text)
+    except FormulaError:
+        return
+    if not expr.has(x) or expr.has(sympy.zoo, sympy.nan):
+        return
+    step = differentiate(expr, x)
+    check_tree(step)
+    for method in ("chain",):
+        check_tree(differentiate(expr, x, method))
+
+
+def test_steps_of_definitions_without_api():
+    for name in ("sigmoid", "softplus", "gaussian"):
+        f = activation_definition(name, x)
+        step = differentiate(f, x)
+        assert same(step.after, sympy.diff(f, x))
+    assert same(differentiate(loss_expr("mse", yhat, y, half=True), yhat).after, yhat - y)

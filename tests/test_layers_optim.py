@@ -1,0 +1,225 @@
+"""Dense, Dropout and the optimizers, against finite differences and hand-worked updates."""
+
+import math
+
+import numpy as np
+import pytest
+
+from chainrule import optim
+from chainrule.nn import Dense, Dropout
+from chainrule.nn.layers import INITIALIZERS, initialize
+
+
+def central_diff(f, x, eps=1e-6):
+    """float64 central differences of the scalar function f at x (x is perturbed in place)."""
+    g = np.zeros_like(x)
+    it = np.nditer(x, flags=["multi_index"])
+    for _ in it:
+        i = it.multi_index
+        old = x[i]
+        x[i] = old + eps
+        fp = f()
+        x[i] = old - eps
+        fm = f()
+        x[i] = old
+        g[i] = (fp - fm) / (2 * eps)
+    return g
+
+
+class TestDense:
+    def test_forward_is_xw_plus_b(self):
+        layer = Dense(2, 3, dtype="float64", seed=0)
+        layer.W[...] = [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
+        layer.b[...] = [0.5, -0.5, 1.0]
+        x = np.array([[1.0, -1.0]])
+        # [1*1 - 4, 2 - 5, 3 - 6] + b = [-3, -3, -3] + [0.5, -0.5, 1] = [-2.5, -3.5, -2]
+        np.testing.assert_array_equal(layer.forward(x), [[-2.5, -3.5, -2.0]])
+
+    def test_backward_against_finite_differences(self, rng):
+        layer = Dense(5, 4, dtype="float64", seed=1)
+        x = rng.normal(size=(7, 5))
+        upstream = rng.normal(size=(7, 4))
+
+        def loss():
+            return float(np.sum(layer.forward(x) * upstream))
+
+        loss()
+        dx = layer.backward(upstream)
+        np.testing.assert_allclose(layer.dW, central_diff(loss, layer.W), rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(layer.db, central_diff(loss, layer.b), rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(dx, central_diff(loss, x), rtol=1e-7, atol=1e-9)
+
+    def test_no_input_gradient_when_not_needed(self, rng):
+        layer = Dense(3, 2, dtype="float64", seed=0)
+        layer.forward(rng.normal(size=(4, 3)))
+        assert layer.backward(np.ones((4, 2)), need_input_grad=False) is None
+        np.testing.assert_allclose(layer.db, [4.0, 4.0])
+
+    def test_float32_stays_float32(self, rng):
+        layer = Dense(3, 2, seed=0)
+        out = layer.forward(rng.normal(size=(4, 3)).astype(np.float32))
+        assert out.dtype == np.float32
+        assert layer.backward(np.ones((4, 2), np.float32)).dtype == np.float32
+        assert layer.dW.dtype == np.float32
+
+    def test_wrong_input_width_names_shapes(self):
+        with pytest.raises(ValueError, match=r"expects input of shape \(m, 3\); got \(2, 4\)"):
+            Dense(3, 2).forward(np.zeros((2, 4), np.float32))
+
+    @pytest.mark.parametrize("bad", [0, -1, 2.5, True, "3"])
+    def test_bad_sizes(self, bad):
+        with pytest.raises(ValueError, match="positive integer"):
+            Dense(bad, 2)
+
+    def test_unknown_initializer_lists_known(self):
+        with pytest.raises(ValueError, match="he_normal"):
+            Dense(2, 2, init="xavier")
+
+    @pytest.mark.parametrize(
+        ("name", "var"),
+        [("glorot_uniform", 2 / (400 + 300)), ("glorot_normal", 2 / (400 + 300)),
+         ("he_uniform", 2 / 400), ("he_normal", 2 / 400), ("lecun_normal", 1 / 400)],
+    )
+    def test_initializer_variance(self, name, var):
+        w = INITIALIZERS[name](np.random.default_rng(0), 400, 300)
+        assert abs(w.var() / var - 1.0) < 0.02
+        assert abs(w.mean()) < 0.01 * math.sqrt(var) * 10
+
+    def test_auto_initializer_follows_activation(self):
+        assert initialize("auto", "relu") == "he_uniform"
+        assert initialize("auto", "selu") == "lecun_normal"
+        assert initialize("auto", "tanh") == "glorot_uniform"
+        assert initialize("auto", None) == "glorot_uniform"
+
+    def test_same_seed_same_weights(self):
+        np.testing.assert_array_equal(Dense(4, 3, seed=5).W, Dense(4, 3, seed=5).W)
+        assert not np.array_equal(Dense(4, 3, seed=5).W, Dense(4, 3, seed=6).W)
+
+
+class TestDropout:
+    def test_inverted_scaling_and_mask_in_backward(self):
+        layer = Dropout(0.25, seed=0)
+        x = np.ones((2000, 50))
+        out = layer.forward(x)
+        kept = out != 0
+        # Kept units are scaled by 1/(1 - p) = 4/3 so the expectation is unchanged.
+        np.testing.assert_allclose(out[kept], 4.0 / 3.0)
+        assert abs(kept.mean() - 0.75) < 0.01
+        grad = layer.backward(np.full_like(x, 2.0))
+        np.testing.assert_allclose(grad, np.where(kept, 8.0 / 3.0, 0.0))
+
+    def test_eval_is_identity(self, rng):
+        layer = Dropout(0.5, seed=0)
+        layer.training = False
+        x = rng.normal(size=(3, 4))
+        assert layer.forward(x) is x
+        assert layer.backward(x) is x
+
+    @pytest.mark.parametrize("p", [-0.1, 1.0, 2, "0.5"])
+    def test_bad_p(self, p):
+        with pytest.raises(ValueError, match="0 <= p < 1"):
+            Dropout(p)
+
+
+class TestOptimizers:
+    def test_sgd_is_w_minus_eta_grad(self):
+        w = np.array([1.0, -2.0, 3.0])
+        g = np.array([0.5, 0.25, -1.0])
+        optim.SGD(lr=0.1).step([w], [g.copy()])
+        # w - 0.1 g = [1 - 0.05, -2 - 0.025, 3 + 0.1]
+        np.testing.assert_allclose(w, [0.95, -2.025, 3.1])
+
+    def test_sgd_momentum_by_hand(self):
+        w = np.array([1.0])
+        opt = optim.SGD(lr=0.1, momentum=0.9)
+        opt.step([w], [np.array([1.0])])  # v = 1, w = 1 - 0.1 = 0.9
+        opt.step([w], [np.array([1.0])])  # v = 0.9 + 1 = 1.9, w = 0.9 - 0.19 = 0.71
+        np.testing.assert_allclose(w, [0.71])
+
+    def test_sgd_nesterov_by_hand(self):
+        w = np.array([1.0])
+        opt = optim.SGD(lr=0.1, momentum=0.5, nesterov=True)
+        opt.step([w], [np.array([2.0])])  # v = 2, step = g + mu v = 2 + 1 = 3, w = 0.7
+        np.testing.assert_allclose(w, [0.7])
+
+    def test_weight_decay_adds_lambda_w(self):
+        w = np.array([2.0])
+        optim.SGD(lr=0.5, weight_decay=0.1).step([w], [np.array([0.0])])
+        np.testing.assert_allclose(w, [2.0 - 0.5 * 0.2])  # g = 0 + 0.1 * 2
+
+    def test_adam_first_step_is_lr_times_sign(self):
+        # After one step m_hat = g and v_hat = g^2, so the update is lr * g / (|g| + eps).
+        w = np.array([1.0, 1.0, 1.0])
+        optim.Adam(lr=0.01).step([w], [np.array([3.0, -0.2, 1e-3])])
+        np.testing.assert_allclose(w, [0.99, 1.01, 0.99], rtol=1e-6)
+
+    def test_adam_matches_reference_recurrence(self, rng):
+        w = rng.normal(size=5)
+        ref = w.copy()
+        opt = optim.Adam(lr=0.05, beta1=0.8, beta2=0.95, eps=1e-6)
+        m = np.zeros(5)
+        v = np.zeros(5)
+        for t in range(1, 6):
+            g = rng.normal(size=5)
+            opt.step([w], [g.copy()])
+            m = 0.8 * m + 0.2 * g
+            v = 0.95 * v + 0.05 * g * g
+            ref -= 0.05 * (m / (1 - 0.8**t)) / (np.sqrt(v / (1 - 0.95**t)) + 1e-6)
+        np.testing.assert_allclose(w, ref, rtol=1e-10)
+
+    def test_adamw_decay_is_decoupled(self):
+        w = np.array([2.0])
+        optim.AdamW(lr=0.1, weight_decay=0.5).step([w], [np.array([0.0])])
+        # zero gradient: only the decay acts, w = 2 (1 - 0.1 * 0.5) = 1.9
+        np.testing.assert_allclose(w, [1.9])
+
+    def test_rmsprop_by_hand(self):
+        w = np.array([1.0])
+        optim.RMSprop(lr=0.01, rho=0.9, eps=0.0 + 1e-12).step([w], [np.array([2.0])])
+        # s = 0.1 * 4 = 0.4, w = 1 - 0.01 * 2 / sqrt(0.4)
+        np.testing.assert_allclose(w, [1 - 0.02 / math.sqrt(0.4)], rtol=1e-9)
+
+    def test_clip_grad_norm(self):
+        g = [np.array([3.0]), np.array([4.0])]
+        assert optim.clip_grad_norm(g, 1.0) == pytest.approx(5.0)
+        np.testing.assert_allclose(np.hypot(g[0], g[1]), [1.0], rtol=1e-9)
+        small = [np.array([0.3])]
+        optim.clip_grad_norm(small, 1.0)
+        np.testing.assert_array_equal(small[0], [0.3])
+
+    def test_float32_parameters_stay_float32(self):
+        for name in optim.OPTIMIZERS:
+            w = np.ones(3, np.float32)
+            optim.get(name).step([w], [np.ones(3, np.float32)])
+            assert w.dtype == np.float32, name
+
+    def test_registry_and_errors(self):
+        assert isinstance(optim.get("adamw"), optim.AdamW)
+        with pytest.raises(ValueError, match="sgd, rmsprop, adam, adamw"):
+            optim.get("lbfgs")
+        with pytest.raises(ValueError, match=r"'lr' parameter of SGD must be a float in the range \(0.0"):
+            optim.SGD(lr=-1)
+        with pytest.raises(ValueError, match="momentum"):
+            optim.SGD(momentum=1.5)
+        with pytest.raises(ValueError, match="nesterov"):
+            optim.SGD(nesterov=True)
+
+
+class TestSchedules:
+    def test_values(self):
+        assert optim.get_schedule(None).lr(7, 0.1) == 0.1
+        assert optim.StepLR(step_size=2, gamma=0.5).lr(5, 1.0) == 0.25  # 0.5^(5 // 2)
+        assert optim.ExponentialLR(gamma=0.9).lr(2, 1.0) == pytest.approx(0.81)
+        cos = optim.CosineLR(t_max=10, eta_min=0.1)
+        assert cos.lr(0, 1.0) == pytest.approx(1.0)
+        assert cos.lr(5, 1.0) == pytest.approx(0.55)  # 0.1 + 0.45 (1 + cos(pi/2))
+        assert cos.lr(10, 1.0) == pytest.approx(0.1)
+
+    def test_reduce_on_plateau(self):
+        sched = optim.ReduceLROnPlateau(factor=0.5, patience=1)
+        lrs = [sched.lr(e, 1.0, m) for e, m in enumerate([None, 1.0, 0.9, 0.9, 0.9, 0.9, 0.9])]
+        assert lrs == [1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.25]
+
+    def test_unknown_schedule(self):
+        with pytest.raises(ValueError, match="cosine"):
+            optim.get_schedule("warmup")

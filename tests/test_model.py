@@ -1,0 +1,227 @@
+"""Sequential: backprop through depth against finite differences, the fused output, model files."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import chainrule
+from chainrule import losses
+from chainrule.nn import ACTIVATIONS, Dense, Dropout, Sequential, get, mlp
+
+SMOOTH = ["identity", "sigmoid", "tanh", "elu", "selu", "softplus", "softsign", "gelu", "silu",
+          "mish", "leaky_relu", "relu"]
+
+
+def model_loss(model, X, y, loss):
+    """E(params) through the public API only: forward, loss.forward."""
+    return float(loss.forward(model.forward(X), y))
+
+
+def finite_difference_grads(model, X, y, loss, eps=1e-6):
+    grads = []
+    for p in model.parameters():
+        g = np.zeros_like(p)
+        for i in np.ndindex(p.shape):
+            old = p[i]
+            p[i] = old + eps
+            fp = model_loss(model, X, y, loss)
+            p[i] = old - eps
+            fm = model_loss(model, X, y, loss)
+            p[i] = old
+            g[i] = (fp - fm) / (2 * eps)
+        grads.append(g)
+    return grads
+
+
+@pytest.mark.parametrize("activation", SMOOTH)
+def test_three_layer_gradients_match_finite_differences(activation, rng):
+    # 3 Dense layers, the hidden activation under test, MSE on a linear output.
+    model = Sequential([Dense(4, 6, dtype="float64"), get(activation),
+                        Dense(6, 5, dtype="float64"), get(activation),
+                        Dense(5, 2, dtype="float64")], seed=3)
+    X = rng.normal(size=(8, 4))
+    if activation in ("relu", "leaky_relu"):
+        X += np.sign(X) * 0.1  # keep pre-activations away from the kink
+    y = rng.normal(size=(8, 2))
+    loss = losses.MSE()
+    model.eval()
+    loss.forward(model.forward(X), y)
+    model.backward(loss.backward())
+    analytic = [g.copy() for g in model.gradients()]
+    numeric = finite_difference_grads(model, X, y, loss)
+    for a, n in zip(analytic, numeric, strict=True):
+        np.testing.assert_allclose(a, n, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize(("output", "loss_name", "n_out"),
+                         [("sigmoid", "bce", 1), ("softmax", "ce", 3), ("identity", "mse", 2)])
+def test_training_step_gradient_matches_finite_differences(output, loss_name, n_out, rng):
+    """The trainer's fused path (yhat - y at the logits) gives the true gradient of E."""
+    from chainrule.training import _prepare_targets, _Trainer
+
+    model = mlp([3, 5, 4, n_out], activation="tanh", output=output, dtype="float64", seed=1)
+    X = rng.normal(size=(6, 3))
+    if loss_name == "ce":
+        y = rng.integers(0, 3, size=6)
+    elif loss_name == "bce":
+        y = rng.integers(0, 2, size=6).astype(float)
+    else:
+        y = rng.normal(size=(6, 2))
+    loss = losses.get(loss_name)
+    target, _ = _prepare_targets(model, y, loss, n_out)
+    trainer = _Trainer(model, loss, chainrule.optim.SGD(lr=1e-300))
+    trainer.step(X, target)
+    analytic = [g.copy() for g in model.gradients()]
+    y_for_loss = target
+    numeric = finite_difference_grads(model, X, y_for_loss, losses.get(loss_name))
+    for a, n in zip(analytic, numeric, strict=True):
+        np.testing.assert_allclose(a, n, rtol=1e-5, atol=1e-8)
+
+
+def test_fused_delta_is_yhat_minus_y_and_finite_at_saturation():
+    """Sigmoid + BCE: the delta at the logits is (yhat - y)/m, even where sigmoid saturates."""
+    from chainrule.training import _Trainer
+
+    model = Sequential([Dense(1, 1, dtype="float64"), get("sigmoid")], seed=0)
+    model.layers[0].W[...] = 1.0
+    model.layers[0].b[...] = 0.0
+    X = np.array([[-800.0], [0.0], [800.0], [2.0]])
+    y = np.array([[1.0], [0.0], [0.0], [1.0]])
+    trainer = _Trainer(model, losses.BinaryCrossEntropy(), chainrule.optim.SGD(lr=1e-300))
+    loss, _ = trainer.step(X, y)
+    assert np.isfinite(loss)
+    yhat = 1 / (1 + np.exp(-np.clip(X, -700, 700)))
+    delta = (yhat - y) / 4
+    np.testing.assert_allclose(model.layers[0].db, delta.sum(0), rtol=1e-12)
+    np.testing.assert_allclose(model.layers[0].dW, X.T @ delta, rtol=1e-12)  # seed 002's X^T(z - y)
+    assert np.isfinite(model.layers[0].dW).all()
+
+
+def test_tanh_with_bce_is_refused_with_the_fix():
+    model = mlp([2, 3, 1], activation="relu", output="tanh", seed=0)
+    with pytest.raises(ValueError, match=r"ends in Tanh.*\(-1, 1\).*Sigmoid.*bce_with_logits"):
+        model.fit(np.zeros((4, 2)), np.zeros(4), loss="bce", epochs=1, verbose=0)
+
+
+def test_logits_loss_after_sigmoid_is_refused():
+    model = mlp([2, 3, 1], output="sigmoid", seed=0)
+    with pytest.raises(ValueError, match="applied twice"):
+        model.fit(np.zeros((4, 2)), np.zeros(4), loss="bce_with_logits", epochs=1, verbose=0)
+
+
+def test_shape_mismatch_between_layers():
+    with pytest.raises(ValueError, match="in_features=4"):
+        Sequential([Dense(3, 4), get("relu"), Dense(5, 2)])
+
+
+def test_not_a_layer():
+    with pytest.raises(ValueError, match="not a layer"):
+        Sequential([Dense(3, 4), "relu"])
+
+
+def test_repr_and_summary():
+    model = mlp([4, 8, 3], output="softmax", seed=0)
+    text = model.summary()
+    assert "Dense(4, 8)" in text and "(m, 8)" in text and "Total parameters: 67" in text
+    # 4*8 + 8 + 8*3 + 3 = 67
+    assert repr(model).splitlines()[1].strip() == "(0): Dense(4, 8)"
+
+
+def test_auto_init_uses_he_for_relu_and_seed_is_reproducible():
+    a = mlp([100, 200, 2], activation="relu", seed=7)
+    b = mlp([100, 200, 2], activation="relu", seed=7)
+    np.testing.assert_array_equal(a.layers[0].W, b.layers[0].W)
+    limit = np.sqrt(6 / 100)  # He uniform
+    assert a.layers[0].W.max() <= limit and a.layers[0].W.max() > 0.95 * limit
+
+
+def test_train_eval_switches_dropout(rng):
+    model = Sequential([Dense(5, 5), Dropout(0.5), get("relu")], seed=0)
+    X = rng.normal(size=(50, 5)).astype(np.float32)
+    model.eval()
+    np.testing.assert_array_equal(model.forward(X), model.forward(X))
+    model.train()
+    assert not np.array_equal(model.forward(X), model.forward(X))
+
+
+class TestModelFiles:
+    def test_round_trip(self, tmp_path, rng):
+        model = mlp([4, 6, 3], activation="leaky_relu", output="softmax", dropout=0.2, seed=0)
+        model.classes_ = np.array(["a", "b", "c"])
+        model.task = "classification"
+        path = model.save(tmp_path / "m.safetensors")
+        loaded = chainrule.load(path)
+        X = rng.normal(size=(5, 4)).astype(np.float32)
+        np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+        assert list(loaded.predict(X)) == list(model.predict(X))
+        assert repr(loaded) == repr(model)
+        assert loaded.layers[1].get_config() == model.layers[1].get_config()
+
+    def test_pytorch_layout_readable_with_safetensors(self, tmp_path):
+        safetensors_numpy = pytest.importorskip("safetensors.numpy")
+        model = mlp([4, 6, 3], output="softmax", seed=0)
+        path = model.save(tmp_path / "m.safetensors")
+        tensors = safetensors_numpy.load_file(str(path))
+        assert sorted(tensors) == ["0.bias", "0.weight", "2.bias", "2.weight"]
+        assert tensors["0.weight"].shape == (6, 4)  # (out, in), as torch.nn.Linear
+        np.testing.assert_array_equal(tensors["2.weight"], model.layers[2].W.T)
+
+    def test_interrupted_save_keeps_the_old_file(self, tmp_path, monkeypatch):
+        import chainrule.serialization as ser
+
+        path = tmp_path / "m.safetensors"
+        good = mlp([2, 3, 1], seed=0)
+        good.save(path)
+        before = path.read_bytes()
+
+        def broken_dumps(*args, **kwargs):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(ser.json, "dumps", broken_dumps)
+        with pytest.raises(KeyboardInterrupt):
+            mlp([2, 3, 1], seed=1).save(path)
+        assert path.read_bytes() == before
+        assert os.listdir(tmp_path) == ["m.safetensors"]
+
+    def test_truncated_file_names_the_file(self, tmp_path):
+        path = tmp_path / "m.safetensors"
+        mlp([2, 3, 1], seed=0).save(path)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) - 10])
+        with pytest.raises(ValueError, match="m.safetensors"):
+            chainrule.load(path)
+
+    def test_foreign_file(self, tmp_path):
+        path = tmp_path / "picture.png"
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 100)
+        with pytest.raises(ValueError, match="picture.png"):
+            chainrule.load(path)
+
+    def test_safetensors_without_chainrule_metadata(self, tmp_path):
+        from chainrule.serialization import write_safetensors
+
+        path = tmp_path / "other.safetensors"
+        write_safetensors(path, {"w": np.zeros(3, np.float32)})
+        with pytest.raises(ValueError, match="not a chainrule model"):
+            chainrule.load(path)
+
+    def test_metadata_cannot_smuggle_code(self, tmp_path):
+        from chainrule.serialization import read_safetensors, write_safetensors
+
+        path = tmp_path / "m.safetensors"
+        mlp([2, 3, 1], seed=0).save(path)
+        tensors, meta = read_safetensors(path)
+        config = json.loads(meta["chainrule"])
+        config["layers"][1] = {"type": "Activation", "name": "__import__('os').system('x')",
+                               "config": {}}
+        write_safetensors(path, tensors, {"chainrule": json.dumps(config)})
+        with pytest.raises(ValueError, match="unknown activation"):
+            chainrule.load(path)
+
+    def test_every_activation_survives_a_round_trip(self, tmp_path):
+        for name in ACTIVATIONS:
+            model = Sequential([Dense(3, 3), get(name)], seed=0)
+            path = model.save(tmp_path / f"{name}.safetensors")
+            assert chainrule.load(path).layers[1].name == name

@@ -1,0 +1,46 @@
+"""`chainrule plot`: a PNG with each function and its derivative."""
+
+import pytest
+
+from chainrule.cli import main
+from chainrule.derivation.plot import plot_functions
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_size(path):
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    width = int.from_bytes(data[16:20], "big")
+    height = int.from_bytes(data[20:24], "big")
+    return width, height, len(data)
+
+
+def test_cli_writes_a_png(tmp_path, capsys):
+    out = tmp_path / "act.png"
+    assert main(["plot", "sigmoid", "tanh", "--out", str(out)]) == 0
+    assert str(out) in capsys.readouterr().out
+    width, height, size = _png_size(out)
+    assert (width, height) == (800, 500)
+    assert size > 10_000  # curves and a legend, not an empty canvas
+
+
+def test_formulas_and_range(tmp_path):
+    out = plot_functions(["x*sigmoid(x)", "relu", "leaky_relu"], tmp_path / "f.png",
+                         x_range=(-3, 3), derivative=False)
+    assert _png_size(out)[:2] == (800, 500)
+
+
+def test_bad_requests_exit_1(tmp_path, capsys):
+    assert main(["plot", "sigmoid", "--out", str(tmp_path / "a.pdf")]) == 1
+    assert ".png" in capsys.readouterr().err
+    assert main(["plot", "bce", "--out", str(tmp_path / "a.png")]) == 1
+    assert "loss" in capsys.readouterr().err
+    assert main(["plot", "x +", "--out", str(tmp_path / "a.png")]) == 1
+    assert main(["plot", "tanh", "--range", "2", "1", "--out", str(tmp_path / "a.png")]) == 1
+    assert not (tmp_path / "a.png").exists()
+
+
+def test_too_many_curves():
+    with pytest.raises(ValueError, match="at most 8"):
+        plot_functions(["sigmoid"] * 9, "x.png")

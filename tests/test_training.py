@@ -1,0 +1,176 @@
+"""fit(): learning, reproducibility, divergence, Ctrl-C, bad data, early stopping, progress."""
+
+import io
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from chainrule.nn import Dense, Sequential, get, mlp
+from chainrule.training import TrainingDivergedError
+
+
+def blobs(rng, n=300, k=3, d=4):
+    centers = rng.normal(scale=4.0, size=(k, d))
+    y = rng.integers(0, k, size=n)
+    return (centers[y] + rng.normal(size=(n, d))).astype(np.float32), y
+
+
+def test_learns_xor():
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
+    y = np.array([0, 1, 1, 0])
+    model = mlp([2, 8, 1], activation="tanh", output="sigmoid", dtype="float64", seed=0)
+    history = model.fit(X, y, loss="bce", optimizer="adam", lr=0.05, epochs=300, batch_size=4,
+                        verbose=0, seed=0)
+    assert history.loss[-1] < 0.05 < history.loss[0]
+    np.testing.assert_array_equal(model.predict(X), y)
+
+
+def test_multiclass_accuracy_and_history(rng):
+    X, y = blobs(rng)
+    model = mlp([4, 16, 3], output="softmax", seed=0)
+    history = model.fit(X, y, loss="ce", lr=0.01, epochs=15, batch_size=32, validation_split=0.2,
+                        verbose=0, seed=1)
+    assert history.epochs_run == 15
+    assert len(history.val_loss) == len(history.val_accuracy) == len(history.lr) == 15
+    assert history.val_accuracy[-1] > 0.9
+    result = model.evaluate(X, y)
+    assert result["accuracy"] > 0.9 and result["samples"] == 300
+
+
+def test_regression_with_mse(rng):
+    X = rng.normal(size=(200, 3))
+    y = X @ np.array([1.0, -2.0, 0.5]) + 0.3
+    model = mlp([3, 1], dtype="float64", seed=0)
+    model.fit(X, y, loss="mse", optimizer="sgd", lr=0.1, epochs=100, batch_size=200, verbose=0)
+    np.testing.assert_allclose(model.layers[0].W[:, 0], [1.0, -2.0, 0.5], atol=1e-3)
+    assert model.predict(X).shape == (200, 1)
+
+
+def test_same_seed_bit_identical_weights(rng):
+    X, y = blobs(rng)
+
+    def train():
+        model = Sequential([Dense(4, 8), get("relu"), Dense(8, 3), get("softmax")], seed=3)
+        model.fit(X, y, loss="ce", epochs=3, batch_size=16, verbose=0, seed=42)
+        return model.parameters()
+
+    for a, b in zip(train(), train(), strict=True):
+        assert a.tobytes() == b.tobytes()
+
+
+def test_divergence_restores_finite_weights_and_names_the_batch(rng):
+    X, y = blobs(rng)
+    X = X * 1e3
+    model = mlp([4, 32, 3], output="softmax", seed=0)
+    with pytest.raises(TrainingDivergedError, match=r"epoch \d+, batch \d+.*lower the learning rate|Lower the learning rate") as info:
+        model.fit(X, y, loss="ce", optimizer="sgd", lr=1e30, epochs=5, batch_size=10, verbose=0)
+    assert "try" in str(info.value)
+    assert all(np.isfinite(p).all() for p in model.parameters())
+    assert isinstance(info.value.history.loss, list)
+
+
+def test_ctrl_c_stops_after_the_current_batch(rng):
+    X, y = blobs(rng)
+    calls = []
+
+    class Interrupting(Dense):
+        def forward(self, x):
+            calls.append(1)
+            if len(calls) == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+            return super().forward(x)
+
+    model = Sequential([Interrupting(4, 3), get("softmax")], seed=0)
+    history = model.fit(X, y, loss="ce", epochs=5, batch_size=10, verbose=0)
+    assert history.interrupted
+    assert len(calls) == 3  # the third batch finished, no fourth began
+    assert all(np.isfinite(p).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    ("X", "y", "message"),
+    [
+        (np.array([[0.0, np.nan]]), np.array([0]), r"X contains NaN at index \(0, 1\)"),
+        (np.ones((3, 2)), np.array([0, 1]), "X has 3 samples but y has 2"),
+        (np.ones((2, 2)), np.array([0, 5]), "label 5 but the model has 3 outputs"),
+        (np.empty((0, 2)), np.array([]), "empty"),
+        (np.ones((2, 3)), np.array([0, 1]), "3 features but the model's first layer expects 2"),
+        (np.array([[0.0, np.inf]]), np.array([0]), "X contains inf"),
+    ],
+)
+def test_bad_data_is_refused_before_training(X, y, message):
+    model = mlp([2, 4, 3], output="softmax", seed=0)
+    before = [p.copy() for p in model.parameters()]
+    with pytest.raises(ValueError, match=message):
+        model.fit(X, y, loss="ce", epochs=1, verbose=0)
+    for a, b in zip(before, model.parameters(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_bce_targets_outside_unit_interval():
+    model = mlp([2, 1], output="sigmoid", seed=0)
+    with pytest.raises(ValueError, match="binary targets in"):
+        model.fit(np.ones((2, 2)), np.array([0.0, 2.0]), loss="bce", epochs=1, verbose=0)
+
+
+def test_early_stopping_restores_best(rng):
+    X, y = blobs(rng, n=100)
+    model = mlp([4, 16, 3], output="softmax", seed=0)
+    history = model.fit(X, y, loss="ce", optimizer="sgd", lr=5.0, epochs=60, batch_size=100,
+                        validation_split=0.3, early_stopping=3, verbose=0, seed=0)
+    if history.stopped_early:
+        assert history.epochs_run < 60
+    best = min(history.val_loss)
+    X_val_loss = history.val_loss[history.best_epoch - 1]
+    assert X_val_loss == best
+
+
+def test_callback_can_stop_and_schedule_changes_lr(rng):
+    X, y = blobs(rng, n=60)
+    model = mlp([4, 3], output="softmax", seed=0)
+    seen = []
+
+    def stop_at_three(epoch, logs, model):
+        seen.append(logs["lr"])
+        return epoch == 2
+
+    history = model.fit(X, y, loss="ce", optimizer="sgd", lr=1.0, schedule="exponential",
+                        epochs=10, verbose=0, callbacks=[stop_at_three])
+    assert history.epochs_run == 3
+    np.testing.assert_allclose(seen, [1.0, 0.95, 0.9025])
+
+
+def test_progress_one_line_per_epoch_when_not_a_terminal(rng):
+    X, y = blobs(rng, n=60)
+    stream = io.StringIO()
+    mlp([4, 3], output="softmax", seed=0).fit(X, y, loss="ce", epochs=3, stream=stream, verbose=1)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith("Epoch 1/3") and "loss" in lines[0] and "samples/s" in lines[0]
+
+
+def test_live_bar_on_a_terminal(rng):
+    X, y = blobs(rng, n=600)
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Tty()
+    mlp([4, 3], output="softmax", seed=0).fit(X, y, loss="ce", epochs=1, batch_size=8,
+                                              stream=stream, verbose=1)
+    text = stream.getvalue()
+    assert "\r" in text and "ETA" in text and "75/75" in text
+
+
+def test_fit_argument_errors(rng):
+    X, y = blobs(rng, n=20)
+    model = mlp([4, 3], output="softmax", seed=0)
+    with pytest.raises(ValueError, match="epochs"):
+        model.fit(X, y, loss="ce", epochs=0)
+    with pytest.raises(ValueError, match="validation_split"):
+        model.fit(X, y, loss="ce", validation_split=1.5)
+    with pytest.raises(ValueError, match="Unknown optimizer"):
+        model.fit(X, y, loss="ce", optimizer="newton")
