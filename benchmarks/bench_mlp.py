@@ -49,7 +49,7 @@ def chainrule_epoch(model, opt, X, y, order, batch):
     model.train()
     t = time.perf_counter()
     for i in range(0, len(order) - batch + 1, batch):
-        idx = order[i:i + batch]
+        idx = order[i : i + batch]
         np.take(X, idx, axis=0, out=xb)
         np.take(y, idx, axis=0, out=yb)
         trainer.step(xb, yb)
@@ -59,8 +59,9 @@ def chainrule_epoch(model, opt, X, y, order, batch):
 def chainrule_fit_epoch(model, X, y, batch, lr):
     """The public API, model.fit, for one epoch (includes its own shuffling and checks)."""
     t = time.perf_counter()
-    model.fit(X, y, loss="ce", optimizer="sgd", lr=lr, epochs=1, batch_size=batch, verbose=0,
-              seed=0)
+    model.fit(
+        X, y, loss="ce", optimizer="sgd", lr=lr, epochs=1, batch_size=batch, verbose=0, seed=0
+    )
     return time.perf_counter() - t
 
 
@@ -71,7 +72,7 @@ def torch_epoch(net, opt, Xt, yt, order, batch):
     order_t = torch.from_numpy(order)
     t = time.perf_counter()
     for i in range(0, len(order) - batch + 1, batch):
-        idx = order_t[i:i + batch]
+        idx = order_t[i : i + batch]
         xb, yb = Xt[idx], yt[idx]
         opt.zero_grad(set_to_none=True)
         loss = lossf(net(xb), yb)
@@ -108,8 +109,14 @@ def matmuls_alone(model, X, batch):
 
 def import_time(module: str, repeats: int = 5) -> float:
     code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
-    times = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                  check=True).stdout) for _ in range(repeats)]
+    times = [
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            ).stdout
+        )
+        for _ in range(repeats)
+    ]
     return statistics.median(times)
 
 
@@ -123,8 +130,13 @@ def run(batch: int, threads: int, repeats: int, lr: float, skip_sklearn: bool, X
     torch.set_num_threads(threads)
     rng = np.random.default_rng(0)
     model = mlp(SIZES, activation="relu", output="softmax", seed=0)
-    net = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 128),
-                              torch.nn.ReLU(), torch.nn.Linear(128, 10))
+    net = torch.nn.Sequential(
+        torch.nn.Linear(784, 256),
+        torch.nn.ReLU(),
+        torch.nn.Linear(256, 128),
+        torch.nn.ReLU(),
+        torch.nn.Linear(128, 10),
+    )
     with torch.no_grad():
         for lin, dense in zip([net[0], net[2], net[4]], model.dense_layers, strict=True):
             lin.weight.copy_(torch.from_numpy(dense.W.T.copy()))
@@ -136,9 +148,16 @@ def run(batch: int, threads: int, repeats: int, lr: float, skip_sklearn: bool, X
     if not skip_sklearn:
         from sklearn.neural_network import MLPClassifier
 
-        clf = MLPClassifier(hidden_layer_sizes=(256, 128), solver="sgd", momentum=0.0,
-                            learning_rate_init=lr, batch_size=batch, alpha=0.0, shuffle=False,
-                            random_state=0)
+        clf = MLPClassifier(
+            hidden_layer_sizes=(256, 128),
+            solver="sgd",
+            momentum=0.0,
+            learning_rate_init=lr,
+            batch_size=batch,
+            alpha=0.0,
+            shuffle=False,
+            random_state=0,
+        )
     times = {"chainrule": [], "chainrule_fit": [], "torch": [], "sklearn": [], "matmuls": []}
     fit_model = mlp(SIZES, activation="relu", output="softmax", seed=0)
     with threadpool_limits(threads):
@@ -163,10 +182,14 @@ def main(argv=None) -> None:
     X, y = load_mnist()
     import torch
 
-    print(f"MLP {'-'.join(map(str, SIZES))}, float32, SGD, one epoch of {len(X):,} MNIST samples; "
-          f"median of {args.repeats}, interleaved. torch {torch.__version__}, numpy {np.__version__}")
-    header = (f"{'setting':<22}{'chainrule':>11}{'(fit)':>9}{'torch':>9}{'sklearn':>9}"
-              f"{'matmuls':>9}{'vs torch':>10}{'vs sklearn':>11}{'vs matmuls':>11}")
+    print(
+        f"MLP {'-'.join(map(str, SIZES))}, float32, SGD, one epoch of {len(X):,} MNIST samples; "
+        f"median of {args.repeats}, interleaved. torch {torch.__version__}, numpy {np.__version__}"
+    )
+    header = (
+        f"{'setting':<22}{'chainrule':>11}{'(fit)':>9}{'torch':>9}{'sklearn':>9}"
+        f"{'matmuls':>9}{'vs torch':>10}{'vs sklearn':>11}{'vs matmuls':>11}"
+    )
     print(header)
     for batch, threads in ((128, 1), (1024, 2)):
         r = run(batch, threads, args.repeats, args.lr, args.skip_sklearn, X, y)
@@ -174,13 +197,17 @@ def main(argv=None) -> None:
         sk_time = f"{sk:.3f}s" if sk else "-"
         sk_ratio = f"{sk / r['chainrule']:.2f}x" if sk else "-"
         setting = f"batch {batch}, {threads} thread(s)"
-        print(f"{setting:<22}{r['chainrule']:>10.3f}s{r['chainrule_fit']:>8.3f}s"
-              f"{r['torch']:>8.3f}s{sk_time:>9}{r['matmuls']:>8.3f}s"
-              f"{r['torch'] / r['chainrule']:>9.2f}x{sk_ratio:>11}"
-              f"{r['chainrule'] / r['matmuls']:>10.2f}x")
-    print(f"samples/s at batch 128: see the table (60,000 / time). "
-          f"'vs torch' and 'vs sklearn' are speed-ups (>1 is faster); 'vs matmuls' is "
-          f"chainrule's epoch over its matmuls alone.")
+        print(
+            f"{setting:<22}{r['chainrule']:>10.3f}s{r['chainrule_fit']:>8.3f}s"
+            f"{r['torch']:>8.3f}s{sk_time:>9}{r['matmuls']:>8.3f}s"
+            f"{r['torch'] / r['chainrule']:>9.2f}x{sk_ratio:>11}"
+            f"{r['chainrule'] / r['matmuls']:>10.2f}x"
+        )
+    print(
+        "samples/s at batch 128: see the table (60,000 / time). "
+        "'vs torch' and 'vs sklearn' are speed-ups (>1 is faster); 'vs matmuls' is "
+        "chainrule's epoch over its matmuls alone."
+    )
     t_cr = import_time("chainrule")
     t_torch = import_time("torch")
     print(f"import chainrule: {t_cr * 1000:.0f} ms   import torch: {t_torch * 1000:.0f} ms")

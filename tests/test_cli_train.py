@@ -15,7 +15,7 @@ pytest.importorskip("sklearn")  # the built-in datasets are the files scikit-lea
 def test_default_train_reaches_95_percent_on_digits(capsys):
     assert main(["train", "--quiet"]) == 0
     out = capsys.readouterr().out
-    line = [s for s in out.splitlines() if s.startswith("Test accuracy:")][0]
+    line = next(s for s in out.splitlines() if s.startswith("Test accuracy:"))
     accuracy = float(line.split()[-1].rstrip("%")) / 100
     assert accuracy >= 0.95
 
@@ -23,8 +23,15 @@ def test_default_train_reaches_95_percent_on_digits(capsys):
 def test_json_summary(capsys):
     assert main(["train", "--data", "iris", "--layers", "8", "--epochs", "5", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    for key in ("dataset", "architecture", "epochs_run", "train", "test", "seconds",
-                "samples_per_second"):
+    for key in (
+        "dataset",
+        "architecture",
+        "epochs_run",
+        "train",
+        "test",
+        "seconds",
+        "samples_per_second",
+    ):
         assert key in summary
     assert summary["dataset"] == "iris" and summary["epochs_run"] == 5
     assert summary["architecture"]["sizes"] == [4, 8, 3]
@@ -64,8 +71,9 @@ def test_csv_with_named_target(tmp_path, capsys):
     path = tmp_path / "d.csv"
     rows = ["a,b,label,c"] + [f"{x[0]},{x[1]},{t},{x[2]}" for x, t in zip(X, label, strict=True)]
     path.write_text("\n".join(rows) + "\n")
-    assert main(["train", "--data", str(path), "--target", "label", "--epochs", "30",
-                 "--json"]) == 0
+    assert (
+        main(["train", "--data", str(path), "--target", "label", "--epochs", "30", "--json"]) == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     assert summary["test"]["accuracy"] > 0.8
 
@@ -109,7 +117,21 @@ def test_help_on_every_command(capsys):
 
 
 def test_real_subprocess():
-    proc = subprocess.run([sys.executable, "-m", "chainrule.cli", "train", "--data", "iris",
-                           "--epochs", "2", "--quiet"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chainrule.cli",
+            "train",
+            "--data",
+            "iris",
+            "--epochs",
+            "2",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Test accuracy:" in proc.stdout

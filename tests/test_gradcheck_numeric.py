@@ -3,6 +3,7 @@ logistic-regression diagnoses (1/m forgotten, sign flipped, sigmoid' on top of s
 
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -30,38 +31,35 @@ def logreg(rng):
     def grad(w):  # seed 002's X^T(z - y), with the mean's 1/m
         return X.T @ (sigmoid(X @ w) - y) / m
 
-    return X, y, w, loss, grad, m
+    return SimpleNamespace(X=X, y=y, w=w, loss=loss, grad=grad, m=m)
 
 
 def test_logistic_regression_correct_gradient_passes(logreg):
-    X, y, w, loss, grad, m = logreg
-    report = gradcheck(loss, grad, w, m=m)
+    report = gradcheck(logreg.loss, logreg.grad, logreg.w, m=logreg.m)
     assert report.passed and report.diagnosis is None
     assert report.max_abs_error < 1e-9
 
 
 def test_logistic_regression_missing_one_over_m_is_factor_m(logreg):
-    X, y, w, loss, grad, m = logreg
-    report = gradcheck(loss, lambda w: m * grad(w), w, m=m)
+    m = logreg.m
+    report = gradcheck(logreg.loss, lambda w: m * logreg.grad(w), logreg.w, m=m)
     assert not report.passed
     assert report.kind == "scaled" and report.factor == pytest.approx(m)
     assert "1/m" in report.diagnosis and "forgotten" in report.diagnosis
 
 
 def test_logistic_regression_missing_one_over_m_without_the_hint(logreg):
-    X, y, w, loss, grad, m = logreg
-    report = gradcheck(loss, lambda w: m * grad(w), w)
+    report = gradcheck(logreg.loss, lambda w: logreg.m * logreg.grad(w), logreg.w)
     assert report.kind == "scaled" and "if 5 is the batch size m" in report.diagnosis
 
 
 def test_logistic_regression_flipped_sign(logreg):
-    X, y, w, loss, grad, m = logreg
-    report = gradcheck(loss, lambda w: -grad(w), w, m=m)
+    report = gradcheck(logreg.loss, lambda w: -logreg.grad(w), logreg.w, m=logreg.m)
     assert report.kind == "sign_flipped" and report.factor == -1.0
 
 
 def test_logistic_regression_extra_sigmoid_derivative(logreg):
-    X, y, w, loss, grad, m = logreg
+    X, y, w, loss, m = logreg.X, logreg.y, logreg.w, logreg.loss, logreg.m
 
     def doubled(w):
         s = sigmoid(X @ w)

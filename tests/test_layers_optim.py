@@ -77,8 +77,13 @@ class TestDense:
 
     @pytest.mark.parametrize(
         ("name", "var"),
-        [("glorot_uniform", 2 / (400 + 300)), ("glorot_normal", 2 / (400 + 300)),
-         ("he_uniform", 2 / 400), ("he_normal", 2 / 400), ("lecun_normal", 1 / 400)],
+        [
+            ("glorot_uniform", 2 / (400 + 300)),
+            ("glorot_normal", 2 / (400 + 300)),
+            ("he_uniform", 2 / 400),
+            ("he_normal", 2 / 400),
+            ("lecun_normal", 1 / 400),
+        ],
     )
     def test_initializer_variance(self, name, var):
         w = INITIALIZERS[name](np.random.default_rng(0), 400, 300)
@@ -197,7 +202,9 @@ class TestOptimizers:
         assert isinstance(optim.get("adamw"), optim.AdamW)
         with pytest.raises(ValueError, match="sgd, rmsprop, adam, adamw"):
             optim.get("lbfgs")
-        with pytest.raises(ValueError, match=r"'lr' parameter of SGD must be a float in the range \(0.0"):
+        with pytest.raises(
+            ValueError, match=r"'lr' parameter of SGD must be a float in the range \(0.0"
+        ):
             optim.SGD(lr=-1)
         with pytest.raises(ValueError, match="momentum"):
             optim.SGD(momentum=1.5)

@@ -10,8 +10,20 @@ import chainrule
 from chainrule import losses
 from chainrule.nn import ACTIVATIONS, Dense, Dropout, Sequential, get, mlp
 
-SMOOTH = ["identity", "sigmoid", "tanh", "elu", "selu", "softplus", "softsign", "gelu", "silu",
-          "mish", "leaky_relu", "relu"]
+SMOOTH = [
+    "identity",
+    "sigmoid",
+    "tanh",
+    "elu",
+    "selu",
+    "softplus",
+    "softsign",
+    "gelu",
+    "silu",
+    "mish",
+    "leaky_relu",
+    "relu",
+]
 
 
 def model_loss(model, X, y, loss):
@@ -38,9 +50,16 @@ def finite_difference_grads(model, X, y, loss, eps=1e-6):
 @pytest.mark.parametrize("activation", SMOOTH)
 def test_three_layer_gradients_match_finite_differences(activation, rng):
     # 3 Dense layers, the hidden activation under test, MSE on a linear output.
-    model = Sequential([Dense(4, 6, dtype="float64"), get(activation),
-                        Dense(6, 5, dtype="float64"), get(activation),
-                        Dense(5, 2, dtype="float64")], seed=3)
+    model = Sequential(
+        [
+            Dense(4, 6, dtype="float64"),
+            get(activation),
+            Dense(6, 5, dtype="float64"),
+            get(activation),
+            Dense(5, 2, dtype="float64"),
+        ],
+        seed=3,
+    )
     X = rng.normal(size=(8, 4))
     if activation in ("relu", "leaky_relu"):
         X += np.sign(X) * 0.1  # keep pre-activations away from the kink
@@ -55,8 +74,10 @@ def test_three_layer_gradients_match_finite_differences(activation, rng):
         np.testing.assert_allclose(a, n, rtol=1e-5, atol=1e-8)
 
 
-@pytest.mark.parametrize(("output", "loss_name", "n_out"),
-                         [("sigmoid", "bce", 1), ("softmax", "ce", 3), ("identity", "mse", 2)])
+@pytest.mark.parametrize(
+    ("output", "loss_name", "n_out"),
+    [("sigmoid", "bce", 1), ("softmax", "ce", 3), ("identity", "mse", 2)],
+)
 def test_training_step_gradient_matches_finite_differences(output, loss_name, n_out, rng):
     """The trainer's fused path (yhat - y at the logits) gives the true gradient of E."""
     from chainrule.training import _prepare_targets, _Trainer
@@ -190,13 +211,13 @@ class TestModelFiles:
         mlp([2, 3, 1], seed=0).save(path)
         data = path.read_bytes()
         path.write_bytes(data[: len(data) - 10])
-        with pytest.raises(ValueError, match="m.safetensors"):
+        with pytest.raises(ValueError, match=r"m\.safetensors"):
             chainrule.load(path)
 
     def test_foreign_file(self, tmp_path):
         path = tmp_path / "picture.png"
         path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 100)
-        with pytest.raises(ValueError, match="picture.png"):
+        with pytest.raises(ValueError, match=r"picture\.png"):
             chainrule.load(path)
 
     def test_safetensors_without_chainrule_metadata(self, tmp_path):
@@ -214,8 +235,11 @@ class TestModelFiles:
         mlp([2, 3, 1], seed=0).save(path)
         tensors, meta = read_safetensors(path)
         config = json.loads(meta["chainrule"])
-        config["layers"][1] = {"type": "Activation", "name": "__import__('os').system('x')",
-                               "config": {}}
+        config["layers"][1] = {
+            "type": "Activation",
+            "name": "__import__('os').system('x')",
+            "config": {},
+        }
         write_safetensors(path, tensors, {"chainrule": json.dumps(config)})
         with pytest.raises(ValueError, match="unknown activation"):
             chainrule.load(path)

@@ -21,8 +21,9 @@ def test_learns_xor():
     X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
     y = np.array([0, 1, 1, 0])
     model = mlp([2, 8, 1], activation="tanh", output="sigmoid", dtype="float64", seed=0)
-    history = model.fit(X, y, loss="bce", optimizer="adam", lr=0.05, epochs=300, batch_size=4,
-                        verbose=0, seed=0)
+    history = model.fit(
+        X, y, loss="bce", optimizer="adam", lr=0.05, epochs=300, batch_size=4, verbose=0, seed=0
+    )
     assert history.loss[-1] < 0.05 < history.loss[0]
     np.testing.assert_array_equal(model.predict(X), y)
 
@@ -30,8 +31,9 @@ def test_learns_xor():
 def test_multiclass_accuracy_and_history(rng):
     X, y = blobs(rng)
     model = mlp([4, 16, 3], output="softmax", seed=0)
-    history = model.fit(X, y, loss="ce", lr=0.01, epochs=15, batch_size=32, validation_split=0.2,
-                        verbose=0, seed=1)
+    history = model.fit(
+        X, y, loss="ce", lr=0.01, epochs=15, batch_size=32, validation_split=0.2, verbose=0, seed=1
+    )
     assert history.epochs_run == 15
     assert len(history.val_loss) == len(history.val_accuracy) == len(history.lr) == 15
     assert history.val_accuracy[-1] > 0.9
@@ -64,7 +66,10 @@ def test_divergence_restores_finite_weights_and_names_the_batch(rng):
     X, y = blobs(rng)
     X = X * 1e3
     model = mlp([4, 32, 3], output="softmax", seed=0)
-    with pytest.raises(TrainingDivergedError, match=r"epoch \d+, batch \d+.*lower the learning rate|Lower the learning rate") as info:
+    with pytest.raises(
+        TrainingDivergedError,
+        match=r"epoch \d+, batch \d+.*lower the learning rate|Lower the learning rate",
+    ) as info:
         model.fit(X, y, loss="ce", optimizer="sgd", lr=1e30, epochs=5, batch_size=10, verbose=0)
     assert "try" in str(info.value)
     assert all(np.isfinite(p).all() for p in model.parameters())
@@ -118,8 +123,19 @@ def test_bce_targets_outside_unit_interval():
 def test_early_stopping_restores_best(rng):
     X, y = blobs(rng, n=100)
     model = mlp([4, 16, 3], output="softmax", seed=0)
-    history = model.fit(X, y, loss="ce", optimizer="sgd", lr=5.0, epochs=60, batch_size=100,
-                        validation_split=0.3, early_stopping=3, verbose=0, seed=0)
+    history = model.fit(
+        X,
+        y,
+        loss="ce",
+        optimizer="sgd",
+        lr=5.0,
+        epochs=60,
+        batch_size=100,
+        validation_split=0.3,
+        early_stopping=3,
+        verbose=0,
+        seed=0,
+    )
     if history.stopped_early:
         assert history.epochs_run < 60
     best = min(history.val_loss)
@@ -136,8 +152,17 @@ def test_callback_can_stop_and_schedule_changes_lr(rng):
         seen.append(logs["lr"])
         return epoch == 2
 
-    history = model.fit(X, y, loss="ce", optimizer="sgd", lr=1.0, schedule="exponential",
-                        epochs=10, verbose=0, callbacks=[stop_at_three])
+    history = model.fit(
+        X,
+        y,
+        loss="ce",
+        optimizer="sgd",
+        lr=1.0,
+        schedule="exponential",
+        epochs=10,
+        verbose=0,
+        callbacks=[stop_at_three],
+    )
     assert history.epochs_run == 3
     np.testing.assert_allclose(seen, [1.0, 0.95, 0.9025])
 
@@ -159,8 +184,9 @@ def test_live_bar_on_a_terminal(rng):
             return True
 
     stream = Tty()
-    mlp([4, 3], output="softmax", seed=0).fit(X, y, loss="ce", epochs=1, batch_size=8,
-                                              stream=stream, verbose=1)
+    mlp([4, 3], output="softmax", seed=0).fit(
+        X, y, loss="ce", epochs=1, batch_size=8, stream=stream, verbose=1
+    )
     text = stream.getvalue()
     assert "\r" in text and "ETA" in text and "75/75" in text
 
@@ -174,3 +200,29 @@ def test_fit_argument_errors(rng):
         model.fit(X, y, loss="ce", validation_split=1.5)
     with pytest.raises(ValueError, match="Unknown optimizer"):
         model.fit(X, y, loss="ce", optimizer="newton")
+
+
+def test_sample_weight_equals_repeating_samples(rng):
+    """Weight 2 on a sample is the same objective as that sample appearing twice."""
+    from chainrule import losses, optim
+    from chainrule.training import _Trainer
+
+    X = rng.normal(size=(5, 3))
+    y = rng.integers(0, 2, size=5).astype(float).reshape(-1, 1)
+    w = np.array([1.0, 2.0, 1.0, 3.0, 1.0])
+    a = mlp([3, 4, 1], output="sigmoid", dtype="float64", seed=0)
+    b = mlp([3, 4, 1], output="sigmoid", dtype="float64", seed=0)
+    ta = _Trainer(a, losses.BinaryCrossEntropy(), optim.SGD(lr=1e-300), weighted=True)
+    tb = _Trainer(b, losses.BinaryCrossEntropy(), optim.SGD(lr=1e-300))
+    reps = np.repeat(np.arange(5), w.astype(int))
+    la, _ = ta.step(X, y, w)
+    lb, _ = tb.step(X[reps], y[reps])
+    assert la == pytest.approx(lb, rel=1e-12)
+    for ga, gb in zip(a.gradients(), b.gradients(), strict=True):
+        np.testing.assert_allclose(ga, gb, rtol=1e-10)
+
+
+def test_bad_sample_weight(rng):
+    X, y = blobs(rng, n=10)
+    with pytest.raises(ValueError, match="sample_weight needs 10 non-negative"):
+        mlp([4, 3], output="softmax").fit(X, y, loss="ce", sample_weight=-np.ones(10), verbose=0)

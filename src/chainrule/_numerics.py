@@ -21,18 +21,18 @@ def softplus(x: np.ndarray) -> np.ndarray:
 
 
 def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    r""":math:`\sigma(x) = 1 / (1 + e^{-x})` without overflow.
-
-    With :math:`e = e^{-|x|} \in (0, 1]`: :math:`\sigma(x) = 1/(1 + e)` for :math:`x \ge 0` and
-    :math:`e/(1 + e)` for :math:`x < 0`, so ``exp`` never sees a positive argument.
+    r""":math:`\sigma(x) = 1 / (1 + e^{-x})` without overflow, as
+    :math:`e^{\min(x, 0)} / (1 + e^{-|x|})`: both exponents are <= 0, so neither overflows, and
+    the formula is exact for either sign (multiply through by :math:`e^{x}` when :math:`x < 0`).
+    ``out`` must not be ``x``.
     """
-    positive = x >= 0  # taken first: ``out`` may be ``x`` itself
-    e = np.abs(x, out=out)
-    np.negative(e, out=e)
-    np.exp(e, out=e)
-    denom = e + 1.0
-    np.divide(np.where(positive, 1.0, e), denom, out=e)
-    return e
+    num = np.minimum(x, 0.0, out=out)
+    np.exp(num, out=num)
+    den = np.abs(x)
+    np.negative(den, out=den)
+    np.exp(den, out=den)
+    den += 1.0
+    return np.divide(num, den, out=num)
 
 
 def log_sigmoid(x: np.ndarray) -> np.ndarray:

@@ -431,7 +431,8 @@ def load_csv(path, target: str | None = None, task: str | None = None) -> Datase
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path}: not a UTF-8 text file ({exc}); is it really a CSV?") from exc
     first = text.split("\n", 1)[0]
-    delimiter = next((d for d in (",", ";", "\t") if d in first), ",")
+    # The delimiter that splits the header into the most fields (commas win ties).
+    delimiter = max((",", ";", "\t"), key=lambda d: len(next(csv.reader([first], delimiter=d))))
     lines = [(i, row) for i, row in enumerate(csv.reader(io.StringIO(text),
                                                          delimiter=delimiter), start=1) if row]
     if not lines:
@@ -531,6 +532,8 @@ def load_npz(path, task: str | None = None) -> Dataset:
             for key in ("X", "y", "X_test", "y_test"):
                 if key in keys:
                     arrays[key] = archive[key]
+                    if not isinstance(arrays[key], np.ndarray):  # a member that is not .npy
+                        raise ValueError(f"member {key!r} is not a NumPy array")
     except ValueError as exc:
         if "pickle" not in str(exc):
             raise ValueError(f"{path}: corrupted NPZ archive ({exc}).") from exc

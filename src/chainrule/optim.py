@@ -41,8 +41,9 @@ __all__ = [
 ]
 
 
-def _check_number(value, name: str, owner: str, low: float = 0.0, high: float = math.inf,
-                  low_open: bool = False) -> float:
+def _check_number(
+    value, name: str, owner: str, low: float = 0.0, high: float = math.inf, low_open: bool = False
+) -> float:
     ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
     if ok:
         value = float(value)
@@ -80,8 +81,11 @@ class Optimizer:
         owner = type(self).__name__
         self.lr = _check_number(lr, "lr", owner, low_open=True)
         self.weight_decay = _check_number(weight_decay, "weight_decay", owner)
-        self.clip_norm = None if clip_norm is None else _check_number(
-            clip_norm, "clip_norm", owner, low_open=True)
+        self.clip_norm = (
+            None
+            if clip_norm is None
+            else _check_number(clip_norm, "clip_norm", owner, low_open=True)
+        )
         self.state: list[dict] = []
         self.t = 0
 
@@ -125,8 +129,14 @@ class SGD(Optimizer):
 
     name = "sgd"
 
-    def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
-                 weight_decay: float = 0.0, clip_norm: float | None = None):
+    def __init__(
+        self,
+        lr: float = 0.01,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+        clip_norm: float | None = None,
+    ):
         super().__init__(lr, weight_decay, clip_norm)
         self.momentum = _check_number(momentum, "momentum", "SGD", high=1.0)
         if nesterov and self.momentum == 0.0:
@@ -167,8 +177,14 @@ class RMSprop(Optimizer):
 
     name = "rmsprop"
 
-    def __init__(self, lr: float = 0.001, rho: float = 0.9, eps: float = 1e-8,
-                 weight_decay: float = 0.0, clip_norm: float | None = None):
+    def __init__(
+        self,
+        lr: float = 0.001,
+        rho: float = 0.9,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        clip_norm: float | None = None,
+    ):
         super().__init__(lr, weight_decay, clip_norm)
         self.rho = _check_number(rho, "rho", "RMSprop", high=1.0)
         self.eps = _check_number(eps, "eps", "RMSprop", low_open=True)
@@ -212,8 +228,15 @@ class Adam(Optimizer):
     name = "adam"
     decoupled = False
 
-    def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
-                 eps: float = 1e-8, weight_decay: float = 0.0, clip_norm: float | None = None):
+    def __init__(
+        self,
+        lr: float = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        clip_norm: float | None = None,
+    ):
         super().__init__(lr, weight_decay, clip_norm)
         owner = type(self).__name__
         self.beta1 = _check_number(beta1, "beta1", owner, high=1.0)
@@ -259,18 +282,23 @@ class AdamW(Adam):
     name = "adamw"
     decoupled = True
 
-    def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
-                 eps: float = 1e-8, weight_decay: float = 0.01, clip_norm: float | None = None):
+    def __init__(
+        self,
+        lr: float = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+        clip_norm: float | None = None,
+    ):
         super().__init__(lr, beta1, beta2, eps, weight_decay, clip_norm)
 
 
-OPTIMIZERS: dict[str, type[Optimizer]] = {
-    cls.name: cls for cls in (SGD, RMSprop, Adam, AdamW)
-}
+OPTIMIZERS: dict[str, type[Optimizer]] = {cls.name: cls for cls in (SGD, RMSprop, Adam, AdamW)}
 
 
 def get(name_or_optimizer, **kwargs) -> Optimizer:
-    """A fresh optimizer by name (``"sgd"``, ``"adam"``, ...); an Optimizer instance is returned as is."""
+    """A fresh optimizer by name (``"sgd"``, ``"adam"``, ...); an Optimizer is returned as is."""
     if isinstance(name_or_optimizer, Optimizer):
         return name_or_optimizer
     key = str(name_or_optimizer).lower()
@@ -285,7 +313,7 @@ def get(name_or_optimizer, **kwargs) -> Optimizer:
 
 
 class Schedule:
-    """A learning-rate schedule: ``lr(epoch, base_lr, metric)`` gives the rate for ``epoch`` (0-based)."""
+    """A learning-rate schedule: ``lr(epoch, base_lr, metric)`` gives the rate of ``epoch`` (from 0)."""
 
     name = "schedule"
 
@@ -353,7 +381,9 @@ class CosineLR(Schedule):
 
     def lr(self, epoch, base_lr, metric=None):
         t = min(epoch, self.t_max)
-        return self.eta_min + 0.5 * (base_lr - self.eta_min) * (1.0 + math.cos(math.pi * t / self.t_max))
+        return self.eta_min + 0.5 * (base_lr - self.eta_min) * (
+            1.0 + math.cos(math.pi * t / self.t_max)
+        )
 
     def get_config(self):
         return {"t_max": self.t_max, "eta_min": self.eta_min}
@@ -365,8 +395,9 @@ class ReduceLROnPlateau(Schedule):
 
     name = "plateau"
 
-    def __init__(self, factor: float = 0.1, patience: int = 5, threshold: float = 1e-4,
-                 min_lr: float = 0.0):
+    def __init__(
+        self, factor: float = 0.1, patience: int = 5, threshold: float = 1e-4, min_lr: float = 0.0
+    ):
         self.factor = _check_number(factor, "factor", "ReduceLROnPlateau", low_open=True, high=1.0)
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
             raise ValueError(f"ReduceLROnPlateau needs an integer patience >= 0; got {patience!r}.")
@@ -389,8 +420,12 @@ class ReduceLROnPlateau(Schedule):
         return max(base_lr * self._scale, self.min_lr)
 
     def get_config(self):
-        return {"factor": self.factor, "patience": self.patience, "threshold": self.threshold,
-                "min_lr": self.min_lr}
+        return {
+            "factor": self.factor,
+            "patience": self.patience,
+            "threshold": self.threshold,
+            "min_lr": self.min_lr,
+        }
 
 
 SCHEDULES: dict[str, type[Schedule]] = {

@@ -71,7 +71,7 @@ class History:
 
 
 def _prepare_targets(model, y, loss, n_out: int, name: str = "y") -> tuple[np.ndarray, str]:
-    """Check ``y`` against the loss and the output width; return it in training form and the task."""
+    """Check ``y`` against the loss and the output width; return the training form and the task."""
     y = np.asarray(y)
     if y.dtype.kind not in "biuf":
         raise ValueError(
@@ -84,7 +84,9 @@ def _prepare_targets(model, y, loss, n_out: int, name: str = "y") -> tuple[np.nd
     if lname in ("ce", "ce_with_logits"):
         if y.ndim == 1:
             if y.dtype.kind == "f" and not np.all(y == np.round(y)):
-                raise ValueError(f"{name} holds non-integer class labels; got {y[y != np.round(y)][0]}.")
+                raise ValueError(
+                    f"{name} holds non-integer class labels; got {y[y != np.round(y)][0]}."
+                )
             labels = y.astype(np.int64)
             bad = (labels < 0) | (labels >= n_out)
             if bad.any():
@@ -148,9 +150,12 @@ def _accuracy(out: np.ndarray, target: np.ndarray, threshold: float = 0.0) -> fl
 class _Trainer:
     """Holds the per-fit state of the hot loop: the trainable layers, the fused loss, buffers."""
 
-    def __init__(self, model, loss, optimizer):
+    def __init__(self, model, loss, optimizer, weighted: bool = False):
         self.model = model
         self.n_body, self.objective = model._objective(loss)
+        self.weighted = weighted
+        if weighted:  # per-sample losses, combined as sum(w_i l_i) / sum(w_i) in step()
+            self.objective.reduction = "none"
         self.body = model.layers[: self.n_body]
         self.optimizer = optimizer
         self.params = model.parameters()
@@ -162,12 +167,18 @@ class _Trainer:
             (i for i, layer in enumerate(self.body) if layer.parameters()), len(self.body)
         )
 
-    def step(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, np.ndarray]:
+    def step(
+        self, xb: np.ndarray, yb: np.ndarray, wb: np.ndarray | None = None
+    ) -> tuple[float, np.ndarray]:
         h = xb
         for layer in self.body:
             h = layer.forward(h)
         loss = self.objective._forward(h, yb)
         g = self.objective._backward()
+        if self.weighted:
+            scale = wb / wb.sum()
+            loss = float(scale @ loss)
+            g *= scale.reshape(-1, *([1] * (g.ndim - 1))).astype(g.dtype, copy=False)
         for i in range(len(self.body) - 1, self.first_param, -1):
             g = self.body[i].backward(g)
         if self.first_param < len(self.body):
@@ -184,17 +195,18 @@ class _Trainer:
         """The body's output (logits when fused) in evaluation mode."""
         outs = []
         for i in range(0, len(X), batch_size):
-            h = X[i:i + batch_size]
+            h = X[i : i + batch_size]
             for layer in self.body:
                 h = layer.forward(h)
             outs.append(np.array(h, copy=True))
         return np.concatenate(outs)
 
     def loss_of(self, scores: np.ndarray, target: np.ndarray) -> float:
-        return float(self.objective._forward(scores, target))
+        out = self.objective._forward(scores, target)
+        return float(np.mean(out)) if self.weighted else float(out)
 
 
-# --- progress --------------------------------------------------------------------------------------
+# --- progress -------------------------------------------------------------------------------------
 
 
 class _Progress:
@@ -264,7 +276,7 @@ class _StopFlag:
         return False
 
 
-# --- fit ---------------------------------------------------------------------------------------------
+# --- fit ------------------------------------------------------------------------------------------
 
 
 def _snapshot(params: list[np.ndarray]) -> list[np.ndarray]:
@@ -276,11 +288,27 @@ def _restore(params: list[np.ndarray], saved: list[np.ndarray]) -> None:
         p[...] = s
 
 
-def fit(model, X, y, loss="mse", optimizer="adam", epochs: int = 10, batch_size: int = 32,
-        validation_split: float = 0.0, validation_data=None, shuffle: bool = True,
-        seed: int | None = None, early_stopping: int | None = None, restore_best: bool = True,
-        callbacks=(), verbose: int = 1, lr: float | None = None, schedule=None,
-        stream=None) -> History:
+def fit(
+    model,
+    X,
+    y,
+    loss="mse",
+    optimizer="adam",
+    epochs: int = 10,
+    batch_size: int = 32,
+    validation_split: float = 0.0,
+    validation_data=None,
+    shuffle: bool = True,
+    seed: int | None = None,
+    early_stopping: int | None = None,
+    restore_best: bool = True,
+    callbacks=(),
+    verbose: int = 1,
+    lr: float | None = None,
+    schedule=None,
+    sample_weight=None,
+    stream=None,
+) -> History:
     r"""Train ``model`` on ``(X, y)`` by mini-batch gradient descent; returns a :class:`History`.
 
     Parameters
@@ -289,12 +317,14 @@ def fit(model, X, y, loss="mse", optimizer="adam", epochs: int = 10, batch_size:
         Softmax + ``"ce"`` are trained from the logits with the fused delta :math:`\hat y - y`.
     optimizer : a name (``"sgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"``) or an Optimizer;
         ``lr`` overrides a named optimizer's default learning rate.
-    schedule : a learning-rate schedule name or :class:`chainrule.optim.Schedule`, applied per epoch.
+    schedule : a learning-rate schedule name or :class:`chainrule.optim.Schedule` (per epoch).
     validation_split : the fraction of samples held out (drawn with ``seed``), or
     validation_data : ``(X_val, y_val)``.
     early_stopping : patience in epochs on the validation loss (the training loss without
         validation data); with ``restore_best`` the best epoch's weights are put back.
     callbacks : callables ``f(epoch, logs, model)``; one that returns True stops training.
+    sample_weight : optional per-sample weights (>= 0); a batch's loss is then
+        :math:`\sum_i w_i \ell_i / \sum_i w_i`.
     seed : shuffling and dropout draw from ``numpy.random.default_rng(seed)``: the same seed and
         data give bit-identical weights.
 
@@ -316,13 +346,25 @@ def fit(model, X, y, loss="mse", optimizer="adam", epochs: int = 10, batch_size:
     if not 0.0 <= float(validation_split) < 1.0:
         raise ValueError(f"validation_split must be in [0, 1); got {validation_split!r}.")
     if early_stopping is not None and (not isinstance(early_stopping, int) or early_stopping < 1):
-        raise ValueError(f"early_stopping is a patience in epochs (an integer >= 1); got {early_stopping!r}.")
+        raise ValueError(
+            f"early_stopping is a patience in epochs (an integer >= 1); got {early_stopping!r}."
+        )
 
-    trainer = _Trainer(model, loss_fn, opt)
+    trainer = _Trainer(model, loss_fn, opt, weighted=sample_weight is not None)
     X = _prepare_inputs(model, X)
     target, task = _prepare_targets(model, y, loss_fn, model.out_features)
     if len(target) != len(X):
         raise ValueError(f"X has {len(X)} samples but y has {len(target)}; they must match.")
+    weights = None
+    if sample_weight is not None:
+        weights = as_float_array(sample_weight, "sample_weight").astype(model.dtype).ravel()
+        check_finite(weights, "sample_weight")
+        if len(weights) != len(X) or (weights < 0).any() or not weights.any():
+            raise ValueError(
+                f"sample_weight needs {len(X)} non-negative values, not all zero; got "
+                f"{len(weights)} values from {weights.min(initial=0):g} to "
+                f"{weights.max(initial=0):g}."
+            )
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         if hasattr(layer, "rng") and seed is not None:
@@ -337,18 +379,24 @@ def fit(model, X, y, loss="mse", optimizer="adam", epochs: int = 10, batch_size:
             raise ValueError(f"X_val has {len(Xv)} samples but y_val has {len(yv)}.")
     elif validation_split:
         order = rng.permutation(len(X))
-        n_val = max(1, int(round(len(X) * validation_split)))
+        n_val = max(1, round(len(X) * validation_split))
         if n_val >= len(X):
             raise ValueError(f"validation_split={validation_split} leaves no training samples.")
         Xv, yv = X[order[:n_val]], target[order[:n_val]]
         X, target = X[order[n_val:]], target[order[n_val:]]
+        if weights is not None:
+            weights = weights[order[n_val:]]
     else:
         Xv = yv = None
 
     model.task = task
     model.training_config = {
-        "loss": loss_fn.name, "optimizer": repr(opt), "epochs": epochs, "batch_size": batch_size,
-        "seed": seed, "schedule": repr(sched),
+        "loss": loss_fn.name,
+        "optimizer": repr(opt),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "seed": seed,
+        "schedule": repr(sched),
     }
     n = len(X)
     batch_size = min(int(batch_size), n)
@@ -365,22 +413,28 @@ def fit(model, X, y, loss="mse", optimizer="adam", epochs: int = 10, batch_size:
     # Overflow during a diverging step is reported by the loss check below, not as warnings.
     with _StopFlag() as flag, np.errstate(over="ignore", invalid="ignore"):
         for epoch in range(epochs):
-            monitor_prev = history.val_loss[-1] if history.val_loss else (
-                history.loss[-1] if history.loss else None)
+            monitor_prev = (
+                history.val_loss[-1]
+                if history.val_loss
+                else (history.loss[-1] if history.loss else None)
+            )
             opt.lr = sched.lr(epoch, base_lr, monitor_prev)
             start_weights = _snapshot(trainer.params)
             order = rng.permutation(n) if shuffle else np.arange(n)
             t0 = time.perf_counter()
             total, seen, correct = 0.0, 0, 0.0
             for b in range(n_batches):
-                idx = order[b * batch_size:(b + 1) * batch_size]
+                idx = order[b * batch_size : (b + 1) * batch_size]
                 if len(idx) == batch_size:
                     xb, yb = xb_full, yb_full
                     np.take(X, idx, axis=0, out=xb)
                     np.take(target, idx, axis=0, out=yb)
                 else:
                     xb, yb = X[idx], target[idx]
-                batch_loss, scores = trainer.step(xb, yb)
+                wb = None if weights is None else weights[idx]
+                if wb is not None and not wb.any():
+                    continue  # a batch of zero-weight samples teaches nothing
+                batch_loss, scores = trainer.step(xb, yb, wb)
                 if not math.isfinite(batch_loss):
                     if not all(np.isfinite(p).all() for p in trainer.params):
                         _restore(trainer.params, start_weights)
@@ -405,8 +459,12 @@ def fit(model, X, y, loss="mse", optimizer="adam", epochs: int = 10, batch_size:
                 history.interrupted = True
                 if seen < n:
                     break
-            logs = {"loss": total, "lr": opt.lr, "time": elapsed,
-                    "samples_per_second": seen / max(elapsed, 1e-12)}
+            logs = {
+                "loss": total,
+                "lr": opt.lr,
+                "time": elapsed,
+                "samples_per_second": seen / max(elapsed, 1e-12),
+            }
             if task == "classification":
                 logs["accuracy"] = correct / max(seen, 1)  # running accuracy over the epoch
             model.eval()

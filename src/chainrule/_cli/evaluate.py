@@ -4,9 +4,12 @@ from __future__ import annotations
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("evaluate", help="evaluate a saved model on a dataset",
-                              description="Loss (and accuracy for classifiers) on the dataset's "
-                                          "test split when it has one, else on all of it.")
+    p = subparsers.add_parser(
+        "evaluate",
+        help="evaluate a saved model on a dataset",
+        description="Loss (and accuracy for classifiers) on the dataset's "
+        "test split when it has one, else on all of it.",
+    )
     p.add_argument("model", help="a model file written by `chainrule train --out`")
     p.add_argument("--data", required=True, help="a dataset name, CSV, NPZ or IDX folder")
     p.add_argument("--target", help="the target column of a CSV (default: its last column)")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("predict", help="predict with a saved model",
-                              description="Print one prediction per line (class labels for a "
-                                          "classifier, values for a regressor).")
+    p = subparsers.add_parser(
+        "predict",
+        help="predict with a saved model",
+        description="Print one prediction per line (class labels for a "
+        "classifier, values for a regressor).",
+    )
     p.add_argument("model", help="a model file written by `chainrule train --out`")
     p.add_argument("--data", required=True, help="a dataset name, CSV, NPZ or IDX folder")
     p.add_argument("--target", help="the target column of a CSV, if it has one (it is ignored)")

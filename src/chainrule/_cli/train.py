@@ -48,36 +48,83 @@ def register(subparsers) -> None:
             "scikit-learn's digits, printing the test accuracy."
         ),
     )
-    p.add_argument("--data", default=DEFAULTS["data"],
-                   help="a dataset name (digits, iris, wine, breast_cancer, diabetes, mnist, "
-                        "fashion-mnist), a .csv file, a .npz file (X, y) or a folder of IDX files "
-                        "(default: %(default)s)")
+    p.add_argument(
+        "--data",
+        default=DEFAULTS["data"],
+        help="a dataset name (digits, iris, wine, breast_cancer, diabetes, mnist, "
+        "fashion-mnist), a .csv file, a .npz file (X, y) or a folder of IDX files "
+        "(default: %(default)s)",
+    )
     p.add_argument("--target", help="the target column of a CSV (default: its last column)")
-    p.add_argument("--layers", type=_layers, default=_layers(DEFAULTS["layers"]),
-                   help="hidden layer widths, comma-separated (default: %s)" % DEFAULTS["layers"])
-    p.add_argument("--activation", default=DEFAULTS["activation"], choices=sorted(ACTIVATIONS),
-                   help="hidden activation (default: %(default)s)")
-    p.add_argument("--output-activation", choices=sorted(ACTIVATIONS),
-                   help="output activation (default: softmax for classes, sigmoid for two, "
-                        "identity for regression)")
-    p.add_argument("--loss", choices=sorted(losses.LOSSES),
-                   help="loss (default: ce, bce for two classes, mse for regression)")
-    p.add_argument("--optimizer", default=DEFAULTS["optimizer"], choices=sorted(optim.OPTIMIZERS),
-                   help="optimizer (default: %(default)s)")
-    p.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="learning rate (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="epochs (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"],
-                   help="mini-batch size (default: %(default)s)")
+    p.add_argument(
+        "--layers",
+        type=_layers,
+        default=_layers(DEFAULTS["layers"]),
+        help=f"hidden layer widths, comma-separated (default: {DEFAULTS['layers']})",
+    )
+    p.add_argument(
+        "--activation",
+        default=DEFAULTS["activation"],
+        choices=sorted(ACTIVATIONS),
+        help="hidden activation (default: %(default)s)",
+    )
+    p.add_argument(
+        "--output-activation",
+        choices=sorted(ACTIVATIONS),
+        help="output activation (default: softmax for classes, sigmoid for two, "
+        "identity for regression)",
+    )
+    p.add_argument(
+        "--loss",
+        choices=sorted(losses.LOSSES),
+        help="loss (default: ce, bce for two classes, mse for regression)",
+    )
+    p.add_argument(
+        "--optimizer",
+        default=DEFAULTS["optimizer"],
+        choices=sorted(optim.OPTIMIZERS),
+        help="optimizer (default: %(default)s)",
+    )
+    p.add_argument(
+        "--lr", type=float, default=DEFAULTS["lr"], help="learning rate (default: %(default)s)"
+    )
+    p.add_argument(
+        "--epochs", type=int, default=DEFAULTS["epochs"], help="epochs (default: %(default)s)"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULTS["batch_size"],
+        help="mini-batch size (default: %(default)s)",
+    )
     p.add_argument("--dropout", type=float, default=0.0, help="dropout after each hidden layer")
-    p.add_argument("--validation-split", type=float, default=0.0,
-                   help="fraction of the training data held out for validation")
-    p.add_argument("--early-stopping", type=int, metavar="PATIENCE",
-                   help="stop after PATIENCE epochs without improvement (restores the best weights)")
-    p.add_argument("--test-size", type=float, default=DEFAULTS["test_size"],
-                   help="test fraction for data without a test split (default: %(default)s)")
-    p.add_argument("--scale", choices=("standard", "minmax", "none"), default=DEFAULTS["scale"],
-                   help="feature scaling, fitted on the training data (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="random seed (default: %(default)s)")
+    p.add_argument(
+        "--validation-split",
+        type=float,
+        default=0.0,
+        help="fraction of the training data held out for validation",
+    )
+    p.add_argument(
+        "--early-stopping",
+        type=int,
+        metavar="PATIENCE",
+        help="stop after PATIENCE epochs without improvement (restores the best weights)",
+    )
+    p.add_argument(
+        "--test-size",
+        type=float,
+        default=DEFAULTS["test_size"],
+        help="test fraction for data without a test split (default: %(default)s)",
+    )
+    p.add_argument(
+        "--scale",
+        choices=("standard", "minmax", "none"),
+        default=DEFAULTS["scale"],
+        help="feature scaling, fitted on the training data (default: %(default)s)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=DEFAULTS["seed"], help="random seed (default: %(default)s)"
+    )
     p.add_argument("--out", metavar="MODEL", help="save the trained model (.safetensors)")
     p.add_argument("--plot", metavar="PNG", help="save loss and accuracy curves to a PNG")
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
@@ -113,24 +160,34 @@ def run(args) -> int:
         n_out = y.shape[1] if np.ndim(y) == 2 else 1
     elif loss in ("bce", "bce_with_logits"):
         if n_classes != 2:
-            raise ValueError(f"--loss {loss} is for two classes; {ds.name} has {n_classes}. "
-                             "Use --loss ce.")
+            raise ValueError(
+                f"--loss {loss} is for two classes; {ds.name} has {n_classes}. Use --loss ce."
+            )
         n_out = 1
     else:
         n_out = n_classes
     sizes = [X.shape[1], *args.layers, n_out]
-    model = mlp(sizes, activation=args.activation, output=out_act, dropout=args.dropout,
-                seed=args.seed)
+    model = mlp(
+        sizes, activation=args.activation, output=out_act, dropout=args.dropout, seed=args.seed
+    )
     model.classes_ = prepared["classes"]
     model.preprocessing = prepared["preprocessing"]
 
     stream = sys.stderr if not args.json else None
     t0 = time.perf_counter()
     history = model.fit(
-        X, y, loss=loss, optimizer=args.optimizer, lr=args.lr, epochs=args.epochs,
-        batch_size=args.batch_size, validation_split=args.validation_split,
-        early_stopping=args.early_stopping, seed=args.seed,
-        verbose=0 if (args.quiet or args.json) else 1, stream=stream,
+        X,
+        y,
+        loss=loss,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        validation_split=args.validation_split,
+        early_stopping=args.early_stopping,
+        seed=args.seed,
+        verbose=0 if (args.quiet or args.json) else 1,
+        stream=stream,
     )
     seconds = time.perf_counter() - t0
     train_metrics = model.evaluate(X, y)
@@ -145,10 +202,14 @@ def run(args) -> int:
     summary = {
         "dataset": ds.name,
         "task": ds.task,
-        "samples": {"train": int(len(X)), "test": int(len(Xt)) if Xt is not None else 0},
-        "architecture": {"sizes": sizes, "activation": args.activation,
-                         "output_activation": out_act, "layers": [repr(layer) for layer in model.layers],
-                         "parameters": model.n_parameters()},
+        "samples": {"train": len(X), "test": len(Xt) if Xt is not None else 0},
+        "architecture": {
+            "sizes": sizes,
+            "activation": args.activation,
+            "output_activation": out_act,
+            "layers": [repr(layer) for layer in model.layers],
+            "parameters": model.n_parameters(),
+        },
         "loss": loss,
         "optimizer": args.optimizer,
         "lr": args.lr,
@@ -156,21 +217,29 @@ def run(args) -> int:
         "stopped_early": history.stopped_early,
         "interrupted": history.interrupted,
         "train": train_metrics,
-        "validation": ({"loss": history.val_loss[-1],
-                        **({"accuracy": history.val_accuracy[-1]} if history.val_accuracy else {})}
-                       if history.val_loss else None),
+        "validation": (
+            {
+                "loss": history.val_loss[-1],
+                **({"accuracy": history.val_accuracy[-1]} if history.val_accuracy else {}),
+            }
+            if history.val_loss
+            else None
+        ),
         "test": test_metrics,
         "seconds": round(seconds, 3),
         "samples_per_second": round(float(np.median(history.samples_per_second)), 1)
-        if history.samples_per_second else 0.0,
+        if history.samples_per_second
+        else 0.0,
         "model_file": args.out,
     }
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
-    print(f"Trained {' -> '.join(map(str, sizes))} ({args.activation}, {out_act} output, "
-          f"{loss} loss, {args.optimizer}) on {ds.name}: {history.epochs_run} epochs in "
-          f"{seconds:.1f}s ({summary['samples_per_second']:,.0f} samples/s).")
+    print(
+        f"Trained {' -> '.join(map(str, sizes))} ({args.activation}, {out_act} output, "
+        f"{loss} loss, {args.optimizer}) on {ds.name}: {history.epochs_run} epochs in "
+        f"{seconds:.1f}s ({summary['samples_per_second']:,.0f} samples/s)."
+    )
     for label, metrics in (("train", train_metrics), ("test", test_metrics)):
         if metrics is None:
             continue
@@ -197,7 +266,8 @@ def prepare_dataset(ds, test_size: float, scale: str, seed: int) -> dict:
         if not 0.0 < test_size < 1.0:
             raise ValueError(f"--test-size must be in (0, 1); got {test_size}")
         X, Xt, y, yt = cdata.train_test_split(
-            ds.X, ds.y, test_size=test_size, stratify=ds.task == "classification", seed=seed)
+            ds.X, ds.y, test_size=test_size, stratify=ds.task == "classification", seed=seed
+        )
     classes = None
     if ds.task == "classification":
         classes, y = cdata.encode_labels(y)
@@ -205,10 +275,19 @@ def prepare_dataset(ds, test_size: float, scale: str, seed: int) -> dict:
     scaler = cdata.make_scaler(scale)
     X = scaler.fit_transform(X)
     Xt = scaler.transform(Xt)
-    preprocessing = {"scaler": scaler.to_config(), "feature_names": list(ds.feature_names or []),
-                     "task": ds.task}
-    return {"X": X, "y": y, "X_test": Xt, "y_test": yt, "classes": classes,
-            "preprocessing": preprocessing}
+    preprocessing = {
+        "scaler": scaler.to_config(),
+        "feature_names": list(ds.feature_names or []),
+        "task": ds.task,
+    }
+    return {
+        "X": X,
+        "y": y,
+        "X_test": Xt,
+        "y_test": yt,
+        "classes": classes,
+        "preprocessing": preprocessing,
+    }
 
 
 def encode_with(classes, y):

@@ -8,4 +8,13 @@ from chainrule.nn.activations import __all__ as _activation_names
 from chainrule.nn.layers import INITIALIZERS, Dense, Dropout, Layer
 from chainrule.nn.model import Sequential, load, mlp
 
-__all__ = [*_activation_names, "INITIALIZERS", "Dense", "Dropout", "Layer", "Sequential", "load", "mlp"]
+__all__ = [
+    *_activation_names,
+    "INITIALIZERS",
+    "Dense",
+    "Dropout",
+    "Layer",
+    "Sequential",
+    "load",
+    "mlp",
+]

@@ -55,7 +55,9 @@ def _glorot_limit(fan_in: int, fan_out: int) -> float:
 # Each initializer draws a (fan_in, fan_out) matrix from ``rng``; the variances are the papers':
 # Glorot & Bengio (2010) 2 / (fan_in + fan_out), He et al. (2015) 2 / fan_in, LeCun 1 / fan_in.
 INITIALIZERS = {
-    "glorot_uniform": lambda rng, i, o: rng.uniform(-_glorot_limit(i, o), _glorot_limit(i, o), (i, o)),
+    "glorot_uniform": lambda rng, i, o: rng.uniform(
+        -_glorot_limit(i, o), _glorot_limit(i, o), (i, o)
+    ),
     "glorot_normal": lambda rng, i, o: rng.normal(0.0, math.sqrt(2.0 / (i + o)), (i, o)),
     "he_uniform": lambda rng, i, o: rng.uniform(-math.sqrt(6.0 / i), math.sqrt(6.0 / i), (i, o)),
     "he_normal": lambda rng, i, o: rng.normal(0.0, math.sqrt(2.0 / i), (i, o)),
@@ -76,7 +78,8 @@ _AUTO_INIT = {
 
 
 def initialize(init: str, activation: str | None = None) -> str:
-    """Resolve an initializer name; ``"auto"`` is He for the ReLU family, LeCun for SELU, else Glorot."""
+    """Resolve an initializer name; ``"auto"`` is He for the ReLU family, LeCun for SELU,
+    Glorot otherwise."""
     if init == "auto":
         return _AUTO_INIT.get(activation or "", "glorot_uniform")
     if init not in INITIALIZERS:
@@ -126,7 +129,9 @@ class Dense(Layer):
         self.bias = bool(bias)
         self.dtype = np.dtype(dtype)
         if self.dtype.kind != "f":
-            raise ValueError(f"Dense needs a floating dtype; got {self.dtype}. Use float32 or float64.")
+            raise ValueError(
+                f"Dense needs a floating dtype; got {self.dtype}. Use float32 or float64."
+            )
         self.W = np.empty((self.in_features, self.out_features), dtype=self.dtype)
         self.b = np.zeros(self.out_features, dtype=self.dtype) if self.bias else None
         self.dW = np.zeros_like(self.W)
@@ -154,8 +159,9 @@ class Dense(Layer):
         return z
 
     def backward(self, grad: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
-        r""":math:`\partial E/\partial W = X^\top G`, :math:`\partial E/\partial b = \mathbf{1}^\top G`,
-        returns :math:`\partial E/\partial X = G W^\top` (skipped when ``need_input_grad`` is False)."""
+        r"""Store :math:`\partial E/\partial W = X^\top G` and
+        :math:`\partial E/\partial b = \mathbf{1}^\top G`; return
+        :math:`\partial E/\partial X = G W^\top` (skipped when ``need_input_grad`` is False)."""
         if self._x is None:
             raise RuntimeError("Dense.backward called before forward.")
         np.matmul(self._x.T, grad, out=self.dW)

@@ -21,6 +21,7 @@ output with BCE, say) is refused with an error that names the fix.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -78,7 +79,7 @@ class Sequential:
     # --- structure ------------------------------------------------------------------------------
 
     def _activation_after(self, i: int) -> str | None:
-        for layer in self.layers[i + 1:]:
+        for layer in self.layers[i + 1 :]:
             if isinstance(layer, Dense):
                 return None
             name = getattr(layer, "name", None)
@@ -191,13 +192,18 @@ class Sequential:
         if name in _FUSED:
             wanted, fused_name = _FUSED[name]
             if last != wanted:
-                ends = (f"ends in {type(self.layers[-1]).__name__}" if last
-                        else "has no output activation (it outputs raw scores)")
+                ends = (
+                    f"ends in {type(self.layers[-1]).__name__}"
+                    if last
+                    else "has no output activation (it outputs raw scores)"
+                )
                 hint = ""
                 if last == "tanh":
-                    hint = (" Tanh outputs values in (-1, 1): the loss would take the log of a "
-                            "negative number, and its gradient divides by zero at yhat = 0. "
-                            "(tanh(z) + 1)/2 = sigmoid(2z) is the rescaled form.")
+                    hint = (
+                        " Tanh outputs values in (-1, 1): the loss would take the log of a "
+                        "negative number, and its gradient divides by zero at yhat = 0. "
+                        "(tanh(z) + 1)/2 = sigmoid(2z) is the rescaled form."
+                    )
                 raise ValueError(
                     f"{type(loss).__name__} needs predicted probabilities in [0, 1], but the "
                     f"model {ends}.{hint} Use a {_act.ACTIVATIONS[wanted].__name__} output layer "
@@ -220,7 +226,7 @@ class Sequential:
     # --- training and inference (see chainrule.training) -----------------------------------------
 
     def fit(self, X, y, loss="mse", optimizer="adam", **kwargs):
-        """Train the model; see :func:`chainrule.training.fit` for every option. Returns a History."""
+        """Train the model; returns a History. Every option: :func:`chainrule.training.fit`."""
         from chainrule.training import fit
 
         return fit(self, X, y, loss=loss, optimizer=optimizer, **kwargs)
@@ -232,7 +238,9 @@ class Sequential:
         was_training = [layer.training for layer in self.layers]
         self.eval()
         try:
-            outs = [self.forward(X[i:i + batch_size]).copy() for i in range(0, len(X), batch_size)]
+            outs = [
+                self.forward(X[i : i + batch_size]).copy() for i in range(0, len(X), batch_size)
+            ]
         finally:
             for layer, flag in zip(self.layers, was_training, strict=True):
                 layer.training = flag
@@ -276,8 +284,10 @@ class Sequential:
             rows.append((str(i), repr(layer), f"(m, {width})", f"{n:,}"))
         widths = [max(len(r[c]) for r in rows) for c in range(4)]
         line = "  ".join("-" * w for w in widths)
-        fmt = [f"{r[0]:>{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]:>{widths[3]}}"
-               for r in rows]
+        fmt = [
+            f"{r[0]:>{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]:>{widths[3]}}"
+            for r in rows
+        ]
         total = f"Total parameters: {self.n_parameters():,} ({self.dtype.name})"
         return "\n".join([fmt[0], line, *fmt[1:], line, total])
 
@@ -291,8 +301,9 @@ class Sequential:
             elif isinstance(layer, Dropout):
                 layers.append({"type": "Dropout", "config": layer.get_config()})
             elif isinstance(layer, _act.Activation):
-                layers.append({"type": "Activation", "name": layer.name,
-                               "config": layer.get_config()})
+                layers.append(
+                    {"type": "Activation", "name": layer.name, "config": layer.get_config()}
+                )
             else:
                 raise ValueError(
                     f"Cannot save layer {layer!r}: only Dense, Dropout and activations are "
@@ -304,7 +315,7 @@ class Sequential:
         """Write the model to ``path`` in safetensors format, atomically.
 
         Layout: for the layer at position ``i`` of the model (activations count, as in PyTorch's
-        ``nn.Sequential``), ``"{i}.weight"`` holds :math:`W^\\top` with shape ``(out, in)`` (PyTorch's
+        ``nn.Sequential``), ``"{i}.weight"`` holds :math:`W^\\top`, shape ``(out, in)`` (PyTorch's
         ``nn.Linear`` layout) and ``"{i}.bias"`` holds ``b``. The architecture, classes,
         preprocessing and training settings are JSON in the metadata key ``"chainrule"``.
         """
@@ -346,7 +357,9 @@ def _build_layer(spec: dict, where: str):
             raise ValueError(f"unknown activation {name!r}")
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: invalid layer {spec!r}: {exc}") from exc
-    raise ValueError(f"{where}: unknown layer type {kind!r} (expected Dense, Dropout or Activation).")
+    raise ValueError(
+        f"{where}: unknown layer type {kind!r} (expected Dense, Dropout or Activation)."
+    )
 
 
 def load(path) -> Sequential:
@@ -366,7 +379,10 @@ def load(path) -> Sequential:
     except json.JSONDecodeError as exc:
         raise ModelFileError(f"{path}: the chainrule metadata is not valid JSON ({exc}).") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        raise ModelFileError(f"{path}: unknown model format {meta.get('format') if isinstance(meta, dict) else meta!r}.")
+        raise ModelFileError(
+            f"{path}: unknown model format "
+            f"{meta.get('format') if isinstance(meta, dict) else meta!r}."
+        )
     if meta.get("version") != FORMAT_VERSION:
         raise ModelFileError(
             f"{path}: model format version {meta.get('version')!r}; this chainrule reads version "
@@ -383,8 +399,10 @@ def load(path) -> Sequential:
     for i, layer in enumerate(model.layers):
         if not isinstance(layer, Dense):
             continue
-        for key, attr, shape in ((f"{i}.weight", "W", (layer.out_features, layer.in_features)),
-                                 (f"{i}.bias", "b", (layer.out_features,))):
+        for key, attr, shape in (
+            (f"{i}.weight", "W", (layer.out_features, layer.in_features)),
+            (f"{i}.bias", "b", (layer.out_features,)),
+        ):
             if attr == "b" and layer.b is None:
                 continue
             if key not in tensors:
@@ -396,8 +414,11 @@ def load(path) -> Sequential:
                 )
             if value.dtype.kind != "f" or not np.isfinite(value).all():
                 raise ModelFileError(f"{path}: tensor {key!r} is not a finite floating array.")
-            setattr(layer, attr, np.ascontiguousarray(value.T if attr == "W" else value,
-                                                      dtype=layer.dtype))
+            setattr(
+                layer,
+                attr,
+                np.ascontiguousarray(value.T if attr == "W" else value, dtype=layer.dtype),
+            )
         layer.dW = np.zeros_like(layer.W)
         layer.db = None if layer.b is None else np.zeros_like(layer.b)
     model.task = meta.get("task")
@@ -408,8 +429,14 @@ def load(path) -> Sequential:
     return model
 
 
-def mlp(sizes, activation="relu", output=None, dropout: float = 0.0, dtype="float32",
-        seed: int | np.random.Generator | None = None) -> Sequential:
+def mlp(
+    sizes,
+    activation="relu",
+    output=None,
+    dropout: float = 0.0,
+    dtype="float32",
+    seed: int | np.random.Generator | None = None,
+) -> Sequential:
     """Build a multi-layer perceptron: ``mlp([64, 128, 10], "relu", "softmax")``.
 
     ``sizes`` lists the input width, the hidden widths and the output width; ``activation``
@@ -420,7 +447,7 @@ def mlp(sizes, activation="relu", output=None, dropout: float = 0.0, dtype="floa
     if len(sizes) < 2 or min(sizes) < 1:
         raise ValueError(f"mlp needs at least an input and an output width, all >= 1; got {sizes}.")
     layers: list[Layer] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         layers.append(Dense(a, b, dtype=dtype))
         if i < len(sizes) - 2:
             layers.append(_act.get(activation))
@@ -429,4 +456,3 @@ def mlp(sizes, activation="relu", output=None, dropout: float = 0.0, dtype="floa
     if output is not None:
         layers.append(_act.get(output))
     return Sequential(layers, seed=seed)
-

@@ -1,0 +1,202 @@
+"""check_formula: the required cases of seeds 000, 002 and 004, and the relations it names."""
+
+import json
+
+import pytest
+
+pytest.importorskip("sympy")
+
+from chainrule.derivation.parser import FormulaError
+from chainrule.gradient_check import FormulaCheck, check_formula
+
+# --- the required cases -------------------------------------------------------------------------
+
+
+def test_seed_002_derivation_second_term_sign():
+    result = check_formula("-(y/yhat + (1-y)/(1-yhat))", loss="bce", wrt="yhat")
+    assert isinstance(result, FormulaCheck)
+    assert not result.correct and result.kind == "term_sign"
+    [finding] = result.findings
+    assert finding.problem == "wrong sign" and finding.position == "second term"
+    assert finding.term == "(1 - y)/(1 - yhat)"
+    assert finding.should_be == "-(1 - y)/(1 - yhat)"
+    assert finding.rule == ("d/dyhat log(1 - yhat) = -1/(1 - yhat): the chain rule's inner "
+                            "derivative is -1")
+    text = str(result)
+    assert "the second term has the wrong sign" in text
+    assert "\n" not in text  # one paragraph
+
+
+def test_seed_004_slide_both_signs():
+    result = check_formula("t/p + (1-t)/(1-p)", loss="bce")
+    assert not result.correct and result.kind == "term_sign"
+    problems = [f.problem for f in result.findings]
+    assert problems == ["leading minus dropped", "wrong sign"]
+    assert result.findings[1].position == "second term"
+    text = result.paragraph
+    assert "Two sign errors" in text and "leading minus was dropped" in text
+    assert "second term has the wrong sign" in text
+    assert "first term, t/p, with the wrong sign: it should be -t/p" in text
+    assert "d/dp log(1 - p) = -1/(1 - p)" in text
+
+
+@pytest.mark.parametrize(
+    "formula",
+    [
+        "-(y/yhat - (1-y)/(1-yhat))",  # seed 002's expected result
+        "(yhat - y)/(yhat*(1 - yhat))",  # the same after simplification (seed 002's answer)
+        "-y/yhat + (1 - y)/(1 - yhat)",
+        "(y - yhat)/(yhat^2 - yhat)",
+    ],
+)
+def test_seed_002_correct_forms(formula):
+    result = check_formula(formula, loss="bce", wrt="yhat")
+    assert result.correct and result.kind is None and result.findings == []
+    assert result.method == "symbolic"
+    assert result.paragraph.startswith("Correct:")
+
+
+def test_seed_000_tanh_bce_is_correct_for_dE_dz():
+    result = check_formula("(yhat + 1)*(yhat - y)/yhat", loss="bce", activation="tanh")
+    assert result.correct and result.variable == "z"
+    assert "yhat = tanh(z)" in result.paragraph
+
+
+def test_the_famous_fused_delta_is_correct_for_dE_dz():
+    # Seed 004's answer: with a sigmoid output, dE/dz = yhat - y.
+    assert check_formula("yhat - y", loss="bce", activation="sigmoid").correct
+
+
+# --- whole-formula relations --------------------------------------------------------------------
+
+
+def test_dropped_leading_minus_is_a_sign_flip():
+    result = check_formula("y/yhat - (1-y)/(1-yhat)", loss="bce")
+    assert result.kind == "sign_flipped" and "leading minus" in result.paragraph
+
+
+def test_mse_factor_two_and_one_half():
+    half = check_formula("yhat - y", loss="mse")
+    assert half.kind == "scaled" and "power rule brings down the 2" in half.paragraph
+    double = check_formula("2*(yhat - y)", loss="mse", half=True)
+    assert double.kind == "scaled" and "½ cancels the 2" in double.paragraph
+    assert check_formula("yhat - y", loss="mse", half=True).correct
+
+
+def test_mean_loss_and_the_forgotten_one_over_m():
+    assert check_formula("-(y/yhat - (1-y)/(1-yhat))/m", loss="bce", mean=True).correct
+    result = check_formula("-(y/yhat - (1-y)/(1-yhat))", loss="bce", mean=True)
+    assert result.kind == "scaled" and "1/m of the mean" in result.paragraph
+    extra = check_formula("(yhat - y)/m", loss="mse", half=True)
+    assert extra.kind == "scaled" and "--mean" in extra.paragraph
+
+
+def test_extra_and_missing_activation_factor():
+    extra = check_formula("(yhat - y)*yhat*(1 - yhat)", loss="bce", activation="sigmoid")
+    assert extra.kind == "activation_extra"
+    missing = check_formula("(yhat - y)/(yhat*(1 - yhat))", loss="bce", activation="sigmoid")
+    assert missing.kind == "activation_missing" and "dE/dyhat, not dE/dz" in missing.paragraph
+
+
+def test_dE_dz_given_for_dE_dyhat_is_the_seed_000_confusion():
+    result = check_formula("yhat - y", loss="bce", wrt="yhat")
+    assert result.kind == "wrong_variable"
+    assert "--activation sigmoid" in result.paragraph
+
+
+# --- term by term -------------------------------------------------------------------------------
+
+
+def test_missing_factor_in_one_term():
+    result = check_formula("-(y/yhat - 1/(1-yhat))", loss="bce")
+    assert result.kind == "term_factor"
+    [finding] = result.findings
+    assert finding.problem == "missing factor 1 - y" and finding.position == "second term"
+
+
+def test_missing_term():
+    result = check_formula("-y/yhat", loss="bce")
+    assert result.kind == "term_missing"
+    assert result.findings[0].problem == "missing term"
+    assert "(1 - y)/(1 - yhat), is missing" in result.paragraph
+
+
+def test_extra_term():
+    result = check_formula("-(y/yhat - (1-y)/(1-yhat)) + yhat", loss="bce")
+    assert result.kind == "term_missing"
+    assert any(f.problem == "extra term" and f.term == "yhat" for f in result.findings)
+
+
+def test_product_rule_term_with_the_wrong_sign():
+    result = check_formula("sigmoid(x)*(1 - x*(1 - sigmoid(x)))", function="x*sigmoid(x)")
+    assert result.kind == "term_sign"
+    assert "product rule" in result.paragraph
+    assert check_formula("sigmoid(x)*(1 + x*(1 - sigmoid(x)))", function="x*sigmoid(x)").correct
+
+
+def test_power_rule_and_its_inner_derivative():
+    result = check_formula("2*(y - yhat)", loss="mse")
+    assert result.kind == "sign_flipped"
+    result = check_formula("-(w*x - y)*x + x", function="(w*x - y)^2/2 + x*w", wrt="w")
+    assert not result.correct
+    rules = " ".join(f.rule or "" for f in result.findings)
+    assert "power rule" in rules and "inner derivative is x" in rules
+
+
+def test_activation_alone_checks_its_own_derivative():
+    assert check_formula("yhat*(1 - yhat)", activation="sigmoid").correct
+    assert check_formula("1 - yhat^2", activation="tanh").correct
+    assert not check_formula("1 - yhat", activation="tanh").correct
+
+
+def test_activation_without_an_output_form_compares_in_z():
+    result = check_formula("sigmoid(z) + z*sigmoid(z)*(1 - sigmoid(z))", activation="silu")
+    assert result.correct
+
+
+def test_unexplained_difference_is_stated():
+    result = check_formula("-2*yhat", loss="bce")
+    assert result.kind == "different" and "minus the derivative is" in result.paragraph
+
+
+def test_numeric_fallback_decides_equality_when_needed():
+    # (1 - tanh(z)^2) written as a sech: SymPy's cheap routes may not see it; random points do.
+    result = check_formula("1/cosh(x)^2", function="tanh(x)")
+    assert result.correct
+
+
+# --- input handling -----------------------------------------------------------------------------
+
+
+def test_json_round_trip():
+    data = json.loads(check_formula("-(y/yhat + (1-y)/(1-yhat))", loss="bce").to_json())
+    assert data["correct"] is False and data["kind"] == "term_sign"
+    assert data["findings"][0]["position"] == "second term"
+
+
+@pytest.mark.parametrize("text", ["__import__('os').system('echo hi')", "yhat.real", "lambda: 1"])
+def test_user_text_is_never_evaluated(text):
+    with pytest.raises(FormulaError):
+        check_formula(text, loss="bce")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({}, "say what the formula is the derivative of"),
+        ({"loss": "bce", "function": "x"}, "not both"),
+        ({"loss": "bce", "activation": "tanh", "wrt": "yhat"}, "formula is dE/dz"),
+        ({"loss": "nope"}, "unknown loss 'nope'"),
+        ({"loss": "bce", "activation": "softmax"}, "couples every class"),
+        ({"loss": "bce", "wrt": "x"}, "not x"),
+        ({"function": "z*w"}, "--wrt"),
+    ],
+)
+def test_contradictory_options_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        check_formula("yhat - y" if "function" not in kwargs else "x", **kwargs)
+
+
+def test_function_defaults_to_x_or_the_only_variable():
+    assert check_formula("2*x", function="x^2 + w").correct
+    assert check_formula("cos(z)", function="sin(z)").correct
