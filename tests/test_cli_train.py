@@ -135,3 +135,18 @@ def test_real_subprocess():
     )
     assert proc.returncode == 0, proc.stderr
     assert "Test accuracy:" in proc.stdout
+
+
+def test_predict_on_a_csv_of_features_only(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(80, 2))
+    y = (X[:, 0] > 0).astype(int)
+    train = tmp_path / "train.csv"
+    train.write_text("a,b,y\n" + "".join(f"{a},{b},{t}\n" for (a, b), t in zip(X, y, strict=True)))
+    features = tmp_path / "new.csv"
+    features.write_text("a,b\n2.0,0.1\n-2.0,0.3\n")
+    model = tmp_path / "m.safetensors"
+    assert main(["train", "--data", str(train), "--epochs", "40", "--quiet", "--out", str(model)]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(model), "--data", str(features)]) == 0
+    assert capsys.readouterr().out.split() == ["1", "0"]

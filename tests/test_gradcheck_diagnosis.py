@@ -282,6 +282,14 @@ def test_wrt_is_validated(rng):
         diagnose(2 * T + 1, T, activation="tanh", z=T, wrt="w")
 
 
+def test_hints_of_the_wrong_shape_are_refused(rng):
+    T = rng.normal(size=4)
+    with pytest.raises(ValueError, match=r"hint z has shape \(3,\)"):
+        diagnose(2 * T + 1, T, activation="tanh", z=np.zeros(3))
+    with pytest.raises(ValueError, match="hint y"):
+        diagnose(2 * T + 1, T, y=np.zeros(5))
+
+
 def test_extra_activation_factor_through_the_linear_map(rng):
     # Logistic regression, dE/dw = Xᵀ(σ(Xw) - y)/m, with σ' multiplied in: the relation lives
     # on dE/dz, and is found through X while m < 2n.

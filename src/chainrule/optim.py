@@ -313,7 +313,7 @@ def get(name_or_optimizer, **kwargs) -> Optimizer:
 
 
 class Schedule:
-    """A learning-rate schedule: ``lr(epoch, base_lr, metric)`` gives the rate of ``epoch`` (from 0)."""
+    """A learning-rate schedule: ``lr(epoch, base_lr, metric)`` is the rate of ``epoch``."""
 
     name = "schedule"
 

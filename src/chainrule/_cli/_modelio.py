@@ -13,6 +13,17 @@ def load_model_and_data(model_path: str, data: str, target: str | None):
     model = chainrule.load(model_path)
     ds = cdata.load_dataset(data, target=target)
     X, y = (ds.X_test, ds.y_test) if ds.X_test is not None else (ds.X, ds.y)
+    y_values = None if y is None else np.asarray(y)
+    if (
+        target is None
+        and np.ndim(X) == 2
+        and X.shape[1] == model.in_features - 1
+        and y_values is not None
+        and y_values.ndim == 1
+        and y_values.dtype.kind in "biuf"
+    ):
+        # A CSV of features only: its last column was read as the target; it is a feature.
+        X, y = np.column_stack([X, y_values]), None
     prep = model.preprocessing or {}
     scaler_cfg = prep.get("scaler")
     if scaler_cfg:

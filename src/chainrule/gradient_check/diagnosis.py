@@ -312,6 +312,13 @@ def diagnose_stack(
     if wrt is not None and wrt not in ("z", "yhat"):
         raise ValueError(f"wrt must be 'z' or 'yhat'; got {wrt!r}.")
     var_shape = t.shape[1:]
+    if x is None:
+        _check_hint_shape("z", z, var_shape, " (or x= when the gradient is a linear map's weights)")
+    _check_hint_shape("y", y, var_shape, "")
+    if terms is not None:
+        values = terms.values() if isinstance(terms, Mapping) else terms
+        for value in values:
+            _check_hint_shape("each of terms", value, var_shape, "")
 
     bad = ~np.isfinite(g) & np.isfinite(t)
     if bad.any():
@@ -348,6 +355,18 @@ def diagnose_stack(
     if found is None:
         found = _mixed_sign(rel, y)
     return found
+
+
+def _check_hint_shape(name: str, value, var_shape: tuple, extra: str) -> None:
+    if value is None:
+        return
+    try:
+        np.broadcast_shapes(np.shape(value), var_shape)
+    except ValueError:
+        raise ValueError(
+            f"the hint {name} has shape {np.shape(value)} but the gradient has shape "
+            f"{var_shape}; pass an array of the gradient's shape{extra}."
+        ) from None
 
 
 def _scaled(rel: _Relations, m) -> Diagnosis | None:

@@ -588,7 +588,11 @@ def _classify(v: sympy.Expr, c: sympy.Expr, var: sympy.Symbol):
 def _factor_problem(r: sympy.Expr) -> tuple[str, bool]:
     """A ratio user/right as "missing factor ..." / "extra factor ...", and whether the sign is
     wrong as well."""
-    negative, body = _orient(sympy.factor(r))
+    try:
+        r = sympy.factor(r)
+    except (sympy.PolynomialError, NotImplementedError):
+        pass
+    negative, body = _orient(r)
     num, den = sympy.fraction(sympy.sympify(body))
     parts = []
     if den != 1:
