@@ -200,3 +200,24 @@ def test_contradictory_options_are_refused(kwargs, message):
 def test_function_defaults_to_x_or_the_only_variable():
     assert check_formula("2*x", function="x^2 + w").correct
     assert check_formula("cos(z)", function="sin(z)").correct
+
+
+def test_seed_002_mistake_written_through_the_activation():
+    # dE/dz written as (seed 002's wrong dE/dyhat)·σ'(z): the sign of the (1 - y) term is named.
+    result = check_formula("-(y/yhat + (1-y)/(1-yhat))*yhat*(1-yhat)", loss="bce",
+                           activation="sigmoid")
+    assert result.kind == "term_sign"
+    [finding] = result.findings
+    assert finding.position == "second term" and finding.term == "(1 - y)/(1 - yhat)"
+
+
+def test_a_short_ratio_names_the_missing_factor():
+    # tanh' written as 1 - yhat instead of 1 - yhat²: the factor 1 + yhat is missing.
+    result = check_formula("2*(yhat-y)*(1-yhat)", loss="mse", activation="tanh")
+    assert result.kind == "factor" and "the factor 1 + yhat is missing" in result.paragraph
+
+
+def test_two_constant_causes_at_once():
+    result = check_formula("(yhat-y)*(1-yhat^2)", loss="mse", activation="tanh", mean=True)
+    assert result.kind == "scaled" and "m/2 times" in result.paragraph
+    assert "power rule brings down the 2" in result.paragraph and "1/m" in result.paragraph

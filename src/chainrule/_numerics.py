@@ -24,14 +24,14 @@ def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     r""":math:`\sigma(x) = 1 / (1 + e^{-x})` without overflow, as
     :math:`e^{\min(x, 0)} / (1 + e^{-|x|})`: both exponents are <= 0, so neither overflows, and
     the formula is exact for either sign (multiply through by :math:`e^{x}` when :math:`x < 0`).
-    ``out`` must not be ``x``.
+    ``out`` may be ``x`` itself.
     """
-    num = np.minimum(x, 0.0, out=out)
-    np.exp(num, out=num)
-    den = np.abs(x)
+    den = np.abs(x)  # computed before ``out`` (possibly ``x``) is written
     np.negative(den, out=den)
     np.exp(den, out=den)
     den += 1.0
+    num = np.minimum(x, 0.0, out=out)
+    np.exp(num, out=num)
     return np.divide(num, den, out=num)
 
 

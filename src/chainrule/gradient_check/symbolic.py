@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import sympy
 
@@ -485,38 +485,15 @@ def _rule(term: sympy.Expr, target: _Target) -> str | None:
 def _global_relation(U, D, target: _Target, formula: str) -> tuple[str, str, Finding] | None:
     """(kind, sentence, finding) when U = r·D for a telling r."""
     r = _ratio(U, D)
-    if r is None or r == 0:
+    if r is None or r == 0 or r.has(sympy.Piecewise, sympy.zoo, sympy.nan):
         return None
     var = target.var
     expected = _text(_tidy(D))
-    if r.is_number:
-        if r == -1:
-            sentence = f"The whole formula has the opposite sign: it is -({target.subject})."
-            if target.sign < 0:
-                sentence += (" The loss carries a leading minus, -(...), and the minus stays in "
-                             "front of its derivative: it was dropped.")
-            return "sign_flipped", sentence, Finding(formula, "wrong sign", expected,
-                                                     "d(-u) = -du")
-        text = _text(r)
-        cause = ""
-        if r == 2:
-            cause = (" The derivative of ½(yhat - y)² is yhat - y: the ½ cancels the 2 that the "
-                     "power rule brings down (or one term was counted twice).")
-        elif r == sympy.Rational(1, 2):
-            cause = (" The derivative of (yhat - y)² is 2(yhat - y): the power rule brings down "
-                     "the 2; only the loss ½(yhat - y)² has a derivative without it.")
-        return "scaled", f"The formula is {text} times the derivative.{cause}", Finding(
-            formula, f"extra factor {text}", expected)
     m = SYMBOLS["m"]
-    if r.free_symbols == {m}:
-        if _same(r, m):
-            return "scaled", ("The formula is m times the derivative: the 1/m of the mean over the "
-                              "batch was forgotten."), Finding(formula, "missing factor 1/m",
-                                                               expected)
-        if _same(r, 1 / m):
-            return "scaled", ("The formula has an extra factor 1/m: the derivative of one "
-                              "example's loss has none (add --mean to check the mean over m "
-                              "examples)."), Finding(formula, "extra factor 1/m", expected)
+    if r.free_symbols <= {m}:
+        c, k = r.as_coeff_exponent(m)
+        if c.is_number and k.is_Integer and not c.has(m):
+            return _scaled(c, int(k), target, formula, expected)
     if target.activation and not target.to_z and target.inner != [SYMBOLS["yhat"]]:
         chain = _term_text(target.chain)
         if _same(r, target.chain):
@@ -545,6 +522,55 @@ def _global_relation(U, D, target: _Target, formula: str) -> tuple[str, str, Fin
                 ), Finding(formula, f"extra factor {form_text}", expected,
                            f"dE/dz = dE/d{var.name}·dyhat/dz")
     return None
+
+
+def _scaled(c, k: int, target: _Target, formula: str, expected: str):
+    """U = c·m^k·D: a sign, a 2 or 1/2, an m too many or too few."""
+    if c == -1 and k == 0:
+        sentence = f"The whole formula has the opposite sign: it is -({target.subject})."
+        if target.sign < 0:
+            sentence += (" The loss carries a leading minus, -(...), and the minus stays in "
+                         "front of its derivative: it was dropped.")
+        return "sign_flipped", sentence, Finding(formula, "wrong sign", expected, "d(-u) = -du")
+    factor = _text(c * SYMBOLS["m"] ** k)
+    causes = []
+    if c < 0:
+        causes.append("the sign is wrong as well")
+    if abs(c) == 2:
+        causes.append("the derivative of ½(yhat - y)² is yhat - y: the ½ cancels the 2 that the "
+                      "power rule brings down (or one term was counted twice)")
+    elif abs(c) == sympy.Rational(1, 2):
+        causes.append("the derivative of (yhat - y)² is 2(yhat - y): the power rule brings down "
+                      "the 2; only the loss ½(yhat - y)² has a derivative without it")
+    elif abs(c) != 1:
+        causes.append(f"a constant {_text(abs(c))} is applied once too often or forgotten")
+    if k > 0:
+        causes.append("the 1/m of the mean over the batch was forgotten")
+    elif k < 0:
+        causes.append("there is an extra 1/m: the derivative of one example's loss has none "
+                      "(add --mean to check the mean over m examples)")
+    sentence = " ".join([f"The formula is {factor} times the derivative.",
+                         *(c[0].upper() + c[1:] + "." for c in causes)])
+    return "scaled", sentence, Finding(formula, f"extra factor {factor}", expected)
+
+
+def _simple_ratio(U, D, target: _Target, formula: str) -> tuple[str, str, Finding] | None:
+    """U = r·D for a short r that involves the variable: a factor missing or extra."""
+    r = _ratio(U, D)
+    if (r is None or r == 0 or sympy.count_ops(r) > 6 or not r.free_symbols
+            or r.has(sympy.Piecewise, sympy.zoo, sympy.nan)):
+        return None
+    what, negative = _factor_problem(r)
+    phrases = []
+    for part in what.split(" and "):
+        kind, _, factor = part.partition(" factor ")
+        phrases.append(f"the factor {factor} is missing" if kind == "missing"
+                       else f"there is an extra factor {factor}")
+    sentence = (f"The formula is the derivative times {_term_text(r)}: " + " and ".join(phrases)
+                + (", and the sign is wrong" if negative else "") + ".")
+    if target.activation and not target.to_z:
+        sentence += (f" (dyhat/dz for the {target.activation} is {_term_text(target.chain)}.)")
+    return "factor", sentence, Finding(formula, what, _text(_tidy(D)))
 
 
 # --- term by term ---------------------------------------------------------------------------------
@@ -602,18 +628,48 @@ def _factor_problem(r: sympy.Expr) -> tuple[str, bool]:
     return " and ".join(parts) or "a different factor", negative
 
 
+def _strip_chain(U: sympy.Expr, target: _Target) -> list[sympy.Expr] | None:
+    """The factors of U left once the activation's dyhat/dz is taken out, when U is written
+    as (something)·dyhat/dz: seed 000's -(y/yhat - (1-y)/(1-yhat))·yhat(1 - yhat)."""
+    if not (target.activation and not target.to_z and U.is_Mul):
+        return None
+    have = list(U.args)
+    for f in sympy.Mul.make_args(target.chain):
+        if f not in have:
+            return None
+        have.remove(f)
+    return have
+
+
+def _user_framing(U, formula: str, target: _Target):
+    """(framing, the user's terms inside the loss's leading minus, target to compare with)."""
+    rest = _strip_chain(U, target)
+    if rest is not None:
+        target = replace(target, chain=sympy.S.One, activation=None)
+        minus = sympy.S.NegativeOne in rest
+        body = sympy.Mul(*[f for f in rest if f != sympy.S.NegativeOne])
+        if minus and body.is_Add and target.sign < 0:
+            return "kept", list(body.args), target
+        U = -body if minus else body
+        formula = ""
+    user_terms = list(sympy.Add.make_args(sympy.expand_mul(U, deep=False)))
+    all_negative = len(user_terms) > 1 and all(u.could_extract_minus_sign() for u in user_terms)
+    if target.sign < 0 and (_user_bracket(formula) or all_negative):
+        return "kept", [-u for u in user_terms], target
+    if (target.sign < 0 and len(user_terms) > 1
+            and not any(u.could_extract_minus_sign() for u in user_terms)):
+        return "dropped", user_terms, target
+    return "plain", user_terms, target
+
+
 def _term_by_term(U, formula: str, target: _Target, rights, origin):
     """(framing, findings) of the comparison term by term, or None when nothing pairs up."""
-    user_terms = list(sympy.Add.make_args(sympy.expand_mul(U, deep=False)))
-    if target.sign < 0 and _user_bracket(formula):
-        framing, user_inner = "kept", [-u for u in user_terms]
-    elif (target.sign < 0 and len(user_terms) > 1
-          and not any(u.could_extract_minus_sign() for u in user_terms)):
-        framing, user_inner = "dropped", list(user_terms)
-    else:
-        framing, user_inner = "plain", list(user_terms)
+    framing, user_inner, target = _user_framing(U, formula, target)
     outer = target.coeff if framing != "plain" else target.sign * target.coeff
     expected = [_through(outer * c, target) for c in rights]
+    expanded = None
+    if framing == "plain" and (target.sign < 0 or target.coeff != 1):
+        expanded = _sum_text(expected)
 
     pairs: dict[int, tuple[int, str, sympy.Expr]] = {}
     used: set[int] = set()
@@ -663,7 +719,7 @@ def _term_by_term(U, formula: str, target: _Target, rights, origin):
     for j, v in enumerate(user_inner):
         if j not in used:
             findings.append(Finding(_term_text(v), "extra term", "0"))
-    return framing, findings
+    return framing, findings, expanded
 
 
 def _describe(f: Finding) -> str:
@@ -794,7 +850,7 @@ def check_formula(
     if len(rights) > 1:
         compared = _term_by_term(U, formula, target, rights, origin)
         if compared is not None and compared[1]:
-            framing, findings = compared
+            framing, findings, expanded = compared
             problems = {f.problem for f in findings}
             if problems <= {"wrong sign", "leading minus dropped"}:
                 kind = "term_sign"
@@ -802,12 +858,12 @@ def check_formula(
                 kind = "term_missing"
             else:
                 kind = "term_factor"
-            expanded = None
-            if target.sign < 0 or target.coeff != 1:
-                expanded = _sum_text([_through(target.sign * target.coeff * c, target)
-                                      for c in rights])
             paragraph = _term_paragraph(framing, findings, expanded)
             return result(False, kind, findings, f"{head} {paragraph}")
+    found = _simple_ratio(U, D, target, shown)
+    if found is not None:
+        kind, sentence, finding = found
+        return result(False, kind, [finding], f"{head} {sentence}")
     difference = _text(_tidy(U - D))
     return result(False, "different", [Finding(shown, "different", simplified)],
                   f"{head} No single term or factor explains it: your formula minus the "
