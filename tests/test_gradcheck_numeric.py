@@ -213,6 +213,12 @@ def test_array_output_with_vector_jacobian_product(rng):
     assert bad.kind == "scaled" and bad.factor == pytest.approx(2.0)
 
 
+def test_vector_jacobian_product_of_a_scalar_function(rng):
+    x = rng.normal(size=3)
+    report = gradcheck(lambda x: np.sum(x**3), lambda v, x: v * 3 * x**2, x, vjp=True)
+    assert report.passed and report.projections == 0
+
+
 def test_array_output_softmax_diagonal_through_projections(rng):
     from chainrule._numerics import softmax
 

@@ -39,24 +39,27 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "check",
         help="check a hand-derived derivative and say which term or factor is wrong",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
-            "Check a hand-derived derivative against SymPy and, when it is wrong, say which "
-            "term has the wrong sign, which factor is missing or extra, and the rule that "
+            "Check a hand-derived derivative against SymPy and, when it is wrong, say which\n"
+            "term has the wrong sign, which factor is missing or extra, and the rule that\n"
             "gives the right one. Exit status 1 when the formula is wrong, 0 when it is right."
         ),
         epilog=(
-            "symbols: yhat (prediction), y (target), z (pre-activation), x, w, p (probability), "
-            "t (one-hot target), m (batch size). Examples: "
-            "chainrule check --loss bce \"-(y/yhat + (1-y)/(1-yhat))\"; "
-            "chainrule check --loss bce --activation tanh \"(yhat + 1)*(yhat - y)/yhat\"; "
-            "chainrule check --function \"x*sigmoid(x)\" \"sigmoid(x)*(1 + x*(1 - sigmoid(x)))\""
+            "symbols: yhat (prediction), y (target), z (pre-activation), x, w, p (probability),\n"
+            "         t (one-hot target), m (batch size)\n"
+            "examples:\n"
+            '  chainrule check --loss bce --wrt yhat "-(y/yhat + (1-y)/(1-yhat))"\n'
+            '  chainrule check --loss bce --activation tanh "(yhat + 1)*(yhat - y)/yhat"\n'
+            '  chainrule check --function "x*sigmoid(x)" "sigmoid(x)*(1 + x*(1 - sigmoid(x)))"'
         ),
     )
     parser.__class__ = _FormulaArgumentParser
     parser.add_argument("formula", help='the derivative, e.g. "-(y/yhat - (1-y)/(1-yhat))"')
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--loss", metavar="NAME",
-                      help="the loss differentiated: mse, bce, ce, huber, bce_with_logits")
+                      help="the loss differentiated, e.g. bce, mse, ce (an unknown name lists "
+                           "the known ones)")
     what.add_argument("--function", metavar="EXPR",
                       help='any expression instead of a loss, e.g. "x*sigmoid(x)"')
     parser.add_argument(

@@ -305,7 +305,7 @@ def gradcheck(
     # The claimed gradient, as a stack (P, *input_shape) per input.
     claimed: list[np.ndarray | None] = []
     shape_problems: dict[int, np.ndarray] = {}
-    if scalar or not vjp:
+    if not vjp:
         raw = _as_tuple(grad_f(*fresh()), len(pristine), "grad_f")
         for k, (g, a) in enumerate(zip(raw, pristine, strict=True)):
             g = np.asarray(as_float_array(g, f"grad_f's gradient {k}"), dtype=np.float64)
@@ -328,7 +328,8 @@ def gradcheck(
     else:
         per_projection = []
         for j in range(n_proj):
-            raw = _as_tuple(grad_f(V[j].copy(), *fresh()), len(pristine), "grad_f")
+            v = np.array(1.0) if scalar else V[j].copy()
+            raw = _as_tuple(grad_f(v, *fresh()), len(pristine), "grad_f")
             per_projection.append([np.asarray(g, dtype=np.float64) for g in raw])
         for k, a in enumerate(pristine):
             stack = [per_projection[j][k] for j in range(n_proj)]
