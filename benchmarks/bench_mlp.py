@@ -209,9 +209,12 @@ def main(argv=None) -> None:
         "chainrule's epoch over its matmuls alone."
     )
     t_cr = import_time("chainrule")
+    t_nn = import_time("chainrule.nn")
+    t_np = import_time("numpy")
     t_torch = import_time("torch")
-    print(f"import chainrule: {t_cr * 1000:.0f} ms   import torch: {t_torch * 1000:.0f} ms")
-
+    print(f"import chainrule: {t_cr * 1000:.0f} ms   import chainrule.nn (loads NumPy): "
+          f"{t_nn * 1000:.0f} ms   import numpy: {t_np * 1000:.0f} ms   "
+          f"import torch: {t_torch * 1000:.0f} ms")
 
 if __name__ == "__main__":
     main()

@@ -226,3 +226,15 @@ def test_bad_sample_weight(rng):
     X, y = blobs(rng, n=10)
     with pytest.raises(ValueError, match="sample_weight needs 10 non-negative"):
         mlp([4, 3], output="softmax").fit(X, y, loss="ce", sample_weight=-np.ones(10), verbose=0)
+
+
+def test_validation_data_is_scored_each_epoch(rng):
+    X, y = blobs(rng, n=200)
+    Xv, yv = blobs(np.random.default_rng(99), n=50)
+    model = mlp([4, 8, 3], output="softmax", seed=0)
+    history = model.fit(X, y, loss="ce", lr=0.01, epochs=4, validation_data=(Xv, yv), verbose=0)
+    assert len(history.val_loss) == 4
+    # the last recorded validation loss is the model's loss on (Xv, yv) after training
+    assert history.val_loss[-1] == pytest.approx(model.evaluate(Xv, yv)["loss"], rel=1e-5)
+    with pytest.raises(ValueError, match="not both"):
+        model.fit(X, y, loss="ce", validation_split=0.1, validation_data=(Xv, yv), verbose=0)

@@ -22,6 +22,14 @@ from chainrule.derivation.functions import sigmoid, softplus
 __all__ = ["elementary", "equivalent", "orient", "recognize_sigmoid", "tidy"]
 
 _SIMPLIFY_OPS_LIMIT = 60
+# Above these sizes the polynomial rewrites (cancel, factor, together) grow exponentially with
+# the number of function atoms, so only the cheap rewrites and the numeric check are used.
+_REWRITE_OPS_LIMIT = 120
+_REWRITE_FUNCTION_LIMIT = 6
+
+
+def _heavy(e: sympy.Expr) -> bool:
+    return len(e.atoms(sympy.Function)) > _REWRITE_FUNCTION_LIMIT or _size(e) > _REWRITE_OPS_LIMIT
 
 
 def elementary(e: sympy.Expr) -> sympy.Expr:
@@ -141,13 +149,13 @@ def tidy(e: sympy.Expr, extra: tuple[sympy.Expr, ...] = ()) -> sympy.Expr:
         pieces = [(tidy(piece), cond) for piece, cond in e.args]
         return sympy.Piecewise(*pieces)
     candidates = [e]
-    for rewrite in (sympy.factor, sympy.cancel, sympy.together, _factor_terms):
+    rewrites = (_factor_terms,) if _heavy(e) else (
+        sympy.factor, sympy.cancel, sympy.together, _factor_terms)
+    for rewrite in rewrites:
         try:
             candidates.append(orient(rewrite(e)))
         except (sympy.PolynomialError, NotImplementedError, TypeError, ValueError):
             continue
-    if e.has(sigmoid):
-        candidates.append(sympy.factor(e))
     if e.has(sympy.exp):
         candidates.append(recognize_sigmoid(e))
     if _size(e) < _SIMPLIFY_OPS_LIMIT and not e.has(sympy.Abs, sympy.erf):
@@ -181,7 +189,7 @@ def equivalent(a, b, given: tuple = (), points: int = 7) -> bool:
     d = elementary(sympy.sympify(a - b))
     if d == 0:
         return True
-    if not d.has(sympy.Piecewise):
+    if not d.has(sympy.Piecewise) and not _heavy(d):
         for route in (sympy.expand, lambda v: sympy.cancel(sympy.together(v))):
             try:
                 if route(d) == 0:

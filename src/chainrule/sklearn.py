@@ -1,0 +1,1200 @@
+r"""scikit-learn estimators trained by chainrule: :class:`MLPClassifier` and :class:`MLPRegressor`.
+
+Drop-in replacements for ``sklearn.neural_network.MLPClassifier`` and ``MLPRegressor``: the same
+parameter names and meanings, the same fitted attributes (``coefs_``, ``loss_curve_``, ``t_``,
+...), the same warnings, validated by scikit-learn's own constraint machinery. They go further
+where scikit-learn's module is frozen: every chainrule activation (GELU, SiLU, ELU, ...),
+``dropout``, ``class_weight``, the solvers ``"adamw"`` and ``"rmsprop"``, a Huber loss, float32
+training, and saving to chainrule's safetensors model files.
+
+>>> from sklearn.datasets import load_iris
+>>> from sklearn.pipeline import make_pipeline
+>>> from sklearn.preprocessing import StandardScaler
+>>> from chainrule.sklearn import MLPClassifier
+>>> X, y = load_iris(return_X_y=True)
+>>> clf = make_pipeline(StandardScaler(), MLPClassifier((32,), activation="gelu", max_iter=300,
+...                                                     random_state=0)).fit(X, y)
+>>> clf.score(X, y) > 0.95
+True
+
+The objective
+-------------
+Each mini-batch :math:`B` minimizes scikit-learn's objective: the mean loss plus an L2 penalty
+on the weight matrices (not the intercepts), divided by the batch size,
+
+.. math::
+
+    J_B = \frac{1}{|B|}\sum_{i\in B} \ell_i + \frac{\alpha}{2|B|}\sum_l \lVert W_l\rVert_F^2,
+    \qquad
+    \frac{\partial J_B}{\partial W_l} = \frac{1}{|B|}\Bigl(\sum_{i\in B}
+        \frac{\partial \ell_i}{\partial W_l} + \alpha W_l\Bigr).
+
+With ``sample_weight`` :math:`s_i`, :math:`|B|` becomes :math:`\sum_{i\in B} s_i` and
+:math:`\ell_i` becomes :math:`s_i\ell_i`, so an integer weight acts like repeating the sample.
+The output activation is fused with its loss (softmax + cross-entropy, sigmoid + binary
+cross-entropy, identity + half squared error, exp + half Poisson deviance): backpropagation
+starts from :math:`\partial \ell/\partial z = \hat y - y` at the raw scores :math:`z`.
+
+``loss_`` and ``loss_curve_`` report :math:`J` over the epoch as scikit-learn does (for
+regression, the squared error averaged over the outputs too).
+
+Where chainrule differs
+-----------------------
+- Weights start from chainrule's initializers (He for the ReLU family, Glorot otherwise) with
+  zero intercepts; scikit-learn draws both from a Glorot uniform.
+- Training runs in ``dtype`` (float32 by default); predictions are computed in float64 from those
+  weights, so they do not depend on how the rows are batched.
+- Samples with zero weight are dropped before training: they teach nothing.
+- ``solver="lbfgs"`` (and so ``max_fun``) is not provided.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from itertools import pairwise
+from numbers import Integral, Real
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.multiclass import (
+    _check_partial_fit_first_call,
+    check_classification_targets,
+    type_of_target,
+    unique_labels,
+)
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+
+from chainrule import losses as _losses
+from chainrule import optim as _optim
+from chainrule._numerics import log_sigmoid, log_softmax, sigmoid, softmax
+from chainrule.nn import activations as _act
+from chainrule.nn.layers import Dense
+from chainrule.nn.model import Sequential, mlp
+from chainrule.training import _Trainer
+
+try:  # scikit-learn >= 1.6
+    from sklearn.utils.validation import validate_data
+except ImportError:  # pragma: no cover - older scikit-learn
+
+    def validate_data(estimator, *args, **kwargs):
+        return estimator._validate_data(*args, **kwargs)
+
+
+__all__ = ["HIDDEN_ACTIVATIONS", "SOLVERS", "MLPClassifier", "MLPRegressor"]
+
+#: Names accepted by ``activation``: every elementwise chainrule activation and its aliases
+#: (scikit-learn's "identity", "logistic", "tanh" and "relu" among them).
+HIDDEN_ACTIVATIONS: frozenset[str] = frozenset(
+    {name for name, cls in _act.ACTIVATIONS.items() if cls.elementwise}
+    | {alias for alias, name in _act.ALIASES.items() if _act.ACTIVATIONS[name].elementwise}
+)
+
+#: ``solver`` -> the chainrule optimizer class it builds.
+SOLVERS: dict[str, type[_optim.Optimizer]] = {
+    "sgd": _optim.SGD,
+    "adam": _optim.Adam,
+    "adamw": _optim.AdamW,
+    "rmsprop": _optim.RMSprop,
+}
+
+# Per-batch multiply-adds below which BLAS runs on one thread: for small matrices the threads'
+# start-up and synchronisation cost more than they save (several times over on a busy machine).
+_ONE_THREAD_WORK = 1 << 24
+
+
+class _PoissonLogLink(_losses.Loss):
+    r"""Half Poisson deviance on the log of the predicted mean, :math:`\hat y = e^{z}`.
+
+    .. math::
+
+        \ell_i = \sum_k \bigl(e^{z_{ik}} - y_{ik} z_{ik} + y_{ik}\log y_{ik} - y_{ik}\bigr),
+        \qquad \frac{\partial \ell_i}{\partial z_{ik}} = e^{z_{ik}} - y_{ik},
+
+    scikit-learn's ``loss="poisson"`` (the :math:`y\log y - y` term only makes the minimum 0).
+    """
+
+    name = "poisson"
+    from_logits = True
+
+    def _forward(self, pred, target):
+        mu = np.exp(pred)
+        safe = np.where(target > 0, target, 1.0)
+        elem = mu - target * pred + target * np.log(safe) - target  # y log y = 0 at y = 0
+        self._mu, self._target = mu, target
+        return self._reduce(elem)
+
+    def _backward(self):
+        grad = self._mu - self._target
+        if self.reduction == "mean":
+            grad /= grad.shape[0]
+        return grad
+
+
+class _L2Step:
+    r"""An optimizer front that adds the penalty's gradient :math:`c\,W_l` (with
+    :math:`c = \alpha / \sum_{i \in B} s_i`, set before each batch) to each weight matrix's
+    gradient, then takes the wrapped optimizer's step. Intercepts are not penalized."""
+
+    def __init__(self, optimizer: _optim.Optimizer, positions: list[int]):
+        self.optimizer = optimizer
+        self.positions = positions
+        self.coef = 0.0
+        self._scratch: dict[int, np.ndarray] = {}
+
+    def step(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
+        if self.coef:
+            for i in self.positions:
+                buf = self._scratch.get(i)
+                if buf is None or buf.shape != params[i].shape or buf.dtype != params[i].dtype:
+                    buf = self._scratch[i] = np.empty_like(params[i])
+                np.multiply(params[i], self.coef, out=buf)
+                grads[i] += buf
+        self.optimizer.step(params, grads)
+
+
+class _SparseInputDense(Dense):
+    r"""The first Dense layer when X is a SciPy sparse matrix: :math:`Z = XW + b` and
+    :math:`\partial E/\partial W = X^\top G` as sparse-dense products (the sparse batch is never
+    densified). It shares ``W``, ``b`` and their gradients with the layer it replaces."""
+
+    @classmethod
+    def replacing(cls, layer: Dense) -> _SparseInputDense:
+        new = cls(layer.in_features, layer.out_features, dtype=layer.dtype, seed=0)
+        new.W, new.b, new.dW, new.db = layer.W, layer.b, layer.dW, layer.db
+        return new
+
+    def backward(self, grad: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
+        self.dW[...] = self._x.T @ grad
+        if self.b is not None:
+            np.sum(grad, axis=0, out=self.db)
+        return grad @ self.W.T if need_input_grad else None
+
+
+def _blas_context(batch_size: int, layer_units: list[int]):
+    """One BLAS thread for small networks (see ``_ONE_THREAD_WORK``), the default otherwise."""
+    work = batch_size * sum(a * b for a, b in pairwise(layer_units))
+    if work >= _ONE_THREAD_WORK:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _json_safe(value):
+    """``value`` as JSON (tuples as lists, NumPy scalars as Python ones), or None if it has none."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, Integral):
+        return int(value)
+    if isinstance(value, Real):
+        return float(value) if math.isfinite(value) else str(value)
+    if isinstance(value, list | tuple):
+        items = [_json_safe(v) for v in value]
+        lost = any(a is None and b is not None for a, b in zip(items, value, strict=True))
+        return None if lost else items
+    if isinstance(value, dict):
+        return {"__dict__": [[_json_safe(k), _json_safe(v)] for k, v in value.items()]}
+    return None
+
+
+def _from_json(value):
+    if isinstance(value, dict) and "__dict__" in value:
+        return {k: v for k, v in value["__dict__"]}
+    if isinstance(value, str) and value in ("inf", "-inf", "nan"):
+        return float(value)
+    if isinstance(value, list):
+        return [_from_json(v) for v in value]
+    return value
+
+
+class _BaseMLP(BaseEstimator):
+    """What the classifier and the regressor share: validation, the training loop, inference."""
+
+    _parameter_constraints: ClassVar[dict] = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(HIDDEN_ACTIVATIONS))],
+        "solver": [StrOptions(set(SOLVERS))],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="left")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [
+            Interval(Integral, 1, None, closed="left"),
+            Options(Real, {np.inf}),
+        ],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "dtype": [StrOptions({"float32", "float64"})],
+    }
+
+    # --- set by the subclasses ----------------------------------------------------------------
+
+    def _validate_input(self, X, y, incremental: bool, reset: bool):  # pragma: no cover
+        raise NotImplementedError
+
+    def _sample_weights(self, sample_weight, X, y, incremental: bool):  # pragma: no cover
+        raise NotImplementedError
+
+    def _objective(self) -> tuple[_losses.Loss, float]:  # pragma: no cover
+        raise NotImplementedError
+
+    def _validation_score(self, X, y, sample_weight) -> float:  # pragma: no cover
+        raise NotImplementedError
+
+    # --- structure ----------------------------------------------------------------------------
+
+    def _hidden_sizes(self) -> list[int]:
+        sizes = self.hidden_layer_sizes
+        sizes = list(sizes) if hasattr(sizes, "__iter__") else [sizes]
+        if any(isinstance(s, bool) or not isinstance(s, Integral) or s < 1 for s in sizes):
+            raise ValueError(
+                f"hidden_layer_sizes must hold positive integers, one width per hidden layer; got "
+                f"{self.hidden_layer_sizes!r}. Use for example (100,) or (64, 32)."
+            )
+        return [int(s) for s in sizes]
+
+    def _build_net(self, layer_units: list[int], rng: np.random.Generator) -> Sequential:
+        """The training network: hidden layers, then a Dense output without activation (the
+        output activation is fused with the loss). Weights drawn from ``rng``."""
+        return mlp(layer_units, activation=self.activation, output=None,
+                   dropout=float(self.dropout), dtype=self.dtype, seed=rng)
+
+    def _make_optimizer(self) -> _optim.Optimizer:
+        lr = float(self.learning_rate_init)
+        if self.solver == "sgd":
+            momentum = float(self.momentum)
+            return _optim.SGD(lr=lr, momentum=momentum,
+                              nesterov=bool(self.nesterovs_momentum) and momentum > 0)
+        if self.solver == "rmsprop":
+            return _optim.RMSprop(lr=lr, eps=float(self.epsilon))
+        kwargs = {"lr": lr, "beta1": float(self.beta_1), "beta2": float(self.beta_2),
+                  "eps": float(self.epsilon)}
+        if self.solver == "adamw":
+            kwargs["weight_decay"] = float(self.weight_decay)
+        return SOLVERS[self.solver](**kwargs)
+
+    # --- fit ----------------------------------------------------------------------------------
+
+    def _fit(self, X, y, sample_weight=None, incremental: bool = False):
+        sizes = self._hidden_sizes()
+        if incremental and self.early_stopping:
+            raise ValueError(
+                "partial_fit does not support early_stopping=True: there is no held-out set "
+                "across calls. Set early_stopping=False, or use fit()."
+            )
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        X, Y, y = self._validate_input(X, y, incremental, reset=first_pass)
+        sw = self._sample_weights(sample_weight, X, y, incremental)
+        if sw is not None:
+            keep = sw > 0  # zero-weight samples teach nothing: drop them
+            if not keep.all():
+                X, Y, y, sw = X[keep], Y[keep], y[keep], sw[keep]
+            if np.all(sw == 1.0):
+                sw = None
+        layer_units = [X.shape[1], *sizes, self._n_outputs(Y)]
+        random_state = check_random_state(self.random_state)
+        rng = np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
+        net = self._build_net(layer_units, rng)
+        if first_pass:
+            self._initialize(net, layer_units)
+        else:
+            self._adopt_weights(net, layer_units)
+
+        if self.early_stopping:
+            X, Y, sw, X_val, y_val, sw_val = self._split(X, Y, y, sw, random_state)
+        else:
+            X_val = y_val = sw_val = None
+        if not incremental or not hasattr(self, "_optimizer"):
+            self._optimizer = self._make_optimizer()
+        self._fit_stochastic(net, X, Y, sw, X_val, y_val, sw_val, layer_units, incremental, rng)
+        if not all(np.isfinite(p).all() for p in (*self.coefs_, *self.intercepts_)):
+            raise ValueError(
+                "Solver produced non-finite parameter weights. Standardize X (StandardScaler) or "
+                f"lower learning_rate_init (it is {self.learning_rate_init:g})."
+            )
+        return self
+
+    def _initialize(self, net: Sequential, layer_units: list[int]) -> None:
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = layer_units[-1]
+        self.n_layers_ = len(layer_units)
+        self.out_activation_ = self._out_activation()
+        self.coefs_ = [layer.W for layer in net.dense_layers]
+        self.intercepts_ = [layer.b for layer in net.dense_layers]
+        self.loss_curve_ = []
+        self._no_improvement_count = 0
+        if self.early_stopping:
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
+        else:
+            self.best_loss_ = np.inf
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+        self._best_coefs = [c.copy() for c in self.coefs_]
+        self._best_intercepts = [b.copy() for b in self.intercepts_]
+
+    def _adopt_weights(self, net: Sequential, layer_units: list[int]) -> None:
+        """Continue from the fitted weights (warm_start, partial_fit): put them into ``net``."""
+        shapes = [(a, b) for a, b in pairwise(layer_units)]
+        have = [np.shape(c) for c in self.coefs_]
+        if have != shapes:
+            raise ValueError(
+                f"The fitted weights have shapes {have} but hidden_layer_sizes="
+                f"{self.hidden_layer_sizes!r} and the data need {shapes}. warm_start and "
+                "partial_fit continue the same network: keep hidden_layer_sizes, or refit from "
+                "scratch (warm_start=False)."
+            )
+        dtype = np.dtype(self.dtype)
+        self.coefs_ = [np.array(c, dtype=dtype, order="C") for c in self.coefs_]
+        self.intercepts_ = [np.array(b, dtype=dtype) for b in self.intercepts_]
+        for layer, c, b in zip(net.dense_layers, self.coefs_, self.intercepts_, strict=True):
+            layer.W, layer.b = c, b
+
+    def _split(self, X, Y, y, sw, random_state):
+        """Hold out ``validation_fraction`` of the samples (stratified for single-output
+        classification when every class has two samples or more)."""
+        n_val = math.ceil(self.validation_fraction * X.shape[0])
+        if self.validation_fraction == 0 or n_val < 2 or X.shape[0] - n_val < 1:
+            raise ValueError(
+                f"The validation set is too small: validation_fraction="
+                f"{self.validation_fraction} of {X.shape[0]} samples. Increase "
+                "validation_fraction or the size of the data set, or set early_stopping=False."
+            )
+        stratify = None
+        if isinstance(self, ClassifierMixin) and y.ndim == 1:
+            _, counts = np.unique(y, return_counts=True)
+            if counts.min() >= 2 and n_val >= len(counts) and X.shape[0] - n_val >= len(counts):
+                stratify = y
+        arrays = [X, Y, y] if sw is None else [X, Y, y, sw]
+        parts = train_test_split(*arrays, random_state=random_state,
+                                 test_size=self.validation_fraction, stratify=stratify)
+        X_tr, X_val, Y_tr, _, _, y_val = parts[:6]
+        sw_tr, sw_val = (None, None) if sw is None else (parts[6], parts[7])
+        return X_tr, Y_tr, sw_tr, X_val, y_val, sw_val
+
+    def _fit_stochastic(self, net, X, Y, sw, X_val, y_val, sw_val, layer_units, incremental,
+                        rng):
+        loss, loss_scale = self._objective()
+        dense = net.dense_layers
+        params = net.parameters()
+        positions = [i for i, p in enumerate(params) if any(p is d.W for d in dense)]
+        stepper = _L2Step(self._optimizer, positions)
+        dtype = np.dtype(self.dtype)
+        sparse = sp.issparse(X)
+        if sparse:
+            X = X.tocsr().astype(dtype)
+            net.layers[0] = _SparseInputDense.replacing(net.layers[0])
+        else:
+            X = np.ascontiguousarray(X, dtype=dtype)
+        trainer = _Trainer(net, loss, stepper, weighted=sw is not None)
+        Y = np.ascontiguousarray(Y, dtype=np.int64 if Y.dtype.kind in "iu" else dtype)
+        if sw is not None:
+            sw = np.ascontiguousarray(sw, dtype=dtype)
+        n = X.shape[0]
+        if self.batch_size == "auto":
+            batch_size = min(200, n)
+        else:
+            if self.batch_size > n:
+                warnings.warn(
+                    "Got `batch_size` less than 1 or larger than sample size. It is going to be "
+                    "clipped", stacklevel=3)
+            batch_size = int(np.clip(self.batch_size, 1, n))
+        alpha = float(self.alpha)
+        xb_full = None if sparse else np.empty((batch_size, X.shape[1]), dtype=X.dtype)
+        yb_full = np.empty((batch_size, *Y.shape[1:]), dtype=Y.dtype)
+        net.train()
+        self.n_iter_ = 0
+        try:
+            with _blas_context(batch_size, layer_units), np.errstate(over="ignore",
+                                                                      invalid="ignore"):
+                for _ in range(self.max_iter):
+                    order = rng.permutation(n) if self.shuffle else None
+                    accumulated = 0.0
+                    for start in range(0, n, batch_size):
+                        stop = min(start + batch_size, n)
+                        if order is None:
+                            xb, yb = X[start:stop], Y[start:stop]
+                            wb = None if sw is None else sw[start:stop]
+                        else:
+                            idx = order[start:stop]
+                            if stop - start == batch_size and not sparse:
+                                xb, yb = xb_full, yb_full
+                                np.take(X, idx, axis=0, out=xb)
+                                np.take(Y, idx, axis=0, out=yb)
+                            else:
+                                xb, yb = X[idx], Y[idx]
+                            wb = None if sw is None else sw[idx]
+                        sw_sum = float(stop - start) if wb is None else float(wb.sum())
+                        penalty = 0.0
+                        if alpha:
+                            stepper.coef = alpha / sw_sum
+                            penalty = 0.5 * alpha * sum(float(np.vdot(c, c))
+                                                        for c in self.coefs_) / sw_sum
+                        batch_loss, _ = trainer.step(xb, yb, wb)
+                        if not math.isfinite(batch_loss):
+                            raise ValueError(
+                                f"Training diverged at iteration {self.n_iter_ + 1}: the loss "
+                                f"became {batch_loss}. Standardize X (StandardScaler) or lower "
+                                f"learning_rate_init (it is {self.learning_rate_init:g}; try "
+                                f"{self.learning_rate_init / 10:g})."
+                            )
+                        accumulated += (batch_loss * loss_scale + penalty) * (stop - start)
+                    if self._end_iteration(accumulated / n, n, X_val, y_val, sw_val, incremental):
+                        break
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.", stacklevel=3)
+        finally:
+            net.eval()
+        if self.early_stopping:
+            for c, best in zip(self.coefs_, self._best_coefs, strict=True):
+                c[...] = best
+            for b, best in zip(self.intercepts_, self._best_intercepts, strict=True):
+                b[...] = best
+
+    def _end_iteration(self, loss, n, X_val, y_val, sw_val, incremental) -> bool:
+        """scikit-learn's bookkeeping at the end of an epoch; True means stop."""
+        self.n_iter_ += 1
+        self.loss_ = loss
+        self.t_ += n
+        self.loss_curve_.append(loss)
+        if self.verbose:
+            print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
+        self._update_no_improvement_count(X_val, y_val, sw_val)
+        opt = self._optimizer
+        if self.solver == "sgd" and self.learning_rate == "invscaling":
+            opt.lr = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
+        if self._no_improvement_count > self.n_iter_no_change:
+            what = "Validation score" if self.early_stopping else "Training loss"
+            msg = (f"{what} did not improve more than tol={self.tol:f} for "
+                   f"{self.n_iter_no_change} consecutive epochs.")
+            if self.solver == "sgd" and self.learning_rate == "adaptive":
+                if opt.lr <= 1e-6:
+                    if self.verbose:
+                        print(msg + " Learning rate too small. Stopping.")
+                    return True
+                opt.lr /= 5.0
+                if self.verbose:
+                    print(msg + f" Setting learning rate to {opt.lr:f}")
+                self._no_improvement_count = 0
+            else:
+                if self.verbose:
+                    print(msg + " Stopping.")
+                return True
+        if incremental:
+            return True
+        if self.n_iter_ == self.max_iter:
+            warnings.warn(
+                f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
+                "optimization hasn't converged yet.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+        return False
+
+    def _update_no_improvement_count(self, X_val, y_val, sw_val) -> None:
+        if self.early_stopping:
+            score = self._validation_score(X_val, y_val, sw_val)
+            self.validation_scores_.append(score)
+            if self.verbose:
+                print(f"Validation score: {score:f}")
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best_coefs = [c.copy() for c in self.coefs_]
+                self._best_intercepts = [b.copy() for b in self.intercepts_]
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    # --- inference ----------------------------------------------------------------------------
+
+    def _scores(self, X) -> np.ndarray:
+        """The raw output scores :math:`z` of the last layer, in float64 (no dropout)."""
+        h = X.astype(np.float64) if sp.issparse(X) else np.asarray(X, dtype=np.float64)
+        act = _act.get(self.activation)  # a fresh instance: nothing is cached on the estimator
+        last = len(self.coefs_) - 1
+        for i, (W, b) in enumerate(zip(self.coefs_, self.intercepts_, strict=True)):
+            h = h @ W.astype(np.float64, copy=False)
+            h += b
+            if i < last:
+                h = act.forward(h)
+        return h
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+    def _check_X(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        return validate_data(self, X, accept_sparse=["csr", "csc"],
+                             dtype=(np.float64, np.float32), reset=False)
+
+    # --- chainrule model files ----------------------------------------------------------------
+
+    def to_chainrule(self) -> Sequential:
+        """The fitted network as a standalone :class:`chainrule.nn.Sequential`, output activation
+        included (softmax, sigmoid; none for identity and for Poisson, whose output is then the
+        log of the mean). Weights are copied; the estimator's settings travel in
+        ``training_config["sklearn"]``."""
+        check_is_fitted(self)
+        out = {"softmax": "softmax", "logistic": "sigmoid"}.get(self.out_activation_)
+        units = [self.coefs_[0].shape[0], *(c.shape[1] for c in self.coefs_)]
+        model = mlp(units, activation=self.activation, output=out, dropout=float(self.dropout),
+                    dtype=self.coefs_[0].dtype, seed=0)
+        for layer, c, b in zip(model.dense_layers, self.coefs_, self.intercepts_, strict=True):
+            layer.W[...] = c
+            layer.b[...] = b
+        model.eval()
+        state = {
+            "estimator": type(self).__name__,
+            "params": {k: _json_safe(v) for k, v in self.get_params().items()},
+            "n_features_in": int(self.n_features_in_),
+            "feature_names_in": (None if not hasattr(self, "feature_names_in_")
+                                 else [str(f) for f in self.feature_names_in_]),
+            "out_activation": self.out_activation_,
+            "n_outputs": int(self.n_outputs_),
+            "n_iter": int(self.n_iter_),
+            "t": int(self.t_),
+            "loss": _json_safe(getattr(self, "loss_", None)),
+            "loss_curve": [float(v) for v in self.loss_curve_],
+            "best_loss": _json_safe(self.best_loss_),
+            "validation_scores": (None if self.validation_scores_ is None
+                                  else [float(v) for v in self.validation_scores_]),
+            "best_validation_score": _json_safe(self.best_validation_score_),
+        }
+        self._export_targets(model, state)
+        model.training_config = {"sklearn": state}
+        return model
+
+    def _export_targets(self, model: Sequential, state: dict) -> None:
+        model.task = "regression"
+
+    def save(self, path) -> Path:
+        """Write the fitted estimator to ``path`` in chainrule's safetensors format (see
+        :meth:`chainrule.nn.Sequential.save`); :meth:`load` reads it back. Returns the path."""
+        return self.to_chainrule().save(path)
+
+    @classmethod
+    def load(cls, path):
+        """Read an estimator written by :meth:`save`: fitted and ready to predict (a later
+        ``partial_fit`` starts a fresh optimizer). Never executes code from the file."""
+        from chainrule.nn.model import load as load_model
+
+        model = load_model(path)
+        state = (model.training_config or {}).get("sklearn")
+        if not isinstance(state, dict):
+            raise ValueError(
+                f"{path} holds a plain chainrule model, not a {cls.__name__}; load it with "
+                "chainrule.load(path)."
+            )
+        if state.get("estimator") != cls.__name__:
+            raise ValueError(
+                f"{path} holds a {state.get('estimator')}, not a {cls.__name__}; load it with "
+                f"chainrule.sklearn.{state.get('estimator')}.load(path)."
+            )
+        valid = cls().get_params()
+        params = {k: _from_json(v) for k, v in state["params"].items() if k in valid}
+        if isinstance(params.get("hidden_layer_sizes"), list):
+            params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+        est = cls(**params)
+        dense = model.dense_layers
+        est.coefs_ = [np.array(d.W) for d in dense]
+        est.intercepts_ = [np.array(d.b) for d in dense]
+        est.n_features_in_ = state["n_features_in"]
+        if state.get("feature_names_in") is not None:
+            est.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)
+        est.n_outputs_ = state["n_outputs"]
+        est.n_layers_ = len(dense) + 1
+        est.out_activation_ = state["out_activation"]
+        est.n_iter_ = state["n_iter"]
+        est.t_ = state["t"]
+        est.loss_ = _from_json(state["loss"])
+        est.loss_curve_ = list(state["loss_curve"])
+        est.best_loss_ = _from_json(state["best_loss"])
+        est.validation_scores_ = state["validation_scores"]
+        est.best_validation_score_ = _from_json(state["best_validation_score"])
+        est._no_improvement_count = 0
+        est._best_coefs = [c.copy() for c in est.coefs_]
+        est._best_intercepts = [b.copy() for b in est.intercepts_]
+        est._import_targets(model, state)
+        return est
+
+    def _import_targets(self, model: Sequential, state: dict) -> None:
+        pass
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    r"""Multi-layer perceptron classifier trained by chainrule; scikit-learn's API.
+
+    Binary targets get one sigmoid output, multi-class targets a softmax, multi-label indicator
+    matrices one sigmoid per label; all are trained with the matching cross-entropy from the
+    raw scores (the fused :math:`\hat y - y` delta).
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of int, default=(100,)
+        The width of each hidden layer; ``()`` gives logistic regression.
+    activation : str, default="relu"
+        The hidden layers' activation: scikit-learn's "identity", "logistic", "tanh", "relu",
+        or any elementwise chainrule activation ("gelu", "silu", "elu", "selu", "leaky_relu",
+        "softplus", "softsign", "mish", ...); see :data:`HIDDEN_ACTIVATIONS`.
+    solver : {"adam", "sgd", "adamw", "rmsprop"}, default="adam"
+        The optimizer (:mod:`chainrule.optim`).
+    alpha : float, default=1e-4
+        L2 penalty on the weights, divided by the batch size: the term
+        :math:`\frac{\alpha}{2|B|}\sum_l\lVert W_l\rVert^2` (scikit-learn's meaning).
+    batch_size : int or "auto", default="auto"
+        Mini-batch size; "auto" is ``min(200, n_samples)``.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        Schedule of the step size (solver "sgd" only): "invscaling" sets
+        :math:`\eta = \eta_0 / (t + 1)^{\text{power\_t}}` after each epoch (:math:`t` samples
+        seen); "adaptive" divides it by 5 when ``n_iter_no_change`` epochs fail to improve by
+        ``tol``, and stops once it is below 1e-6.
+    learning_rate_init : float, default=1e-3
+        The initial step size.
+    power_t : float, default=0.5
+        Exponent of "invscaling".
+    max_iter : int, default=200
+        Maximum number of epochs.
+    shuffle : bool, default=True
+        Shuffle the samples every epoch.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weights, the shuffling, dropout and the validation split: the same value gives
+        the same model, bit for bit.
+    tol : float, default=1e-4
+        Training stops (or, with "adaptive", the step shrinks) when the loss, or the validation
+        score with ``early_stopping``, fails to improve by ``tol`` for ``n_iter_no_change``
+        consecutive epochs.
+    verbose : bool or int, default=False
+        Print the loss after every epoch.
+    warm_start : bool, default=False
+        Continue from the previous fit's weights.
+    momentum : float in [0, 1), default=0.9
+        Momentum of "sgd".
+    nesterovs_momentum : bool, default=True
+        Nesterov momentum for "sgd" (when ``momentum > 0``).
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data (stratified when every class has two
+        samples), stop when its accuracy stalls, and keep the best epoch's weights.
+    validation_fraction : float in [0, 1), default=0.1
+        The held-out fraction for ``early_stopping``.
+    beta_1, beta_2 : float in [0, 1), default=0.9, 0.999
+        Adam's (and AdamW's) moment decay rates.
+    epsilon : float, default=1e-8
+        Adam's, AdamW's and RMSprop's :math:`\epsilon`.
+    n_iter_no_change : int or inf, default=10
+        Patience, in epochs, of the ``tol`` rule.
+    loss : {"log_loss", "cross_entropy"}, default="log_loss"
+        Two names for the same objective: softmax cross-entropy for multi-class targets, binary
+        cross-entropy for binary and multi-label ones.
+    dropout : float in [0, 1), default=0.0
+        Inverted dropout after every hidden activation, in training only.
+    class_weight : dict, list of dicts, "balanced" or None, default=None
+        Multiplies each sample's weight by its class's weight (as
+        :func:`sklearn.utils.class_weight.compute_sample_weight`); "balanced" uses
+        ``n_samples / (n_classes * count(class))``.
+    weight_decay : float, default=0.01
+        AdamW's decoupled weight decay (solver "adamw" only), in addition to ``alpha``.
+    dtype : {"float32", "float64"}, default="float32"
+        The training precision. Predictions are computed in float64 either way.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels (``arange(n_labels)`` for multi-label targets).
+    loss_ : float
+        The objective over the last epoch.
+    best_loss_ : float or None
+        The lowest ``loss_`` so far (None with ``early_stopping``).
+    loss_curve_ : list of float
+        ``loss_`` after each epoch.
+    validation_scores_ : list of float or None
+        Validation accuracy after each epoch (``early_stopping`` only).
+    best_validation_score_ : float or None
+        The best of ``validation_scores_``.
+    t_ : int
+        Training samples seen.
+    coefs_ : list of ndarray
+        ``coefs_[l]`` is the weight matrix of layer ``l``, shape (fan_in, fan_out), in ``dtype``.
+    intercepts_ : list of ndarray
+        ``intercepts_[l]`` is the bias of layer ``l``.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Feature names, when X has string column names.
+    n_iter_ : int
+        Epochs run by the last call to fit (1 after partial_fit).
+    n_layers_ : int
+        Layers, input and output included.
+    n_outputs_ : int
+        Output units (1 for binary targets).
+    out_activation_ : str
+        "logistic" or "softmax".
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> model = make_pipeline(StandardScaler(), MLPClassifier(random_state=0, max_iter=50))
+    >>> model.fit(X, y).score(X, y) > 0.97
+    True
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        **_BaseMLP._parameter_constraints,
+        "loss": [StrOptions({"log_loss", "cross_entropy"})],
+        "class_weight": [dict, list, StrOptions({"balanced"}), None],
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        loss="log_loss",
+        dropout=0.0,
+        class_weight=None,
+        weight_decay=0.01,
+        dtype="float32",
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.loss = loss
+        self.dropout = dropout
+        self.class_weight = class_weight
+        self.weight_decay = weight_decay
+        self.dtype = dtype
+
+    # --- fit ----------------------------------------------------------------------------------
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to ``X`` (n_samples, n_features) and the labels ``y`` (n_samples,), or a
+        multi-label indicator matrix (n_samples, n_labels). ``sample_weight`` (n_samples,)
+        weighs each sample's loss. Returns self."""
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over ``(X, y)``, continuing from the current weights and optimizer state.
+
+        ``classes`` (every label of the whole data, e.g. ``np.unique(y_all)``) is required on
+        the first call and may be omitted afterwards. Returns self.
+        """
+        if _check_partial_fit_first_call(self, classes):
+            if type_of_target(y).startswith("multilabel"):
+                self.classes_ = np.arange(np.shape(y)[1])
+                self._y_type = "multilabel-indicator"
+            else:
+                self._y_type = "multiclass" if len(self.classes_) > 2 else "binary"
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def _out_activation(self) -> str:
+        return "softmax" if self._y_type == "multiclass" else "logistic"
+
+    def _n_outputs(self, Y: np.ndarray) -> int:
+        return len(self.classes_) if self._y_type == "multiclass" else Y.shape[1]
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             dtype=(np.float64, np.float32), reset=reset)
+        if sp.issparse(y):
+            y = y.toarray()
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        y_type = type_of_target(y)
+        if y_type not in ("binary", "multiclass", "multilabel-indicator"):
+            raise ValueError(
+                f"MLPClassifier handles binary, multi-class and multi-label targets; got a "
+                f"{y_type} target of shape {y.shape}. Fit one classifier per output "
+                "(sklearn.multioutput.MultiOutputClassifier)."
+            )
+        multilabel = y_type == "multilabel-indicator"
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            if multilabel:
+                self.classes_ = np.arange(y.shape[1])
+                self._y_type = y_type
+            else:
+                self.classes_ = unique_labels(y)
+                self._y_type = "multiclass" if len(self.classes_) > 2 else "binary"
+        else:
+            if multilabel != (self._y_type == "multilabel-indicator"):
+                raise ValueError(
+                    f"The model was fitted on a {self._y_type} target but y is {y_type}; refit "
+                    "from scratch (warm_start=False) to change the kind of target."
+                )
+            if multilabel:
+                if y.shape[1] != len(self.classes_):
+                    raise ValueError(
+                        f"y has {y.shape[1]} labels but the model was fitted with "
+                        f"{len(self.classes_)}."
+                    )
+            else:
+                classes = unique_labels(y)
+                if self.warm_start and not incremental:
+                    if set(classes) != set(self.classes_):
+                        raise ValueError(
+                            "warm_start can only be used where `y` has the same classes as in "
+                            f"the previous call to fit. Previously got {self.classes_}, `y` has "
+                            f"{classes}"
+                        )
+                elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                    raise ValueError(
+                        f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                        f"{self.classes_}. 'y' has {classes}."
+                    )
+        return X, self._encode(y), y
+
+    def _encode(self, y) -> np.ndarray:
+        """Targets in training form: label indices (multi-class), 0/1 columns (otherwise)."""
+        if self._y_type == "multilabel-indicator":
+            return np.asarray(y, dtype=np.float64)
+        if self._y_type == "multiclass":
+            return np.searchsorted(self.classes_, y).astype(np.int64)
+        if len(self.classes_) < 2:
+            return np.zeros((len(y), 1))
+        return (np.asarray(y) == self.classes_[1]).astype(np.float64).reshape(-1, 1)
+
+    def _sample_weights(self, sample_weight, X, y, incremental):
+        sw = None
+        if sample_weight is not None:
+            sw = _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                      ensure_non_negative=True)
+        if self.class_weight is not None:
+            if incremental and isinstance(self.class_weight, str):
+                raise ValueError(
+                    "class_weight='balanced' needs the class counts of the whole data set, "
+                    "which partial_fit never sees. Pass a dict computed once with "
+                    "sklearn.utils.class_weight.compute_class_weight, or use fit()."
+                )
+            cw = compute_sample_weight(self.class_weight, y)
+            sw = cw if sw is None else sw * cw
+            if not sw.any():
+                raise ValueError(
+                    "class_weight and sample_weight give every sample a weight of zero; "
+                    "nothing is left to learn from."
+                )
+        return sw
+
+    def _objective(self):
+        if self._y_type == "multiclass":
+            return _losses.CrossEntropyWithLogits(), 1.0
+        return _losses.BinaryCrossEntropyWithLogits(), 1.0
+
+    def _validation_score(self, X, y, sample_weight) -> float:
+        pred = self._predict_labels(self._scores(X))
+        if pred is None:
+            return np.nan
+        return float(accuracy_score(y, pred, sample_weight=sample_weight))
+
+    # --- predict ------------------------------------------------------------------------------
+
+    def _proba_from_scores(self, z: np.ndarray) -> np.ndarray:
+        if self.out_activation_ == "softmax":
+            return softmax(z, axis=1)
+        if self._y_type == "multilabel-indicator":
+            return sigmoid(z)
+        if len(self.classes_) < 2:
+            return np.ones((len(z), 1))
+        return np.hstack([sigmoid(-z), sigmoid(z)])  # each exact, no 1 - p cancellation
+
+    def _predict_labels(self, z: np.ndarray):
+        """Labels from the scores (None when a score is not finite)."""
+        if not np.isfinite(z).all():
+            return None
+        proba = self._proba_from_scores(z)
+        if self._y_type == "multilabel-indicator":
+            return (proba > 0.5).astype(np.int64)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def predict(self, X):
+        """Class labels for ``X``: the most probable class (an indicator matrix for multi-label
+        targets, 1 where the label's probability exceeds 0.5)."""
+        proba = self._proba_from_scores(self._scores(self._check_X(X)))
+        if self._y_type == "multilabel-indicator":
+            return (proba > 0.5).astype(np.int64)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (n_samples, n_classes), columns ordered as ``classes_``
+        (for multi-label targets, each label's own probability)."""
+        return self._proba_from_scores(self._scores(self._check_X(X)))
+
+    def predict_log_proba(self, X):
+        r"""``log(predict_proba(X))``, computed from the scores without rounding through the
+        probabilities: :math:`z - \log\sum e^{z}` and :math:`\log\sigma(\pm z)`."""
+        z = self._scores(self._check_X(X))
+        if self.out_activation_ == "softmax":
+            return log_softmax(z, axis=1)
+        if self._y_type == "multilabel-indicator":
+            return log_sigmoid(z)
+        if len(self.classes_) < 2:
+            return np.zeros((len(z), 1))
+        return np.hstack([log_sigmoid(-z), log_sigmoid(z)])
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+    # --- model files --------------------------------------------------------------------------
+
+    def _export_targets(self, model, state):
+        multilabel = self._y_type == "multilabel-indicator"
+        model.task = "multilabel" if multilabel else "classification"
+        model.classes_ = None if multilabel else np.asarray(self.classes_)
+        state["y_type"] = self._y_type
+        state["classes"] = np.asarray(self.classes_).tolist()
+
+    def _import_targets(self, model, state):
+        self._y_type = state["y_type"]
+        self.classes_ = np.asarray(state["classes"])
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    r"""Multi-layer perceptron regressor trained by chainrule; scikit-learn's API.
+
+    An identity output trained with half squared error (or Huber), or an exponential output
+    trained with the half Poisson deviance; one output per target column.
+
+    Parameters
+    ----------
+    loss : {"squared_error", "huber", "poisson"}, default="squared_error"
+        "squared_error" is :math:`\tfrac12(\hat y - y)^2`; "huber" is quadratic within
+        ``huber_delta`` of the target and linear beyond (robust to outliers); "poisson" is the
+        half Poisson deviance with a log link (counts and rates; y >= 0).
+    huber_delta : float, default=1.0
+        The Huber loss's threshold, in units of y.
+
+    The other parameters are :class:`MLPClassifier`'s (less ``class_weight``), with the same
+    meanings; ``early_stopping`` monitors the validation :math:`R^2`.
+
+    Attributes
+    ----------
+    The same as :class:`MLPClassifier`'s, less ``classes_``; ``out_activation_`` is "identity"
+    (or "exp" for Poisson) and ``validation_scores_`` holds :math:`R^2` scores.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_regression
+    >>> X, y = make_regression(n_samples=200, n_features=10, noise=1.0, random_state=0)
+    >>> reg = MLPRegressor(hidden_layer_sizes=(64,), max_iter=500, learning_rate_init=0.01,
+    ...                    random_state=0)
+    >>> reg.fit(X, y / 100).score(X, y / 100) > 0.95
+    True
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        **_BaseMLP._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "huber", "poisson"})],
+        "huber_delta": [Interval(Real, 0, None, closed="neither")],
+    }
+
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        huber_delta=1.0,
+        dropout=0.0,
+        weight_decay=0.01,
+        dtype="float32",
+    ):
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.huber_delta = huber_delta
+        self.dropout = dropout
+        self.weight_decay = weight_decay
+        self.dtype = dtype
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to ``X`` (n_samples, n_features) and the targets ``y``, of shape
+        (n_samples,) or (n_samples, n_outputs). ``sample_weight`` (n_samples,) weighs each
+        sample's loss. Returns self."""
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over ``(X, y)``, continuing from the current weights and optimizer state.
+        Returns self."""
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def _out_activation(self) -> str:
+        return "exp" if self.loss == "poisson" else "identity"
+
+    def _n_outputs(self, Y: np.ndarray) -> int:
+        return Y.shape[1]
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             y_numeric=True,
+                             dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        if self.loss == "poisson" and (Y < 0).any():
+            raise ValueError(
+                f"loss='poisson' needs non-negative targets (counts or rates); y has values down "
+                f"to {Y.min():g}. Use loss='squared_error' or 'huber' for signed targets."
+            )
+        if not reset and hasattr(self, "n_outputs_") and Y.shape[1] != self.n_outputs_:
+            raise ValueError(
+                f"y has {Y.shape[1]} output columns but the model was fitted with "
+                f"{self.n_outputs_}; refit from scratch (warm_start=False)."
+            )
+        return X, Y, y
+
+    def _sample_weights(self, sample_weight, X, y, incremental):
+        if sample_weight is None:
+            return None
+        return _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+
+    def _objective(self):
+        # scikit-learn reports the squared error averaged over the outputs as well as the samples
+        n_out = self.n_outputs_
+        if self.loss == "huber":
+            return _losses.Huber(delta=float(self.huber_delta)), 1.0 / n_out
+        if self.loss == "poisson":
+            return _PoissonLogLink(), 1.0
+        return _losses.MSE(half=True), 1.0 / n_out
+
+    def _outputs(self, z: np.ndarray) -> np.ndarray:
+        if self.out_activation_ == "exp":
+            z = np.exp(z)
+        return z.ravel() if z.shape[1] == 1 else z
+
+    def _validation_score(self, X, y, sample_weight) -> float:
+        pred = self._outputs(self._scores(X))
+        if not np.isfinite(pred).all():
+            return np.nan
+        return float(r2_score(y, pred, sample_weight=sample_weight))
+
+    def predict(self, X):
+        """Predicted targets: shape (n_samples,) for one output, (n_samples, n_outputs) else."""
+        return self._outputs(self._scores(self._check_X(X)))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
