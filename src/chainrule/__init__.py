@@ -21,6 +21,7 @@ _LAZY = {
     "derive": ("chainrule.derivation", "derive"),
     "gradcheck": ("chainrule.gradient_check", "gradcheck"),
     "check_model": ("chainrule.gradient_check", "check_model"),
+    "sklearn": ("chainrule.sklearn", None),  # needs scikit-learn: pip install chainrule[sklearn]
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -309,6 +309,8 @@ class _BaseMLP(BaseEstimator):
             )
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, Y, y = self._validate_input(X, y, incremental, reset=first_pass)
+        if sp.issparse(X):
+            X = X.tocsr()
         sw = self._sample_weights(sample_weight, X, y, incremental)
         if sw is not None:
             keep = sw > 0  # zero-weight samples teach nothing: drop them
@@ -319,16 +321,15 @@ class _BaseMLP(BaseEstimator):
         layer_units = [X.shape[1], *sizes, self._n_outputs(Y)]
         random_state = check_random_state(self.random_state)
         rng = np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
+        if self.early_stopping:
+            X, Y, sw, X_val, y_val, sw_val = self._split(X, Y, y, sw, random_state)
+        else:
+            X_val = y_val = sw_val = None
         net = self._build_net(layer_units, rng)
         if first_pass:
             self._initialize(net, layer_units)
         else:
             self._adopt_weights(net, layer_units)
-
-        if self.early_stopping:
-            X, Y, sw, X_val, y_val, sw_val = self._split(X, Y, y, sw, random_state)
-        else:
-            X_val = y_val = sw_val = None
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = self._make_optimizer()
         self._fit_stochastic(net, X, Y, sw, X_val, y_val, sw_val, layer_units, incremental, rng)
@@ -376,6 +377,10 @@ class _BaseMLP(BaseEstimator):
         self.intercepts_ = [np.array(b, dtype=dtype) for b in self.intercepts_]
         for layer, c, b in zip(net.dense_layers, self.coefs_, self.intercepts_, strict=True):
             layer.W, layer.b = c, b
+        if self.early_stopping and self.validation_scores_ is None:  # switched on since
+            self.validation_scores_, self.best_validation_score_ = [], -np.inf
+        elif not self.early_stopping and self.best_loss_ is None:  # switched off since
+            self.best_loss_ = np.inf
 
     def _split(self, X, Y, y, sw, random_state):
         """Hold out ``validation_fraction`` of the samples (stratified for single-output

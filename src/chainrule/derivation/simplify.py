@@ -15,6 +15,7 @@ import functools
 import math
 import random
 
+import mpmath
 import sympy
 
 from chainrule.derivation.functions import sigmoid, softplus
@@ -199,39 +200,48 @@ def equivalent(a, b, given: tuple = (), points: int = 7) -> bool:
     return _numerically_zero(d, a, points)
 
 
+_MPMATH_FUNCTIONS = {
+    "sigmoid": lambda u: 1 / (1 + mpmath.exp(-u)),
+    "softplus": lambda u: mpmath.log(1 + mpmath.exp(u)),
+}
+
+
 def _numerically_zero(d: sympy.Expr, scale_expr: sympy.Expr, points: int) -> bool:
+    """Evaluate ``d`` at random points with 30 digits (mpmath, no adaptive precision)."""
     symbols = sorted(d.free_symbols | scale_expr.free_symbols, key=lambda s: s.name)
+    modules = [_MPMATH_FUNCTIONS, "mpmath"]
+    undefined = {sympy.zoo: sympy.nan}  # a piece where the function is undefined (log 0)
+    d, scale_expr = d.xreplace(undefined), scale_expr.xreplace(undefined)
+    try:
+        fd = sympy.lambdify(symbols, d, modules=modules)
+        fs = sympy.lambdify(symbols, scale_expr, modules=modules)
+    except (TypeError, ValueError, NameError, SyntaxError, KeyError):
+        return False  # not printable as numeric code (zoo, nan): no evidence of equality
     rng = random.Random(20240601)
     hits = 0
-    for _ in range(points * 4):
-        values = {s: _sample(s, rng) for s in symbols}
-        try:
-            dv = sympy.N(d.subs(values), 30)
-            sv = sympy.N(scale_expr.subs(values), 30)
-        except (TypeError, ValueError, ZeroDivisionError):
-            continue
-        try:
-            dc, sc = complex(dv), complex(sv)
-        except (TypeError, ValueError):
-            continue  # not a number here (nan, zoo, a symbol left over)
-        if not (math.isfinite(abs(dc)) and math.isfinite(abs(sc))):
-            continue
-        if abs(sc.imag) > 1e-12 * (1 + abs(sc.real)):
-            continue  # outside the real domain (log of a negative number): no evidence
-        if abs(dc) > 1e-20 * (1 + abs(sc)):
-            return False
-        hits += 1
-        if hits >= points:
-            return True
+    with mpmath.workdps(30):
+        for _ in range(points * 4):
+            values = [mpmath.mpf(_sample(s, rng)) for s in symbols]
+            try:
+                dc, sc = complex(fd(*values)), complex(fs(*values))
+            except (TypeError, ValueError, ZeroDivisionError, OverflowError, NameError, KeyError):
+                continue  # not a number here (a pole, a symbol left over)
+            if not (math.isfinite(abs(dc)) and math.isfinite(abs(sc))):
+                continue
+            if abs(sc.imag) > 1e-12 * (1 + abs(sc.real)):
+                continue  # outside the real domain (log of a negative number): no evidence
+            if abs(dc) > 1e-20 * (1 + abs(sc)):
+                return False
+            hits += 1
+            if hits >= points:
+                return True
     return hits > 0
 
 
-def _sample(s: sympy.Symbol, rng: random.Random) -> sympy.Rational:
-    """A random rational value respecting the symbol's assumptions (positive, in (0, 1)...)."""
+def _sample(s: sympy.Symbol, rng: random.Random) -> float:
+    """A random value respecting the symbol's assumptions (positive, in (0, 1)...)."""
     if s.name in ("yhat", "p", "y", "t"):
-        value = rng.uniform(0.05, 0.95)
-    elif s.is_positive:
-        value = rng.uniform(0.1, 3.0)
-    else:
-        value = rng.uniform(-3.0, 3.0)
-    return sympy.Rational(round(value * 10_000), 10_000)
+        return rng.uniform(0.05, 0.95)
+    if s.is_positive:
+        return rng.uniform(0.1, 3.0)
+    return rng.uniform(-3.0, 3.0)
