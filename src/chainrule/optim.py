@@ -152,16 +152,15 @@ class SGD(Optimizer):
                 v = state["v"] = np.zeros_like(p)
             v *= self.momentum
             v += g
-            if not self.nesterov:  # the step is the velocity itself: scale a copy of it
-                step = state.get("tmp")
-                if step is None:
-                    step = state["tmp"] = np.empty_like(p)
-                np.multiply(v, self.lr, out=step)
-                p -= step
-                return
-            g += self.momentum * v
-        g *= self.lr  # the gradient buffer is scaled in place (no temporary)
-        p -= g  # w <- w - eta dE/dw
+            if self.nesterov:
+                g += self.momentum * v
+            else:
+                g = v
+        step = state.get("tmp")
+        if step is None:
+            step = state["tmp"] = np.empty_like(p)
+        np.multiply(g, self.lr, out=step)
+        p -= step  # w <- w - eta dE/dw
 
     def get_config(self) -> dict:
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
