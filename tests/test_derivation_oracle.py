@@ -15,9 +15,24 @@ def _elementary(e):
     return e.rewrite(sigmoid, sympy.exp).rewrite(softplus, sympy.exp)
 
 
+def _real_value(e, values):
+    """``e`` at ``values`` to 30 digits, or None where it is not a finite real number."""
+    try:
+        v = sympy.N(e.subs(values), 30)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None  # e.g. a piecewise condition on a complex number
+    if not v.is_number or v.has(sympy.nan, sympy.zoo, sympy.oo, -sympy.oo):
+        return None
+    re, im = v.as_real_imag()
+    if abs(im) > 1e-25 * (1 + abs(re)):
+        return None  # outside the real domain: the rules of real calculus make no claim here
+    return re
+
+
 def same(a, b, samples=6, seed=0):
-    """``a == b`` by SymPy's simplify, or else by 30-digit evaluation at random points."""
-    d = _elementary(sympy.sympify(a) - sympy.sympify(b))
+    """``a == b`` by SymPy's simplify, or else by 30-digit evaluation at random real points."""
+    a, b = _elementary(sympy.sympify(a)), _elementary(sympy.sympify(b))
+    d = a - b
     if d == 0:
         return True
     if not d.has(sympy.Piecewise) and sympy.count_ops(d) < 120 and sympy.simplify(d) == 0:
@@ -32,10 +47,10 @@ def same(a, b, samples=6, seed=0):
             if s.is_positive:
                 lo = max(lo, 0.1)
             values[s] = sympy.Rational(round(rng.uniform(lo, hi) * 1000), 1000)
-        v = sympy.N(d.subs(values), 30)
-        if not v.is_number or v.has(sympy.nan, sympy.zoo) or not v.is_real:
+        va, vb = _real_value(a, values), _real_value(b, values)
+        if va is None or vb is None:
             continue
-        if abs(v) > 1e-15:
+        if abs(va - vb) > 1e-15 * (1 + abs(va)):
             return False
         checked += 1
         if checked >= samples:

@@ -147,6 +147,8 @@ def test_random_formulas_every_step_holds(text):
         return
     if not expr.has(x) or expr.has(sympy.zoo, sympy.nan):
         return
+    if any(p.base.is_zero for p in expr.atoms(sympy.Pow)):
+        return  # 0^x: SymPy's own derivative is nan, there is nothing to compare with
     step = differentiate(expr, x)
     check_tree(step)
     for method in ("chain",):

@@ -140,7 +140,7 @@ def derive_activation(name: str, method: str | None = None) -> Derivation:
         start = sympy.sinh(x) / sympy.cosh(x)
     steps: list[Step] = []
     if start != f:
-        steps.append(Step("definition", f, start, None, "by definition, {f} = {g}",
+        steps.append(Step("definition", f, start, None, "{f} = {g}",
                           {"f": f, "g": start}, kind="equal", title="Definition"))
     tree = differentiate(start, x, method)
     tree.title = "Differentiate"

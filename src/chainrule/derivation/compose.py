@@ -290,6 +290,11 @@ def softmax_cross_entropy(act: str, lss: str, *, weights: bool = False) -> Deriv
     The steps are written for K classes with indices; the claim is verified with SymPy on
     three classes (``z1, z2, z3``), where it is exact.
     """
+    if lss == "ce_with_logits" and act not in ("softmax", "identity"):
+        raise ValueError(
+            f"ce_with_logits takes the raw scores and applies the softmax itself, so {act} "
+            "cannot come before it; use activation='identity' (or derive(loss='ce_with_logits'))"
+        )
     if lss not in ("ce", "ce_with_logits") or act not in ("softmax", "identity"):
         raise ValueError(
             f"{act} + {lss} is not supported: softmax pairs with cross-entropy "

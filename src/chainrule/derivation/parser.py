@@ -55,7 +55,7 @@ _UNARY = {
     "softplus": softplus,
     "erf": sympy.erf,
 }
-_CONSTANTS = {"e": sympy.E, "pi": sympy.pi}
+_CONSTANTS = {"e": sympy.E, "E": sympy.E, "pi": sympy.pi}  # E as SymPy prints it
 
 #: Every function name a formula may call.
 FUNCTIONS: tuple[str, ...] = tuple(
@@ -105,7 +105,12 @@ def parse_expression(text: str, symbols: Iterable[str] | None = None) -> sympy.E
         ) from None
     except (RecursionError, MemoryError):
         raise FormulaError(f"formula nested too deeply (limit {MAX_DEPTH} levels)") from None
-    expr = _Builder(text, source[lead:], columns[lead:], allowed).build(tree.body, 0)
+    try:
+        expr = _Builder(text, source[lead:], columns[lead:], allowed).build(tree.body, 0)
+    except (TypeError, ZeroDivisionError) as exc:  # SymPy meeting zoo: a comparison with log(0)
+        raise FormulaError(
+            f"{text.strip()!r} is undefined: {exc} (a log or a division of 0 somewhere?)"
+        ) from None
     if expr.has(sympy.I, sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
         raise FormulaError(
             f"{text.strip()!r} is not a finite real expression (it is {expr}); check the "

@@ -231,6 +231,9 @@ class _Deriver:
                          "n = {n}; (u^n)' = n·u^(n-1)", {"n": power})
             return self.chain(e, base, u, outer, x, depth)
         if not base.has(x):
+            if base.is_zero:  # 0^u (a ReLU output raised to a power): 0 wherever it is defined
+                return Step("constant", e, sympy.S.Zero, x,
+                            "{f} is 0 wherever it is defined, so its derivative is 0", {"f": e})
             if base == sympy.E:
                 return self.function(sympy.exp(power), x, depth)
             if power == x:
