@@ -146,7 +146,8 @@ def test_predict_on_a_csv_of_features_only(tmp_path, capsys):
     features = tmp_path / "new.csv"
     features.write_text("a,b\n2.0,0.1\n-2.0,0.3\n")
     model = tmp_path / "m.safetensors"
-    assert main(["train", "--data", str(train), "--epochs", "40", "--quiet", "--out", str(model)]) == 0
+    argv = ["train", "--data", str(train), "--epochs", "40", "--quiet", "--out", str(model)]
+    assert main(argv) == 0
     capsys.readouterr()
     assert main(["predict", str(model), "--data", str(features)]) == 0
     assert capsys.readouterr().out.split() == ["1", "0"]
