@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("chainrule: interrupted", file=sys.stderr)
         return 130
-    except (CommandError, ValueError, OSError, KeyError, ImportError) as exc:
+    except (CommandError, ValueError, OSError, KeyError, ImportError, FloatingPointError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"chainrule {args.command}: error: {message}", file=sys.stderr)
         return 1

@@ -436,8 +436,8 @@ def fit(
                     continue  # a batch of zero-weight samples teaches nothing
                 batch_loss, scores = trainer.step(xb, yb, wb)
                 if not math.isfinite(batch_loss):
-                    if not all(np.isfinite(p).all() for p in trainer.params):
-                        _restore(trainer.params, start_weights)
+                    # Even finite weights that give an inf loss are not the "last finite" ones.
+                    _restore(trainer.params, start_weights)
                     model.eval()
                     raise TrainingDivergedError(
                         f"Training diverged at epoch {epoch + 1}, batch {b + 1}: the loss became "
