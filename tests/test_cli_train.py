@@ -91,6 +91,7 @@ def test_plot_writes_png(tmp_path, capsys):
         (["train", "--layers", "a,b"], 2, "--layers"),
         (["train", "--activation", "sigmoidal"], 2, "invalid choice"),
         (["train", "--epochs", "0"], 1, "--epochs must be >= 1"),
+        (["train", "--clip-norm", "-1"], 1, "--clip-norm must be a positive number"),
         (["evaluate", "missing.safetensors", "--data", "iris"], 1, "missing.safetensors"),
     ],
 )
@@ -151,3 +152,13 @@ def test_predict_on_a_csv_of_features_only(tmp_path, capsys):
     capsys.readouterr()
     assert main(["predict", str(model), "--data", str(features)]) == 0
     assert capsys.readouterr().out.split() == ["1", "0"]
+
+
+def test_clip_norm_reaches_the_optimizer(tmp_path, capsys):
+    import chainrule
+
+    out = tmp_path / "iris.safetensors"
+    argv = ["train", "--data", "iris", "--epochs", "2", "--clip-norm", "0.5", "--quiet"]
+    assert main([*argv, "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert "clip_norm=0.5" in chainrule.load(out).training_config["optimizer"]

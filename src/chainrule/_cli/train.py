@@ -89,6 +89,13 @@ def register(subparsers) -> None:
         "--lr", type=float, default=DEFAULTS["lr"], help="learning rate (default: %(default)s)"
     )
     p.add_argument(
+        "--clip-norm",
+        type=float,
+        default=None,
+        metavar="MAX",
+        help="clip the gradient to this global L2 norm before each update (default: no clipping)",
+    )
+    p.add_argument(
         "--epochs", type=int, default=DEFAULTS["epochs"], help="epochs (default: %(default)s)"
     )
     p.add_argument(
@@ -141,6 +148,7 @@ def run(args) -> int:
     import numpy as np
 
     from chainrule import data as cdata
+    from chainrule import optim
     from chainrule.nn import mlp
 
     for name in ("epochs", "batch_size"):
@@ -148,6 +156,8 @@ def run(args) -> int:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1; got {getattr(args, name)}")
     if not 0.0 < args.lr < float("inf"):
         raise ValueError(f"--lr must be a positive number; got {args.lr}")
+    if args.clip_norm is not None and not 0.0 < args.clip_norm < float("inf"):
+        raise ValueError(f"--clip-norm must be a positive number; got {args.clip_norm}")
 
     ds = cdata.load_dataset(args.data, target=args.target)
     prepared = prepare_dataset(ds, args.test_size, args.scale, args.seed)
@@ -179,8 +189,7 @@ def run(args) -> int:
         X,
         y,
         loss=loss,
-        optimizer=args.optimizer,
-        lr=args.lr,
+        optimizer=optim.get(args.optimizer, lr=args.lr, clip_norm=args.clip_norm),
         epochs=args.epochs,
         batch_size=args.batch_size,
         validation_split=args.validation_split,
