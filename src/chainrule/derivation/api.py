@@ -19,7 +19,7 @@ import sympy
 
 from chainrule.derivation import domain, library
 from chainrule.derivation.compose import compose
-from chainrule.derivation.parser import FormulaError, parse_expression
+from chainrule.derivation.parser import FormulaError, parse_expression, refuse_runaway
 from chainrule.derivation.printing import to_text
 from chainrule.derivation.result import Derivation
 from chainrule.derivation.rules import METHODS, Step, differentiate
@@ -208,6 +208,7 @@ def derive_loss(name: str, *, half: bool = False, method: str | None = None) -> 
     )
 
 
+@refuse_runaway
 def derive_formula(
     expr: sympy.Expr, wrt: str | None = None, method: str | None = None, text: str = ""
 ) -> Derivation:

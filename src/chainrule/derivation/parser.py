@@ -20,7 +20,8 @@ x*sigmoid(x)
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
 
 import sympy
 
@@ -34,7 +35,8 @@ __all__ = ["FUNCTIONS", "MAX_DEPTH", "MAX_LENGTH", "SYMBOLS", "FormulaError", "p
 MAX_LENGTH = 500
 #: Deepest nesting of parentheses and operators accepted.
 MAX_DEPTH = 40
-#: Largest exponent of a power whose base and exponent are both numbers (SymPy would expand it).
+#: Largest numeric exponent of a power: of a number, SymPy would compute it; of a sum such as
+#: ``(x + 1)**1000``, simplification would expand it (minutes for a 20-character formula).
 MAX_NUMERIC_EXPONENT = 64
 _MAX_LITERAL_DIGITS = 30
 
@@ -65,6 +67,24 @@ FUNCTIONS: tuple[str, ...] = tuple(
 
 class FormulaError(ValueError):
     """A formula that the whitelist parser refuses; the message quotes the part and its column."""
+
+
+def refuse_runaway(func: Callable) -> Callable:
+    """Turn SymPy or mpmath running out of stack or memory on a user's formula into a
+    :class:`FormulaError` (a power tower such as ``x**x**x**x**x**x**x**x`` has values with
+    more digits than memory holds; deeply nested calls exhaust the recursion limit)."""
+
+    @functools.wraps(func)
+    def guarded(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except (RecursionError, MemoryError, OverflowError):
+            raise FormulaError(
+                "the formula is too large or nested too deeply to work with: its derivative or "
+                "its values outgrow what can be computed; write it with less nesting"
+            ) from None
+
+    return guarded
 
 
 def parse_expression(text: str, symbols: Iterable[str] | None = None) -> sympy.Expr:
@@ -111,6 +131,12 @@ def parse_expression(text: str, symbols: Iterable[str] | None = None) -> sympy.E
         raise FormulaError(
             f"{text.strip()!r} is undefined: {exc} (a log or a division of 0 somewhere?)"
         ) from None
+    for power in expr.atoms(sympy.Pow):  # also (x**64)**64, which SymPy combines into x**4096
+        if power.exp.is_number and abs(power.exp) > MAX_NUMERIC_EXPONENT:
+            raise FormulaError(
+                f"{text.strip()!r} has the power {power} with an exponent over "
+                f"{MAX_NUMERIC_EXPONENT}: keep numeric exponents within ±{MAX_NUMERIC_EXPONENT}"
+            )
     if expr.has(sympy.I, sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
         raise FormulaError(
             f"{text.strip()!r} is not a finite real expression (it is {expr}); check the "
@@ -234,11 +260,11 @@ class _Builder:
             if right.is_zero:
                 raise self.fail(node, "division by zero in", "the denominator is 0")
             return left / right
-        if left.is_number and right.is_number and abs(right) > MAX_NUMERIC_EXPONENT:
+        if right.is_number and abs(right) > MAX_NUMERIC_EXPONENT:
             raise self.fail(
                 node,
                 "numeric power too large",
-                f"keep exponents of numbers within ±{MAX_NUMERIC_EXPONENT}",
+                f"keep numeric exponents within ±{MAX_NUMERIC_EXPONENT}",
             )
         return left**right
 

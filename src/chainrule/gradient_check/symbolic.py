@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field, replace
 import sympy
 
 from chainrule.derivation import library
-from chainrule.derivation.parser import SYMBOLS, parse_expression
+from chainrule.derivation.parser import SYMBOLS, parse_expression, refuse_runaway
 from chainrule.derivation.printing import to_text
 
 __all__ = ["Finding", "FormulaCheck", "check_formula"]
@@ -773,6 +773,7 @@ def _term_paragraph(framing: str, findings: list[Finding], expanded: str | None)
 # --- the entry point ------------------------------------------------------------------------------
 
 
+@refuse_runaway
 def check_formula(
     formula: str,
     *,
