@@ -94,3 +94,22 @@ def test_regressor_fitted_attributes_and_pickle():
     back = pickle.loads(pickle.dumps(est))
     np.testing.assert_array_equal(back.predict(X), est.predict(X))
     assert back.score(X, Y) == est.score(X, Y)
+
+
+def test_feature_names_in_from_a_dataframe_survive_saving(tmp_path):
+    pd = pytest.importorskip("pandas")
+    from sklearn.datasets import load_iris
+
+    frame = load_iris(as_frame=True)
+    X, y = frame.data, frame.target
+    with pytest.warns(ConvergenceWarning):
+        clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=30, random_state=0).fit(X, y)
+    assert list(clf.feature_names_in_) == list(X.columns)
+    path = tmp_path / "iris.safetensors"
+    clf.save(path)
+    loaded = MLPClassifier.load(path)
+    assert list(loaded.feature_names_in_) == list(X.columns)
+    np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
+    renamed = pd.DataFrame(X.to_numpy(), columns=[f"f{i}" for i in range(X.shape[1])])
+    with pytest.raises(ValueError, match="feature names"):
+        clf.predict(renamed)
