@@ -218,7 +218,7 @@ def activation_expr(name: str, var: sympy.Expr) -> sympy.Expr:
             f"{key} acts on a whole vector, not one number, so it has no single-variable "
             "formula; derive it with its loss: derive(activation='softmax', loss='ce')"
         )
-    return ACTIVATION_INFO[key].expr(sympy.sympify(var))
+    return ACTIVATION_INFO[key].expr(sympy.sympify(var, strict=True))
 
 
 def activation_definition(name: str, var: sympy.Expr) -> sympy.Expr:
@@ -242,7 +242,7 @@ def output_derivative(name: str, out: sympy.Expr) -> sympy.Expr | None:
     Gaussian are not invertible, so their derivative is not a function of the output alone.
     """
     form = ACTIVATION_INFO[canonical_activation(name)].output_form
-    return None if form is None else sympy.sympify(form(out))
+    return None if form is None else sympy.sympify(form(out), strict=True)
 
 
 def loss_expr(name: str, yhat: sympy.Expr, y: sympy.Expr, *, half: bool = False) -> sympy.Expr:
@@ -259,7 +259,7 @@ def loss_expr(name: str, yhat: sympy.Expr, y: sympy.Expr, *, half: bool = False)
     names the composition to derive instead.
     """
     key = canonical_loss(name)
-    yhat, y = sympy.sympify(yhat), sympy.sympify(y)
+    yhat, y = sympy.sympify(yhat, strict=True), sympy.sympify(y, strict=True)
     if key == "mse":
         return (yhat - y) ** 2 / 2 if half else (yhat - y) ** 2
     if key == "bce":

@@ -88,17 +88,17 @@ class _LatexPrinter(LatexPrinter):
 
 def to_python(expr) -> str:
     """Python/SymPy syntax (``**``, ``*``) that :func:`parse_expression` and SymPy read back."""
-    return _PythonPrinter({"full_prec": False}).doprint(sympy.sympify(expr))
+    return _PythonPrinter({"full_prec": False}).doprint(sympy.sympify(expr, strict=True))
 
 
 def to_latex(expr) -> str:
     r"""LaTeX, with :math:`\sigma` for the sigmoid and :math:`\hat y` for ``yhat``."""
-    return _LatexPrinter().doprint(sympy.sympify(expr))
+    return _LatexPrinter().doprint(sympy.sympify(expr, strict=True))
 
 
 def to_text(expr) -> str:
     """One line of Unicode: ``e^(-x)/(1 + e^(-x))²``, ``σ(x)(1 - σ(x))``, ``|x|``."""
-    return _text(sympy.sympify(expr))
+    return _text(sympy.sympify(expr, strict=True))
 
 
 # --- the one-line Unicode printer -------------------------------------------------------------

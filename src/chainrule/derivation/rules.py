@@ -125,7 +125,7 @@ def differentiate(expr: sympy.Expr, var: sympy.Symbol, method: str | None = None
     """
     if method not in (None, *METHODS):
         raise ValueError(f"method must be 'quotient', 'chain' or None; got {method!r}")
-    return _Deriver(method or "quotient").diff(sympy.sympify(expr), var, 0)
+    return _Deriver(method or "quotient").diff(sympy.sympify(expr, strict=True), var, 0)
 
 
 class _Deriver:

@@ -145,7 +145,7 @@ def tidy(e: sympy.Expr, extra: tuple[sympy.Expr, ...] = ()) -> sympy.Expr:
     Piecewise expressions are tidied piece by piece. Every candidate is checked with
     :func:`equivalent` before it can win.
     """
-    e = _sign_to_abs(sympy.sympify(e))
+    e = _sign_to_abs(sympy.sympify(e, strict=True))
     if isinstance(e, sympy.Piecewise):
         pieces = [(tidy(piece), cond) for piece, cond in e.args]
         return sympy.Piecewise(*pieces)
@@ -183,11 +183,11 @@ def equivalent(a, b, given: tuple = (), points: int = 7) -> bool:
 
     ``given`` is a tuple of ``(symbol, expression)`` pairs, e.g. ``((yhat, tanh(z)),)``.
     """
-    a, b = sympy.sympify(a), sympy.sympify(b)
+    a, b = sympy.sympify(a, strict=True), sympy.sympify(b, strict=True)
     if given:
         mapping = dict(given)
         a, b = a.subs(mapping), b.subs(mapping)
-    d = elementary(sympy.sympify(a - b))
+    d = elementary(sympy.sympify(a - b, strict=True))
     if d == 0:
         return True
     if not d.has(sympy.Piecewise) and not _heavy(d):

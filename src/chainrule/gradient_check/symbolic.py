@@ -88,7 +88,7 @@ class FormulaCheck:
 
 
 def _text(e) -> str:
-    return to_text(sympy.sympify(e))
+    return to_text(sympy.sympify(e, strict=True))
 
 
 _PREDICTIONS = ("yhat", "p", "x", "z", "w")
@@ -111,7 +111,7 @@ def _score(add: sympy.Expr) -> int:
 def _orient(e: sympy.Expr) -> tuple[bool, sympy.Expr]:
     """(negative?, magnitude) of a term, written as people do: -(1 - y)/(1 - yhat), never
     (1 - y)/(yhat - 1); 2(yhat - y), never 2yhat - 2y. The magnitude is left unevaluated."""
-    e = sympy.sympify(e)
+    e = sympy.sympify(e, strict=True)
     if e.is_Add:
         factored = sympy.factor_terms(e)
         if factored.is_Add:
@@ -619,7 +619,7 @@ def _factor_problem(r: sympy.Expr) -> tuple[str, bool]:
     except (sympy.PolynomialError, NotImplementedError):
         pass
     negative, body = _orient(r)
-    num, den = sympy.fraction(sympy.sympify(body))
+    num, den = sympy.fraction(sympy.sympify(body, strict=True))
     parts = []
     if den != 1:
         parts.append(f"missing factor {_term_text(den)}")
