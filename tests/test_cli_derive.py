@@ -66,3 +66,20 @@ def test_bad_method_is_usage_error(capsys):
     with pytest.raises(SystemExit) as info:
         main(["derive", "sigmoid", "--method", "product"])
     assert info.value.code == 2
+
+
+def test_timeout_gives_up_in_one_line_and_leaves_nothing_behind(capsys):
+    import signal
+
+    nested = "tanh(tanh(tanh(tanh(tanh(tanh(x))))))"  # several seconds of SymPy
+    before = signal.getsignal(signal.SIGALRM)
+    for argv in (["derive", nested], ["check", "--function", nested, "1"]):
+        assert main([*argv, "--timeout", "0.3"]) == 1
+        err = capsys.readouterr().err
+        assert "gave up after 0.3 s (--timeout)" in err
+        assert len(err.strip().splitlines()) == 1
+    assert signal.getsignal(signal.SIGALRM) is before
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    # the engine is still usable afterwards, and a generous limit changes nothing
+    assert main(["derive", "sigmoid", "--timeout", "30"]) == 0
+    assert "yhat(1 - yhat)" in capsys.readouterr().out

@@ -46,8 +46,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     module = importlib.import_module(f"chainrule._cli.{args.command}")
+    from chainrule._cli import TimeUp, time_limit
+
+    timeout = getattr(args, "timeout", None)
     try:
-        return int(module.run(args) or 0)
+        with time_limit(timeout):
+            return int(module.run(args) or 0)
+    except TimeUp:
+        print(
+            f"chainrule {args.command}: error: gave up after {timeout:g} s (--timeout); the "
+            "formula is too nested or too large for SymPy in that time: write it with less "
+            "nesting, or allow more time with --timeout SECONDS (0: no limit)",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         print("chainrule: interrupted", file=sys.stderr)
         return 130

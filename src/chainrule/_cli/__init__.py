@@ -1,1 +1,49 @@
 """Sub-commands of the ``chainrule`` command line (see :mod:`chainrule.cli`)."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+
+#: Default wall-clock limit of the symbolic commands (derive, check, plot), in seconds.
+DEFAULT_TIMEOUT = 60.0
+
+
+class TimeUp(BaseException):
+    """Raised by the alarm; a BaseException so that no ``except Exception`` inside SymPy eats it."""
+
+
+def add_timeout(parser) -> None:
+    """The ``--timeout`` option of the commands that run SymPy on a user's formula."""
+    parser.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+        help="give up after this many seconds (default: %(default)g; 0: no limit); deeply "
+             "nested formulas can take SymPy a long time",
+    )
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None):
+    """Raise :class:`TimeUp` in the main thread after ``seconds`` (no limit where the platform
+    has no interval timer, off the main thread, or for ``seconds`` of 0 or None)."""
+    usable = (
+        seconds
+        and seconds > 0
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+    )
+    if not usable:
+        yield
+        return
+
+    def alarm(signum, frame):
+        raise TimeUp
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -12,6 +12,8 @@ import argparse
 import shutil
 import textwrap
 
+from chainrule._cli import add_timeout
+
 _FORMULA_CHARS = set("()/*+^ .0123456789")
 
 
@@ -75,6 +77,7 @@ def register(subparsers) -> None:
                         help="with --loss mse: the loss is (yhat - y)^2/2")
     parser.add_argument("--format", choices=("text", "json"), default="text",
                         help="output format (default: text)")
+    add_timeout(parser)
 
 
 def run(args) -> int:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import sys
 
+from chainrule._cli import add_timeout
+
 FORMATS = ("text", "latex", "markdown", "json")
 
 
@@ -39,6 +41,7 @@ def register(subparsers) -> None:
     p.add_argument("--wrt", help="the variable of a formula (default: x, then z, yhat, p, w)")
     p.add_argument("--format", choices=FORMATS, default="text",
                    help="output format (default: %(default)s)")
+    add_timeout(p)
 
 
 def run(args) -> int:

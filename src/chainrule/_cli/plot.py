@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from chainrule._cli import add_timeout
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -18,6 +20,7 @@ def register(subparsers) -> None:
     p.add_argument("--range", nargs=2, type=float, default=(-5.0, 5.0), metavar=("LOW", "HIGH"),
                    help="the x range (default: -5 5)")
     p.add_argument("--no-derivative", action="store_true", help="draw the functions only")
+    add_timeout(p)
 
 
 def run(args) -> int:
