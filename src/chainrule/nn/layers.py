@@ -137,6 +137,7 @@ class Dense(Layer):
         self.dW = np.zeros_like(self.W)
         self.db = np.zeros_like(self.b) if self.bias else None
         self._x: np.ndarray | None = None
+        self._ones: np.ndarray | None = None  # the 1 of 1^T G, kept for the next batch
         self.reset_parameters(np.random.default_rng(seed))
 
     def reset_parameters(self, rng: np.random.Generator, activation: str | None = None) -> None:
@@ -166,7 +167,11 @@ class Dense(Layer):
             raise RuntimeError("Dense.backward called before forward.")
         np.matmul(self._x.T, grad, out=self.dW)
         if self.b is not None:
-            np.sum(grad, axis=0, out=self.db)
+            # 1^T G as a matrix-vector product: several times faster than sum(axis=0) here
+            ones = self._ones
+            if ones is None or ones.shape[0] != grad.shape[0] or ones.dtype != grad.dtype:
+                ones = self._ones = np.ones(grad.shape[0], dtype=grad.dtype)
+            np.matmul(ones, grad, out=self.db)
         return grad @ self.W.T if need_input_grad else None
 
     def parameters(self) -> list[np.ndarray]:
