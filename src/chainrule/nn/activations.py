@@ -486,7 +486,10 @@ class ReLU(Activation):
 
     def backward(self, grad):
         grad = self._grad(grad, self._out)
-        d = _step(self._out)  # 1 where out > 0, 0 where out == 0, NaN where NaN
+        # _step without its first pass: the output is already >= 0 (or NaN), so ceil then
+        # min(., 1) gives 1 where out > 0, 0 where out == 0 and NaN where NaN.
+        d = np.ceil(self._out)
+        np.minimum(d, 1.0, out=d)
         return np.multiply(d, grad, out=d)
 
     def derivative(self, z):
