@@ -10,11 +10,11 @@ both formulas, like the figures of seeds 001 and 003. Formulas work too
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from chainrule._figures import save_png
 from chainrule.derivation import library
 from chainrule.derivation.api import derive
 from chainrule.derivation.domain import numeric_function
@@ -99,14 +99,7 @@ def plot_functions(
                      if derivative else names)
         ax.legend(fontsize=8, loc="best")
         fig.tight_layout()
-        fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", suffix=".png")
-        os.close(fd)
-        try:
-            fig.savefig(tmp, dpi=dpi, format="png")
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        save_png(fig, path, dpi)
     finally:
         plt.close(fig)
     return path
