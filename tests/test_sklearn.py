@@ -33,20 +33,19 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import chainrule
 from chainrule.sklearn import HIDDEN_ACTIVATIONS, MLPClassifier, MLPRegressor
 
-_FLOAT32_REASON = (
-    "float32 rounding: fitting with integer sample_weight and fitting on the repeated rows are the "
-    "same objective, but their gradient sums round differently in float32 (predictions agree to "
-    "~1.5e-7 relative; the check demands 1e-7; the regressor's data happens to pass). The "
-    "float64 instances below pass this check."
-)
+# Checks that demand two fits to agree to 1e-7 relative: fitting with integer sample_weight and
+# fitting on the repeated rows are the same objective, but in float32 their gradient sums round
+# differently (a float32 epsilon is 1.2e-7, and the result depends on the BLAS kernel's order of
+# summation), so float32 cannot promise 1e-7. They run on the float64 instances below, where the
+# same comparison has eight orders of magnitude to spare.
+_EXACT_EQUIVALENCE_CHECKS = {
+    "check_sample_weight_equivalence_on_dense_data",
+    "check_sample_weight_equivalence_on_sparse_data",
+}
 
 
-def _expected_failures(estimator):
-    # The float32 regressor happens to agree within 1e-7 on this data (an XPASS here), but
-    # rounding depends on the BLAS kernels, so both float32 instances are marked.
-    if estimator.dtype == "float32":
-        return {"check_sample_weight_equivalence_on_dense_data": _FLOAT32_REASON}
-    return {}
+def _check_name(check):
+    return getattr(check, "func", check).__name__
 
 
 # max_iter=100 as scikit-learn uses for its own MLP checks: the checks' data sets are tiny.
@@ -57,9 +56,11 @@ def _expected_failures(estimator):
         MLPClassifier(max_iter=100, dtype="float64"),
         MLPRegressor(max_iter=100, dtype="float64"),
     ],
-    expected_failed_checks=_expected_failures,
 )
 def test_sklearn_estimator_checks(estimator, check):
+    if estimator.dtype == "float32" and _check_name(check) in _EXACT_EQUIVALENCE_CHECKS:
+        pytest.skip("float32 cannot promise the 1e-7 relative agreement this check demands; "
+                    "the float64 instance runs it")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         check(estimator)
