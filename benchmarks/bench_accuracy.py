@@ -1,7 +1,8 @@
 """Accuracy within a time budget: MNIST (target >= 98.0%) and Fashion-MNIST (target >= 89.0%).
 
-Trains an MLP with the public API (``model.fit``) on the 60,000 training images from
-``../shared/data`` for at most ``--budget`` seconds of training (default 60), then prints the test
+Trains an MLP with the public API (``model.fit``) on the 60,000 training images (found or
+downloaded as ``chainrule train --data mnist`` does) for at most ``--budget`` seconds of
+training (default 60), then prints the test
 accuracy on the 10,000 test images and the seconds spent.
 
     uv run python benchmarks/bench_accuracy.py [--budget 60] [--threads 2]
@@ -24,7 +25,10 @@ RECIPES = {
 
 
 def train(name: str, budget: float, seed: int) -> dict:
-    ds = data.load_dataset(name)
+    try:
+        ds = data.load_dataset(name)
+    except (OSError, ImportError, ValueError) as exc:
+        raise SystemExit(f"bench_accuracy: {exc}") from None
     hidden, epochs, batch, lr, dropout = RECIPES[name]
     model = mlp([784, *hidden, 10], activation="relu", output="softmax", dropout=dropout, seed=seed)
     start = time.perf_counter()

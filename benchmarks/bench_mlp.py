@@ -8,14 +8,13 @@ and ratios. Also: the eight matrix products of an epoch alone (chainrule's floor
 
 Run by hand (PyTorch is not a project dependency):
 
-    uv pip install --find-links /opt/wheels torch==2.13.0   # or: pip install torch==2.13.0
+    uv pip install torch==2.13.0
     uv run python benchmarks/bench_mlp.py [--repeats 5] [--skip-sklearn]
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
 import statistics
 import subprocess
 import sys
@@ -25,18 +24,19 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-DATA = HERE.parent.parent / "shared" / "data" / "mnist"
 SIZES = [784, 256, 128, 10]
 
 
 def load_mnist():
-    images = DATA / "train-images-idx3-ubyte.gz"
-    labels = DATA / "train-labels-idx1-ubyte.gz"
-    if not images.exists():
-        sys.exit(f"MNIST not found at {DATA}; this benchmark needs ../shared/data/mnist")
-    X = np.frombuffer(gzip.open(images).read(), np.uint8, offset=16).reshape(-1, 784)
-    y = np.frombuffer(gzip.open(labels).read(), np.uint8, offset=8).astype(np.int64)
-    return (X.astype(np.float32) / 255.0), y
+    """MNIST's training set, found (or downloaded) as ``chainrule train --data mnist`` does;
+    one line and exit 1 when it cannot be had."""
+    from chainrule.data import load_dataset
+
+    try:
+        ds = load_dataset("mnist")
+    except (OSError, ImportError, ValueError) as exc:
+        sys.exit(f"bench_mlp: {exc}")
+    return ds.X, ds.y
 
 
 def chainrule_epoch(model, opt, X, y, order, batch):

@@ -539,7 +539,7 @@ def test_backward_of_ones_equals_derivative(case, z):
 # --- the registry ---------------------------------------------------------------------------------
 
 
-def test_registry_names_are_the_issues_and_match_the_classes():
+def test_registry_names_are_the_documented_ones_and_match_the_classes():
     assert NAMES == ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu",
                      "softplus", "softsign", "gelu", "silu", "mish", "softmax", "log_softmax"]
     for name, cls in ACTIVATIONS.items():

@@ -1,4 +1,4 @@
-"""Audit of issues 2 and 3: bullets that had no test, or only a test that could not fail.
+"""The core's promises: the ones that had no test, or only a test that could not fail.
 
 Every derivative here is checked against an oracle that shares no code with chainrule (float64
 central differences of the public forward pass, or an update rule written out from the paper),
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EPS = float(np.finfo(np.float64).eps)
 
 
-# --- the package (issue 2) ------------------------------------------------------------------------
+# --- the package ----------------------------------------------------------------------------------
 
 
 def test_readme_starts_with_the_two_commands():
@@ -78,7 +78,7 @@ def test_ci_script_runs_the_readme_test_command_and_fails_with_it(tmp_path, fake
     assert log.read_text().split() == ["run", "pytest"]
 
 
-# --- losses: exact 0 and 1, huge logits, no warnings (issue 2) ------------------------------------
+# --- losses: exact 0 and 1, huge logits, no warnings ----------------------------------------------
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
@@ -124,7 +124,7 @@ def test_with_logits_losses_at_1e9_are_finite_silent_and_exact(dtype, reduction)
     assert g.dtype == cg.dtype == dtype
 
 
-# --- backprop through depth (issue 3) -------------------------------------------------------------
+# --- backprop through depth -----------------------------------------------------------------------
 
 
 def fd_gradients(model, X, y, loss_name, h=1e-6):
@@ -241,7 +241,7 @@ def test_predict_refuses_nan_and_predict_proba_rows_are_probabilities(rng):
         model.predict(X)
 
 
-# --- model files (issue 3) ------------------------------------------------------------------------
+# --- model files ----------------------------------------------------------------------------------
 
 
 def test_float64_model_without_biases_and_with_dropout_round_trips(tmp_path, rng):
@@ -276,7 +276,7 @@ def test_a_model_file_with_a_wrongly_shaped_weight_is_refused_by_name(tmp_path):
         chainrule.load(path)
 
 
-# --- optimizers against the update rules written out from the papers (issue 3) --------------------
+# --- optimizers against the update rules written out from the papers ------------------------------
 
 
 def _run(opt, w, grads):
@@ -368,7 +368,7 @@ def test_fit_applies_a_schedule_each_epoch_and_records_it(rng):
     assert history.lr == [0.8, 0.8, 0.4, 0.4, 0.2]
 
 
-# --- training (issue 3) ---------------------------------------------------------------------------
+# --- training -------------------------------------------------------------------------------------
 
 
 def blobs(rng, n=120, k=3, d=4):
@@ -511,7 +511,7 @@ def test_more_bad_data_is_refused_before_training(kwargs, message):
         assert a.tobytes() == b.tobytes()
 
 
-# --- the CLI (issue 3) ----------------------------------------------------------------------------
+# --- the CLI --------------------------------------------------------------------------------------
 
 # the built-in data sets are the files scikit-learn ships (read without importing it)
 needs_sklearn = pytest.mark.skipif(importlib.util.find_spec("sklearn") is None,

@@ -11,11 +11,11 @@ pytest.importorskip("sympy")
 from chainrule._cli.check import fill
 from chainrule.cli import main
 
-SEED_002 = "-(y/yhat + (1-y)/(1-yhat))"
+BCE_SIGN_SLIP = "-(y/yhat + (1-y)/(1-yhat))"
 
 
-def test_issue_example_prints_the_diagnosis_and_exits_1(capsys):
-    code = main(["check", "--loss", "bce", "--wrt", "yhat", SEED_002])
+def test_readme_sign_slip_prints_the_diagnosis_and_exits_1(capsys):
+    code = main(["check", "--loss", "bce", "--wrt", "yhat", BCE_SIGN_SLIP])
     out = capsys.readouterr().out
     assert code == 1
     paragraph = " ".join(out.split())
@@ -85,7 +85,7 @@ def test_fill_keeps_bracketed_formulas_together():
 def test_real_process_exit_code():
     proc = subprocess.run(
         [sys.executable, "-m", "chainrule.cli", "check", "--loss", "bce", "--wrt", "yhat",
-         SEED_002],
+         BCE_SIGN_SLIP],
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 1

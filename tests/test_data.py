@@ -193,24 +193,28 @@ def test_named_data_found_through_env_var(tmp_path, rng, monkeypatch):
     assert ds.name == "mnist" and ds.X.shape == (30, 784) and ds.X_test.shape == (10, 784)
 
 
-def test_named_data_found_in_shared_data_beside_cwd(tmp_path, rng, monkeypatch):
-    _idx_folder(tmp_path / "shared" / "data" / "fashion-mnist", rng)
-    (tmp_path / "project").mkdir()
+def test_named_data_found_in_the_download_cache(tmp_path, rng, monkeypatch):
+    # With CHAINRULE_DATA_DIR unset, the platform's user cache folder is where downloads live.
+    _idx_folder(tmp_path / "cache" / "fashion-mnist", rng)
     monkeypatch.delenv("CHAINRULE_DATA_DIR", raising=False)
-    monkeypatch.chdir(tmp_path / "project")
-    ds = load_dataset("fashion-mnist")
+    monkeypatch.setattr("chainrule.download._platform_cache", lambda: tmp_path / "cache")
+    for file in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        assert (tmp_path / "cache" / "fashion-mnist" / file).is_file()
+    ds = load_dataset("fashion-mnist", download=False)
     assert ds.name == "fashion-mnist" and ds.class_names[1] == "Trouser"
 
 
-def test_named_data_missing_lists_where_it_looked(tmp_path, monkeypatch):
+def test_named_data_missing_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv("CHAINRULE_DATA_DIR", str(tmp_path / "empty"))
     monkeypatch.chdir(tmp_path)
     with pytest.raises(FileNotFoundError) as err:
-        load_dataset("mnist")
+        load_dataset("mnist", download=False)
     message = str(err.value)
-    for place in (str(tmp_path / "empty" / "mnist"), "shared/data/mnist",
-                  "../shared/data/mnist", "CHAINRULE_DATA_DIR"):
-        assert place in message
+    assert "\n" not in message
+    for part in (str(tmp_path / "empty" / "mnist"), "chainrule data download mnist",
+                 "train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "by hand"):
+        assert part in message
 
 
 # --- the real MNIST and Fashion-MNIST files ---------------------------------------------------

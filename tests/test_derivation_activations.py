@@ -92,7 +92,7 @@ def test_output_form_matches_the_derivative(name, rng):
                                rtol=1e-9, atol=1e-12)
 
 
-def test_issue_output_forms():
+def test_output_forms_as_backprop_uses_them():
     s, t_, f = yhat, yhat, yhat
     assert derive("sigmoid").result_output_form == s * (1 - s)
     assert derive("tanh").result_output_form == 1 - t_**2

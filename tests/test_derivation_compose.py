@@ -54,7 +54,7 @@ def test_tanh_bce_seed_000():
     assert to_text(d.result) == "(1 + yhat)(yhat - y)/yhat"
     assert _exactly(d.result_input_form, (1 + sympy.tanh(z)) * (sympy.tanh(z) - y) / sympy.tanh(z))
     dw = derive(activation="tanh", loss="bce", weights=True)
-    # seed 000: (yhat + 1) x (yhat - y) / yhat
+    # tanh + BCE: (yhat + 1) x (yhat - y) / yhat
     assert _exactly(dw.result, (yhat + 1) * x * (yhat - y) / yhat)
     assert _exactly(dw.extra["update"], -eta * (yhat + 1) * x * (yhat - y) / yhat)
 

@@ -108,7 +108,7 @@ def case_term_missing(rng):
 def case_mixed_sign(rng):
     _, y, s = _bce_case(rng)
     T = -(y / s - (1 - y) / (1 - s))
-    G = -(y / s + (1 - y) / (1 - s))  # seed 002
+    G = -(y / s + (1 - y) / (1 - s))  # the BCE sign slip: + where - belongs
     return G, T, {"y": y}
 
 

@@ -28,7 +28,7 @@ def logreg(rng):
         s = sigmoid(X @ w)
         return -np.mean(y * np.log(s) + (1 - y) * np.log(1 - s))
 
-    def grad(w):  # seed 002's X^T(z - y), with the mean's 1/m
+    def grad(w):  # linear regression's X^T(z - y), with the mean's 1/m
         return X.T @ (sigmoid(X @ w) - y) / m
 
     return SimpleNamespace(X=X, y=y, w=w, loss=loss, grad=grad, m=m)
@@ -183,7 +183,7 @@ def test_f_that_changes_its_input_is_refused(rng):
         gradcheck(f, np.ones_like, rng.normal(size=3))
 
 
-def test_float32_inputs_warn_and_cite_the_pytorch_issue(rng):
+def test_float32_inputs_warn_and_cite_pytorch_5351(rng):
     x = rng.normal(size=3).astype(np.float32)
     with pytest.warns(PrecisionWarning, match=r"pytorch#5351"):
         report = gradcheck(lambda x: np.sum(x**2), lambda x: 2 * x, x)

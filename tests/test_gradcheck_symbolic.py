@@ -1,4 +1,5 @@
-"""check_formula: the required cases of seeds 000, 002 and 004, and the relations it names."""
+"""check_formula: the classic hand-derivation mistakes (the BCE sign slip, dE/dz given for dE/dyhat,
+the fused sigmoid + BCE result) and the relations it names."""
 
 import json
 
@@ -43,8 +44,8 @@ def test_seed_004_slide_both_signs():
 @pytest.mark.parametrize(
     "formula",
     [
-        "-(y/yhat - (1-y)/(1-yhat))",  # seed 002's expected result
-        "(yhat - y)/(yhat*(1 - yhat))",  # the same after simplification (seed 002's answer)
+        "-(y/yhat - (1-y)/(1-yhat))",  # the textbook form
+        "(yhat - y)/(yhat*(1 - yhat))",  # the same after simplification (the usual answer)
         "-y/yhat + (1 - y)/(1 - yhat)",
         "(y - yhat)/(yhat^2 - yhat)",
     ],
@@ -63,7 +64,7 @@ def test_seed_000_tanh_bce_is_correct_for_dE_dz():
 
 
 def test_the_famous_fused_delta_is_correct_for_dE_dz():
-    # Seed 004's answer: with a sigmoid output, dE/dz = yhat - y.
+    # The fused result: with a sigmoid output, dE/dz = yhat - y.
     assert check_formula("yhat - y", loss="bce", activation="sigmoid").correct
 
 
@@ -98,7 +99,7 @@ def test_extra_and_missing_activation_factor():
     assert missing.kind == "activation_missing" and "dE/dyhat, not dE/dz" in missing.paragraph
 
 
-def test_dE_dz_given_for_dE_dyhat_is_the_seed_000_confusion():
+def test_dE_dz_given_for_dE_dyhat_is_named_as_the_wrong_variable():
     result = check_formula("yhat - y", loss="bce", wrt="yhat")
     assert result.kind == "wrong_variable"
     assert "--activation sigmoid" in result.paragraph
@@ -203,7 +204,7 @@ def test_function_defaults_to_x_or_the_only_variable():
 
 
 def test_seed_002_mistake_written_through_the_activation():
-    # dE/dz written as (seed 002's wrong dE/dyhat)·σ'(z): the sign of the (1 - y) term is named.
+    # dE/dz written as (the sign-slipped dE/dyhat)·σ'(z): the sign of the (1 - y) term is named.
     result = check_formula("-(y/yhat + (1-y)/(1-yhat))*yhat*(1-yhat)", loss="bce",
                            activation="sigmoid")
     assert result.kind == "term_sign"

@@ -116,7 +116,7 @@ def test_fused_delta_is_yhat_minus_y_and_finite_at_saturation():
     yhat = 1 / (1 + np.exp(-np.clip(X, -700, 700)))
     delta = (yhat - y) / 4
     np.testing.assert_allclose(model.layers[0].db, delta.sum(0), rtol=1e-12)
-    np.testing.assert_allclose(model.layers[0].dW, X.T @ delta, rtol=1e-12)  # seed 002's X^T(z - y)
+    np.testing.assert_allclose(model.layers[0].dW, X.T @ delta, rtol=1e-12)  # X^T(z - y)/m
     assert np.isfinite(model.layers[0].dW).all()
 
 

@@ -14,7 +14,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("train", "predict", "evaluate", "derive", "check", "plot")
+COMMANDS = ("train", "predict", "evaluate", "derive", "check", "plot", "data")
 
 
 class CommandError(Exception):

@@ -355,24 +355,27 @@ NAMED_IDX = {"mnist": "mnist", "fashion-mnist": "fashion-mnist", "fashion_mnist"
 
 
 def find_data_folder(name: str) -> Path:
-    """The folder of the named IDX data set: the first of ``$CHAINRULE_DATA_DIR/<name>``,
-    ``./shared/data/<name>`` and ``../shared/data/<name>`` that exists.
+    """The folder of the named IDX data set, without downloading: ``$CHAINRULE_DATA_DIR/<name>``
+    when that folder exists, else the download cache's ``<name>`` folder when it holds all four
+    files (see :mod:`chainrule.download`).
 
-    Raises FileNotFoundError listing the places searched.
+    Raises FileNotFoundError naming the places searched, the download command and where to put
+    the files by hand.
     """
+    from chainrule import download
+
     folder_name = NAMED_IDX.get(name.lower(), name)
-    places = []
-    env = os.environ.get("CHAINRULE_DATA_DIR")
-    if env:
-        places.append(Path(env) / folder_name)
-    places += [Path("shared", "data", folder_name), Path("..", "shared", "data", folder_name)]
-    for place in places:
-        if place.is_dir():
-            return place
+    env = os.environ.get(download.DATA_DIR_ENV)
+    if env and (Path(env).expanduser() / folder_name).is_dir():
+        return Path(env).expanduser() / folder_name
+    cached = download.cached_folder(folder_name)
+    if cached is not None:
+        return cached
+    home = download.data_home()
     raise FileNotFoundError(
-        f"Cannot find the {name} data: looked in {', '.join(str(p) for p in places)}. Put its "
-        "IDX files (train-images-idx3-ubyte.gz, ...) in one of them, set CHAINRULE_DATA_DIR to "
-        f"the folder that holds {folder_name}/, or pass the folder itself."
+        f"Cannot find the {name} data in {home / folder_name if home else 'CHAINRULE_DATA_DIR'}"
+        f". Download it with: chainrule data download {folder_name}. Or: "
+        + download.manual_instructions(folder_name)
     )
 
 
@@ -666,12 +669,14 @@ def load_builtin(name: str) -> Dataset:
 # --- one entry point -----------------------------------------------------------------------
 
 
-def load_dataset(spec, target: str | None = None, task: str | None = None) -> Dataset:
+def load_dataset(spec, target: str | None = None, task: str | None = None,
+                 download: bool = True) -> Dataset:
     """Load a data set from one string, as ``chainrule train --data`` does.
 
     ``spec`` is, in this order: a built-in name (:data:`BUILTINS`), ``"mnist"`` or
-    ``"fashion-mnist"`` (:func:`find_data_folder`), a folder of IDX files, or a file ending in
-    ``.csv`` (or ``.csv.gz``) or ``.npz``. ``target`` names a CSV's target column.
+    ``"fashion-mnist"`` (:func:`find_data_folder`; downloaded on first use with
+    :func:`chainrule.download.fetch` unless ``download=False``), a folder of IDX files, or a file
+    ending in ``.csv`` (or ``.csv.gz``) or ``.npz``. ``target`` names a CSV's target column.
     """
     text = os.fspath(spec)
     key = text.lower().replace("-", "_")
@@ -684,7 +689,15 @@ def load_dataset(spec, target: str | None = None, task: str | None = None) -> Da
             return load_builtin(key)
         if text.lower() in NAMED_IDX:
             name = NAMED_IDX[text.lower()]
-            return load_idx_folder(find_data_folder(name), name=name)
+            try:
+                folder = find_data_folder(name)
+            except FileNotFoundError:
+                if not download:
+                    raise
+                from chainrule.download import fetch
+
+                folder = fetch(name)
+            return load_idx_folder(folder, name=name)
         return load_idx_folder(path)
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes[-1:] == [".csv"] or suffixes[-2:] == [".csv", ".gz"]:

@@ -1,6 +1,6 @@
 r"""Gradient-descent optimizers, gradient clipping and learning-rate schedules.
 
-Sorted in order of increasing complexity. The plain update is seed 000's
+Sorted in order of increasing complexity. The plain update is gradient descent's
 
 .. math::
 

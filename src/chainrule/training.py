@@ -4,7 +4,7 @@ One step on a batch :math:`(X_b, y_b)` of :math:`m` samples:
 
 1. forward through the layers (the output activation is fused with a probability loss, see
    :mod:`chainrule.nn.model`);
-2. the loss and :math:`\partial E/\partial(\text{output})`, averaged over :math:`m` (seed 002's
+2. the loss and :math:`\partial E/\partial(\text{output})`, averaged over :math:`m` (the mean's
    :math:`1/m`);
 3. backward through the layers, last to first (the first layer skips :math:`\partial E/\partial X`,
    which nothing needs);

@@ -55,7 +55,7 @@ def derive(
         For a composition, continue through :math:`z = w x` to :math:`\partial E/\partial w`
         and the gradient-descent step :math:`\Delta w = -\eta\,\partial E/\partial w`.
     method:
-        ``"quotient"`` or ``"chain"`` for fractions such as the sigmoid (seed 001 shows both);
+        ``"quotient"`` or ``"chain"`` for fractions such as the sigmoid (both give the same result);
         None uses the quotient rule.
     half:
         With ``loss="mse"``: the squared error with a factor 1/2, whose gradient has no 2.
@@ -136,7 +136,7 @@ def derive_activation(name: str, method: str | None = None) -> Derivation:
         )
     f = library.activation_expr(act, x)
     start = library.activation_definition(act, x)
-    if act == "tanh" and method == "quotient":  # seed 003: tanh = sinh/cosh
+    if act == "tanh" and method == "quotient":  # tanh = sinh/cosh, a fraction
         start = sympy.sinh(x) / sympy.cosh(x)
     steps: list[Step] = []
     if start != f:

@@ -1,6 +1,6 @@
 r"""Compositions of an activation and a loss: the gradient backpropagation actually needs.
 
-For :math:`E = L(\hat y, y)` with :math:`\hat y = f(z)` the derivation is the one the seeds do
+For :math:`E = L(\hat y, y)` with :math:`\hat y = f(z)` the derivation is the one a textbook does
 by hand: :math:`\partial E/\partial \hat y`, then :math:`d\hat y/dz` written in terms of
 :math:`\hat y`, then their product by the chain rule, simplified in :math:`\hat y` and
 :math:`y`; with ``weights=True`` it goes on to :math:`z = w x`, :math:`\partial E/\partial w`

@@ -2,7 +2,7 @@ r"""Functions and their derivatives on one figure (matplotlib, Agg backend, impo
 
 ``plot_functions(["sigmoid", "tanh"], "act.png")`` draws each function as a solid line and its
 derivative, as the engine derives it, as a dashed line of the same colour; the legend gives
-both formulas, like the figures of seeds 001 and 003. Formulas work too
+both formulas, as textbook figures of activations do. Formulas work too
 (``"x*sigmoid(x)"``). Symbolic slopes take the library's defaults (leaky ReLU
 :math:`\alpha = 0.01`, ELU :math:`\alpha = 1`).
 """

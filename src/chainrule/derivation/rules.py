@@ -10,7 +10,7 @@ each node of the tree against ``sympy.diff``.
 
 ``method`` decides between the two rules that both apply to a fraction: ``"quotient"``
 (the default for fractions) or ``"chain"`` (write :math:`1/v` as :math:`v^{-1}` and use the
-power rule inside the chain rule), as seed 001 does for the sigmoid.
+power rule inside the chain rule), as textbooks often do for the sigmoid.
 """
 
 from __future__ import annotations

@@ -456,7 +456,7 @@ def _activation(rel: _Relations, activation, z, wrt, x, m) -> Diagnosis | None:
             ("wrong_variable", np.ones_like(d), d,
              f"G = T·f'(z) at every checked point: this is dE/dz, not dE/dyhat; the derivative "
              f"of the {name} activation, {deriv}, was multiplied in, but dE/dyhat stops before "
-             "the activation (the confusion of seed 000: dE/dz = dE/dyhat·f'(z))"),
+             "the activation (dE/dyhat was confused with dE/dz = dE/dyhat·f'(z))"),
         ]
     if x is not None:
         return _through_linear(rel, hypotheses, x, zz)

@@ -12,7 +12,7 @@ points (a counterexample is conclusive). When the formula is wrong it looks for,
    missing or extra, which term is missing or extra, and the rule that gives the right one
    ("d/dyhat log(1 - yhat) = -1/(1 - yhat): the chain rule's inner derivative is -1").
 
-Seed 002's derivation:
+The classic sign slip in the binary cross-entropy's derivative:
 
 >>> print(check_formula("-(y/yhat + (1-y)/(1-yhat))", loss="bce").findings[0].problem)
 wrong sign
@@ -517,8 +517,8 @@ def _global_relation(U, D, target: _Target, formula: str) -> tuple[str, str, Fin
                 return "wrong_variable", (
                     f"The formula is dE/dz for a {name} output, not dE/d{var.name}: it carries "
                     f"the activation's derivative {form_text}, which belongs to dE/dz = "
-                    f"dE/d{var.name}·{form_text} (the confusion of seed 000). Check it with "
-                    f"--activation {name}, or divide it by {form_text}."
+                    f"dE/d{var.name}·{form_text} (dE/d{var.name} confused with dE/dz). Check it "
+                    f"with --activation {name}, or divide it by {form_text}."
                 ), Finding(formula, f"extra factor {form_text}", expected,
                            f"dE/dz = dE/d{var.name}·dyhat/dz")
     return None
@@ -630,7 +630,8 @@ def _factor_problem(r: sympy.Expr) -> tuple[str, bool]:
 
 def _strip_chain(U: sympy.Expr, target: _Target) -> list[sympy.Expr] | None:
     """The factors of U left once the activation's dyhat/dz is taken out, when U is written
-    as (something)·dyhat/dz: seed 000's -(y/yhat - (1-y)/(1-yhat))·yhat(1 - yhat)."""
+    as (something)·dyhat/dz, e.g. -(y/yhat - (1-y)/(1-yhat))·yhat(1 - yhat) for BCE after a
+    sigmoid."""
     if not (target.activation and not target.to_z and U.is_Mul):
         return None
     have = list(U.args)

@@ -4,8 +4,8 @@ Every activation :math:`f` is a layer: ``forward(z)`` returns :math:`f(z)` and c
 backward pass needs; ``backward(grad)`` receives :math:`\partial L / \partial f` and returns
 :math:`\partial L / \partial z`. For the elementwise ones that is ``grad * f'(z)``; where
 :math:`f'` is a function of the output (sigmoid :math:`s(1-s)`, tanh :math:`1-t^2`, ReLU, ELU,
-SELU, softplus, softmax) it is computed from the cached output, as seed 003 notes. Each class's
-docstring says which.
+SELU, softplus, softmax) it is computed from the cached output, which
+saves recomputing :math:`f`. Each class's docstring says which.
 
 - dtypes: float32 in, float32 out (forward and backward); float64 stays float64; integers are
   promoted to float64. Constants are Python floats, so no float64 temporaries appear for float32.

@@ -1,6 +1,6 @@
 r"""Layers with parameters: :class:`Dense` and :class:`Dropout`.
 
-The notation is the seeds': a dense layer computes :math:`Z = XW + b` for a batch :math:`X` of
+In the usual notation, a dense layer computes :math:`Z = XW + b` for a batch :math:`X` of
 shape ``(m, in_features)``, with :math:`W` of shape ``(in_features, out_features)``. Its backward
 pass, given :math:`G = \partial E / \partial Z`, is the chain rule three times over:
 
@@ -10,8 +10,7 @@ pass, given :math:`G = \partial E / \partial Z`, is the chain rule three times o
     \frac{\partial E}{\partial b} = \mathbf{1}^\top G, \qquad
     \frac{\partial E}{\partial X} = G W^\top .
 
-The last one is what carries the error to the earlier layers (seed 002's question "how does this
-reach the earlier layers?").
+The last one is what carries the error back to the earlier layers.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ backpropagation from
 
 .. math:: \frac{\partial E}{\partial z} = \frac{1}{m}(\hat y - y),
 
-the famous result of seeds 002 and 004 (seed 002's :math:`X^\top(z - y)`). There is no division
+the well-known result for sigmoid + binary cross-entropy and softmax + cross-entropy (for a
+linear model it gives the gradient :math:`\frac{1}{m} X^\top(\hat y - y)`). There is no division
 by :math:`\hat y(1-\hat y)`, so a saturated output cannot produce NaN. The same holds for an
 identity output with squared error. Any other output activation with a probability loss (a tanh
 output with BCE, say) is refused with an error that names the fix.

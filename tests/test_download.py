@@ -1,0 +1,190 @@
+"""Downloading MNIST and Fashion-MNIST: the real download code (pooch) against a local HTTP server
+on 127.0.0.1 that serves the real files, a corrupted copy, or nothing. No test reaches the internet.
+"""
+
+import functools
+import hashlib
+import http.server
+import io
+import os
+import shutil
+import sys
+import threading
+
+import pytest
+
+from chainrule import download
+from chainrule.cli import main
+from chainrule.data import load_dataset
+
+pytest.importorskip("pooch")
+pytest.importorskip("platformdirs")
+
+FILES = list(download.DATASETS["mnist"].files)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def serve():
+    """serve(folder) -> the base URL of a local server for ``folder``; stopped after the test."""
+    servers = []
+
+    def start(folder):
+        handler = functools.partial(_QuietHandler, directory=str(folder))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    folder = tmp_path / "home"
+    monkeypatch.setenv("CHAINRULE_DATA_DIR", str(folder))
+    return folder
+
+
+def _sha256(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_every_published_hash_is_a_sha256():
+    for remote in download.DATASETS.values():
+        assert len(remote.files) == 4 and len(remote.mirrors) >= 1
+        for sha in remote.files.values():
+            assert len(sha) == 64 and int(sha, 16) >= 0
+        for url in remote.mirrors:
+            assert url.startswith(("https://", "http://")) and url.endswith("/")
+            assert "127.0.0.1" not in url and "localhost" not in url
+
+
+def test_fetch_downloads_verifies_and_keeps_the_files(shared_data, serve, home, monkeypatch):
+    monkeypatch.setenv("CHAINRULE_DATA_MIRROR", serve(shared_data))
+    old = os.umask(0o022)
+    try:
+        stream = io.StringIO()
+        folder = download.fetch("mnist", stream=stream)
+    finally:
+        os.umask(old)
+    assert folder == home / "mnist"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(FILES)  # no temporary files left
+    for name, sha in download.DATASETS["mnist"].files.items():
+        assert _sha256(folder / name) == sha
+        assert (folder / name).stat().st_mode & 0o777 == 0o644  # the umask, not 0600
+    text = stream.getvalue()
+    assert "Downloading http://127.0.0.1:" in text and "100%" in text and "9.9/9.9 MB" in text
+    ds = load_dataset("mnist", download=False)
+    assert ds.X.shape == (60000, 784) and ds.X_test.shape == (10000, 784)
+    # A second call finds the verified files and downloads nothing.
+    monkeypatch.setenv("CHAINRULE_DATA_MIRROR", "http://127.0.0.1:9/")
+    assert download.fetch("mnist", progress=False) == folder
+
+
+def test_corrupted_file_is_refused_and_not_kept(shared_data, serve, home, monkeypatch, tmp_path):
+    bad = tmp_path / "mirror" / "mnist"
+    bad.mkdir(parents=True)
+    for name in FILES:
+        shutil.copy(shared_data / "mnist" / name, bad / name)
+    raw = bytearray((bad / "train-labels-idx1-ubyte.gz").read_bytes())
+    raw[100] ^= 0xFF  # one flipped byte
+    (bad / "train-labels-idx1-ubyte.gz").write_bytes(bytes(raw))
+    monkeypatch.setenv("CHAINRULE_DATA_MIRROR", serve(tmp_path / "mirror"))
+    with pytest.raises(download.DownloadError) as err:
+        download.fetch("mnist", progress=False)
+    message = str(err.value)
+    assert "train-labels-idx1-ubyte.gz has SHA-256" in message and "not kept" in message
+    assert download.DATASETS["mnist"].files["train-labels-idx1-ubyte.gz"] in message
+    assert "\n" not in message
+    kept = sorted(p.name for p in (home / "mnist").iterdir())
+    assert kept == ["train-images-idx3-ubyte.gz"]  # the good file before it, nothing else
+    assert download.cached_folder("mnist") is None
+
+
+def test_offline_gives_one_line_with_the_urls_and_the_folder(home, monkeypatch):
+    monkeypatch.delenv("CHAINRULE_DATA_MIRROR")
+    # Every public mirror replaced by a closed local port, so nothing leaves the machine.
+    closed = download.Remote(mirrors=("http://127.0.0.1:9/a/", "http://127.0.0.1:9/b/"),
+                             files=download.DATASETS["mnist"].files, reference="")
+    monkeypatch.setitem(download.DATASETS, "mnist", closed)
+    with pytest.raises(download.DownloadError) as err:
+        download.fetch("mnist", progress=False)
+    message = str(err.value)
+    assert "\n" not in message
+    assert "http://127.0.0.1:9/a/train-images-idx3-ubyte.gz: no connection" in message
+    assert "from http://127.0.0.1:9/a/ or http://127.0.0.1:9/b/ by hand" in message
+    assert f"put them in {home / 'mnist'}" in message
+    assert not (home / "mnist").exists() or not any((home / "mnist").iterdir())
+
+
+def test_missing_file_on_the_server_is_reported(serve, home, monkeypatch, tmp_path):
+    (tmp_path / "empty" / "fashion-mnist").mkdir(parents=True)
+    monkeypatch.setenv("CHAINRULE_DATA_MIRROR", serve(tmp_path / "empty"))
+    with pytest.raises(download.DownloadError, match=r"fashion-mnist/train-images-idx3-ubyte"
+                                                     r"\.gz: HTTP 404"):
+        download.fetch("fashion-mnist", progress=False)
+
+
+def test_cli_data_download_and_path(shared_data, serve, home, monkeypatch, capsys):
+    monkeypatch.setenv("CHAINRULE_DATA_MIRROR", serve(shared_data))
+    assert main(["data", "download", "fashion-mnist", "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert out == f"fashion-mnist: 4 files verified in {home / 'fashion-mnist'}\n" and err == ""
+    assert main(["data", "path", "mnist"]) == 0
+    assert capsys.readouterr().out == f"{home / 'mnist'}\n"
+
+
+def test_cli_data_download_offline_exits_1_with_one_line(home, capsys):
+    assert main(["data", "download", "mnist", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "chainrule data: error: Cannot download mnist" in err
+
+
+def test_cli_data_unknown_name_exits_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["data", "download", "cifar"])
+    assert exc.value.code == 2
+
+
+def test_train_downloads_on_first_use(shared_data, serve, home, monkeypatch, capsys):
+    # The default network on MNIST, from the local server; two epochs to keep the suite short
+    # (the default 30 epochs reach about 98%: see the README).
+    monkeypatch.setenv("CHAINRULE_DATA_MIRROR", serve(shared_data))
+    code = main(["train", "--data", "mnist", "--epochs", "2", "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "Downloading http://127.0.0.1:" in err
+    accuracy = float(out.rsplit("Test accuracy: ", 1)[1].rstrip("%\n"))
+    assert accuracy >= 96.0
+    assert download.cached_folder("mnist") == home / "mnist"
+
+
+def test_missing_pooch_names_the_extra(home, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pooch", None)
+    with pytest.raises(ImportError) as err:
+        download.fetch("mnist")
+    message = str(err.value)
+    assert 'pip install ".[data]"' in message and "chainrule[data]" in message
+    assert "\n" not in message
+
+
+def test_plain_progress_bar_on_a_pipe():
+    stream = io.StringIO()
+    bar = download._Bar("mnist/x.gz", stream)
+    bar.total = 2_000_000
+    for _ in range(4):
+        bar.update(500_000)
+    bar.reset()
+    bar.update(2_000_000)
+    bar.close()
+    # Not a terminal: one line at the end, no carriage returns.
+    assert stream.getvalue() == f"mnist/x.gz [{'#' * 30}] 100% 2.0/2.0 MB\n"
+
