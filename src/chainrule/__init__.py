@@ -5,9 +5,7 @@ NumPy. The derivation engine (SymPy), the plots (matplotlib) and the scikit-lear
 load only when first used, so ``import chainrule`` stays fast.
 """
 
-from __future__ import annotations
-
-import importlib
+import importlib as _importlib
 
 __version__ = "0.1.0"
 
@@ -17,11 +15,12 @@ _LAZY = {
     "losses": ("chainrule.losses", None),
     "optim": ("chainrule.optim", None),
     "data": ("chainrule.data", None),
+    "download": ("chainrule.download", None),
     "load": ("chainrule.nn.model", "load"),
     "derive": ("chainrule.derivation", "derive"),
     "gradcheck": ("chainrule.gradient_check", "gradcheck"),
     "check_model": ("chainrule.gradient_check", "check_model"),
-    "sklearn": ("chainrule.sklearn", None),  # needs scikit-learn: pip install chainrule[sklearn]
+    "sklearn": ("chainrule.sklearn", None),  # needs the optional extra "sklearn"
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -32,11 +31,19 @@ def __getattr__(name: str):
         module_name, attr = _LAZY[name]
     except KeyError:
         raise AttributeError(f"module 'chainrule' has no attribute {name!r}") from None
-    module = importlib.import_module(module_name)
-    value = module if attr is None else getattr(module, attr)
+    try:
+        module = _importlib.import_module(module_name)
+        value = module if attr is None else getattr(module, attr)
+    except ModuleNotFoundError as exc:
+        from chainrule._extras import EXTRAS, missing_extra
+
+        if (exc.name or "").split(".")[0] not in EXTRAS:
+            raise
+        raise missing_extra(exc, f"chainrule.{name}") from None
     globals()[name] = value
     return value
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    # The public names only: not the helpers of this module, nor dunders other than __version__.
+    return sorted(__all__)

@@ -15,6 +15,9 @@ def save_png(fig, path, dpi: int = 100) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=dpi, format="png")
+        umask = os.umask(0)  # mkstemp made the file 0600: give it the mode open() would
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -63,6 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("chainrule: interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as exc:
+        from chainrule._extras import EXTRAS, missing_extra
+
+        known = (exc.name or "").split(".")[0] in EXTRAS
+        message = missing_extra(exc, f"chainrule {args.command}") if known else exc
+        print(f"chainrule {args.command}: error: {message}", file=sys.stderr)
+        return 1
     except (CommandError, ValueError, OSError, KeyError, ImportError, FloatingPointError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"chainrule {args.command}: error: {message}", file=sys.stderr)

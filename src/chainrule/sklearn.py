@@ -59,7 +59,14 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
-import scipy.sparse as sp
+
+try:  # one line naming the extra, instead of a traceback ending in "No module named 'scipy'"
+    import scipy.sparse as sp
+    import sklearn  # noqa: F401
+except ModuleNotFoundError as _exc:
+    from chainrule._extras import missing_extra
+
+    raise missing_extra(_exc, "chainrule.sklearn", "sklearn") from None
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score

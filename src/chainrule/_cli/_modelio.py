@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 
-def load_model_and_data(model_path: str, data: str, target: str | None):
-    """The model, and the dataset's features (test split when it has one) scaled as in training."""
+def load_model_and_data(model_path: str, data: str, target: str | None,
+                        held_out: bool | None = None):
+    """The model, and the dataset's features (test split when it has one) scaled as in training.
+
+    With ``held_out`` True, data without a test split of its own that the model was trained on (same
+    name and size) is split again as in training, and only the held-out rows are returned;
+    with ``held_out`` True or False a fourth value says which rows were used.
+    """
     import numpy as np
 
     import chainrule
@@ -13,6 +19,14 @@ def load_model_and_data(model_path: str, data: str, target: str | None):
     model = chainrule.load(model_path)
     ds = cdata.load_dataset(data, target=target)
     X, y = (ds.X_test, ds.y_test) if ds.X_test is not None else (ds.X, ds.y)
+    rows = "test split" if ds.X_test is not None else "all rows"
+    split = (model.preprocessing or {}).get("split")
+    if (held_out and ds.X_test is None and isinstance(split, dict)
+            and split.get("data") == ds.name and split.get("samples") == len(ds.X)):
+        from chainrule._cli.train import split_dataset
+
+        _, _, X, y = split_dataset(ds, float(split["test_size"]), int(split["seed"]))
+        rows = "held-out test rows"
     y_values = None if y is None else np.asarray(y)
     if (
         target is None
@@ -34,4 +48,6 @@ def load_model_and_data(model_path: str, data: str, target: str | None):
             f"{data} has {X.shape[1] if X.ndim == 2 else X.shape} features but the model "
             f"{model_path} expects {model.in_features}"
         )
+    if held_out is not None:
+        return model, X, y, rows
     return model, X, y

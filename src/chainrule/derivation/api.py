@@ -147,7 +147,7 @@ def derive_activation(name: str, method: str | None = None) -> Derivation:
     steps.append(tree)
     simplified = tidy(tree.after)
     if simplified != tree.after:
-        steps.append(Step("simplify", tree.after, simplified, None, "simplify: {a} = {b}",
+        steps.append(Step("simplify", tree.after, simplified, None, "{a} = {b}",
                           {"a": tree.after, "b": simplified}, kind="equal", title="Simplify"))
     _check(simplified, start, x, f"{act}'")
     out = library.output_derivative(act, yhat)
@@ -188,7 +188,7 @@ def derive_loss(name: str, *, half: bool = False, method: str | None = None) -> 
                   title="Setup"), tree]
     simplified = tidy(tree.after)
     if simplified != tree.after:
-        steps.append(Step("simplify", tree.after, simplified, None, "simplify: {a} = {b}",
+        steps.append(Step("simplify", tree.after, simplified, None, "{a} = {b}",
                           {"a": tree.after, "b": simplified}, kind="equal", title="Simplify"))
     _check(simplified, E, pred, f"d{lss}/d{pred}")
     singularities, warnings = [], []
@@ -219,7 +219,7 @@ def derive_formula(
     steps = [tree]
     simplified = tidy(tree.after)
     if simplified != tree.after:
-        steps.append(Step("simplify", tree.after, simplified, None, "simplify: {a} = {b}",
+        steps.append(Step("simplify", tree.after, simplified, None, "{a} = {b}",
                           {"a": tree.after, "b": simplified}, kind="equal", title="Simplify"))
     _check(simplified, expr, var, f"d/d{var} {text or expr}")
     out = None

@@ -174,7 +174,7 @@ def _sample_point(var, cond, earlier):
 
 
 def _simplify_step(before, after, name: str) -> Step:
-    return Step("simplify", before, after, None, "simplify " + name + ": {a} = {b}",
+    return Step("simplify", before, after, None, name + ": {a} = {b}",
                 {"a": before, "b": after}, kind="equal", title="Simplify")
 
 

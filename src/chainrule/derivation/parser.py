@@ -118,6 +118,12 @@ def parse_expression(text: str, symbols: Iterable[str] | None = None) -> sympy.E
     try:
         tree = ast.parse(source[lead:], mode="eval")
     except SyntaxError as exc:
+        if not exc.offset:  # Python's offset 0: the text ended where more was expected
+            end = len(text.rstrip())
+            raise FormulaError(
+                f"cannot parse {text.strip()!r}: it ends too early at column {end + 1} (after "
+                f"{text.strip()[-12:]!r}); an operand or a closing parenthesis is missing"
+            ) from None
         col = columns[min(lead + max((exc.offset or 1) - 1, 0), len(columns) - 1)]
         raise FormulaError(
             f"cannot parse {text.strip()!r}: {exc.msg} at column {col + 1} "

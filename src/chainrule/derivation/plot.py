@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import sympy
 
 from chainrule._figures import save_png
 from chainrule.derivation import library
@@ -38,6 +39,8 @@ def _curve(spec: str):
         definition = library.activation_definition(name, var)
         shown = d.result if d.result_output_form is None else d.result_output_form.subs(
             yhat, d.function)
+        if shown.has(sympy.Piecewise, sympy.ITE) or d.result.has(sympy.Piecewise):
+            shown = d.result  # substituting relu(x) into "yhat > 0" leaves raw SymPy conditions
         f_label = f"{name}({var}) = {to_text(definition)}"
         if to_text(definition) == f"{name}({var})":
             f_label = f"{name}({var})"

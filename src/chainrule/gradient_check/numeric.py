@@ -673,6 +673,8 @@ def check_model(
         inputs.append(h.copy())
         h = np.array(layer.forward(h.copy()), dtype=np.float64, copy=True)
     pred = h
+    if target.ndim == 1 and pred.ndim == 2 and pred.shape[1] == 1 and len(target) == len(pred):
+        target = target.reshape(-1, 1).astype(np.float64)  # 1-D labels, as fit accepts them
 
     checks: list[LayerCheck] = []
     for i, layer in enumerate(work.layers):
@@ -745,6 +747,17 @@ def _check_loss(loss_obj, pred, target, m, rtol, atol, eps, max_elements, rng) -
 
     def evaluate():
         return np.array([float(loss_obj.forward(p_work, target))])
+
+    from chainrule.losses import Loss
+
+    if isinstance(loss_obj, Loss):
+        # Validated once at the real point above; the nudged points skip the validation, so a
+        # loss whose input is constrained (CrossEntropy's rows summing to 1, which a one-entry
+        # nudge breaks) is differentiated as its formula, the function backward differentiates.
+        _, checked_target = loss_obj._check(pred.copy(), target)
+
+        def evaluate():
+            return np.array([float(loss_obj._forward(p_work, checked_target))])
 
     idx = _sample(pred.size, max_elements, rng)
     t, noise = _numeric_gradient(evaluate, p_work, pred, idx, eps, name)
