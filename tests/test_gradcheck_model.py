@@ -138,3 +138,43 @@ def test_bad_arguments(data):
         check_model(_model(), X, y, 3)
     with pytest.raises(ValueError, match="max_elements"):
         check_model(_model(), X, y, "bce", max_elements=0)
+
+
+# --- a softmax output with cross-entropy, and 1-D labels ------------------------------------------
+
+
+def _softmax_model():
+    from chainrule.nn import Softmax
+
+    return Sequential([Dense(3, 4), Tanh(), Dense(4, 3), Softmax()], seed=0)
+
+
+def test_softmax_with_cross_entropy_passes(rng):
+    # Each finite-difference nudge of one probability leaves the row's sum off 1, which
+    # CrossEntropy's forward refuses; the check must still compare -t/p with the numbers.
+    X, labels = rng.normal(size=(6, 3)), np.array([0, 1, 2, 0, 1, 2])
+    assert check_model(_softmax_model(), X, labels, "ce").passed
+    assert check_model(_softmax_model(), X, np.eye(3)[labels], "ce").passed
+
+
+def test_a_broken_cross_entropy_is_still_caught(rng):
+    from chainrule.losses import CrossEntropy
+
+    class ForgetsTheMinus(CrossEntropy):
+        def backward(self):
+            return -super().backward()
+
+    X, labels = rng.normal(size=(6, 3)), np.array([0, 1, 2, 0, 1, 2])
+    report = check_model(_softmax_model(), X, labels, ForgetsTheMinus())
+    assert not report.passed and report.layer.startswith("the loss")
+    assert report.kind == "sign_flipped"
+
+
+def test_one_dimensional_labels_for_a_sigmoid_model(data):
+    X, y = data
+    # fit accepts 1-D labels for a one-unit sigmoid output; so does the check.
+    report = check_model(_model(), X, y[:, 0], "bce")
+    assert report.passed
+    assert check_model(_model(), X, y[:, 0].astype(bool), "bce").passed
+    broken = check_model(_model(middle=FlippedWeightGradient), X, y[:, 0], "bce")
+    assert not broken.passed and broken.layer_index == 2

@@ -74,7 +74,8 @@ def test_no_file_refers_to_what_users_cannot_see():
 @pytest.mark.parametrize("line", [
     "the confusion of seed 000", "Seed 001's sigmoid", "SEED_002 = ...", "the seeds' real question",
     "Audit of issues 2 and 3", "issue 11", "def test_the_issue_list", "ISSUE_KINDS = [...]",
-    "on this shared machine", "Measured on this project's machine", "the targets the project set itself", "data from ../shared/data",
+    "on this shared machine", "Measured on this project's machine",
+    "the targets the project set itself", "data from ../shared/data",
     "uv pip install --find-links /opt/wheels torch", "from a local wheel folder",
 ])
 def test_the_patterns_catch_what_they_are_for(line):

@@ -745,18 +745,19 @@ def _check_loss(loss_obj, pred, target, m, rtol, atol, eps, max_elements, rng) -
     loss_obj.forward(p_work.copy(), target)
     g = np.array(loss_obj.backward(), dtype=np.float64, copy=True)
 
-    def evaluate():
-        return np.array([float(loss_obj.forward(p_work, target))])
-
     from chainrule.losses import Loss
 
-    if isinstance(loss_obj, Loss):
-        # Validated once at the real point above; the nudged points skip the validation, so a
-        # loss whose input is constrained (CrossEntropy's rows summing to 1, which a one-entry
-        # nudge breaks) is differentiated as its formula, the function backward differentiates.
-        _, checked_target = loss_obj._check(pred.copy(), target)
+    checked_target = loss_obj._check(pred.copy(), target)[1] if isinstance(loss_obj, Loss) else None
 
-        def evaluate():
+    def evaluate():
+        try:
+            return np.array([float(loss_obj.forward(p_work, target))])
+        except ValueError:
+            if checked_target is None:
+                raise
+            # A nudge of one entry can leave the loss's domain (CrossEntropy's rows must sum to
+            # 1): the input was validated at the real point above, so evaluate the formula
+            # itself there, the function whose gradient backward returns.
             return np.array([float(loss_obj._forward(p_work, checked_target))])
 
     idx = _sample(pred.size, max_elements, rng)
