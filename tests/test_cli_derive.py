@@ -83,3 +83,12 @@ def test_timeout_gives_up_in_one_line_and_leaves_nothing_behind(capsys):
     # the engine is still usable afterwards, and a generous limit changes nothing
     assert main(["derive", "sigmoid", "--timeout", "30"]) == 0
     assert "yhat(1 - yhat)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["x*sigmoid(x)"], ["--activation", "tanh", "--loss", "bce"]])
+def test_simplify_steps_say_simplify_once(argv, capsys):
+    assert main(["derive", *argv]) == 0
+    out = capsys.readouterr().out
+    steps = [line for line in out.splitlines() if "Simplify" in line]
+    assert steps  # the step is there, titled once
+    assert all(line.lower().count("simplify") == 1 for line in steps), steps

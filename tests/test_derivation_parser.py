@@ -178,3 +178,11 @@ def test_arbitrary_text_raises_only_formula_error(text):
     except FormulaError:
         return
     assert isinstance(result, sympy.Expr)
+
+
+@pytest.mark.parametrize("text, column", [("x**", 4), ("x +", 4), ("sin(x) *", 9)])
+def test_a_formula_that_ends_too_early_points_at_its_end(text, column):
+    # Python reports offset 0 for an unexpected end; the column must be where the operand is
+    # missing, not column 1.
+    with pytest.raises(FormulaError, match=rf"ends too early at column {column} "):
+        parse_expression(text)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from chainrule._figures import save_png
@@ -35,3 +37,14 @@ def test_a_successful_write_replaces_the_file(tmp_path):
     assert save_png(_Figure(), target) == target
     assert target.read_bytes() == b"\x89PNG whole"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["act.png"]
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_the_png_gets_the_mode_the_umask_gives(tmp_path, umask, mode):
+    # The temporary file starts as 0600; the image must end as any file open() would write.
+    old = os.umask(umask)
+    try:
+        target = save_png(_Figure(), tmp_path / "act.png")
+    finally:
+        os.umask(old)
+    assert target.stat().st_mode & 0o777 == mode

@@ -44,3 +44,16 @@ def test_bad_requests_exit_1(tmp_path, capsys):
 def test_too_many_curves():
     with pytest.raises(ValueError, match="at most 8"):
         plot_functions(["sigmoid"] * 9, "x.png")
+
+
+@pytest.mark.parametrize("name, label", [
+    ("relu", "relu'(x) = {1 for x > 0; 0 otherwise}"),
+    ("leaky_relu", "leaky_relu'(x) = {1 for x > 0; α otherwise}"),
+    ("sigmoid", "sigmoid'(x) = σ(x)(1 - σ(x))"),
+])
+def test_derivative_labels_read_as_the_text_output(name, label):
+    from chainrule.derivation.plot import _curve
+
+    _, df_label, *_ = _curve(name)
+    assert df_label == label
+    assert "ITE" not in df_label and "Piecewise" not in df_label and "Max" not in df_label
