@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from chainrule._checks import as_float_array
+from chainrule._extras import install_hint
 
 __all__ = [
     "BUILTINS",
@@ -603,7 +604,7 @@ def _sklearn_data_folder() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ImportError(
             "The built-in data sets are the files that scikit-learn ships, and scikit-learn is "
-            'not installed: pip install "chainrule[sklearn]", or pass a CSV or NPZ file.'
+            f"not installed: {install_hint('sklearn')}; or pass a CSV or NPZ file."
         )
     return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
 
@@ -611,7 +612,7 @@ def _sklearn_data_folder() -> Path:
 def _read_text(path: Path) -> str:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: this scikit-learn has no such data file; reinstall "
-                                'it (pip install "chainrule[sklearn]") or pass a CSV or NPZ file.')
+                                f"it ({install_hint('sklearn')}) or pass a CSV or NPZ file.")
     return _read_bytes(path).decode("utf-8")
 
 
