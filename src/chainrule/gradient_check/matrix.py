@@ -59,6 +59,14 @@ class MatrixFormulaError(ValueError):
     """A matrix formula that the whitelist refuses, or whose shapes do not fit."""
 
 
+class _ShapeMismatch(MatrixFormulaError):
+    """Shapes that cannot multiply or add: a verdict on the gradient, with the mistake's kind."""
+
+    def __init__(self, message: str, kind: str):
+        super().__init__(message)
+        self.kind = kind
+
+
 @dataclass
 class Finding:
     """One mistake: the user's formula (``term``), the ``problem``, what it ``should_be`` and the
@@ -489,11 +497,11 @@ class _Evaluator:
             np.broadcast_shapes(np.shape(left), np.shape(right))
         except ValueError:
             symbol = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}[type(op)]
-            raise MatrixFormulaError(
+            raise _ShapeMismatch(
                 f"shapes that do not match in {self.segment(node)!r}: "
                 f"{self.segment(node.left)!r} is {self.shape(left)} and "
                 f"{self.segment(node.right)!r} is {self.shape(right)}; element-wise {symbol} "
-                "needs equal shapes (or a row or column that broadcasts).") from None
+                "needs equal shapes (or a row or column that broadcasts).", "shape") from None
         with np.errstate(all="ignore"):
             return func(left, right)
 
@@ -505,11 +513,11 @@ class _Evaluator:
         except ValueError:
             pass
         a, b = self.factor(node.left), self.factor(node.right)
-        fix = self.matmul_fix(node, left, right, a, b)
-        raise MatrixFormulaError(
+        kind, fix = self.matmul_fix(node, left, right, a, b)
+        raise _ShapeMismatch(
             f"shapes that cannot multiply in {self.segment(node)!r}: {a} is "
             f"{self.shape(left)} and {b} is {self.shape(right)}, and @ needs the columns "
-            f"of the left factor to match the rows of the right one. {fix}")
+            f"of the left factor to match the rows of the right one. {fix}", kind)
 
     def matmul_fix(self, node, left, right, a, b) -> str:
         def fits(x, y):
@@ -522,18 +530,22 @@ class _Evaluator:
             return isinstance(n, ast.Attribute) and n.attr == "T"
 
         if is_t(node.right) and fits(left, right.T):
-            return f"The transpose on {b} is extra: {a} @ {self.factor(node.right.value)} fits."
+            return "transpose_extra", (f"The transpose on {b} is extra: {a} @ "
+                                       f"{self.factor(node.right.value)} fits.")
         if is_t(node.left) and fits(left.T, right):
-            return f"The transpose on {a} is extra: {self.factor(node.left.value)} @ {b} fits."
+            return "transpose_extra", (f"The transpose on {a} is extra: "
+                                       f"{self.factor(node.left.value)} @ {b} fits.")
         if fits(right, left):
-            return f"The factors are in the wrong order: {b} @ {a} fits."
+            return "factor_order", f"The factors are in the wrong order: {b} @ {a} fits."
         if np.ndim(right) == 2 and fits(left, right.T):
-            return f"A transpose is missing: {a} @ {b}.T fits."
+            return "transpose_missing", f"A transpose is missing: {a} @ {b}.T fits."
         if np.ndim(left) == 2 and fits(left.T, right):
-            return f"A transpose is missing: {a}.T @ {b} fits."
+            return "transpose_missing", f"A transpose is missing: {a}.T @ {b} fits."
         if np.ndim(left) == 2 and np.ndim(right) == 2 and fits(right.T, left.T):
-            return f"The factors are in the wrong order and transposed: {b}.T @ {a}.T fits."
-        return "Write the shapes of the factors under the formula to find the one that differs."
+            return "factor_order", (f"The factors are in the wrong order and transposed: "
+                                    f"{b}.T @ {a}.T fits.")
+        return "shape", ("Write the shapes of the factors under the formula to find the one "
+                         "that differs.")
 
     def _Attribute(self, node, depth):
         if node.attr == "T":
@@ -564,6 +576,13 @@ class _Evaluator:
             name = func.id
         else:
             raise self.fail(func, "unsupported call of", "call a known function by its name")
+        known = (name in _REDUCE or name == "transpose" or name in _UNARY
+                 or name in self.forward or name in self.derivative)
+        if not known:
+            raise self.fail(func, "unknown function",
+                            "use an activation (sigmoid, tanh, relu, softmax, ...), its "
+                            "derivative (sigmoid_prime, tanh_prime, relu_prime, ...), exp, log, "
+                            "sqrt, abs, sum or mean")
         if any(isinstance(a, ast.Starred) for a in node.args):
             raise self.fail(node, "starred arguments are not supported in", f"write {name}(A)")
         args = [self.run(a, depth) for a in node.args]
@@ -653,7 +672,8 @@ def _parse(formula: str) -> ast.AST:
 
 
 def _evaluate(tree, text, spec, cfg, symbols=None) -> np.ndarray:
-    value = _Evaluator(text, spec, _environment(spec, cfg), symbols).run(tree)
+    with np.errstate(all="ignore"):
+        value = _Evaluator(text, spec, _environment(spec, cfg), symbols).run(tree)
     return np.asarray(value, dtype=np.float64)
 
 
@@ -1081,17 +1101,25 @@ def check_matrix(
         if not _close(t[node], numeric):  # pragma: no cover - a defect, never an answer
             raise RuntimeError(f"the backward pass disagrees with finite differences for "
                                f"{node}; please report this with the formula.")
-    G_all = [_evaluate(tree, shown, spec, c, symbols if i == 0 else None)
-             for i, c in enumerate(configs)]
+    derivative = _gradient_text(spec, kind, layer)
+    of = _title(spec, bias)
+    shapes = _shape_table(spec, configs[0], symbols, kind, layer, bias)
+    checked = [{"m": c.m, "sizes": list(c.sizes)} for c in configs]
+    try:
+        G_all = [_evaluate(tree, shown, spec, c, symbols if i == 0 else None)
+                 for i, c in enumerate(configs)]
+    except _ShapeMismatch as exc:
+        message = str(exc)
+        return MatrixCheck(
+            False, shown, derivative, derivative, variable, of, "numeric", exc.kind,
+            [Finding(shown, exc.kind.replace("_", " "), derivative)],
+            f"Not correct: your {subject}, {shown}, cannot be the gradient of the {of}, which is "
+            f"{derivative}: it has {message[0].lower()}{message[1:]}", shapes, checked)
     for G, c in zip(G_all, configs, strict=True):
         if not np.all(np.isfinite(G)):
             raise MatrixFormulaError(
                 f"{shown!r} gives NaN or infinite values on finite matrices (m = {c.m}): a "
                 "log or a division of 0 somewhere.")
-    derivative = _gradient_text(spec, kind, layer)
-    of = _title(spec, bias)
-    shapes = _shape_table(spec, configs[0], symbols, kind, layer, bias)
-    checked = [{"m": c.m, "sizes": list(c.sizes)} for c in configs]
     sizes_text = "; ".join(_sizes_text(spec, c) for c in configs)
 
     def result(correct, kind_name, findings, paragraph):
