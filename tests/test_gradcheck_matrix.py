@@ -15,7 +15,6 @@ from chainrule.gradient_check.matrix import (
     _backward,
     _build_spec,
     _configs,
-    _derivative_texts,
     _finite_difference,
     check_matrix,
 )
@@ -149,7 +148,7 @@ def test_the_printed_gradient_is_judged_correct_for_every_activation(acts, loss)
 @pytest.mark.parametrize("depth", [1, 2, 3, 4])
 @pytest.mark.parametrize("wrt", ["W1", "b1", "Z1"])
 def test_the_printed_gradient_through_every_depth(depth, wrt):
-    acts = ",".join(["tanh", "relu", "sigmoid", "elu"][:depth - 1] + ["sigmoid"])
+    acts = ",".join([*["tanh", "relu", "sigmoid", "elu"][:depth - 1], "sigmoid"])
     result = check_matrix("X.T @ (Yhat - Y) / m", network=acts, loss="bce", wrt=wrt)
     formula = _inline(result.derivative)
     assert check_matrix(formula, network=acts, loss="bce", wrt=wrt).correct, formula

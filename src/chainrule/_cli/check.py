@@ -59,8 +59,10 @@ def register(subparsers) -> None:
             "  names: X (m×n), Y or T (m×k), Yhat, P or O (m×k), m; one layer: W (n×k), b (k),\n"
             "         Z (m×k); a network: W1, b1, Z1, H1 (m×h1), ..., the last H is Yhat\n"
             "  syntax: @ .T + - * / ** (Z > 0) sum(A, axis=0) A.sum(axis=0) mean exp log sqrt\n"
-            "          abs, the activations sigmoid(Z), ... and their derivatives sigmoid_prime(Z)\n"
-            '  chainrule check --layer --activation sigmoid --loss bce "X.T @ (sigmoid(X @ W) - Y) / m"\n'
+            "          abs, the activations sigmoid(Z), ... and their derivatives\n"
+            "          sigmoid_prime(Z), ...\n"
+            "  chainrule check --layer --activation sigmoid --loss bce \\\n"
+            '      "X.T @ (sigmoid(X @ W) - Y) / m"\n'
             '  chainrule check --network relu,sigmoid --loss bce --wrt W1 \\\n'
             '      "X.T @ (((Yhat - Y) @ W2.T) * (Z1 > 0)) / m"'
         ),

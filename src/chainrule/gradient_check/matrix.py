@@ -590,7 +590,8 @@ class _Evaluator:
             args.insert(0, self.run(receiver, depth))
         keywords = {}
         for kw in node.keywords:
-            if kw.arg not in ("axis", "keepdims") or not isinstance(kw.value, ast.Constant | ast.UnaryOp):
+            if kw.arg not in ("axis", "keepdims") or not isinstance(
+                    kw.value, ast.Constant | ast.UnaryOp):
                 raise self.fail(node, "unsupported keyword in",
                                 "only axis=0 or 1 and keepdims=True are allowed")
             value = kw.value
@@ -612,10 +613,11 @@ class _Evaluator:
                 keywords["axis"] = int(args.pop())
             if len(args) != 1:
                 raise self.fail(node, f"{name} takes one array in", f"write {name}(A, axis=0)")
+            if self.spec.lower and "axis" not in keywords:
+                keywords.update(axis=-1, keepdims=True)  # over the k outputs of one example
             try:
                 return _REDUCE[name](args[0], **keywords)
-            except (ValueError, np.exceptions.AxisError if hasattr(np, "exceptions") else
-                    ValueError) as exc:
+            except ValueError as exc:  # numpy's AxisError is a ValueError
                 raise self.fail(node, "cannot reduce", f"{exc}") from None
         if keywords:
             raise self.fail(node, "keyword arguments are not supported in", f"write {name}(A)")
@@ -728,7 +730,7 @@ def _wrt_node(spec: _Spec, wrt: str) -> tuple[str, int]:
     if text in aliases:
         return aliases[text]
     kind, number = text[:1], text[1:]
-    if kind in ("W", "b", "Z", "H") and (number == "" and spec.single or number.isdigit()):
+    if kind in ("W", "b", "Z", "H") and ((number == "" and spec.single) or number.isdigit()):
         layer = 1 if number == "" else int(number)
         low = 0 if kind == "H" else 1
         if low <= layer <= L:
@@ -845,7 +847,13 @@ def _mistake_sentence(kind: str, layer: int, spec: _Spec) -> tuple[str, str]:
             "element-wise, but every output depends on every input, ∂p_i/∂z_j = p_i(δ_ij - p_j), "
             f"the matrix diag(p) - p pᵀ for each example; through it dE/d{Z} = "
             f"{H} * (G - sum(G * {H}, axis=1, keepdims=True)) for the upstream G = dE/d{H}"
-            + (" (with cross-entropy this collapses to P - T)" if spec.loss == "ce" else ""))
+            + (f" (with cross-entropy this collapses to {H} - {_target_name(spec)})"
+               if spec.loss == "ce" else ""))
+    if kind == "derivative_missing" and name == "softmax":
+        return "derivative_missing", (
+            f"the softmax's Jacobian is missing: the chain rule through {H} = softmax({Z}) "
+            f"multiplies dE/d{H} by diag(p) - p pᵀ for each example, which gives "
+            f"{H} * (G - sum(G * {H}, axis=1, keepdims=True)) for the upstream G = dE/d{H}")
     if kind == "derivative_missing":
         extra = ""
         if (name, spec.loss) in _FUSED and layer == len(spec.acts):
@@ -865,13 +873,15 @@ def _mistake_sentence(kind: str, layer: int, spec: _Spec) -> tuple[str, str]:
             f"the derivative {name}'({Z}) = {form} is applied twice{extra}")
     if kind == "derivative_at_output":
         return "derivative_wrong_array", (
-            f"the derivative g' is applied to the wrong array: {name}_prime({H}) instead of {name}_prime({Z}); "
+            f"the derivative g' is applied to the wrong array: {name}_prime({H}) instead of "
+            f"{name}_prime({Z}); "
             f"the derivative is taken at the activation's input {Z}"
             + (f", or in output form {form}" if name in ("sigmoid", "tanh") else ""))
     if kind == "output_form_at_input":
         wrong = f"{Z} * (1 - {Z})" if name == "sigmoid" else f"1 - {Z}**2"
         return "derivative_wrong_array", (
-            f"the derivative g' is applied to the wrong array: the output form of {name}' was fed the input, "
+            f"the derivative g' is applied to the wrong array: the output form of {name}' was "
+            f"fed the input, "
             f"{wrong}, where it takes the output, {form}")
     raise AssertionError(kind)  # pragma: no cover
 

@@ -641,7 +641,8 @@ def _inner_dropped(U, target: _Target, formula: str):
                 f"The chain rule's inner derivative was dropped: d/d{var.name} {_text(h)} = "
                 f"{full}, the outer derivative times d/d{var.name}({_text(g)}) = "
                 f"{_term_text(gp)}."
-            ), Finding(formula, f"missing factor {_term_text(gp)}", _text(_tidy(sympy.diff(E, var))),
+            ), Finding(formula, f"missing factor {_term_text(gp)}",
+                       _text(_tidy(sympy.diff(E, var))),
                        f"d/d{var.name} f(g) = f'(g)·g', with g' = {_term_text(gp)}")
     return None
 
