@@ -515,7 +515,7 @@ class _Evaluator:
         a, b = self.factor(node.left), self.factor(node.right)
         kind, fix = self.matmul_fix(node, left, right, a, b)
         raise _ShapeMismatch(
-            f"shapes that cannot multiply in {self.segment(node)!r}: {a} is "
+            f"shapes that cannot multiply: {a} is "
             f"{self.shape(left)} and {b} is {self.shape(right)}, and @ needs the columns "
             f"of the left factor to match the rows of the right one. {fix}", kind)
 
@@ -783,8 +783,7 @@ def _title(spec: _Spec, bias: bool) -> str:
         return (f"{mean}{loss}{over} of one dense layer, Z = X @ W{plus}, "
                 f"Yhat = {spec.acts[0]}(Z)")
     layers = ", ".join(spec.acts)
-    return (f"{mean}{loss}{over} of a {len(spec.acts)}-layer network ({layers}), "
-            f"Z_l = H_(l-1) @ W_l{plus}, H_l = g_l(Z_l)")
+    return f"{mean}{loss}{over} of a {len(spec.acts)}-layer network ({layers})"
 
 
 # --- naming the mistake ---------------------------------------------------------------------------

@@ -963,6 +963,11 @@ def check_formula(
     half:
         With ``loss="mse"``: the loss is :math:`\tfrac12(\hat y - y)^2`.
 
+    With ``activation="softmax"`` every output depends on every input: the formula (in ``p``,
+    ``t``, ``z``) is judged in vector form over k outputs by
+    :func:`chainrule.gradient_check.check_matrix`, whose :class:`MatrixCheck` has the same keys
+    plus the shapes.
+
     Raises
     ------
     chainrule.derivation.FormulaError
