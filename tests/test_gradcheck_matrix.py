@@ -283,3 +283,34 @@ def test_python_api_is_exposed():
     result = chainrule.check_matrix("X.T @ (Yhat - Y) / m", activation="sigmoid", loss="bce")
     assert isinstance(result, MatrixCheck) and result.correct
     assert str(result) == result.paragraph
+
+
+@pytest.mark.parametrize(("formula", "options", "kind", "then"), [
+    ("(Yhat - Y) @ X.T / m", LAYER_BCE, "factor_order",
+     "X.T @ (Yhat - Y) / m, the gradient is right"),
+    ("X @ (Yhat - Y)", LAYER_BCE, "transpose_missing", "1/m of the mean over the batch is missing"),
+    ("np.dot(Yhat - Y, X) / m", LAYER_BCE, "transpose_missing", "transpose of dE/dW"),
+    ("X @ (((Yhat - Y) @ W2) * (Z1 > 0)) / m", NET_BCE, "transpose_missing",
+     "X.T @ ((Yhat - Y) @ W2.T * (Z1 > 0)) / m, the gradient is right"),
+])
+def test_a_shape_fix_is_followed_by_what_remains_wrong(formula, options, kind, then):
+    result = check_matrix(formula, **options)
+    assert result.kind == kind and then in result.paragraph, result.paragraph
+
+
+@pytest.mark.parametrize("formula", [
+    "np.dot(X.T, Yhat - Y) / m",
+    "X.T.dot(Yhat - Y) / m",
+    "np.matmul(X.T, P - T) / m",
+    "1/m * X.T @ (Yhat - Y)",
+])
+def test_numpy_spellings_of_the_product_are_accepted(formula):
+    assert check_matrix(formula, **LAYER_BCE).correct
+
+
+@pytest.mark.parametrize("formula", [
+    "X.T @ (((Yhat - Y) @ W2.T) * (Z1 > 0).astype(float)) / m",
+    "X.T @ np.multiply((Yhat - Y) @ W2.T, np.where(Z1 > 0, 1, 0)) / m",
+])
+def test_numpy_spellings_of_the_relu_derivative(formula):
+    assert check_matrix(formula, **NET_BCE).correct

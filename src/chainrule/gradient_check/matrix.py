@@ -62,9 +62,29 @@ class MatrixFormulaError(ValueError):
 class _ShapeMismatch(MatrixFormulaError):
     """Shapes that cannot multiply or add: a verdict on the gradient, with the mistake's kind."""
 
-    def __init__(self, message: str, kind: str):
+    def __init__(self, message: str, kind: str, target=None, replacement=None):
         super().__init__(message)
         self.kind = kind
+        self.target = target  # the ast node to change, and what the fix puts there
+        self.replacement = replacement
+
+
+class _Replace(ast.NodeTransformer):
+    def __init__(self, target, replacement):
+        self.target, self.replacement = target, replacement
+
+    def visit(self, node):
+        if node is self.target:
+            return self.replacement
+        return self.generic_visit(node)
+
+
+def _t(node):
+    return ast.Attribute(value=node, attr="T", ctx=ast.Load())
+
+
+def _mm(left, right):
+    return ast.BinOp(left=left, op=ast.MatMult(), right=right)
 
 
 @dataclass
@@ -355,6 +375,10 @@ def _mistakes(spec: _Spec) -> list[tuple[str, int]]:
 
 _UNARY = {"exp": np.exp, "log": np.log, "sqrt": np.sqrt, "abs": np.abs}
 _REDUCE = {"sum": np.sum, "mean": np.mean}
+# Two- and three-argument functions of NumPy that people write in gradients.
+_BINARY = {"multiply": np.multiply, "maximum": np.maximum, "minimum": np.minimum}
+_PRODUCTS = ("dot", "matmul")
+_METHODS = ("sum", "mean", "transpose", "dot", "astype")
 _COMPARE = {ast.Gt: np.greater, ast.GtE: np.greater_equal, ast.Lt: np.less, ast.LtE: np.less_equal}
 
 
@@ -505,7 +529,7 @@ class _Evaluator:
         with np.errstate(all="ignore"):
             return func(left, right)
 
-    def matmul(self, node, left, right):
+    def matmul(self, node, left, right, origin=None):
         if np.ndim(left) == 0 or np.ndim(right) == 0:
             raise self.fail(node, "@ with a number in", "use * to scale, @ for matrix products")
         try:
@@ -513,11 +537,12 @@ class _Evaluator:
         except ValueError:
             pass
         a, b = self.factor(node.left), self.factor(node.right)
-        kind, fix = self.matmul_fix(node, left, right, a, b)
+        kind, fix, replacement = self.matmul_fix(node, left, right, a, b)
         raise _ShapeMismatch(
             f"shapes that cannot multiply: {a} is "
             f"{self.shape(left)} and {b} is {self.shape(right)}, and @ needs the columns "
-            f"of the left factor to match the rows of the right one. {fix}", kind)
+            f"of the left factor to match the rows of the right one. {fix}", kind,
+            origin if origin is not None else node, replacement)
 
     def matmul_fix(self, node, left, right, a, b) -> str:
         def fits(x, y):
@@ -529,23 +554,45 @@ class _Evaluator:
         def is_t(n):
             return isinstance(n, ast.Attribute) and n.attr == "T"
 
-        if is_t(node.right) and fits(left, right.T):
+        L, R = node.left, node.right
+        if is_t(R) and fits(left, right.T):
             return "transpose_extra", (f"The transpose on {b} is extra: {a} @ "
-                                       f"{self.factor(node.right.value)} fits.")
-        if is_t(node.left) and fits(left.T, right):
+                                       f"{self.factor(R.value)} fits."), _mm(L, R.value)
+        if is_t(L) and fits(left.T, right):
             return "transpose_extra", (f"The transpose on {a} is extra: "
-                                       f"{self.factor(node.left.value)} @ {b} fits.")
+                                       f"{self.factor(L.value)} @ {b} fits."), _mm(L.value, R)
         if fits(right, left):
-            return "factor_order", f"The factors are in the wrong order: {b} @ {a} fits."
+            return ("factor_order", f"The factors are in the wrong order: {b} @ {a} fits.",
+                    _mm(R, L))
         if np.ndim(right) == 2 and fits(left, right.T):
-            return "transpose_missing", f"A transpose is missing: {a} @ {b}.T fits."
+            return ("transpose_missing", f"A transpose is missing: {a} @ {b}.T fits.",
+                    _mm(L, _t(R)))
         if np.ndim(left) == 2 and fits(left.T, right):
-            return "transpose_missing", f"A transpose is missing: {a}.T @ {b} fits."
+            return ("transpose_missing", f"A transpose is missing: {a}.T @ {b} fits.",
+                    _mm(_t(L), R))
         if np.ndim(left) == 2 and np.ndim(right) == 2 and fits(right.T, left.T):
             return "factor_order", (f"The factors are in the wrong order and transposed: "
-                                    f"{b}.T @ {a}.T fits.")
+                                    f"{b}.T @ {a}.T fits."), _mm(_t(R), _t(L))
         return "shape", ("Write the shapes of the factors under the formula to find the one "
-                         "that differs.")
+                         "that differs."), None
+
+    def astype(self, node, receiver, depth):
+        kinds = ("float", "int", "float64", "float32", "np.float64", "np.float32", "bool")
+        if len(node.args) != 1 or node.keywords or self.segment(node.args[0]) not in kinds:
+            raise self.fail(node, "unsupported conversion", "write .astype(float)")
+        return np.asarray(self.run(receiver, depth), dtype=np.float64)
+
+    def elementwise(self, node, nodes, args, func, name):
+        try:
+            np.broadcast_shapes(*(np.shape(a) for a in args))
+        except ValueError:
+            shapes = " and ".join(f"{self.factor(n)} is {self.shape(a)}"
+                                  for n, a in zip(nodes, args, strict=True))
+            raise _ShapeMismatch(
+                f"shapes that do not match in {self.segment(node)!r}: {shapes}; {name} works "
+                "element by element and needs equal shapes.", "shape") from None
+        with np.errstate(all="ignore"):
+            return np.asarray(func(*args), dtype=np.float64)
 
     def _Attribute(self, node, depth):
         if node.attr == "T":
@@ -569,14 +616,17 @@ class _Evaluator:
             name = func.attr
         elif isinstance(func, ast.Attribute):
             name, receiver = func.attr, func.value
-            if name not in _REDUCE and name != "transpose":
+            if name not in _METHODS:
                 raise self.fail(func, "unsupported method", "the methods are .sum(axis=0), "
-                                ".mean(axis=0) and .transpose()")
+                                ".mean(axis=0), .transpose(), .dot(B) and .astype(float)")
+            if name == "astype":
+                return self.astype(node, receiver, depth)
         elif isinstance(func, ast.Name):
             name = func.id
         else:
             raise self.fail(func, "unsupported call of", "call a known function by its name")
-        known = (name in _REDUCE or name == "transpose" or name in _UNARY
+        known = (name in _REDUCE or name == "transpose" or name in _UNARY or name in _BINARY
+                 or name in _PRODUCTS or name == "where"
                  or name in self.forward or name in self.derivative)
         if not known:
             raise self.fail(func, "unknown function",
@@ -621,6 +671,19 @@ class _Evaluator:
                 raise self.fail(node, "cannot reduce", f"{exc}") from None
         if keywords:
             raise self.fail(node, "keyword arguments are not supported in", f"write {name}(A)")
+        nodes = ([receiver] if receiver is not None else []) + list(node.args)
+        if name in _PRODUCTS or name in _BINARY:
+            if len(args) != 2:
+                raise self.fail(node, f"{name} takes two arguments in", f"write {name}(A, B)")
+            if name in _PRODUCTS:
+                product = ast.BinOp(left=nodes[0], op=ast.MatMult(), right=nodes[1])
+                return self.matmul(product, args[0], args[1], origin=node)
+            return self.elementwise(node, nodes, args, _BINARY[name], name)
+        if name == "where":
+            if len(args) != 3:
+                raise self.fail(node, "where takes three arguments in",
+                                "write where(Z > 0, 1, 0)")
+            return self.elementwise(node, nodes, args, np.where, name)
         if len(args) != 1:
             raise self.fail(node, f"{name} takes one argument, got {len(args)}, in",
                             f"write {name}(A)")
@@ -1055,6 +1118,7 @@ def check_matrix(
     half: bool = False,
     seed: int = 0,
     _vector: bool = False,
+    _depth: int = 0,
 ) -> MatrixCheck:
     r"""Check the hand-written matrix gradient ``formula`` and name the mistake.
 
@@ -1119,11 +1183,26 @@ def check_matrix(
                  for i, c in enumerate(configs)]
     except _ShapeMismatch as exc:
         message = str(exc)
+        sentence = f"It has {message[0].lower()}{message[1:]}"
+        if exc.replacement is not None and _depth < 3:
+            fixed = ast.unparse(_Replace(exc.target, exc.replacement).visit(tree))
+            try:
+                again = check_matrix(fixed, loss=loss, activation=activation, network=network,
+                                     wrt=wrt, mean=mean, half=half, seed=seed, _vector=_vector,
+                                     _depth=_depth + 1)
+            except MatrixFormulaError:
+                again = None
+            if again is not None and again.correct:
+                sentence += f" With that change, {fixed}, the gradient is right."
+            elif again is not None and again.findings and again.findings[0].rule:
+                rest = again.findings[0].rule
+                sentence += (f" With that change, {fixed}, it is still wrong: "
+                             f"{rest[:1].lower()}{rest[1:]}")
         return MatrixCheck(
             False, shown, derivative, derivative, variable, of, "numeric", exc.kind,
-            [Finding(shown, exc.kind.replace("_", " "), derivative)],
+            [Finding(shown, exc.kind.replace("_", " "), derivative, sentence)],
             f"Not correct: your {subject}, {shown}, cannot be the gradient of the {of}, which is "
-            f"{derivative}: it has {message[0].lower()}{message[1:]}", shapes, checked)
+            f"{derivative}. {sentence}", shapes, checked)
     for G, c in zip(G_all, configs, strict=True):
         if not np.all(np.isfinite(G)):
             raise MatrixFormulaError(
@@ -1153,7 +1232,7 @@ def check_matrix(
     if found is not None:
         kind_name, sentence = found
         sentence = sentence[:1].upper() + sentence[1:]
-        finding = Finding(shown, kind_name.replace("_", " "), derivative)
+        finding = Finding(shown, kind_name.replace("_", " "), derivative, f"{sentence}.")
         return result(False, kind_name, [finding], f"{head} {sentence}.")
     G0, T0 = G_all[0], truths[0][node]
     if G0.shape != T0.shape:
@@ -1161,14 +1240,15 @@ def check_matrix(
         got = "×".join(symbols.get(s, str(s)) for s in G0.shape) or "a number"
         sentence = (f"Your formula gives a {got} array, but {subject} has the shape of "
                     f"{variable}, {want}; no single mistake of the catalogue explains the rest.")
-        return result(False, "shape", [Finding(shown, "shape", derivative)], f"{head} {sentence}")
+        return result(False, "shape", [Finding(shown, "shape", derivative, sentence)],
+                      f"{head} {sentence}")
     idx = np.unravel_index(int(np.argmax(np.abs(G0 - T0))), T0.shape)
     where = ", ".join(str(int(i)) for i in idx)
     sentence = (f"No single mistake of the catalogue explains it (a transpose, the order of "
                 f"the factors, the 1/m, g'(Z), the sign, the softmax Jacobian, another layer): "
                 f"at [{where}] with m = {configs[0].m} your formula gives {G0[idx]:.6g}, the "
                 f"gradient is {T0[idx]:.6g}.")
-    return result(False, "different", [Finding(shown, "different", derivative)],
+    return result(False, "different", [Finding(shown, "different", derivative, sentence)],
                   f"{head} {sentence}")
 
 
