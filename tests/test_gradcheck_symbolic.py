@@ -293,3 +293,13 @@ def test_softmax_cross_entropy_in_vector_form():
     assert diagonal.kind == "softmax_diagonal"
     assert check_formula("(p - t)/m", loss="ce", activation="softmax", mean=True).correct
     assert check_formula("p - t*sum(t)", loss="ce", activation="softmax").correct
+
+
+@pytest.mark.parametrize("formula", ["yhat - y", "relu(z) - y"])
+def test_relu_is_compared_in_z_where_it_is_flat(formula):
+    """yhat = relu(z) is 0 for every z < 0, where dE/dz is 0 and yhat - y is -y: a comparison in
+    yhat alone would never look there."""
+    result = check_formula(formula, loss="mse", activation="relu", half=True)
+    assert not result.correct and result.kind == "activation_missing"
+    assert check_formula("(relu(z) - y)*relu(z)/z", loss="mse", activation="relu",
+                         half=True).correct

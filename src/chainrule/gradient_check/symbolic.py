@@ -569,19 +569,32 @@ def _relate_to_output(U, target: _Target):
     """A formula written in z where the derivative is in yhat = f(z): read f(z) as yhat where
     it appears as such (sigmoid(z) - y is yhat - y), else compare both in z."""
     z, yhat = SYMBOLS["z"], SYMBOLS["yhat"]
-    if target.activation is None or target.to_z or z not in U.free_symbols:
+    if target.activation is None or target.to_z:
+        return U, target, ""
+    # A piecewise activation is not invertible where it is flat (relu(z) = 0 for every z < 0),
+    # so yhat - y and its derivative differ only there: the comparison has to happen in z.
+    piecewise = target.chain.has(sympy.Piecewise)
+    if z not in U.free_symbols and not piecewise:
         return U, target, ""
     f_z = library.activation_expr(target.activation, z)
+    name = f"{target.activation}(z)"
     read = U.xreplace({f_z: yhat})
-    if z not in read.free_symbols:
-        return read, target, f"reading {_text(f_z)} as yhat; "
+    if z not in read.free_symbols and not piecewise:
+        return read, target, f"reading {name} as yhat; "
     target = replace(target, chain=sympy.diff(f_z, z), to_z={yhat: f_z})
-    return U, target, f"compared in z, with yhat = {_text(f_z)}; "
+    return U, target, f"compared in z, with yhat = {name}; "
 
 
 def _learner_relation(U, D, target: _Target, formula: str):
     """The relations a learner makes beyond one term or factor: the derivative with respect to
     the neighbouring variable of z = w·x (dE/dw handed in for dE/dz, or dE/dz for dE/dw)."""
+    if target.activation and target.inner != [SYMBOLS["yhat"]] and _same(U * target.chain, D):
+        chain = _term_text(target.chain)
+        return "activation_missing", (
+            f"The formula is dE/dyhat, not dE/dz: the activation's derivative dyhat/dz = "
+            f"{chain} is missing (the chain rule through the {target.activation})."
+        ), Finding(formula, f"missing factor {chain}", _text(_tidy(D)),
+                   f"dE/dz = dE/dyhat·dyhat/dz, with dyhat/dz = {chain}")
     r = _ratio(U, D)
     if r is None or r == 0:
         return None
