@@ -197,7 +197,6 @@ class _Config:
     Ws: list
     bs: list
     nodes: dict  # "W1", "b1", "Z1", "H1", ... -> array
-    loss_value: float = 0.0
 
 
 def _loss(spec: _Spec, H: np.ndarray, Y: np.ndarray, m: int) -> float:
@@ -267,7 +266,7 @@ def _make_config(spec: _Spec, sizes, m, rng, bias: bool) -> _Config:
         else:
             Y = np.eye(k)[rng.integers(0, k, size=m)]
         cfg = _Config(tuple(sizes), m, X, Y, Ws, bs, {})
-        cfg.loss_value, cfg.nodes = _forward(spec, cfg)
+        cfg.nodes = _forward(spec, cfg)[1]
         # Keep away from a ReLU's kink and from saturation, where differences mislead.
         zs = [cfg.nodes[f"Z{layer}"] for layer in range(1, L + 1)]
         if all(np.min(np.abs(z)) > 1e-2 and np.max(np.abs(z)) < 6 for z in zs):
@@ -750,7 +749,7 @@ def _uses_bias(tree: ast.AST) -> bool:
 # --- the textbook answer --------------------------------------------------------------------------
 
 
-def _derivative_texts(spec: _Spec) -> tuple[str, list[str]]:
+def _derivative_texts(spec: _Spec) -> list[str]:
     """The output delta and each hidden one, in the formula grammar: [D_L, ..., D_1]."""
     L = len(spec.acts)
     yhat, y = _layer_name(spec, "H", L), _target_name(spec)
@@ -1176,7 +1175,7 @@ def check_matrix(
                                f"{node}; please report this with the formula.")
     derivative = _gradient_text(spec, kind, layer)
     of = _title(spec, bias)
-    shapes = _shape_table(spec, configs[0], symbols, kind, layer, bias)
+    shapes = _shape_table(spec, configs[0], symbols, bias)
     checked = [{"m": c.m, "sizes": list(c.sizes)} for c in configs]
     try:
         G_all = [_evaluate(tree, shown, spec, c, symbols if i == 0 else None)
@@ -1260,17 +1259,15 @@ def _sizes_text(spec: _Spec, cfg: _Config) -> str:
                                                                       strict=True))])
 
 
-def _shape_table(spec: _Spec, cfg: _Config, symbols, kind, layer, bias) -> dict:
-    env_names = {"X": "H0", "Y": None, f"{_layer_name(spec, 'H', len(spec.acts))}": None}
-    shapes = {}
+def _shape_table(spec: _Spec, cfg: _Config, symbols, bias) -> dict:
+    """name -> shape in symbols ("m×n"), for every array a formula may use."""
+    if spec.lower:
+        return {"z": "k", _layer_name(spec, "H", 1): "k", _target_name(spec): "k"}
 
     def sym(shape):
         return "×".join(symbols.get(s, str(s)) for s in shape)
 
-    if spec.lower:
-        return {"z": "k", "p" if spec.acts[0] == "softmax" else "yhat": "k",
-                _target_name(spec): "k"}
-    shapes["X"] = sym(cfg.X.shape)
+    shapes = {"X": sym(cfg.X.shape)}
     for layer_i in range(1, len(spec.acts) + 1):
         for k in ("W", "b", "Z", "H"):
             if k == "b" and not bias:
@@ -1278,6 +1275,5 @@ def _shape_table(spec: _Spec, cfg: _Config, symbols, kind, layer, bias) -> dict:
             label = _layer_name(spec, k, layer_i)
             shapes[label] = sym(cfg.nodes[f"{k}{layer_i}"].shape)
     shapes["Y"] = sym(cfg.Y.shape)
-    del env_names
     return shapes
 
