@@ -314,3 +314,20 @@ def test_numpy_spellings_of_the_product_are_accepted(formula):
 ])
 def test_numpy_spellings_of_the_relu_derivative(formula):
     assert check_matrix(formula, **NET_BCE).correct
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["--layer", "--loss", "bce", "--activation", "sigmoid", "--mean", "--sum",
+      "X.T @ (Yhat - Y)"], "--mean and --sum contradict each other"),
+    (["--loss", "bce", "--sum", "yhat - y"], "--sum applies to matrix formulas"),
+    (["--layer", "--function", "x", "X.T @ Y"], "--function is for one-variable formulas"),
+    (["--layer", "--activation", "sigmoid", "X.T @ (Yhat - Y)"], "say which loss"),
+    (["--network", "relu,softmax,sigmoid", "--loss", "bce", "X.T @ Y"],
+     "softmax is an output activation"),
+    (["--network", "relu,sigmoid", "--activation", "tanh", "--loss", "bce", "X.T @ Y"],
+     "disagrees with the last layer"),
+])
+def test_cli_contradictions_get_one_line(argv, words, capsys):
+    assert main(["check", *argv]) == 1
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1
