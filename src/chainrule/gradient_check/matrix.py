@@ -342,6 +342,9 @@ def _backward(spec: _Spec, cfg: _Config, mistake: tuple[str, int] | None = None)
                 dZ = dH * np.array(_act(name).derivative(H.copy()), dtype=np.float64)
             elif kind == "output_form_at_input":
                 dZ = dH * (Z * (1.0 - Z) if name == "sigmoid" else 1.0 - Z**2)
+            elif kind is not None and kind.startswith("other:"):
+                other = kind.split(":", 1)[1]
+                dZ = dH * np.array(_act(other).derivative(Z.copy()), dtype=np.float64)
             else:
                 dZ = dH * d
         grads[f"Z{layer}"] = dZ
@@ -367,6 +370,8 @@ def _mistakes(spec: _Spec) -> list[tuple[str, int]]:
             out.append(("derivative_at_output", layer))
         if name in ("sigmoid", "tanh"):
             out.append(("output_form_at_input", layer))
+        out += [(f"other:{other}", layer) for other in ("sigmoid", "tanh", "relu")
+                if other != name]
     return out
 
 
@@ -938,6 +943,11 @@ def _mistake_sentence(kind: str, layer: int, spec: _Spec) -> tuple[str, str]:
             f"{name}_prime({Z}); "
             f"the derivative is taken at the activation's input {Z}"
             + (f", or in output form {form}" if name in ("sigmoid", "tanh") else ""))
+    if kind.startswith("other:"):
+        other = kind.split(":", 1)[1]
+        return "derivative_wrong_activation", (
+            f"the derivative of the wrong activation: {other}'({Z}) where layer {layer}'s "
+            f"activation is {name}, whose derivative is {form}")
     if kind == "output_form_at_input":
         wrong = f"{Z} * (1 - {Z})" if name == "sigmoid" else f"1 - {Z}**2"
         return "derivative_wrong_array", (
