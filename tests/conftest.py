@@ -16,12 +16,23 @@ settings.register_profile("ci", derandomize=True, deadline=None, max_examples=60
 settings.register_profile("dev", deadline=None, max_examples=60)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
-# Where the real MNIST and Fashion-MNIST IDX files are, if anywhere: a copy beside the project,
-# or the folder CHAINRULE_DATA_DIR named when the tests started.
-_DATA_DIR_AT_START = os.environ.get("CHAINRULE_DATA_DIR")
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-if _DATA_DIR_AT_START and (Path(_DATA_DIR_AT_START) / "mnist").is_dir():
-    SHARED_DATA = Path(_DATA_DIR_AT_START)
+
+
+def _real_data_folder() -> Path:
+    """Where the real MNIST and Fashion-MNIST IDX files are, looked up as chainrule does
+    (CHAINRULE_DATA_DIR as the tests started, then the download cache), then beside the
+    project."""
+    from chainrule.download import _platform_cache
+
+    beside = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    start = os.environ.get("CHAINRULE_DATA_DIR")
+    for place in (Path(start) if start else None, _platform_cache(), beside):
+        if place is not None and (place / "mnist").is_dir():
+            return place
+    return beside
+
+
+SHARED_DATA = _real_data_folder()
 os.environ["CHAINRULE_DATA_MIRROR"] = "http://127.0.0.1:9/"
 os.environ["CHAINRULE_DATA_DIR"] = tempfile.mkdtemp(prefix="chainrule-test-data-")
 

@@ -7,9 +7,11 @@ How the README's fenced blocks are run (a new section needs nothing more than fo
   stdout and stderr merged as a terminal shows them. The lines after a command, up to the next
   ``$`` line, must match its output line by line: a line that is only ``...`` stands for any
   number of lines (none included), and ``...`` inside a line stands for any text (timings,
-  samples/s, folders). Everything else must be equal (trailing spaces aside). A command must
-  exit 0, unless the next line of the block is ``$ echo $?``, whose output line is the expected
-  exit code. Any other command fails the test, unless the block is skipped (below).
+  samples/s, folders). Everything else must be equal (trailing spaces aside). Where the next
+  line of the block is ``$ echo $?``, its output line is the expected exit code; elsewhere the
+  exit code must be 0 or 1 (``chainrule check`` exits 1 for a wrong formula, and an error prints
+  a line the README would have to show), never 2 (bad usage) or a crash's. Any other command
+  fails the test, unless the block is skipped (below).
 - ```` ```python ````: run in a fresh namespace in a fresh temporary folder. A block written as
   a doctest (lines starting with ``>>>``) must print what it shows, with ``...`` as above
   (doctest's ELLIPSIS) and whitespace normalised; any other block must run without an error.
@@ -186,7 +188,7 @@ def _run_console(block: Block, cwd: Path) -> None:
                                   text=True, timeout=600)
             last_code, actual = proc.returncode, proc.stdout.splitlines()
             checked_next = k + 1 < len(commands) and commands[k + 1][0] == "echo $?"
-            if not checked_next and last_code != 0:
+            if not checked_next and last_code not in (0, 1):
                 raise AssertionError(f"{where} exited {last_code}:\n{proc.stdout}")
         if not lines_match(expected, actual):
             raise AssertionError(

@@ -1,4 +1,4 @@
-"""The ``chainrule`` command: train, predict, evaluate, derive, check, plot.
+"""The ``chainrule`` command: train, predict, evaluate, derive, check, plot, data.
 
 Each sub-command lives in ``chainrule._cli.<name>`` with two functions: ``register(subparsers)``
 adds its parser (cheap: no heavy imports), and ``run(args)`` does the work and returns the exit
