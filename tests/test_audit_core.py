@@ -41,17 +41,15 @@ def test_readme_starts_with_the_two_commands():
     assert lines == ["pip install uv && uv run chainrule train", "pip install uv && uv run pytest"]
 
 
-def test_readme_loss_example_runs_and_gives_the_textbook_gradient():
+def test_readme_loss_example_shows_the_textbook_gradient():
+    # tests/test_readme.py runs the block as a doctest; here its numbers are checked by hand.
     text = (ROOT / "README.md").read_text()
     section = text.split("## A loss and its gradient", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    assert len(code.strip().splitlines()) == 3
-    scope: dict = {}
-    exec(code, scope)
     # yhat = (0.9, 0.2), y = (1, 0), m = 2: -(1/0.9)/2 = -0.5556 and (1/0.8)/2 = 0.625;
     # loss = (-ln 0.9 - ln 0.8)/2 = (0.1053605 + 0.2231436)/2 = 0.1642520
-    np.testing.assert_allclose(scope["grad"], [-1 / 1.8, 0.625], rtol=1e-14)
-    assert scope["loss"] == pytest.approx(0.16425203, abs=1e-8)
+    assert "\n0.16425...\n" in code
+    assert "array([-0.55555556,  0.625     ])" in code
 
 
 def test_pyproject_console_script_numpy_only_and_mit_license():

@@ -178,7 +178,7 @@ def test_clip_norm_reaches_the_optimizer(tmp_path, capsys):
      ("--lr", "0"), ("--lr", "-1e-3"), ("--lr", "nan"), ("--lr", "inf"), ("--clip-norm", "0"),
      ("--dropout", "1"), ("--dropout", "-0.1"), ("--validation-split", "1.5"),
      ("--early-stopping", "0"), ("--test-size", "0"), ("--test-size", "1"), ("--seed", "-1"),
-     ("--layers", "0"), ("--layers", ""), ("--scale", "robust"), ("--loss", "hinge")],
+     ("--layers", "0"), ("--layers", "64,-1"), ("--scale", "robust"), ("--loss", "hinge")],
 )
 def test_every_invalid_option_value_exits_2(option, value, capsys):
     with pytest.raises(SystemExit) as info:
