@@ -268,15 +268,19 @@ def _single_findings(f: sympy.Expr, df: sympy.Expr, var: sympy.Symbol):
     for point in domain.singular_points(df, var):
         singularities.append(domain.Singularity(var, point, "division by zero", df))
     for point, left, right, jumps in domain.corners(f, df, var):
+        where = domain.point_text(var, point)
+        at = ""
+        if point.has(domain.K):
+            at = f" (at {var} = {to_text(point.subs(domain.K, 0))})"
         note = (
-            f"the function jumps at {var} = {to_text(point)}, so it has no derivative there"
+            f"the function jumps at {where}, so it has no derivative there"
             if jumps else
-            f"the derivative is {to_text(left)} on the left and {to_text(right)} on the right, "
-            f"so it is undefined at {var} = {to_text(point)}"
+            f"the derivative is {to_text(left)} on the left and {to_text(right)} on the right"
+            f"{at}, so it is undefined at {where}"
         )
         singularities.append(domain.Singularity(var, point, "corner", f, None, note))
         warnings.append(
-            f"Corner at {var} = {to_text(point)}: {note}; backpropagation uses one of the "
+            f"Corner at {where}: {note}; backpropagation uses one of the "
             "one-sided values there by convention."
         )
     for s in singularities:

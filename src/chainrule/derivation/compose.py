@@ -109,6 +109,10 @@ def compose(
     if not equivalent(dE_dz, truth, ((yhat, f),)):
         raise RuntimeError(f"internal error: dE/dz for {act} + {lss} disagrees with sympy.diff")
     input_form = _input_form(dE_dz, f, z, library.DEFAULT_NUMERIC.get(act, {}))
+    if not equivalent(input_form, truth):
+        raise RuntimeError(
+            f"internal error: the input form of dE/dz for {act} + {lss} disagrees with sympy.diff"
+        )
     extra = {"dE/dyhat": dE_dyhat, "dyhat/dz": dyhat_dz, "dE/dz": dE_dz}
     result, result_input = dE_dz, input_form
 
@@ -130,6 +134,11 @@ def compose(
         ))
         extra.update({"dE/dw": dE_dw, "update": update})
         result, result_input = dE_dw, x * input_form.subs(z, w * x)
+        truth_w = sympy.diff(elementary(E.subs(yhat, elementary(fw))), w)
+        if not equivalent(result_input, truth_w):
+            raise RuntimeError(
+                f"internal error: dE/dw for {act} + {lss} disagrees with sympy.diff"
+            )
 
     singularities, warnings = _domain_findings(act, lss, E, f, dE_dyhat, dE_dz)
     return Derivation(
@@ -143,9 +152,10 @@ def compose(
 def _input_form(out_form: sympy.Expr, f: sympy.Expr, var: sympy.Symbol, params) -> sympy.Expr:
     """``out_form`` (in ``yhat``) rewritten in the input ``var`` by putting ``yhat = f``.
 
-    For a piecewise activation (ReLU, ELU) each piece of ``f`` picks the piece of
-    ``out_form`` that holds there (decided at a sample point of the piece), so the result is
-    one clean ``Piecewise`` in ``var`` rather than pieces nested in pieces.
+    For a piecewise activation (ReLU, ELU) each piece of ``f`` settles the conditions of
+    ``out_form`` that depend on ``yhat`` alone (decided at a sample point of the piece); the
+    conditions that involve other symbols too (Huber's ``|yhat - y| <= delta``) are kept, with
+    ``yhat`` replaced by the piece. The result is one flat ``Piecewise`` in ``var``.
     """
     if not isinstance(f, sympy.Piecewise):
         return out_form.subs(yhat, f)
@@ -155,14 +165,22 @@ def _input_form(out_form: sympy.Expr, f: sympy.Expr, var: sympy.Symbol, params) 
         earlier.append(fc)
         if sample is None:
             continue
-        chosen = out_form
-        if isinstance(out_form, sympy.Piecewise):
-            value = fe.subs(params).subs(var, sample)
-            for oe, oc in out_form.args:
-                if oc.subs(params).subs(yhat, value) is sympy.true:
-                    chosen = oe
-                    break
-        pieces.append((tidy(chosen.subs(yhat, fe)), fc))
+        if not isinstance(out_form, sympy.Piecewise):
+            pieces.append((tidy(out_form.subs(yhat, fe)), fc))
+            continue
+        value = fe.subs(params).subs(var, sample)
+        for oe, oc in out_form.args:
+            settled = oc.xreplace({
+                rel: rel.subs(params).subs(yhat, value)
+                for rel in oc.atoms(sympy.core.relational.Relational)
+                if rel.free_symbols <= {yhat} | set(params)
+            })
+            if settled is sympy.false:
+                continue
+            cond = fc if settled is sympy.true else sympy.And(fc, settled.subs(yhat, fe))
+            pieces.append((tidy(oe.subs(yhat, fe)), cond))
+            if settled is sympy.true:
+                break
     return sympy.Piecewise(*pieces)
 
 
