@@ -95,10 +95,10 @@ def derive(
     if layer or network is not None or vector:
         from chainrule.derivation import network as _network
 
-        return _network.derive_vector(
+        return copy.deepcopy(_network.derive_vector(
             expression, activation=activation, loss=loss, layer=layer, network=network,
             vector=vector, half=half, mean=mean, weights=weights,
-        )
+        ))
     if method not in (None, *METHODS):
         raise ValueError(f"method must be 'quotient' or 'chain' (or None); got {method!r}")
     if expression is not None and (activation is not None or loss is not None):
@@ -177,14 +177,13 @@ def _as_name(text: str) -> str | None:
     return None
 
 
-def derive_activation(name: str, method: str | None = None) -> Derivation:
+def derive_activation(name: str, method: str | None = None):
     """Derive a built-in activation from its definition, and give f' in terms of its output."""
     act = library.canonical_activation(name)
     if act in ("softmax", "log_softmax"):
-        raise ValueError(
-            f"{act} maps a vector to a vector; its useful derivative is with its loss: "
-            "derive(activation='softmax', loss='ce') gives p - t"
-        )
+        from chainrule.derivation.vector import softmax_jacobian
+
+        return softmax_jacobian(log=act == "log_softmax")
     f = library.activation_expr(act, x)
     start = library.activation_definition(act, x)
     if act == "tanh" and method == "quotient":  # seed 003: tanh = sinh/cosh
