@@ -108,7 +108,8 @@ def derive(
         )
     if expression is None and activation is None and loss is None:
         raise ValueError("nothing to derive: give an expression, an activation or a loss")
-    if mean and loss is None and (expression is None or _as_name(expression) not in library.LOSS_INFO):
+    named = None if expression is None else _as_name(expression)
+    if mean and loss is None and named not in library.LOSS_INFO:
         raise ValueError("mean=True needs a loss (derive(loss='mse', mean=True)): it is the "
                          "mean of the loss over m samples")
     if weights and (activation is None or loss is None):

@@ -334,11 +334,14 @@ def softmax_cross_entropy(act: str, lss: str, *, weights: bool = False) -> Deriv
              "and 0 otherwise (quotient rule on e^(z_k)/Σ_j e^(z_j))",
              {}, kind="note", title="dp_k/dz_i"),
         Step("chain", None, None, None,
-             "chain rule over every class: dE/dz_i = Σ_k (-t_k/p_k)·p_k(δ_ki - p_i) "
-             "= -t_i + p_i·Σ_k t_k", {}, kind="note", title="Chain rule"),
+             "chain rule through the sum over every class (each p_k depends on every z_i): "
+             "dE/dz_i = Σ_k (dE/dp_k)(dp_k/dz_i) = Σ_k (-t_k/p_k)·p_k(δ_ki - p_i) "
+             "= -Σ_k t_k·δ_ki + p_i·Σ_k t_k = -t_i + p_i·Σ_k t_k", {}, kind="note",
+             title="Chain rule"),
         Step("assumption", p * 1 - t, p - t, None,
              "the targets sum to one, Σ_k t_k = 1 (one-hot labels or a distribution), "
-             "so dE/dz_i = {r}", {"r": p - t}, kind="note", title="Simplify"),
+             "so dE/dz_i = {r}; with soft or unnormalised targets it stays "
+             "p_i·Σ_k t_k - t_i", {"r": p - t}, kind="note", title="Simplify"),
     ]
     result, result_input = p - t, sympy.Function("softmax")(z) - t
     extra = {"dE/dz": p - t}
@@ -356,7 +359,9 @@ def softmax_cross_entropy(act: str, lss: str, *, weights: bool = False) -> Deriv
     return Derivation(
         kind="composition", title=f"dE/d{'w' if weights else 'z'} for softmax + cross-entropy",
         var=w if weights else z, function=-t * sympy.log(p), steps=steps, result=result,
-        result_input_form=result_input, assumptions=["sum_k t_k = 1 (the targets sum to one)"],
+        result_input_form=result_input,
+        assumptions=["sum_k t_k = 1 (the targets sum to one); otherwise dE/dz_i = "
+                     "p_i*sum_k t_k - t_i"],
         extra=extra, warnings=[], singularities=[],
     )
 

@@ -12,6 +12,7 @@ where an activation's outputs fall outside the loss's domain.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -175,7 +176,7 @@ def finite_description(sol: sympy.Set) -> tuple[list, list]:
         offsets = sorted(set(offsets), key=lambda v: float(v))
         step = period / len(offsets)
         if len(offsets) > 1 and all(
-            sympy.simplify(b - a - step) == 0 for a, b in zip(offsets, offsets[1:], strict=False)
+            sympy.simplify(b - a - step) == 0 for a, b in itertools.pairwise(offsets)
         ):
             merged.append((offsets[0], step))
         else:

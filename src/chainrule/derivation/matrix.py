@@ -31,8 +31,21 @@ import sympy
 from chainrule.derivation.functions import NUMPY_FUNCTIONS
 from chainrule.derivation.printing import to_latex, to_python, to_text
 
-__all__ = ["Add", "Elem", "Had", "MatMul", "Node", "Ones", "OverM", "RowSum", "Sub", "Sym", "T",
-           "ShapeError", "dim_text"]
+__all__ = [
+    "Add",
+    "Elem",
+    "Had",
+    "MatMul",
+    "Node",
+    "Ones",
+    "OverM",
+    "RowSum",
+    "ShapeError",
+    "Sub",
+    "Sym",
+    "T",
+    "dim_text",
+]
 
 _SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 _ADD, _MUL, _ATOM = 1, 2, 3
@@ -334,7 +347,7 @@ class Elem(Node):
             inner = {"text": to_text, "latex": to_latex, "python": to_python}[fmt](iverson)
             if fmt == "python":
                 return f"({inner})"
-            return f"[{inner}]" if fmt == "text" else rf"[{inner}]"
+            return f"[{inner}]"
         return {"text": to_text, "latex": to_latex, "python": to_python}[fmt](e)
 
     def shape(self):

@@ -32,9 +32,20 @@ import numpy as np
 import sympy
 
 from chainrule.derivation import library
-from chainrule.derivation.functions import NUMPY_FUNCTIONS, sigmoid
-from chainrule.derivation.matrix import (Elem, Had, MatMul, Node, Ones, OverM, RowSum, Sub,
-                                         Sym, T, dim_text)
+from chainrule.derivation.functions import sigmoid
+from chainrule.derivation.matrix import (
+    Elem,
+    Had,
+    MatMul,
+    Node,
+    Ones,
+    OverM,
+    RowSum,
+    Sub,
+    Sym,
+    T,
+    dim_text,
+)
 from chainrule.derivation.simplify import orient, tidy
 from chainrule.derivation.symbols import alpha, delta, t, y, yhat, z
 from chainrule.derivation.vresult import Claim, VectorDerivation, VStep
@@ -50,7 +61,8 @@ _LOSS_TEXT = {
     "bce": ("L_i = -Σ_k [t_ik log ŷ_ik + (1 - t_ik) log(1 - ŷ_ik)]",
             r"L_i = -\sum_k [t_{ik} \log \hat y_{ik} + (1 - t_{ik}) \log(1 - \hat y_{ik})]"),
     "ce": ("L_i = -Σ_k t_ik log ŷ_ik", r"L_i = -\sum_k t_{ik} \log \hat y_{ik}"),
-    "huber": ("L_i = Σ_k huber_δ(ŷ_ik - t_ik)", r"L_i = \sum_k \mathrm{huber}_\delta(\hat y_{ik} - t_{ik})"),
+    "huber": ("L_i = Σ_k huber_δ(ŷ_ik - t_ik)",
+              r"L_i = \sum_k \mathrm{huber}_\delta(\hat y_{ik} - t_{ik})"),
     "bce_with_logits": ("L_i = Σ_k [softplus(z_ik) - t_ik z_ik] on the logits Z_L",
                         r"L_i = \sum_k [\mathrm{softplus}(z_{ik}) - t_{ik} z_{ik}]"),
     "ce_with_logits": ("L_i = -Σ_k t_ik log softmax(z_i)_k on the logits Z_L",
@@ -181,8 +193,8 @@ def _gprime_node(act: str, l: int, n: _Names) -> Node:
     return Elem(expr, {yhat: n.H[l]} if where == "out" else {z: n.Z[l]}, _NUMBERS)
 
 
-def _gprime_text(act: str, l: int) -> str:
-    return f"{act}'(Z{_sub(l)})"
+def _gprime_text(act: str, l: int, n: _Names | None = None) -> str:
+    return f"{act}'({n.Z[l].text if n is not None else 'Z' + _sub(l)})"
 
 
 def _gprime_latex(act: str, l: int) -> str:
@@ -270,8 +282,8 @@ def _output_delta(acts, lss, half, n: _Names, steps: list[VStep], assumptions: l
         fused = Sub(P, Tn)
         claims = []
         if out == "softmax":
-            claims.append(Claim(("∂L/∂P", r"\frac{\partial L}{\partial P}", "G"),
-                                Elem(-t / yhat, {t: Tn, yhat: P}), check="G"))
+            lhs = (f"∂L/∂{P.text}", rf"\frac{{\partial L}}{{\partial {P.latex}}}", "G")
+            claims.append(Claim(lhs, Elem(-t / yhat, {t: Tn, yhat: P}), check="G"))
         steps.append(VStep(
             "chain", "Output delta (chain rule through the sum over k)",
             "Δ_ij = Σ_k (∂L/∂p_ik)(∂p_ik/∂z_ij) = Σ_k (-t_ik/p_ik)·p_ik(δ_kj - p_ij) "
@@ -311,8 +323,8 @@ def _output_delta(acts, lss, half, n: _Names, steps: list[VStep], assumptions: l
         "chain", "Output delta (chain rule; the Jacobian of an element-wise function is "
         "diagonal)",
         f"∂ŷ_ik/∂z_ij = g'(z_ij)·δ_kj, so the sum over k keeps k = j: "
-        f"{D.text} = ∂L/∂{Y.text} ⊙ {_gprime_text(out, L)}",
-        [gclaim, Claim((_gprime_text(out, L), _gprime_latex(out, L), f"dH{L}"), gp,
+        f"{D.text} = ∂L/∂{Y.text} ⊙ {_gprime_text(out, L, n)}",
+        [gclaim, Claim((_gprime_text(out, L, n), _gprime_latex(out, L), f"dH{L}"), gp,
                        check=f"g{L}", show_shapes=False),
          Claim(lhsD, product, check=f"D{L}")]))
     fused = _fused(dl, out)
@@ -398,7 +410,7 @@ def derive_layers(acts: tuple[str, ...], lss: str, *, half: bool = False,
         result[f"D{l-1}"] = Dc
     steps.append(VStep(
         "gradient descent", "Gradient-descent step",
-        f"W_l ← W_l - η ∂E/∂W_l and b_l ← b_l - η ∂E/∂b_l for l = "
+        "W_l ← W_l - η ∂E/∂W_l and b_l ← b_l - η ∂E/∂b_l for l = "
         + ", ".join(str(i) for i in range(1, L + 1))
         + ": the step goes against the gradient"))
 
@@ -462,7 +474,7 @@ def _input_form(n: _Names, acts, lss, half, result) -> dict[str, Claim]:
         Dx = Sub(Elem(sympy.Function("softmax")(z), {z: Zx}), n.T)
     else:
         Dx = _in_terms_of_input(result["D1"].expr, n, act, Zx)
-    normalised = lss == "ce" and act == "softmax"
+    normalised = lss in ("ce", "ce_with_logits")
     return {
         "dE/dW1": Claim(("∂E/∂W₁", r"\frac{\partial E}{\partial W_1}", "dE/dW1"),
                         OverM(MatMul(T(n.X), Dx)), check="W1", assumes_normalised=normalised),
@@ -501,6 +513,8 @@ def _in_terms_of_input(node: Node, n: _Names, act: str, Zx: Node) -> Node:
                 args[s] = arg
         return Elem(expr, args, node.numbers, functions)
     if isinstance(node, Sym):
+        if node.py == "P":  # the softmax of the logits (ce_with_logits)
+            return Elem(sympy.Function("softmax")(z), {z: Zx})
         return node
     fields = {k: _in_terms_of_input(v, n, act, Zx) if isinstance(v, Node) else v
               for k, v in vars(node).items()}

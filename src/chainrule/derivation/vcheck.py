@@ -67,17 +67,21 @@ def loss_numpy(lss: str, out: np.ndarray, T: np.ndarray, half: bool = False) -> 
 
 
 def numeric_gradient(f, x: np.ndarray) -> np.ndarray:
-    """Central differences of the scalar function ``f`` by every entry of ``x`` (float64)."""
+    """Central differences of ``f`` by every entry of ``x``, Richardson-extrapolated (float64).
+
+    ``(8(f(x+h) - f(x-h)) - (f(x+2h) - f(x-2h))) / 12h`` has an error of order h⁴, so steep
+    gradients (a BCE near ŷ = 1) are still resolved to about 1e-8.
+    """
     g = np.zeros_like(x)
     for idx in np.ndindex(x.shape):
         old = x[idx]
         h = _STEP * max(1.0, abs(old))
-        x[idx] = old + h
-        up = f(x)
-        x[idx] = old - h
-        down = f(x)
+        values = []
+        for k in (1, -1, 2, -2):
+            x[idx] = old + k * h
+            values.append(f(x))
         x[idx] = old
-        g[idx] = (up - down) / (2 * h)
+        g[idx] = (8 * (values[0] - values[1]) - (values[2] - values[3])) / (12 * h)
     return g
 
 

@@ -111,8 +111,8 @@ def softmax_jacobian(log: bool = False) -> VectorDerivation:
                   "∂p_i/∂z_j = ((∂e^(z_i)/∂z_j)·S - e^(z_i)·e^(z_j))/S², and ∂e^(z_i)/∂z_j "
                   "is e^(z_i) if i = j and 0 otherwise: two cases"),
             VStep("case", "The two cases",
-                  "i = j: (e^(z_i)·S - e^(z_i)·e^(z_i))/S² = e^(z_i)/S - (e^(z_i)/S)² = p_i - p_i²; "
-                  "case i ≠ j: (0 - e^(z_i)·e^(z_j))/S² = -p_i p_j",
+                  "i = j: (e^(z_i)·S - e^(z_i)·e^(z_i))/S² = e^(z_i)/S - (e^(z_i)/S)² "
+                  "= p_i - p_i²; i ≠ j: (0 - e^(z_i)·e^(z_j))/S² = -p_i p_j",
                   [Claim(("∂p_i/∂z_j", r"\frac{\partial p_i}{\partial z_j}", "J"),
                          index=("p_i(1 - p_i) if i = j; -p_i p_j if i ≠ j",
                                 r"p_i(1 - p_i)\ (i = j),\ -p_i p_j\ (i \ne j)"),
@@ -182,6 +182,8 @@ def vector_composition(act: str, lss: str, *, half: bool = False) -> VectorDeriv
     key = "mse_half" if lss == "mse" and half else lss
     loss_text = nw._LOSS_TEXT[key][0].replace("L_i = ", "").replace("_ik", "_k")
     loss_text = loss_text.replace(" on the logits Z_L", "")
+    if act == "softmax":
+        loss_text = loss_text.replace("ŷ_k", "p_k")
     steps = [VStep("definition", "Setup",
                    f"E = {loss_text} over the K outputs of one sample, "
                    + ("p = softmax(z)" if act == "softmax" else
@@ -201,8 +203,11 @@ def vector_composition(act: str, lss: str, *, half: bool = False) -> VectorDeriv
     steps.append(VStep("chain", "Chain rule through the sum over k", sum_rule))
     assumptions: list[str] = []
     nw._output_delta((act,), lss, half, n, steps, assumptions)
-    assumptions = [a.replace("every row of T sums to 1 (Σ_k t_ik = 1)", "Σ_k t_k = 1")
-                   .replace("(T 1)", "(Σ_k t_k)") for a in assumptions]
+    assumptions = [_one_sample(a) for a in assumptions]
+    for step in steps[2:]:
+        step.explanation = _one_sample(step.explanation)
+        for c in step.claims:
+            c.lhs = (_one_sample(c.lhs[0]), c.lhs[1].replace("L", "E"), c.lhs[2])
     final = steps[-1].claims[-1]
     checked = _verify_vector(steps, act, lss, half)
     return VectorDerivation(
@@ -231,3 +236,18 @@ def _verify_vector(steps, act, lss, half) -> str:
             _verify_once(claims, (act,), [f], lss, half, X, [W], [b], T, normalised,
                          f"K = {K}")
     return "every formula against float64 central differences for K = 2, 3, 5"
+
+
+_ONE_SAMPLE = (
+    ("every row of T sums to 1 (Σ_k t_ik = 1)", "the targets sum to 1, Σ_k t_k = 1"),
+    ("each row of T sums to 1", "the targets sum to 1"),
+    ("T 1 = 1", "Σ_k t_k = 1"), ("P ⊙ (T 1) - T", "p Σ_k t_k - t"), ("P - T", "p - t"),
+    ("Δ_ij", "∂E/∂z_j"), ("_ik", "_k"), ("_ij", "_j"), ("∂L/∂", "∂E/∂"),
+)
+
+
+def _one_sample(text: str) -> str:
+    """The batch wording of the output-delta step, for one sample's vectors."""
+    for old, new in _ONE_SAMPLE:
+        text = text.replace(old, new)
+    return text
