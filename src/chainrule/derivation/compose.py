@@ -315,9 +315,10 @@ def softmax_cross_entropy(act: str, lss: str, *, weights: bool = False) -> Deriv
         )
     if lss not in ("ce", "ce_with_logits") or act not in ("softmax", "identity"):
         raise ValueError(
-            f"{act} + {lss} is not supported: softmax pairs with cross-entropy "
-            "(derive(activation='softmax', loss='ce')); for other losses use an elementwise "
-            "activation"
+            f"{act} + {lss} has no single-output form: softmax pairs with cross-entropy "
+            "(derive(activation='softmax', loss='ce')); for another loss derive it over the "
+            f"K outputs with vector=True (chainrule derive --activation {act} --loss {lss} "
+            "--vector)"
         )
     _verify_softmax_ce()
     E_term = library.loss_expr("ce", p, t)

@@ -340,15 +340,31 @@ class Elem(Node):
         return tuple(self.args.values())
 
     def _show(self, fmt):
-        names = {s: sympy.Symbol(_fmt_name(node, fmt), real=True) for s, node in self.args.items()}
+        names, later = {}, {}
+        for i, (s, node) in enumerate(self.args.items()):
+            name = _fmt_name(node, fmt)
+            if fmt == "latex" and name.startswith("("):  # SymPy would read W_1 as a subscript
+                key = "xplaceholder" + "abcdefgh"[i]
+                later[key] = name
+                name = key
+            names[s] = sympy.Symbol(name, real=True)
         e = self.expr.xreplace(names)
         iverson = _iverson(e)
+        printer = {"text": to_text, "latex": to_latex, "python": to_python}[fmt]
         if iverson is not None:
-            inner = {"text": to_text, "latex": to_latex, "python": to_python}[fmt](iverson)
-            if fmt == "python":
-                return f"({inner})"
-            return f"[{inner}]"
-        return {"text": to_text, "latex": to_latex, "python": to_python}[fmt](e)
+            out = printer(iverson)
+            out = f"({out})" if fmt == "python" else f"[{out}]"
+        else:
+            out = printer(e)
+        for key, name in later.items():
+            out = out.replace(key, name)
+        for node in self.args.values():  # a parenthesised name inside a call's parentheses
+            name = _fmt_name(node, fmt)
+            if name.startswith("("):
+                out = out.replace("(" + name + ")", name)
+                out = out.replace(r"\left(" + name + r"\right)", name)
+                out = out.replace(r"\left(" + name + r" \right)", name)
+        return out
 
     def shape(self):
         shapes = {node.shape() for node in self.args.values()}
@@ -377,6 +393,8 @@ def _fmt_name(node: Sym, fmt: str) -> str:
 
 
 def _latex_symbol_name(node: Sym) -> str:
+    if node.latex.startswith("("):
+        return node.latex
     # SymPy's LaTeX printer writes Symbol("H_2") as H_{2} and Symbol("Yhat") as \hat{Y}
     if len(node.py) > 1 and node.py[1:].isdigit():
         return node.py[0] + "_" + node.py[1:]

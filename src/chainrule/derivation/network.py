@@ -525,7 +525,7 @@ class _Compound(Sym):
     """``X W₁ + b₁`` as one name inside an element-wise formula, evaluated from X, W1, b1."""
 
     def __init__(self, n: _Names):
-        super().__init__("(X @ W1 + b1)", "X W₁ + b₁", "X W_1 + b_1", ("m", "n1"))
+        super().__init__("(X @ W1 + b1)", "(X W₁ + b₁)", r"(X W_1 + b_1)", ("m", "n1"))
 
     def value(self, env):
         return env["X"] @ env["W1"] + env["b1"]
