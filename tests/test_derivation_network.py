@@ -398,3 +398,64 @@ def test_mean_loss_is_derivable(capsys):
     assert main(["derive", "--loss", "mse", "--mean"]) == 0
     out = capsys.readouterr().out
     assert "Result: d/dyhat (yhat - y)²/m = (2yhat - 2y)/m" in out
+
+
+# --- the README's examples are what the program prints ------------------------------------------
+
+
+def _readme_section():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    return text.split("## Vectors and matrices", 1)[1].split("\n## ", 1)[0]
+
+
+def _blocks(expected: list[str]) -> list[list[str]]:
+    """Runs of consecutive lines between the ``...`` that stand for omitted lines."""
+    blocks, run = [], []
+    for line in expected:
+        if line == "...":
+            blocks.append(run)
+            run = []
+        else:
+            run.append(line)
+    blocks.append(run)
+    return [b for b in blocks if b]
+
+
+def test_readme_console_examples(capsys):
+    import re
+    import shlex
+
+    console = re.search(r"```console\n(.*?)```", _readme_section(), re.S).group(1)
+    commands = re.split(r"^\$ ", console, flags=re.M)[1:]
+    assert len(commands) == 3
+    for chunk in commands:
+        first, *expected = chunk.rstrip("\n").splitlines()
+        argv = shlex.split(first)
+        assert argv[:3] == ["uv", "run", "chainrule"]
+        assert main(argv[3:]) == 0
+        printed = capsys.readouterr().out.splitlines()
+        position = 0
+        for block in _blocks(expected):
+            for start in range(position, len(printed) - len(block) + 1):
+                if printed[start:start + len(block)] == block:
+                    position = start + len(block)
+                    break
+            else:
+                raise AssertionError(f"{first}: the README's lines {block} are not printed")
+        if expected[0] != "...":
+            assert printed[0] == expected[0]
+
+
+def test_readme_python_example():
+    import doctest
+    import re
+
+    import chainrule
+
+    code = re.search(r"```python\n(.*?)```", _readme_section(), re.S).group(1)
+    test = doctest.DocTestParser().get_doctest(code, {"chainrule": chainrule}, "README", None, 0)
+    runner = doctest.DocTestRunner()
+    runner.run(test)
+    assert runner.failures == 0 and runner.tries == 3

@@ -374,10 +374,12 @@ class Elem(Node):
         return max(shapes, key=lambda s: (s[0] != "1", s[1] != "1"))
 
     def value(self, env):
-        symbols = list(self.args)
-        e = self.expr.subs(self.numbers or {})
-        f = sympy.lambdify(symbols, e, modules=[{"softmax": _row_softmax, **(self.functions or {})},
-                                                NUMPY_FUNCTIONS, "numpy"])
+        f = self.__dict__.get("_compiled")
+        if f is None:  # compiled once per formula: the checks evaluate it many times
+            e = self.expr.subs(self.numbers or {})
+            modules = [{"softmax": _row_softmax, **(self.functions or {})}, NUMPY_FUNCTIONS,
+                       "numpy"]
+            f = self.__dict__["_compiled"] = sympy.lambdify(list(self.args), e, modules=modules)
         vals = [np.asarray(node.value(env), dtype=float) for node in self.args.values()]
         out = f(*vals)
         return np.broadcast_to(np.asarray(out, dtype=float),

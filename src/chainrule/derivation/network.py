@@ -46,7 +46,7 @@ from chainrule.derivation.matrix import (
     T,
     dim_text,
 )
-from chainrule.derivation.simplify import orient, tidy
+from chainrule.derivation.simplify import orient
 from chainrule.derivation.symbols import alpha, delta, t, y, yhat, z
 from chainrule.derivation.vresult import Claim, VectorDerivation, VStep
 
@@ -182,10 +182,7 @@ def _gprime(act: str) -> tuple[sympy.Expr, str]:
     out = library.output_derivative(act, yhat)
     if out is not None and act not in ("relu", "leaky_relu", "identity"):
         return out, "out"
-    d = sympy.diff(library.activation_expr(act, z), z)
-    if not isinstance(d, sympy.Piecewise):
-        d = tidy(d)
-    return d, "in"
+    return sympy.diff(library.activation_expr(act, z), z), "in"
 
 
 def _gprime_node(act: str, l: int, n: _Names) -> Node:

@@ -9,6 +9,8 @@ claims to be the gradient of; a disagreement raises ``RuntimeError``.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import sympy
 
@@ -34,6 +36,7 @@ def _log_softmax(Z):
     return s - np.log(np.exp(s).sum(axis=1, keepdims=True))
 
 
+@functools.lru_cache(maxsize=32)
 def activation_numpy(act: str):
     """The activation ``act`` as a NumPy function of a matrix (softmax row by row)."""
     if act == "softmax":
@@ -204,7 +207,7 @@ def _verify_once(claims, acts, fs, lss, half, X, Ws, bs, T, normalised, where):
                 W2 = list(Ws)
                 b2 = list(bs)
                 (W2 if kind == "W" else b2)[i] = v
-                out, last_z = _forward_from(fs, W2, b2, 0, X, False)
+                out, last_z = _forward_from(fs, W2, b2, i, Hs[i], False)
                 return loss_numpy(lss, last_z if on_logits else out, T, half)
 
             num = numeric_gradient(loss_of_param, arr.copy())

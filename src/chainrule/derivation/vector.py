@@ -43,7 +43,7 @@ def _check_cases_symbolically(log: bool) -> None:
     f = [sympy.log(pi) for pi in p] if log else p
     same = sympy.diff(f[0], zs[0]) - ((1 - p[0]) if log else p[0] * (1 - p[0]))
     other = sympy.diff(f[0], zs[1]) - ((-p[1]) if log else -p[0] * p[1])
-    if sympy.simplify(same) != 0 or sympy.simplify(other) != 0:
+    if sympy.cancel(same) != 0 or sympy.cancel(other) != 0:
         raise RuntimeError("internal error: the softmax Jacobian's cases disagree with "
                            "sympy.diff; please report this")
 
