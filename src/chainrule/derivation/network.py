@@ -368,7 +368,7 @@ def derive_layers(acts: tuple[str, ...], lss: str, *, half: bool = False,
                    OverM(Ones(n.D[l])), check=f"b{l}")
         claims = []
         if index_form and L == 1:
-            claims += _index_claims(n, acts[0], lss, half)
+            claims += _index_claims(n, acts[0], lss, half, result["D1"].expr)
         claims += [Wg, bg]
         steps.append(VStep(
             "chain", f"Layer {l}: weights and bias (chain rule through "
@@ -434,7 +434,20 @@ def derive_layers(acts: tuple[str, ...], lss: str, *, half: bool = False,
     return d
 
 
-def _index_claims(n: _Names, act: str, lss: str, half: bool) -> list[Claim]:
+_INDEX_NAMES = (("Ŷ", "ŷ_ik"), ("P", "p_ik"), ("Z₁", "z_ik"), ("T", "t_ik"), (" ⊙ ", "·"))
+
+
+def _index_text(D: Node) -> str:
+    """The element (i, k) of an element-wise delta, e.g. ``(ŷ_ik - t_ik)·(1 - ŷ_ik²)``."""
+    text = D.show("text")
+    if "G" in text or " 1" in text:  # a row-wise Jacobian: no short element form
+        return "[Δ₁]_ik"
+    for old, new in _INDEX_NAMES:
+        text = text.replace(old, new)
+    return text
+
+
+def _index_claims(n: _Names, act: str, lss: str, half: bool, D: Node) -> list[Claim]:
     """The index form of one layer's gradients, verified through an explicit loop."""
     def w_loop(env):
         X, D, m = env["X"], env["D1"], env["m"]
@@ -452,7 +465,7 @@ def _index_claims(n: _Names, act: str, lss: str, half: bool) -> list[Claim]:
     return [
         Claim(("∂E/∂w_jk", r"\frac{\partial E}{\partial w_{jk}}", "dE/dw_jk"),
               index=("(1/m) Σ_i δ_ik x_ij, with z_ik = Σ_j x_ij w_jk + b_k and "
-                     "δ_ik = ∂L_i/∂z_ik = [Δ₁]_ik",
+                     f"δ_ik = ∂L_i/∂z_ik = {_index_text(D)}",
                      r"\frac1m \sum_i \delta_{ik} x_{ij}"),
               evaluate=w_loop, check="W1"),
         Claim(("∂E/∂b_k", r"\frac{\partial E}{\partial b_k}", "dE/db_k"),
