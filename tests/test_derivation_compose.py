@@ -130,7 +130,7 @@ def test_bad_names_and_arguments():
         derive()
 
 
-# --- every printed form is right: piecewise activations with the Huber loss ---------------------
+# --- every printed form is right: piecewise activations with the Huber loss -----------------
 
 
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu", "elu", "selu"])
@@ -171,7 +171,7 @@ def test_weights_input_form_is_checked_too():
     assert isinstance(d.result_input_form, sympy.Expr)
 
 
-# --- the mean over a batch -------------------------------------------------------------------------
+# --- the mean over a batch --------------------------------------------------------------------
 
 
 def test_mean_loss_carries_one_over_m():
