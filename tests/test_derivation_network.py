@@ -226,7 +226,7 @@ def test_a_four_layer_network_reads_with_named_deltas():
     d = derive(network="relu,tanh,sigmoid,sigmoid", loss="bce")
     text = d.to_text()
     assert "Δ₄ = Ŷ - T" in text
-    assert "Δ₃ = (Δ₄ W₄ᵀ) ⊙ (H₃(1 - H₃))" in text
+    assert "Δ₃ = (Δ₄ W₄ᵀ) ⊙ H₃(1 - H₃)" in text
     assert "Δ₁ = (Δ₂ W₂ᵀ) ⊙ [Z₁ > 0]" in text
     assert "∂E/∂W₁ = Xᵀ Δ₁ / m   [(n₀ × m)(m × n₁) = n₀ × n₁]" in text
     assert "∂E/∂b₂ = 1ᵀ Δ₂ / m   [(1 × m)(m × n₂) = 1 × n₂]" in text
@@ -261,8 +261,8 @@ def test_softmax_ce_states_where_the_targets_sum_to_one():
 @pytest.mark.parametrize("act,loss,result", [
     ("sigmoid", "bce", "ŷ - t"),
     ("softmax", "ce", "p - t"),
-    ("identity", "mse", "2ŷ - 2t"),
-    ("tanh", "mse", "(2ŷ - 2t) ⊙ (1 - ŷ²)"),
+    ("identity", "mse", "2(ŷ - t)"),
+    ("tanh", "mse", "2(ŷ - t) ⊙ (1 - ŷ²)"),
     ("softmax", "mse", "p ⊙ (G - (G ⊙ p) 1)"),
 ])
 def test_vector_compositions_through_the_sum(act, loss, result):

@@ -183,6 +183,15 @@ def _broadcast(a: Node, b: Node, op: str) -> tuple[str, str]:
                      f"({shape_text(sb)}) have different shapes for {op}.")
 
 
+def _factor(node: Node, fmt: str) -> str:
+    """A factor of ``⊙``: a matrix product, a sum or a fraction goes in parentheses."""
+    text = node.show(fmt)
+    if isinstance(node, MatMul) or node.prec <= _ADD or text.startswith("-") or (
+            isinstance(node, Elem) and ("/" in text or r"\frac" in text)):
+        return r"\left(" + text + r"\right)" if fmt == "latex" else f"({text})"
+    return text
+
+
 @dataclass(eq=False)
 class Had(Node):
     """Element-wise (Hadamard) product ``A ⊙ B``."""
@@ -196,7 +205,7 @@ class Had(Node):
 
     def _show(self, fmt):
         sep = {"text": " ⊙ ", "latex": r" \odot ", "python": " * "}[fmt]
-        return self.a.wrap(fmt, _MUL + 1) + sep + self.b.wrap(fmt, _MUL + 1)
+        return _factor(self.a, fmt) + sep + _factor(self.b, fmt)
 
     def shape(self):
         return _broadcast(self.a, self.b, "an element-wise product")
@@ -331,6 +340,8 @@ class Elem(Node):
         if _iverson(e) is not None:
             return _ATOM
         if e.is_Add:
+            e = sympy.factor_terms(e)
+        if e.is_Add:
             return _ADD
         if e.is_Mul or e.is_Pow or isinstance(e, sympy.Piecewise):
             return _MUL
@@ -349,6 +360,8 @@ class Elem(Node):
                 name = key
             names[s] = sympy.Symbol(name, real=True)
         e = self.expr.xreplace(names)
+        if e.is_Add:  # 2(Ŷ - T), not 2Ŷ - 2T
+            e = sympy.factor_terms(e)
         iverson = _iverson(e)
         printer = {"text": to_text, "latex": to_latex, "python": to_python}[fmt]
         if iverson is not None:
