@@ -73,6 +73,8 @@ def compose(
     d_loss.title, d_loss.label = "dE/dyhat", ("dE/dyhat", r"\frac{\partial E}{\partial \hat y}")
     steps.append(d_loss)
     dE_dyhat = tidy(d_loss.after)
+    if not equivalent(dE_dyhat, sympy.diff(elementary(E), yhat)):
+        raise RuntimeError(f"internal error: dE/dyhat for {lss} disagrees with sympy.diff")
     if dE_dyhat != d_loss.after:
         steps.append(_simplify_step(d_loss.after, dE_dyhat, "dE/dyhat"))
 
@@ -81,6 +83,8 @@ def compose(
     d_act.title, d_act.label = "dyhat/dz", ("dyhat/dz", r"\frac{d\hat y}{dz}")
     steps.append(d_act)
     dyhat_dz = tidy(d_act.after)
+    if not equivalent(dyhat_dz, sympy.diff(elementary(f), z)):
+        raise RuntimeError(f"internal error: dyhat/dz for {act} disagrees with sympy.diff")
     out_form = library.output_derivative(act, yhat)
     if out_form is not None:
         if not equivalent(out_form, dyhat_dz, ((yhat, f),)):
