@@ -18,6 +18,13 @@ from chainrule.derivation.matrix import Node, shape_text
 
 __all__ = ["Claim", "VStep", "VectorDerivation"]
 
+#: Unicode of the explanations that LaTeX's text mode lacks, as inline maths.
+_LATEX_SYMBOLS = {
+    "×": r"$\times$", "ᵀ": r"$^\top$", "∂": r"$\partial$", "≠": r"$\ne$", "⊙": r"$\odot$",
+    "←": r"$\leftarrow$", "ŷ": r"$\hat y$", "Ŷ": r"$\hat Y$", "½": r"$\frac12$",
+    "σ": r"$\sigma$", "²": "$^2$", **{chr(0x2080 + d): f"$_{d}$" for d in range(10)},
+}
+
 
 @dataclass
 class Claim:
@@ -180,7 +187,12 @@ class VectorDerivation:
         return f"{c.lhs[1]} = {c.rhs('latex')}"
 
     def to_latex(self) -> str:
-        from chainrule.derivation.render import _latex_text
+        from chainrule.derivation.render import _latex_text as _escape
+
+        def _latex_text(text: str) -> str:
+            for ch, tex in _LATEX_SYMBOLS.items():
+                text = text.replace(ch, tex)
+            return _escape(text)
 
         lines = [f"% {self.title}", r"\begin{enumerate}"]
         for step in self.steps:
