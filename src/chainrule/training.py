@@ -409,6 +409,12 @@ def fit(
     xb_full = np.empty((batch_size, X.shape[1]), dtype=X.dtype)
     yb_full = np.empty((batch_size, *target.shape[1:]), dtype=target.dtype)
     callbacks = list(callbacks)
+    for cb in callbacks:
+        if not callable(cb):
+            raise ValueError(
+                f"callbacks must be callables f(epoch, logs, model); got {cb!r} "
+                f"({type(cb).__name__})."
+            )
     model.train()
     # Overflow during a diverging step is reported by the loss check below, not as warnings.
     with _StopFlag() as flag, np.errstate(over="ignore", invalid="ignore"):
@@ -442,8 +448,7 @@ def fit(
                     raise TrainingDivergedError(
                         f"Training diverged at epoch {epoch + 1}, batch {b + 1}: the loss became "
                         f"{batch_loss}. The weights from the start of epoch {epoch + 1} (the last "
-                        f"finite ones) were restored. Lower the learning rate (it was "
-                        f"{opt.lr:g}; try {opt.lr / 10:g}) or clip gradients (clip_norm).",
+                        f"finite ones) were restored. {_divergence_hint(opt, target, model)}",
                         history,
                     )
                 weight = len(idx) / n
@@ -455,6 +460,17 @@ def fit(
                 if flag.stop:
                     break
             elapsed = time.perf_counter() - t0
+            # The loss is computed before each update, so the last update of the epoch is
+            # checked here: weights that became NaN or inf are never kept.
+            if not all(np.isfinite(p).all() for p in trainer.params):
+                _restore(trainer.params, start_weights)
+                model.eval()
+                raise TrainingDivergedError(
+                    f"Training diverged at epoch {epoch + 1}: the weights became NaN or inf in "
+                    f"its last update. The weights from the start of epoch {epoch + 1} (the last "
+                    f"finite ones) were restored. {_divergence_hint(opt, target, model)}",
+                    history,
+                )
             if flag.stop:
                 history.interrupted = True
                 if seen < n:
@@ -493,6 +509,24 @@ def fit(
         _restore(trainer.params, best[1])
     model.eval()
     return history
+
+
+def _divergence_hint(opt, target: np.ndarray, model) -> str:
+    """What to change after a divergence: the targets when they are too large for the model's
+    float type to square, else the learning rate or gradient clipping."""
+    if target.dtype.kind == "f" and target.size:
+        largest = float(np.max(np.abs(target)))
+        # A squared error of targets beyond sqrt(max float) overflows at any learning rate.
+        if largest > math.sqrt(float(np.finfo(model.dtype).max)) / 1e3:
+            return (
+                f"The targets reach {largest:.3g}, too large to square in {model.dtype.name} "
+                "whatever the learning rate: scale them first (e.g. divide by their standard "
+                "deviation) and undo the scaling on the predictions."
+            )
+    return (
+        f"Lower the learning rate (it was {opt.lr:g}; try {opt.lr / 10:g}) or clip gradients "
+        "(clip_norm)."
+    )
 
 
 def _record(history: History, epoch: int, logs: dict) -> None:

@@ -159,6 +159,9 @@ def run(args) -> int:
     if args.clip_norm is not None and not 0.0 < args.clip_norm < float("inf"):
         raise ValueError(f"--clip-norm must be a positive number; got {args.clip_norm}")
 
+    from chainrule._cli._faults import check_outputs, check_trained, finish_interrupted
+
+    check_outputs(args)
     ds = cdata.load_dataset(args.data, target=args.target)
     prepared = prepare_dataset(ds, args.test_size, args.scale, args.seed)
     X, y, Xt, yt = prepared["X"], prepared["y"], prepared["X_test"], prepared["y_test"]
@@ -201,6 +204,9 @@ def run(args) -> int:
     seconds = time.perf_counter() - t0
     train_metrics = model.evaluate(X, y)
     test_metrics = model.evaluate(Xt, yt) if Xt is not None else None
+    if history.interrupted:
+        return finish_interrupted(args, model, history)
+    check_trained(train_metrics, args.optimizer, args.lr)
     if args.out:
         model.save(args.out)
     if args.plot:
@@ -242,7 +248,7 @@ def run(args) -> int:
         "model_file": args.out,
     }
     if args.json:
-        print(json.dumps(summary, indent=2))
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
         return 0
     print(
         f"Trained {' -> '.join(map(str, sizes))} ({args.activation}, {out_act} output, "
@@ -260,8 +266,6 @@ def run(args) -> int:
         print(f"Saved the model to {args.out}")
     if args.plot:
         print(f"Saved the curves to {args.plot}")
-    if history.interrupted:
-        print("Training was interrupted (Ctrl-C); the weights so far are kept.")
     return 0
 
 

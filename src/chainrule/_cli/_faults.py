@@ -1,0 +1,59 @@
+"""What `chainrule train` does about its outputs when something goes wrong.
+
+- The output files are checked before training starts (an empty name, a folder, a device or a
+  missing folder is refused at once rather than after the last epoch).
+- A model whose loss on its own training data is NaN or inf (it diverged in its last update,
+  or its weights are so large that the values overflow) is never saved.
+- An interrupted run (Ctrl-C) exits with 130 and never replaces the file named by ``--out``: the
+  partly trained model goes to a new file beside it, and the message says where.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+#: Exit code of a run stopped by Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
+
+
+def check_outputs(args) -> None:
+    """Refuse unusable ``--out``/``--plot`` names before any work is done."""
+    from chainrule._io import check_output_path
+
+    if args.out is not None:
+        check_output_path(args.out, "the model")
+    if getattr(args, "plot", None) is not None:
+        check_output_path(args.plot, "the curves")
+
+
+def check_trained(train_metrics: dict, optimizer: str, lr: float) -> None:
+    """Raise FloatingPointError when the trained model's training loss is not finite."""
+    loss = train_metrics.get("loss")
+    if loss is not None and not math.isfinite(loss):
+        raise FloatingPointError(
+            f"training diverged: the trained model's loss on the training data is {loss}, so "
+            f"it was not saved. Lower the learning rate (--lr {lr:g} with {optimizer}; try "
+            f"{lr / 10:g}) or clip the gradient (--clip-norm 1)."
+        )
+
+
+def finish_interrupted(args, model, history) -> int:
+    """Save the partly trained model beside ``--out`` (never over it); return 130."""
+    from chainrule._io import free_name
+
+    done = f"after {history.epochs_run} epoch{'s' if history.epochs_run != 1 else ''}"
+    if not args.out:
+        print(f"chainrule train: interrupted {done}; nothing was saved (no --out).",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    while True:
+        partial = free_name(args.out, "interrupted")
+        try:
+            model.save(partial, replace=False)
+            break
+        except FileExistsError:  # created meanwhile by someone else: take the next name
+            continue
+    print(f"chainrule train: interrupted {done}; {args.out} was not touched. The partly trained "
+          f"model is in {partial}.", file=sys.stderr)
+    return EXIT_INTERRUPTED
