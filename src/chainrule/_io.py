@@ -32,6 +32,7 @@ __all__ = [
     "check_output_path",
     "free_name",
     "read_bounded",
+    "read_head",
 ]
 
 #: The most bytes a data file may hold once decompressed (4 GiB; MNIST's training images are
@@ -183,12 +184,32 @@ def read_bounded(path, limit: int = MAX_DATA_BYTES, what: str = "file") -> bytes
             if size > limit:
                 raise ValueError(f"{path}: {size:,} bytes, more than the {limit:,} a {what} may "
                                  "hold.")
-            rest = fh.read(limit + 1 - len(head))
+            rest = fh.read(min(limit, size) + 1 - len(head))  # read(n) allocates n bytes
             if len(head) + len(rest) > limit:
                 raise ValueError(f"{path}: more than the {limit:,} bytes a {what} may hold.")
             return head + rest
         fh.seek(0)
         return _gunzip_bounded(fh, path, limit, what)
+
+
+def read_head(path, n: int, what: str = "file") -> bytes:
+    """The first ``n`` bytes of a regular file, after decompression when it is gzip."""
+    path = check_input_file(path, what)
+    with open(path, "rb") as fh:
+        raw = fh.read(max(n, 2))
+        if raw[:2] != _GZIP_MAGIC:
+            return raw[:n]
+        decoder = zlib.decompressobj(wbits=31)
+        out = bytearray()
+        try:
+            while len(out) < n and raw:
+                out += decoder.decompress(decoder.unconsumed_tail or raw, n - len(out))
+                if decoder.eof:
+                    break
+                raw = decoder.unconsumed_tail or fh.read(1 << 16)
+        except zlib.error as exc:
+            raise ValueError(f"{path}: corrupted gzip data ({exc}).") from None
+        return bytes(out[:n])
 
 
 def _gunzip_bounded(fh: BinaryIO, path: Path, limit: int, what: str) -> bytes:

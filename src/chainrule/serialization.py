@@ -297,12 +297,11 @@ def read_safetensors(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         dtype, a shape that does not match its bytes, offsets that overlap, leave gaps or run
         past the end, or bytes after the last tensor. The message starts with the file's name.
     """
-    path = Path(path)
+    path = check_input_file(path, "model file")
 
     def fail(message: str) -> NoReturn:
         raise ModelFileError(f"{path}: {message}.")
 
-    check_input_file(path, "model file")
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
         head = fh.read(8)

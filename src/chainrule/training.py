@@ -550,7 +550,10 @@ def evaluate(model, X, y, loss=None) -> dict:
     if len(target) != len(X):
         raise ValueError(f"X has {len(X)} samples but y has {len(target)}; they must match.")
     model.eval()
-    scores = trainer.scores(X)
+    with np.errstate(over="ignore", invalid="ignore"):
+        scores = trainer.scores(X)
+    if not np.isfinite(scores).all():
+        raise ValueError(model._nonfinite_output(scores))
     result = {"loss": trainer.loss_of(scores, target), "samples": len(X)}
     if task == "classification":
         result["accuracy"] = _accuracy(scores, target, trainer.threshold)

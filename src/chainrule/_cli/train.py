@@ -273,6 +273,9 @@ def prepare_dataset(ds, test_size: float, scale: str, seed: int) -> dict:
     """Split (unless the data has its own test set), encode labels, fit the scaler on train."""
     from chainrule import data as cdata
 
+    from chainrule._cli._faults import check_enough_samples
+
+    check_enough_samples(ds)
     if ds.X_test is not None:
         X, y, Xt, yt = ds.X, ds.y, ds.X_test, ds.y_test
     else:
@@ -313,7 +316,7 @@ def encode_with(classes, y):
     bad = classes[idx] != y
     if bad.any():
         raise ValueError(
-            f"label {y[bad][0]!r} does not occur in the training data (known: "
+            f"label {y[bad][0].item()!r} does not occur in the training data (known: "
             f"{', '.join(map(str, classes[:10]))}{'...' if len(classes) > 10 else ''})"
         )
     return idx

@@ -397,8 +397,8 @@ def load(path) -> Sequential:
     from chainrule.nn._metadata import check_metadata, load_json
     from chainrule.serialization import ModelFileError, read_safetensors
 
-    path = Path(path)
     tensors, metadata = read_safetensors(path)
+    path = Path(path)
     raw = metadata.get("chainrule")
     if raw is None:
         raise ModelFileError(
