@@ -313,7 +313,7 @@ case("data-train-gzip-bomb", [*TRAIN, "bomb.csv.gz"], 1,
 case("data-train-idx-bomb", [*TRAIN, "idx_bomb"], 1,
      r"more bytes than the 4 x 3 x 3 items its header declares", sub=True)
 case("data-train-idx-huge-header", [*TRAIN, "idx_huge_header"], 1,
-     r"the header declares 4,000,000,000 x 60,000 x 60,000 items .*more than", sub=True)
+     r"truncated: the header declares 4,000,000,000 items of 60000x60000", sub=True)
 case("data-train-lying-npz", [*TRAIN, "lying.npz"], 1,
      r"lying\.npz: array 'X' declares shape \(2000000000, 1000\)", sub=True)
 
@@ -523,7 +523,8 @@ MODEL_FILES = {
     "meta_formula_list.safetensors": _with_meta(_set(
         "layers.1", {"type": "Activation", "name": "mine", "config": {"formula": ["x"]}})),
     "meta_dropout_p.safetensors": _with_meta(lambda m: {
-        **m, "layers": [*m["layers"][:2], {"type": "Dropout", "config": {"p": 2}}, *m["layers"][2:]]}),
+        **m, "layers": [*m["layers"][:2], {"type": "Dropout", "config": {"p": 2}},
+                        *m["layers"][2:]]}),
     "meta_training_str.safetensors": _with_meta(_set("training", "adam")),
     "meta_classes_dict.safetensors": _with_meta(_set("classes", {"0": "cat"})),
     "meta_classes_short.safetensors": _with_meta(_set("classes", ["cat"])),
@@ -698,7 +699,7 @@ FORMULAS = {
     "   ": r"the formula is empty",
     "x" * 600: r"formula is 600 characters long; the limit is 500",
     "(" * 50 + "x" + ")" * 50: r"nested too deeply",
-    "-" * 60 + "x": r"nested too deeply",
+    "+-" * 30 + "x": r"nested too deeply",
     "9" * 40 + "*x": r"number too long",
     "0**x": r"raises 0 to the variable power x",
     "(-1)**x": r"raises -1 to the variable power x: \(-1\)\*\*u is not a real number",
@@ -794,7 +795,6 @@ for opts, rc, line in [
     (["--clip-norm", "0"], 1, r"--clip-norm must be a positive number"),
     (["--clip-norm", "nan"], 1, r"--clip-norm must be a positive number"),
     (["--early-stopping", "0"], 1, r"early_stopping is a patience in epochs"),
-    (["--loss", "bce"], 1, r"--loss bce is for two classes|two classes"),
     (["--loss", "nope"], 2, r"argument --loss: invalid choice: 'nope'"),
     (["--output-activation", "tanh", "--loss", "ce"], 1, r"needs predicted probabilities"),
     (["--activation", "nope"], 2, r"argument --activation: invalid choice"),
@@ -829,8 +829,11 @@ case("train-tiny-spread", ["train", "--data", "tiny_spread.csv", "--epochs", "1"
 for cmd, extra in (("derive", ["x"]), ("plot", ["x", "--out", "t.png"]),
                    ("check", ["--function", "x", "1"])):
     for value in ("inf", "-inf", "nan", "-1", "1e300", "abc", "", "1e6"):
+        line = r"--timeout takes a number of seconds from 0 \(no limit\) to 604800"
+        if cmd == "check" and value == "-inf":  # check reads "-inf" as an option
+            line = r"argument --timeout: expected one argument"
         case(f"args-{cmd}-timeout-{value or 'empty'}", [cmd, *extra, "--timeout", value], 2,
-             r"--timeout takes a number of seconds from 0 \(no limit\) to 604800")
+             line)
 for rng, line in (
     (["nan", "1"], r"the range must be two finite numbers"),
     (["0", "inf"], r"the range must be two finite numbers"),
@@ -842,7 +845,8 @@ for rng, line in (
     case(f"args-plot-range-{'_'.join(rng)}", ["plot", "x", "--range", *rng, "--out", "t.png"],
          2 if rng[0] == "a" else 1, line)
 for out, line in (("", r"the image file name is empty"), ("/dev/null", r"character device"),
-                  ("sub", r"sub is a folder"), ("nowhere/x.png", r"the folder nowhere does not")):
+                  ("sub", r"sub is a folder"), ("nowhere/x.png", r"the folder nowhere does not"),
+                  ("x.jpg", r"give a \.png file name, got 'x\.jpg'")):
     case(f"args-plot-out-{out or 'empty'}", ["plot", "x", "--out", out], 1, line)
 for out, line in (("", r"the predictions file name is empty"),
                   ("/dev/null", r"/dev/null is a character device"), ("sub", r"sub is a folder"),
@@ -878,7 +882,8 @@ case("args-predict-existing-bad-model", ["predict", "trunc_half.safetensors", "-
                                          "good.csv", "--out", "existing.csv"], 1, r"truncated")
 case("args-plot-existing-bad-formula", ["plot", "x.real", "--out", "existing.png"], 1,
      r"unsupported syntax")
-case("args-train-existing-diverged", [*TRAIN_GOOD, "--lr", "1e30", "--batch-size", "1000", "--out", "existing.safetensors"], 1,
+case("args-train-existing-diverged", [*TRAIN_GOOD, "--lr", "1e30", "--batch-size", "1000",
+                                      "--out", "existing.safetensors"], 1,
      r"diverged")
 
 

@@ -325,7 +325,8 @@ def read_safetensors(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            fail(f"corrupted: the header is not valid UTF-8 ({exc})")
+            fail(f"corrupted: the header is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at "
+                 f"offset {8 + exc.start:,})")
         try:
             header = bounded_json(text, object_pairs_hook=_no_duplicates)  # "{...}": a dict
         except ValueError as exc:  # JSONDecodeError and duplicate names

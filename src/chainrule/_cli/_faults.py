@@ -27,15 +27,23 @@ def check_outputs(args) -> None:
         check_output_path(args.plot, "the curves")
 
 
-def check_trained(train_metrics: dict, optimizer: str, lr: float) -> None:
-    """Raise FloatingPointError when the trained model's training loss is not finite."""
-    loss = train_metrics.get("loss")
-    if loss is not None and not math.isfinite(loss):
+def evaluate_trained(model, X, y, X_test, y_test, args) -> tuple[dict, dict | None]:
+    """Train and test metrics of the trained model; FloatingPointError when its outputs or its
+    training loss are not finite (it diverged in its last updates), so that it is not saved."""
+    hint = (f"Lower the learning rate (--lr {args.lr:g} with {args.optimizer}; try "
+            f"{args.lr / 10:g}) or clip the gradient (--clip-norm 1).")
+    try:
+        train = model.evaluate(X, y)
+        test = model.evaluate(X_test, y_test) if X_test is not None else None
+    except ValueError as exc:
+        raise FloatingPointError(f"training diverged, so the model was not saved: {exc} "
+                                 f"{hint}") from None
+    if not math.isfinite(train["loss"]):
         raise FloatingPointError(
-            f"training diverged: the trained model's loss on the training data is {loss}, so "
-            f"it was not saved. Lower the learning rate (--lr {lr:g} with {optimizer}; try "
-            f"{lr / 10:g}) or clip the gradient (--clip-norm 1)."
+            f"training diverged: the trained model's loss on the training data is "
+            f"{train['loss']}, so it was not saved. {hint}"
         )
+    return train, test
 
 
 def finish_interrupted(args, model, history) -> int:

@@ -159,7 +159,7 @@ def run(args) -> int:
     if args.clip_norm is not None and not 0.0 < args.clip_norm < float("inf"):
         raise ValueError(f"--clip-norm must be a positive number; got {args.clip_norm}")
 
-    from chainrule._cli._faults import check_outputs, check_trained, finish_interrupted
+    from chainrule._cli._faults import check_outputs, evaluate_trained, finish_interrupted
 
     check_outputs(args)
     ds = cdata.load_dataset(args.data, target=args.target)
@@ -202,11 +202,9 @@ def run(args) -> int:
         stream=stream,
     )
     seconds = time.perf_counter() - t0
-    train_metrics = model.evaluate(X, y)
-    test_metrics = model.evaluate(Xt, yt) if Xt is not None else None
+    train_metrics, test_metrics = evaluate_trained(model, X, y, Xt, yt, args)
     if history.interrupted:
         return finish_interrupted(args, model, history)
-    check_trained(train_metrics, args.optimizer, args.lr)
     if args.out:
         model.save(args.out)
     if args.plot:
@@ -272,7 +270,6 @@ def run(args) -> int:
 def prepare_dataset(ds, test_size: float, scale: str, seed: int) -> dict:
     """Split (unless the data has its own test set), encode labels, fit the scaler on train."""
     from chainrule import data as cdata
-
     from chainrule._cli._faults import check_enough_samples
 
     check_enough_samples(ds)
