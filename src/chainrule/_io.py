@@ -17,9 +17,12 @@ decompression (a small gzip file can inflate to gigabytes).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import signal
 import stat
+import threading
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -113,6 +116,27 @@ def atomic_write(path, write: Callable[[BinaryIO], object], *, what: str = "the 
     any existing ``path`` is left unchanged in every case.
     """
     path = check_output_path(path, what)
+    with _ctrl_c_deferred():
+        return _write_and_rename(path, write, what, replace)
+
+
+@contextlib.contextmanager
+def _ctrl_c_deferred():
+    """Hold back SIGINT while a file is written: Ctrl-C then takes effect once the new file is
+    complete or removed, never between creating the temporary file and cleaning it up."""
+    usable = (hasattr(signal, "pthread_sigmask")
+              and threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _write_and_rename(path: Path, write, what: str, replace: bool) -> Path:
     tmp, fd = _temporary_file(path)
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -505,6 +505,8 @@ def fit(
                 stop = True
             if stop or flag.stop:
                 break
+        # Ctrl-C between the last batch of an epoch and the end of its bookkeeping counts too.
+        history.interrupted = history.interrupted or flag.stop
     if early_stopping and restore_best and best[1] is not None:
         _restore(trainer.params, best[1])
     model.eval()
