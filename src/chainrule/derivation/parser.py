@@ -111,6 +111,11 @@ def parse_expression(text: str, symbols: Iterable[str] | None = None) -> sympy.E
         )
     if not text.strip():
         raise FormulaError("the formula is empty; write one such as 'x * sigmoid(x)'")
+    for col, ch in enumerate(text):
+        if ch == "\0" or "\ud800" <= ch <= "\udfff":
+            what = "a NUL character" if ch == "\0" else "a byte that is not UTF-8 text"
+            raise FormulaError(f"the formula holds {what} at column {col + 1}; write it as "
+                               "plain text such as 'x * sigmoid(x)'")
     allowed = _allowed_symbols(symbols)
     _check_paren_depth(text)
     source, columns = _translate(text)
