@@ -211,6 +211,10 @@ def _describe_foreign(head: bytes) -> str:
     return "binary data of an unknown kind"
 
 
+#: Most dimensions and largest dimension of a tensor (NumPy allows 32 and 2**63 - 1 elements).
+MAX_DIMS = 32
+MAX_DIM = 2**48
+
 #: Longest integer literal accepted in a header (Python refuses to convert integers of more than
 #: 4300 digits, and no shape or offset needs more than 20).
 MAX_INT_DIGITS = 30
@@ -263,6 +267,9 @@ def _parse_entry(
     shape = entry["shape"]
     if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
         fail(f"tensor {name!r}: shape must be a list of non-negative integers; got {shape!r}")
+    if len(shape) > MAX_DIMS or any(d > MAX_DIM for d in shape):
+        fail(f"tensor {name!r}: shape {shape} is beyond what any file can hold (at most "
+             f"{MAX_DIMS} dimensions of at most {MAX_DIM:,})")
     offsets = entry["data_offsets"]
     if (not isinstance(offsets, list) or len(offsets) != 2
             or not all(_is_int(o) for o in offsets) or not 0 <= offsets[0] <= offsets[1]):
