@@ -289,7 +289,7 @@ for name, line in {
     "idx_zero_images": r"train-images-idx3-ubyte: holds no images \(shape \(0, 3, 3\)\)",
     "idx_bad_magic": r"not an IDX file: magic number 0x01020304",
     "idx_truncated": r"truncated: the header declares 4 items of 3x3",
-    "idx_extra": r"more bytes than the 4 x 3 x 3 items its header declares",
+    "idx_extra": r"4 bytes after the 4 items of 3x3 the header declares",
     "idx_swapped": r"expected images .*Are the image and label files swapped",
     "idx_counts": r"holds 4 images but train-labels-idx1-ubyte holds 3 labels",
     "idx_missing_labels": r"no IDX file for train_labels",
@@ -311,7 +311,7 @@ case("data-train-fifo", [*TRAIN, "fifo.csv"], 1, r"fifo\.csv is a FIFO \(named p
 case("data-train-gzip-bomb", [*TRAIN, "bomb.csv.gz"], 1,
      r"bomb\.csv\.gz: decompresses to more than .* bytes", sub=True)
 case("data-train-idx-bomb", [*TRAIN, "idx_bomb"], 1,
-     r"more bytes than the 4 x 3 x 3 items its header declares", sub=True)
+     r"holds far more bytes than the 4 x 3 x 3 items its header declares", sub=True)
 case("data-train-idx-huge-header", [*TRAIN, "idx_huge_header"], 1,
      r"truncated: the header declares 4,000,000,000 items of 60000x60000", sub=True)
 case("data-train-lying-npz", [*TRAIN, "lying.npz"], 1,
@@ -600,8 +600,8 @@ MODEL_EXPECT = {
     "meta_layer_type.safetensors": r"layers\[0\]\.type must be one of 'Dense', 'Dropout', "
                                    r"'Activation'; got \"Conv2D\"",
     "meta_layer_config_list.safetensors": r"layers\[0\]\.config must be a JSON object",
-    "meta_in_features_huge.safetensors": r"layers\[0\] declares 60000 -> 4 but the tensor "
-                                         r"'0\.weight' has shape \(4, 3\)",
+    "meta_in_features_huge.safetensors": r"tensor '0\.weight' has shape \(4, 3\); layer 0 "
+                                         r"\(60000 -> 4\) needs \(4, 60000\)",
     "meta_out_features_huge.safetensors": r"layers\[0\]\.config\.out_features must be an "
                                           r"integer from 1 to 2,147,483,648; got 3000000000",
     "meta_in_features_str.safetensors": r"layers\[0\]\.config\.in_features must be an integer",
@@ -629,7 +629,8 @@ MODEL_EXPECT = {
                                       r"it needs 2",
     "meta_classes_nested.safetensors": r"classes must be a list of class labels",
     "meta_classes_mixed.safetensors": r"classes mixes numbers and strings",
-    "meta_task.safetensors": r"task must be one of 'classification', 'regression'",
+    "meta_task.safetensors": r"task must be one of 'classification', 'multilabel', "
+                             r"'regression'",
     "meta_preprocessing_list.safetensors": r"preprocessing must be a JSON object; got a list",
     "meta_scaler_str.safetensors": r"preprocessing\.scaler must be a JSON object",
     "meta_scaler_type.safetensors": r"preprocessing\.scaler is invalid \(Unknown scaler config",

@@ -192,7 +192,8 @@ def _idx_bytes(path: Path) -> bytes:
 
     declared = start + math.prod(dims) * IDX_TYPES[head[2]].itemsize
     try:
-        return _read_bytes(path, min(declared, MAX_DATA_BYTES), "IDX file")
+        # A little more than declared, so that a few extra bytes are counted exactly.
+        return _read_bytes(path, min(declared + 2**16, MAX_DATA_BYTES), "IDX file")
     except ValueError as exc:
         if "more than" not in str(exc):
             raise
@@ -200,9 +201,9 @@ def _idx_bytes(path: Path) -> bytes:
         if declared > MAX_DATA_BYTES:
             raise ValueError(f"{path}: the header declares {shape} items ({declared:,} bytes), "
                              f"more than the {MAX_DATA_BYTES:,} chainrule reads.") from None
-        raise ValueError(f"{path}: holds more bytes than the {shape} items its header declares "
-                         f"({declared - start:,} bytes); the file is corrupted or not IDX."
-                         ) from None
+        raise ValueError(f"{path}: holds far more bytes than the {shape} items its header "
+                         f"declares ({declared - start:,} bytes); the file is corrupted or not "
+                         "IDX.") from None
 
 
 # --- IDX (MNIST, Fashion-MNIST) ------------------------------------------------------------

@@ -328,8 +328,11 @@ def fit(
     seed : shuffling and dropout draw from ``numpy.random.default_rng(seed)``: the same seed and
         data give bit-identical weights.
 
-    If the loss becomes NaN or inf, training stops, the weights from the start of that epoch
-    (the last known to be finite) are restored, and :class:`TrainingDivergedError` says where.
+    If the loss becomes NaN or inf, or the weights do in an epoch's last update (after which no
+    loss is computed), training stops, the weights from the start of that epoch (the last known
+    to be finite) are restored, and :class:`TrainingDivergedError` says where; it names the
+    targets instead of the learning rate when they are too large to square in the model's type.
+    ``callbacks`` that are not callable are refused before training starts.
     Ctrl-C stops after the current batch and returns the history so far (``interrupted=True``).
     """
     loss_fn = _losses.get(loss)

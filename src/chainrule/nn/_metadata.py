@@ -21,7 +21,7 @@ MAX_LAYERS = 10_000
 MAX_CLASSES = 1_000_000
 MAX_METADATA_CHARS = 50_000_000
 
-TASKS = ("classification", "regression")
+TASKS = ("classification", "multilabel", "regression")
 _SCALAR = (str, int, float, bool)
 
 
@@ -89,10 +89,11 @@ def _check_layer(c: _Checker, spec, i: int, tensors: dict, width: int | None) ->
                                                  f"{width}")
         weight = tensors.get(f"{i}.weight")
         if weight is None:
-            c.fail(field, f"is a Dense layer but the tensor '{i}.weight' is missing")
+            raise ModelFileError(f"{c.where}: tensor '{i}.weight' is missing (layer {i} is "
+                                 "Dense).")
         if weight.shape != (n_out, n_in):
-            c.fail(field, f"declares {n_in} -> {n_out} but the tensor '{i}.weight' has shape "
-                          f"{weight.shape}; it needs {(n_out, n_in)}")
+            raise ModelFileError(f"{c.where}: tensor '{i}.weight' has shape {weight.shape}; "
+                                 f"layer {i} ({n_in} -> {n_out}) needs {(n_out, n_in)}.")
         c.choice(config.get("bias", True), f"{field}.config.bias", (True, False))
         c.choice(config.get("dtype", "float32"), f"{field}.config.dtype",
                  ("float16", "float32", "float64"))
