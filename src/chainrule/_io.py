@@ -64,7 +64,9 @@ def check_output_path(path, what: str = "the output") -> Path:
     a folder, a device, a FIFO, or inside a folder that does not exist."""
     text = os.fspath(path)
     if str(text).strip() == "":
-        raise ValueError(f"{what} file name is empty; give a file name such as model.safetensors.")
+        example = {"the model": "model.safetensors", "the predictions": "predictions.csv"}
+        raise ValueError(f"{what} file name is empty; give a file name such as "
+                         f"{example.get(what, 'figure.png')}.")
     path = Path(text)
     try:
         mode = os.stat(path).st_mode
