@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import chainrule
 from chainrule.cli import main
 
 #: Words of Python, NumPy or the OS that must never reach a user.
@@ -896,6 +897,115 @@ case("args-train-existing-diverged", [*TRAIN_GOOD, "--lr", "1e30", "--batch-size
      r"diverged")
 
 
+# --- API arguments ------------------------------------------------------------------------------
+# (id, a call that must raise, the exception type, a pattern for its message)
+
+
+def _api_cases():
+    from chainrule import data as cdata
+    from chainrule.derivation import derive
+    from chainrule.derivation.parser import parse_expression
+    from chainrule.nn import Dense, Dropout, mlp
+    from chainrule.serialization import write_safetensors
+
+    X = np.random.default_rng(0).normal(size=(12, 3))
+    y = X @ np.array([1.0, -1.0, 0.5])
+
+    def fit(**kw):
+        return lambda: mlp([3, 4, 1], seed=0).fit(X, y, verbose=0, **kw)
+
+    def gradcheck_wrong_shape():
+        report = chainrule.gradcheck(lambda v: np.sum(v**2), lambda v: np.zeros(5), np.ones(3))
+        raise ValueError(str(report))
+
+    return [
+        ("fit-callbacks-int", fit(callbacks=[5], epochs=1), ValueError,
+         r"callbacks must be callables f\(epoch, logs, model\); got 5 \(int\)"),
+        ("fit-callbacks-str", fit(callbacks=["stop"], epochs=1), ValueError,
+         r"callbacks must be callables"),
+        ("fit-epochs-str", fit(epochs="3"), ValueError, r"epochs to be an integer >= 1; got '3'"),
+        ("fit-epochs-zero", fit(epochs=0), ValueError, r"epochs to be an integer >= 1; got 0"),
+        ("fit-epochs-bool", fit(epochs=True), ValueError, r"epochs to be an integer"),
+        ("fit-batch-float", fit(batch_size=2.5), ValueError, r"batch_size to be an integer"),
+        ("fit-validation-2", fit(validation_split=2), ValueError, r"validation_split must be"),
+        ("fit-patience-zero", fit(early_stopping=0), ValueError, r"early_stopping is a patience"),
+        ("fit-weights-negative", fit(sample_weight=-np.ones(12)), ValueError,
+         r"sample_weight needs 12 non-negative values"),
+        ("fit-weights-short", fit(sample_weight=np.ones(3)), ValueError,
+         r"sample_weight needs 12"),
+        ("fit-lr-huge", fit(lr=1e30, epochs=1, batch_size=12), FloatingPointError,
+         r"Training diverged at epoch 1: after its last update the model's outputs overflow"),
+        ("fit-lr-huge-sgd", fit(lr=1e30, optimizer="sgd", epochs=1, batch_size=12),
+         FloatingPointError, r"Training diverged at epoch 1"),
+        ("fit-targets-1e20", lambda: mlp([3, 4, 1], seed=0).fit(X, np.full(12, 1e20), verbose=0),
+         FloatingPointError, r"targets reach 1e\+20"),
+        ("fit-X-nan", lambda: mlp([3, 4, 1], seed=0).fit(np.full((12, 3), np.nan), y,
+                                                         verbose=0),
+         ValueError, r"X contains NaN at index \(0, 0\)"),
+        ("fit-y-length", lambda: mlp([3, 4, 1], seed=0).fit(X, y[:5], verbose=0), ValueError,
+         r"X has 12 samples but y has 5"),
+        ("fit-X-text", lambda: mlp([3, 4, 1], seed=0).fit([["a", "b", "c"]], [1], verbose=0),
+         ValueError, r"X must be a numeric array; got dtype <U1"),
+        ("predict-width", lambda: mlp([3, 4, 1], seed=0).predict(np.ones((2, 5))), ValueError,
+         r"expects X of shape \(m, 3\); got \(2, 5\)"),
+        ("predict-nan", lambda: mlp([3, 4, 1], seed=0).predict(np.full((2, 3), np.nan)),
+         ValueError, r"X contains NaN"),
+        ("load-empty", lambda: chainrule.load(""), ValueError, r"the model file name is empty"),
+        ("load-dev-zero", lambda: chainrule.load("/dev/zero"), ValueError,
+         r"/dev/zero is a character device"),
+        ("load-folder", lambda: chainrule.load("."), ValueError, r"\. is a folder"),
+        ("load-missing", lambda: chainrule.load("no/such.safetensors"), FileNotFoundError,
+         r"no/such\.safetensors: no such model file"),
+        ("save-dev-null", lambda: mlp([2, 2], seed=0).save("/dev/null"), ValueError,
+         r"/dev/null is a character device, not a regular file"),
+        ("save-empty", lambda: mlp([2, 2], seed=0).save(""), ValueError,
+         r"the model file name is empty"),
+        ("write-bad-name", lambda: write_safetensors("t.safetensors", {1: np.ones(2)}),
+         ValueError, r"Tensor names must be str"),
+        ("write-object", lambda: write_safetensors("t.safetensors", {"a": np.array([None])}),
+         ValueError, r"dtype object, which safetensors cannot store"),
+        ("write-meta", lambda: write_safetensors("t.safetensors", {}, {"k": 1}), ValueError,
+         r"metadata\['k'\] must be a str"),
+        ("derive-int", lambda: derive(123), ValueError, r"."),
+        ("parse-bytes", lambda: parse_expression(b"x"), ValueError,
+         r"a formula must be a string; got bytes"),
+        ("parse-surrogate", lambda: parse_expression("x\udcff"), ValueError,
+         r"a byte that is not UTF-8 text at column 2"),
+        ("gradcheck-shape", gradcheck_wrong_shape, ValueError,
+         r"has shape \(5,\) but the variable has shape \(3,\)"),
+        ("mlp-zero", lambda: mlp([0, 3]), ValueError, r"all >= 1; got \[0, 3\]"),
+        ("dense-zero", lambda: Dense(0, 1), ValueError, r"in_features"),
+        ("dropout-1", lambda: Dropout(1.0), ValueError, r"Dropout needs 0 <= p < 1"),
+        ("scaler-config", lambda: cdata.scaler_from_config({"type": "standard", "mean": [0],
+                                                             "scale": [-1]}),
+         ValueError, r"every scale must be positive"),
+        ("scaler-overflow", lambda: cdata.Standardizer().fit(np.array([[0.0], [1e-150]]))
+         .transform(np.array([[1e300]])), ValueError, r"Scaling overflowed float64"),
+        ("dataset-empty", lambda: cdata.load_dataset(""), ValueError, r"data set name is empty"),
+        ("csv-dev-zero", lambda: cdata.load_csv("/dev/zero"), ValueError,
+         r"/dev/zero is a character device"),
+        ("npz-dev-zero", lambda: cdata.load_npz("/dev/zero"), ValueError,
+         r"/dev/zero is a character device"),
+        ("idx-dev-zero", lambda: cdata.load_idx("/dev/zero"), ValueError,
+         r"/dev/zero is a character device"),
+    ]
+
+
+API_CASES = _api_cases()
+
+
+@pytest.mark.parametrize("name,call,kind,pattern", API_CASES, ids=[c[0] for c in API_CASES])
+def test_bad_api_argument(name, call, kind, pattern, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with _watchdog(IN_PROCESS_SECONDS), _memory_limit(MEMORY_HEADROOM):
+        with pytest.raises(kind) as info:
+            call()
+    message = str(info.value)
+    assert re.search(pattern, message), message
+    assert not FOREIGN.search(message), message
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
 # --- the runner ---------------------------------------------------------------------------------
 
 
@@ -1030,5 +1140,5 @@ def test_bad_input(c: Case, workdir, capsys, monkeypatch):
 def test_the_corpus_is_large_and_covers_every_area():
     areas = {c.id.split("-")[0] for c in CASES}
     assert areas == {"data", "model", "formula", "train", "args"}
-    assert len(CASES) >= 300
+    assert len(CASES) + len(API_CASES) >= 300
     assert len({c.id for c in CASES}) == len(CASES), "case ids must be unique"

@@ -510,6 +510,20 @@ def fit(
                 break
         # Ctrl-C between the last batch of an epoch and the end of its bookkeeping counts too.
         history.interrupted = history.interrupted or flag.stop
+        # Finite weights can still be so large that the outputs overflow: the last update is
+        # followed by no loss, so one forward pass over the last batch checks it.
+        restoring_best = early_stopping and restore_best and best[1] is not None
+        if (history.epochs_run or seen) and not restoring_best:
+            model.eval()
+            if not np.isfinite(trainer.scores(xb)).all():
+                _restore(trainer.params, start_weights)
+                raise TrainingDivergedError(
+                    f"Training diverged at epoch {epoch + 1}: after its last update the model's "
+                    "outputs overflow to inf or NaN. The weights from the start of epoch "
+                    f"{epoch + 1} (the last finite ones) were restored. "
+                    f"{_divergence_hint(opt, target, model)}",
+                    history,
+                )
     if early_stopping and restore_best and best[1] is not None:
         _restore(trainer.params, best[1])
     model.eval()

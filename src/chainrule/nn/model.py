@@ -361,10 +361,9 @@ class Sequential:
         meta["classes"] = None if self.classes_ is None else self.classes_.tolist()
         meta["preprocessing"] = self.preprocessing
         meta["training"] = self.training_config
-        path = Path(path)
         write_safetensors(path, tensors, {"chainrule": json.dumps(meta), "format": "pt"},
                           replace=replace)
-        return path
+        return Path(path)
 
 
 def _build_layer(spec: dict, where: str):
