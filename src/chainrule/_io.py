@@ -148,11 +148,10 @@ def _write_and_rename(path: Path, write, what: str, replace: bool) -> Path:
         if replace:
             os.replace(tmp, path)
         else:
-            os.link(tmp, path)  # fails with FileExistsError instead of replacing
-            tmp.unlink()
+            _rename_no_replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        if exc.errno in _DISK_FULL:
             raise OSError(exc.errno, f"{path}: the disk is full; {what} was not written "
                           "(an existing file of that name is unchanged). Free some space or "
                           "choose another folder.") from None
@@ -162,6 +161,22 @@ def _write_and_rename(path: Path, write, what: str, replace: bool) -> Path:
         raise
     _fsync_folder(path.parent)
     return path
+
+
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _rename_no_replace(tmp: Path, path: Path) -> None:
+    """Move ``tmp`` to ``path``; FileExistsError if ``path`` exists (never replaced)."""
+    try:
+        os.link(tmp, path)  # atomic, and fails instead of replacing
+    except FileExistsError:
+        raise
+    except OSError:  # a filesystem without hard links: claim the name, then rename over it
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        os.replace(tmp, path)
+    else:
+        tmp.unlink()
 
 
 def free_name(path, tag: str) -> Path:
