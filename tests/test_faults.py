@@ -70,12 +70,13 @@ def _start_training(folder: Path) -> subprocess.Popen:
     return proc
 
 
-@pytest.mark.parametrize("presses", [1, 2])
-def test_ctrl_c_exits_130_and_never_touches_the_existing_model(tmp_path, presses):
+@pytest.mark.parametrize(("presses", "gap"), [(1, 0.0), (2, 0.02), (2, 0.3)],
+                         ids=["once", "twice-quickly", "twice-slowly"])
+def test_ctrl_c_exits_130_and_never_touches_the_existing_model(tmp_path, presses, gap):
     proc = _start_training(tmp_path)
     for _ in range(presses):
         proc.send_signal(signal.SIGINT)
-        time.sleep(0.02)
+        time.sleep(gap)
     try:
         _, err = proc.communicate(timeout=120)
     except subprocess.TimeoutExpired:
