@@ -7,8 +7,8 @@ def load_model_and_data(model_path: str, data: str, target: str | None,
                         held_out: bool | None = None):
     """The model, and the dataset's features (test split when it has one) scaled as in training.
 
-    With ``held_out`` True, data without a test split of its own that the model was trained on (same
-    name and size) is split again as in training, and only the held-out rows are returned;
+    With ``held_out`` True, data without a test split of its own that the model was trained on
+    (same name and size) is split again as in training, and only the held-out rows are returned;
     with ``held_out`` True or False a fourth value says which rows were used.
     """
     import numpy as np
@@ -38,16 +38,16 @@ def load_model_and_data(model_path: str, data: str, target: str | None,
     ):
         # A CSV of features only: its last column was read as the target; it is a feature.
         X, y = np.column_stack([X, y_values]), None
-    prep = model.preprocessing or {}
-    scaler_cfg = prep.get("scaler")
-    if scaler_cfg:
-        X = cdata.scaler_from_config(scaler_cfg).transform(X)
     X = np.asarray(X)
     if X.ndim != 2 or X.shape[1] != model.in_features:
         raise ValueError(
             f"{data} has {X.shape[1] if X.ndim == 2 else X.shape} features but the model "
             f"{model_path} expects {model.in_features}"
         )
+    prep = model.preprocessing or {}
+    scaler_cfg = prep.get("scaler")
+    if scaler_cfg:
+        X = cdata.scaler_from_config(scaler_cfg).transform(X)
     if held_out is not None:
         return model, X, y, rows
     return model, X, y

@@ -190,8 +190,10 @@ def run(args) -> int:
 
     from chainrule import data as cdata
     from chainrule import optim
+    from chainrule._cli._faults import check_outputs, evaluate_trained, finish_interrupted
     from chainrule.nn import mlp
 
+    check_outputs(args)
     ds = cdata.load_dataset(args.data, target=args.target)
     prepared = prepare_dataset(ds, args.test_size, args.scale, args.seed)
     X, y, Xt, yt = prepared["X"], prepared["y"], prepared["X_test"], prepared["y_test"]
@@ -243,8 +245,13 @@ def run(args) -> int:
             "note": "targets were standardised for training; the last Dense layer maps back "
                     "to their units",
         }
-    train_metrics = with_r2(model, X, y)
-    test_metrics = with_r2(model, Xt, yt) if Xt is not None else None
+    train_metrics, test_metrics = evaluate_trained(model, X, y, Xt, yt, args)
+    if history.interrupted:
+        return finish_interrupted(args, model, history)
+    if model.task != "classification":
+        train_metrics["r2"] = r2_score(model, X, y)
+        if test_metrics is not None:
+            test_metrics["r2"] = r2_score(model, Xt, yt)
     if args.out:
         model.save(args.out)
     if args.plot:
@@ -287,7 +294,7 @@ def run(args) -> int:
         "model_file": args.out,
     }
     if args.json:
-        print(json.dumps(summary, indent=2))
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
         return 0
     print(
         f"Trained {' -> '.join(map(str, sizes))} ({args.activation}, {out_act} output, "
@@ -307,8 +314,6 @@ def run(args) -> int:
         print(f"Saved the model to {args.out}")
     if args.plot:
         print(f"Saved the curves to {args.plot}")
-    if history.interrupted:
-        print("Training was interrupted (Ctrl-C); the weights so far are kept.")
     return 0
 
 
@@ -342,7 +347,9 @@ def split_dataset(ds, test_size: float, seed: int):
 def prepare_dataset(ds, test_size: float, scale: str, seed: int) -> dict:
     """Split (unless the data has its own test set), encode labels, fit the scaler on train."""
     from chainrule import data as cdata
+    from chainrule._cli._faults import check_enough_samples
 
+    check_enough_samples(ds)
     X, y, Xt, yt = split_dataset(ds, test_size, seed)
     classes = None
     if ds.task == "classification":
@@ -380,7 +387,7 @@ def encode_with(classes, y):
     bad = classes[idx] != y
     if bad.any():
         raise ValueError(
-            f"label {y[bad][0]!r} does not occur in the training data (known: "
+            f"label {y[bad][0].item()!r} does not occur in the training data (known: "
             f"{', '.join(map(str, classes[:10]))}{'...' if len(classes) > 10 else ''})"
         )
     return idx
@@ -432,15 +439,21 @@ def fold_target_scaling(model, mean, scale) -> None:
 def with_r2(model, X, y) -> dict:
     """``model.evaluate(X, y)``, plus R^2 for a regressor: 1 - SSE/SST, averaged over outputs
     (0 for predicting the mean, 1 for a perfect fit)."""
-    import numpy as np
 
     metrics = model.evaluate(X, y)
     if model.task != "classification":
-        pred = np.asarray(model.predict(X), dtype=np.float64).reshape(len(X), -1)
-        y2 = np.asarray(y, dtype=np.float64).reshape(len(X), -1)
-        sst = ((y2 - y2.mean(axis=0)) ** 2).sum(axis=0)
-        sse = ((y2 - pred) ** 2).sum(axis=0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r2 = np.where(sst > 0, 1.0 - sse / np.where(sst > 0, sst, 1.0), 0.0)
-        metrics["r2"] = float(r2.mean())
+        metrics["r2"] = r2_score(model, X, y)
     return metrics
+
+
+def r2_score(model, X, y) -> float:
+    """R^2 = 1 - SSE/SST of the model's predictions, averaged over outputs (an output whose
+    targets are all equal counts 0)."""
+    import numpy as np
+
+    pred = np.asarray(model.predict(X), dtype=np.float64).reshape(len(X), -1)
+    y2 = np.asarray(y, dtype=np.float64).reshape(len(X), -1)
+    sst = ((y2 - y2.mean(axis=0)) ** 2).sum(axis=0)
+    sse = ((y2 - pred) ** 2).sum(axis=0)
+    r2 = np.where(sst > 0, 1.0 - sse / np.where(sst > 0, sst, 1.0), 0.0)
+    return float(r2.mean())
