@@ -31,12 +31,13 @@ def _number(kind, low: float, high: float = float("inf"), low_open: bool = False
     import math
 
     def parse(text: str):
+        shown = repr(text if len(text) <= 40 else text[:20] + "...")
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}; got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected {what}; got {shown}") from None
         if kind is float and not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"expected {what}; got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected {what}; got {shown}")
         too_low = value <= low if low_open else value < low
         too_high = value >= high if high_open else value > high
         if too_low or too_high:
@@ -218,7 +219,7 @@ def run(args) -> int:
     model.classes_ = prepared["classes"]
     model.preprocessing = prepared["preprocessing"]
     y_fit, target_scaling = y, None
-    if ds.task == "regression" and _output_is_linear(model):
+    if ds.task == "regression" and _output_is_linear(model) and _squarable(y, model.dtype):
         y_fit, target_scaling = standardise_targets(y)
 
     stream = sys.stderr if not args.json else None
@@ -457,3 +458,15 @@ def r2_score(model, X, y) -> float:
     sse = ((y2 - pred) ** 2).sum(axis=0)
     r2 = np.where(sst > 0, 1.0 - sse / np.where(sst > 0, sst, 1.0), 0.0)
     return float(r2.mean())
+
+
+def _squarable(y, dtype) -> bool:
+    """False for targets too large to square in the model's float type: those are left to the
+    training checks, which say so (standardising them would only move the overflow into the
+    folded weights)."""
+    import math
+
+    import numpy as np
+
+    y = np.asarray(y, dtype=np.float64)
+    return bool(y.size) and float(np.max(np.abs(y))) <= math.sqrt(float(np.finfo(dtype).max)) / 1e3
