@@ -1,0 +1,129 @@
+"""What a worker process does for the server: derive, check, and draw the page's pieces.
+
+Each task takes the validated query (names as the command line's options) and returns JSON-able
+values. The JSON answers are the objects' own ``to_json()``, the very text ``chainrule derive
+--format json`` and ``chainrule check --format json`` print, so the API cannot drift from the
+command line. Runs inside :mod:`chainrule.web.worker`'s processes only (SymPy is imported here).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy
+
+from chainrule._display import formula_check_html
+from chainrule._svg import line_chart
+from chainrule.derivation import derive, library
+from chainrule.derivation.domain import numeric_function
+from chainrule.derivation.printing import to_text
+from chainrule.derivation.symbols import SYMBOLS
+from chainrule.gradient_check.symbolic import check_formula
+
+__all__ = ["TASKS"]
+
+#: Values that stand in for the other symbols of a plotted function (the target, the learning
+#: rate...); library defaults for the slopes.
+_PLOT_VALUES = {"y": 1, "t": 1, "x": 1, "w": 1, "eta": sympy.Rational(1, 10), "m": 1,
+                "delta": 1, "alpha": sympy.Rational(1, 100)}
+_GRID_POINTS = 401
+_LABEL_CHARS = 70
+
+
+def _derivation(params: dict):
+    return derive(params.get("expression"), activation=params.get("activation"),
+                  loss=params.get("loss"), weights=bool(params.get("weights")),
+                  method=params.get("method"), half=bool(params.get("half")),
+                  wrt=params.get("wrt"))
+
+
+def _formula_check(params: dict):
+    return check_formula(params["formula"], loss=params.get("loss"),
+                         function=params.get("function"), activation=params.get("activation"),
+                         wrt=params.get("wrt"), mean=bool(params.get("mean")),
+                         half=bool(params.get("half")))
+
+
+def derive_json(params: dict) -> str:
+    """What ``chainrule derive ... --format json`` prints."""
+    return _derivation(params).to_json().rstrip("\n") + "\n"
+
+
+def check_json(params: dict) -> str:
+    """What ``chainrule check ... --format json`` prints."""
+    return _formula_check(params).to_json() + "\n"
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= _LABEL_CHARS else text[: _LABEL_CHARS - 1] + "…"
+
+
+def _samples(f, df, lo: float, hi: float):
+    grid = np.linspace(lo, hi, _GRID_POINTS)
+    return grid, f(grid), df(grid)
+
+
+def _activation_name(params: dict) -> str:
+    return library.canonical_activation(params.get("activation") or params["expression"])
+
+
+def plot_svg(d, params: dict) -> tuple[str | None, str]:
+    """The function and its derivative as an SVG chart, and a caption (or why there is none)."""
+    var, function = d.var, d.function
+    if d.kind == "composition" and var.name == "w":  # the loss of z = w·x, as a function of w
+        function = function.subs(SYMBOLS["z"], var * SYMBOLS["x"])
+    others = sorted((s for s in function.free_symbols | d.result_input_form.free_symbols
+                     if s != var), key=lambda s: s.name)
+    values = {s: _PLOT_VALUES[s.name] for s in others if s.name in _PLOT_VALUES}
+    if d.kind == "activation":
+        values.update(library.DEFAULT_NUMERIC.get(_activation_name(params), {}))
+    if any(s not in values for s in others):
+        return None, "No plot: the formula has symbols without a value to plot with."
+    f = numeric_function(function, var, values)
+    df = numeric_function(d.result_input_form, var, values)
+    grid, fy, dfy = _samples(f, df, -5.0, 5.0)
+    finite = np.isfinite(fy) & np.isfinite(dfy)
+    if not finite.any():
+        return None, "No plot: the function has no finite value on [-5, 5]."
+    if finite.mean() < 0.3:  # e.g. a loss of yhat in (0, 1): zoom in on where it is defined
+        step = grid[1] - grid[0]
+        lo, hi = grid[finite].min() - 0.95 * step, grid[finite].max() + 0.95 * step
+        grid, fy, dfy = _samples(f, df, lo, hi)
+    name = str(var)
+    series = [(_short(f"f({name}) = {to_text(function)}"), grid, fy),
+              (_short(f"f'({name}) = {to_text(d.result_input_form)}"), grid, dfy)]
+    caption = f"The function (solid) and its derivative (dashed) against {name}"
+    if values:
+        caption += ", with " + ", ".join(f"{s} = {to_text(v)}" for s, v in values.items())
+    svg = line_chart(series, x_label=name, dashed=(1,), title=caption)
+    return svg, caption + "."
+
+
+def derive_page(params: dict) -> dict:
+    """The derive panel: the JSON, the steps as HTML with MathML, the plot."""
+    d = _derivation(params)
+    svg, caption = plot_svg(d, params)
+    # The check panel starts from the same function, so only the hand derivation is to type.
+    check = {"wrt": str(d.var)}
+    if d.kind == "function":
+        check["function"] = params.get("expression")
+    elif d.kind == "activation":
+        check = {"activation": _activation_name(params)}
+    elif d.kind == "loss":
+        check["loss"] = library.canonical_loss(params.get("loss") or params["expression"])
+    elif d.kind == "composition" and str(d.var) == "z":
+        check = {"loss": library.canonical_loss(params["loss"]),
+                 "activation": _activation_name(params)}
+    return {"json": d.to_json(), "html": d.to_html(), "plot": svg, "caption": caption,
+            "title": d.title, "check": check}
+
+
+def check_page(params: dict) -> dict:
+    """The check panel: the JSON and the verdict with its diagnosis as HTML."""
+    result = _formula_check(params)
+    return {"json": result.to_json(), "html": formula_check_html(result, style=False),
+            "correct": result.correct}
+
+
+#: The tasks a worker runs, by name.
+TASKS = {"derive_json": derive_json, "check_json": check_json, "derive_page": derive_page,
+         "check_page": check_page}
