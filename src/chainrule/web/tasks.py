@@ -124,6 +124,14 @@ def check_page(params: dict) -> dict:
             "correct": result.correct}
 
 
+def warm_up() -> None:
+    """Run each task once on a small input, so that SymPy's first-use costs (imports, caches,
+    code generation) fall before a worker takes requests, not into a request's budget."""
+    derive_page({"expression": "log(x)*sigmoid(x)"})
+    derive_page({"activation": "tanh", "loss": "bce"})
+    check_page({"formula": "yhat - y", "loss": "mse", "half": True})
+
+
 #: The tasks a worker runs, by name.
 TASKS = {"derive_json": derive_json, "check_json": check_json, "derive_page": derive_page,
          "check_page": check_page}

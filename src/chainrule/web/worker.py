@@ -65,6 +65,7 @@ def _worker_main(conn, soft_limit: float | None, memory_limit: int | None) -> No
     from chainrule._cli import TimeUp, time_limit
     from chainrule.web import tasks
 
+    tasks.warm_up()
     conn.send_bytes(b'{"status": "ready"}')
     while True:
         try:
