@@ -13,16 +13,16 @@ import pytest
 pytest.importorskip("starlette")
 pytest.importorskip("httpx2")
 
-from starlette.testclient import TestClient  # noqa: E402
+from starlette.testclient import TestClient
 
-from chainrule.cli import main  # noqa: E402
-from chainrule.web.app import (  # noqa: E402
+from chainrule.cli import main
+from chainrule.web.app import (
     CHECK_FIELDS,
     DERIVE_FIELDS,
     MAX_QUERY_BYTES,
     create_app,
 )
-from chainrule.web.worker import EnginePool  # noqa: E402
+from chainrule.web.worker import EnginePool
 
 RUNAWAY = "(x+1)**60*(x+2)**60/(x+3)**60"  # SymPy needs minutes to simplify its derivative
 BUDGET = 8.0
@@ -171,7 +171,7 @@ def test_security_headers(client):
 class _Checker(HTMLParser):
     """Collects the tags and fails on a tag closed out of order (the page is hand-built)."""
 
-    VOID = {"meta", "link", "input", "br", "img", "hr", "mspace"}
+    VOID = frozenset({"meta", "link", "input", "br", "img", "hr", "mspace"})
 
     def __init__(self):
         super().__init__()
