@@ -183,12 +183,14 @@ class EnginePool:
                            "x` to see why")
 
     def _kill(self, worker: _Worker) -> None:
+        # Kill first: a thread polling the pipe then wakes on end-of-file, not on a closed
+        # (and perhaps reused) descriptor.
         self._workers.discard(worker)
-        with contextlib.suppress(OSError):
-            worker.conn.close()
         if worker.process.is_alive():
             worker.process.kill()
         worker.process.join(5)
+        with contextlib.suppress(OSError):
+            worker.conn.close()
 
     async def close(self) -> None:
         """Stop every worker (running ones too) and wait until they have exited."""
