@@ -194,6 +194,16 @@ def test_formula_check_html_shows_the_verdict_and_findings():
     assert root.find(".//table") is None
 
 
+def test_matrix_check_html():
+    from chainrule.gradient_check.matrix import check_matrix
+
+    wrong = check_matrix("X.T @ (sigmoid(X @ W) - Y)", loss="bce", activation="sigmoid",
+                         mean=True)
+    root = ET.fromstring(f"<div>{wrong._repr_html_()}</div>")
+    assert root.find(".//div[@data-correct]").get("data-correct") == "false"
+    assert wrong._repr_markdown_().startswith(wrong.paragraph.replace("|", "\\|"))
+
+
 def test_formula_check_text_is_escaped():
     from chainrule.gradient_check.symbolic import FormulaCheck
 

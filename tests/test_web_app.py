@@ -60,10 +60,11 @@ def _cli(argv, capsys) -> tuple[int, str]:
      ["--activation", "tanh", "--loss", "bce", "--weights"]),
     ({"loss": "mse", "half": "true"}, ["--loss", "mse", "--half"]),
     ({"expression": "log(1 + exp(w))", "wrt": "w"}, ["log(1 + exp(w))", "--wrt", "w"]),
+    ({"expression": "-x*tanh(x)"}, ["--", "-x*tanh(x)"]),
 ])
 def test_api_derive_is_what_the_cli_prints(client, capsys, query, argv):
     response = client.get("/api/derive", params=query)
-    code, out = _cli(["derive", *argv, "--format", "json"], capsys)
+    code, out = _cli(["derive", "--format", "json", *argv], capsys)
     assert code == 0
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")
@@ -79,6 +80,10 @@ def test_api_derive_is_what_the_cli_prints(client, capsys, query, argv):
      ["sigmoid(x)*(1 + x*(1 - sigmoid(x)))", "--function", "x*sigmoid(x)"], True),
     ({"formula": "yhat - y", "loss": "mse", "mean": "on"},
      ["yhat - y", "--loss", "mse", "--mean"], False),
+    ({"formula": "X.T @ (sigmoid(X @ W) - Y) / m", "layer": "1", "activation": "sigmoid",
+      "loss": "bce"},
+     ["--layer", "--activation", "sigmoid", "--loss", "bce", "X.T @ (sigmoid(X @ W) - Y) / m"],
+     True),
 ])
 def test_api_check_is_what_the_cli_prints(client, capsys, query, argv, correct):
     response = client.get("/api/check", params=query)
@@ -107,6 +112,7 @@ def test_api_index_lists_the_panels_fields(client):
     ({"activation": "swish2"}, 400, "unknown activation 'swish2'"),
     ({}, 400, "nothing to derive"),
     ({"expression": "x" * 600}, 400, "600 characters long"),
+    ({"expression": "x", "method": "bogus"}, 400, "argument --method: invalid choice: 'bogus'"),
 ])
 def test_api_errors_are_one_line_json_messages(client, query, status, words):
     response = client.get("/api/derive", params=query)

@@ -12,9 +12,9 @@ Routes
 Query names are the command line's option names (``expression``, ``activation``, ``loss``,
 ``weights``, ``method``, ``half``, ``wrt``; ``formula``, ``function``, ``mean``), so every
 result has a link that reproduces it and ``/derive?...`` and ``/api/derive?...`` take the same
-query. The panels' fields are declared once in :data:`DERIVE_FIELDS` and :data:`CHECK_FIELDS`:
-the form, the API's parameter check and ``/api`` are all built from them, so a new option of
-``chainrule derive`` is one more :class:`Field`.
+query. The panels' fields are declared once, in :mod:`chainrule.web.fields`: the forms, the
+API's parameter check, ``/api`` and the command line each request runs are all built from them,
+so a new option of ``chainrule derive`` or ``check`` is one more :class:`Field` there.
 
 Safety: the engine runs in :class:`~chainrule.web.worker.EnginePool`'s processes under a
 time budget; queries longer than :data:`MAX_QUERY_BYTES` and bodies longer than
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import dataclass
 from html import escape
 from importlib import resources
 from string import Template
@@ -40,100 +39,21 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from chainrule.derivation import library
+from chainrule.web.fields import CHECK_FIELDS, DERIVE_FIELDS, PANELS, Field
 from chainrule.web.worker import Busy, EnginePool, TaskError, TaskTimeout
 
-__all__ = ["CHECK_FIELDS", "DERIVE_FIELDS", "Field", "create_app"]
+__all__ = ["create_app"]
 
 #: Longest query string accepted, in bytes (a formula is at most 500 characters).
 MAX_QUERY_BYTES = 4096
 #: Longest request body accepted, in bytes (no route reads one).
 MAX_BODY_BYTES = 16 * 1024
-_TRUE = ("1", "true", "on", "yes")
-_FALSE = ("", "0", "false", "off", "no")
 _SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'none'; style-src 'self'; img-src 'self'; "
                                  b"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 ]
-
-
-@dataclass(frozen=True)
-class Field:
-    """One input of a panel: a query parameter, a form control and an API parameter.
-
-    ``kind`` is ``"text"``, ``"choice"`` (a menu of ``choices``; the engine still accepts its
-    aliases) or ``"flag"`` (a check box; true is ``1``, ``true``, ``on`` or ``yes``).
-    ``advanced`` fields sit under "Options".
-    """
-
-    name: str
-    label: str
-    kind: str = "text"
-    help: str = ""
-    choices: tuple[str, ...] = ()
-    placeholder: str = ""
-    advanced: bool = False
-
-    def parse(self, value: str) -> str | bool | None:
-        if self.kind == "flag":
-            low = value.strip().lower()
-            if low in _TRUE:
-                return True
-            if low in _FALSE:
-                return False
-            raise ValueError(f"{self.name} is a yes/no option; got {value!r}. Use {self.name}=1 "
-                             "or leave it out.")
-        return value.strip() or None
-
-
-def _activation_choices() -> tuple[str, ...]:
-    # The library's elementwise activations, and the two that map a vector to a vector.
-    return (*library.activation_names(), *library._NOT_ELEMENTWISE)
-
-
-def _variables() -> tuple[str, ...]:
-    from chainrule.derivation.symbols import SYMBOLS
-
-    return tuple(SYMBOLS)
-
-
-DERIVE_FIELDS: tuple[Field, ...] = (
-    Field("expression", "Formula", placeholder="x*sigmoid(x)",
-          help="a formula in x (or z, yhat, y, w, p, t), an activation or a loss name"),
-    Field("activation", "Activation", "choice", "or pick an activation", _activation_choices()),
-    Field("loss", "Loss", "choice", "and/or a loss: with both, dE/dz",
-          tuple(library.loss_names())),
-    Field("weights", "Through the weights", "flag",
-          "continue through z = w·x to dE/dw and the step Δw = -η·dE/dw", advanced=True),
-    Field("method", "Fractions by", "choice", "the quotient rule or the chain rule",
-          ("quotient", "chain"), advanced=True),
-    Field("half", "Half squared error", "flag", "with the mse loss: (yhat - y)²/2",
-          advanced=True),
-    Field("wrt", "Variable", "choice", "the variable of a formula (default: x, then z, ...)",
-          _variables(), advanced=True),
-)
-
-CHECK_FIELDS: tuple[Field, ...] = (
-    Field("formula", "Your derivative", placeholder="-(y/yhat - (1-y)/(1-yhat))",
-          help="the derivative you worked out by hand"),
-    Field("loss", "of the loss", "choice", "the loss you differentiated",
-          tuple(library.loss_names())),
-    Field("function", "or of the function", placeholder="x*sigmoid(x)",
-          help="any formula instead of a loss"),
-    Field("activation", "Activation", "choice",
-          "with a loss: dE/dz through this activation; alone: its own derivative",
-          _activation_choices()),
-    Field("wrt", "Variable", "choice", "default: yhat, or p; z with an activation",
-          _variables(), advanced=True),
-    Field("mean", "Mean over m examples", "flag", "the loss is a mean (the derivative has 1/m)",
-          advanced=True),
-    Field("half", "Half squared error", "flag", "with the mse loss: (yhat - y)²/2",
-          advanced=True),
-)
-
-PANELS = {"derive": DERIVE_FIELDS, "check": CHECK_FIELDS}
 
 
 class BadQuery(ValueError):

@@ -1,12 +1,20 @@
 """What a worker process does for the server: derive, check, and draw the page's pieces.
 
 Each task takes the validated query (names as the command line's options) and returns JSON-able
-values. The JSON answers are the objects' own ``to_json()``, the very text ``chainrule derive
---format json`` and ``chainrule check --format json`` print, so the API cannot drift from the
-command line. Runs inside :mod:`chainrule.web.worker`'s processes only (SymPy is imported here).
+values. The JSON answers come from running the command itself, ``chainrule derive ... --format
+json`` or ``chainrule check ... --format json``, in the worker with its output captured, so the
+API prints exactly what the command line prints, option for option. Runs inside
+:mod:`chainrule.web.worker`'s processes only (SymPy is imported here).
 """
 
 from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import io
+import json
+from types import SimpleNamespace
 
 import numpy as np
 import sympy
@@ -17,7 +25,7 @@ from chainrule.derivation import derive, library
 from chainrule.derivation.domain import numeric_function
 from chainrule.derivation.printing import to_text
 from chainrule.derivation.symbols import SYMBOLS
-from chainrule.gradient_check.symbolic import check_formula
+from chainrule.web.fields import command_line
 
 __all__ = ["TASKS"]
 
@@ -36,21 +44,38 @@ def _derivation(params: dict):
                   wrt=params.get("wrt"))
 
 
-def _formula_check(params: dict):
-    return check_formula(params["formula"], loss=params.get("loss"),
-                         function=params.get("function"), activation=params.get("activation"),
-                         wrt=params.get("wrt"), mean=bool(params.get("mean")),
-                         half=bool(params.get("half")))
+@functools.cache
+def _parser():
+    from chainrule.cli import build_parser
+
+    return build_parser()
+
+
+def run_command(panel: str, params: dict) -> str:
+    """What ``chainrule <panel> ...`` prints for the query ``params`` (its exit status aside:
+    a wrong formula is an answer). A usage error raises ValueError with argparse's message."""
+    argv = command_line(panel, params)
+    errors = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(errors):
+            args = _parser().parse_args(argv)
+    except SystemExit:
+        lines = errors.getvalue().strip().splitlines() or ["the query cannot be used"]
+        raise ValueError(lines[-1].split(" error: ", 1)[-1]) from None
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        importlib.import_module(f"chainrule._cli.{panel}").run(args)
+    return out.getvalue()
 
 
 def derive_json(params: dict) -> str:
     """What ``chainrule derive ... --format json`` prints."""
-    return _derivation(params).to_json().rstrip("\n") + "\n"
+    return run_command("derive", params)
 
 
 def check_json(params: dict) -> str:
     """What ``chainrule check ... --format json`` prints."""
-    return _formula_check(params).to_json() + "\n"
+    return run_command("check", params)
 
 
 def _short(text: str) -> str:
@@ -118,9 +143,13 @@ def derive_page(params: dict) -> dict:
 
 
 def check_page(params: dict) -> dict:
-    """The check panel: the JSON and the verdict with its diagnosis as HTML."""
-    result = _formula_check(params)
-    return {"json": result.to_json(), "html": formula_check_html(result, style=False),
+    """The check panel: the verdict with its diagnosis as HTML, drawn from the command's JSON
+    (a one-variable check or a matrix one alike)."""
+    text = check_json(params)
+    data = json.loads(text)
+    result = SimpleNamespace(**{**data, "findings": [SimpleNamespace(**f)
+                                                     for f in data["findings"]]})
+    return {"json": text, "html": formula_check_html(result, style=False),
             "correct": result.correct}
 
 

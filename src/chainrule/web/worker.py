@@ -63,6 +63,7 @@ def _worker_main(conn, soft_limit: float | None, memory_limit: int | None) -> No
 
             resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
     from chainrule._cli import TimeUp, time_limit
+    from chainrule.cli import CommandError
     from chainrule.web import tasks
 
     tasks.warm_up()
@@ -78,7 +79,7 @@ def _worker_main(conn, soft_limit: float | None, memory_limit: int | None) -> No
             answer = {"status": "ok", "value": value}
         except TimeUp:
             answer = {"status": "timeout"}
-        except (ValueError, KeyError, ImportError, FloatingPointError) as exc:
+        except (CommandError, ValueError, KeyError, ImportError, FloatingPointError) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
             answer = {"status": "error", "message": str(message)}
         except MemoryError:
