@@ -10,7 +10,8 @@ Routes
 ``/api``              the parameters of both, as JSON
 
 Query names are the command line's option names (``expression``, ``activation``, ``loss``,
-``weights``, ``method``, ``half``, ``wrt``; ``formula``, ``function``, ``mean``), so every
+``weights``, ``method``, ``half``, ``wrt``; ``formula``, ``function``, ``mean``, ``layer``,
+``network``, ``sum``), so every
 result has a link that reproduces it and ``/derive?...`` and ``/api/derive?...`` take the same
 query. The panels' fields are declared once, in :mod:`chainrule.web.fields`: the forms, the
 API's parameter check, ``/api`` and the command line each request runs are all built from them,
