@@ -81,11 +81,16 @@ def test_200_requests_from_8_clients_with_runaways(tmp_path_factory):
         with ThreadPoolExecutor(CLIENTS) as clients:
             results = list(clients.map(_fetch, urls, timeout=WALL_LIMIT))
         wall = time.monotonic() - start
-        # Nothing left computing: the workers use no CPU once the load is over.
-        current = children(proc.pid)
-        before = sum(cpu_ticks(pid) for pid in current)
-        time.sleep(2.0)
-        busy_ticks = sum(cpu_ticks(pid) for pid in current) - before
+        # Nothing left computing: once the load is over the workers go quiet (a worker that
+        # replaced a killed one may first spend a few seconds warming up).
+        quiet_by = time.monotonic() + 60
+        while True:
+            current = children(proc.pid)
+            before = sum(cpu_ticks(pid) for pid in current)
+            time.sleep(2.0)
+            busy_ticks = sum(cpu_ticks(pid) for pid in current) - before
+            if busy_ticks < 50 or time.monotonic() > quiet_by:
+                break
         assert stop(proc) == 0
     assert still_alive(workers + current) == []
 
@@ -97,7 +102,8 @@ def test_200_requests_from_8_clients_with_runaways(tmp_path_factory):
                if kind == "runaway"]
     assert all(s == 200 for s, _, _ in ordinary), [b[:200] for s, _, b in ordinary if s != 200]
     assert all(s == 422 and "gave up after" in b for s, _, b in runaway)
-    assert busy_ticks < 50, f"the workers used {busy_ticks} ticks of CPU after the load"
+    assert busy_ticks < 50, f"the workers still compute a minute after the load ({busy_ticks} " \
+                            "ticks of CPU in 2 s)"
 
     times = np.array([t for _, t, _ in ordinary])
     report = {
