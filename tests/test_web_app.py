@@ -61,6 +61,12 @@ def _cli(argv, capsys) -> tuple[int, str]:
     ({"loss": "mse", "half": "true"}, ["--loss", "mse", "--half"]),
     ({"expression": "log(1 + exp(w))", "wrt": "w"}, ["log(1 + exp(w))", "--wrt", "w"]),
     ({"expression": "-x*tanh(x)"}, ["--", "-x*tanh(x)"]),
+    ({"network": "relu,sigmoid", "loss": "bce"}, ["--network", "relu,sigmoid", "--loss", "bce"]),
+    ({"activation": "softmax", "loss": "ce", "layer": "1"},
+     ["--activation", "softmax", "--loss", "ce", "--layer"]),
+    ({"expression": "softmax"}, ["softmax"]),
+    ({"activation": "sigmoid", "loss": "bce", "mean": "1"},
+     ["--activation", "sigmoid", "--loss", "bce", "--mean"]),
 ])
 def test_api_derive_is_what_the_cli_prints(client, capsys, query, argv):
     response = client.get("/api/derive", params=query)
@@ -231,6 +237,17 @@ def test_the_derive_page_shows_steps_result_singular_points_and_plot(client):
     assert "Domain: log(x) is defined only where x &gt; 0." in html
     assert 'href="/derive?expression=log%28x%29"' in html
     assert 'href="/api/derive?expression=log%28x%29"' in html
+
+
+def test_a_network_derivation_is_shown_as_its_text(client):
+    from chainrule.derivation import derive
+
+    response = client.get("/derive", params={"network": "relu,sigmoid", "loss": "bce"})
+    assert response.status_code == 200
+    assert '<pre class="derivation-text">' in response.text
+    title = derive(network="relu,sigmoid", loss="bce").title
+    assert title in response.text
+    assert "No plot: the derivation is of vectors or matrices." in response.text
 
 
 def test_empty_form_fields_redirect_to_the_short_link(client):

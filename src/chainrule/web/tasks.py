@@ -41,7 +41,18 @@ def _derivation(params: dict):
     return derive(params.get("expression"), activation=params.get("activation"),
                   loss=params.get("loss"), weights=bool(params.get("weights")),
                   method=params.get("method"), half=bool(params.get("half")),
-                  wrt=params.get("wrt"))
+                  wrt=params.get("wrt"), mean=bool(params.get("mean")),
+                  layer=bool(params.get("layer")), network=params.get("network"),
+                  vector=bool(params.get("vector")))
+
+
+def _plain_html(d) -> str:
+    """A derivation without an HTML form of its own (vectors and matrices): its text."""
+    from html import escape
+
+    return (f'<div class="chainrule-derivation"><p class="derivation-title"><strong>'
+            f'{escape(d.title)}</strong></p><pre class="derivation-text">{escape(d.to_text())}'
+            "</pre></div>")
 
 
 @functools.cache
@@ -126,6 +137,10 @@ def plot_svg(d, params: dict) -> tuple[str | None, str]:
 def derive_page(params: dict) -> dict:
     """The derive panel: the JSON, the steps as HTML with MathML, the plot."""
     d = _derivation(params)
+    if not hasattr(d, "to_html"):  # a vector or matrix derivation
+        return {"json": d.to_json(), "html": _plain_html(d), "plot": None,
+                "caption": "No plot: the derivation is of vectors or matrices.",
+                "title": d.title, "check": {}}
     svg, caption = plot_svg(d, params)
     # The check panel starts from the same function, so only the hand derivation is to type.
     check = {"wrt": str(d.var)}
