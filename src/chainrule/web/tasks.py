@@ -138,9 +138,13 @@ def derive_page(params: dict) -> dict:
     """The derive panel: the JSON, the steps as HTML with MathML, the plot."""
     d = _derivation(params)
     if not hasattr(d, "to_html"):  # a vector or matrix derivation
+        # The check panel starts from the same network or layer, in matrix form.
+        names = ("loss", "network", "activation", "layer", "half")
+        check = ({k: params[k] for k in names if params.get(k)}
+                 if params.get("network") or params.get("layer") else {})
         return {"json": d.to_json(), "html": _plain_html(d), "plot": None,
                 "caption": "No plot: the derivation is of vectors or matrices.",
-                "title": d.title, "check": {}}
+                "title": d.title, "check": check}
     svg, caption = plot_svg(d, params)
     # The check panel starts from the same function, so only the hand derivation is to type.
     check = {"wrt": str(d.var)}
