@@ -79,7 +79,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from chainrule import losses as _losses
 from chainrule import optim as _optim
-from chainrule._numerics import log_sigmoid, log_softmax, sigmoid, softmax
+from chainrule._numerics import sigmoid, softmax
 from chainrule.nn import activations as _act
 from chainrule.nn.layers import Dense
 from chainrule.nn.model import Sequential, mlp
@@ -1242,8 +1242,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return y
 
     def _lbfgs_targets(self, y: np.ndarray) -> np.ndarray:
-        if self._y_type == "multiclass" and y.ndim == 2:  # label-binarized: one column a class
-            return np.argmax(y, axis=1).astype(np.int64)
+        if self._y_type == "multiclass":  # class indices; label-binarized: one column a class
+            return (np.argmax(y, axis=1) if y.ndim == 2 else y).astype(np.int64)
         return y.reshape(-1, 1) if y.ndim == 1 else y
 
     def _objective(self):
@@ -1287,30 +1287,17 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes), columns ordered as ``classes_``
-        (for multi-label targets, each label's own probability)."""
+        (for multi-label targets, each label's own probability). A probability that underflows
+        is reported as the dtype's smallest normal number (``np.finfo(dtype).tiny``, 2.2e-308 in
+        float64) rather than 0, so that its logarithm stays finite."""
         X = self._check_X(X)
-        return self._proba_from_scores(self._scores(X)).astype(self._out_dtype(X), copy=False)
+        proba = self._proba_from_scores(self._scores(X)).astype(self._out_dtype(X), copy=False)
+        return np.maximum(proba, np.finfo(proba.dtype).tiny, out=proba)
 
     def predict_log_proba(self, X):
-        r"""``log(predict_proba(X))``. Where a probability underflows to 0 its logarithm comes
-        from the scores instead (:math:`z - \log\sum e^{z}`, :math:`\log\sigma(\pm z)`), so it
-        stays finite; elsewhere it is the logarithm of ``predict_proba``'s value, so the two rank
-        the classes alike, ties included."""
-        X = self._check_X(X)
-        z = self._scores(X)
-        proba = self._proba_from_scores(z).astype(self._out_dtype(X), copy=False)
-        with np.errstate(divide="ignore"):
-            out = np.log(proba)
-        lost = proba < np.finfo(proba.dtype).tiny
-        if lost.any():
-            if self.out_activation_ == "softmax":
-                exact = log_softmax(z, axis=1)
-            elif self._y_type == "multilabel-indicator":
-                exact = log_sigmoid(z)
-            else:
-                exact = np.hstack([log_sigmoid(-z), log_sigmoid(z)])
-            out[lost] = exact[lost]
-        return out
+        """``log(predict_proba(X))``: finite, and ranking the classes as ``predict_proba`` does,
+        ties included."""
+        return np.log(self.predict_proba(X))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
