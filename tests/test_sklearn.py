@@ -64,7 +64,7 @@ def _check_name(check):
 def test_sklearn_estimator_checks(estimator, check):
     if estimator.dtype == "float32" and _check_name(check) in _EXACT_EQUIVALENCE_CHECKS:
         pytest.skip("float32 cannot promise the 1e-7 relative agreement this check demands; "
-                    "the float64 instance runs it")
+                    "the instances that follow X's dtype run it in float64")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         check(estimator)

@@ -5,7 +5,7 @@ parameter names and meanings, the same fitted attributes (``coefs_``, ``loss_cur
 ...), the same warnings, validated by scikit-learn's own constraint machinery. They go further
 where scikit-learn's module is frozen: every chainrule activation (GELU, SiLU, ELU, ...),
 ``dropout``, ``class_weight``, the solvers ``"adamw"`` and ``"rmsprop"``, a Huber loss, float32
-training, and saving to chainrule's safetensors model files.
+training of float64 data (``dtype="float32"``), and saving to chainrule's safetensors model files.
 
 >>> from sklearn.datasets import load_iris
 >>> from sklearn.pipeline import make_pipeline
@@ -38,14 +38,30 @@ starts from :math:`\partial \ell/\partial z = \hat y - y` at the raw scores :mat
 ``loss_`` and ``loss_curve_`` report :math:`J` over the epoch as scikit-learn does (for
 regression, the squared error averaged over the outputs too).
 
+``solver="lbfgs"`` minimizes the same objective over the whole training set at once: the
+parameters flattened into one vector (every weight matrix, then every intercept), the loss and
+its gradient from chainrule's forward and backward pass, handed to
+``scipy.optimize.minimize(method="L-BFGS-B")`` with ``maxiter=max_iter``, ``maxfun=max_fun`` and
+``gtol=tol``; a ConvergenceWarning names the reason when it stops short.
+
 Where chainrule differs
 -----------------------
 - Weights start from chainrule's initializers (He for the ReLU family, Glorot otherwise) with
   zero intercepts; scikit-learn draws both from a Glorot uniform.
-- Training runs in ``dtype`` (float32 by default); predictions are computed in float64 from those
-  weights, so they do not depend on how the rows are batched.
+- Training runs in X's dtype, as scikit-learn's (or in ``dtype`` when it is given); predictions
+  are computed in float64 from the weights and returned in the dtype NumPy gives X's and the
+  weights' together (float32 only when both are).
 - Samples with zero weight are dropped before training: they teach nothing.
-- ``solver="lbfgs"`` (and so ``max_fun``) is not provided.
+- With ``solver="lbfgs"``, ``loss_curve_`` holds the objective after each L-BFGS iteration
+  (scikit-learn's lbfgs leaves it unset), and for several regression outputs the objective
+  L-BFGS sees sums the outputs' squared errors, so that it agrees with its gradient (the gradient
+  both libraries follow); ``loss_`` still averages them.
+- ``predict_proba`` never reports an exact 0 (an underflow gives ``np.finfo(dtype).tiny``), so
+  ``predict_log_proba``, its logarithm, stays finite.
+- A divergence ends the fit as scikit-learn's does: with ``early_stopping`` the
+  validation scores turn NaN and the best epoch's weights are restored; without it, the error
+  "Solver produced non-finite parameter weights" comes at the first non-finite loss, not after
+  ``max_iter`` epochs of NaN.
 """
 
 from __future__ import annotations
@@ -926,8 +942,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         The hidden layers' activation: scikit-learn's "identity", "logistic", "tanh", "relu",
         or any elementwise chainrule activation ("gelu", "silu", "elu", "selu", "leaky_relu",
         "softplus", "softsign", "mish", ...); see :data:`HIDDEN_ACTIVATIONS`.
-    solver : {"adam", "sgd", "adamw", "rmsprop"}, default="adam"
-        The optimizer (:mod:`chainrule.optim`).
+    solver : {"adam", "sgd", "lbfgs", "adamw", "rmsprop"}, default="adam"
+        The optimizer (:mod:`chainrule.optim`); "lbfgs" is SciPy's L-BFGS-B on the full-batch
+        objective (often the best for small data sets; no ``partial_fit``, no ``dropout``).
     alpha : float, default=1e-4
         L2 penalty on the weights, divided by the batch size: the term
         :math:`\frac{\alpha}{2|B|}\sum_l\lVert W_l\rVert^2` (scikit-learn's meaning).
@@ -943,7 +960,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     power_t : float, default=0.5
         Exponent of "invscaling".
     max_iter : int, default=200
-        Maximum number of epochs.
+        Maximum number of epochs (of iterations for "lbfgs").
     shuffle : bool, default=True
         Shuffle the samples every epoch.
     random_state : int, RandomState instance or None, default=None
@@ -952,7 +969,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     tol : float, default=1e-4
         Training stops (or, with "adaptive", the step shrinks) when the loss, or the validation
         score with ``early_stopping``, fails to improve by ``tol`` for ``n_iter_no_change``
-        consecutive epochs.
+        consecutive epochs; "lbfgs" stops when no gradient component exceeds ``tol``.
     verbose : bool or int, default=False
         Print the loss after every epoch.
     warm_start : bool, default=False
@@ -962,8 +979,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     nesterovs_momentum : bool, default=True
         Nesterov momentum for "sgd" (when ``momentum > 0``).
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the data (stratified when every class has two
-        samples), stop when its accuracy stalls, and keep the best epoch's weights.
+        Hold out ``validation_fraction`` of the data (stratified by class, as scikit-learn's;
+        a class with one sample is then an error), stop when its accuracy stalls, and keep the
+        best epoch's weights. Stochastic solvers only.
     validation_fraction : float in [0, 1), default=0.1
         The held-out fraction for ``early_stopping``.
     beta_1, beta_2 : float in [0, 1), default=0.9, 0.999
@@ -972,6 +990,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Adam's, AdamW's and RMSprop's :math:`\epsilon`.
     n_iter_no_change : int or inf, default=10
         Patience, in epochs, of the ``tol`` rule.
+    max_fun : int, default=15000
+        "lbfgs" only: the most loss-and-gradient evaluations (line-search steps included).
     loss : {"log_loss", "cross_entropy"}, default="log_loss"
         Two names for the same objective: softmax cross-entropy for multi-class targets, binary
         cross-entropy for binary and multi-label ones.
@@ -983,8 +1003,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         ``n_samples / (n_classes * count(class))``.
     weight_decay : float, default=0.01
         AdamW's decoupled weight decay (solver "adamw" only), in addition to ``alpha``.
-    dtype : {"float32", "float64"}, default="float32"
-        The training precision. Predictions are computed in float64 either way.
+    dtype : {"float32", "float64"} or None, default=None
+        The training precision: None follows X (float32 data train in float32, anything else
+        in float64), as scikit-learn's; "float32" trains float64 data in float32, for speed.
+        A warm start or ``partial_fit`` continues in the precision of the fitted weights.
 
     Attributes
     ----------
@@ -995,7 +1017,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     best_loss_ : float or None
         The lowest ``loss_`` so far (None with ``early_stopping``).
     loss_curve_ : list of float
-        ``loss_`` after each epoch.
+        ``loss_`` after each epoch (after each iteration for "lbfgs").
     validation_scores_ : list of float or None
         Validation accuracy after each epoch (``early_stopping`` only).
     best_validation_score_ : float or None
@@ -1003,7 +1025,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     t_ : int
         Training samples seen.
     coefs_ : list of ndarray
-        ``coefs_[l]`` is the weight matrix of layer ``l``, shape (fan_in, fan_out), in ``dtype``.
+        ``coefs_[l]`` is the weight matrix of layer ``l``, shape (fan_in, fan_out), in the
+        training dtype.
     intercepts_ : list of ndarray
         ``intercepts_[l]`` is the bias of layer ``l``.
     n_features_in_ : int
@@ -1011,7 +1034,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Feature names, when X has string column names.
     n_iter_ : int
-        Epochs run by the last call to fit (1 after partial_fit).
+        Epochs (L-BFGS iterations) run by the last call to fit (1 after partial_fit).
     n_layers_ : int
         Layers, input and output included.
     n_outputs_ : int
