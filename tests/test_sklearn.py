@@ -741,6 +741,11 @@ def test_lbfgs_refuses_dropout_and_extreme_inputs_end_finite_or_named(iris):
         else:
             assert all(np.isfinite(c).all() for c in est.coefs_)
             assert np.isfinite(est.predict(X * scale)).all()
+    zeros = _quiet(MLPClassifier((4,), solver="lbfgs", random_state=0), np.zeros_like(X), y)
+    # no signal in X: only the intercepts can learn, and they learn the class frequencies
+    np.testing.assert_allclose(zeros.predict_proba(np.zeros_like(X)), 1 / 3, atol=1e-3)
+    with pytest.raises(ValueError, match="NaN"):
+        MLPClassifier(solver="lbfgs").fit(np.where(X > 2, np.nan, X), y)
 
 
 # --- divergence -----------------------------------------------------------------------------------

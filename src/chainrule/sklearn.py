@@ -655,7 +655,8 @@ class _BaseMLP(BaseEstimator):
             net.eval()
         self.n_iter_ = _check_optimize_result("lbfgs", result, self.max_iter)
         self.loss_curve_.extend(curve)
-        self.best_loss_ = min(self.loss_, *curve, self.best_loss_ or np.inf)
+        previous = np.inf if self.best_loss_ is None else self.best_loss_
+        self.best_loss_ = min(self.loss_, *curve, previous)
 
     def _loss_grad_lbfgs(self, packed_coef_inter, X, y, sample_weight=None, *buffers):
         """The full-batch objective and its gradient at ``packed_coef_inter`` (every weight
