@@ -10,6 +10,8 @@ EXTRAS = {
     "scipy": ("SciPy", "sklearn"),
     "pooch": ("pooch", "data"),
     "platformdirs": ("platformdirs", "data"),
+    "starlette": ("Starlette", "web"),
+    "uvicorn": ("uvicorn", "web"),
 }
 
 
