@@ -25,15 +25,19 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-DATA = HERE.parent.parent / "shared" / "data" / "mnist"
 SIZES = [784, 256, 128, 10]
 
 
 def load_mnist():
-    images = DATA / "train-images-idx3-ubyte.gz"
-    labels = DATA / "train-labels-idx1-ubyte.gz"
-    if not images.exists():
-        sys.exit(f"MNIST not found at {DATA}; this benchmark needs ../shared/data/mnist")
+    """MNIST's 60,000 training images as float32 in [0, 1] and their labels (int64)."""
+    from chainrule.data import find_data_folder
+
+    try:  # $CHAINRULE_DATA_DIR/mnist, ./shared/data/mnist or ../shared/data/mnist
+        folder = find_data_folder("mnist")
+    except FileNotFoundError as exc:
+        sys.exit(str(exc))
+    images = folder / "train-images-idx3-ubyte.gz"
+    labels = folder / "train-labels-idx1-ubyte.gz"
     X = np.frombuffer(gzip.open(images).read(), np.uint8, offset=16).reshape(-1, 784)
     y = np.frombuffer(gzip.open(labels).read(), np.uint8, offset=8).astype(np.int64)
     return (X.astype(np.float32) / 255.0), y
@@ -56,11 +60,12 @@ def chainrule_epoch(model, opt, X, y, order, batch):
     return time.perf_counter() - t
 
 
-def chainrule_fit_epoch(model, X, y, batch, lr):
+def chainrule_fit_epoch(model, X, y, batch, lr, threads):
     """The public API, model.fit, for one epoch (includes its own shuffling and checks)."""
     t = time.perf_counter()
     model.fit(
-        X, y, loss="ce", optimizer="sgd", lr=lr, epochs=1, batch_size=batch, verbose=0, seed=0
+        X, y, loss="ce", optimizer="sgd", lr=lr, epochs=1, batch_size=batch, verbose=0, seed=0,
+        threads=threads,
     )
     return time.perf_counter() - t
 
@@ -165,7 +170,7 @@ def run(batch: int, threads: int, repeats: int, lr: float, skip_sklearn: bool, X
             order = rng.permutation(len(X))
             times["chainrule"].append(chainrule_epoch(model, opt, X, y, order, batch))
             times["torch"].append(torch_epoch(net, topt, Xt, yt, order, batch))
-            times["chainrule_fit"].append(chainrule_fit_epoch(fit_model, X, y, batch, lr))
+            times["chainrule_fit"].append(chainrule_fit_epoch(fit_model, X, y, batch, lr, threads))
             if clf is not None:
                 times["sklearn"].append(sklearn_epoch(clf, X, y, order, batch))
             times["matmuls"].append(matmuls_alone([d.W for d in model.dense_layers], X, batch))

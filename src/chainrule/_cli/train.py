@@ -104,6 +104,12 @@ def register(subparsers) -> None:
         default=DEFAULTS["batch_size"],
         help="mini-batch size (default: %(default)s)",
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="BLAS threads for training (default: 1 for small products, else BLAS's own setting)",
+    )
     p.add_argument("--dropout", type=float, default=0.0, help="dropout after each hidden layer")
     p.add_argument(
         "--validation-split",
@@ -154,6 +160,10 @@ def run(args) -> int:
     for name in ("epochs", "batch_size"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1; got {getattr(args, name)}")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(
+            f"--threads must be >= 1; got {args.threads}. Leave it out to let chainrule choose."
+        )
     if not 0.0 < args.lr < float("inf"):
         raise ValueError(f"--lr must be a positive number; got {args.lr}")
     if args.clip_norm is not None and not 0.0 < args.clip_norm < float("inf"):
@@ -197,6 +207,7 @@ def run(args) -> int:
         seed=args.seed,
         verbose=0 if (args.quiet or args.json) else 1,
         stream=stream,
+        threads=args.threads,
     )
     seconds = time.perf_counter() - t0
     train_metrics = model.evaluate(X, y)
