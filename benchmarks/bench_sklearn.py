@@ -30,6 +30,7 @@ from sklearn.neural_network import MLPClassifier as SklearnMLP
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from blas_info import print_environment
 from chainrule.sklearn import MLPClassifier as ChainruleMLP
 
 DATASETS = {"digits": load_digits, "breast_cancer": load_breast_cancer}
@@ -104,6 +105,7 @@ def main(argv=None) -> None:
     parser.add_argument("--runs", type=int, default=5, help="random states per case (median)")
     parser.add_argument("--threads", choices=("default", "1", "both"), default="both")
     args = parser.parse_args(argv)
+    print_environment("sklearn")
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start; "
           f"median of {args.runs} runs (random_state 0..{args.runs - 1})")
     if args.threads in ("default", "both"):

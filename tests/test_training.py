@@ -335,3 +335,16 @@ def test_bad_threads_are_refused(rng, threads):
     X, y = blobs(rng, n=20)
     with pytest.raises(ValueError, match=r"fit needs threads to be an integer >= 1 .*got"):
         mlp([4, 3], output="softmax").fit(X, y, loss="ce", verbose=0, threads=threads)
+
+
+def test_without_threadpoolctl_the_default_trains_and_explicit_threads_are_refused(
+    rng, monkeypatch
+):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # as if it were not installed
+    X, y = blobs(rng, n=40)
+    model = mlp([4, 3], output="softmax", seed=0)
+    assert model.fit(X, y, loss="ce", epochs=1, verbose=0).epochs_run == 1
+    with pytest.raises(ImportError, match=r"threads=2 needs threadpoolctl .*pip install"):
+        model.fit(X, y, loss="ce", epochs=1, verbose=0, threads=2)

@@ -181,17 +181,23 @@ def blas_threads(threads: int | None, work: int):
     """A context that limits BLAS to ``threads`` threads (and restores the limit on exit).
 
     ``threads=None`` chooses: one thread when ``work`` (multiply-adds per batch) is below
-    :data:`ONE_THREAD_WORK`, otherwise BLAS's current setting is left as it is. threadpoolctl is
-    imported only when a limit is applied.
+    :data:`ONE_THREAD_WORK`, otherwise BLAS's current setting is left as it is. The limit is set
+    with threadpoolctl (``pip install "chainrule[threads]"``), imported only when a limit is
+    applied; without it the default leaves BLAS as it is, and an explicit ``threads`` is refused.
     """
-    threads = check_threads(threads)
-    if threads is None:
-        if work >= ONE_THREAD_WORK:
+    explicit = check_threads(threads)
+    if explicit is None and work >= ONE_THREAD_WORK:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        if explicit is None:
             return contextlib.nullcontext()
-        threads = 1
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=threads, user_api="blas")
+        raise ImportError(
+            f"threads={explicit} needs threadpoolctl to set the BLAS threads; install it with "
+            '`pip install threadpoolctl` (or "chainrule[threads]"), or leave threads unset.'
+        ) from None
+    return threadpool_limits(limits=explicit or 1, user_api="blas")
 
 
 # --- the batch step ------------------------------------------------------------------------------
@@ -381,7 +387,8 @@ def fit(
     threads : BLAS threads for the matrix products during training (restored afterwards). The
         default, None, is one thread when a batch's products are small (fewer than
         :data:`ONE_THREAD_WORK` multiply-adds), where threads cost more than they save, and
-        BLAS's own setting otherwise.
+        BLAS's own setting otherwise. Setting threads needs threadpoolctl
+        (``chainrule[threads]``).
 
     If the loss becomes NaN or inf, training stops, the weights from the start of that epoch
     (the last known to be finite) are restored, and :class:`TrainingDivergedError` says where.
