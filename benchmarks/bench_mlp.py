@@ -254,7 +254,7 @@ def main(argv=None) -> None:
         def sec(v):
             return "-" if v is None else f"{v:.3f} s"
 
-        def ratio(v):
+        def ratio(v, cr=cr):
             return "-" if v is None else f"{v / cr:.2f}x"
 
         print(f"| {setting.replace('(s)', 's' if '2' in setting else '')} | {sec(cr)} | "
