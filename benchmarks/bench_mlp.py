@@ -222,7 +222,7 @@ def main(argv=None) -> None:
     rows = []
     for batch, threads in ((128, 1), (1024, 2)):
         r = run(batch, threads, args.repeats, args.lr, args.skip_sklearn, X, y)
-        rows.append((f"batch {batch}, {threads} thread(s)", r))
+        rows.append((f"batch {batch}, {threads} thread{'s' if threads > 1 else ''}", r))
     header = (
         f"{'setting':<22}{'chainrule':>10}{'(fit)':>8}{'torch':>8}{'sklearn':>8}{'jax':>8}"
         f"{'matmuls':>8}{'vs torch':>9}{'vs skl':>8}{'vs jax':>8}{'/matmuls':>9}"
@@ -257,7 +257,7 @@ def main(argv=None) -> None:
         def ratio(v, cr=cr):
             return "-" if v is None else f"{v / cr:.2f}x"
 
-        print(f"| {setting.replace('(s)', 's' if '2' in setting else '')} | {sec(cr)} | "
+        print(f"| {setting} | {sec(cr)} | "
               f"{sec(r['chainrule_fit'])} | {sec(r['torch'])} | {sec(sk)} | {sec(jx)} | "
               f"{sec(r['matmuls'])} | {ratio(r['torch'])} | {ratio(sk)} | {ratio(jx)} | "
               f"{cr / r['matmuls']:.2f}x |")
