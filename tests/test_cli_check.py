@@ -91,3 +91,27 @@ def test_real_process_exit_code():
     assert proc.returncode == 1
     assert "second term has the wrong sign" in " ".join(proc.stdout.split())
     assert proc.stderr == ""
+
+
+def _readme_check_examples():
+    import re
+    import shlex
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    for block in re.findall(r"```console\n(.*?)```", text, re.S):
+        parts = re.split(r"^\$ ", block, flags=re.M)[1:]
+        for part in parts:
+            command, _, output = part.partition("\n")
+            if command.startswith("uv run chainrule check"):
+                yield shlex.split(command)[4:], output
+
+
+@pytest.mark.parametrize(("argv", "expected"), list(_readme_check_examples()),
+                         ids=lambda v: v[-1][:40] if isinstance(v, list) else None)
+def test_readme_check_examples_print_what_the_readme_shows(argv, expected, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")
+    code = main(["check", *argv])
+    out = capsys.readouterr().out
+    assert out == expected
+    assert code == (0 if expected.startswith("Correct") else 1)

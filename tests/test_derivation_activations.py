@@ -113,6 +113,7 @@ def test_activation_expr_matches_library_numerics(rng):
     np.testing.assert_allclose(_compiled(activation_expr("sigmoid", x))(z), stable_sigmoid(z))
 
 
-def test_softmax_alone_points_to_its_composition():
-    with pytest.raises(ValueError, match="derive\\(activation='softmax', loss='ce'\\)"):
-        derive("softmax")
+def test_softmax_alone_derives_its_jacobian():
+    d = derive("softmax")
+    assert d.kind == "jacobian"
+    assert d.to_dict()["result"]["J"] == "diag(p) - p pᵀ"

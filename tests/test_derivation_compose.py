@@ -128,3 +128,59 @@ def test_bad_names_and_arguments():
         derive("sigmoid", weights=True)
     with pytest.raises(ValueError, match="nothing to derive"):
         derive()
+
+
+# --- every printed form is right: piecewise activations with the Huber loss -----------------
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "elu", "selu"])
+def test_huber_input_form_keeps_the_quadratic_zone(activation):
+    import sympy
+
+    from chainrule.derivation.library import DEFAULT_NUMERIC, activation_expr, loss_expr
+    from chainrule.derivation.symbols import delta, y, yhat, z
+
+    d = derive(activation=activation, loss="huber")
+    E = loss_expr("huber", yhat, y).subs(yhat, activation_expr(activation, z))
+    truth = sympy.diff(E.rewrite(sympy.Piecewise), z)
+    params = {**DEFAULT_NUMERIC.get(activation, {})}
+    # z = 0.945, y = 0.209, delta = 0.992: |yhat - y| <= delta for relu, the quadratic zone,
+    # where dE/dz = yhat - y = 0.736 (not delta = 0.992); and points in every other zone
+    for zv, yv, dv in ((0.945, 0.209, 0.992), (3.0, 0.2, 0.5), (-0.4, 0.3, 1.0),
+                       (-2.0, 1.5, 0.25), (0.1, -0.3, 2.0)):
+        at = {z: zv, y: yv, delta: dv, **params}
+        got = float(d.result_input_form.subs(at))
+        want = float(truth.subs(at))
+        assert got == pytest.approx(want, rel=1e-12, abs=1e-12), (zv, yv, dv)
+        h = 1e-6
+        numeric = (float(E.subs({**at, z: zv + h})) - float(E.subs({**at, z: zv - h}))) / (2 * h)
+        assert got == pytest.approx(numeric, rel=1e-6, abs=1e-8)
+    if activation == "relu":
+        assert float(d.result_input_form.subs({z: 0.945, y: 0.209, delta: 0.992})) == (
+            pytest.approx(0.736))
+
+
+def test_weights_input_form_is_checked_too():
+    import sympy
+
+    from chainrule.derivation.symbols import delta, w, x, y
+
+    d = derive(activation="relu", loss="huber", weights=True)
+    at = {w: 0.5, x: 1.89, y: 0.209, delta: 0.992}  # z = w·x = 0.945
+    assert float(d.result_input_form.subs(at)) == pytest.approx(1.89 * 0.736)
+    assert isinstance(d.result_input_form, sympy.Expr)
+
+
+# --- the mean over a batch --------------------------------------------------------------------
+
+
+def test_mean_loss_carries_one_over_m():
+    from chainrule.derivation.symbols import m, y, yhat
+
+    d = derive(loss="mse", mean=True)
+    assert _exactly(d.result, 2 * (yhat - y) / m)
+    assert "Mean over the batch" in d.to_text()
+    composed = derive(activation="sigmoid", loss="bce", mean=True)
+    assert _exactly(composed.result, (yhat - y) / m)
+    with pytest.raises(ValueError, match="mean=True needs a loss"):
+        derive("sigmoid", mean=True)

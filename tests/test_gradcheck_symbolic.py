@@ -136,7 +136,7 @@ def test_product_rule_term_with_the_wrong_sign():
 
 def test_power_rule_and_its_inner_derivative():
     result = check_formula("2*(y - yhat)", loss="mse")
-    assert result.kind == "sign_flipped"
+    assert result.kind == "update_direction"
     result = check_formula("-(w*x - y)*x + x", function="(w*x - y)^2/2 + x*w", wrt="w")
     assert not result.correct
     rules = " ".join(f.rule or "" for f in result.findings)
@@ -187,7 +187,7 @@ def test_user_text_is_never_evaluated(text):
         ({"loss": "bce", "function": "x"}, "not both"),
         ({"loss": "bce", "activation": "tanh", "wrt": "yhat"}, "formula is dE/dz"),
         ({"loss": "nope"}, "unknown loss 'nope'"),
-        ({"loss": "bce", "activation": "softmax"}, "couples every class"),
+        ({"loss": "ce", "activation": "log_softmax"}, "couples every class"),
         ({"loss": "bce", "wrt": "x"}, "not x"),
         ({"function": "z*w"}, "--wrt"),
     ],
@@ -221,3 +221,85 @@ def test_two_constant_causes_at_once():
     result = check_formula("(yhat-y)*(1-yhat^2)", loss="mse", activation="tanh", mean=True)
     assert result.kind == "scaled" and "m/2 times" in result.paragraph
     assert "power rule brings down the 2" in result.paragraph and "1/m" in result.paragraph
+
+
+# --- formulas in z, learners' relations, the update direction, softmax in vector form ---------
+
+
+@pytest.mark.parametrize(("formula", "options"), [
+    ("sigmoid(z) - y", {"loss": "bce", "activation": "sigmoid"}),
+    ("1 - tanh(z)**2", {"activation": "tanh"}),
+    ("1 - tanh(z)**2", {"activation": "tanh", "function": "yhat"}),
+    ("(2/(e^z + e^-z))^2", {"activation": "tanh"}),
+    ("sigmoid(z)*(1 - sigmoid(z))", {"activation": "sigmoid"}),
+    ("exp(-z)/(1 + exp(-z))^2", {"activation": "sigmoid"}),
+])
+def test_a_right_answer_written_in_z_is_correct(formula, options):
+    result = check_formula(formula, **options)
+    assert result.correct, result.paragraph
+
+
+def test_a_wrong_answer_written_in_z_is_compared_in_z():
+    result = check_formula("(1/(e^z + e^-z))^2", activation="tanh")
+    assert not result.correct and "compared in z" in result.paragraph
+    result = check_formula("sigmoid(z)", loss="bce", activation="sigmoid")
+    assert not result.correct and "should not be there" not in result.paragraph
+
+
+def test_dE_dw_handed_in_for_dE_dz_is_named():
+    result = check_formula("x*(yhat - y)/m", loss="bce", activation="sigmoid", mean=True)
+    assert result.kind == "wrong_variable"
+    assert "dE/dw = dE/dz·x" in result.paragraph and "--mean" not in result.paragraph
+    result = check_formula("yhat - y", function="(sigmoid(w*x) - y)**2/2", wrt="w")
+    assert not result.correct
+
+
+def test_the_mean_applied_twice_is_named_as_such():
+    result = check_formula("(yhat - y)/m^2", loss="bce", activation="sigmoid", mean=True)
+    assert result.kind == "scaled" and "applied twice" in result.paragraph
+    assert "add --mean" not in result.paragraph
+
+
+@pytest.mark.parametrize(("function", "formula", "inner"), [
+    ("exp(-x)", "exp(-x)", "-1"),
+    ("sin(x^2)", "cos(x^2)", "2x"),
+    ("log(1 - x)", "1/(1 - x)", "-1"),
+    ("(3*x + 1)^4", "4*(3*x + 1)^3", "3"),
+])
+def test_the_chain_rules_inner_derivative_dropped(function, formula, inner):
+    result = check_formula(formula, function=function)
+    assert result.kind == "inner_derivative_dropped", result.paragraph
+    assert f"= {inner}." in result.paragraph
+
+
+@pytest.mark.parametrize(("formula", "options"), [
+    ("y - yhat", {"loss": "mse", "half": True}),
+    ("t - o", {"loss": "mse", "half": True}),
+    ("y - yhat", {"loss": "bce", "activation": "sigmoid"}),
+    ("2*(y - yhat)", {"loss": "mse"}),
+])
+def test_target_minus_output_is_the_update_direction(formula, options):
+    result = check_formula(formula, **options)
+    assert result.kind == "update_direction", result.paragraph
+    assert "negative gradient" in result.paragraph and "update" in result.paragraph
+
+
+def test_softmax_cross_entropy_in_vector_form():
+    right = check_formula("p - t", loss="ce", activation="softmax")
+    assert right.correct and right.variable == "z"
+    wrong = check_formula("t - p", loss="ce", activation="softmax")
+    assert wrong.kind == "update_direction" and "negative gradient" in wrong.paragraph
+    diagonal = check_formula("2*(p - t)*p*(1 - p)", loss="mse", activation="softmax")
+    assert diagonal.kind == "softmax_diagonal"
+    assert check_formula("(p - t)/m", loss="ce", activation="softmax", mean=True).correct
+    assert check_formula("p - t*sum(t)", loss="ce", activation="softmax").correct
+
+
+@pytest.mark.parametrize("formula", ["yhat - y", "relu(z) - y"])
+def test_relu_is_compared_in_z_where_it_is_flat(formula):
+    """yhat = relu(z) is 0 for every z < 0, where dE/dz is 0 and yhat - y is -y: a comparison in
+    yhat alone would never look there."""
+    result = check_formula(formula, loss="mse", activation="relu", half=True)
+    assert not result.correct and result.kind == "activation_missing"
+    assert check_formula("(relu(z) - y)*relu(z)/z", loss="mse", activation="relu",
+                         half=True).correct

@@ -21,6 +21,8 @@ _LAZY = {
     "derive": ("chainrule.derivation", "derive"),
     "gradcheck": ("chainrule.gradient_check", "gradcheck"),
     "check_model": ("chainrule.gradient_check", "check_model"),
+    "check_formula": ("chainrule.gradient_check", "check_formula"),
+    "check_matrix": ("chainrule.gradient_check", "check_matrix"),
     "sklearn": ("chainrule.sklearn", None),  # needs scikit-learn: pip install chainrule[sklearn]
 }
 

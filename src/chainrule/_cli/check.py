@@ -53,7 +53,18 @@ def register(subparsers) -> None:
             "examples:\n"
             '  chainrule check --loss bce --wrt yhat "-(y/yhat + (1-y)/(1-yhat))"\n'
             '  chainrule check --loss bce --activation tanh "(yhat + 1)*(yhat - y)/yhat"\n'
-            '  chainrule check --function "x*sigmoid(x)" "sigmoid(x)*(1 + x*(1 - sigmoid(x)))"'
+            '  chainrule check --function "x*sigmoid(x)" "sigmoid(x)*(1 + x*(1 - sigmoid(x)))"\n'
+            '  chainrule check --loss ce --activation softmax "p - t"\n'
+            "matrix form (one dense layer, or a network with --network):\n"
+            "  names: X (m×n), Y or T (m×k), Yhat, P or O (m×k), m; one layer: W (n×k), b (k),\n"
+            "         Z (m×k); a network: W1, b1, Z1, H1 (m×h1), ..., the last H is Yhat\n"
+            "  syntax: @ .T + - * / ** (Z > 0) sum(A, axis=0) A.sum(axis=0) mean exp log sqrt\n"
+            "          abs, the activations sigmoid(Z), ... and their derivatives\n"
+            "          sigmoid_prime(Z), ...\n"
+            "  chainrule check --layer --activation sigmoid --loss bce \\\n"
+            '      "X.T @ (sigmoid(X @ W) - Y) / m"\n'
+            '  chainrule check --network relu,sigmoid --loss bce --wrt W1 \\\n'
+            '      "X.T @ (((Yhat - Y) @ W2.T) * (Z1 > 0)) / m"'
         ),
     )
     parser.__class__ = _FormulaArgumentParser
@@ -70,9 +81,19 @@ def register(subparsers) -> None:
              "alone, check the activation's own derivative",
     )
     parser.add_argument("--wrt", metavar="VAR",
-                        help="the variable (default: yhat, or p; z with --activation)")
+                        help="the variable (default: yhat, or p; z with --activation; W with "
+                             "--layer; the last layer's W with --network)")
+    parser.add_argument("--layer", action="store_true",
+                        help="a matrix formula for one dense layer Z = X @ W + b, Yhat = "
+                             "activation(Z) (implied by a formula with @ or .T)")
+    parser.add_argument("--network", metavar="ACTS",
+                        help="a matrix formula for a network: the activation of every layer, "
+                             "first to last, e.g. relu,sigmoid (names W1, Z1, H1, ...)")
     parser.add_argument("--mean", action="store_true",
-                        help="the loss is the mean over m examples (the derivative has 1/m)")
+                        help="the loss is the mean over m examples (the derivative has 1/m); "
+                             "matrix formulas use the mean unless --sum")
+    parser.add_argument("--sum", action="store_true",
+                        help="matrix formulas: the loss is summed over the m examples (no 1/m)")
     parser.add_argument("--half", action="store_true",
                         help="with --loss mse: the loss is (yhat - y)^2/2")
     parser.add_argument("--format", choices=("text", "json"), default="text",
@@ -80,18 +101,39 @@ def register(subparsers) -> None:
     add_timeout(parser)
 
 
-def run(args) -> int:
-    from chainrule.gradient_check.symbolic import check_formula
+def _matrix_form(args) -> bool:
+    if args.layer or args.network:
+        return True
+    return "@" in args.formula or ".T" in args.formula
 
-    result = check_formula(
-        args.formula,
-        loss=args.loss,
-        function=args.function,
-        activation=args.activation,
-        wrt=args.wrt,
-        mean=args.mean,
-        half=args.half,
-    )
+
+def run(args) -> int:
+    if _matrix_form(args):
+        from chainrule.gradient_check.matrix import check_matrix
+
+        if args.function is not None:
+            raise ValueError("--function is for one-variable formulas; a matrix formula is the "
+                             "gradient of a loss: give --loss mse, bce or ce.")
+        if args.mean and args.sum:
+            raise ValueError("--mean and --sum contradict each other; give one of them.")
+        result = check_matrix(args.formula, loss=args.loss, activation=args.activation,
+                              network=args.network, wrt=args.wrt, mean=not args.sum,
+                              half=args.half)
+    else:
+        from chainrule.gradient_check.symbolic import check_formula
+
+        if args.sum:
+            raise ValueError("--sum applies to matrix formulas (--layer or --network); a "
+                             "one-example derivative has no sum over the batch.")
+        result = check_formula(
+            args.formula,
+            loss=args.loss,
+            function=args.function,
+            activation=args.activation,
+            wrt=args.wrt,
+            mean=args.mean,
+            half=args.half,
+        )
     if args.format == "json":
         print(result.to_json())
     else:

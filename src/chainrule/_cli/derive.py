@@ -6,6 +6,10 @@ Examples::
     chainrule derive "x * sigmoid(x)"
     chainrule derive --activation tanh --loss bce --weights
     chainrule derive --activation softmax --loss ce --format json
+    chainrule derive --loss mse --mean
+    chainrule derive softmax
+    chainrule derive --layer --activation sigmoid --loss bce
+    chainrule derive --network relu,tanh,sigmoid --loss bce
 """
 
 from __future__ import annotations
@@ -38,6 +42,16 @@ def register(subparsers) -> None:
                    help="differentiate fractions by the quotient rule or the chain rule")
     p.add_argument("--half", action="store_true",
                    help="with --loss mse: the squared error with a factor 1/2")
+    p.add_argument("--mean", action="store_true",
+                   help="the loss is the mean over m samples (its derivative carries 1/m)")
+    p.add_argument("--vector", action="store_true",
+                   help="with --activation and --loss: through the explicit sum over K outputs")
+    p.add_argument("--layer", action="store_true",
+                   help="with --activation and --loss: one dense layer Z = XW + b over a batch "
+                        "of m samples, in index form and matrix form with shapes")
+    p.add_argument("--network", metavar="ACTS",
+                   help="comma-separated activations, one per dense layer (relu,tanh,sigmoid), "
+                        "with --loss: backpropagation through every layer")
     p.add_argument("--wrt", help="the variable of a formula (default: x, then z, yhat, p, w)")
     p.add_argument("--format", choices=FORMATS, default="text",
                    help="output format (default: %(default)s)")
@@ -47,7 +61,8 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from chainrule.derivation import derive
 
-    if args.expression is None and args.activation is None and args.loss is None:
+    if (args.expression is None and args.activation is None and args.loss is None
+            and args.network is None):
         raise ValueError(
             "nothing to derive: give an expression (chainrule derive sigmoid) or "
             "--activation/--loss (chainrule derive --activation tanh --loss bce)"
@@ -60,6 +75,10 @@ def run(args) -> int:
         method=args.method,
         half=args.half,
         wrt=args.wrt,
+        mean=args.mean,
+        layer=args.layer,
+        network=args.network,
+        vector=args.vector,
     )
     if args.format == "json":
         text = result.to_json()

@@ -11,7 +11,12 @@ SymPy is imported by this package only, never by the core, so ``import chainrule
 - :mod:`~chainrule.derivation.domain` finds singular points and domain conflicts;
 - :mod:`~chainrule.derivation.render` writes text, LaTeX, Markdown and JSON;
 - :mod:`~chainrule.derivation.custom` compiles a formula into an activation layer;
-- :mod:`~chainrule.derivation.plot` draws functions with their derivatives.
+- :mod:`~chainrule.derivation.plot` draws functions with their derivatives;
+- :mod:`~chainrule.derivation.vector` derives the softmax and log-softmax Jacobians and a loss
+  summed over K outputs; :mod:`~chainrule.derivation.network` one dense layer or a network of
+  any depth in matrix form, with shapes; both write their formulas with
+  :mod:`~chainrule.derivation.matrix` and check them with :mod:`~chainrule.derivation.vcheck`
+  (finite differences) before returning a :class:`~chainrule.derivation.vresult.VectorDerivation`.
 """
 
 from __future__ import annotations

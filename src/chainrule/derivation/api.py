@@ -24,7 +24,7 @@ from chainrule.derivation.printing import to_text
 from chainrule.derivation.result import Derivation
 from chainrule.derivation.rules import METHODS, Step, differentiate
 from chainrule.derivation.simplify import elementary, equivalent, tidy
-from chainrule.derivation.symbols import SYMBOLS, p, t, x, y, yhat, z
+from chainrule.derivation.symbols import SYMBOLS, m, p, t, x, y, yhat, z
 
 __all__ = ["Derivation", "derive"]
 
@@ -40,6 +40,10 @@ def derive(
     method: str | None = None,
     half: bool = False,
     wrt: str | None = None,
+    mean: bool = False,
+    layer: bool = False,
+    network=None,
+    vector: bool = False,
 ) -> Derivation:
     r"""Derive step by step, simplify, check against SymPy and flag singular points.
 
@@ -61,6 +65,19 @@ def derive(
         With ``loss="mse"``: the squared error with a factor 1/2, whose gradient has no 2.
     wrt:
         The variable of a formula; by default the first of x, z, yhat, p, w, y, t it uses.
+    mean:
+        With a loss: the mean loss over ``m`` samples, :math:`E = \frac1m \sum_i L_i`, whose
+        derivative by one sample's prediction carries the factor :math:`1/m`.
+    layer:
+        With ``activation=`` and ``loss=``: one dense layer :math:`Z = XW + b` over a batch of
+        ``m`` samples, in index form and in matrix form with every shape, checked against
+        finite differences (:mod:`chainrule.derivation.network`).
+    network:
+        A list of activations (or one comma-separated string), one per dense layer, with
+        ``loss=``: the whole backward pass with named deltas, checked the same way.
+    vector:
+        With ``activation=`` and ``loss=``: the derivation through the explicit sum over the
+        K outputs (softmax + cross-entropy always takes this route).
 
     Returns
     -------
@@ -75,6 +92,13 @@ def derive(
     ValueError
         For unknown names or inconsistent arguments.
     """
+    if layer or network is not None or vector:
+        from chainrule.derivation import network as _network
+
+        return copy.deepcopy(_network.derive_vector(
+            expression, activation=activation, loss=loss, layer=layer, network=network,
+            vector=vector, half=half, mean=mean, weights=weights,
+        ))
     if method not in (None, *METHODS):
         raise ValueError(f"method must be 'quotient' or 'chain' (or None); got {method!r}")
     if expression is not None and (activation is not None or loss is not None):
@@ -84,6 +108,10 @@ def derive(
         )
     if expression is None and activation is None and loss is None:
         raise ValueError("nothing to derive: give an expression, an activation or a loss")
+    named = None if expression is None else _as_name(expression)
+    if mean and loss is None and named not in library.LOSS_INFO:
+        raise ValueError("mean=True needs a loss (derive(loss='mse', mean=True)): it is the "
+                         "mean of the loss over m samples")
     if weights and (activation is None or loss is None):
         raise ValueError("weights=True needs both activation= and loss= (a composition)")
     if wrt is not None and wrt not in SYMBOLS:
@@ -94,7 +122,31 @@ def derive(
         None if expression is None else expression.strip(),
         activation, loss, bool(weights), method, bool(half), wrt,
     )
-    return copy.deepcopy(result)
+    result = copy.deepcopy(result)
+    return _over_batch(result) if mean else result
+
+
+def _over_batch(d: Derivation) -> Derivation:
+    r"""The derivation of one sample's loss, carried to the mean :math:`\frac1m\sum_i L_i`."""
+    var = to_text(d.var)
+    scaled = tidy(d.result / m)
+    d.steps.append(Step(
+        "mean", d.result, scaled, None,
+        "the mean loss over m samples is E = (1/m)·Σ_i L_i; only the term of sample i "
+        f"depends on its {var}_i, so dE/d{var}_i = (1/m)·dL_i/d{var}_i = (1/m)·({{a}}) = {{b}}",
+        {"a": d.result, "b": scaled}, kind="note", title="Mean over the batch"))
+    d.result = scaled
+    d.result_input_form = tidy(d.result_input_form / m)
+    if d.result_output_form is not None:
+        d.result_output_form = tidy(d.result_output_form / m)
+    d.extra = {k: tidy(v / m) if k in ("dE/dz", "dE/dw", "update") else v
+               for k, v in d.extra.items()}
+    d.function = d.function / m
+    d.title = d.title + ", mean over m samples"
+    d.assumptions.append("E is the mean of the per-sample loss over a batch of m samples")
+    if not equivalent(d.result * m, d.steps[-1].before):
+        raise RuntimeError("internal error: the batch mean changed the derivative")
+    return d
 
 
 @functools.lru_cache(maxsize=128)
@@ -126,14 +178,13 @@ def _as_name(text: str) -> str | None:
     return None
 
 
-def derive_activation(name: str, method: str | None = None) -> Derivation:
+def derive_activation(name: str, method: str | None = None):
     """Derive a built-in activation from its definition, and give f' in terms of its output."""
     act = library.canonical_activation(name)
     if act in ("softmax", "log_softmax"):
-        raise ValueError(
-            f"{act} maps a vector to a vector; its useful derivative is with its loss: "
-            "derive(activation='softmax', loss='ce') gives p - t"
-        )
+        from chainrule.derivation.vector import softmax_jacobian
+
+        return softmax_jacobian(log=act == "log_softmax")
     f = library.activation_expr(act, x)
     start = library.activation_definition(act, x)
     if act == "tanh" and method == "quotient":  # seed 003: tanh = sinh/cosh
@@ -268,15 +319,19 @@ def _single_findings(f: sympy.Expr, df: sympy.Expr, var: sympy.Symbol):
     for point in domain.singular_points(df, var):
         singularities.append(domain.Singularity(var, point, "division by zero", df))
     for point, left, right, jumps in domain.corners(f, df, var):
+        where = domain.point_text(var, point)
+        at = ""
+        if point.has(domain.K):
+            at = f" (at {var} = {to_text(point.subs(domain.K, 0))})"
         note = (
-            f"the function jumps at {var} = {to_text(point)}, so it has no derivative there"
+            f"the function jumps at {where}, so it has no derivative there"
             if jumps else
-            f"the derivative is {to_text(left)} on the left and {to_text(right)} on the right, "
-            f"so it is undefined at {var} = {to_text(point)}"
+            f"the derivative is {to_text(left)} on the left and {to_text(right)} on the right"
+            f"{at}, so it is undefined at {where}"
         )
         singularities.append(domain.Singularity(var, point, "corner", f, None, note))
         warnings.append(
-            f"Corner at {var} = {to_text(point)}: {note}; backpropagation uses one of the "
+            f"Corner at {where}: {note}; backpropagation uses one of the "
             "one-sided values there by convention."
         )
     for s in singularities:

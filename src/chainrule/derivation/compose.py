@@ -73,6 +73,8 @@ def compose(
     d_loss.title, d_loss.label = "dE/dyhat", ("dE/dyhat", r"\frac{\partial E}{\partial \hat y}")
     steps.append(d_loss)
     dE_dyhat = tidy(d_loss.after)
+    if not equivalent(dE_dyhat, sympy.diff(elementary(E), yhat)):
+        raise RuntimeError(f"internal error: dE/dyhat for {lss} disagrees with sympy.diff")
     if dE_dyhat != d_loss.after:
         steps.append(_simplify_step(d_loss.after, dE_dyhat, "dE/dyhat"))
 
@@ -81,6 +83,8 @@ def compose(
     d_act.title, d_act.label = "dyhat/dz", ("dyhat/dz", r"\frac{d\hat y}{dz}")
     steps.append(d_act)
     dyhat_dz = tidy(d_act.after)
+    if not equivalent(dyhat_dz, sympy.diff(elementary(f), z)):
+        raise RuntimeError(f"internal error: dyhat/dz for {act} disagrees with sympy.diff")
     out_form = library.output_derivative(act, yhat)
     if out_form is not None:
         if not equivalent(out_form, dyhat_dz, ((yhat, f),)):
@@ -109,6 +113,10 @@ def compose(
     if not equivalent(dE_dz, truth, ((yhat, f),)):
         raise RuntimeError(f"internal error: dE/dz for {act} + {lss} disagrees with sympy.diff")
     input_form = _input_form(dE_dz, f, z, library.DEFAULT_NUMERIC.get(act, {}))
+    if not equivalent(input_form, truth):
+        raise RuntimeError(
+            f"internal error: the input form of dE/dz for {act} + {lss} disagrees with sympy.diff"
+        )
     extra = {"dE/dyhat": dE_dyhat, "dyhat/dz": dyhat_dz, "dE/dz": dE_dz}
     result, result_input = dE_dz, input_form
 
@@ -130,6 +138,11 @@ def compose(
         ))
         extra.update({"dE/dw": dE_dw, "update": update})
         result, result_input = dE_dw, x * input_form.subs(z, w * x)
+        truth_w = sympy.diff(elementary(E.subs(yhat, elementary(fw))), w)
+        if not equivalent(result_input, truth_w):
+            raise RuntimeError(
+                f"internal error: dE/dw for {act} + {lss} disagrees with sympy.diff"
+            )
 
     singularities, warnings = _domain_findings(act, lss, E, f, dE_dyhat, dE_dz)
     return Derivation(
@@ -143,9 +156,10 @@ def compose(
 def _input_form(out_form: sympy.Expr, f: sympy.Expr, var: sympy.Symbol, params) -> sympy.Expr:
     """``out_form`` (in ``yhat``) rewritten in the input ``var`` by putting ``yhat = f``.
 
-    For a piecewise activation (ReLU, ELU) each piece of ``f`` picks the piece of
-    ``out_form`` that holds there (decided at a sample point of the piece), so the result is
-    one clean ``Piecewise`` in ``var`` rather than pieces nested in pieces.
+    For a piecewise activation (ReLU, ELU) each piece of ``f`` settles the conditions of
+    ``out_form`` that depend on ``yhat`` alone (decided at a sample point of the piece); the
+    conditions that involve other symbols too (Huber's ``|yhat - y| <= delta``) are kept, with
+    ``yhat`` replaced by the piece. The result is one flat ``Piecewise`` in ``var``.
     """
     if not isinstance(f, sympy.Piecewise):
         return out_form.subs(yhat, f)
@@ -155,14 +169,22 @@ def _input_form(out_form: sympy.Expr, f: sympy.Expr, var: sympy.Symbol, params) 
         earlier.append(fc)
         if sample is None:
             continue
-        chosen = out_form
-        if isinstance(out_form, sympy.Piecewise):
-            value = fe.subs(params).subs(var, sample)
-            for oe, oc in out_form.args:
-                if oc.subs(params).subs(yhat, value) is sympy.true:
-                    chosen = oe
-                    break
-        pieces.append((tidy(chosen.subs(yhat, fe)), fc))
+        if not isinstance(out_form, sympy.Piecewise):
+            pieces.append((tidy(out_form.subs(yhat, fe)), fc))
+            continue
+        value = fe.subs(params).subs(var, sample)
+        for oe, oc in out_form.args:
+            settled = oc.xreplace({
+                rel: rel.subs(params).subs(yhat, value)
+                for rel in oc.atoms(sympy.core.relational.Relational)
+                if rel.free_symbols <= {yhat} | set(params)
+            })
+            if settled is sympy.false:
+                continue
+            cond = fc if settled is sympy.true else sympy.And(fc, settled.subs(yhat, fe))
+            pieces.append((tidy(oe.subs(yhat, fe)), cond))
+            if settled is sympy.true:
+                break
     return sympy.Piecewise(*pieces)
 
 
@@ -297,9 +319,10 @@ def softmax_cross_entropy(act: str, lss: str, *, weights: bool = False) -> Deriv
         )
     if lss not in ("ce", "ce_with_logits") or act not in ("softmax", "identity"):
         raise ValueError(
-            f"{act} + {lss} is not supported: softmax pairs with cross-entropy "
-            "(derive(activation='softmax', loss='ce')); for other losses use an elementwise "
-            "activation"
+            f"{act} + {lss} has no single-output form: softmax pairs with cross-entropy "
+            "(derive(activation='softmax', loss='ce')); for another loss derive it over the "
+            f"K outputs with vector=True (chainrule derive --activation {act} --loss {lss} "
+            "--vector)"
         )
     _verify_softmax_ce()
     E_term = library.loss_expr("ce", p, t)
@@ -316,11 +339,14 @@ def softmax_cross_entropy(act: str, lss: str, *, weights: bool = False) -> Deriv
              "and 0 otherwise (quotient rule on e^(z_k)/Σ_j e^(z_j))",
              {}, kind="note", title="dp_k/dz_i"),
         Step("chain", None, None, None,
-             "chain rule over every class: dE/dz_i = Σ_k (-t_k/p_k)·p_k(δ_ki - p_i) "
-             "= -t_i + p_i·Σ_k t_k", {}, kind="note", title="Chain rule"),
+             "chain rule through the sum over every class (each p_k depends on every z_i): "
+             "dE/dz_i = Σ_k (dE/dp_k)(dp_k/dz_i) = Σ_k (-t_k/p_k)·p_k(δ_ki - p_i) "
+             "= -Σ_k t_k·δ_ki + p_i·Σ_k t_k = -t_i + p_i·Σ_k t_k", {}, kind="note",
+             title="Chain rule"),
         Step("assumption", p * 1 - t, p - t, None,
              "the targets sum to one, Σ_k t_k = 1 (one-hot labels or a distribution), "
-             "so dE/dz_i = {r}", {"r": p - t}, kind="note", title="Simplify"),
+             "so dE/dz_i = {r}; with soft or unnormalised targets it stays "
+             "p_i·Σ_k t_k - t_i", {"r": p - t}, kind="note", title="Simplify"),
     ]
     result, result_input = p - t, sympy.Function("softmax")(z) - t
     extra = {"dE/dz": p - t}
@@ -338,7 +364,9 @@ def softmax_cross_entropy(act: str, lss: str, *, weights: bool = False) -> Deriv
     return Derivation(
         kind="composition", title=f"dE/d{'w' if weights else 'z'} for softmax + cross-entropy",
         var=w if weights else z, function=-t * sympy.log(p), steps=steps, result=result,
-        result_input_form=result_input, assumptions=["sum_k t_k = 1 (the targets sum to one)"],
+        result_input_form=result_input,
+        assumptions=["sum_k t_k = 1 (the targets sum to one); otherwise dE/dz_i = "
+                     "p_i*sum_k t_k - t_i"],
         extra=extra, warnings=[], singularities=[],
     )
 

@@ -12,6 +12,7 @@ where an activation's outputs fall outside the loss's domain.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -51,7 +52,7 @@ class Singularity:
     note: str = ""
 
     def describe(self) -> str:
-        where = f"{to_text(self.variable)} = {to_text(self.value)}"
+        where = point_text(self.variable, self.value)
         if self.input_form:
             where += f" ({self.input_form})"
         if self.kind == "corner":
@@ -106,27 +107,87 @@ def corners(f: sympy.Expr, df: sympy.Expr, var: sympy.Symbol) -> list[tuple]:
     dpf = sympy.piecewise_fold(
         df.rewrite(sympy.Piecewise) if df.has(sympy.Abs, sympy.sign) else df
     )
-    points = set()
+    points, families = set(), set()
     for pw in pf.atoms(sympy.Piecewise):
         for _, cond in pw.args:
             for rel in cond.atoms(sympy.Rel):
                 if rel.has(var):
                     try:
-                        points.update(sympy.solveset(rel.lhs - rel.rhs, var, sympy.S.Reals))
+                        sol = sympy.solveset(rel.lhs - rel.rhs, var, sympy.S.Reals)
                     except (NotImplementedError, ValueError, TypeError):
                         continue
-    found = []
-    for point in sorted(points, key=sympy.default_sort_key):
-        if not point.is_real:
-            continue
+                    finite, periodic = finite_description(sol)
+                    points.update(finite)
+                    families.update(periodic)
+
+    def corner_at(point):
         left, right = _one_sided(dpf, var, point, -1), _one_sided(dpf, var, point, 1)
         f_left, f_right = _one_sided(pf, var, point, -1), _one_sided(pf, var, point, 1)
         if None in (left, right, f_left, f_right):
-            continue
+            return None
         jumps = sympy.simplify(f_left - f_right) != 0
         if jumps or sympy.simplify(left - right) != 0:
-            found.append((point, left, right, jumps))
+            return (point, left, right, jumps)
+        return None
+
+    found = []
+    for point in sorted(points, key=sympy.default_sort_key):
+        if point.is_real and (corner := corner_at(point)) is not None:
+            found.append(corner)
+    for offset, period in sorted(families, key=sympy.default_sort_key):
+        # a periodic set is examined at a few of its points, never enumerated
+        reps = [corner_at(offset + n * period) for n in _PERIODIC_PROBES]
+        if all(c is not None for c in reps):
+            _, left, right, jumps = reps[_PERIODIC_PROBES.index(0)]
+            found.append((offset + K * period, left, right, jumps))
+        else:
+            found.extend(c for c in reps if c is not None)
     return found
+
+
+#: The integer of a periodic set of points, x = offset + k·period.
+K = sympy.Symbol("k", integer=True)
+
+_PERIODIC_PROBES = (-1, 0, 1, 2)
+
+
+def finite_description(sol: sympy.Set) -> tuple[list, list]:
+    r"""A solution set as finitely many points and periodic families ``(offset, period)``.
+
+    ``solveset(sin(x), x)`` is the union of :math:`2n\pi` and :math:`2n\pi + \pi`; it comes
+    back as the single family :math:`(0, \pi)`, i.e. :math:`x = k\pi` for every integer
+    :math:`k`. Parts that are neither (intervals, conditions) are left out.
+    """
+    parts = sol.args if isinstance(sol, sympy.Union) else (sol,)
+    points, families = [], {}
+    for part in parts:
+        if isinstance(part, sympy.FiniteSet):
+            points.extend(part)
+        elif isinstance(part, sympy.ImageSet) and part.base_sets == (sympy.S.Integers,):
+            n = part.lamda.variables[0]
+            expr = sympy.expand(part.lamda.expr)
+            period = expr.coeff(n)
+            offset = expr - period * n
+            if period.is_zero is False and not offset.has(n) and period.is_number:
+                period = abs(period)
+                families.setdefault(period, []).append(sympy.Mod(offset, period))
+    merged = []
+    for period, offsets in families.items():
+        offsets = sorted(set(offsets), key=lambda v: float(v))
+        step = period / len(offsets)
+        if len(offsets) > 1 and all(
+            sympy.simplify(b - a - step) == 0 for a, b in itertools.pairwise(offsets)
+        ):
+            merged.append((offsets[0], step))
+        else:
+            merged.extend((o, period) for o in offsets)
+    return points, merged
+
+
+def point_text(var: sympy.Symbol, point: sympy.Expr) -> str:
+    """``x = 0``, or ``x = k·π (k any integer)`` for a periodic family."""
+    text = f"{to_text(var)} = {to_text(point)}"
+    return text + " (k any integer)" if point.has(K) else text
 
 
 def _one_sided(df, var, point, side):

@@ -12,7 +12,9 @@ sign, ...
   backward disagrees (:class:`ModelCheckReport`);
 - :func:`diagnose` is the catalogue of relations on its own (:data:`CATALOGUE`);
 - :func:`check_formula` checks a hand-derived formula symbolically (SymPy, loaded on first use)
-  and says which term has the wrong sign and which rule gives the right one.
+  and says which term has the wrong sign and which rule gives the right one;
+- :func:`check_matrix` checks a hand-written matrix gradient of a dense layer or network
+  (``X.T @ (Yhat - Y) / m``) against finite differences and names the mistake.
 
 Only NumPy is imported here; :mod:`chainrule.gradient_check.symbolic` imports SymPy.
 """
@@ -35,9 +37,11 @@ __all__ = [
     "FormulaCheck",
     "GradcheckReport",
     "LayerCheck",
+    "MatrixCheck",
     "ModelCheckReport",
     "PrecisionWarning",
     "check_formula",
+    "check_matrix",
     "check_model",
     "diagnose",
     "gradcheck",
@@ -49,6 +53,12 @@ def __getattr__(name: str):
         from chainrule.gradient_check import symbolic
 
         value = getattr(symbolic, name)
+        globals()[name] = value
+        return value
+    if name in ("check_matrix", "MatrixCheck"):
+        from chainrule.gradient_check import matrix
+
+        value = getattr(matrix, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'chainrule.gradient_check' has no attribute {name!r}")

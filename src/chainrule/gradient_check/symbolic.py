@@ -283,6 +283,8 @@ class _Target:
     chain: sympy.Expr
     activation: str | None
     to_z: dict  # yhat -> f(z) when the comparison happens in z
+    mean: bool = False
+    function: sympy.Expr | None = None  # the whole expression, for a --function target
 
 
 def _split(E: sympy.Expr, var: sympy.Symbol) -> tuple[int, sympy.Expr, list[sympy.Expr]]:
@@ -322,11 +324,11 @@ def _build_target(formula, loss, function, activation, wrt, mean, half) -> _Targ
     yhat = SYMBOLS["yhat"]
     z = SYMBOLS["z"]
     act = library.canonical_activation(activation) if activation else None
-    if act in ("softmax", "log_softmax"):
+    if act == "log_softmax":
         raise ValueError(
-            f"--activation {act} couples every class, so a one-variable check does not apply; "
-            "check softmax + cross-entropy as dE/dz = p - t with --function, or numerically with "
-            "chainrule.gradcheck(..., activation='softmax')."
+            "--activation log_softmax couples every class, so a one-variable check does not "
+            "apply; check softmax + cross-entropy (--activation softmax --loss ce) in vector "
+            "form, or numerically with chainrule.gradcheck(..., activation='log_softmax')."
         )
     if loss is not None and function is not None:
         raise ValueError("give either a loss (--loss) or a function (--function), not both.")
@@ -395,7 +397,8 @@ def _build_target(formula, loss, function, activation, wrt, mean, half) -> _Targ
             title = f"{title} with yhat = {act}(z)"
             subject = "dE/dz"
     sign, coeff, inner = _split(E, pred)
-    return _Target(title, subject, var, pred, sign, coeff, inner, chain, act, to_z)
+    return _Target(title, subject, var, pred, sign, coeff, inner, chain, act, to_z, bool(mean),
+                   E if function is not None and act is None else None)
 
 
 def _through(d: sympy.Expr, target: _Target) -> sympy.Expr:
@@ -524,9 +527,166 @@ def _global_relation(U, D, target: _Target, formula: str) -> tuple[str, str, Fin
     return None
 
 
+def _read_aliases(formula: str) -> str:
+    """The formula with the textbook names of t - o (target, output) written y - yhat; the names
+    are found with Python's ``ast`` (nothing is evaluated)."""
+    import ast
+
+    try:
+        tree = ast.parse(formula.replace("^", "**").strip(), mode="eval")
+    except SyntaxError:
+        return formula  # the parser reports it
+    if not any(isinstance(n, ast.Name) and n.id == "o" for n in ast.walk(tree)):
+        return formula
+    out, last = [], 0
+    text = formula.replace("^", "**").strip()
+    rename = {"o": "yhat"}
+    if not any(isinstance(n, ast.Name) and n.id == "p" for n in ast.walk(tree)):
+        rename["t"] = "y"
+    names = sorted((n.col_offset, n.end_col_offset, rename[n.id]) for n in ast.walk(tree)
+                   if isinstance(n, ast.Name) and n.id in rename)
+    for start, end, new in names:
+        out += [text[last:start], new]
+        last = end
+    return "".join(out) + text[last:]
+
+
+def _target_minus_prediction(formula: str) -> bool:
+    """Whether the formula holds target - prediction (y - yhat, t - p, t - o), read with ``ast``."""
+    import ast
+
+    try:
+        tree = ast.parse(formula.replace("^", "**").strip(), mode="eval")
+    except SyntaxError:
+        return False
+    return any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.Sub)
+               and isinstance(n.left, ast.Name) and n.left.id in ("y", "t")
+               and isinstance(n.right, ast.Name) and n.right.id in ("yhat", "p", "o")
+               for n in ast.walk(tree))
+
+
+def _relate_to_output(U, target: _Target):
+    """A formula written in z where the derivative is in yhat = f(z): read f(z) as yhat where
+    it appears as such (sigmoid(z) - y is yhat - y), else compare both in z."""
+    z, yhat = SYMBOLS["z"], SYMBOLS["yhat"]
+    if target.activation is None or target.to_z:
+        return U, target, ""
+    # A piecewise activation is not invertible where it is flat (relu(z) = 0 for every z < 0),
+    # so yhat - y and its derivative differ only there: the comparison has to happen in z.
+    piecewise = target.chain.has(sympy.Piecewise)
+    if z not in U.free_symbols and not piecewise:
+        return U, target, ""
+    f_z = library.activation_expr(target.activation, z)
+    name = f"{target.activation}(z)"
+    read = U.xreplace({f_z: yhat})
+    if z not in read.free_symbols and not piecewise:
+        return read, target, f"reading {name} as yhat; "
+    target = replace(target, chain=sympy.diff(f_z, z), to_z={yhat: f_z})
+    return U, target, f"compared in z, with yhat = {name}; "
+
+
+def _learner_relation(U, D, target: _Target, formula: str):
+    """The relations a learner makes beyond one term or factor: the derivative with respect to
+    the neighbouring variable of z = w·x (dE/dw handed in for dE/dz, or dE/dz for dE/dw)."""
+    if target.activation and target.inner != [SYMBOLS["yhat"]] and _same(U * target.chain, D):
+        chain = _term_text(target.chain)
+        return "activation_missing", (
+            f"The formula is dE/dyhat, not dE/dz: the activation's derivative dyhat/dz = "
+            f"{chain} is missing (the chain rule through the {target.activation})."
+        ), Finding(formula, f"missing factor {chain}", _text(_tidy(D)),
+                   f"dE/dz = dE/dyhat·dyhat/dz, with dyhat/dz = {chain}")
+    r = _ratio(U, D)
+    if r is None or r == 0:
+        return None
+    x, w, z = SYMBOLS["x"], SYMBOLS["w"], SYMBOLS["z"]
+    var = target.var
+    expected = _text(_tidy(D))
+    cases = []
+    if var in (z, SYMBOLS["yhat"], SYMBOLS["p"]):
+        cases += [(x, "w", "x"), (w, "x", "w")]
+    for factor, other, dz in cases:
+        if _same(r, factor):
+            return "wrong_variable", (
+                f"The formula is dE/d{other} = {target.subject}·{dz}, not {target.subject}: with "
+                f"z = w·x the chain rule multiplies by dz/d{other} = {dz} only when it continues "
+                f"from z to {other}; {target.subject} stops at {var.name}."
+            ), Finding(formula, f"extra factor {dz}", expected,
+                       f"dE/d{other} = dE/dz·dz/d{other}, dz/d{other} = {dz}")
+    if var in (w, x):
+        dz = x if var == w else w
+        if _same(r * dz, 1):
+            return "wrong_variable", (
+                f"The formula is dE/dz, not dE/d{var.name}: the chain rule through z = w·x "
+                f"still multiplies by dz/d{var.name} = {dz.name}."
+            ), Finding(formula, f"missing factor {dz.name}", expected,
+                       f"dE/d{var.name} = dE/dz·{dz.name}")
+        if _same(r, dz):
+            return "factor_twice", (
+                f"The factor dz/d{var.name} = {dz.name} is applied twice: the chain rule "
+                "through z = w·x multiplies by it once."
+            ), Finding(formula, f"extra factor {dz.name}", expected)
+    return None
+
+
+def _inner_dropped(U, target: _Target, formula: str):
+    """U is the derivative with one chain rule's inner derivative left out: d/dx e^(-x) written
+    as e^(-x) instead of -e^(-x)."""
+    E, var = target.function, target.var
+    if E is None:
+        return None
+    candidates = [h for h in sympy.preorder_traversal(E)
+                  if (isinstance(h, sympy.Function) or (h.is_Pow and not h.exp.has(var)))
+                  and h.has(var) and len(h.args) >= 1]
+    for h in candidates[:12]:
+        g = h.args[0] if not h.is_Pow else h.base
+        if g == var:
+            continue
+        gp = sympy.diff(g, var)
+        if gp == 1:
+            continue
+        s, t = sympy.Dummy("s"), sympy.Dummy("t")
+        E_s = E.xreplace({h: s})
+        outer = sympy.diff(h.xreplace({g: t}), t).xreplace({t: g})
+        dropped = (sympy.diff(E_s, var) + sympy.diff(E_s, s) * outer).xreplace({s: h})
+        if _same(U, dropped):
+            full = _term_text(sympy.diff(h, var))
+            return "inner_derivative_dropped", (
+                f"The chain rule's inner derivative was dropped: d/d{var.name} {_text(h)} = "
+                f"{full}, the outer derivative times d/d{var.name}({_text(g)}) = "
+                f"{_term_text(gp)}."
+            ), Finding(formula, f"missing factor {_term_text(gp)}",
+                       _text(_tidy(sympy.diff(E, var))),
+                       f"d/d{var.name} f(g) = f'(g)·g', with g' = {_term_text(gp)}")
+    return None
+
+
+def _softmax_vector_check(formula, loss, function, wrt, mean, half):
+    """Softmax couples every output: judge the formula in vector form over k outputs."""
+    if function is not None:
+        raise ValueError("--activation softmax checks dE/dz of a loss in vector form; give "
+                         "--loss (e.g. ce), not --function.")
+    if loss is None:
+        raise ValueError("--activation softmax alone has a Jacobian, not a derivative: give "
+                         "--loss (e.g. ce) to check dE/dz in vector form.")
+    from chainrule.gradient_check.matrix import check_matrix
+
+    name = library.canonical_loss(loss)
+    return check_matrix(formula.replace("^", "**"), loss=name, activation="softmax", wrt=wrt,
+                        mean=mean, half=half, _vector=True)
+
+
 def _scaled(c, k: int, target: _Target, formula: str, expected: str):
     """U = c·m^k·D: a sign, a 2 or 1/2, an m too many or too few."""
     if c == -1 and k == 0:
+        if _target_minus_prediction(formula):
+            v = target.var.name
+            return "update_direction", (
+                f"The whole formula has the opposite sign: it is -{target.subject}, the negative "
+                f"gradient, which is the direction of the gradient-descent update ({v} moves by "
+                f"-η·{target.subject}). Tutorials that write y - yhat (or t - o) mean this "
+                f"direction; the gradient itself has yhat - y."
+            ), Finding(formula, "negative gradient (the update direction)", expected,
+                       "the update is -η·gradient; the gradient has yhat - y")
         sentence = f"The whole formula has the opposite sign: it is -({target.subject})."
         if target.sign < 0:
             sentence += (" The loss carries a leading minus, -(...), and the minus stays in "
@@ -544,8 +704,15 @@ def _scaled(c, k: int, target: _Target, formula: str, expected: str):
                       "the 2; only the loss ½(yhat - y)² has a derivative without it")
     elif abs(c) != 1:
         causes.append(f"a constant {_text(abs(c))} is applied once too often or forgotten")
-    if k > 0:
+    if k > 0 and target.mean:
         causes.append("the 1/m of the mean over the batch was forgotten")
+    elif k > 0:
+        causes.append(f"there is an extra factor {_text(SYMBOLS['m'] ** k)}: the loss of one "
+                      "example has no m in its derivative")
+    elif k < 0 and target.mean:
+        times = {2: "twice", 3: "three times"}.get(1 - k, f"{1 - k} times")
+        causes.append(f"the 1/m is applied {times}: the mean's 1/m appears once in the "
+                      "derivative, however the formula is written")
     elif k < 0:
         causes.append("there is an extra 1/m: the derivative of one example's loss has none "
                       "(add --mean to check the mean over m examples)")
@@ -809,6 +976,11 @@ def check_formula(
     half:
         With ``loss="mse"``: the loss is :math:`\tfrac12(\hat y - y)^2`.
 
+    With ``activation="softmax"`` every output depends on every input: the formula (in ``p``,
+    ``t``, ``z``) is judged in vector form over k outputs by
+    :func:`chainrule.gradient_check.check_matrix`, whose :class:`MatrixCheck` has the same keys
+    plus the shapes.
+
     Raises
     ------
     chainrule.derivation.FormulaError
@@ -819,8 +991,11 @@ def check_formula(
     if not isinstance(formula, str):
         raise ValueError(f"formula must be text such as '-(y/yhat - (1-y)/(1-yhat))'; got "
                          f"{type(formula).__name__}.")
-    U = parse_expression(formula)
+    if activation is not None and library.canonical_activation(activation) == "softmax":
+        return _softmax_vector_check(formula, loss, function, wrt, mean, half)
+    U = parse_expression(_read_aliases(formula))
     target = _build_target(U, loss, function, activation, wrt, mean, half)
+    U, target, read_as = _relate_to_output(U, target)
     if target.to_z:
         U = U.xreplace(target.to_z)
     rights, origin = _derivative_terms(target)
@@ -840,11 +1015,18 @@ def check_formula(
         how = ("symbolically" if method == "symbolic" else
                f"at {_POINTS} random points; SymPy could not reduce the difference to 0")
         return result(True, None, [],
-                      f"Correct: {shown} is {subject} of the {of}, {derivative}{same} ({how}).")
+                      f"Correct: {shown} is {subject} of the {of}, {derivative}{same} "
+                      f"({read_as}{how}).")
 
     head = (f"Not correct: your {subject}, {shown}, is not the derivative of the {of}, which is "
             f"{derivative}{same}.")
-    found = _global_relation(U, D, target, shown)
+    if read_as:
+        head = head[:-1] + f" ({read_as.rstrip('; ')})."
+    found = _inner_dropped(U, target, shown) if target.function is not None else None
+    if found is None:
+        found = _global_relation(U, D, target, shown)
+    if found is None:
+        found = _learner_relation(U, D, target, shown)
     if found is not None:
         kind, sentence, finding = found
         return result(False, kind, [finding], f"{head} {sentence}")

@@ -1,0 +1,336 @@
+"""check_matrix: hand-written matrix gradients of a dense layer or network, right or wrong, and
+the mistake each wrong one must be called by."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from chainrule.cli import main
+from chainrule.gradient_check.matrix import (
+    MatrixFormulaError,
+    _backward,
+    _build_spec,
+    _configs,
+    _finite_difference,
+    check_matrix,
+)
+
+LAYER_BCE = {"activation": "sigmoid", "loss": "bce"}
+NET_BCE = {"network": "relu,sigmoid", "loss": "bce", "wrt": "W1"}
+NET_TANH = {"network": "tanh,sigmoid", "loss": "bce", "wrt": "W1"}
+DEEP = {"network": "relu,tanh,sigmoid", "loss": "bce"}
+DEEP4 = {"network": "tanh,relu,sigmoid,sigmoid", "loss": "mse", "half": True}
+
+# Each wrong gradient, the options, the kind it must get and words its sentence must hold.
+CATALOGUE = [
+    ("transpose_output", "(Yhat - Y).T @ X / m", LAYER_BCE, "transposed",
+     "transpose of dE/dW"),
+    ("transpose_extra", "X.T @ (Yhat - Y).T / m", LAYER_BCE, "transpose_extra",
+     "The transpose on (Yhat - Y).T is extra"),
+    ("transpose_missing_deep", "X.T @ (((Yhat - Y) @ W2) * (Z1 > 0)) / m", NET_BCE,
+     "transpose_missing", "(Yhat - Y) @ W2.T fits"),
+    ("factor_order", "(Yhat - Y) @ X.T / m", LAYER_BCE, "factor_order",
+     "m×k (7×2) and X.T is n×m (3×7)"),
+    ("factor_order_deep", "(((Yhat - Y) @ W2.T) * (Z1 > 0)) @ X.T / m", NET_BCE,
+     "factor_order", "wrong order"),
+    ("mean_forgotten", "X.T @ (Yhat - Y)", LAYER_BCE, "mean_forgotten",
+     "1/m of the mean over the batch is missing"),
+    ("mean_twice", "X.T @ (Yhat - Y) / m / m", LAYER_BCE, "mean_twice",
+     "1/m is applied twice"),
+    ("mean_twice_deep", "X.T @ (((Yhat - Y) / m @ W2.T) * (Z1 > 0)) / m", NET_BCE,
+     "mean_twice", "1/m is applied twice"),
+    ("derivative_missing_hidden", "X.T @ ((Yhat - Y) @ W2.T) / m", NET_BCE,
+     "derivative_missing", "relu'(Z1) = (Z1 > 0) is missing"),
+    ("derivative_missing_output", "X.T @ (2 * (Yhat - Y)) / m",
+     {"activation": "sigmoid", "loss": "mse"}, "derivative_missing",
+     "sigmoid'(Z) = Yhat * (1 - Yhat) is missing"),
+    ("derivative_of_output", "X.T @ (((Yhat - Y) @ W2.T) * tanh_prime(H1)) / m", NET_TANH,
+     "derivative_wrong_array", "tanh_prime(H1) instead of tanh_prime(Z1)"),
+    ("output_form_at_input", "X.T @ (((Yhat - Y) @ W2.T) * (1 - Z1**2)) / m", NET_TANH,
+     "derivative_wrong_array", "1 - Z1**2"),
+    ("derivative_of_another_activation",
+     "X.T @ (((Yhat - Y) @ W2.T) * sigmoid_prime(Z1)) / m", NET_TANH,
+     "derivative_wrong_activation", "sigmoid'(Z1) where layer 1's activation is tanh"),
+    ("derivative_twice", "X.T @ ((Yhat - Y) * Yhat * (1 - Yhat)) / m", LAYER_BCE,
+     "derivative_twice", "applied twice"),
+    ("sign_update_direction", "X.T @ (Y - Yhat) / m", LAYER_BCE, "update_direction",
+     "negative gradient"),
+    ("sign_deep", "X.T @ (((Y - Yhat) @ W2.T) * (1 - H1**2)) / m", NET_TANH,
+     "update_direction", "direction of the gradient-descent update"),
+    ("softmax_diagonal", "X.T @ (2 * (Yhat - Y) * Yhat * (1 - Yhat)) / m",
+     {"activation": "softmax", "loss": "mse"}, "softmax_diagonal", "diag(p) - p pᵀ"),
+    ("wrong_layer", "H1.T @ (Yhat - Y) / m", NET_TANH, "wrong_layer",
+     "gradient of layer 2, not of layer 1"),
+    ("delta_for_weights", "(Yhat - Y) / m", LAYER_BCE, "wrong_variable",
+     "This is dE/dZ (the layer's delta), not dE/dW"),
+    ("bias_not_summed", "(Yhat - Y) / m", {**LAYER_BCE, "wrt": "b"}, "bias_not_summed",
+     "sum over the batch is missing"),
+    ("bias_wrong_axis", "sum(Yhat - Y, axis=1) / m", {**LAYER_BCE, "wrt": "b"},
+     "bias_wrong_axis", "axis=1"),
+    ("deep_missing_middle", "X.T @ ((((Yhat - Y) @ W3.T) @ W2.T) * (Z1 > 0)) / m",
+     {**DEEP, "wrt": "W1"}, "derivative_missing", "tanh'(Z2) = (1 - H2**2) is missing"),
+    ("deep_wrong_layer", "H2.T @ (Yhat - Y) / m", {**DEEP, "wrt": "W2"}, "wrong_layer",
+     "gradient of layer 3, not of layer 2"),
+    ("deep4_halved", "H1.T @ ((((Yhat - Y) * Yhat * (1 - Yhat)) @ W4.T * H3 * (1 - H3)) @ W3.T"
+     " * (Z2 > 0)) / m / 2", {**DEEP4, "wrt": "W2"}, "scaled", "2"),
+]
+
+
+@pytest.mark.parametrize(("name", "formula", "options", "kind", "words"), CATALOGUE,
+                         ids=[c[0] for c in CATALOGUE])
+def test_each_wrong_gradient_gets_its_diagnosis(name, formula, options, kind, words):
+    result = check_matrix(formula, **options)
+    assert not result.correct
+    assert result.kind == kind, result.paragraph
+    assert words in result.paragraph, result.paragraph
+    assert result.findings and result.findings[0].term == " ".join(formula.split())
+
+
+def test_the_catalogue_covers_every_kind_asked_for():
+    kinds = {c[3] for c in CATALOGUE}
+    assert len(CATALOGUE) >= 15
+    assert {"transposed", "transpose_extra", "transpose_missing", "factor_order",
+            "mean_forgotten", "mean_twice", "derivative_missing", "derivative_wrong_array",
+            "update_direction", "softmax_diagonal", "wrong_layer"} <= kinds
+
+
+ACCEPTED = [
+    ("X.T @ (sigmoid(X @ W) - Y) / m", LAYER_BCE),
+    ("X.T @ (sigmoid(X @ W + b) - Y) / m", LAYER_BCE),
+    ("((Yhat - Y).T @ X).T / m", LAYER_BCE),
+    ("X.transpose() @ (P - T) / m", LAYER_BCE),
+    ("np.dot", None),  # placeholder removed below
+    ("sum(Yhat - Y, axis=0) / m", {**LAYER_BCE, "wrt": "b"}),
+    ("(Yhat - Y).sum(axis=0) / m", {**LAYER_BCE, "wrt": "b"}),
+    ("np.mean(Yhat - Y, axis=0)", {**LAYER_BCE, "wrt": "b"}),
+    ("sum(Yhat - Y, axis=0, keepdims=True) / m", {**LAYER_BCE, "wrt": "b"}),
+    ("X.T @ (Yhat - Y) / m", {"activation": "softmax", "loss": "ce"}),
+    ("2 * X.T @ (X @ W - Y) / m", {"activation": "identity", "loss": "mse"}),
+    ("X.T @ (Z - Y) / m", {"activation": "linear", "loss": "mse", "half": True}),
+    ("X.T @ (Yhat - Y)", {**LAYER_BCE, "mean": False}),
+    ("X.T @ (((Yhat - Y) @ W2.T) * (Z1 > 0)) / m", NET_BCE),
+    ("X.T @ (((Yhat - Y) @ W2.T) * relu_prime(Z1)) / m", NET_BCE),
+    ("X.T @ (((Yhat - Y) @ W2.T) * (1 - H1**2)) / m", NET_TANH),
+    ("X.T @ (((Yhat - Y) @ W2.T) * tanh_prime(Z1)) / m", NET_TANH),
+    ("(X.T @ ((Yhat - Y) @ W2.T * (1 - tanh(Z1)**2))) / m", NET_TANH),
+    ("H1.T @ (Yhat - Y) / m", {**NET_TANH, "wrt": "W2"}),
+    ("np.sum((Yhat - Y) @ W2.T * (1 - H1**2), axis=0) / m", {**NET_TANH, "wrt": "b1"}),
+    ("((Yhat - Y) @ W2.T) / m", {**NET_TANH, "wrt": "H1"}),
+    ("X.T @ ((((Yhat - Y) @ W3.T * (1 - H2**2)) @ W2.T) * (Z1 > 0)) / m",
+     {**DEEP, "wrt": "W1"}),
+]
+ACCEPTED = [a for a in ACCEPTED if a[1] is not None]
+
+
+@pytest.mark.parametrize(("formula", "options"), ACCEPTED, ids=[a[0] for a in ACCEPTED])
+def test_correct_forms_written_differently_are_accepted(formula, options):
+    result = check_matrix(formula, **options)
+    assert result.correct, result.paragraph
+    assert result.kind is None and result.paragraph.startswith("Correct: ")
+
+
+PAIRS = [(a, "mse") for a in ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu",
+                               "selu", "softplus", "softsign", "gelu", "silu", "mish",
+                               "softmax")]
+PAIRS += [("sigmoid", "bce"), ("softmax", "bce"), ("sigmoid", "ce"), ("softmax", "ce")]
+
+
+@pytest.mark.parametrize(("acts", "loss"), PAIRS)
+def test_the_printed_gradient_is_judged_correct_for_every_activation(acts, loss):
+    """The derivative the checker prints, with its named deltas written in, is the gradient:
+    compared with finite differences by check_matrix itself."""
+    result = check_matrix("X.T @ (Yhat - Y) / m", activation=acts, loss=loss)
+    formula = _inline(result.derivative)
+    assert check_matrix(formula, activation=acts, loss=loss).correct, formula
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+@pytest.mark.parametrize("wrt", ["W1", "b1", "Z1"])
+def test_the_printed_gradient_through_every_depth(depth, wrt):
+    acts = ",".join([*["tanh", "relu", "sigmoid", "elu"][:depth - 1], "sigmoid"])
+    result = check_matrix("X.T @ (Yhat - Y) / m", network=acts, loss="bce", wrt=wrt)
+    formula = _inline(result.derivative)
+    assert check_matrix(formula, network=acts, loss="bce", wrt=wrt).correct, formula
+
+
+def _inline(text: str) -> str:
+    """'X.T @ D1 where D1 = (D2 @ W2.T) * (Z1 > 0), D2 = ...' with every delta written in."""
+    head, _, defs = text.partition(" where ")
+    if not defs:
+        return head
+    definitions = {}
+    for part in re.split(r", (?=D\d* = )", defs):
+        name, _, value = part.partition(" = ")
+        if " with G = " in value:
+            value, _, upstream = value.partition(" with G = ")
+            value = value.replace("G", f"({upstream})")
+        definitions[name] = value
+    for _ in range(len(definitions) + 1):
+        for name, value in definitions.items():
+            head = re.sub(rf"\b{name}\b", f"({value})", head)
+    return head
+
+
+@pytest.mark.parametrize("acts", ["tanh,sigmoid", "relu,relu,softmax", "sigmoid,elu,identity"])
+def test_the_backward_pass_meets_finite_differences(acts):
+    """The checker's own backward pass against float64 central differences of the loss."""
+    loss = "ce" if acts.endswith("softmax") else ("mse" if acts.endswith("identity") else "bce")
+    spec = _build_spec(None, loss, acts, "W1", True, False, False)
+    for cfg in _configs(spec, True, seed=3):
+        grads = _backward(spec, cfg)
+        for node in cfg.nodes:
+            if node == "H0":
+                continue
+            numeric = _finite_difference(spec, cfg, node)
+            np.testing.assert_allclose(grads[node], numeric, rtol=1e-7, atol=1e-9)
+
+
+def test_m_equals_one_and_two_outputs_are_among_the_checked_shapes():
+    result = check_matrix("X.T @ (Yhat - Y) / m", activation="softmax", loss="ce")
+    assert any(c["m"] == 1 for c in result.checked)
+    assert all(c["sizes"][-1] >= 2 for c in result.checked)
+    assert any(c["sizes"][-1] == 2 for c in result.checked)
+
+
+def test_a_formula_true_only_when_m_is_one_is_refused():
+    # Without the 1/m, the formula is right for m = 1 only.
+    assert not check_matrix("X.T @ (Yhat - Y)", **LAYER_BCE).correct
+
+
+@pytest.mark.parametrize(("formula", "options", "words"), [
+    ("X.T @ (Yhat - Q) / m", LAYER_BCE, "unknown name 'Q'"),
+    ("X.T @ (Yhat - Y) / m", {"network": "relu,sigmoid", "loss": "bce", "wrt": "W"},
+     "cannot take the gradient with respect to 'W'"),
+    ("X.T @ (Yhat - Y) / W", {"network": "relu,sigmoid", "loss": "bce", "wrt": "W1"},
+     "number the layer"),
+    ("__import__('os')", LAYER_BCE, "unknown function"),
+    ("X.__class__", LAYER_BCE, "unsupported attribute"),
+    ("X[0]", LAYER_BCE, "unsupported syntax (Subscript)"),
+    ("lambda: 0", LAYER_BCE, "unsupported syntax (Lambda)"),
+    ("X.T @ (Yhat - Y) ^ 2", LAYER_BCE, "write ** for a power"),
+    ("X.T @ (Yhat - Y) / m", {"activation": "tanh", "loss": "bce"}, "bce needs outputs in (0, 1)"),
+    ("X.T @ (Yhat - Y) / m", {"activation": "sigmoid", "loss": "hinge"}, "unknown loss 'hinge'"),
+    ("X.T @ (Yhat - Y) / m", {"activation": "sigmod", "loss": "bce"}, "unknown activation"),
+    ("X.T @ (softmax_prime(Z) * (Yhat - Y))", {"activation": "softmax", "loss": "mse"},
+     "diag(p) - p pᵀ"),
+    ("X.T @ log(Yhat - Yhat) / m", LAYER_BCE, "NaN or infinite"),
+    ("X.T @ (Yhat - Y) / 0", LAYER_BCE, "NaN or infinite"),
+    ("", LAYER_BCE, "empty"),
+    ("X.T @ (Yhat - Y", LAYER_BCE, "cannot parse"),
+    ("(" * 60 + "X" + ")" * 60, LAYER_BCE, "nested deeper"),
+    ("X" + " + X" * 200, LAYER_BCE, "limit is 500"),
+])
+def test_bad_input_gets_one_clear_line(formula, options, words):
+    with pytest.raises(MatrixFormulaError) as info:
+        check_matrix(formula, **options)
+    message = str(info.value)
+    assert words in message and "\n" not in message
+
+
+@pytest.mark.parametrize("scale", ["1e3", "1e9", "0", "-1e9"])
+def test_extreme_constants_give_a_verdict_never_a_crash(scale):
+    result = check_matrix(f"{scale} * X.T @ (Yhat - Y) / m", **LAYER_BCE)
+    assert not result.correct
+    assert np.isfinite(float(scale)) and result.kind in ("scaled", "different", "zero",
+                                                          "mean_forgotten")
+
+
+def test_shapes_that_do_not_add_up_are_a_verdict_with_the_shapes():
+    result = check_matrix("X.T @ ((Yhat - Y) + H1) / m", **NET_BCE)
+    assert not result.correct and result.kind == "shape"
+    assert "m×k" in result.paragraph and "m×h1" in result.paragraph
+
+
+def test_json_and_text_faces_agree():
+    argv = ["check", "--network", "relu,sigmoid", "--loss", "bce", "--wrt", "W1",
+            "X.T @ ((Yhat - Y) @ W2.T) / m"]
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main([*argv, "--format", "json"])
+    data = json.loads(out.getvalue())
+    assert code == 1 and data["correct"] is False and data["kind"] == "derivative_missing"
+    assert data["shapes"]["W1"] == "n×h1" and data["shapes"]["Yhat"] == "m×k"
+    assert set(data) >= {"correct", "formula", "derivative", "simplified", "variable", "of",
+                         "method", "kind", "findings", "paragraph", "shapes", "checked"}
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        assert main(argv) == 1
+    assert " ".join(text.getvalue().split()) == " ".join(data["paragraph"].split())
+
+
+def test_cli_layer_and_network_forms(capsys):
+    assert main(["check", "--layer", "--activation", "sigmoid", "--loss", "bce",
+                 "X.T @ (sigmoid(X @ W) - Y) / m"]) == 0
+    assert capsys.readouterr().out.startswith("Correct: ")
+    # A formula with @ is a matrix formula without --layer.
+    assert main(["check", "--activation", "sigmoid", "--loss", "bce", "X.T @ (Y - Yhat) / m"]) == 1
+    assert "negative gradient" in capsys.readouterr().out
+    assert main(["check", "--network", "relu,sigmoid", "--loss", "bce", "--wrt", "W1",
+                 "X.T @ (Yhat - Q) / m"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("chainrule check: error: unknown name 'Q'") and err.count("\n") == 1
+    assert main(["check", "--layer", "--loss", "mse", "--sum", "2 * X.T @ (Z - Y)"]) == 0
+
+
+def test_python_api_is_exposed():
+    import chainrule
+    from chainrule.gradient_check import MatrixCheck
+
+    result = chainrule.check_matrix("X.T @ (Yhat - Y) / m", activation="sigmoid", loss="bce")
+    assert isinstance(result, MatrixCheck) and result.correct
+    assert str(result) == result.paragraph
+
+
+@pytest.mark.parametrize(("formula", "options", "kind", "then"), [
+    ("(Yhat - Y) @ X.T / m", LAYER_BCE, "factor_order",
+     "X.T @ (Yhat - Y) / m, the gradient is right"),
+    ("X @ (Yhat - Y)", LAYER_BCE, "transpose_missing", "1/m of the mean over the batch is missing"),
+    ("np.dot(Yhat - Y, X) / m", LAYER_BCE, "transpose_missing", "transpose of dE/dW"),
+    ("X @ (((Yhat - Y) @ W2) * (Z1 > 0)) / m", NET_BCE, "transpose_missing",
+     "X.T @ ((Yhat - Y) @ W2.T * (Z1 > 0)) / m, the gradient is right"),
+])
+def test_a_shape_fix_is_followed_by_what_remains_wrong(formula, options, kind, then):
+    result = check_matrix(formula, **options)
+    assert result.kind == kind and then in result.paragraph, result.paragraph
+
+
+@pytest.mark.parametrize("formula", [
+    "np.dot(X.T, Yhat - Y) / m",
+    "X.T.dot(Yhat - Y) / m",
+    "np.matmul(X.T, P - T) / m",
+    "1/m * X.T @ (Yhat - Y)",
+])
+def test_numpy_spellings_of_the_product_are_accepted(formula):
+    assert check_matrix(formula, **LAYER_BCE).correct
+
+
+@pytest.mark.parametrize("formula", [
+    "X.T @ (((Yhat - Y) @ W2.T) * (Z1 > 0).astype(float)) / m",
+    "X.T @ np.multiply((Yhat - Y) @ W2.T, np.where(Z1 > 0, 1, 0)) / m",
+])
+def test_numpy_spellings_of_the_relu_derivative(formula):
+    assert check_matrix(formula, **NET_BCE).correct
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["--layer", "--loss", "bce", "--activation", "sigmoid", "--mean", "--sum",
+      "X.T @ (Yhat - Y)"], "--mean and --sum contradict each other"),
+    (["--loss", "bce", "--sum", "yhat - y"], "--sum applies to matrix formulas"),
+    (["--layer", "--function", "x", "X.T @ Y"], "--function is for one-variable formulas"),
+    (["--layer", "--activation", "sigmoid", "X.T @ (Yhat - Y)"], "say which loss"),
+    (["--network", "relu,softmax,sigmoid", "--loss", "bce", "X.T @ Y"],
+     "softmax is an output activation"),
+    (["--network", "relu,sigmoid", "--activation", "tanh", "--loss", "bce", "X.T @ Y"],
+     "disagrees with the last layer"),
+])
+def test_cli_contradictions_get_one_line(argv, words, capsys):
+    assert main(["check", *argv]) == 1
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1
