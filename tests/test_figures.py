@@ -8,16 +8,14 @@ from chainrule._figures import save_png
 
 
 class _FailingFigure:
-    def savefig(self, path, **kwargs):
-        with open(path, "wb") as f:
-            f.write(b"\x89PNG half")  # a partial image, then the failure
+    def savefig(self, fh, **kwargs):
+        fh.write(b"\x89PNG half")  # a partial image, then the failure
         raise OSError("disk full")
 
 
 class _Figure:
-    def savefig(self, path, **kwargs):
-        with open(path, "wb") as f:
-            f.write(b"\x89PNG whole")
+    def savefig(self, fh, **kwargs):
+        fh.write(b"\x89PNG whole")
 
 
 def test_a_failed_write_keeps_the_existing_file_and_leaves_no_temp(tmp_path):

@@ -85,6 +85,8 @@ def test_ctrl_c_stops_after_the_current_batch(rng):
 
     class Interrupting(Dense):
         def forward(self, x):
+            if not self.training:  # fit's closing check of the outputs, in evaluation mode
+                return super().forward(x)
             calls.append(1)
             if len(calls) == 3:
                 os.kill(os.getpid(), signal.SIGINT)

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
+
+from chainrule._io import atomic_write
 
 
 def save_png(fig, path, dpi: int = 100) -> Path:
-    """Write ``fig`` to ``path`` as PNG atomically: a temporary file in the same folder, then a
-    rename, so an interrupted write never leaves a partial image over an existing one."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=dpi, format="png")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    """Write ``fig`` to ``path`` as PNG atomically (see :func:`chainrule._io.atomic_write`), so
+    an interrupted write never leaves a partial image over an existing one."""
+    return atomic_write(path, lambda fh: fig.savefig(fh, dpi=dpi, format="png"), what="the image")

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
+import warnings
 
 COMMANDS = ("train", "predict", "evaluate", "derive", "check", "plot")
 
@@ -21,10 +24,37 @@ class CommandError(Exception):
     """An error to report in one line on stderr with exit code 1."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a value starting with "-" that is no option of the command (the
+    formula ``-x``, the number ``-1e308``) is read as a value, not as an unknown option."""
+
+    def _parse_optional(self, arg_string):
+        if (
+            len(arg_string) > 1
+            and arg_string[0] == "-"
+            and not arg_string.startswith("--")
+            and arg_string[:2] not in self._option_string_actions
+        ):
+            return None
+        return super()._parse_optional(arg_string)
+
+
+def _undecodable(argv: list[str]) -> str | None:
+    """The first argument that was not valid UTF-8 on the command line, if any."""
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            raw = arg.encode("utf-8", "surrogateescape") if isinstance(arg, str) else arg
+            return raw.decode("utf-8", "backslashreplace").encode(
+                "ascii", "backslashreplace").decode("ascii")
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     from chainrule import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="chainrule",
         description=(
             "Backpropagation you can read, check and trust: train small networks, derive "
@@ -40,7 +70,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    try:
+        return _main(argv)
+    finally:
+        if argv is None and threading.current_thread() is threading.main_thread():
+            # The process is exiting: a late Ctrl-C must not kill it with a signal after it
+            # has reported and chosen its exit code (130 when interrupted).
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    bad = _undecodable(argv)
+    if bad is not None:
+        parser.error(f"the argument '{bad}' is not valid UTF-8 text; pass file names and "
+                     "formulas as UTF-8")
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -50,7 +96,10 @@ def main(argv: list[str] | None = None) -> int:
 
     timeout = getattr(args, "timeout", None)
     try:
-        with time_limit(timeout):
+        # Overflow and NaN are checked and named where they matter; NumPy's RuntimeWarnings
+        # would only print its own words before that message.
+        with time_limit(timeout), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             return int(module.run(args) or 0)
     except TimeUp:
         print(
@@ -63,10 +112,33 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("chainrule: interrupted", file=sys.stderr)
         return 130
-    except (CommandError, ValueError, OSError, KeyError, ImportError, FloatingPointError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"chainrule {args.command}: error: {message}", file=sys.stderr)
+    except MemoryError:
+        print(f"chainrule {args.command}: error: ran out of memory; the data, the model or the "
+              "formula is too large for this machine", file=sys.stderr)
         return 1
+    except RecursionError:
+        print(f"chainrule {args.command}: error: the input is nested too deeply to handle; "
+              "write it with less nesting", file=sys.stderr)
+        return 1
+    except (CommandError, ValueError, OSError, KeyError, ImportError, FloatingPointError) as exc:
+        print(f"chainrule {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line; an OSError as "file: what went wrong"."""
+    if isinstance(exc, KeyError) and exc.args:
+        message = str(exc.args[0])
+    elif isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        message = f"{exc.filename}: {exc.strerror.lower()}"
+        message = {
+            "is a directory": f"{exc.filename} is a folder; give the path of a file",
+        }.get(exc.strerror.lower(), message)
+    elif isinstance(exc, OSError) and exc.strerror:
+        message = str(exc.strerror)
+    else:
+        message = str(exc)
+    return " ".join(message.split())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,7 +21,6 @@ Only NumPy and the standard library are used; every error names the file and wha
 from __future__ import annotations
 
 import csv
-import gzip
 import importlib.util
 import io
 import math
@@ -165,15 +164,46 @@ def _class_names(y: np.ndarray) -> list[str]:
     return [str(c) for c in np.unique(y).tolist()]
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, decompressed when it is gzip (by content, whatever its name)."""
-    raw = path.read_bytes()
-    if raw[:2] != b"\x1f\x8b":
-        return raw
+#: The largest CSV text read (after decompression); a bigger table belongs in an .npz file.
+MAX_CSV_BYTES = 256 * 2**20
+
+
+def _read_bytes(path: Path, limit: int = MAX_CSV_BYTES, what: str = "CSV file") -> bytes:
+    """The file's bytes, decompressed when it is gzip (by content, whatever its name); at most
+    ``limit`` of them (see :func:`chainrule._io.read_bounded`)."""
+    from chainrule._io import read_bounded
+
+    return read_bounded(path, limit, what)
+
+
+def _idx_bytes(path: Path) -> bytes:
+    """An IDX file's bytes, decompressing no more than its header declares (plus one byte)."""
+    from chainrule._io import read_head
+
+    head = read_head(path, 4, "IDX file")
+    if len(head) < 4 or head[0] or head[1] or head[2] not in IDX_TYPES or head[3] == 0:
+        return head  # _parse_idx names what is wrong
+    start = 4 + 4 * head[3]
+    head = read_head(path, start, "IDX file")
+    if len(head) < start:
+        return head
+    dims = [int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(head[3])]
+    from chainrule._io import MAX_DATA_BYTES
+
+    declared = start + math.prod(dims) * IDX_TYPES[head[2]].itemsize
     try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise ValueError(f"{path}: corrupted or truncated gzip data ({exc}).") from exc
+        # A little more than declared, so that a few extra bytes are counted exactly.
+        return _read_bytes(path, min(declared + 2**16, MAX_DATA_BYTES), "IDX file")
+    except ValueError as exc:
+        if "more than" not in str(exc):
+            raise
+        shape = " x ".join(f"{d:,}" for d in dims)
+        if declared > MAX_DATA_BYTES:
+            raise ValueError(f"{path}: the header declares {shape} items ({declared:,} bytes), "
+                             f"more than the {MAX_DATA_BYTES:,} chainrule reads.") from None
+        raise ValueError(f"{path}: holds far more bytes than the {shape} items its header "
+                         f"declares ({declared - start:,} bytes); the file is corrupted or not "
+                         "IDX.") from None
 
 
 # --- IDX (MNIST, Fashion-MNIST) ------------------------------------------------------------
@@ -191,7 +221,7 @@ IDX_TYPES = {
 
 def _parse_idx(path: Path) -> np.ndarray:
     """The IDX array of ``path``, possibly a read-only view of the file's bytes."""
-    raw = _read_bytes(path)
+    raw = _idx_bytes(path)
     expected = "0x00000803 for images or 0x00000801 for labels"
     if len(raw) < 4:
         raise ValueError(f"{path}: not an IDX file: only {len(raw)} bytes (expected a 4-byte "
@@ -279,6 +309,10 @@ def _images_to_features(images: np.ndarray, path: Path) -> np.ndarray:
     if images.ndim < 2:
         raise ValueError(f"{path}: expected images (an IDX file with 2 or more dimensions); got "
                          f"shape {images.shape}. Are the image and label files swapped?")
+    if len(images) == 0 or images[0].size == 0:
+        what = "no images" if len(images) == 0 else "images of 0 pixels"
+        raise ValueError(f"{path}: holds {what} (shape {images.shape}); a data set needs at "
+                         "least one image of at least one pixel.")
     flat = images.reshape(len(images), -1)
     out = np.empty(flat.shape, dtype=np.float32)
     if images.dtype == np.uint8:
@@ -400,6 +434,27 @@ def _to_floats(values: list[str], column: str, first_line: int, path: Path) -> n
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _csv_rows(text: str, delimiter: str, path: Path) -> list[tuple[int, list[str]]]:
+    """The non-empty rows of ``text`` with their line numbers; a malformed row is named."""
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    rows = []
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return rows
+        except csv.Error as exc:
+            what = str(exc)
+            if "field limit" in what:
+                what = f"a field longer than {csv.field_size_limit():,} characters"
+            elif "NUL" in what:
+                what = "a NUL byte"
+            raise ValueError(f"{path}: line {reader.line_num} holds {what}; is it really a "
+                             "CSV?") from None
+        if row:
+            rows.append((reader.line_num, row))
+
+
 def _looks_numeric(text: str) -> bool:
     try:
         float(text)
@@ -429,12 +484,13 @@ def load_csv(path, target: str | None = None, task: str | None = None) -> Datase
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not a UTF-8 text file ({exc}); is it really a CSV?") from exc
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ValueError(f"{path}: not a UTF-8 text file (byte 0x{raw[exc.start]:02x} on line "
+                         f"{line} is not UTF-8); is it really a CSV? Save it as UTF-8.") from None
     first = text.split("\n", 1)[0]
     # The delimiter that splits the header into the most fields (commas win ties).
     delimiter = max((",", ";", "\t"), key=lambda d: len(next(csv.reader([first], delimiter=d))))
-    lines = [(i, row) for i, row in enumerate(csv.reader(io.StringIO(text),
-                                                         delimiter=delimiter), start=1) if row]
+    lines = _csv_rows(text, delimiter, path)
     if not lines:
         raise ValueError(f"{path}: the file is empty; expected a header row and data rows.")
     header = [h.strip() for h in lines[0][1]]
@@ -499,6 +555,9 @@ def _npz_features(arr: np.ndarray, key: str, path: Path) -> np.ndarray:
     if arr.ndim < 2:
         raise ValueError(f"{path}: array {key!r} must be 2-D (samples, features); got shape "
                          f"{arr.shape}. For one feature, save X.reshape(-1, 1).")
+    if arr.ndim == 2 and arr.shape[1] == 0:
+        raise ValueError(f"{path}: array {key!r} has 0 features (shape {arr.shape}); each sample "
+                         "needs at least one feature.")
     if arr.ndim > 2 or arr.dtype == np.uint8:
         if arr.dtype == np.uint8:  # images: pixels 0-255 to [0, 1], as for IDX files
             return _images_to_features(arr, path)
@@ -513,6 +572,46 @@ def _npz_features(arr: np.ndarray, key: str, path: Path) -> np.ndarray:
     return X
 
 
+def _check_npz_members(path: Path) -> None:
+    """Refuse an archive whose arrays declare more bytes than they hold, or more than
+    :data:`chainrule._io.MAX_DATA_BYTES`, before NumPy allocates them."""
+    from chainrule._io import MAX_DATA_BYTES
+
+    total = 0
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if info.filename.removesuffix(".npy") not in ("X", "y", "X_test", "y_test"):
+                    continue
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    if version == (1, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+                    else:
+                        shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+                    header = member.tell()
+                nbytes = math.prod(shape) * dtype.itemsize
+                name = info.filename.removesuffix(".npy")
+                if dtype.hasobject:
+                    continue  # refused by np.load(allow_pickle=False) with its own message
+                if nbytes != info.file_size - header:
+                    raise ValueError(f"{path}: array {name!r} declares shape {shape} of "
+                                     f"{dtype} ({nbytes:,} bytes) but holds "
+                                     f"{info.file_size - header:,} bytes; the archive is "
+                                     "corrupted.")
+                total += nbytes
+    except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path}: corrupted NPZ archive ({exc}).") from None
+    except ValueError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise ValueError(f"{path}: corrupted NPZ archive (an array header is invalid: "
+                         f"{exc}).") from None
+    if total > MAX_DATA_BYTES:
+        raise ValueError(f"{path}: its arrays hold {total:,} bytes, more than the "
+                         f"{MAX_DATA_BYTES:,} chainrule reads.")
+
+
 def load_npz(path, task: str | None = None) -> Dataset:
     """Load a NumPy ``.npz`` archive holding arrays ``X`` and ``y`` (and optionally ``X_test``
     and ``y_test``). Never unpickles (``allow_pickle=False``).
@@ -520,11 +619,14 @@ def load_npz(path, task: str | None = None) -> Dataset:
     ``X`` of 3 or more dimensions is flattened per sample; uint8 ``X`` is read as images and
     scaled to float32 in [0, 1]. ``task`` is inferred as in :func:`load_csv` unless given.
     """
-    path = Path(path)
+    from chainrule._io import check_input_file
+
+    path = check_input_file(path, "NPZ file")
     with open(path, "rb") as fh:
         if fh.read(4) != b"PK\x03\x04":
             raise ValueError(f"{path}: not an NPZ archive (save one with numpy.savez(path, X=X, "
                              "y=y)).")
+    _check_npz_members(path)
     arrays = {}
     try:
         with np.load(path, allow_pickle=False) as archive:
@@ -674,6 +776,9 @@ def load_dataset(spec, target: str | None = None, task: str | None = None) -> Da
     ``.csv`` (or ``.csv.gz``) or ``.npz``. ``target`` names a CSV's target column.
     """
     text = os.fspath(spec)
+    if not str(text).strip():
+        raise ValueError("the data set name is empty; give a built-in name such as digits, a "
+                         ".csv or .npz file, or a folder of IDX files.")
     key = text.lower().replace("-", "_")
     path = Path(text)
     if key in BUILTINS or text.lower() in NAMED_IDX or path.is_dir():
@@ -697,6 +802,9 @@ def load_dataset(spec, target: str | None = None, task: str | None = None) -> Da
     options = (f"a built-in data set ({', '.join(BUILTINS)}), mnist or fashion-mnist, a folder "
                "of IDX files, a .csv file or a .npz file")
     if path.exists():
+        from chainrule._io import check_input_file
+
+        check_input_file(path, "data file")  # a device or a FIFO: say so
         raise ValueError(f"Cannot tell how to read {text}: expected {options}.")
     raise ValueError(f"Unknown data set {text!r} (no such file or folder either); use {options}.")
 
@@ -892,6 +1000,24 @@ class Scaler:
         return f"{type(self).__name__}({'unfitted' if n is None else f'{n} features'})"
 
 
+def _check_scaled(scaler: Scaler, X: np.ndarray, Z: np.ndarray) -> np.ndarray:
+    """``Z``, or a ValueError naming the feature whose finite values overflowed when scaled."""
+    if np.isfinite(Z).all():
+        return Z
+    bad = ~np.isfinite(Z)
+    if not np.isfinite(X).all():
+        i, j = np.argwhere(~np.isfinite(X))[0]
+        raise ValueError(f"X holds {X[i, j]} at row {i}, column {j}; remove or impute "
+                         "non-finite values before scaling.")
+    i, j = np.argwhere(bad)[0]
+    raise ValueError(
+        f"Scaling overflowed {Z.dtype}: feature {j} of sample {i} is {X[i, j]:.6g}, finite, but "
+        f"{type(scaler).__name__} maps it beyond the largest {Z.dtype} (its training values were "
+        "nearly constant or the values are too large for this type). Rescale that column, or "
+        "use another scaling (minmax or none)."
+    )
+
+
 class Standardizer(Scaler):
     r"""Centre each feature and divide by its standard deviation: :math:`(x - \mu) / \sigma`.
 
@@ -917,7 +1043,9 @@ class Standardizer(Scaler):
 
     def transform(self, X) -> np.ndarray:
         X = self._check_fitted(X)
-        return (X - self.mean_.astype(X.dtype)) / self.scale_.astype(X.dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            Z = (X - self.mean_.astype(X.dtype)) / self.scale_.astype(X.dtype)
+        return _check_scaled(self, X, Z)
 
     def inverse_transform(self, Z) -> np.ndarray:
         Z = self._check_fitted(Z)
@@ -973,8 +1101,10 @@ class MinMaxScaler(Scaler):
 
     def transform(self, X) -> np.ndarray:
         X = self._check_fitted(X)
-        scale, shift = self._coefficients(X.dtype)
-        return X * scale + shift
+        with np.errstate(over="ignore", invalid="ignore"):
+            scale, shift = self._coefficients(X.dtype)
+            Z = X * scale + shift
+        return _check_scaled(self, X, Z)
 
     def inverse_transform(self, Z) -> np.ndarray:
         Z = self._check_fitted(Z)

@@ -30,6 +30,8 @@ from typing import NoReturn
 
 import numpy as np
 
+from chainrule._io import check_input_file
+
 __all__ = ["DTYPES", "ModelFileError", "read_safetensors", "write_safetensors"]
 
 #: safetensors dtype code -> little-endian NumPy dtype. The one list of supported types.
@@ -132,33 +134,8 @@ def _write_array(fh, arr: np.ndarray) -> None:
         fh.write(arr.reshape(-1).view(np.uint8).data)
 
 
-def _temporary_file(path: Path) -> tuple[Path, int]:
-    """Create a new file next to ``path`` (same filesystem, so the rename is atomic)."""
-    while True:
-        tmp = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
-        try:
-            # 0o666 and the umask give the permissions of an ordinary new file.
-            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:  # pragma: no cover - 48 random bits collided
-            continue
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); harmless to skip where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_safetensors(path, tensors: dict[str, np.ndarray],
-                      metadata: dict[str, str] | None = None) -> Path:
+                      metadata: dict[str, str] | None = None, *, replace: bool = True) -> Path:
     """Write ``tensors`` (and string ``metadata``) to ``path`` in safetensors format, atomically.
 
     The file is written to a temporary file in the same folder, flushed and fsynced, then renamed
@@ -174,6 +151,8 @@ def write_safetensors(path, tensors: dict[str, np.ndarray],
         float16/32/64). Arrays are stored C-contiguous and little-endian, whatever their layout.
     metadata : dict of str -> str, optional
         Stored under ``"__metadata__"``. Use ``json.dumps`` for structured values.
+    replace : bool
+        With False, an existing ``path`` is never overwritten (FileExistsError instead).
 
     Returns
     -------
@@ -189,29 +168,19 @@ def write_safetensors(path, tensors: dict[str, np.ndarray],
     >>> tensors["0.weight"].tolist(), meta
     ([[1.0, 0.0], [0.0, 1.0]], {'note': 'identity'})
     """
-    path = Path(path)
+    from chainrule._io import atomic_write
+
     metadata = _check_metadata(metadata)
     prepared = _prepare(tensors)
     header = _header_bytes(prepared, metadata)
-    folder = path.parent
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{path}: cannot save, the folder {folder} does not exist.")
 
-    tmp, fd = _temporary_file(path)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(len(header).to_bytes(8, "little"))
-            fh.write(header)
-            for _, _, arr in prepared:
-                _write_array(fh, arr)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_folder(folder)
-    return path
+    def write(fh) -> None:
+        fh.write(len(header).to_bytes(8, "little"))
+        fh.write(header)
+        for _, _, arr in prepared:
+            _write_array(fh, arr)
+
+    return atomic_write(path, write, what="the model", replace=replace)
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -242,6 +211,36 @@ def _describe_foreign(head: bytes) -> str:
     return "binary data of an unknown kind"
 
 
+#: Most dimensions and largest dimension of a tensor (NumPy allows 32 and 2**63 - 1 elements).
+MAX_DIMS = 32
+MAX_DIM = 2**48
+
+#: Longest integer literal accepted in a header (Python refuses to convert integers of more than
+#: 4300 digits, and no shape or offset needs more than 20).
+MAX_INT_DIGITS = 30
+
+
+def _parse_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        raise ValueError(f"an integer of {digits:,} digits")
+    return int(text)
+
+
+def _parse_constant(text: str):
+    raise ValueError(f"{text} is not a JSON number")
+
+
+def bounded_json(text: str, object_pairs_hook=None):
+    """``json.loads`` that refuses nesting deeper than the recursion limit, integers longer than
+    :data:`MAX_INT_DIGITS` digits and NaN/Infinity, all as ValueError."""
+    try:
+        return json.loads(text, parse_int=_parse_int, parse_constant=_parse_constant,
+                          object_pairs_hook=object_pairs_hook)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def _no_duplicates(pairs):
     seen = {}
     for key, value in pairs:
@@ -268,6 +267,9 @@ def _parse_entry(
     shape = entry["shape"]
     if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
         fail(f"tensor {name!r}: shape must be a list of non-negative integers; got {shape!r}")
+    if len(shape) > MAX_DIMS or any(d > MAX_DIM for d in shape):
+        fail(f"tensor {name!r}: shape {shape} is beyond what any file can hold (at most "
+             f"{MAX_DIMS} dimensions of at most {MAX_DIM:,})")
     offsets = entry["data_offsets"]
     if (not isinstance(offsets, list) or len(offsets) != 2
             or not all(_is_int(o) for o in offsets) or not 0 <= offsets[0] <= offsets[1]):
@@ -302,7 +304,7 @@ def read_safetensors(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         dtype, a shape that does not match its bytes, offsets that overlap, leave gaps or run
         past the end, or bytes after the last tensor. The message starts with the file's name.
     """
-    path = Path(path)
+    path = check_input_file(path, "model file")
 
     def fail(message: str) -> NoReturn:
         raise ModelFileError(f"{path}: {message}.")
@@ -330,9 +332,10 @@ def read_safetensors(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            fail(f"corrupted: the header is not valid UTF-8 ({exc})")
+            fail(f"corrupted: the header is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at "
+                 f"offset {8 + exc.start:,})")
         try:
-            header = json.loads(text, object_pairs_hook=_no_duplicates)  # "{...}": a dict
+            header = bounded_json(text, object_pairs_hook=_no_duplicates)  # "{...}": a dict
         except ValueError as exc:  # JSONDecodeError and duplicate names
             fail(f"corrupted: the header is not valid JSON ({exc})")
 

@@ -390,8 +390,11 @@ def fit(
         BLAS's own setting otherwise. Setting threads needs threadpoolctl
         (``chainrule[threads]``).
 
-    If the loss becomes NaN or inf, training stops, the weights from the start of that epoch
-    (the last known to be finite) are restored, and :class:`TrainingDivergedError` says where.
+    If the loss becomes NaN or inf, or the weights do in an epoch's last update (after which no
+    loss is computed), training stops, the weights from the start of that epoch (the last known
+    to be finite) are restored, and :class:`TrainingDivergedError` says where; it names the
+    targets instead of the learning rate when they are too large to square in the model's type.
+    ``callbacks`` that are not callable are refused before training starts.
     Ctrl-C stops after the current batch and returns the history so far (``interrupted=True``).
     """
     loss_fn = _losses.get(loss)
@@ -472,6 +475,12 @@ def fit(
     xb_full = np.empty((batch_size, X.shape[1]), dtype=X.dtype)
     yb_full = np.empty((batch_size, *target.shape[1:]), dtype=target.dtype)
     callbacks = list(callbacks)
+    for cb in callbacks:
+        if not callable(cb):
+            raise ValueError(
+                f"callbacks must be callables f(epoch, logs, model); got {cb!r} "
+                f"({type(cb).__name__})."
+            )
     model.train()
     # Overflow during a diverging step is reported by the loss check below, not as warnings.
     with (
@@ -509,8 +518,7 @@ def fit(
                     raise TrainingDivergedError(
                         f"Training diverged at epoch {epoch + 1}, batch {b + 1}: the loss became "
                         f"{batch_loss}. The weights from the start of epoch {epoch + 1} (the last "
-                        f"finite ones) were restored. Lower the learning rate (it was "
-                        f"{opt.lr:g}; try {opt.lr / 10:g}) or clip gradients (clip_norm).",
+                        f"finite ones) were restored. {_divergence_hint(opt, target, model)}",
                         history,
                     )
                 weight = len(idx) / n
@@ -522,6 +530,17 @@ def fit(
                 if flag.stop:
                     break
             elapsed = time.perf_counter() - t0
+            # The loss is computed before each update, so the last update of the epoch is
+            # checked here: weights that became NaN or inf are never kept.
+            if not all(np.isfinite(p).all() for p in trainer.params):
+                _restore(trainer.params, start_weights)
+                model.eval()
+                raise TrainingDivergedError(
+                    f"Training diverged at epoch {epoch + 1}: the weights became NaN or inf in "
+                    f"its last update. The weights from the start of epoch {epoch + 1} (the last "
+                    f"finite ones) were restored. {_divergence_hint(opt, target, model)}",
+                    history,
+                )
             if flag.stop:
                 history.interrupted = True
                 if seen < n:
@@ -556,10 +575,44 @@ def fit(
                 stop = True
             if stop or flag.stop:
                 break
+        # Ctrl-C between the last batch of an epoch and the end of its bookkeeping counts too.
+        history.interrupted = history.interrupted or flag.stop
+        # Finite weights can still be so large that the outputs overflow: the last update is
+        # followed by no loss, so one forward pass over the last batch checks it.
+        restoring_best = early_stopping and restore_best and best[1] is not None
+        if (history.epochs_run or seen) and not restoring_best:
+            model.eval()
+            if not np.isfinite(trainer.scores(xb)).all():
+                _restore(trainer.params, start_weights)
+                raise TrainingDivergedError(
+                    f"Training diverged at epoch {epoch + 1}: after its last update the model's "
+                    "outputs overflow to inf or NaN. The weights from the start of epoch "
+                    f"{epoch + 1} (the last finite ones) were restored. "
+                    f"{_divergence_hint(opt, target, model)}",
+                    history,
+                )
     if early_stopping and restore_best and best[1] is not None:
         _restore(trainer.params, best[1])
     model.eval()
     return history
+
+
+def _divergence_hint(opt, target: np.ndarray, model) -> str:
+    """What to change after a divergence: the targets when they are too large for the model's
+    float type to square, else the learning rate or gradient clipping."""
+    if target.dtype.kind == "f" and target.size:
+        largest = float(np.max(np.abs(target)))
+        # A squared error of targets beyond sqrt(max float) overflows at any learning rate.
+        if largest > math.sqrt(float(np.finfo(model.dtype).max)) / 1e3:
+            return (
+                f"The targets reach {largest:.3g}, too large to square in {model.dtype.name} "
+                "whatever the learning rate: scale them first (e.g. divide by their standard "
+                "deviation) and undo the scaling on the predictions."
+            )
+    return (
+        f"Lower the learning rate (it was {opt.lr:g}; try {opt.lr / 10:g}) or clip gradients "
+        "(clip_norm)."
+    )
 
 
 def _record(history: History, epoch: int, logs: dict) -> None:
@@ -583,7 +636,10 @@ def evaluate(model, X, y, loss=None) -> dict:
     if len(target) != len(X):
         raise ValueError(f"X has {len(X)} samples but y has {len(target)}; they must match.")
     model.eval()
-    scores = trainer.scores(X)
+    with np.errstate(over="ignore", invalid="ignore"):
+        scores = trainer.scores(X)
+    if not np.isfinite(scores).all():
+        raise ValueError(model._nonfinite_output(scores))
     result = {"loss": trainer.loss_of(scores, target), "samples": len(X)}
     if task == "classification":
         result["accuracy"] = _accuracy(scores, target, trainer.threshold)

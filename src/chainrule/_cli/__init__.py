@@ -14,10 +14,31 @@ class TimeUp(BaseException):
     """Raised by the alarm; a BaseException so that no ``except Exception`` inside SymPy eats it."""
 
 
+#: The longest --timeout accepted: a week (the interval timer cannot take much more).
+MAX_TIMEOUT = 7 * 24 * 3600.0
+
+
+def timeout_seconds(text: str) -> float:
+    """``--timeout``'s value: a finite number of seconds from 0 (no limit) to a week."""
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0.0 <= value <= MAX_TIMEOUT):
+        raise argparse.ArgumentTypeError(
+            f"--timeout takes a number of seconds from 0 (no limit) to {MAX_TIMEOUT:g} (a "
+            f"week); got {text!r}"
+        )
+    return value
+
+
 def add_timeout(parser) -> None:
     """The ``--timeout`` option of the commands that run SymPy on a user's formula."""
     parser.add_argument(
-        "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+        "--timeout", type=timeout_seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
         help="give up after this many seconds (default: %(default)g; 0: no limit); deeply "
              "nested formulas can take SymPy a long time",
     )

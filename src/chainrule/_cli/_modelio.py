@@ -24,14 +24,14 @@ def load_model_and_data(model_path: str, data: str, target: str | None):
     ):
         # A CSV of features only: its last column was read as the target; it is a feature.
         X, y = np.column_stack([X, y_values]), None
-    prep = model.preprocessing or {}
-    scaler_cfg = prep.get("scaler")
-    if scaler_cfg:
-        X = cdata.scaler_from_config(scaler_cfg).transform(X)
     X = np.asarray(X)
     if X.ndim != 2 or X.shape[1] != model.in_features:
         raise ValueError(
             f"{data} has {X.shape[1] if X.ndim == 2 else X.shape} features but the model "
             f"{model_path} expects {model.in_features}"
         )
+    prep = model.preprocessing or {}
+    scaler_cfg = prep.get("scaler")
+    if scaler_cfg:
+        X = cdata.scaler_from_config(scaler_cfg).transform(X)
     return model, X, y

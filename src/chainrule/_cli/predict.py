@@ -21,7 +21,10 @@ def run(args) -> int:
     import numpy as np
 
     from chainrule._cli._modelio import load_model_and_data
+    from chainrule._io import atomic_write, check_output_path
 
+    if args.out is not None:
+        check_output_path(args.out, "the predictions")
     model, X, _ = load_model_and_data(args.model, args.data, args.target)
     values = model.predict_proba(X) if args.proba else model.predict(X)
     values = np.asarray(values)
@@ -31,8 +34,7 @@ def run(args) -> int:
         lines = [",".join(f"{v:.6g}" for v in row) for row in values.tolist()]
     text = "\n".join(lines) + ("\n" if lines else "")
     if args.out:
-        with open(args.out, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        atomic_write(args.out, lambda fh: fh.write(text.encode("utf-8")), what="the predictions")
     else:
         print(text, end="")
     return 0

@@ -169,6 +169,9 @@ def run(args) -> int:
     if args.clip_norm is not None and not 0.0 < args.clip_norm < float("inf"):
         raise ValueError(f"--clip-norm must be a positive number; got {args.clip_norm}")
 
+    from chainrule._cli._faults import check_outputs, evaluate_trained, finish_interrupted
+
+    check_outputs(args)
     ds = cdata.load_dataset(args.data, target=args.target)
     prepared = prepare_dataset(ds, args.test_size, args.scale, args.seed)
     X, y, Xt, yt = prepared["X"], prepared["y"], prepared["X_test"], prepared["y_test"]
@@ -210,8 +213,9 @@ def run(args) -> int:
         threads=args.threads,
     )
     seconds = time.perf_counter() - t0
-    train_metrics = model.evaluate(X, y)
-    test_metrics = model.evaluate(Xt, yt) if Xt is not None else None
+    train_metrics, test_metrics = evaluate_trained(model, X, y, Xt, yt, args)
+    if history.interrupted:
+        return finish_interrupted(args, model, history)
     if args.out:
         model.save(args.out)
     if args.plot:
@@ -253,7 +257,7 @@ def run(args) -> int:
         "model_file": args.out,
     }
     if args.json:
-        print(json.dumps(summary, indent=2))
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
         return 0
     print(
         f"Trained {' -> '.join(map(str, sizes))} ({args.activation}, {out_act} output, "
@@ -271,15 +275,15 @@ def run(args) -> int:
         print(f"Saved the model to {args.out}")
     if args.plot:
         print(f"Saved the curves to {args.plot}")
-    if history.interrupted:
-        print("Training was interrupted (Ctrl-C); the weights so far are kept.")
     return 0
 
 
 def prepare_dataset(ds, test_size: float, scale: str, seed: int) -> dict:
     """Split (unless the data has its own test set), encode labels, fit the scaler on train."""
     from chainrule import data as cdata
+    from chainrule._cli._faults import check_enough_samples
 
+    check_enough_samples(ds)
     if ds.X_test is not None:
         X, y, Xt, yt = ds.X, ds.y, ds.X_test, ds.y_test
     else:
@@ -320,7 +324,7 @@ def encode_with(classes, y):
     bad = classes[idx] != y
     if bad.any():
         raise ValueError(
-            f"label {y[bad][0]!r} does not occur in the training data (known: "
+            f"label {y[bad][0].item()!r} does not occur in the training data (known: "
             f"{', '.join(map(str, classes[:10]))}{'...' if len(classes) > 10 else ''})"
         )
     return idx

@@ -111,6 +111,11 @@ def parse_expression(text: str, symbols: Iterable[str] | None = None) -> sympy.E
         )
     if not text.strip():
         raise FormulaError("the formula is empty; write one such as 'x * sigmoid(x)'")
+    for col, ch in enumerate(text):
+        if ch == "\0" or "\ud800" <= ch <= "\udfff":
+            what = "a NUL character" if ch == "\0" else "a byte that is not UTF-8 text"
+            raise FormulaError(f"the formula holds {what} at column {col + 1}; write it as "
+                               "plain text such as 'x * sigmoid(x)'")
     allowed = _allowed_symbols(symbols)
     _check_paren_depth(text)
     source, columns = _translate(text)
@@ -142,7 +147,66 @@ def parse_expression(text: str, symbols: Iterable[str] | None = None) -> sympy.E
             f"{text.strip()!r} is not a finite real expression (it is {expr}); check the "
             "constants, e.g. the log of a negative number"
         )
+    _check_powers(expr, text.strip())
     return expr
+
+
+#: Points at which powers and denominators are tried (exact rationals, so that a sum that
+#: cancels to 0, such as sin(x)**2 + cos(x)**2 - 1, evaluates to exactly 0).
+_PROBES = tuple(sympy.Rational(n, 10) for n in (-25, -7, 3, 19))
+
+
+def _is_zero_at(expr: sympy.Expr, point: dict) -> bool:
+    value = expr.subs(point).evalf(30, chop=True)
+    return value.is_number and value == 0
+
+
+def _check_powers(expr: sympy.Expr, text: str) -> None:
+    """Refuse a power or a quotient that is undefined wherever the formula is tried: a
+    non-positive number to a variable power (``0**x``, ``(-1)**x``), a base that is 0 where
+    the exponent is not positive (``max(x, 0)**x`` for x < 0), and a denominator that is 0
+    everywhere (``1/(sin(x)**2 + cos(x)**2 - 1)``)."""
+    variables = sorted(expr.free_symbols, key=str)
+    points = [{v: _PROBES[(i + j) % len(_PROBES)] for j, v in enumerate(variables)}
+              for i in range(len(_PROBES))]
+    for power in expr.atoms(sympy.Pow):
+        base, exponent = power.as_base_exp()
+        if exponent.is_number:
+            if exponent.is_negative and variables and all(_is_zero_at(base, p) for p in points):
+                raise FormulaError(
+                    f"{text!r} divides by {base}, which is 0 for every value of "
+                    f"{', '.join(map(str, variables))}: the expression is undefined everywhere"
+                )
+            continue
+        if base.is_number and (base.is_zero or base.is_negative):
+            raise FormulaError(
+                f"{text!r} raises {base} to the variable power {exponent}: "
+                + ("0**u is undefined (a division by 0) wherever u <= 0"
+                   if base.is_zero else f"({base})**u is not a real number for non-integer u")
+                + "; write a positive base, e.g. exp(u*log(2)) for 2**u"
+            )
+        for point in points:
+            if _is_zero_at(base, point):
+                value = exponent.subs(point).evalf(15)
+                if value.is_number and value.is_real and value <= 0:
+                    where = ", ".join(f"{k} = {v}" for k, v in point.items())
+                    raise FormulaError(
+                        f"{text!r} raises {base} to the power {exponent}, which is 0 to the "
+                        f"power {value:.3g} at {where}: undefined there (a division by 0). "
+                        "Keep the base positive, e.g. with softplus or exp"
+                    )
+
+
+#: log10 of the largest float64, about 1.8e308: larger constants cannot be evaluated.
+_LOG10_FLOAT_MAX = 308.25
+
+
+def _log10_abs(value: sympy.Expr) -> float:
+    """log10 |value| of a number (-inf for 0), without forming its digits when it is a power."""
+    magnitude = sympy.Abs(value).evalf(15)
+    if not magnitude.is_Float or magnitude <= 0:
+        return float("-inf") if magnitude == 0 else 0.0
+    return float(sympy.log(magnitude, 10).evalf(15))
 
 
 def _translate(text: str) -> tuple[str, list[int]]:
@@ -197,6 +261,17 @@ class _Builder:
         return FormulaError(f"{what} {segment!r} at column {start + 1}: {fix}")
 
     def build(self, node: ast.AST, depth: int) -> sympy.Expr:
+        expr = self._build(node, depth)
+        if expr.is_number and _log10_abs(expr) > _LOG10_FLOAT_MAX:
+            raise self.fail(
+                node,
+                "constant beyond the float range in",
+                f"its value is about 10**{_log10_abs(expr):.0f}, more than the largest float "
+                "(about 1.8e308); use smaller constants",
+            )
+        return expr
+
+    def _build(self, node: ast.AST, depth: int) -> sympy.Expr:
         if depth > MAX_DEPTH:
             raise self.fail(node, "formula nested too deeply near", f"the limit is {MAX_DEPTH}")
         if isinstance(node, ast.Constant):
@@ -266,6 +341,17 @@ class _Builder:
                 "numeric power too large",
                 f"keep numeric exponents within ±{MAX_NUMERIC_EXPONENT}",
             )
+        if left.is_number and right.is_number:
+            # Judge the size of a number's power before SymPy computes all its digits:
+            # ((9**64)**64)**64 has 250,000 of them.
+            size = _log10_abs(left) * float(sympy.re(right).evalf(15))
+            if size > _LOG10_FLOAT_MAX:
+                raise self.fail(
+                    node,
+                    "constant beyond the float range in",
+                    f"its value is about 10**{size:.0f}, more than the largest float (about "
+                    "1.8e308); use smaller constants",
+                )
         return left**right
 
     def _call(self, node: ast.Call, depth: int) -> sympy.Expr:

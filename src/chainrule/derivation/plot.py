@@ -72,7 +72,9 @@ def plot_functions(
     lo, hi = (float(v) for v in x_range)
     if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
         raise ValueError(f"the range must be two finite numbers, low < high; got {x_range}")
-    path = Path(path)
+    from chainrule._io import check_output_path
+
+    path = check_output_path(path, "the image")
     if path.suffix.lower() != ".png":
         raise ValueError(f"the figure is written as PNG; give a .png file name, got {str(path)!r}")
     curves = [_curve(spec) for spec in specs]

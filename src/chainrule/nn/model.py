@@ -238,15 +238,36 @@ class Sequential:
         was_training = [layer.training for layer in self.layers]
         self.eval()
         try:
-            outs = [
-                self.forward(X[i : i + batch_size]).copy() for i in range(0, len(X), batch_size)
-            ]
+            # Overflow is reported below with its cause, not as RuntimeWarnings.
+            with np.errstate(over="ignore", invalid="ignore"):
+                outs = [
+                    self.forward(X[i : i + batch_size]).copy()
+                    for i in range(0, len(X), batch_size)
+                ]
         finally:
             for layer, flag in zip(self.layers, was_training, strict=True):
                 layer.training = flag
         if not outs:
             return np.empty((0, self.out_features), dtype=self.dtype)
-        return np.concatenate(outs)
+        out = np.concatenate(outs)
+        if not np.isfinite(out).all():
+            raise ValueError(self._nonfinite_output(out))
+        return out
+
+    def _nonfinite_output(self, out: np.ndarray) -> str:
+        """Why the model's output holds NaN or inf although its input was finite."""
+        row = int(np.argwhere(~np.isfinite(out))[0][0])
+        largest = max((float(np.max(np.abs(p))) for p in self.parameters() if p.size), default=0)
+        if not np.isfinite(largest):
+            cause = "its weights hold NaN or inf"
+        else:
+            cause = (f"its weights reach {largest:.3g}, so the values overflow "
+                     f"{self.dtype.name} on the way through the layers")
+        return (
+            f"The model's output is {out.reshape(len(out), -1)[row][~np.isfinite(out[row])][0]} "
+            f"for sample {row} although the input is finite: {cause}. Retrain it (a lower "
+            "learning rate, or clip_norm), or scale the input as in training."
+        )
 
     def predict(self, X, batch_size: int = 4096) -> np.ndarray:
         """Class labels for a classifier (argmax, or output > 0.5 for a single sigmoid unit),
@@ -311,19 +332,27 @@ class Sequential:
                 )
         return {"format": FORMAT_NAME, "version": FORMAT_VERSION, "layers": layers}
 
-    def save(self, path) -> Path:
+    def save(self, path, *, replace: bool = True) -> Path:
         """Write the model to ``path`` in safetensors format, atomically.
 
         Layout: for the layer at position ``i`` of the model (activations count, as in PyTorch's
         ``nn.Sequential``), ``"{i}.weight"`` holds :math:`W^\\top`, shape ``(out, in)`` (PyTorch's
         ``nn.Linear`` layout) and ``"{i}.bias"`` holds ``b``. The architecture, classes,
         preprocessing and training settings are JSON in the metadata key ``"chainrule"``.
+        With ``replace=False`` an existing file is never overwritten (FileExistsError).
         """
         from chainrule.serialization import write_safetensors
 
         tensors = {}
         for i, layer in enumerate(self.layers):
             if isinstance(layer, Dense):
+                for name, value in (("weight", layer.W), ("bias", layer.b)):
+                    if value is not None and not np.isfinite(value).all():
+                        raise ValueError(
+                            f"Not saved: the {name} of layer {i} holds NaN or inf (training "
+                            "diverged?). A model with non-finite weights predicts nothing "
+                            "useful; retrain it with a lower learning rate."
+                        )
                 tensors[f"{i}.weight"] = np.ascontiguousarray(layer.W.T)
                 if layer.b is not None:
                     tensors[f"{i}.bias"] = layer.b
@@ -332,9 +361,9 @@ class Sequential:
         meta["classes"] = None if self.classes_ is None else self.classes_.tolist()
         meta["preprocessing"] = self.preprocessing
         meta["training"] = self.training_config
-        path = Path(path)
-        write_safetensors(path, tensors, {"chainrule": json.dumps(meta), "format": "pt"})
-        return path
+        write_safetensors(path, tensors, {"chainrule": json.dumps(meta), "format": "pt"},
+                          replace=replace)
+        return Path(path)
 
 
 def _build_layer(spec: dict, where: str):
@@ -364,33 +393,19 @@ def _build_layer(spec: dict, where: str):
 
 def load(path) -> Sequential:
     """Load a model written by :meth:`Sequential.save`. Never executes code from the file."""
+    from chainrule.nn._metadata import check_metadata, load_json
     from chainrule.serialization import ModelFileError, read_safetensors
 
-    path = Path(path)
     tensors, metadata = read_safetensors(path)
+    path = Path(path)
     raw = metadata.get("chainrule")
     if raw is None:
         raise ModelFileError(
             f"{path}: a safetensors file, but not a chainrule model (no 'chainrule' metadata); "
             "it holds the tensors " + ", ".join(sorted(tensors)[:8])
         )
-    try:
-        meta = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ModelFileError(f"{path}: the chainrule metadata is not valid JSON ({exc}).") from exc
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        raise ModelFileError(
-            f"{path}: unknown model format "
-            f"{meta.get('format') if isinstance(meta, dict) else meta!r}."
-        )
-    if meta.get("version") != FORMAT_VERSION:
-        raise ModelFileError(
-            f"{path}: model format version {meta.get('version')!r}; this chainrule reads version "
-            f"{FORMAT_VERSION}. Upgrade chainrule."
-        )
-    specs = meta.get("layers")
-    if not isinstance(specs, list) or not specs:
-        raise ModelFileError(f"{path}: the model lists no layers.")
+    meta = check_metadata(load_json(raw, str(path), "the chainrule metadata"), str(path), tensors)
+    specs = meta["layers"]
     try:
         layers = [_build_layer(spec, str(path)) for spec in specs]
         model = Sequential(layers)

@@ -1,0 +1,177 @@
+"""Property tests of the two doors that take arbitrary user input: the formula parser and the
+model loader. Any text, any bytes: either a result or one clear error, within a time limit.
+
+Derandomized in CI (the "ci" Hypothesis profile in conftest.py), so a red run reproduces.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import sympy
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import chainrule
+from chainrule._cli import TimeUp, time_limit
+from chainrule.cli import main
+from chainrule.derivation.parser import FormulaError, parse_expression
+from chainrule.nn import mlp
+from chainrule.serialization import ModelFileError
+
+SECONDS = 20  # per example; SymPy on a loaded machine
+
+TOKENS = [
+    "x", "y", "z", "w", "yhat", "q", "(", ")", "+", "-", "*", "/", "**", "^", ",", " ", "0",
+    "1", "2", "9", "64", "65", "1e308", "1e-320", ".5", "e", "pi", "exp(", "log(", "sqrt(",
+    "sigmoid(", "relu(", "max(", "abs(", "sin(", "tanh(", "softplus(", "bce(", "0**", "(-1)**",
+    "x.real", "[", "]", "'", "lambda", "__import__(", "=", ";", "\n", "\x00", "\udcff", "é",
+]
+
+formulas = st.one_of(
+    st.text(max_size=80),
+    st.lists(st.sampled_from(TOKENS), max_size=25).map("".join),
+)
+
+
+def _parse(text: str):
+    with time_limit(SECONDS):
+        return parse_expression(text)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(formulas)
+def test_any_text_parses_or_gives_one_formula_error(text):
+    try:
+        expr = _parse(text)
+    except FormulaError as exc:
+        message = str(exc)
+        assert message and "\n" not in message.strip()
+        assert "Traceback" not in message
+    except TimeUp:
+        pytest.fail(f"parsing {text!r} took more than {SECONDS} s")
+    else:
+        assert isinstance(expr, sympy.Expr)
+        assert not expr.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo, sympy.I)
+
+
+@settings(max_examples=25, suppress_health_check=[HealthCheck.too_slow,
+                                                  HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(TOKENS), min_size=1, max_size=12).map("".join))
+def test_derive_on_any_formula_exits_with_a_result_or_one_line(capsys, text):
+    capsys.readouterr()
+    try:
+        rc = main(["derive", text, "--timeout", str(SECONDS)])
+    except SystemExit as exc:  # argparse: usage error
+        rc = exc.code
+    out, err = capsys.readouterr()
+    assert rc in (0, 1, 2), err
+    assert "Traceback" not in err and "internal error" not in err
+    if rc == 1:
+        assert len(err.strip().splitlines()) == 1, err
+        assert err.startswith("chainrule derive: error: ")
+    if rc == 0:
+        assert out.strip()
+
+
+# --- the model loader ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def model_bytes(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "m.safetensors"
+    model = mlp([3, 4, 2], output="softmax", seed=0)
+    model.task = "classification"
+    model.classes_ = np.array(["a", "b"])
+    model.save(path)
+    return path.read_bytes()
+
+
+def _load_bytes(tmp_path, data: bytes):
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(data)
+    with time_limit(SECONDS):
+        return chainrule.load(path)
+
+
+def _loads_or_refuses(tmp_path, data: bytes) -> None:
+    try:
+        model = _load_bytes(tmp_path, data)
+    except ModelFileError as exc:
+        message = str(exc)
+        assert str(tmp_path / "m.safetensors") in message  # names the file
+        assert "\n" not in message.strip()
+    except TimeUp:
+        pytest.fail(f"loading took more than {SECONDS} s")
+    else:
+        try:
+            out = model.predict_proba(np.zeros((2, model.in_features)))
+        except ValueError:
+            return  # e.g. an output that overflows: a clear error, not a crash
+        assert np.isfinite(out).all()
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=400))
+def test_any_bytes_load_or_give_one_model_file_error(tmp_path, data):
+    _loads_or_refuses(tmp_path, data)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_damaged_model_files_load_or_give_one_model_file_error(tmp_path, model_bytes, data):
+    raw = bytearray(model_bytes)
+    edits = data.draw(st.lists(st.tuples(st.integers(0, len(raw) - 1), st.integers(0, 255)),
+                               min_size=1, max_size=6))
+    for position, value in edits:
+        raw[position] = value
+    cut = data.draw(st.integers(0, len(raw)))
+    _loads_or_refuses(tmp_path, bytes(raw[:cut] if data.draw(st.booleans()) else raw))
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False)
+    | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=4),
+    max_leaves=12,
+)
+
+FIELDS = ["format", "version", "layers", "task", "classes", "preprocessing", "training",
+          "layers.0", "layers.0.type", "layers.0.config", "layers.0.config.in_features",
+          "layers.0.config.out_features", "layers.0.config.bias", "layers.0.config.dtype",
+          "layers.1.name", "layers.1.config", "layers.2", "layers.3", "layers.3.name",
+          "layers.3.config", "layers.3.config.axis", "classes.0", "classes.1"]
+
+
+def _replace(meta, dotted: str, value):
+    node = meta
+    keys = dotted.split(".")
+    for key in keys[:-1]:
+        try:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        except (KeyError, IndexError, TypeError, ValueError):
+            return meta
+    last = keys[-1]
+    if isinstance(node, list):
+        if int(last) < len(node):
+            node[int(last)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    return meta
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(FIELDS), json_values), min_size=1, max_size=3))
+def test_any_metadata_loads_or_names_the_file(tmp_path, model_bytes, changes):
+    n = int.from_bytes(model_bytes[:8], "little")
+    header = json.loads(model_bytes[8:8 + n])
+    meta = json.loads(header["__metadata__"]["chainrule"])
+    for dotted, value in changes:
+        meta = _replace(meta, dotted, value)
+    header["__metadata__"]["chainrule"] = json.dumps(meta)
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    _loads_or_refuses(tmp_path, len(raw).to_bytes(8, "little") + raw + model_bytes[8 + n:])
