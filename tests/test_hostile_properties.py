@@ -156,7 +156,7 @@ def _replace(meta, dotted: str, value):
             return meta
     last = keys[-1]
     if isinstance(node, list):
-        if int(last) < len(node):
+        if last.isdigit() and int(last) < len(node):
             node[int(last)] = value
     elif isinstance(node, dict):
         node[last] = value

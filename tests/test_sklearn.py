@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pickle
 import warnings
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -36,8 +37,8 @@ from chainrule.sklearn import HIDDEN_ACTIVATIONS, MLPClassifier, MLPRegressor
 # Checks that demand two fits to agree to 1e-7 relative: fitting with integer sample_weight and
 # fitting on the repeated rows are the same objective, but in float32 their gradient sums round
 # differently (a float32 epsilon is 1.2e-7, and the result depends on the BLAS kernel's order of
-# summation), so float32 cannot promise 1e-7. They run on the float64 instances below, where the
-# same comparison has eight orders of magnitude to spare.
+# summation), so float32 cannot promise 1e-7. They run on the instances that follow X's dtype
+# (float64 on the checks' data), where the same comparison has eight orders of magnitude to spare.
 _EXACT_EQUIVALENCE_CHECKS = {
     "check_sample_weight_equivalence_on_dense_data",
     "check_sample_weight_equivalence_on_sparse_data",
@@ -49,18 +50,21 @@ def _check_name(check):
 
 
 # max_iter=100 as scikit-learn uses for its own MLP checks: the checks' data sets are tiny.
+# The default dtype follows X; the float32 instances train in float32 whatever X is.
 @parametrize_with_checks(
     [
         MLPClassifier(max_iter=100),
         MLPRegressor(max_iter=100),
-        MLPClassifier(max_iter=100, dtype="float64"),
-        MLPRegressor(max_iter=100, dtype="float64"),
+        MLPClassifier(max_iter=100, dtype="float32"),
+        MLPRegressor(max_iter=100, dtype="float32"),
+        MLPClassifier(solver="lbfgs", max_iter=100),
+        MLPRegressor(solver="lbfgs", max_iter=100),
     ],
 )
 def test_sklearn_estimator_checks(estimator, check):
     if estimator.dtype == "float32" and _check_name(check) in _EXACT_EQUIVALENCE_CHECKS:
         pytest.skip("float32 cannot promise the 1e-7 relative agreement this check demands; "
-                    "the float64 instance runs it")
+                    "the instances that follow X's dtype run it in float64")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         check(estimator)
@@ -185,7 +189,7 @@ def test_fitted_attributes_multiclass(iris):
     assert est.n_layers_ == 4 and est.n_outputs_ == 3 and est.out_activation_ == "softmax"
     assert [c.shape for c in est.coefs_] == [(4, 16), (16, 8), (8, 3)]
     assert [b.shape for b in est.intercepts_] == [(16,), (8,), (3,)]
-    assert est.coefs_[0].dtype == np.float32
+    assert est.coefs_[0].dtype == np.float64  # X's dtype
     assert est.n_iter_ == 30 == len(est.loss_curve_) and est.t_ == 30 * len(X)
     assert est.loss_ == est.loss_curve_[-1] and est.best_loss_ == min(est.loss_curve_)
     assert est.validation_scores_ is None and est.best_validation_score_ is None
@@ -380,8 +384,12 @@ def test_early_stopping_keeps_the_best_epoch(binary):
                                random_state=0), X, y)
     assert est.best_loss_ is None and len(est.validation_scores_) == est.n_iter_
     assert est.best_validation_score_ == max(est.validation_scores_)
-    with pytest.raises(ValueError, match="validation set is too small"):
+    # the split is stratified (as scikit-learn's): its own error first, then the size check
+    with pytest.raises(ValueError, match=r"test_size = 1 should be greater or equal to the "
+                                         r"number of classes = 2.*early_stopping=False"):
         MLPClassifier(early_stopping=True, validation_fraction=0.01).fit(X[:20], y[:20])
+    with pytest.raises(ValueError, match=r"validation set is too small.*leaves 1"):
+        MLPRegressor(early_stopping=True, validation_fraction=0.01).fit(X[:20], y[:20])
     with pytest.raises(ValueError, match="partial_fit does not support early_stopping"):
         MLPClassifier(early_stopping=True).partial_fit(X, y, classes=[0, 1])
     # switching early stopping on for a warm start
@@ -394,12 +402,12 @@ def test_learning_rate_schedules(iris):
     X, y = iris
     est = _quiet(MLPClassifier((4,), solver="sgd", learning_rate="invscaling", power_t=0.5,
                                learning_rate_init=0.1, max_iter=4, random_state=0), X, y)
-    assert est._optimizer.lr == pytest.approx(0.1 / (est.t_ + 1) ** 0.5)
+    assert est._optimizer.learning_rate == pytest.approx(0.1 / (est.t_ + 1) ** 0.5)
     # "adaptive": every epoch after the first misses tol=1e9, so every second epoch divides the
     # rate by 5; at 0.1 / 5^8 = 2.56e-7 <= 1e-6 the next trigger stops: 1 + 2 * 9 epochs.
     est = MLPClassifier((4,), solver="sgd", learning_rate="adaptive", learning_rate_init=0.1,
                         tol=1e9, n_iter_no_change=1, max_iter=500, random_state=0).fit(X, y)
-    assert est._optimizer.lr == pytest.approx(0.1 / 5**8)
+    assert est._optimizer.learning_rate == pytest.approx(0.1 / 5**8)
     assert est.n_iter_ == 19
 
 
@@ -415,7 +423,8 @@ def test_every_solver_learns(iris, solver):
 def test_divergence_names_the_fix():
     X, y = make_regression(n_samples=50, n_features=3, random_state=0)
     est = MLPRegressor(solver="sgd", learning_rate_init=10.0, max_iter=50, random_state=0)
-    with pytest.raises(ValueError, match="StandardScaler"):
+    with pytest.raises(ValueError, match=r"^Solver produced non-finite parameter weights\. The "
+                                         r"input data may contain large values.*StandardScaler"):
         est.fit(X * 1e3, y * 1e3)
 
 
@@ -476,7 +485,10 @@ def test_warm_start(iris):
     [
         ({"alpha": -1}, "The 'alpha' parameter of MLPClassifier must be a float in the range "
                         "[0.0, inf). Got -1 instead."),
-        ({"solver": "lbfgs"}, "The 'solver' parameter of MLPClassifier must be a str among"),
+        ({"solver": "newton"}, "The 'solver' parameter of MLPClassifier must be a str among"),
+        ({"max_fun": 0}, "The 'max_fun' parameter of MLPClassifier must be an int in the range "
+                         "[1, inf). Got 0 instead."),
+        ({"dtype": "float16"}, "The 'dtype' parameter of MLPClassifier must be a str among"),
         ({"activation": "sinh"}, "The 'activation' parameter of MLPClassifier must be a str"),
         ({"dropout": 1.0}, "The 'dropout' parameter of MLPClassifier must be a float in the "
                            "range [0.0, 1.0)"),
@@ -560,3 +572,238 @@ def test_safetensors_regressor_and_multilabel(tmp_path):
     back = MLPClassifier.load(clf.save(tmp_path / "ml.safetensors"))
     np.testing.assert_array_equal(back.predict(Xm), clf.predict(Xm))
     assert back.class_weight == "balanced"
+
+
+# --- dtypes: X's by default, as scikit-learn's ---------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_parameters_and_predictions_follow_xs_dtype(iris, dtype):
+    X, y = iris
+    X = X.astype(dtype)
+    clf = _quiet(MLPClassifier((8,), max_iter=5, random_state=0), X, y)
+    reg = _quiet(MLPRegressor(hidden_layer_sizes=(8,), max_iter=5, random_state=0), X, X[:, 0])
+    for est in (clf, reg):
+        assert {a.dtype for a in (*est.coefs_, *est.intercepts_)} == {np.dtype(dtype)}
+    assert reg.predict(X).dtype == dtype
+    assert clf.predict_proba(X).dtype == dtype and clf.predict_log_proba(X).dtype == dtype
+    # float32 weights meeting float64 data predict in float64, as NumPy combines them
+    if dtype == np.float32:
+        assert reg.predict(X.astype(np.float64)).dtype == np.float64
+
+
+def test_explicit_dtype_overrides_x_and_continuing_keeps_the_fitted_dtype(iris):
+    X, y = iris
+    est = _quiet(MLPClassifier((8,), max_iter=5, dtype="float32", random_state=0), X, y)
+    assert est.coefs_[0].dtype == np.float32
+    assert est.predict_proba(X).dtype == np.float64  # float64 X, float32 weights
+    follow = MLPClassifier((8,), random_state=0)
+    follow.partial_fit(X, y, classes=[0, 1, 2])
+    follow.partial_fit(X.astype(np.float32), y)  # continues in the precision it began in
+    assert follow.coefs_[0].dtype == np.float64
+
+
+def test_float32_and_float64_fits_agree_to_float32_precision(iris):
+    X, _ = iris
+    kw = dict(hidden_layer_sizes=(8,), solver="sgd", max_iter=20, random_state=0)
+    a = _quiet(MLPRegressor(**kw), X, X[:, 0])
+    b = _quiet(MLPRegressor(**kw), X.astype(np.float32), X[:, 0])
+    # same initial weights (drawn in float64, then rounded), same arithmetic in two precisions
+    np.testing.assert_allclose(b.predict(X), a.predict(X), rtol=1e-3, atol=1e-4)
+
+
+# --- solver="lbfgs" -------------------------------------------------------------------------------
+
+
+def _lbfgs_case(kind):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(12, 3))
+    sw = rng.uniform(0.2, 2.0, size=12)
+    if kind == "regression":
+        Y = rng.normal(size=(12, 2))
+        est = MLPRegressor(hidden_layer_sizes=(4,), activation="tanh", solver="lbfgs")
+    elif kind == "poisson":
+        Y = rng.poisson(2.0, size=12).astype(float)
+        est = MLPRegressor(loss="poisson", hidden_layer_sizes=(4,), activation="tanh",
+                           solver="lbfgs")
+    elif kind == "binary":
+        Y = rng.integers(0, 2, size=12)
+        est = MLPClassifier((4,), activation="logistic", solver="lbfgs")
+    else:
+        Y = rng.integers(0, 3, size=12)
+        est = MLPClassifier((4,), activation="tanh", solver="lbfgs")
+    est.set_params(alpha=0.7, max_iter=1, random_state=0)
+    _quiet(est, X, Y, sample_weight=sw)
+    theta = rng.normal(scale=0.5, size=sum(a.size for a in (*est.coefs_, *est.intercepts_)))
+    return est, X, Y, sw, theta
+
+
+@pytest.mark.parametrize("kind", ["regression", "poisson", "binary", "multiclass"])
+def test_lbfgs_gradient_matches_central_differences(kind):
+    est, X, Y, sw, theta = _lbfgs_case(kind)
+    Yt = est._encode(Y) if kind in ("binary", "multiclass") else Y
+    value, grad = est._loss_grad_lbfgs(theta, X, Yt, sw)
+    assert grad.dtype == np.float64 and grad.shape == theta.shape
+    h = 1e-6
+    numeric = np.empty_like(theta)
+    for i in range(theta.size):
+        step = np.zeros_like(theta)
+        step[i] = h
+        numeric[i] = (est._loss_grad_lbfgs(theta + step, X, Yt, sw)[0]
+                      - est._loss_grad_lbfgs(theta - step, X, Yt, sw)[0]) / (2 * h)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
+    assert np.isfinite(value)
+
+
+def test_lbfgs_objective_matches_the_formula():
+    # G = sum_i s_i * 0.5 * |yhat_i - y_i|^2 / S + alpha/2 * (|W1|^2 + |W2|^2) / S, S = sum_i s_i,
+    # with yhat = tanh(X W1 + b1) W2 + b2 and theta = [W1, W2, b1, b2] flattened row-major.
+    est, X, Y, sw, theta = _lbfgs_case("regression")
+    value, _ = est._loss_grad_lbfgs(theta, X, Y, sw)
+    W1, W2 = theta[:12].reshape(3, 4), theta[12:20].reshape(4, 2)
+    b1, b2 = theta[20:24], theta[24:26]
+    pred = np.tanh(X @ W1 + b1) @ W2 + b2
+    S = sw.sum()
+    expected = (sw * 0.5 * ((pred - Y) ** 2).sum(axis=1)).sum() / S
+    expected += 0.5 * 0.7 * (np.sum(W1**2) + np.sum(W2**2)) / S
+    assert value == pytest.approx(expected, rel=1e-12)
+    np.testing.assert_array_equal(est.coefs_[0], W1)  # the point evaluated becomes the weights
+
+
+@pytest.mark.parametrize("Estimator", [MLPClassifier, MLPRegressor])
+def test_lbfgs_follows_scikit_learns_lbfgs_from_the_same_weights(binary, Estimator):
+    from sklearn import neural_network
+
+    X, y = binary
+    X = StandardScaler().fit_transform(X)
+    if Estimator is MLPRegressor:
+        y = X[:, 0] - 2 * X[:, 1] ** 2
+    theirs_cls = getattr(neural_network, Estimator.__name__)
+    kw = dict(hidden_layer_sizes=(6,), activation="tanh", solver="lbfgs", alpha=0.01,
+              random_state=0)
+    ours = _quiet(Estimator(**kw, max_iter=1), X, y)
+    theirs = _quiet(theirs_cls(**kw, max_iter=1), X, y)
+    theirs.coefs_ = [c.copy() for c in ours.coefs_]
+    theirs.intercepts_ = [b.copy() for b in ours.intercepts_]
+    for est in (ours, theirs):
+        _quiet(est.set_params(warm_start=True, max_iter=15), X, y)
+    assert ours.n_iter_ == theirs.n_iter_ == 15
+    assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-6)
+    for mine, ref in zip(ours.coefs_, theirs.coefs_, strict=True):
+        np.testing.assert_allclose(mine, ref, rtol=1e-4, atol=1e-6)
+
+
+def test_lbfgs_iterations_curve_and_warnings(iris):
+    X, y = iris
+    with pytest.warns(ConvergenceWarning, match=r"(?s)lbfgs failed to converge after 5 "
+                                                r"iteration\(s\).*max_iter=5"):
+        est = MLPClassifier((8,), solver="lbfgs", max_iter=5, random_state=0).fit(X, y)
+    assert est.n_iter_ == 5 == len(est.loss_curve_)
+    assert est.loss_ == est.loss_curve_[-1] == est.best_loss_
+    assert all(b <= a for a, b in pairwise(est.loss_curve_))  # each line search decreases G
+    assert est.t_ == 0 and est.validation_scores_ is None  # as scikit-learn's lbfgs
+    assert not hasattr(est, "partial_fit")
+    with pytest.warns(ConvergenceWarning, match="EVALUATIONS EXCEEDS LIMIT"):
+        capped = MLPClassifier((8,), solver="lbfgs", max_fun=4, random_state=0).fit(X, y)
+    assert capped.n_iter_ <= 4
+    loose = _quiet(MLPClassifier((8,), solver="lbfgs", tol=1e9, random_state=0), X, y)
+    assert loose.n_iter_ == 0  # the first gradient is already below tol
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        fitted = MLPClassifier((16,), solver="lbfgs", max_iter=1000, random_state=0).fit(X, y)
+    assert fitted.score(X, y) > 0.97
+
+
+def test_lbfgs_sparse_input_and_sample_weights(iris):
+    X, y = iris
+    X = np.where(np.abs(X) < 0.5, 0.0, X)
+    kw = dict(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=30, random_state=0)
+    dense = _quiet(MLPClassifier(**kw), X, y)
+    sparse = _quiet(MLPClassifier(**kw), sp.csr_matrix(X), y)
+    np.testing.assert_allclose(sparse.predict_proba(X), dense.predict_proba(X), rtol=1e-7,
+                               atol=1e-9)
+    twice = _quiet(MLPClassifier(**kw), np.vstack([X, X[:10]]), np.r_[y, y[:10]])
+    weighted = _quiet(MLPClassifier(**kw), X, y, sample_weight=np.r_[[2.0] * 10, [1.0] * 140])
+    np.testing.assert_allclose(weighted.predict_proba(X), twice.predict_proba(X), rtol=1e-6,
+                               atol=1e-8)
+
+
+def test_lbfgs_refuses_dropout_and_extreme_inputs_end_finite_or_named(iris):
+    X, y = iris
+    with pytest.raises(ValueError, match=r"dropout=0.2.*dropout=0"):
+        MLPClassifier(solver="lbfgs", dropout=0.2).fit(X, y)
+    for scale in (1e3, 1e9):
+        est = MLPRegressor(hidden_layer_sizes=(4,), solver="lbfgs", max_iter=20, random_state=0)
+        try:
+            _quiet(est, X * scale, y)
+        except ValueError as err:
+            assert str(err).startswith("Solver produced non-finite parameter weights.")
+        else:
+            assert all(np.isfinite(c).all() for c in est.coefs_)
+            assert np.isfinite(est.predict(X * scale)).all()
+    zeros = _quiet(MLPClassifier((4,), solver="lbfgs", random_state=0), np.zeros_like(X), y)
+    # no signal in X: only the intercepts can learn, and they learn the class frequencies
+    np.testing.assert_allclose(zeros.predict_proba(np.zeros_like(X)), 1 / 3, atol=1e-3)
+    with pytest.raises(ValueError, match="NaN"):
+        MLPClassifier(solver="lbfgs").fit(np.where(X > 2, np.nan, X), y)
+
+
+# --- divergence -----------------------------------------------------------------------------------
+
+
+def test_divergence_with_early_stopping_keeps_the_best_weights(iris):
+    X, y = iris
+    est = MLPRegressor(hidden_layer_sizes=(32,), activation="identity", solver="sgd",
+                       learning_rate_init=1.0, max_iter=15, early_stopping=True, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    assert np.isnan(est.validation_scores_[-1]) and np.isnan(est.loss_curve_[-1])
+    assert len(est.validation_scores_) == est.n_iter_ == 15  # NaN never counts as a stall
+    assert est.best_validation_score_ == np.nanmax(est.validation_scores_)
+    assert all(np.isfinite(c).all() for c in est.coefs_)
+    assert np.isfinite(est.predict(X)).all()
+    with pytest.raises(ValueError, match=r"non-finite parameter weights.*early_stopping=True"):
+        _quiet(clone(est).set_params(early_stopping=False), X, y)
+
+
+# --- the early-stopping split ---------------------------------------------------------------------
+
+
+def test_early_stopping_split_is_stratified_for_classifiers():
+    X = np.arange(40.0).reshape(20, 2)
+    y = np.array([0] * 10 + [1] * 6 + [2] * 4)
+    est = _quiet(MLPClassifier((4,), early_stopping=True, validation_fraction=0.5, max_iter=2,
+                               random_state=0), X, y)
+    # half of each class is held out: 5 + 3 + 2 samples, so 10 are trained on per epoch
+    assert est.t_ == 2 * 10
+    with pytest.raises(ValueError, match=r"least populated classes in y have only 1 member.*"
+                                         r"Classes with too few members are: \['True'\]"):
+        MLPClassifier(early_stopping=True).fit(X[:4], [0, 0, 0, 1])
+    with pytest.raises(ValueError, match=r"Classes with too few members are: \['c'\]"):
+        MLPClassifier(early_stopping=True).fit(X[:5], ["a", "a", "b", "b", "c"])
+
+
+# --- hostile parameters ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("class_weight", [{0: -1.0}, {0: np.nan}, {1: np.inf}, [{0: 1.0}, 3]])
+def test_class_weight_must_be_finite_and_non_negative(binary, class_weight):
+    X, y = binary
+    with pytest.raises(ValueError, match="class_weight"):
+        MLPClassifier(class_weight=class_weight).fit(X, y)
+
+
+def test_optimizer_attributes_have_scikit_learns_names(iris):
+    X, y = iris
+    sgd = _quiet(MLPClassifier((4,), solver="sgd", momentum=0.5, max_iter=2, random_state=0),
+                 X, y)
+    opt = sgd._optimizer
+    assert opt.learning_rate == opt.learning_rate_init == 0.001
+    assert opt.momentum == 0.5 and opt.nesterov is True and opt.lr_schedule == "constant"
+    adam = _quiet(MLPClassifier((4,), beta_1=0.8, max_iter=2, random_state=0), X, y)
+    assert adam._optimizer.beta_1 == 0.8 and adam._optimizer.epsilon == 1e-8
+    with pytest.raises(AttributeError, match="no attribute 'velocities'"):
+        _ = adam._optimizer.velocities
+    back = pickle.loads(pickle.dumps(adam))
+    assert back._optimizer.learning_rate == adam._optimizer.learning_rate

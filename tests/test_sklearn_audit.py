@@ -1,4 +1,4 @@
-"""Audit of issue 6: the parts of the estimators' contract test_sklearn.py does not pin down.
+"""The parts of the estimators' contract test_sklearn.py does not pin down.
 
 Parameter names and defaults against scikit-learn's own MLP, every chainrule activation
 accepted, batch_size="auto" meaning min(200, n), the core never importing scikit-learn, and

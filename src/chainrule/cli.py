@@ -1,4 +1,4 @@
-"""The ``chainrule`` command: train, predict, evaluate, derive, check, plot.
+"""The ``chainrule`` command: train, predict, evaluate, derive, check, plot, serve.
 
 Each sub-command lives in ``chainrule._cli.<name>`` with two functions: ``register(subparsers)``
 adds its parser (cheap: no heavy imports), and ``run(args)`` does the work and returns the exit
@@ -17,7 +17,7 @@ import sys
 import threading
 import warnings
 
-COMMANDS = ("train", "predict", "evaluate", "derive", "check", "plot")
+COMMANDS = ("train", "predict", "evaluate", "derive", "check", "plot", "serve")
 
 
 class CommandError(Exception):

@@ -5,7 +5,7 @@ parameter names and meanings, the same fitted attributes (``coefs_``, ``loss_cur
 ...), the same warnings, validated by scikit-learn's own constraint machinery. They go further
 where scikit-learn's module is frozen: every chainrule activation (GELU, SiLU, ELU, ...),
 ``dropout``, ``class_weight``, the solvers ``"adamw"`` and ``"rmsprop"``, a Huber loss, float32
-training, and saving to chainrule's safetensors model files.
+training of float64 data (``dtype="float32"``), and saving to chainrule's safetensors model files.
 
 >>> from sklearn.datasets import load_iris
 >>> from sklearn.pipeline import make_pipeline
@@ -38,14 +38,30 @@ starts from :math:`\partial \ell/\partial z = \hat y - y` at the raw scores :mat
 ``loss_`` and ``loss_curve_`` report :math:`J` over the epoch as scikit-learn does (for
 regression, the squared error averaged over the outputs too).
 
+``solver="lbfgs"`` minimizes the same objective over the whole training set at once: the
+parameters flattened into one vector (every weight matrix, then every intercept), the loss and
+its gradient from chainrule's forward and backward pass, handed to
+``scipy.optimize.minimize(method="L-BFGS-B")`` with ``maxiter=max_iter``, ``maxfun=max_fun`` and
+``gtol=tol``; a ConvergenceWarning names the reason when it stops short.
+
 Where chainrule differs
 -----------------------
 - Weights start from chainrule's initializers (He for the ReLU family, Glorot otherwise) with
   zero intercepts; scikit-learn draws both from a Glorot uniform.
-- Training runs in ``dtype`` (float32 by default); predictions are computed in float64 from those
-  weights, so they do not depend on how the rows are batched.
+- Training runs in X's dtype, as scikit-learn's (or in ``dtype`` when it is given); predictions
+  are computed in float64 from the weights and returned in the dtype NumPy gives X's and the
+  weights' together (float32 only when both are).
 - Samples with zero weight are dropped before training: they teach nothing.
-- ``solver="lbfgs"`` (and so ``max_fun``) is not provided.
+- With ``solver="lbfgs"``, ``loss_curve_`` holds the objective after each L-BFGS iteration
+  (scikit-learn's lbfgs leaves it unset), and for several regression outputs the objective
+  L-BFGS sees sums the outputs' squared errors, so that it agrees with its gradient (the gradient
+  both libraries follow); ``loss_`` still averages them.
+- ``predict_proba`` never reports an exact 0 (an underflow gives ``np.finfo(dtype).tiny``), so
+  ``predict_log_proba``, its logarithm, stays finite.
+- A divergence ends the fit as scikit-learn's does: with ``early_stopping`` the
+  validation scores turn NaN and the best epoch's weights are restored; without it, the error
+  "Solver produced non-finite parameter weights" comes at the first non-finite loss, not after
+  ``max_iter`` epochs of NaN.
 """
 
 from __future__ import annotations
@@ -67,17 +83,19 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import (
     _check_partial_fit_first_call,
     check_classification_targets,
     type_of_target,
     unique_labels,
 )
+from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from chainrule import losses as _losses
 from chainrule import optim as _optim
-from chainrule._numerics import log_sigmoid, log_softmax, sigmoid, softmax
+from chainrule._numerics import sigmoid, softmax
 from chainrule.nn import activations as _act
 from chainrule.nn.layers import Dense
 from chainrule.nn.model import Sequential, mlp
@@ -100,12 +118,14 @@ HIDDEN_ACTIVATIONS: frozenset[str] = frozenset(
     | {alias for alias, name in _act.ALIASES.items() if _act.ACTIVATIONS[name].elementwise}
 )
 
-#: ``solver`` -> the chainrule optimizer class it builds.
-SOLVERS: dict[str, type[_optim.Optimizer]] = {
+#: ``solver`` -> the chainrule optimizer class it builds; None for "lbfgs", which hands the
+#: full-batch objective and its gradient to SciPy's L-BFGS-B instead of taking steps itself.
+SOLVERS: dict[str, type[_optim.Optimizer] | None] = {
     "sgd": _optim.SGD,
     "adam": _optim.Adam,
     "adamw": _optim.AdamW,
     "rmsprop": _optim.RMSprop,
+    "lbfgs": None,
 }
 
 # Per-batch multiply-adds below which BLAS runs on one thread: for small matrices the threads'
@@ -181,6 +201,138 @@ class _SparseInputDense(Dense):
         return grad @ self.W.T if need_input_grad else None
 
 
+class _Solver:
+    r"""A stochastic fit's optimizer under the names scikit-learn's own solvers give it.
+
+    ``learning_rate`` is the current step size (read and set through to the chainrule optimizer
+    that takes the steps), ``learning_rate_init`` the first one; :meth:`iteration_ends` applies
+    the "invscaling" schedule :math:`\eta = \eta_0 / (t + 1)^{\text{power\_t}}` after each epoch
+    and :meth:`trigger_stopping` the "adaptive" one (divide by 5 on a stall, stop below 1e-6).
+    ``momentum``, ``nesterov``, ``beta_1``, ``beta_2``, ``epsilon`` and ``t`` read the wrapped
+    optimizer's settings.
+    """
+
+    _READ_THROUGH: ClassVar[dict[str, str]] = {
+        "momentum": "momentum", "nesterov": "nesterov", "beta_1": "beta1", "beta_2": "beta2",
+        "epsilon": "eps", "t": "t",
+    }
+
+    def __init__(self, optimizer: _optim.Optimizer, lr_schedule: str, power_t: float):
+        self.optimizer = optimizer
+        self.learning_rate_init = optimizer.lr
+        self.lr_schedule = lr_schedule
+        self.power_t = power_t
+
+    @property
+    def learning_rate(self) -> float:
+        return self.optimizer.lr
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        self.optimizer.lr = float(value)
+
+    def __getattr__(self, name):
+        inner = self.__dict__.get("optimizer")
+        if name in self._READ_THROUGH and inner is not None:
+            return getattr(inner, self._READ_THROUGH[name])
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def iteration_ends(self, time_step: int) -> None:
+        """After an epoch, ``time_step`` samples seen in all: the "invscaling" step size."""
+        if self.lr_schedule == "invscaling":
+            self.learning_rate = self.learning_rate_init / (time_step + 1) ** self.power_t
+
+    def trigger_stopping(self, msg: str, verbose) -> bool:
+        """The loss or score stalled: True to stop; with "adaptive", shrink the step first."""
+        if self.lr_schedule != "adaptive":
+            if verbose:
+                print(msg + " Stopping.")
+            return True
+        if self.learning_rate <= 1e-6:
+            if verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        self.learning_rate /= 5.0
+        if verbose:
+            print(msg + f" Setting learning rate to {self.learning_rate:f}")
+        return False
+
+
+class _FullBatchObjective:
+    r"""The objective that ``solver="lbfgs"`` minimizes, as a function of one flat vector.
+
+    :math:`\theta` holds every weight matrix (row-major) and then every intercept, scikit-learn's
+    packing. Over the whole training set, with :math:`S = \sum_i s_i` (the sample count without
+    weights),
+
+    .. math::
+
+        G(\theta) = \frac{1}{S}\sum_i s_i \ell_i + \frac{\alpha}{2S}\sum_l \lVert W_l\rVert_F^2,
+        \qquad
+        \nabla_{W_l} G = \frac{1}{S}\Bigl(\sum_i s_i \frac{\partial \ell_i}{\partial W_l}
+        + \alpha W_l\Bigr),
+
+    the same objective and gradient a single batch of the stochastic solvers uses, computed by
+    chainrule's own forward and backward pass. Calling it with :math:`\theta` writes
+    :math:`\theta` into the network and returns :math:`(G, \nabla G)` in float64, as
+    :func:`scipy.optimize.minimize` wants them with ``jac=True``. :meth:`reported` gives
+    ``loss_``'s value at the same point (for regression, the squared error averaged over the
+    outputs too; :math:`G` sums them, and its gradient is what the stochastic solvers follow).
+    """
+
+    def __init__(self, net: Sequential, loss: _losses.Loss, loss_scale: float, X, Y, sw,
+                 alpha: float):
+        dense = net.dense_layers
+        self.X, self.Y, self.sw = X, Y, sw
+        self.loss_scale = loss_scale
+        self.coefs = [d.W for d in dense]
+        self.intercepts = [d.b for d in dense]
+        arrays = [*self.coefs, *self.intercepts]
+        bounds = np.cumsum([0, *(a.size for a in arrays)])
+        self.slices = [slice(int(a), int(b)) for a, b in pairwise(bounds)]
+        self.grad = np.empty(int(bounds[-1]))
+        where = {id(a): s for a, s in zip(arrays, self.slices, strict=True)}
+        self.params = net.parameters()
+        self.grads = net.gradients()
+        self.grad_slices = [where[id(p)] for p in self.params]
+        self.penalty_coef = float(alpha) / (X.shape[0] if sw is None else float(sw.sum()))
+        positions = [i for i, p in enumerate(self.params) if any(p is c for c in self.coefs)]
+        self.stepper = _L2Step(self, positions)
+        self.stepper.coef = self.penalty_coef
+        self.trainer = _Trainer(net, loss, self.stepper, weighted=sw is not None)
+        self._last: tuple[np.ndarray, float] | None = None
+
+    def pack(self) -> np.ndarray:
+        """The network's parameters as one float64 vector."""
+        return np.concatenate([a.ravel() for a in (*self.coefs, *self.intercepts)]).astype(
+            np.float64)
+
+    def unpack(self, theta: np.ndarray) -> None:
+        """Write ``theta`` into the network's parameters (in their own dtype)."""
+        for a, s in zip([*self.coefs, *self.intercepts], self.slices, strict=True):
+            a[...] = theta[s].reshape(a.shape)
+
+    def step(self, params, grads) -> None:
+        """Called by ``_Trainer`` in place of an optimizer step: gather the gradient."""
+        for g, s in zip(grads, self.grad_slices, strict=True):
+            self.grad[s] = g.ravel()
+
+    def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        self.unpack(theta)
+        data_loss, _ = self.trainer.step(self.X, self.Y, self.sw)
+        if not math.isfinite(data_loss):  # the trainer skips the step; the gradient is wanted
+            self.stepper.step(self.params, self.grads)
+        penalty = 0.5 * self.penalty_coef * sum(float(np.vdot(c, c)) for c in self.coefs)
+        self._last = (np.array(theta, copy=True), data_loss * self.loss_scale + penalty)
+        return data_loss + penalty, self.grad.copy()
+
+    def reported(self, theta: np.ndarray) -> float:
+        """``loss_`` at ``theta`` (from the last evaluation when it was at ``theta``)."""
+        if self._last is None or not np.array_equal(self._last[0], theta):
+            self(theta)
+        return self._last[1]
+
+
 def _blas_context(batch_size: int, layer_units: list[int]):
     """One BLAS thread for small networks (see ``_ONE_THREAD_WORK``), the default otherwise."""
     work = batch_size * sum(a * b for a, b in pairwise(layer_units))
@@ -249,7 +401,8 @@ class _BaseMLP(BaseEstimator):
         ],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "dtype": [StrOptions({"float32", "float64"})],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "dtype": [StrOptions({"float32", "float64"}), None],
     }
 
     # --- set by the subclasses ----------------------------------------------------------------
@@ -278,34 +431,66 @@ class _BaseMLP(BaseEstimator):
             )
         return [int(s) for s in sizes]
 
-    def _build_net(self, layer_units: list[int], rng: np.random.Generator) -> Sequential:
+    def _training_dtype(self, X, first_pass: bool) -> np.dtype:
+        """``dtype`` when given; else X's on a first fit, and the fitted weights' after it (a
+        warm start or partial_fit continues in the precision it began in, as scikit-learn's)."""
+        if self.dtype is not None:
+            return np.dtype(self.dtype)
+        if not first_pass:
+            fitted = np.asarray(self.coefs_[0]).dtype
+            if fitted in (np.float32, np.float64):
+                return fitted
+            return np.dtype(np.float64)
+        return np.dtype(X.dtype)
+
+    def _build_net(self, layer_units: list[int], rng: np.random.Generator,
+                   dtype: np.dtype) -> Sequential:
         """The training network: hidden layers, then a Dense output without activation (the
         output activation is fused with the loss). Weights drawn from ``rng``."""
         return mlp(layer_units, activation=self.activation, output=None,
-                   dropout=float(self.dropout), dtype=self.dtype, seed=rng)
+                   dropout=float(self.dropout), dtype=dtype, seed=rng)
 
-    def _make_optimizer(self) -> _optim.Optimizer:
+    def _make_optimizer(self) -> _Solver:
         lr = float(self.learning_rate_init)
+        schedule = "constant"
         if self.solver == "sgd":
             momentum = float(self.momentum)
-            return _optim.SGD(lr=lr, momentum=momentum,
-                              nesterov=bool(self.nesterovs_momentum) and momentum > 0)
-        if self.solver == "rmsprop":
-            return _optim.RMSprop(lr=lr, eps=float(self.epsilon))
-        kwargs = {"lr": lr, "beta1": float(self.beta_1), "beta2": float(self.beta_2),
-                  "eps": float(self.epsilon)}
-        if self.solver == "adamw":
-            kwargs["weight_decay"] = float(self.weight_decay)
-        return SOLVERS[self.solver](**kwargs)
+            optimizer = _optim.SGD(lr=lr, momentum=momentum,
+                                   nesterov=bool(self.nesterovs_momentum) and momentum > 0)
+            schedule = self.learning_rate
+        elif self.solver == "rmsprop":
+            optimizer = _optim.RMSprop(lr=lr, eps=float(self.epsilon))
+        else:
+            kwargs = {"lr": lr, "beta1": float(self.beta_1), "beta2": float(self.beta_2),
+                      "eps": float(self.epsilon)}
+            if self.solver == "adamw":
+                kwargs["weight_decay"] = float(self.weight_decay)
+            optimizer = SOLVERS[self.solver](**kwargs)
+        return _Solver(optimizer, schedule, float(self.power_t))
+
+    def _check_solver(self) -> bool:
+        if self.solver == "lbfgs":
+            raise AttributeError(
+                "partial_fit is only available for stochastic optimizers; solver='lbfgs' needs "
+                "the whole training set at every step. Use fit(), or solver='adam' or 'sgd'."
+            )
+        return True
 
     # --- fit ----------------------------------------------------------------------------------
 
     def _fit(self, X, y, sample_weight=None, incremental: bool = False):
         sizes = self._hidden_sizes()
+        stochastic = self.solver != "lbfgs"
         if incremental and self.early_stopping:
             raise ValueError(
                 "partial_fit does not support early_stopping=True: there is no held-out set "
                 "across calls. Set early_stopping=False, or use fit()."
+            )
+        if not stochastic and self.dropout:
+            raise ValueError(
+                f"solver='lbfgs' cannot train with dropout={self.dropout}: dropout draws a new "
+                "objective at every evaluation, and L-BFGS's line search needs one fixed "
+                "function. Set dropout=0, or use solver='adam' or 'sgd'."
             )
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, Y, y = self._validate_input(X, y, incremental, reset=first_pass)
@@ -319,26 +504,38 @@ class _BaseMLP(BaseEstimator):
             if np.all(sw == 1.0):
                 sw = None
         layer_units = [X.shape[1], *sizes, self._n_outputs(Y)]
+        dtype = self._training_dtype(X, first_pass)
         random_state = check_random_state(self.random_state)
         rng = np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
-        if self.early_stopping:
+        if stochastic and self.early_stopping:
             X, Y, sw, X_val, y_val, sw_val = self._split(X, Y, y, sw, random_state)
         else:
             X_val = y_val = sw_val = None
-        net = self._build_net(layer_units, rng)
+        net = self._build_net(layer_units, rng, dtype)
         if first_pass:
             self._initialize(net, layer_units)
         else:
-            self._adopt_weights(net, layer_units)
-        if not incremental or not hasattr(self, "_optimizer"):
-            self._optimizer = self._make_optimizer()
-        self._fit_stochastic(net, X, Y, sw, X_val, y_val, sw_val, layer_units, incremental, rng)
+            self._adopt_weights(net, layer_units, dtype)
+        if stochastic:
+            if not incremental or not hasattr(self, "_optimizer"):
+                self._optimizer = self._make_optimizer()
+            self._fit_stochastic(net, X, Y, sw, X_val, y_val, sw_val, layer_units, incremental,
+                                 rng)
+        else:
+            self._fit_lbfgs(net, X, Y, sw, layer_units)
         if not all(np.isfinite(p).all() for p in (*self.coefs_, *self.intercepts_)):
-            raise ValueError(
-                "Solver produced non-finite parameter weights. Standardize X (StandardScaler) or "
-                f"lower learning_rate_init (it is {self.learning_rate_init:g})."
-            )
+            self._raise_non_finite()
         return self
+
+    def _raise_non_finite(self):
+        hint = "Standardize X (StandardScaler)"
+        if self.solver != "lbfgs":
+            hint += (f", lower learning_rate_init (it is {self.learning_rate_init:g}), or set "
+                     "early_stopping=True to keep the best epoch's weights")
+        raise ValueError(
+            "Solver produced non-finite parameter weights. The input data may contain large "
+            f"values and need to be preprocessed: {hint}."
+        )
 
     def _initialize(self, net: Sequential, layer_units: list[int]) -> None:
         self.n_iter_ = 0
@@ -350,7 +547,7 @@ class _BaseMLP(BaseEstimator):
         self.intercepts_ = [layer.b for layer in net.dense_layers]
         self.loss_curve_ = []
         self._no_improvement_count = 0
-        if self.early_stopping:
+        if self.early_stopping and self.solver != "lbfgs":
             self.validation_scores_ = []
             self.best_validation_score_ = -np.inf
             self.best_loss_ = None
@@ -361,7 +558,7 @@ class _BaseMLP(BaseEstimator):
         self._best_coefs = [c.copy() for c in self.coefs_]
         self._best_intercepts = [b.copy() for b in self.intercepts_]
 
-    def _adopt_weights(self, net: Sequential, layer_units: list[int]) -> None:
+    def _adopt_weights(self, net: Sequential, layer_units: list[int], dtype: np.dtype) -> None:
         """Continue from the fitted weights (warm_start, partial_fit): put them into ``net``."""
         shapes = [(a, b) for a, b in pairwise(layer_units)]
         have = [np.shape(c) for c in self.coefs_]
@@ -372,56 +569,132 @@ class _BaseMLP(BaseEstimator):
                 "partial_fit continue the same network: keep hidden_layer_sizes, or refit from "
                 "scratch (warm_start=False)."
             )
-        dtype = np.dtype(self.dtype)
         self.coefs_ = [np.array(c, dtype=dtype, order="C") for c in self.coefs_]
         self.intercepts_ = [np.array(b, dtype=dtype) for b in self.intercepts_]
         for layer, c, b in zip(net.dense_layers, self.coefs_, self.intercepts_, strict=True):
             layer.W, layer.b = c, b
+        if self.solver == "lbfgs":
+            return
         if self.early_stopping and self.validation_scores_ is None:  # switched on since
             self.validation_scores_, self.best_validation_score_ = [], -np.inf
         elif not self.early_stopping and self.best_loss_ is None:  # switched off since
             self.best_loss_ = np.inf
 
+    def _stratify_by(self, Y, y):
+        """The labels the early-stopping split keeps in proportion (None: a plain split)."""
+        return None
+
     def _split(self, X, Y, y, sw, random_state):
-        """Hold out ``validation_fraction`` of the samples (stratified for single-output
-        classification when every class has two samples or more)."""
-        n_val = math.ceil(self.validation_fraction * X.shape[0])
-        if self.validation_fraction == 0 or n_val < 2 or X.shape[0] - n_val < 1:
+        """Hold out ``validation_fraction`` of the samples, stratified by class for single-label
+        classification; scikit-learn's splitter and its errors, then its size check."""
+        stratify = self._stratify_by(Y, y)
+        arrays = [X, Y, y] if sw is None else [X, Y, y, sw]
+        try:
+            parts = train_test_split(*arrays, random_state=random_state,
+                                     test_size=self.validation_fraction, stratify=stratify)
+        except ValueError as err:
+            what = "stratified by class, " if stratify is not None else ""
+            raise ValueError(
+                f"{err} (early_stopping=True holds out validation_fraction="
+                f"{self.validation_fraction} of the {X.shape[0]} samples, {what}as scikit-learn "
+                "does.) Set early_stopping=False, or change validation_fraction or the data."
+            ) from err
+        X_tr, X_val, Y_tr, _, _, y_val = parts[:6]
+        if X_val.shape[0] < 2:
             raise ValueError(
                 f"The validation set is too small: validation_fraction="
-                f"{self.validation_fraction} of {X.shape[0]} samples. Increase "
-                "validation_fraction or the size of the data set, or set early_stopping=False."
+                f"{self.validation_fraction} of {X.shape[0]} samples leaves {X_val.shape[0]}. "
+                "Increase validation_fraction or the size of the data set, or set "
+                "early_stopping=False."
             )
-        stratify = None
-        if isinstance(self, ClassifierMixin) and y.ndim == 1:
-            _, counts = np.unique(y, return_counts=True)
-            if counts.min() >= 2 and n_val >= len(counts) and X.shape[0] - n_val >= len(counts):
-                stratify = y
-        arrays = [X, Y, y] if sw is None else [X, Y, y, sw]
-        parts = train_test_split(*arrays, random_state=random_state,
-                                 test_size=self.validation_fraction, stratify=stratify)
-        X_tr, X_val, Y_tr, _, _, y_val = parts[:6]
         sw_tr, sw_val = (None, None) if sw is None else (parts[6], parts[7])
         return X_tr, Y_tr, sw_tr, X_val, y_val, sw_val
+
+    @staticmethod
+    def _training_arrays(X, Y, sw, dtype: np.dtype):
+        """X, Y and the sample weights in the training dtype (CSR for sparse X; label indices
+        stay integers)."""
+        if sp.issparse(X):
+            X = X.tocsr().astype(dtype)
+        else:
+            X = np.ascontiguousarray(X, dtype=dtype)
+        Y = np.ascontiguousarray(Y, dtype=np.int64 if Y.dtype.kind in "iu" else dtype)
+        if sw is not None:
+            sw = np.ascontiguousarray(sw, dtype=dtype)
+        return X, Y, sw
+
+    def _fit_lbfgs(self, net, X, Y, sw, layer_units):
+        """Minimize the full-batch objective with SciPy's L-BFGS-B from the current weights:
+        at most ``max_iter`` iterations and ``max_fun`` evaluations, stopping once the largest
+        gradient component is below ``tol``."""
+        from scipy.optimize import minimize
+
+        loss, loss_scale = self._objective()
+        X, Y, sw = self._training_arrays(X, Y, sw, self.coefs_[0].dtype)
+        if sp.issparse(X):
+            net.layers[0] = _SparseInputDense.replacing(net.layers[0])
+        objective = _FullBatchObjective(net, loss, loss_scale, X, Y, sw, float(self.alpha))
+        curve: list[float] = []
+
+        def record(theta):  # after each iteration, at the point it accepted
+            curve.append(objective.reported(theta))
+            if self.verbose:
+                print(f"Iteration {len(curve)}, loss = {curve[-1]:.8f}")
+
+        net.train()
+        try:
+            with _blas_context(X.shape[0], layer_units), np.errstate(over="ignore",
+                                                                     invalid="ignore"):
+                result = minimize(objective, objective.pack(), method="L-BFGS-B", jac=True,
+                                  callback=record,
+                                  options={"maxiter": self.max_iter, "maxfun": self.max_fun,
+                                           "gtol": self.tol})
+                objective.unpack(result.x)
+                self.loss_ = objective.reported(result.x)
+        finally:
+            net.eval()
+        self.n_iter_ = _check_optimize_result("lbfgs", result, self.max_iter)
+        self.loss_curve_.extend(curve)
+        previous = np.inf if self.best_loss_ is None else self.best_loss_
+        self.best_loss_ = min(self.loss_, *curve, previous)
+
+    def _loss_grad_lbfgs(self, packed_coef_inter, X, y, sample_weight=None, *buffers):
+        """The full-batch objective and its gradient at ``packed_coef_inter`` (every weight
+        matrix, then every intercept, flattened), which become the fitted parameters; ``y`` in
+        training form or label-binarized, as scikit-learn's own method takes it. The trailing
+        buffers scikit-learn passes are accepted and not needed."""
+        check_is_fitted(self)
+        dtype = np.asarray(self.coefs_[0]).dtype
+        Y = self._lbfgs_targets(np.asarray(y))
+        units = [self.coefs_[0].shape[0], *(np.shape(c)[1] for c in self.coefs_)]
+        net = self._build_net(units, np.random.default_rng(0), dtype)
+        self._adopt_weights(net, units, dtype)
+        if sp.issparse(X):
+            X = X.tocsr()
+            net.layers[0] = _SparseInputDense.replacing(net.layers[0])
+        sw = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        X, Y, sw = self._training_arrays(X, Y, sw, dtype)
+        loss, loss_scale = self._objective()
+        objective = _FullBatchObjective(net, loss, loss_scale, X, Y, sw, float(self.alpha))
+        with np.errstate(over="ignore", invalid="ignore"):
+            return objective(np.asarray(packed_coef_inter, dtype=np.float64))
+
+    def _lbfgs_targets(self, y: np.ndarray) -> np.ndarray:
+        return y.reshape(-1, 1) if y.ndim == 1 else y
 
     def _fit_stochastic(self, net, X, Y, sw, X_val, y_val, sw_val, layer_units, incremental,
                         rng):
         loss, loss_scale = self._objective()
         dense = net.dense_layers
         params = net.parameters()
+        grads = net.gradients()
         positions = [i for i, p in enumerate(params) if any(p is d.W for d in dense)]
-        stepper = _L2Step(self._optimizer, positions)
-        dtype = np.dtype(self.dtype)
+        stepper = _L2Step(self._optimizer.optimizer, positions)
+        X, Y, sw = self._training_arrays(X, Y, sw, self.coefs_[0].dtype)
         sparse = sp.issparse(X)
         if sparse:
-            X = X.tocsr().astype(dtype)
             net.layers[0] = _SparseInputDense.replacing(net.layers[0])
-        else:
-            X = np.ascontiguousarray(X, dtype=dtype)
         trainer = _Trainer(net, loss, stepper, weighted=sw is not None)
-        Y = np.ascontiguousarray(Y, dtype=np.int64 if Y.dtype.kind in "iu" else dtype)
-        if sw is not None:
-            sw = np.ascontiguousarray(sw, dtype=dtype)
         n = X.shape[0]
         if self.batch_size == "auto":
             batch_size = min(200, n)
@@ -464,12 +737,11 @@ class _BaseMLP(BaseEstimator):
                                                         for c in self.coefs_) / sw_sum
                         batch_loss, _ = trainer.step(xb, yb, wb)
                         if not math.isfinite(batch_loss):
-                            raise ValueError(
-                                f"Training diverged at iteration {self.n_iter_ + 1}: the loss "
-                                f"became {batch_loss}. Standardize X (StandardScaler) or lower "
-                                f"learning_rate_init (it is {self.learning_rate_init:g}; try "
-                                f"{self.learning_rate_init / 10:g})."
-                            )
+                            if not self.early_stopping:
+                                self._raise_non_finite()
+                            # As scikit-learn: take the non-finite step and carry on; the
+                            # validation scores turn NaN and the best epoch's weights return.
+                            stepper.step(params, grads)
                         accumulated += (batch_loss * loss_scale + penalty) * (stop - start)
                     if self._end_iteration(accumulated / n, n, X_val, y_val, sw_val, incremental):
                         break
@@ -492,26 +764,14 @@ class _BaseMLP(BaseEstimator):
         if self.verbose:
             print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
         self._update_no_improvement_count(X_val, y_val, sw_val)
-        opt = self._optimizer
-        if self.solver == "sgd" and self.learning_rate == "invscaling":
-            opt.lr = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
+        self._optimizer.iteration_ends(self.t_)
         if self._no_improvement_count > self.n_iter_no_change:
             what = "Validation score" if self.early_stopping else "Training loss"
             msg = (f"{what} did not improve more than tol={self.tol:f} for "
                    f"{self.n_iter_no_change} consecutive epochs.")
-            if self.solver == "sgd" and self.learning_rate == "adaptive":
-                if opt.lr <= 1e-6:
-                    if self.verbose:
-                        print(msg + " Learning rate too small. Stopping.")
-                    return True
-                opt.lr /= 5.0
-                if self.verbose:
-                    print(msg + f" Setting learning rate to {opt.lr:f}")
-                self._no_improvement_count = 0
-            else:
-                if self.verbose:
-                    print(msg + " Stopping.")
+            if self._optimizer.trigger_stopping(msg, self.verbose):
                 return True
+            self._no_improvement_count = 0
         if incremental:
             return True
         if self.n_iter_ == self.max_iter:
@@ -548,16 +808,21 @@ class _BaseMLP(BaseEstimator):
     # --- inference ----------------------------------------------------------------------------
 
     def _scores(self, X) -> np.ndarray:
-        """The raw output scores :math:`z` of the last layer, in float64 (no dropout)."""
+        """The raw output scores :math:`z` of the last layer, computed in float64 (no dropout)."""
         h = X.astype(np.float64) if sp.issparse(X) else np.asarray(X, dtype=np.float64)
         act = _act.get(self.activation)  # a fresh instance: nothing is cached on the estimator
         last = len(self.coefs_) - 1
         for i, (W, b) in enumerate(zip(self.coefs_, self.intercepts_, strict=True)):
-            h = h @ W.astype(np.float64, copy=False)
+            h = h @ np.asarray(W, dtype=np.float64)
             h += b
             if i < last:
                 h = act.forward(h)
         return h
+
+    def _out_dtype(self, X) -> np.dtype:
+        """The dtype of predictions: X's and the weights' together, as NumPy would combine them
+        (float32 only when both are)."""
+        return np.result_type(X.dtype, np.asarray(self.coefs_[0]).dtype)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -678,8 +943,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         The hidden layers' activation: scikit-learn's "identity", "logistic", "tanh", "relu",
         or any elementwise chainrule activation ("gelu", "silu", "elu", "selu", "leaky_relu",
         "softplus", "softsign", "mish", ...); see :data:`HIDDEN_ACTIVATIONS`.
-    solver : {"adam", "sgd", "adamw", "rmsprop"}, default="adam"
-        The optimizer (:mod:`chainrule.optim`).
+    solver : {"adam", "sgd", "lbfgs", "adamw", "rmsprop"}, default="adam"
+        The optimizer (:mod:`chainrule.optim`); "lbfgs" is SciPy's L-BFGS-B on the full-batch
+        objective (often the best for small data sets; no ``partial_fit``, no ``dropout``).
     alpha : float, default=1e-4
         L2 penalty on the weights, divided by the batch size: the term
         :math:`\frac{\alpha}{2|B|}\sum_l\lVert W_l\rVert^2` (scikit-learn's meaning).
@@ -695,7 +961,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     power_t : float, default=0.5
         Exponent of "invscaling".
     max_iter : int, default=200
-        Maximum number of epochs.
+        Maximum number of epochs (of iterations for "lbfgs").
     shuffle : bool, default=True
         Shuffle the samples every epoch.
     random_state : int, RandomState instance or None, default=None
@@ -704,7 +970,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     tol : float, default=1e-4
         Training stops (or, with "adaptive", the step shrinks) when the loss, or the validation
         score with ``early_stopping``, fails to improve by ``tol`` for ``n_iter_no_change``
-        consecutive epochs.
+        consecutive epochs; "lbfgs" stops when no gradient component exceeds ``tol``.
     verbose : bool or int, default=False
         Print the loss after every epoch.
     warm_start : bool, default=False
@@ -714,8 +980,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     nesterovs_momentum : bool, default=True
         Nesterov momentum for "sgd" (when ``momentum > 0``).
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the data (stratified when every class has two
-        samples), stop when its accuracy stalls, and keep the best epoch's weights.
+        Hold out ``validation_fraction`` of the data (stratified by class, as scikit-learn's;
+        a class with one sample is then an error), stop when its accuracy stalls, and keep the
+        best epoch's weights. Stochastic solvers only.
     validation_fraction : float in [0, 1), default=0.1
         The held-out fraction for ``early_stopping``.
     beta_1, beta_2 : float in [0, 1), default=0.9, 0.999
@@ -724,6 +991,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Adam's, AdamW's and RMSprop's :math:`\epsilon`.
     n_iter_no_change : int or inf, default=10
         Patience, in epochs, of the ``tol`` rule.
+    max_fun : int, default=15000
+        "lbfgs" only: the most loss-and-gradient evaluations (line-search steps included).
     loss : {"log_loss", "cross_entropy"}, default="log_loss"
         Two names for the same objective: softmax cross-entropy for multi-class targets, binary
         cross-entropy for binary and multi-label ones.
@@ -735,8 +1004,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         ``n_samples / (n_classes * count(class))``.
     weight_decay : float, default=0.01
         AdamW's decoupled weight decay (solver "adamw" only), in addition to ``alpha``.
-    dtype : {"float32", "float64"}, default="float32"
-        The training precision. Predictions are computed in float64 either way.
+    dtype : {"float32", "float64"} or None, default=None
+        The training precision: None follows X (float32 data train in float32, anything else
+        in float64), as scikit-learn's; "float32" trains float64 data in float32, for speed.
+        A warm start or ``partial_fit`` continues in the precision of the fitted weights.
 
     Attributes
     ----------
@@ -747,7 +1018,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     best_loss_ : float or None
         The lowest ``loss_`` so far (None with ``early_stopping``).
     loss_curve_ : list of float
-        ``loss_`` after each epoch.
+        ``loss_`` after each epoch (after each iteration for "lbfgs").
     validation_scores_ : list of float or None
         Validation accuracy after each epoch (``early_stopping`` only).
     best_validation_score_ : float or None
@@ -755,7 +1026,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     t_ : int
         Training samples seen.
     coefs_ : list of ndarray
-        ``coefs_[l]`` is the weight matrix of layer ``l``, shape (fan_in, fan_out), in ``dtype``.
+        ``coefs_[l]`` is the weight matrix of layer ``l``, shape (fan_in, fan_out), in the
+        training dtype.
     intercepts_ : list of ndarray
         ``intercepts_[l]`` is the bias of layer ``l``.
     n_features_in_ : int
@@ -763,7 +1035,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Feature names, when X has string column names.
     n_iter_ : int
-        Epochs run by the last call to fit (1 after partial_fit).
+        Epochs (L-BFGS iterations) run by the last call to fit (1 after partial_fit).
     n_layers_ : int
         Layers, input and output included.
     n_outputs_ : int
@@ -813,11 +1085,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         beta_2=0.999,
         epsilon=1e-8,
         n_iter_no_change=10,
+        max_fun=15000,
         loss="log_loss",
         dropout=0.0,
         class_weight=None,
         weight_decay=0.01,
-        dtype="float32",
+        dtype=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -841,6 +1114,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.loss = loss
         self.dropout = dropout
         self.class_weight = class_weight
@@ -856,6 +1130,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         weighs each sample's loss. Returns self."""
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
+    @available_if(_BaseMLP._check_solver)
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over ``(X, y)``, continuing from the current weights and optimizer state.
@@ -944,6 +1219,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             sw = _check_sample_weight(sample_weight, X, dtype=np.float64,
                                       ensure_non_negative=True)
         if self.class_weight is not None:
+            self._check_class_weight()
             if incremental and isinstance(self.class_weight, str):
                 raise ValueError(
                     "class_weight='balanced' needs the class counts of the whole data set, "
@@ -958,6 +1234,41 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                     "nothing is left to learn from."
                 )
         return sw
+
+    def _check_class_weight(self) -> None:
+        """Every weight a class weight dict gives must be a finite number >= 0."""
+        if isinstance(self.class_weight, str):
+            return
+        dicts = self.class_weight if isinstance(self.class_weight, list) else [self.class_weight]
+        for d in dicts:
+            if not isinstance(d, dict):
+                raise ValueError(
+                    f"class_weight must be 'balanced', a dict {{class: weight}} or a list of "
+                    f"such dicts (one per label); got a list holding {d!r}."
+                )
+            for label, w in d.items():
+                if (isinstance(w, bool) or not isinstance(w, Real) or not math.isfinite(w)
+                        or w < 0):
+                    raise ValueError(
+                        f"class_weight gives class {label!r} the weight {w!r}; a class weight "
+                        f"must be a finite number >= 0 (0 ignores the class). Use for example "
+                        f"{{{label!r}: 2.0}}, or class_weight='balanced'."
+                    )
+
+    def _stratify_by(self, Y, y):
+        # Single-label targets only. Binary targets are stratified by the positive class's
+        # indicator, as scikit-learn does (its errors name the classes 'False' and 'True'); the
+        # split is the same as by the labels themselves.
+        if self._y_type == "multilabel-indicator":
+            return None
+        if self._y_type == "binary":
+            return Y.astype(bool)
+        return y
+
+    def _lbfgs_targets(self, y: np.ndarray) -> np.ndarray:
+        if self._y_type == "multiclass":  # class indices; label-binarized: one column a class
+            return (np.argmax(y, axis=1) if y.ndim == 2 else y).astype(np.int64)
+        return y.reshape(-1, 1) if y.ndim == 1 else y
 
     def _objective(self):
         if self._y_type == "multiclass":
@@ -1000,20 +1311,17 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes), columns ordered as ``classes_``
-        (for multi-label targets, each label's own probability)."""
-        return self._proba_from_scores(self._scores(self._check_X(X)))
+        (for multi-label targets, each label's own probability). A probability that underflows
+        is reported as the dtype's smallest normal number (``np.finfo(dtype).tiny``, 2.2e-308 in
+        float64) rather than 0, so that its logarithm stays finite."""
+        X = self._check_X(X)
+        proba = self._proba_from_scores(self._scores(X)).astype(self._out_dtype(X), copy=False)
+        return np.maximum(proba, np.finfo(proba.dtype).tiny, out=proba)
 
     def predict_log_proba(self, X):
-        r"""``log(predict_proba(X))``, computed from the scores without rounding through the
-        probabilities: :math:`z - \log\sum e^{z}` and :math:`\log\sigma(\pm z)`."""
-        z = self._scores(self._check_X(X))
-        if self.out_activation_ == "softmax":
-            return log_softmax(z, axis=1)
-        if self._y_type == "multilabel-indicator":
-            return log_sigmoid(z)
-        if len(self.classes_) < 2:
-            return np.zeros((len(z), 1))
-        return np.hstack([log_sigmoid(-z), log_sigmoid(z)])
+        """``log(predict_proba(X))``: finite, and ranking the classes as ``predict_proba`` does,
+        ties included."""
+        return np.log(self.predict_proba(X))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -1099,10 +1407,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         beta_2=0.999,
         epsilon=1e-8,
         n_iter_no_change=10,
+        max_fun=15000,
         huber_delta=1.0,
         dropout=0.0,
         weight_decay=0.01,
-        dtype="float32",
+        dtype=None,
     ):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -1127,6 +1436,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.huber_delta = huber_delta
         self.dropout = dropout
         self.weight_decay = weight_decay
@@ -1139,6 +1449,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         sample's loss. Returns self."""
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
+    @available_if(_BaseMLP._check_solver)
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over ``(X, y)``, continuing from the current weights and optimizer state.
@@ -1197,7 +1508,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def predict(self, X):
         """Predicted targets: shape (n_samples,) for one output, (n_samples, n_outputs) else."""
-        return self._outputs(self._scores(self._check_X(X)))
+        X = self._check_X(X)
+        with np.errstate(over="ignore"):  # a float32 exp beyond 3.4e38 is inf, as in float32
+            return self._outputs(self._scores(X)).astype(self._out_dtype(X), copy=False)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

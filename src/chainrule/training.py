@@ -66,6 +66,17 @@ class History:
         last = f", loss={self.loss[-1]:.4g}" if self.loss else ""
         return f"History(epochs={self.epochs_run}{last})"
 
+    def _repr_html_(self) -> str:
+        """In a notebook: the loss and accuracy curves (inline SVG) and a summary line."""
+        from chainrule._display import history_html
+
+        return history_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from chainrule._display import history_markdown
+
+        return history_markdown(self)
+
 
 # --- data preparation -----------------------------------------------------------------------------
 

@@ -92,6 +92,8 @@ def derive(
     ValueError
         For unknown names or inconsistent arguments.
     """
+    if expression is not None and not isinstance(expression, str):
+        raise FormulaError(f"expression must be a string; got {type(expression).__name__}")
     if layer or network is not None or vector:
         from chainrule.derivation import network as _network
 
@@ -116,8 +118,6 @@ def derive(
         raise ValueError("weights=True needs both activation= and loss= (a composition)")
     if wrt is not None and wrt not in SYMBOLS:
         raise ValueError(f"wrt must be one of {', '.join(SYMBOLS)}; got {wrt!r}")
-    if expression is not None and not isinstance(expression, str):
-        raise FormulaError(f"expression must be a string; got {type(expression).__name__}")
     result = _derive_cached(
         None if expression is None else expression.strip(),
         activation, loss, bool(weights), method, bool(half), wrt,

@@ -1,4 +1,5 @@
-r"""Expressions as text: one-line Unicode, Python syntax that SymPy parses back, and LaTeX.
+r"""Expressions as text: one-line Unicode, Python syntax that SymPy parses back, LaTeX and
+presentation MathML (which every current browser renders without a script).
 
 All three put the terms of a sum in the order people write them: positive constants first,
 then the other positive terms, then the subtracted ones, so :math:`\hat y - y` prints as
@@ -13,13 +14,17 @@ then the other positive terms, then the subtracted ones, so :math:`\hat y - y` p
 
 from __future__ import annotations
 
+import re
+
 import sympy
 from sympy.printing.latex import LatexPrinter
+from sympy.printing.mathml import MathMLPresentationPrinter
 from sympy.printing.str import StrPrinter
 
 from chainrule.derivation.functions import sigmoid, softplus
 
-__all__ = ["ordered_factors", "ordered_terms", "to_latex", "to_python", "to_text"]
+__all__ = ["mathml", "mathml_body", "ordered_factors", "ordered_terms", "to_latex", "to_mathml",
+           "to_python", "to_text"]
 
 _SUPERSCRIPTS = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 _GREEK = {"alpha": "α", "eta": "η", "delta": "δ", "lambda": "λ"}
@@ -84,6 +89,92 @@ class _LatexPrinter(LatexPrinter):
 
     def _print_Float(self, expr):
         return sympy.latex(sympy.Float(expr, 6))
+
+
+class _MathMLPrinter(MathMLPresentationPrinter):
+    """SymPy's presentation MathML with the house notation: :math:`\\hat y`, :math:`\\sigma`,
+    sums and products in the order people write them, and piecewise functions as a brace."""
+
+    def _as_ordered_terms(self, expr, order=None):
+        return ordered_terms(expr)
+
+    def _element(self, tag: str, *children, text: str | None = None, **attrs):
+        node = self.dom.createElement(tag)
+        for key, value in attrs.items():
+            node.setAttribute(key, value)
+        if text is not None:
+            node.appendChild(self.dom.createTextNode(text))
+        for child in children:
+            node.appendChild(child)
+        return node
+
+    def _print_Symbol(self, sym, style="plain"):
+        if sym.name == "yhat":
+            return self._element("mover", self._element("mi", text="y"),
+                                 self._element("mo", text="^"), accent="true")
+        return super()._print_Symbol(sym, style)
+
+    def _print_sigmoid(self, e):
+        return self._element("mrow", self._element("mi", text="\u03c3"),
+                             self._paren_comma_separated(*e.args))
+
+    def _print_Float(self, expr):
+        return self._element("mn", text=format(float(expr), ".6g"))
+
+    def _print_Mul(self, expr):
+        row = self._element("mrow")
+        if expr.could_extract_minus_sign():
+            row.appendChild(self._element("mo", text="-"))
+            expr = -expr
+        numer, denom = sympy.fraction(expr)
+        if denom is not sympy.S.One:
+            row.appendChild(self._element("mfrac", self._print(numer), self._print(denom)))
+            return row
+        factors = ordered_factors(sympy.Mul.make_args(expr))
+        for i, factor in enumerate(factors):
+            if i:
+                both_numbers = factors[i - 1].is_number and factor.is_number
+                row.appendChild(self._element("mo", text="\u00d7" if both_numbers else "\u2062"))
+            row.appendChild(self.parenthesize(factor, sympy.printing.precedence.PRECEDENCE["Mul"]))
+        return row
+
+    def _print_Piecewise(self, expr):
+        table = self._element("mtable", columnalign="left")
+        for piece, cond in expr.args:
+            words = "otherwise" if cond is sympy.true else "if "
+            cells = [self._element("mtd", self._print(piece)),
+                     self._element("mtd", self._element("mtext", text="\u2003" + words),
+                                   *([] if cond is sympy.true else [self._print(cond)]))]
+            table.appendChild(self._element("mtr", *cells))
+        return self._element("mrow", self._element("mo", text="{"), table)
+
+
+# SymPy writes a few operators as HTML entities, which XML does not know: use the characters.
+_ENTITIES = {"&InvisibleTimes;": "&#8290;", "&ExponentialE;": "e", "&ImaginaryI;": "i",
+             "&dd;": "d", "&int;": "&#8747;", "&pi;": "&#960;"}
+_ENTITY = re.compile("|".join(map(re.escape, _ENTITIES)))
+
+
+def mathml_body(expr) -> str:
+    """The presentation MathML of ``expr`` without the ``<math>`` element around it."""
+    body = _MathMLPrinter().doprint(sympy.sympify(expr, strict=True))
+    return _ENTITY.sub(lambda m: _ENTITIES[m.group(0)], body)
+
+
+def mathml(*bodies: str, display: bool = False) -> str:
+    """One ``<math>`` element around MathML ``bodies`` (see :func:`mathml_body`)."""
+    mode = ' display="block"' if display else ""
+    return f'<math xmlns="http://www.w3.org/1998/Math/MathML"{mode}>{"".join(bodies)}</math>'
+
+
+def to_mathml(expr, display: bool = False) -> str:
+    """A ``<math>`` element in presentation MathML, valid as XML (no named entities).
+
+    >>> from chainrule.derivation.symbols import x
+    >>> to_mathml(x**2)
+    '<math xmlns="http://www.w3.org/1998/Math/MathML"><msup><mi>x</mi><mn>2</mn></msup></math>'
+    """
+    return mathml(mathml_body(expr), display=display)
 
 
 def to_python(expr) -> str:

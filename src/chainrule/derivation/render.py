@@ -1,4 +1,4 @@
-r"""A :class:`Derivation` as text (Unicode, numbered steps), LaTeX or Markdown.
+r"""A :class:`Derivation` as text (Unicode, numbered steps), LaTeX, Markdown or HTML.
 
 Each step prints as its number, its title (the rule), its one-line explanation and its claim:
 ``d/dx [before] = after`` for a differentiation, ``before = after`` for a simplification.
@@ -7,10 +7,14 @@ Sub-steps are numbered below their parent (2.1, 2.1.1, ...).
 
 from __future__ import annotations
 
-from chainrule.derivation.printing import to_latex, to_text
+import re
+import string
+from html import escape
+
+from chainrule.derivation.printing import mathml, mathml_body, to_latex, to_text
 from chainrule.derivation.rules import LAWS, Step
 
-__all__ = ["render_latex", "render_markdown", "render_text"]
+__all__ = ["render_html", "render_latex", "render_markdown", "render_text", "result_latex"]
 
 _TITLES = {
     "constant multiple": "Constant multiple",
@@ -145,6 +149,22 @@ def _step_latex(step: Step, lines: list[str], depth: int) -> None:
         lines.append(r"\end{enumerate}")
 
 
+def result_latex(d) -> list[str]:
+    """The result as LaTeX equations (no delimiters): the derivative in both forms, and the
+    gradient-descent step where there is one."""
+    if d.kind == "composition":
+        name = r"\frac{\partial E}{\partial " + str(d.var) + "}"
+        out = [rf"{name} = {to_latex(d.result)} = {to_latex(d.result_input_form)}"]
+        if "update" in d.extra:
+            out.append(rf"\Delta w = {to_latex(d.extra['update'])}")
+        return out
+    lhs = rf"\frac{{d}}{{d{to_latex(d.var)}}} {to_latex(d.function)}"
+    rhs = to_latex(d.result)
+    if d.result_output_form is not None:
+        rhs += rf" = {to_latex(d.result_output_form)}"
+    return [rf"{lhs} = {rhs}"]
+
+
 def render_latex(d) -> str:
     r"""A LaTeX fragment: an ``enumerate`` of the steps, then the results in display maths.
 
@@ -154,17 +174,7 @@ def render_latex(d) -> str:
     for step in d.steps:
         _step_latex(step, lines, 0)
     lines.append(r"\end{enumerate}")
-    if d.kind == "composition":
-        name = r"\frac{\partial E}{\partial " + str(d.var) + "}"
-        lines.append(rf"\[ {name} = {to_latex(d.result)} = {to_latex(d.result_input_form)} \]")
-        if "update" in d.extra:
-            lines.append(rf"\[ \Delta w = {to_latex(d.extra['update'])} \]")
-    else:
-        lhs = rf"\frac{{d}}{{d{to_latex(d.var)}}} {to_latex(d.function)}"
-        rhs = to_latex(d.result)
-        if d.result_output_form is not None:
-            rhs += rf" = {to_latex(d.result_output_form)}"
-        lines.append(rf"\[ {lhs} = {rhs} \]")
+    lines.extend(rf"\[ {equation} \]" for equation in result_latex(d))
     for s in d.singularities:
         lines.append(rf"% singular: {s.describe()}")
     for w in d.warnings:
@@ -205,3 +215,132 @@ def render_markdown(d) -> str:
         lines.append("Warnings:")
         lines.extend(f"- {w}" for w in d.warnings)
     return "\n".join(lines).rstrip() + "\n"
+
+
+# --- HTML (with MathML) -----------------------------------------------------------------------
+
+
+def _mo(op: str) -> str:
+    return f"<mo>{escape(op)}</mo>"
+
+
+def _derivative_of(var) -> str:
+    """d/dvar as a MathML fraction."""
+    return f"<mfrac><mi>d</mi><mrow><mi>d</mi>{mathml_body(var)}</mrow></mfrac>"
+
+
+def _label_mathml(text: str) -> str:
+    """A label such as ``dE/dz`` as the partial derivative fraction."""
+    match = re.fullmatch(r"d(\w+)/d(\w+)", text)
+    if match is None:
+        return f"<mi>{escape(text)}</mi>"
+    import sympy
+
+    top, bottom = (mathml_body(sympy.Symbol(name)) for name in match.groups())
+    return (f"<mfrac><mrow><mo>&#8706;</mo>{top}</mrow>"
+            f"<mrow><mo>&#8706;</mo>{bottom}</mrow></mfrac>")
+
+
+def _term_html(value) -> str:
+    """A term of an explanation: maths as MathML, a name with spaces as plain text."""
+    name = getattr(value, "name", value)
+    if isinstance(name, str) and not name.isidentifier():
+        return escape(name)
+    return mathml(mathml_body(value))
+
+
+def _explain_html(step: Step) -> str:
+    """The explanation template with its text escaped and its expressions as MathML."""
+    out = []
+    for literal, name, _, _ in string.Formatter().parse(step.explanation):
+        out.append(escape(literal))
+        if name is not None:
+            out.append(_term_html(step.terms[name]))
+    return "".join(out)
+
+
+def _claim_html(step: Step) -> str:
+    if step.kind == "diff":
+        lhs = (_label_mathml(step.label[0]) if step.label else
+               _derivative_of(step.var) + _mo("[") + mathml_body(step.before) + _mo("]"))
+    elif step.kind == "equal":
+        lhs = mathml_body(step.before)
+    else:
+        return ""
+    parts = [lhs, _mo("="), mathml_body(step.after)]
+    for k, v in step.given.items():
+        parts += [_mo(","), "<mspace width=\"1em\"/>", mathml_body(k), _mo("="), mathml_body(v)]
+    return mathml(*parts, display=True)
+
+
+def _step_html(step: Step, lines: list[str]) -> None:
+    law = LAWS.get(step.rule)
+    rule = _rule_name(step) if step.rule in LAWS else ""
+    head = f'<span class="step-title">{escape(_title(step))}</span>'
+    if rule and rule != _title(step):
+        head += f' <span class="rule">({escape(rule)})</span>'
+    head += f": {_explain_html(step)}"
+    if law and law[0] not in step.explain("text"):
+        head += f' <span class="law" title="the {escape(rule)}">{escape(law[0])}</span>'
+    lines.append(f'<li class="step" data-rule="{escape(step.rule)}">{head}')
+    claim = _claim_html(step)
+    if claim:
+        lines.append(f'<div class="claim">{claim}</div>')
+    if step.substeps:
+        lines.append('<ol class="substeps">')
+        for sub in step.substeps:
+            _step_html(sub, lines)
+        lines.append("</ol>")
+    lines.append("</li>")
+
+
+def _result_html(d) -> list[str]:
+    rows = []
+    if d.kind == "composition":
+        lhs = _label_mathml("dE/dw" if str(d.var) == "w" else "dE/dz")
+        rows.append(("output form", mathml(lhs, _mo("="), mathml_body(d.result), display=True)))
+        rows.append(("input form", mathml(lhs, _mo("="), mathml_body(d.result_input_form),
+                                          display=True)))
+        if "update" in d.extra:
+            rows.append(("gradient-descent step",
+                         mathml("<mi>&#916;</mi><mi>w</mi>", _mo("="),
+                                mathml_body(d.extra["update"]), display=True)))
+    else:
+        lhs = _derivative_of(d.var) + mathml_body(d.function)
+        rows.append(("input form", mathml(lhs, _mo("="), mathml_body(d.result), display=True)))
+        if d.result_output_form is not None:
+            rows.append(("output form", mathml(lhs, _mo("="), mathml_body(d.result_output_form),
+                                               display=True)))
+    return [f'<div class="result-row" data-form="{form.split()[0]}">'
+            f'<span class="form">{escape(form)}</span>{math}</div>' for form, math in rows]
+
+
+def render_html(d) -> str:
+    """An HTML fragment: the numbered steps with their rules, the result in input and output
+    form, then the singular points, warnings and assumptions in sections of their own. Maths
+    is presentation MathML; the fragment is well-formed XML and loads nothing."""
+    method = f' <span class="method">[method: {escape(d.method)} rule]</span>' if d.method else ""
+    lines = ['<div class="chainrule-derivation">',
+             f'<p class="derivation-title"><strong>{escape(d.title)}</strong>{method}</p>',
+             '<ol class="steps">']
+    for step in d.steps:
+        _step_html(step, lines)
+    lines.append("</ol>")
+    lines.append('<section class="result"><h4>Result</h4>')
+    lines.extend(_result_html(d))
+    lines.append("</section>")
+    lines.append('<section class="singularities"><h4>Singular points</h4>')
+    if d.singularities:
+        lines.append("<ul>" + "".join(f"<li>{escape(s.describe())}</li>" for s in d.singularities)
+                     + "</ul>")
+    else:
+        lines.append("<p>none</p>")
+    lines.append("</section>")
+    if d.warnings:
+        lines.append('<section class="warnings"><h4>Warnings</h4><ul>'
+                     + "".join(f"<li>{escape(w)}</li>" for w in d.warnings) + "</ul></section>")
+    if d.assumptions:
+        lines.append('<section class="assumptions"><h4>Assumptions</h4><ul>'
+                     + "".join(f"<li>{escape(a)}</li>" for a in d.assumptions) + "</ul></section>")
+    lines.append("</div>")
+    return "\n".join(lines)

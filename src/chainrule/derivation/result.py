@@ -108,5 +108,26 @@ class Derivation:
 
         return render_markdown(self)
 
+    def to_html(self) -> str:
+        """An HTML fragment with the maths in MathML: numbered steps, the result in input and
+        output form, then the singular points and warnings set apart."""
+        from chainrule.derivation.render import render_html
+
+        return render_html(self)
+
     def __str__(self) -> str:
         return self.to_text()
+
+    # Rich display in Jupyter; the plain repr stays the dataclass's.
+    def _repr_html_(self) -> str:
+        from chainrule._display import STYLE
+
+        return STYLE + self.to_html()
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+    def _repr_latex_(self) -> str:
+        from chainrule.derivation.render import result_latex
+
+        return "$$\\begin{gathered}" + r" \\ ".join(result_latex(self)) + "\\end{gathered}$$"

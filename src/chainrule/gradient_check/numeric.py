@@ -109,6 +109,17 @@ class GradcheckReport:
                          "compare the arrays in report.claimed and report.numeric")
         return "\n".join(lines)
 
+    def _repr_html_(self) -> str:
+        """In a notebook: the verdict and a small table (worst element, diagnosis)."""
+        from chainrule._display import gradcheck_html
+
+        return gradcheck_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from chainrule._display import gradcheck_markdown
+
+        return gradcheck_markdown(self)
+
 
 # --- the finite differences ---------------------------------------------------------------------
 
@@ -537,6 +548,12 @@ class ModelCheckReport:
         elif self.end_to_end is not None:
             lines.append("  " + str(self.end_to_end).replace("\n", "\n  "))
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the verdict and one row per layer."""
+        from chainrule._display import model_check_html
+
+        return model_check_html(self)
 
 
 def _param_names(layer, params) -> list[str]:

@@ -83,6 +83,17 @@ class FormulaCheck:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
 
+    def _repr_html_(self) -> str:
+        """In a notebook: the verdict, the explanation and a table of the findings."""
+        from chainrule._display import formula_check_html
+
+        return formula_check_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from chainrule._display import formula_check_markdown
+
+        return formula_check_markdown(self)
+
 
 # --- text ---------------------------------------------------------------------------------------
 

@@ -1,0 +1,105 @@
+"""`chainrule serve`: the derivation and check page in a browser, and a JSON API.
+
+    chainrule serve                      # http://127.0.0.1:8000/
+    chainrule serve --port 8080 --workers 4 --timeout 5
+
+Starlette and uvicorn (the ``web`` extra) are imported in :func:`run` only. Ctrl-C stops the
+server and its worker processes.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import sys
+
+from chainrule.cli import CommandError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="serve a web page that derives step by step and checks hand-derived gradients",
+        description=(
+            "Serve a page that derives formulas, activations and losses step by step, plots "
+            "them and checks a hand-derived gradient, with a JSON API under /api/. Each "
+            "request runs in a worker process under a time budget, so a runaway formula gets "
+            "an error and never holds the server."
+        ),
+    )
+    p.add_argument("--host", default=DEFAULT_HOST,
+                   help="address to listen on (default: %(default)s, this computer only)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT,
+                   help="port (default: %(default)s; 0 picks a free one)")
+    p.add_argument("--workers", type=int, default=2, metavar="N",
+                   help="engine worker processes (default: %(default)s)")
+    # Not "--timeout" as a dest: that name makes chainrule.cli time the whole command.
+    p.add_argument("--timeout", dest="request_timeout", type=float, default=10.0,
+                   metavar="SECONDS",
+                   help="time budget of one request; a formula that takes longer gets an error "
+                        "(default: %(default)g)")
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    if not 0 <= port <= 65535:
+        raise CommandError(f"--port must be in 0..65535; got {port}")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise CommandError(f"port {port} on {host} is in use; choose another with --port "
+                               "(--port 0 picks a free one)") from None
+        raise CommandError(f"cannot listen on {host}:{port} ({exc.strerror}); check --host "
+                           "and --port") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def run(args) -> int:
+    if args.workers < 1:
+        raise CommandError(f"--workers must be at least 1; got {args.workers}")
+    if not args.request_timeout > 0:
+        raise CommandError(f"--timeout must be a positive number of seconds; got "
+                           f"{args.request_timeout:g}")
+    try:
+        import uvicorn
+
+        from chainrule.web.app import create_app
+    except ImportError as exc:
+        raise CommandError(f"chainrule serve needs Starlette and uvicorn ({exc}); install "
+                           "them with: pip install 'chainrule[web]'") from None
+
+    sock = _bind(args.host, args.port)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    app = create_app(workers=args.workers, timeout=args.request_timeout)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None):
+            await super().startup(sockets)
+            if self.started:
+                print(f"chainrule serve: http://{shown}:{port}/  (Ctrl-C to stop)", flush=True)
+                if host not in ("127.0.0.1", "::1"):
+                    print(f"chainrule serve: listening on {host}: other computers can reach "
+                          "this page", flush=True)
+
+    server = Server(config)
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+    if not server.started:
+        raise CommandError("the server did not start; the lines above say why")
+    print("chainrule serve: stopped", file=sys.stderr, flush=True)
+    return 0

@@ -1,0 +1,204 @@
+"""Rich display in notebooks: HTML and Markdown for reports and training histories.
+
+The ``_repr_html_`` and ``_repr_markdown_`` methods of :class:`~chainrule.training.History`,
+:class:`~chainrule.gradient_check.GradcheckReport`, ``ModelCheckReport`` and ``FormulaCheck``
+call the functions here; Jupyter shows the richest form and a terminal keeps the plain
+``repr``. Every fragment is well-formed XML, escapes what it quotes and loads nothing from
+the internet (curves are inline SVG). NumPy only.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+import numpy as np
+
+from chainrule._svg import line_chart
+
+__all__ = [
+    "STYLE",
+    "formula_check_html",
+    "formula_check_markdown",
+    "gradcheck_html",
+    "gradcheck_markdown",
+    "history_html",
+    "history_markdown",
+    "model_check_html",
+]
+
+#: The few rules every fragment uses, scoped to chainrule's own classes.
+STYLE = (
+    "<style>"
+    ".chainrule-report table{border-collapse:collapse}"
+    ".chainrule-report td,.chainrule-report th{padding:2px 10px;text-align:left;"
+    "border-bottom:1px solid #ddd}"
+    ".chainrule-verdict{font-weight:bold;padding:1px 8px;border-radius:3px;color:#fff}"
+    ".chainrule-verdict.pass{background:#1a7f37}.chainrule-verdict.fail{background:#c62828}"
+    ".chainrule-derivation .law{color:#555;font-size:90%}"
+    ".chainrule-derivation .singularities,.chainrule-derivation .warnings{border-left:4px solid "
+    "#e69f00;padding-left:8px;margin:6px 0}"
+    ".chainrule-derivation .warnings{border-color:#c62828}"
+    ".chainrule-derivation .form{color:#555;font-size:90%;display:inline-block;width:8em}"
+    "</style>"
+)
+
+
+def _verdict(ok: bool, yes: str = "passed", no: str = "FAILED") -> str:
+    kind = "pass" if ok else "fail"
+    return f'<span class="chainrule-verdict {kind}">{yes if ok else no}</span>'
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    """A two-column table; the values are HTML already (escape them before)."""
+    body = "".join(f"<tr><th>{escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
+    return f"<table>{body}</table>"
+
+
+def _md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(rows: list[tuple[str, str]]) -> str:
+    lines = ["| | |", "| --- | --- |"]
+    lines += [f"| {_md_cell(k)} | {_md_cell(v)} |" for k, v in rows]
+    return "\n".join(lines)
+
+
+# --- gradcheck ----------------------------------------------------------------------------------
+
+
+def _gradcheck_rows(r) -> list[tuple[str, str]]:
+    rows = [("elements checked", f"{r.n_checked}"), ("elements that disagree", f"{r.n_failed}"),
+            ("max abs error", f"{r.max_abs_error:.3g}"),
+            ("max rel error", f"{r.max_rel_error:.3g}"),
+            ("tolerance", f"|G - T| ≤ {r.atol:g} + {r.rtol:g}·|T|")]
+    if not r.passed and r.worst_input is not None and np.isfinite(r.claimed_value):
+        where = ", ".join(str(int(i)) for i in r.worst_index)
+        prefix = f"input {r.worst_input}, " if r.n_inputs > 1 else ""
+        rows.append(("worst element", f"{prefix}index ({where})"))
+        rows.append(("claimed / numeric", f"{r.claimed_value:.6g} / {r.numeric_value:.6g}"))
+    if r.projections:
+        rows.append(("array output", f"checked through {r.projections} random projections"))
+    if not r.passed:
+        rows.append(("diagnosis", r.diagnosis or "no relation of the catalogue holds at every "
+                     "point; compare report.claimed and report.numeric"))
+    return rows
+
+
+def gradcheck_html(r) -> str:
+    """A :class:`GradcheckReport` as a verdict and a small table."""
+    rows = [(k, escape(v)) for k, v in _gradcheck_rows(r)]
+    return (f'{STYLE}<div class="chainrule-report"><p><strong>{escape(r.label)}</strong> '
+            f"{_verdict(r.passed)}</p>{_table(rows)}</div>")
+
+
+def gradcheck_markdown(r) -> str:
+    head = f"**{_md_cell(r.label)}**: {'passed' if r.passed else 'FAILED'}"
+    return f"{head}\n\n{_md_table(_gradcheck_rows(r))}\n"
+
+
+def model_check_html(report) -> str:
+    """A ``ModelCheckReport``: the verdict, then one row per layer with its own verdict."""
+    rows = []
+    for check in report.layers:
+        where = "loss" if check.index is None else f"layer {check.index}"
+        failure = check.first_failure()
+        detail = "" if failure is None else f" in {failure[0]}: {failure[1].diagnosis or ''}"
+        rows.append((where, f"{escape(check.name)} {_verdict(check.passed)}{escape(detail)}"))
+    head = escape(str(report).splitlines()[0])
+    return (f'{STYLE}<div class="chainrule-report"><p>{_verdict(report.passed)} {head}</p>'
+            f"{_table(rows)}</div>")
+
+
+# --- check_formula ------------------------------------------------------------------------------
+
+
+def _finding_rows(check) -> list[tuple[str, str, str, str]]:
+    return [(f.position or "", f.term, f.problem, f.should_be + (f" ({f.rule})" if f.rule else ""))
+            for f in check.findings]
+
+
+def formula_check_html(check, style: bool = True) -> str:
+    """A ``FormulaCheck``: the verdict, the paragraph and one row per finding (``style``:
+    with the ``<style>`` element, which a page with its own style sheet leaves out)."""
+    verdict = _verdict(check.correct, "correct", "not correct")
+    parts = [f'{STYLE if style else ""}<div class="chainrule-report chainrule-check" '
+             f'data-correct="{str(check.correct).lower()}">',
+             f"<p>{verdict} <code>{escape(check.formula)}</code> as d/d{escape(check.variable)} "
+             f"of the {escape(check.of)}</p>",
+             f'<p class="paragraph">{escape(check.paragraph)}</p>']
+    if not check.correct and check.findings:
+        head = "".join(f"<th>{h}</th>" for h in ("where", "your term", "problem", "should be"))
+        body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>"
+                       for row in _finding_rows(check))
+        parts.append(f'<table class="findings"><tr>{head}</tr>{body}</table>')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def formula_check_markdown(check) -> str:
+    lines = [_md_cell(check.paragraph)]
+    if not check.correct and check.findings:
+        lines += ["", "| where | your term | problem | should be |", "| --- | --- | --- | --- |"]
+        lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |"
+                  for row in _finding_rows(check)]
+    return "\n".join(lines) + "\n"
+
+
+# --- History ------------------------------------------------------------------------------------
+
+
+def _history_summary(h) -> str:
+    if not h.loss:
+        return "no epoch run"
+    parts = [f"{h.epochs_run} epochs", f"final loss {h.loss[-1]:.4g}"]
+    if h.accuracy:
+        parts.append(f"accuracy {h.accuracy[-1]:.4g}")
+    if h.val_loss:
+        parts.append(f"validation loss {h.val_loss[-1]:.4g}")
+    if h.best_epoch is not None:
+        parts.append(f"best epoch {h.best_epoch}")
+    if h.stopped_early:
+        parts.append("stopped early")
+    if h.interrupted:
+        parts.append("interrupted")
+    return ", ".join(parts)
+
+
+def _curves(h, pairs) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    epochs = np.asarray(h.epoch, dtype=float)
+    return [(label, epochs, np.asarray(values, dtype=float))
+            for label, values in pairs if len(values) == len(epochs) and len(values)]
+
+
+def history_html(h) -> str:
+    """A training :class:`History` as its loss curve and, where recorded, its accuracy curve
+    (validation dashed), with a one-line summary."""
+    parts = [f'{STYLE}<div class="chainrule-report chainrule-history">',
+             f"<p><strong>History</strong>: {escape(_history_summary(h))}</p>"]
+    if len(h.epoch) >= 1:
+        for name, pairs in (
+            ("loss", [("loss", h.loss), ("validation loss", h.val_loss)]),
+            ("accuracy", [("accuracy", h.accuracy), ("validation accuracy", h.val_accuracy)]),
+        ):
+            series = _curves(h, pairs)
+            if series:
+                dashed = tuple(i for i, s in enumerate(series) if s[0].startswith("validation"))
+                parts.append(line_chart(series, x_label="epoch", y_label=name, dashed=dashed,
+                                        title=f"{name} by epoch", width=420, height=240))
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def history_markdown(h, last: int = 20) -> str:
+    """The last ``last`` epochs as a Markdown table."""
+    columns = [(n, getattr(h, n)) for n in ("loss", "accuracy", "val_loss", "val_accuracy")
+               if len(getattr(h, n)) == len(h.epoch) and getattr(h, n)]
+    lines = [f"**History**: {_history_summary(h)}"]
+    if h.epoch:
+        lines += ["", "| epoch | " + " | ".join(n for n, _ in columns) + " |",
+                  "| --- |" + " --- |" * len(columns)]
+        for i in range(max(0, len(h.epoch) - last), len(h.epoch)):
+            lines.append(f"| {h.epoch[i]} | " + " | ".join(f"{v[i]:.4g}" for _, v in columns)
+                         + " |")
+    return "\n".join(lines) + "\n"

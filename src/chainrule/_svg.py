@@ -1,0 +1,150 @@
+"""Line charts as inline SVG text, drawn from sampled values with NumPy only.
+
+Used where a figure has to travel inside HTML (a notebook cell, the web page) without
+matplotlib or any file: :func:`line_chart` takes a few named series and returns one ``<svg>``
+element with axes, ticks, a zero line and a legend. Points that are not finite, or lie far
+outside the shown range (near a pole), break the line instead of drawing a spike.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+import numpy as np
+
+__all__ = ["PALETTE", "line_chart", "nice_ticks"]
+
+#: Line colours (colour-blind safe, Okabe-Ito), used in order.
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
+
+_WIDTH, _HEIGHT = 560, 300
+_LEFT, _RIGHT, _TOP, _BOTTOM = 52, 14, 14, 34
+
+
+def nice_ticks(lo: float, hi: float, count: int = 6) -> list[float]:
+    """About ``count`` round tick values (steps of 1, 2 or 5 times a power of ten) in [lo, hi]."""
+    if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
+        return [float(lo)] if np.isfinite(lo) else []
+    raw = (hi - lo) / max(count - 1, 1)
+    power = 10.0 ** np.floor(np.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = np.ceil(lo / step) * step
+    ticks = np.arange(first, hi + step * 1e-9, step)
+    return [0.0 if abs(t) < step * 1e-9 else float(t) for t in ticks]
+
+
+def _tick_label(v: float) -> str:
+    return f"{v:.4g}".replace("-", "\u2212")
+
+
+def _y_range(values: list[np.ndarray]) -> tuple[float, float]:
+    """The shown y range: all finite values, or the 2nd to 98th percentile when a pole would
+    flatten everything else."""
+    finite = np.concatenate([v[np.isfinite(v)] for v in values]) if values else np.array([])
+    if finite.size == 0:
+        return -1.0, 1.0
+    lo, hi = float(finite.min()), float(finite.max())
+    q_lo, q_hi = np.percentile(finite, [2, 98])
+    spread = q_hi - q_lo
+    if spread > 0 and (hi - lo) > 8 * spread:
+        lo, hi = q_lo - 0.5 * spread, q_hi + 0.5 * spread
+    if hi - lo < 1e-12:
+        lo, hi = lo - 1.0, hi + 1.0
+    pad = 0.05 * (hi - lo)
+    return lo - pad, hi + pad
+
+
+def _paths(x: np.ndarray, y: np.ndarray, sx, sy, lo: float, hi: float) -> list[str]:
+    """SVG path data, one piece per run of finite points inside [lo, hi] (with a margin)."""
+    margin = hi - lo
+    ok = np.isfinite(x) & np.isfinite(y) & (y > lo - margin) & (y < hi + margin)
+    pieces, current = [], []
+    for xi, yi, good in zip(x, y, ok, strict=True):
+        if good:
+            current.append(f"{sx(xi):.1f},{sy(min(max(yi, lo - margin), hi + margin)):.1f}")
+        elif current:
+            pieces.append(current)
+            current = []
+    if current:
+        pieces.append(current)
+    return ["M" + " L".join(piece) for piece in pieces if len(piece) > 1]
+
+
+def line_chart(
+    series: list[tuple[str, np.ndarray, np.ndarray]],
+    *,
+    x_label: str = "",
+    y_label: str = "",
+    title: str = "",
+    dashed: tuple[int, ...] = (),
+    width: int = _WIDTH,
+    height: int = _HEIGHT,
+) -> str:
+    """One ``<svg>`` element plotting each ``(label, x, y)`` of ``series`` as a line.
+
+    ``dashed`` lists the indices of series drawn dashed (a derivative beside its function,
+    a validation curve beside the training one). Labels are escaped; the result is valid XML.
+    """
+    prepared = [(label, np.asarray(x, dtype=float), np.asarray(y, dtype=float))
+                for label, x, y in series]
+    xs = [x[np.isfinite(x)] for _, x, _ in prepared]
+    xs = [x for x in xs if x.size]
+    x_lo = min((float(x.min()) for x in xs), default=0.0)
+    x_hi = max((float(x.max()) for x in xs), default=1.0)
+    if x_hi <= x_lo:
+        x_lo, x_hi = x_lo - 0.5, x_hi + 0.5
+    y_lo, y_hi = _y_range([y for _, _, y in prepared])
+    plot_w, plot_h = width - _LEFT - _RIGHT, height - _TOP - _BOTTOM
+
+    def sx(v):
+        return _LEFT + (v - x_lo) / (x_hi - x_lo) * plot_w
+
+    def sy(v):
+        return _TOP + (y_hi - v) / (y_hi - y_lo) * plot_h
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" '
+           f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
+           f'aria-label="{escape(title or ", ".join(s[0] for s in prepared))}" '
+           'font-family="sans-serif" font-size="11">']
+    if title:
+        out.append(f"<title>{escape(title)}</title>")
+    # Charts of one size have identical clip rectangles, so a repeated id is harmless.
+    clip = f"chainrule-plot-{width}x{height}"
+    out.append(f'<defs><clipPath id="{clip}"><rect x="{_LEFT}" y="{_TOP}" width="{plot_w}" '
+               f'height="{plot_h}"/></clipPath></defs>')
+    out.append(f'<rect x="{_LEFT}" y="{_TOP}" width="{plot_w}" height="{plot_h}" '
+               'fill="#fff" stroke="#bbb"/>')
+    for t in nice_ticks(y_lo, y_hi):
+        py = sy(t)
+        out.append(f'<line x1="{_LEFT}" x2="{_LEFT + plot_w}" y1="{py:.1f}" y2="{py:.1f}" '
+                   f'stroke="{"#888" if t == 0 else "#eee"}"/>')
+        out.append(f'<text x="{_LEFT - 4}" y="{py + 4:.1f}" text-anchor="end">'
+                   f"{_tick_label(t)}</text>")
+    for t in nice_ticks(x_lo, x_hi, 8):
+        px = sx(t)
+        out.append(f'<line x1="{px:.1f}" x2="{px:.1f}" y1="{_TOP}" y2="{_TOP + plot_h}" '
+                   f'stroke="{"#888" if t == 0 else "#eee"}"/>')
+        out.append(f'<text x="{px:.1f}" y="{_TOP + plot_h + 14}" text-anchor="middle">'
+                   f"{_tick_label(t)}</text>")
+    if x_label:
+        out.append(f'<text x="{_LEFT + plot_w / 2:.1f}" y="{height - 4}" '
+                   f'text-anchor="middle">{escape(x_label)}</text>')
+    if y_label:
+        out.append(f'<text x="12" y="{_TOP + plot_h / 2:.1f}" text-anchor="middle" '
+                   f'transform="rotate(-90 12 {_TOP + plot_h / 2:.1f})">{escape(y_label)}</text>')
+    for i, (label, x, y) in enumerate(prepared):
+        colour = PALETTE[i % len(PALETTE)]
+        dash = ' stroke-dasharray="6 4"' if i in dashed else ""
+        for d in _paths(x, y, sx, sy, y_lo, y_hi):
+            out.append(f'<path d="{d}" fill="none" stroke="{colour}" stroke-width="2"{dash} '
+                       f'clip-path="url(#{clip})"><title>{escape(label)}</title></path>')
+    for i, (label, _, _) in enumerate(prepared):
+        colour = PALETTE[i % len(PALETTE)]
+        ly = _TOP + 14 + 16 * i
+        dash = ' stroke-dasharray="6 4"' if i in dashed else ""
+        out.append(f'<line x1="{_LEFT + 10}" x2="{_LEFT + 34}" y1="{ly - 4}" y2="{ly - 4}" '
+                   f'stroke="{colour}" stroke-width="2"{dash}/>')
+        out.append(f'<text x="{_LEFT + 40}" y="{ly}" paint-order="stroke" stroke="#fff" '
+                   f'stroke-width="3">{escape(label)}</text>')
+    out.append("</svg>")
+    return "".join(out)

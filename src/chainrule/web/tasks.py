@@ -1,0 +1,185 @@
+"""What a worker process does for the server: derive, check, and draw the page's pieces.
+
+Each task takes the validated query (names as the command line's options) and returns JSON-able
+values. The JSON answers come from running the command itself, ``chainrule derive ... --format
+json`` or ``chainrule check ... --format json``, in the worker with its output captured, so the
+API prints exactly what the command line prints, option for option. Runs inside
+:mod:`chainrule.web.worker`'s processes only (SymPy is imported here).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import io
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import sympy
+
+from chainrule._display import formula_check_html
+from chainrule._svg import line_chart
+from chainrule.derivation import derive, library
+from chainrule.derivation.domain import numeric_function
+from chainrule.derivation.printing import to_text
+from chainrule.derivation.symbols import SYMBOLS
+from chainrule.web.fields import command_line
+
+__all__ = ["TASKS"]
+
+#: Values that stand in for the other symbols of a plotted function (the target, the learning
+#: rate...); library defaults for the slopes.
+_PLOT_VALUES = {"y": 1, "t": 1, "x": 1, "w": 1, "eta": sympy.Rational(1, 10), "m": 1,
+                "delta": 1, "alpha": sympy.Rational(1, 100)}
+_GRID_POINTS = 401
+_LABEL_CHARS = 70
+
+
+def _derivation(params: dict):
+    return derive(params.get("expression"), activation=params.get("activation"),
+                  loss=params.get("loss"), weights=bool(params.get("weights")),
+                  method=params.get("method"), half=bool(params.get("half")),
+                  wrt=params.get("wrt"), mean=bool(params.get("mean")),
+                  layer=bool(params.get("layer")), network=params.get("network"),
+                  vector=bool(params.get("vector")))
+
+
+def _plain_html(d) -> str:
+    """A derivation without an HTML form of its own (vectors and matrices): its text."""
+    from html import escape
+
+    return (f'<div class="chainrule-derivation"><p class="derivation-title"><strong>'
+            f'{escape(d.title)}</strong></p><pre class="derivation-text">{escape(d.to_text())}'
+            "</pre></div>")
+
+
+@functools.cache
+def _parser():
+    from chainrule.cli import build_parser
+
+    return build_parser()
+
+
+def run_command(panel: str, params: dict) -> str:
+    """What ``chainrule <panel> ...`` prints for the query ``params`` (its exit status aside:
+    a wrong formula is an answer). A usage error raises ValueError with argparse's message."""
+    argv = command_line(panel, params)
+    errors = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(errors):
+            args = _parser().parse_args(argv)
+    except SystemExit:
+        lines = errors.getvalue().strip().splitlines() or ["the query cannot be used"]
+        raise ValueError(lines[-1].split(" error: ", 1)[-1]) from None
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        importlib.import_module(f"chainrule._cli.{panel}").run(args)
+    return out.getvalue()
+
+
+def derive_json(params: dict) -> str:
+    """What ``chainrule derive ... --format json`` prints."""
+    return run_command("derive", params)
+
+
+def check_json(params: dict) -> str:
+    """What ``chainrule check ... --format json`` prints."""
+    return run_command("check", params)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= _LABEL_CHARS else text[: _LABEL_CHARS - 1] + "…"
+
+
+def _samples(f, df, lo: float, hi: float):
+    grid = np.linspace(lo, hi, _GRID_POINTS)
+    return grid, f(grid), df(grid)
+
+
+def _activation_name(params: dict) -> str:
+    return library.canonical_activation(params.get("activation") or params["expression"])
+
+
+def plot_svg(d, params: dict) -> tuple[str | None, str]:
+    """The function and its derivative as an SVG chart, and a caption (or why there is none)."""
+    var, function = d.var, d.function
+    if d.kind == "composition" and var.name == "w":  # the loss of z = w·x, as a function of w
+        function = function.subs(SYMBOLS["z"], var * SYMBOLS["x"])
+    others = sorted((s for s in function.free_symbols | d.result_input_form.free_symbols
+                     if s != var), key=lambda s: s.name)
+    values = {s: _PLOT_VALUES[s.name] for s in others if s.name in _PLOT_VALUES}
+    if d.kind == "activation":
+        values.update(library.DEFAULT_NUMERIC.get(_activation_name(params), {}))
+    if any(s not in values for s in others):
+        return None, "No plot: the formula has symbols without a value to plot with."
+    f = numeric_function(function, var, values)
+    df = numeric_function(d.result_input_form, var, values)
+    grid, fy, dfy = _samples(f, df, -5.0, 5.0)
+    finite = np.isfinite(fy) & np.isfinite(dfy)
+    if not finite.any():
+        return None, "No plot: the function has no finite value on [-5, 5]."
+    if finite.mean() < 0.3:  # e.g. a loss of yhat in (0, 1): zoom in on where it is defined
+        step = grid[1] - grid[0]
+        lo, hi = grid[finite].min() - 0.95 * step, grid[finite].max() + 0.95 * step
+        grid, fy, dfy = _samples(f, df, lo, hi)
+    name = str(var)
+    series = [(_short(f"f({name}) = {to_text(function)}"), grid, fy),
+              (_short(f"f'({name}) = {to_text(d.result_input_form)}"), grid, dfy)]
+    caption = f"The function (solid) and its derivative (dashed) against {name}"
+    if values:
+        caption += ", with " + ", ".join(f"{s} = {to_text(v)}" for s, v in values.items())
+    svg = line_chart(series, x_label=name, dashed=(1,), title=caption)
+    return svg, caption + "."
+
+
+def derive_page(params: dict) -> dict:
+    """The derive panel: the JSON, the steps as HTML with MathML, the plot."""
+    d = _derivation(params)
+    if not hasattr(d, "to_html"):  # a vector or matrix derivation
+        # The check panel starts from the same network or layer, in matrix form.
+        names = ("loss", "network", "activation", "layer", "half")
+        check = ({k: params[k] for k in names if params.get(k)}
+                 if params.get("network") or params.get("layer") else {})
+        return {"json": d.to_json(), "html": _plain_html(d), "plot": None,
+                "caption": "No plot: the derivation is of vectors or matrices.",
+                "title": d.title, "check": check}
+    svg, caption = plot_svg(d, params)
+    # The check panel starts from the same function, so only the hand derivation is to type.
+    check = {"wrt": str(d.var)}
+    if d.kind == "function":
+        check["function"] = params.get("expression")
+    elif d.kind == "activation":
+        check = {"activation": _activation_name(params)}
+    elif d.kind == "loss":
+        check["loss"] = library.canonical_loss(params.get("loss") or params["expression"])
+    elif d.kind == "composition" and str(d.var) == "z":
+        check = {"loss": library.canonical_loss(params["loss"]),
+                 "activation": _activation_name(params)}
+    return {"json": d.to_json(), "html": d.to_html(), "plot": svg, "caption": caption,
+            "title": d.title, "check": check}
+
+
+def check_page(params: dict) -> dict:
+    """The check panel: the verdict with its diagnosis as HTML, drawn from the command's JSON
+    (a one-variable check or a matrix one alike)."""
+    text = check_json(params)
+    data = json.loads(text)
+    result = SimpleNamespace(**{**data, "findings": [SimpleNamespace(**f)
+                                                     for f in data["findings"]]})
+    return {"json": text, "html": formula_check_html(result, style=False),
+            "correct": result.correct}
+
+
+def warm_up() -> None:
+    """Run each task once on a small input, so that SymPy's first-use costs (imports, caches,
+    code generation) fall before a worker takes requests, not into a request's budget."""
+    derive_page({"expression": "log(x)*sigmoid(x)"})
+    derive_page({"activation": "tanh", "loss": "bce"})
+    check_page({"formula": "yhat - y", "loss": "mse", "half": True})
+
+
+#: The tasks a worker runs, by name.
+TASKS = {"derive_json": derive_json, "check_json": check_json, "derive_page": derive_page,
+         "check_page": check_page}

@@ -1,0 +1,322 @@
+"""Rich display in notebooks: HTML, Markdown and LaTeX of derivations, checks, reports and
+histories, the MathML printer and the inline SVG charts.
+
+The MathML oracle reads the printed MathML back into a formula with a small reader written
+here (sharing no code with the printer), parses it with the whitelist parser and compares it
+with the printed expression at random points.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+import sympy
+
+from chainrule._svg import line_chart, nice_ticks
+from chainrule.derivation import derive, parse_expression
+from chainrule.derivation.printing import to_mathml
+from chainrule.derivation.symbols import SYMBOLS
+from chainrule.gradient_check import check_formula, check_model, gradcheck
+from chainrule.training import History
+
+MATHML = "{http://www.w3.org/1998/Math/MathML}"
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+# --- reading MathML back --------------------------------------------------------------------------
+
+
+def _tag(node) -> str:
+    return node.tag.rsplit("}", 1)[-1]
+
+
+def _read(node) -> str:
+    """Presentation MathML (the subset a derivation uses) as formula text."""
+    tag, kids = _tag(node), list(node)
+    if tag in ("math", "mrow", "mtd"):
+        return "".join(_read(k) for k in kids)
+    if tag == "mi":
+        return {"σ": "sigmoid", "η": "eta", "α": "alpha", "π": "pi"}.get(node.text, node.text)
+    if tag == "mn":
+        return node.text
+    if tag == "mo":
+        return {"\u2062": "*", "×": "*", "−": "-"}.get(node.text, node.text)
+    if tag == "mfrac":
+        return f"(({_read(kids[0])})/({_read(kids[1])}))"
+    if tag == "msup":
+        return f"(({_read(kids[0])})**({_read(kids[1])}))"
+    if tag == "msqrt":
+        return f"sqrt({''.join(_read(k) for k in kids)})"
+    if tag == "mover" and kids[1].text == "^":
+        return _read(kids[0]) + "hat"
+    raise AssertionError(f"unexpected MathML element <{tag}>")
+
+
+def _same(a, b, names=("x", "yhat", "y", "z", "w")) -> bool:
+    """Equal at random points (targets and outputs kept inside (0, 1))."""
+    rng = np.random.default_rng(0)
+    syms = [SYMBOLS[n] for n in names]
+    fa, fb = (sympy.lambdify(syms, sympy.sympify(e).rewrite(sympy.exp), "numpy") for e in (a, b))
+    for _ in range(8):
+        point = rng.uniform(0.05, 0.95, len(syms))
+        va, vb = complex(fa(*point)), complex(fb(*point))
+        if not np.isclose(va, vb, rtol=1e-9, atol=1e-12):
+            return False
+    return True
+
+
+def _sigmoid_free(expr):
+    from chainrule.derivation.functions import sigmoid
+
+    return expr.replace(sigmoid, lambda u: 1 / (1 + sympy.exp(-u)))
+
+
+EXPRESSIONS = [
+    "yhat*(1 - yhat)",
+    "(1 + yhat)*(yhat - y)/yhat",
+    "exp(-x)/(1 + exp(-x))**2",
+    "x**3 - 2*x + 1/2",
+    "sigmoid(x)*(1 + x*(1 - sigmoid(x)))",
+    "log(1 + exp(x))",
+    "-y*log(yhat) - (1 - y)*log(1 - yhat)",
+    "1 - tanh(z)**2",
+    "2.5*x - sqrt(x)",
+    "-(y/yhat - (1 - y)/(1 - yhat))",
+]
+
+
+@pytest.mark.parametrize("text", EXPRESSIONS)
+def test_mathml_reads_back_as_the_same_expression(text):
+    expr = parse_expression(text)
+    root = ET.fromstring(to_mathml(expr))  # well-formed XML: no named entities
+    assert root.tag == MATHML + "math"
+    back = parse_expression(_read(root))
+    assert _same(_sigmoid_free(back), _sigmoid_free(expr)), (_read(root), text)
+
+
+def test_mathml_uses_the_house_notation():
+    html = to_mathml(parse_expression("yhat*(1 - yhat) + sigmoid(x)"))
+    assert html.count('<mover accent="true"><mi>y</mi><mo>^</mo></mover>') == 2
+    assert "&#963;" in html  # σ
+    # 1 - ŷ, not -ŷ + 1: the constant first, as people write it
+    assert re.search(r"<mn>1</mn><mo>-</mo><mover", html)
+    assert "yhat" not in html
+
+
+def test_mathml_of_a_piecewise_function_is_a_brace():
+    root = ET.fromstring(to_mathml(derive("relu").result))
+    assert [_tag(n) for n in root.iter()].count("mtr") == 2
+    assert "otherwise" in "".join(root.itertext())
+
+
+# --- Derivation ---------------------------------------------------------------------------------
+
+
+def _equation_sides(math) -> list[list]:
+    """The top-level children of a MathML equation split at its = signs."""
+    sides, current = [], []
+    for node in math:
+        if _tag(node) == "mo" and node.text == "=":
+            sides.append(current)
+            current = []
+        else:
+            current.append(node)
+    sides.append(current)
+    return sides
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"expression": "sigmoid"}, {"expression": "x*sigmoid(x)"}, {"expression": "tanh"},
+    {"expression": "log(x)"}, {"activation": "tanh", "loss": "bce"},
+    {"activation": "sigmoid", "loss": "bce", "weights": True}, {"expression": "bce"},
+    {"expression": "relu"},
+])
+def test_derivation_html_holds_every_step_and_the_result(kwargs):
+    d = derive(**kwargs)
+    html = d._repr_html_()
+    root = ET.fromstring(f"<div>{html}</div>")
+    steps = root.findall(".//li[@class='step']")
+    assert len(steps) == len(list(d.walk()))
+    assert [s.get("data-rule") for s in steps] == [s.rule for s in d.walk()]
+    rows = {row.get("data-form"): row.find(MATHML + "math")
+            for row in root.iter("div") if row.get("class") == "result-row"}
+    expected = {"input": d.result_input_form}
+    if d.kind == "composition":
+        expected["output"] = d.result
+    elif d.result_output_form is not None:
+        expected["output"] = d.result_output_form
+    assert set(expected) <= set(rows)
+    for form, value in expected.items():
+        if value.has(sympy.Piecewise):
+            continue
+        rhs = _equation_sides(rows[form])[-1]
+        text = "".join(_read(n) for n in rhs)
+        assert _same(_sigmoid_free(parse_expression(text)), _sigmoid_free(value)), (form, text)
+    singular = root.find(".//section[@class='singularities']")
+    assert len(singular.findall(".//li")) == len(d.singularities)
+    warnings = root.find(".//section[@class='warnings']")
+    assert (warnings is None) == (not d.warnings)
+
+
+def test_derivation_keeps_its_plain_repr_and_offers_markdown_and_latex():
+    d = derive("sigmoid")
+    assert repr(d).startswith("Derivation(kind='activation'")
+    assert d._repr_markdown_() == d.to_markdown()
+    latex = d._repr_latex_()
+    assert latex.startswith("$$") and latex.endswith("$$")
+    assert r"\frac{d}{dx}" in latex and "<" not in latex
+
+
+def test_explanation_text_is_escaped():
+    d = derive("x**2 + 1/(x - 1)")
+    html = d.to_html()
+    ET.fromstring(html)
+    assert "<script" not in html
+
+
+# --- checks and reports -------------------------------------------------------------------------
+
+
+def test_formula_check_html_shows_the_verdict_and_findings():
+    wrong = check_formula("-(y/yhat + (1-y)/(1-yhat))", loss="bce")
+    root = ET.fromstring(f"<div>{wrong._repr_html_()}</div>")
+    report = root.find(".//div[@data-correct]")
+    assert report.get("data-correct") == "false"
+    cells = ["".join(td.itertext()) for td in root.iter("td")]
+    assert cells[:3] == ["second term", "(1 - y)/(1 - yhat)", "wrong sign"]
+    assert "| second term | (1 - y)/(1 - yhat) | wrong sign |" in wrong._repr_markdown_()
+    right = check_formula("(yhat - y)/(yhat*(1 - yhat))", loss="bce")
+    root = ET.fromstring(f"<div>{right._repr_html_()}</div>")
+    assert root.find(".//div[@data-correct]").get("data-correct") == "true"
+    assert root.find(".//table") is None
+
+
+def test_matrix_check_html():
+    from chainrule.gradient_check.matrix import check_matrix
+
+    wrong = check_matrix("X.T @ (sigmoid(X @ W) - Y)", loss="bce", activation="sigmoid",
+                         mean=True)
+    root = ET.fromstring(f"<div>{wrong._repr_html_()}</div>")
+    assert root.find(".//div[@data-correct]").get("data-correct") == "false"
+    assert wrong._repr_markdown_().startswith(wrong.paragraph.replace("|", "\\|"))
+
+
+def test_formula_check_text_is_escaped():
+    from chainrule.gradient_check.symbolic import FormulaCheck
+
+    check = FormulaCheck(False, "<b>x</b>", "1", "1", "x", "function <i>", "symbolic", None,
+                         paragraph="Not correct: <script>")
+    html = check._repr_html_()
+    ET.fromstring(f"<div>{html}</div>")
+    assert "<b>" not in html and "<script>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e3, 1e9])
+def test_gradcheck_report_html(scale):
+    x = np.array([0.5, -1.0, 2.0]) * scale
+    right = gradcheck(lambda v: np.sum(v**2), lambda v: 2 * v, x)
+    wrong = gradcheck(lambda v: np.sum(v**2), lambda v: -2 * v, x)
+    for report in (right, wrong):
+        ET.fromstring(f"<div>{report._repr_html_()}</div>")
+    assert ">passed<" in right._repr_html_() and ">FAILED<" in wrong._repr_html_()
+    assert "sign is flipped" in wrong._repr_html_()
+    assert "| elements that disagree | 3 |" in wrong._repr_markdown_()
+    assert repr(wrong).startswith("GradcheckReport(passed=False")
+
+
+def test_gradcheck_report_with_nan_renders():
+    report = gradcheck(lambda v: np.sum(np.sqrt(v)), lambda v: np.full_like(v, np.nan),
+                       np.array([1.0, 4.0]))
+    ET.fromstring(f"<div>{report._repr_html_()}</div>")
+    assert not report.passed
+
+
+def test_model_check_report_html(rng):
+    from chainrule.nn import Dense, Sequential, Sigmoid, Tanh
+
+    model = Sequential([Dense(3, 4), Tanh(), Dense(4, 1), Sigmoid()], seed=0)
+    X, y = rng.normal(size=(6, 3)), (rng.random((6, 1)) > 0.5).astype(float)
+    report = check_model(model, X, y, "bce")
+    root = ET.fromstring(f"<div>{report._repr_html_()}</div>")
+    assert len(root.findall(".//tr")) == len(report.layers)
+    assert "passed" in "".join(root.itertext())
+
+
+# --- History ------------------------------------------------------------------------------------
+
+
+def _path_points(path) -> np.ndarray:
+    return np.array([[float(v) for v in p.split(",")]
+                     for p in re.findall(r"-?[\d.]+,-?[\d.]+", path.get("d"))])
+
+
+def test_history_html_draws_the_loss_and_accuracy_curves():
+    loss = [1.0, 0.6, 0.4, 0.3, 0.25]
+    h = History(epoch=[1, 2, 3, 4, 5], loss=loss, accuracy=[0.5, 0.6, 0.7, 0.8, 0.85],
+                val_loss=[1.1, 0.7, 0.5, 0.45, 0.44], val_accuracy=[0.5, 0.55, 0.6, 0.7, 0.7])
+    root = ET.fromstring(f"<div>{h._repr_html_()}</div>")
+    charts = root.findall(f".//{SVG}svg")
+    assert [c.get("aria-label") for c in charts] == ["loss by epoch", "accuracy by epoch"]
+    paths = charts[0].findall(f"{SVG}path")
+    assert len(paths) == 2 and paths[1].get("stroke-dasharray")  # validation dashed
+    points = _path_points(paths[0])
+    assert len(points) == 5
+    # A falling loss is a line going down the picture (SVG's y grows downwards) ...
+    assert np.all(np.diff(points[:, 1]) > 0) and np.all(np.diff(points[:, 0]) > 0)
+    # ... with the gaps between epochs in proportion to the drops in loss.
+    drops = -np.diff(loss)
+    assert np.allclose(np.diff(points[:, 1]) / drops, np.diff(points[:, 1])[0] / drops[0],
+                       rtol=0.02)
+    assert repr(h) == "History(epochs=5, loss=0.25)"
+    assert "| 5 | 0.25 | 0.85 | 0.44 | 0.7 |" in h._repr_markdown_()
+
+
+def test_history_from_fit_and_an_empty_history(rng):
+    from chainrule.nn import Dense, Sequential, Sigmoid
+    from chainrule.training import fit
+
+    X = rng.normal(size=(32, 2))
+    y = (X[:, :1] > 0).astype(float)
+    model = Sequential([Dense(2, 1), Sigmoid()], seed=0)
+    history = fit(model, X, y, loss="bce", epochs=3, seed=0, verbose=0)
+    ET.fromstring(f"<div>{history._repr_html_()}</div>")
+    empty = History()
+    assert "no epoch run" in empty._repr_html_()
+    ET.fromstring(f"<div>{empty._repr_html_()}</div>")
+
+
+# --- the SVG chart ------------------------------------------------------------------------------
+
+
+def test_nice_ticks():
+    assert np.allclose(nice_ticks(0, 1), [0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    assert nice_ticks(-5, 5, 8)[0] == -4.0 and 0.0 in nice_ticks(-5, 5, 8)
+    assert nice_ticks(3, 3) == [3.0]
+    assert nice_ticks(float("nan"), 1) == []
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 1e9])
+def test_a_gap_or_a_pole_breaks_the_line(bad):
+    x = np.linspace(0.0, 5.0, 101)
+    y = x.copy()
+    y[50] = bad
+    root = ET.fromstring(line_chart([("f", x, y)]))
+    paths = root.findall(f"{SVG}path")
+    assert len(paths) == 2  # before and after the bad point
+    for path in paths:
+        assert np.all(np.isfinite(_path_points(path)))
+    assert len(_path_points(paths[0])) == 50 and len(_path_points(paths[1])) == 50
+
+
+def test_labels_are_escaped_and_extreme_values_draw():
+    svg = line_chart([("a<b & c", np.array([0.0, 1.0]), np.array([-1e9, 1e9]))],
+                     title="<t>")
+    root = ET.fromstring(svg)
+    assert "a<b & c" in "".join(root.itertext())
+    zeros = line_chart([("z", np.zeros(3), np.zeros(3))])
+    ET.fromstring(zeros)
+    empty = line_chart([("nan", np.arange(3.0), np.full(3, np.nan))])
+    assert ET.fromstring(empty).findall(f"{SVG}path") == []

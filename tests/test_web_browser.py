@@ -1,0 +1,162 @@
+"""The page in a real headless browser (Debian's chromium, driven by Playwright).
+
+Type a formula and submit, run a check, follow a shared link; each test saves a screenshot
+(see :func:`web_server.artifact_dir`). The tests skip, naming the reason, where Playwright or
+a chromium binary is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+from web_server import artifact_dir, keep, serving  # noqa: E402
+
+CHROMIUM = os.environ.get("CHAINRULE_CHROMIUM") or next(
+    (p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser", shutil.which("chromium") or "")
+     if p and Path(p).exists()), None)
+
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium binary (apt-get install chromium, or set "
+                             "CHAINRULE_CHROMIUM to one)")
+
+TIMEOUT_MS = 120_000
+
+
+@pytest.fixture(scope="module")
+def server():
+    with serving() as (url, _):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        try:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM,
+                                                 args=["--no-sandbox"])
+        except sync_api.Error as exc:
+            pytest.skip(f"chromium at {CHROMIUM} does not start: {str(exc).splitlines()[0]}")
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1300, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    yield page
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    return artifact_dir(tmp_path_factory)
+
+
+def _shot(page, shots: Path, name: str) -> None:
+    path = shots / name
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 10_000  # a real picture, not an empty page
+    keep(path)
+
+
+def test_type_a_formula_and_read_the_steps(server, page, shots):
+    page.goto(server)
+    page.fill("#derive-expression", "x*sigmoid(x)")
+    page.click("#derive-submit")
+    page.wait_for_selector("#derive-result")
+    # The address is the shareable link, without the empty fields of the form.
+    assert page.url == server + "derive?expression=x%2Asigmoid%28x%29"
+    steps = page.locator("#derive-result li.step")
+    assert steps.count() >= 3
+    assert page.locator("#derive-result li.step").first.get_attribute("data-rule") == "product"
+    assert "Product rule" in page.inner_text("#derive-result ol.steps")
+    result = page.locator("#derive-result .result")
+    assert result.locator("math").count() >= 1
+    # MathML rendered by the browser: the result's math has a real size on screen
+    box = result.locator("math").first.bounding_box()
+    assert box is not None and box["width"] > 50 and box["height"] > 10
+    assert "σ" in result.text_content()  # the DOM text (the browser shows an italic 𝜎)
+    assert page.inner_text("#derive-result .singularities").strip().endswith("none")
+    assert page.locator("#derive-result figure.plot svg path").count() >= 2
+    # The check panel starts from the same function.
+    assert page.input_value("#check-function") == "x*sigmoid(x)"
+    _shot(page, shots, "derive.png")
+
+
+def test_singular_points_and_warnings_are_set_apart(server, page, shots):
+    page.goto(server)
+    page.select_option("#derive-activation", "tanh")
+    page.select_option("#derive-loss", "bce")
+    page.click("#derive-submit")
+    page.wait_for_selector("#derive-result")
+    assert "yhat = 0" in page.inner_text("#derive-result .singularities")
+    assert "Domain conflict" in page.inner_text("#derive-result .warnings")
+    forms = page.locator("#derive-result .result-row")
+    assert [forms.nth(i).get_attribute("data-form") for i in range(forms.count())] == [
+        "output", "input"]
+    _shot(page, shots, "derive-composition.png")
+
+
+def test_run_a_check_and_read_the_diagnosis(server, page, shots):
+    page.goto(server)
+    page.fill("#check-formula", "-(y/yhat + (1-y)/(1-yhat))")
+    page.select_option("#check-loss", "bce")
+    page.click("#check-submit")
+    page.wait_for_selector("#check-result")
+    report = page.locator("#check-result .chainrule-check")
+    assert report.get_attribute("data-correct") == "false"
+    assert page.inner_text("#check-result .chainrule-verdict") == "not correct"
+    table = page.inner_text("#check-result table.findings")
+    assert "wrong sign" in table and "second term" in table
+    _shot(page, shots, "check.png")
+
+
+def test_a_correct_check_says_so(server, page):
+    page.goto(server)
+    page.fill("#check-formula", "(yhat - y)/(yhat*(1 - yhat))")
+    page.select_option("#check-loss", "bce")
+    page.click("#check-submit")
+    page.wait_for_selector("#check-result")
+    assert page.inner_text("#check-result .chainrule-verdict") == "correct"
+
+
+def test_follow_a_shared_link(server, page, browser, shots):
+    page.goto(server + "derive?expression=tanh")
+    link = page.locator("#derive-result a.share")
+    href = link.get_attribute("href")
+    shared = server.rstrip("/") + href
+    assert link.inner_text() == shared
+    # A second person opens the link in a fresh browser context.
+    other = browser.new_context(viewport={"width": 1300, "height": 900})
+    try:
+        second = other.new_page()
+        second.set_default_timeout(TIMEOUT_MS)
+        second.goto(shared)
+        second.wait_for_selector("#derive-result")
+        assert second.input_value("#derive-expression") == "tanh"
+        assert (second.inner_text("#derive-result .result")
+                == page.inner_text("#derive-result .result"))
+        assert "output form" in second.inner_text("#derive-result .result")
+        _shot(second, shots, "shared-link.png")
+    finally:
+        other.close()
+
+
+def test_a_bad_formula_shows_a_message_not_a_traceback(server, page):
+    page.goto(server)
+    page.fill("#derive-expression", "__import__('os')")
+    page.click("#derive-submit")
+    page.wait_for_selector(".error")
+    text = page.inner_text(".error")
+    assert "unknown function '__import__'" in text
+    assert "Traceback" not in page.content()

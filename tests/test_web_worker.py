@@ -1,0 +1,100 @@
+"""The engine's worker pool: a runaway formula costs its own request an error, the worker
+stops itself or is killed and replaced, and no worker outlives the pool."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import pytest
+
+from chainrule.web.worker import GRACE_SECONDS, Busy, EnginePool, TaskError, TaskTimeout
+
+RUNAWAY = {"expression": "(x+1)**60*(x+2)**60/(x+3)**60"}
+BUDGET = 2.0
+SLACK = 10.0  # a loaded machine's scheduling delay on top of the budget and the grace
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie has exited
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+async def _timed(pool, task, params):
+    start = time.monotonic()
+    try:
+        return await pool.run(task, params), time.monotonic() - start
+    except (TaskTimeout, TaskError, Busy) as exc:
+        return exc, time.monotonic() - start
+
+
+def test_the_worker_stops_itself_at_the_budget_and_keeps_serving():
+    async def scenario():
+        pool = EnginePool(1, BUDGET)
+        await pool.start()
+        try:
+            (pid,) = pool.pids()
+            error, elapsed = await _timed(pool, "derive_json", RUNAWAY)
+            assert isinstance(error, TaskTimeout)
+            assert f"gave up after {BUDGET:g} s" in str(error)
+            assert BUDGET * 0.9 < elapsed < BUDGET + SLACK
+            assert pool.pids() == [pid] and pool.killed == 0  # stopped by its alarm, not killed
+            text, _ = await _timed(pool, "derive_json", {"expression": "tanh"})
+            assert '"result_output_form": "1 - yhat**2"' in text
+            error, _ = await _timed(pool, "derive_json", {"expression": "x +"})
+            assert isinstance(error, TaskError) and "column" in str(error)
+            # One request holds the worker, one waits: a third is refused at once.
+            pool.queue_limit = 1
+            held = asyncio.ensure_future(pool.run("derive_json", RUNAWAY))
+            await asyncio.sleep(0.2)
+            waiting = asyncio.ensure_future(pool.run("derive_json", {"expression": "x"}))
+            await asyncio.sleep(0.2)
+            error, elapsed = await _timed(pool, "derive_json", {"expression": "x"})
+            assert isinstance(error, Busy) and elapsed < 1.0
+            with pytest.raises(TaskTimeout):
+                await held
+            assert '"result": "1"' in await waiting
+        finally:
+            await pool.close()
+        assert not _alive(pid)
+
+    asyncio.run(scenario())
+
+
+def test_a_worker_that_ignores_the_alarm_is_killed_and_replaced():
+    async def scenario():
+        pool = EnginePool(1, BUDGET, soft_limit=False)  # only the kill can stop it
+        await pool.start()
+        try:
+            (pid,) = pool.pids()
+            error, elapsed = await _timed(pool, "derive_json", RUNAWAY)
+            assert isinstance(error, TaskTimeout)
+            assert BUDGET + GRACE_SECONDS * 0.9 < elapsed < BUDGET + GRACE_SECONDS + SLACK
+            assert pool.killed == 1
+            assert not _alive(pid)  # killed and reaped: not left computing
+            # The replacement takes the next request.
+            text, _ = await _timed(pool, "derive_json", {"expression": "sigmoid"})
+            assert '"result_output_form": "yhat*(1 - yhat)"' in text
+            (new_pid,) = pool.pids()
+            assert new_pid != pid
+        finally:
+            await pool.close()
+        assert not _alive(new_pid)
+        assert pool.pids() == []
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("size, timeout, words", [(0, 1.0, "at least one worker"),
+                                                   (1, 0.0, "must be positive")])
+def test_pool_settings_are_checked(size, timeout, words):
+    with pytest.raises(ValueError, match=words):
+        EnginePool(size, timeout)
