@@ -31,7 +31,6 @@ import statistics
 import time
 import warnings
 
-import numpy as np
 from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
