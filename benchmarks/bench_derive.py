@@ -16,6 +16,8 @@ import argparse
 import sys
 import time
 
+from blas_info import print_environment
+
 BUDGET_S = 2.0
 COMPOSITIONS = [
     ("sigmoid", "bce", False, False),
@@ -71,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
 
+    print_environment()  # the engine runs on SymPy; NumPy only for the figures
     start = time.perf_counter()
     import sympy  # noqa: F401
 

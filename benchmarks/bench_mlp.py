@@ -1,20 +1,24 @@
-"""Training speed: chainrule against PyTorch and scikit-learn, interleaved in one process.
+"""Training speed: chainrule against PyTorch, scikit-learn and JAX, interleaved.
 
 MLP 784-256-128-10 (ReLU, softmax + cross-entropy), float32, one epoch of MNIST's 60,000
 training images, plain SGD. Every framework starts from the same weights and sees the same
-batches in the same order. Printed: the median epoch time over the repeats, samples per second,
-and ratios. Also: the eight matrix products of an epoch alone (chainrule's floor), and the time of
-``import chainrule`` beside ``import torch``.
+batches in the same order. Printed: each library's BLAS, kernel and threads, the median epoch
+time over the repeats, and ratios. Also: the eight matrix products of an epoch alone (chainrule's
+floor, and JAX's), and the time of ``import chainrule`` beside ``import torch``. JAX, when it is
+installed, runs in a worker process per thread count (see jax_peer.py), interleaved with the rest.
 
-Run by hand (PyTorch is not a project dependency):
+Run by hand (PyTorch and JAX are not project dependencies):
 
-    uv pip install torch==2.13.0
-    uv run python benchmarks/bench_mlp.py [--repeats 5] [--skip-sklearn]
+    uv pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+    uv pip install jax   # optional: JAX joins as a peer when installed
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
+        uv run python benchmarks/bench_mlp.py [--repeats 5] [--skip-sklearn]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
 import subprocess
 import sys
@@ -22,6 +26,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from blas_info import print_environment, threads_in_effect
 
 HERE = Path(__file__).resolve().parent
 SIZES = [784, 256, 128, 10]
@@ -56,11 +62,12 @@ def chainrule_epoch(model, opt, X, y, order, batch):
     return time.perf_counter() - t
 
 
-def chainrule_fit_epoch(model, X, y, batch, lr):
+def chainrule_fit_epoch(model, X, y, batch, lr, threads):
     """The public API, model.fit, for one epoch (includes its own shuffling and checks)."""
     t = time.perf_counter()
     model.fit(
-        X, y, loss="ce", optimizer="sgd", lr=lr, epochs=1, batch_size=batch, verbose=0, seed=0
+        X, y, loss="ce", optimizer="sgd", lr=lr, epochs=1, batch_size=batch, verbose=0, seed=0,
+        threads=threads,
     )
     return time.perf_counter() - t
 
@@ -128,7 +135,6 @@ def run(batch: int, threads: int, repeats: int, lr: float, skip_sklearn: bool, X
     from chainrule.nn import mlp
 
     torch.set_num_threads(threads)
-    rng = np.random.default_rng(0)
     model = mlp(SIZES, activation="relu", output="softmax", seed=0)
     net = torch.nn.Sequential(
         torch.nn.Linear(784, 256),
@@ -158,18 +164,40 @@ def run(batch: int, threads: int, repeats: int, lr: float, skip_sklearn: bool, X
             shuffle=False,
             random_state=0,
         )
-    times = {"chainrule": [], "chainrule_fit": [], "torch": [], "sklearn": [], "matmuls": []}
+    jax = None
+    if importlib.util.find_spec("jax") is not None:
+        from jax_peer import JaxWorker
+
+        jax = JaxWorker(threads, lr)
+    times = {k: [] for k in ("chainrule", "chainrule_fit", "torch", "sklearn", "jax", "matmuls",
+                             "jax_matmuls")}
     fit_model = mlp(SIZES, activation="relu", output="softmax", seed=0)
-    with threadpool_limits(threads):
-        for _ in range(repeats):
-            order = rng.permutation(len(X))
-            times["chainrule"].append(chainrule_epoch(model, opt, X, y, order, batch))
-            times["torch"].append(torch_epoch(net, topt, Xt, yt, order, batch))
-            times["chainrule_fit"].append(chainrule_fit_epoch(fit_model, X, y, batch, lr))
-            if clf is not None:
-                times["sklearn"].append(sklearn_epoch(clf, X, y, order, batch))
-            times["matmuls"].append(matmuls_alone([d.W for d in model.dense_layers], X, batch))
+    try:
+        with threadpool_limits(threads):
+            print(f"  batch {batch}: threads in effect: {threads_in_effect()}"
+                  + (f"; {jax.info}" if jax else "; JAX not installed"))
+            for r in range(repeats):
+                order = np.random.default_rng(r).permutation(len(X))  # the JAX worker's too
+                times["chainrule"].append(chainrule_epoch(model, opt, X, y, order, batch))
+                times["torch"].append(torch_epoch(net, topt, Xt, yt, order, batch))
+                if jax is not None:
+                    times["jax"].append(jax.ask(f"epoch {batch} {r}"))
+                times["chainrule_fit"].append(
+                    chainrule_fit_epoch(fit_model, X, y, batch, lr, threads)
+                )
+                if clf is not None:
+                    times["sklearn"].append(sklearn_epoch(clf, X, y, order, batch))
+                times["matmuls"].append(matmuls_alone([d.W for d in model.dense_layers], X, batch))
+                if jax is not None:
+                    times["jax_matmuls"].append(jax.ask(f"matmuls {batch}"))
+    finally:
+        if jax is not None:
+            jax.close()
     return {k: statistics.median(v) for k, v in times.items() if v}
+
+
+def _cell(value: float | None, fmt: str, width: int) -> str:
+    return f"{'-' if value is None else format(value, fmt):>{width}}"
 
 
 def main(argv=None) -> None:
@@ -182,32 +210,54 @@ def main(argv=None) -> None:
     X, y = load_mnist()
     import torch
 
+    print_environment("sklearn", "torch", "jax")
     print(
         f"MLP {'-'.join(map(str, SIZES))}, float32, SGD, one epoch of {len(X):,} MNIST samples; "
         f"median of {args.repeats}, interleaved. torch {torch.__version__}, numpy {np.__version__}"
     )
-    header = (
-        f"{'setting':<22}{'chainrule':>11}{'(fit)':>9}{'torch':>9}{'sklearn':>9}"
-        f"{'matmuls':>9}{'vs torch':>10}{'vs sklearn':>11}{'vs matmuls':>11}"
-    )
-    print(header)
+    rows = []
     for batch, threads in ((128, 1), (1024, 2)):
         r = run(batch, threads, args.repeats, args.lr, args.skip_sklearn, X, y)
-        sk = r.get("sklearn")
-        sk_time = f"{sk:.3f}s" if sk else "-"
-        sk_ratio = f"{sk / r['chainrule']:.2f}x" if sk else "-"
-        setting = f"batch {batch}, {threads} thread(s)"
+        rows.append((f"batch {batch}, {threads} thread{'s' if threads > 1 else ''}", r))
+    header = (
+        f"{'setting':<22}{'chainrule':>10}{'(fit)':>8}{'torch':>8}{'sklearn':>8}{'jax':>8}"
+        f"{'matmuls':>8}{'vs torch':>9}{'vs skl':>8}{'vs jax':>8}{'/matmuls':>9}"
+        f"{'jax mm':>8}{'jax/mm':>8}"
+    )
+    print(header)
+    for setting, r in rows:
+        cr = r["chainrule"]
+        sk, jx, jmm = r.get("sklearn"), r.get("jax"), r.get("jax_matmuls")
         print(
-            f"{setting:<22}{r['chainrule']:>10.3f}s{r['chainrule_fit']:>8.3f}s"
-            f"{r['torch']:>8.3f}s{sk_time:>9}{r['matmuls']:>8.3f}s"
-            f"{r['torch'] / r['chainrule']:>9.2f}x{sk_ratio:>11}"
-            f"{r['chainrule'] / r['matmuls']:>10.2f}x"
+            f"{setting:<22}{cr:>10.3f}{r['chainrule_fit']:>8.3f}{r['torch']:>8.3f}"
+            f"{_cell(sk, '.3f', 8)}{_cell(jx, '.3f', 8)}{r['matmuls']:>8.3f}"
+            f"{r['torch'] / cr:>8.2f}x{_cell(sk and sk / cr, '.2f', 7)}x"
+            f"{_cell(jx and jx / cr, '.2f', 7)}x{cr / r['matmuls']:>8.2f}x"
+            f"{_cell(jmm, '.3f', 8)}{_cell(jx and jmm and jx / jmm, '.2f', 7)}x"
         )
     print(
-        "samples/s at batch 128: see the table (60,000 / time). "
-        "'vs torch' and 'vs sklearn' are speed-ups (>1 is faster); 'vs matmuls' is "
-        "chainrule's epoch over its matmuls alone."
+        "seconds per epoch; 'vs' columns are chainrule's speed-up (>1 is faster); '/matmuls' is "
+        "chainrule's epoch over NumPy's eight products alone; 'jax mm' is the same eight "
+        "products jitted in JAX and 'jax/mm' JAX's epoch over them."
     )
+    print("\nAs a Markdown table (seconds per epoch; 'vs' are chainrule's speed-ups):\n")
+    print("| setting | chainrule step loop | `model.fit` | PyTorch | scikit-learn | JAX | "
+          "matmuls alone | vs PyTorch | vs scikit-learn | vs JAX | over matmuls |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for setting, r in rows:
+        cr, sk, jx = r["chainrule"], r.get("sklearn"), r.get("jax")
+
+        def sec(v):
+            return "-" if v is None else f"{v:.3f} s"
+
+        def ratio(v, cr=cr):
+            return "-" if v is None else f"{v / cr:.2f}x"
+
+        print(f"| {setting} | {sec(cr)} | "
+              f"{sec(r['chainrule_fit'])} | {sec(r['torch'])} | {sec(sk)} | {sec(jx)} | "
+              f"{sec(r['matmuls'])} | {ratio(r['torch'])} | {ratio(sk)} | {ratio(jx)} | "
+              f"{cr / r['matmuls']:.2f}x |")
+    print()
     t_cr = import_time("chainrule")
     t_nn = import_time("chainrule.nn")
     t_np = import_time("numpy")
@@ -215,6 +265,7 @@ def main(argv=None) -> None:
     print(f"import chainrule: {t_cr * 1000:.0f} ms   import chainrule.nn (loads NumPy): "
           f"{t_nn * 1000:.0f} ms   import numpy: {t_np * 1000:.0f} ms   "
           f"import torch: {t_torch * 1000:.0f} ms")
+
 
 if __name__ == "__main__":
     main()

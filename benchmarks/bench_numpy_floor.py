@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from bench_mlp import SIZES, load_mnist, matmuls_alone
+from blas_info import print_environment
 
 
 class Floor:
@@ -78,6 +79,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     from threadpoolctl import threadpool_limits
 
+    print_environment()
     X, y = load_mnist()
     floor = Floor(128)
     rng = np.random.default_rng(0)

@@ -31,32 +31,19 @@ import statistics
 import time
 import warnings
 
-import numpy as np
 from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier as SklearnMLP
 from sklearn.preprocessing import StandardScaler
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_limits
 
+from blas_info import print_environment
 from chainrule.sklearn import MLPClassifier as ChainruleMLP
 
 DATASETS = {"digits": load_digits, "breast_cancer": load_breast_cancer}
 SOLVERS = ("sgd", "adam", "lbfgs")
 DTYPES = ("float64", "float32")
-
-
-def describe_blas() -> None:
-    """One line per BLAS library NumPy and SciPy loaded: name, version, kernel, threads."""
-    for lib in threadpool_info():
-        if lib.get("user_api") != "blas":
-            continue
-        print(f"BLAS: {lib.get('internal_api')} {lib.get('version')}, kernel "
-              f"{lib.get('architecture')}, {lib.get('num_threads')} threads "
-              f"({os.path.basename(lib.get('filepath', ''))})")
-    if os.environ.get("OPENBLAS_CORETYPE"):
-        print(f"WARNING: OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} forces OpenBLAS's "
-              "kernel; unset it to measure the CPU's own.")
 
 
 def split(load, dtype: str):
@@ -139,8 +126,7 @@ def main(argv=None) -> None:
     parser.add_argument("--dtypes", nargs="+", choices=DTYPES, default=list(DTYPES))
     parser.add_argument("--solvers", nargs="+", choices=SOLVERS, default=list(SOLVERS))
     args = parser.parse_args(argv)
-    np.zeros(1) @ np.zeros(1)  # load BLAS before describing it
-    describe_blas()
+    print_environment("sklearn")
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start; "
           f"median of {args.runs} runs (random_state 0..{args.runs - 1})", flush=True)
     if args.threads in ("default", "both"):

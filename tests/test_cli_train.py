@@ -20,6 +20,22 @@ def test_default_train_reaches_95_percent_on_digits(capsys):
     assert accuracy >= 0.95
 
 
+@pytest.mark.parametrize(("argv", "threads"), [([], None), (["--threads", "2"], 2)])
+def test_threads_option_reaches_fit(monkeypatch, capsys, argv, threads):
+    from chainrule import training
+
+    seen = {}
+    real_fit = training.fit
+
+    def spy(*args, **kwargs):
+        seen["threads"] = kwargs["threads"]
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(training, "fit", spy)
+    assert main(["train", "--data", "iris", "--epochs", "2", "--quiet", *argv]) == 0
+    assert seen == {"threads": threads}
+
+
 def test_json_summary(capsys):
     assert main(["train", "--data", "iris", "--layers", "8", "--epochs", "5", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
@@ -97,6 +113,8 @@ def test_plot_writes_png(tmp_path, capsys):
         (["train", "--activation", "sigmoidal"], 2, "invalid choice"),
         (["train", "--epochs", "0"], 2, "argument --epochs: expected an integer >= 1; got 0"),
         (["train", "--clip-norm", "-1"], 2, "argument --clip-norm: expected a positive number"),
+        (["train", "--threads", "0"], 2, "argument --threads: expected an integer >= 1; got 0"),
+        (["train", "--threads", "two"], 2, "--threads"),
         (["evaluate", "missing.safetensors", "--data", "iris"], 1, "missing.safetensors"),
     ],
 )

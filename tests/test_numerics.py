@@ -35,3 +35,28 @@ def test_log_softmax_and_logsumexp_are_shifted():
     np.testing.assert_allclose(nx.logsumexp(x, axis=-1), [1e9 + math.log1p(math.exp(-1.0))])
     np.testing.assert_allclose(nx.softmax(x).sum(), 1.0)
     np.testing.assert_allclose(np.exp(nx.log_softmax(np.array([[0.0, 0.0]]))), [[0.5, 0.5]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_constant_like_gives_maximum_and_minimum_the_scalar_results_bit_for_bit(dtype):
+    from chainrule._numerics import constant_like
+
+    specials = [-0.0, 0.0, np.nan, -1.0, 1.0, 1e-45, -1e-45, np.inf, -np.inf, 1e9, -1e9]
+    z = np.array(specials * 50, dtype=dtype).reshape(-1, 11)
+    for op, value in ((np.maximum, 0.0), (np.minimum, 0.0), (np.minimum, 1.0)):
+        const = constant_like(z, value)
+        assert const.shape == z.shape and const.dtype == z.dtype and not const.flags.writeable
+        assert op(z, const).tobytes() == op(z, value).tobytes()
+    assert constant_like(z, 0.0) is constant_like(z.copy(), 0.0)  # cached by shape and dtype
+
+
+def test_constant_like_cache_stays_bounded():
+    from chainrule import _numerics
+
+    for n in range(1, 200):
+        _numerics.constant_like(np.empty((n, 1000), np.float32), 0.0)
+    total = sum(a.nbytes for a in _numerics._CONSTANTS.values())
+    assert 0 < total <= _numerics._CONSTANTS_MAX_BYTES
+    big = _numerics.constant_like(np.empty((3000, 1000)), 1.0)  # 24 MB: made, not kept
+    assert big.shape == (3000, 1000) and (big == 1.0).all()
+    assert all(a.nbytes < big.nbytes for a in _numerics._CONSTANTS.values())

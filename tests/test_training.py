@@ -256,3 +256,97 @@ def test_validation_data_is_scored_each_epoch(rng):
     assert history.val_loss[-1] == pytest.approx(model.evaluate(Xv, yv)["loss"], rel=1e-5)
     with pytest.raises(ValueError, match="not both"):
         model.fit(X, y, loss="ce", validation_split=0.1, validation_data=(Xv, yv), verbose=0)
+
+
+# --- BLAS threads --------------------------------------------------------------------------------
+
+
+def _blas_threads_now() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+
+def _fit_recording_threads(model, X, y, **kwargs) -> list[list[int]]:
+    seen = []
+    model.fit(X, y, loss="ce", epochs=2, batch_size=32, verbose=0, seed=0,
+              callbacks=[lambda epoch, logs, m: seen.append(_blas_threads_now())], **kwargs)
+    return seen
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_threads_limit_blas_during_fit_and_the_limit_is_restored(rng, threads):
+    from threadpoolctl import threadpool_limits
+
+    X, y = blobs(rng)
+    with threadpool_limits(limits=3, user_api="blas"):
+        before = _blas_threads_now()
+        seen = _fit_recording_threads(mlp([4, 8, 3], output="softmax", seed=0), X, y,
+                                      threads=threads)
+        assert seen == [[threads] * len(before)] * 2
+        assert _blas_threads_now() == before == [3] * len(before)
+
+
+def test_threads_limit_is_restored_when_training_diverges(rng):
+    from threadpoolctl import threadpool_limits
+
+    X, y = blobs(rng)
+    model = mlp([4, 32, 3], output="softmax", seed=0)
+    with threadpool_limits(limits=3, user_api="blas"):
+        with pytest.raises(TrainingDivergedError):
+            model.fit(X * 1e3, y, loss="ce", optimizer="sgd", lr=1e30, epochs=2, batch_size=10,
+                      verbose=0, threads=1)
+        assert set(_blas_threads_now()) == {3}
+
+
+def test_default_threads_one_for_small_products_blas_setting_for_large(rng, monkeypatch):
+    from threadpoolctl import threadpool_limits
+
+    from chainrule import training
+
+    X, y = blobs(rng)
+    model = mlp([4, 8, 3], output="softmax", seed=0)
+    # 32 * (4*8 + 8*3) = 1792 multiply-adds per batch
+    assert training.matmul_work(model, 32) == 1792
+    with threadpool_limits(limits=3, user_api="blas"):
+        assert {1} == {n for epoch in _fit_recording_threads(model, X, y) for n in epoch}
+        monkeypatch.setattr(training, "ONE_THREAD_WORK", 1792)  # now "large": left as it is
+        assert {3} == {n for epoch in _fit_recording_threads(model, X, y) for n in epoch}
+
+
+def test_one_and_two_threads_train_the_same_model(rng):
+    """Threads split the products' output blocks, not their sums: the results agree to rounding
+    (float64, so that the check does not depend on float32's resolution)."""
+    X, y = blobs(rng)
+
+    def train(threads):
+        model = mlp([4, 64, 32, 3], output="softmax", dtype="float64", seed=0)
+        history = model.fit(X, y, loss="ce", optimizer="sgd", lr=0.05, epochs=3, batch_size=64,
+                            verbose=0, seed=0, threads=threads)
+        return history.loss, model.parameters()
+
+    loss1, params1 = train(1)
+    loss2, params2 = train(2)
+    np.testing.assert_allclose(loss1, loss2, rtol=1e-12)
+    for a, b in zip(params1, params2, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True, "2"])
+def test_bad_threads_are_refused(rng, threads):
+    X, y = blobs(rng, n=20)
+    with pytest.raises(ValueError, match=r"fit needs threads to be an integer >= 1 .*got"):
+        mlp([4, 3], output="softmax").fit(X, y, loss="ce", verbose=0, threads=threads)
+
+
+def test_without_threadpoolctl_the_default_trains_and_explicit_threads_are_refused(
+    rng, monkeypatch
+):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # as if it were not installed
+    X, y = blobs(rng, n=40)
+    model = mlp([4, 3], output="softmax", seed=0)
+    assert model.fit(X, y, loss="ce", epochs=1, verbose=0).epochs_run == 1
+    with pytest.raises(ImportError, match=r"threads=2 needs threadpoolctl .*pip install"):
+        model.fit(X, y, loss="ce", epochs=1, verbose=0, threads=2)

@@ -12,7 +12,39 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["log_sigmoid", "log_softmax", "logsumexp", "sigmoid", "softmax", "softplus"]
+__all__ = [
+    "constant_like",
+    "log_sigmoid",
+    "log_softmax",
+    "logsumexp",
+    "sigmoid",
+    "softmax",
+    "softplus",
+]
+
+# Arrays of a constant, by (shape, dtype, value), for constant_like; at most this many bytes.
+_CONSTANTS: dict[tuple, np.ndarray] = {}
+_CONSTANTS_MAX_BYTES = 1 << 24
+
+
+def constant_like(x: np.ndarray, value: float) -> np.ndarray:
+    """A read-only array of ``value`` with the shape and dtype of ``x`` (cached when small).
+
+    For ``np.maximum(x, 0.0)`` and ``np.minimum(x, 1.0)``: NumPy's vectorised loops for maximum
+    and minimum take two contiguous arrays, and with a scalar operand fall back to a loop that
+    was 5-13x slower for float32 (NumPy 2.4, AVX2). The results are the same bit for bit, NaN
+    and signed zeros included.
+    """
+    key = (x.shape, x.dtype.str, value)
+    arr = _CONSTANTS.get(key)
+    if arr is None:
+        arr = np.full(x.shape, value, dtype=x.dtype)
+        arr.flags.writeable = False
+        if arr.nbytes <= _CONSTANTS_MAX_BYTES // 8:
+            if sum(a.nbytes for a in _CONSTANTS.values()) + arr.nbytes > _CONSTANTS_MAX_BYTES:
+                _CONSTANTS.clear()
+            _CONSTANTS[key] = arr
+    return arr
 
 
 def softplus(x: np.ndarray) -> np.ndarray:
@@ -30,7 +62,7 @@ def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     np.negative(den, out=den)
     np.exp(den, out=den)
     den += 1.0
-    num = np.minimum(x, 0.0, out=out)
+    num = np.minimum(x, constant_like(x, 0.0), out=out)
     np.exp(num, out=num)
     return np.divide(num, den, out=num)
 

@@ -59,6 +59,7 @@ from typing import ClassVar
 import numpy as np
 
 from chainrule._checks import as_float_array, check_finite, check_same_shape, describe_position
+from chainrule._numerics import constant_like
 
 __all__ = [
     "ALIASES",
@@ -483,8 +484,9 @@ class BinaryCrossEntropyWithLogits(Loss):
         elem = np.log1p(z)
         if w is not None:
             elem *= wy + one_minus_y
-        elem += one_minus_y * np.maximum(pred, 0.0)
-        elem -= wy * np.minimum(pred, 0.0)
+        zero = constant_like(pred, 0.0)  # an array operand: NumPy's fast maximum/minimum loop
+        elem += one_minus_y * np.maximum(pred, zero)
+        elem -= wy * np.minimum(pred, zero)
         self._x, self._z, self._wy, self._one_minus_y = pred, z, wy, one_minus_y
         return self._reduce(elem)
 

@@ -15,6 +15,7 @@ Everything that can be wrong with the data is checked once, before the first ste
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import sys
@@ -153,6 +154,62 @@ def _accuracy(out: np.ndarray, target: np.ndarray, threshold: float = 0.0) -> fl
     pred = np.argmax(out, axis=1)
     truth = target if target.ndim == 1 else np.argmax(target, axis=1)
     return float(np.mean(pred == truth))
+
+
+# --- BLAS threads ---------------------------------------------------------------------------------
+
+# Multiply-adds per batch (the forward products of the dense layers) below which training runs
+# BLAS on one thread by default. OpenBLAS's threads wait for each other after every product: on
+# a machine where another process holds a core, a product waits for a descheduled thread, and
+# training on 2 threads ran 2-6x slower than on 1 (20x for small products), while on a quiet
+# machine a second thread saves at most about a third of the time at this size
+# (benchmarks/bench_threads.py measures both). Past 2**28 (about 10 ms of products per batch on
+# one core) a lost time slice costs a smaller share, and BLAS's own setting is kept.
+ONE_THREAD_WORK = 1 << 28
+
+
+def matmul_work(model, batch_size: int) -> int:
+    """Multiply-adds of one batch's forward products: ``batch_size * sum(in * out)``."""
+    return int(batch_size) * sum(
+        layer.in_features * layer.out_features
+        for layer in model.layers
+        if hasattr(layer, "in_features") and hasattr(layer, "out_features")
+    )
+
+
+def check_threads(threads, owner: str = "fit") -> int | None:
+    """``threads`` as None or an int >= 1, else a ValueError that names the value."""
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ValueError(
+            f"{owner} needs threads to be an integer >= 1 (BLAS threads), or None to choose by "
+            f"the size of the products; got {threads!r}."
+        )
+    return int(threads)
+
+
+def blas_threads(threads: int | None, work: int):
+    """A context that limits BLAS to ``threads`` threads (and restores the limit on exit).
+
+    ``threads=None`` chooses: one thread when ``work`` (multiply-adds per batch) is below
+    :data:`ONE_THREAD_WORK`, otherwise BLAS's current setting is left as it is. The limit is set
+    with threadpoolctl (``pip install "chainrule[threads]"``), imported only when a limit is
+    applied; without it the default leaves BLAS as it is, and an explicit ``threads`` is refused.
+    """
+    explicit = check_threads(threads)
+    if explicit is None and work >= ONE_THREAD_WORK:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        if explicit is None:
+            return contextlib.nullcontext()
+        raise ImportError(
+            f"threads={explicit} needs threadpoolctl to set the BLAS threads; install it with "
+            '`pip install threadpoolctl` (or "chainrule[threads]"), or leave threads unset.'
+        ) from None
+    return threadpool_limits(limits=explicit or 1, user_api="blas")
 
 
 # --- the batch step ------------------------------------------------------------------------------
@@ -319,6 +376,7 @@ def fit(
     schedule=None,
     sample_weight=None,
     stream=None,
+    threads: int | None = None,
 ) -> History:
     r"""Train ``model`` on ``(X, y)`` by mini-batch gradient descent; returns a :class:`History`.
 
@@ -338,6 +396,11 @@ def fit(
         :math:`\sum_i w_i \ell_i / \sum_i w_i`.
     seed : shuffling and dropout draw from ``numpy.random.default_rng(seed)``: the same seed and
         data give bit-identical weights.
+    threads : BLAS threads for the matrix products during training (restored afterwards). The
+        default, None, is one thread when a batch's products are small (fewer than
+        :data:`ONE_THREAD_WORK` multiply-adds), where threads cost more than they save, and
+        BLAS's own setting otherwise. Setting threads needs threadpoolctl
+        (``chainrule[threads]``).
 
     If the loss becomes NaN or inf, or the weights do in an epoch's last update (after which no
     loss is computed), training stops, the weights from the start of that epoch (the last known
@@ -354,6 +417,7 @@ def fit(
     else:
         opt = _optim.get(optimizer, **({} if lr is None else {"lr": lr}))
     sched = _optim.get_schedule(schedule)
+    threads = check_threads(threads)
     for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 1)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"fit needs {name} to be an integer >= {low}; got {value!r}.")
@@ -431,7 +495,11 @@ def fit(
             )
     model.train()
     # Overflow during a diverging step is reported by the loss check below, not as warnings.
-    with _StopFlag() as flag, np.errstate(over="ignore", invalid="ignore"):
+    with (
+        _StopFlag() as flag,
+        np.errstate(over="ignore", invalid="ignore"),
+        blas_threads(threads, matmul_work(model, batch_size)),
+    ):
         for epoch in range(epochs):
             monitor_prev = (
                 history.val_loss[-1]

@@ -142,6 +142,12 @@ def register(subparsers) -> None:
         default=DEFAULTS["batch_size"],
         help="mini-batch size (default: %(default)s)",
     )
+    p.add_argument(
+        "--threads",
+        type=POSITIVE_INT,
+        metavar="N",
+        help="BLAS threads for training (default: 1 for small products, else BLAS's own setting)",
+    )
     p.add_argument("--dropout", type=FRACTION, default=DEFAULTS["dropout"],
                    help="dropout after each hidden layer (default: %(default)s; 0: none)")
     p.add_argument(
@@ -236,6 +242,7 @@ def run(args) -> int:
         seed=args.seed,
         verbose=0 if (args.quiet or args.json) else 1,
         stream=stream,
+        threads=args.threads,
     )
     seconds = time.perf_counter() - t0
     if target_scaling is not None:

@@ -33,6 +33,7 @@ from typing import ClassVar
 import numpy as np
 
 from chainrule._checks import as_float_array
+from chainrule._numerics import constant_like as _const
 from chainrule._numerics import sigmoid as _sigmoid
 from chainrule._numerics import softmax as _softmax
 
@@ -340,9 +341,9 @@ def _check_alpha(value, owner: str, low: float | None = None) -> float:
 
 def _step(a: np.ndarray) -> np.ndarray:
     """A fresh array: 1 where ``a > 0``, 0 where ``a <= 0``, NaN where ``a`` is NaN."""
-    h = np.maximum(a, 0.0)  # maximum, ceil and minimum all propagate NaN
+    h = np.maximum(a, _const(a, 0.0))  # maximum, ceil and minimum all propagate NaN
     np.ceil(h, out=h)  # 0 stays 0; anything positive, subnormals included, becomes >= 1
-    return np.minimum(h, 1.0, out=h)  # (np.sign would do, but is several times slower)
+    return np.minimum(h, _const(h, 1.0), out=h)  # (np.sign would do, but is several times slower)
 
 
 def _branches(h: np.ndarray, right: float, left: np.ndarray) -> np.ndarray:
@@ -481,7 +482,8 @@ class ReLU(Activation):
         self._out: np.ndarray | None = None
 
     def forward(self, z):
-        self._out = np.maximum(as_float_array(z, "z"), 0.0)  # maximum propagates NaN
+        z = as_float_array(z, "z")
+        self._out = np.maximum(z, _const(z, 0.0))  # maximum propagates NaN
         return self._out
 
     def backward(self, grad):
@@ -489,7 +491,7 @@ class ReLU(Activation):
         # _step without its first pass: the output is already >= 0 (or NaN), so ceil then
         # min(., 1) gives 1 where out > 0, 0 where out == 0 and NaN where NaN.
         d = np.ceil(self._out)
-        np.minimum(d, 1.0, out=d)
+        np.minimum(d, _const(d, 1.0), out=d)
         return np.multiply(d, grad, out=d)
 
     def derivative(self, z):
@@ -519,9 +521,9 @@ class LeakyReLU(Activation):
 
     def forward(self, z):
         z = as_float_array(z, "z")
-        out = np.minimum(z, 0.0)
+        out = np.minimum(z, _const(z, 0.0))
         out *= self.alpha
-        out += np.maximum(z, 0.0)  # max(z, 0) + alpha min(z, 0); NaN stays NaN
+        out += np.maximum(z, _const(z, 0.0))  # max(z, 0) + alpha min(z, 0); NaN stays NaN
         self._z = z
         return out
 
@@ -567,10 +569,10 @@ class ELU(Activation):
 
     def forward(self, z):
         z = as_float_array(z, "z")
-        out = np.minimum(z, 0.0)
+        out = np.minimum(z, _const(z, 0.0))
         np.expm1(out, out=out)
         out *= self.alpha
-        out += np.maximum(z, 0.0)  # exactly one of the two terms is nonzero
+        out += np.maximum(z, _const(z, 0.0))  # exactly one of the two terms is nonzero
         self._out = out
         return out
 
@@ -582,7 +584,7 @@ class ELU(Activation):
 
     def derivative(self, z):
         z = as_float_array(z, "z")
-        left = np.minimum(z, 0.0)
+        left = np.minimum(z, _const(z, 0.0))
         np.exp(left, out=left)
         left *= self.alpha
         return _branches(_step(z), 1.0, left)
@@ -613,10 +615,10 @@ class SELU(Activation):
 
     def forward(self, z):
         z = as_float_array(z, "z")
-        out = np.minimum(z, 0.0)
+        out = np.minimum(z, _const(z, 0.0))
         np.expm1(out, out=out)
         out *= _SELU_SCALE_ALPHA
-        right = np.maximum(z, 0.0)
+        right = np.maximum(z, _const(z, 0.0))
         right *= _SELU_SCALE
         out += right  # exactly one of the two terms is nonzero
         self._out = out
@@ -630,7 +632,7 @@ class SELU(Activation):
 
     def derivative(self, z):
         z = as_float_array(z, "z")
-        left = np.minimum(z, 0.0)
+        left = np.minimum(z, _const(z, 0.0))
         np.exp(left, out=left)
         left *= _SELU_SCALE_ALPHA
         return _branches(_step(z), _SELU_SCALE, left)
