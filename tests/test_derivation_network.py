@@ -458,4 +458,4 @@ def test_readme_python_example():
     test = doctest.DocTestParser().get_doctest(code, {"chainrule": chainrule}, "README", None, 0)
     runner = doctest.DocTestRunner()
     runner.run(test)
-    assert runner.failures == 0 and runner.tries == 3
+    assert runner.failures == 0 and runner.tries >= 3
