@@ -27,9 +27,17 @@ def _real_data_folder() -> Path:
     beside = Path(__file__).resolve().parents[1].parent / "shared" / "data"
     start = os.environ.get("CHAINRULE_DATA_DIR")
     for place in (Path(start) if start else None, _platform_cache(), beside):
-        if place is not None and (place / "mnist").is_dir():
+        if place is not None and _holds_idx_files(place):
             return place
     return beside
+
+
+def _holds_idx_files(place: Path) -> bool:
+    """True when ``place/mnist`` holds the four IDX files (an empty folder left by an
+    interrupted download does not count)."""
+    names = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+    return all((place / "mnist" / name).is_file() for name in names)
 
 
 SHARED_DATA = _real_data_folder()
@@ -46,7 +54,7 @@ def rng():
 def shared_data():
     """The folder holding mnist/ and fashion-mnist/ (the IDX files); tests using it skip when
     the files are absent."""
-    if not (SHARED_DATA / "mnist").is_dir():
+    if not _holds_idx_files(SHARED_DATA):
         pytest.skip("the MNIST and Fashion-MNIST IDX files are absent (set CHAINRULE_DATA_DIR "
                     "to the folder holding mnist/ and fashion-mnist/)")
     return SHARED_DATA

@@ -211,6 +211,7 @@ def fetch(name: str, progress: bool = True, stream=None) -> Path:
             + manual_instructions(name)
         ) from None
     folder = data_home() / name
+    existed = folder.exists()
     remote = DATASETS[name]
     logger = pooch.get_logger()
     level = logger.level
@@ -218,6 +219,11 @@ def fetch(name: str, progress: bool = True, stream=None) -> Path:
     try:
         for file, sha256 in remote.files.items():
             _fetch_one(name, file, sha256, folder, progress, stream, pooch, requests)
+    except BaseException:
+        # A failed first download leaves no empty folder behind to be taken for the data.
+        if not existed and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
     finally:
         logger.setLevel(level)
     return folder
