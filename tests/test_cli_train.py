@@ -175,6 +175,16 @@ def test_predict_on_a_csv_of_features_only(tmp_path, capsys):
     capsys.readouterr()
     assert main(["predict", str(model), "--data", str(features)]) == 0
     assert capsys.readouterr().out.split() == ["1", "0"]
+    # An extra column (an id in front) is not guessed away as a target: it is refused, where
+    # dropping the last column would predict from the wrong features with exit 0.
+    extra = tmp_path / "extra.csv"
+    extra.write_text("id,a,b\n7,2.0,0.1\n8,-2.0,0.3\n")
+    assert main(["predict", str(model), "--data", str(extra)]) == 1
+    err = capsys.readouterr().err
+    assert "extra.csv has 3 features but the model" in err and "--target" in err
+    # Named with --target, a column is ignored.
+    assert main(["predict", str(model), "--data", str(extra), "--target", "id"]) == 0
+    assert capsys.readouterr().out.split() == ["1", "0"]
 
 
 def test_clip_norm_reaches_the_optimizer(tmp_path, capsys):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 
 def load_model_and_data(model_path: str, data: str, target: str | None,
-                        held_out: bool | None = None):
+                        held_out: bool | None = None, features_only: bool = False):
     """The model, and the dataset's features (test split when it has one) scaled as in training.
 
     With ``held_out`` True, data without a test split of its own that the model was trained on
     (same name and size) is split again as in training, and only the held-out rows are returned;
-    with ``held_out`` True or False a fourth value says which rows were used.
+    with ``held_out`` True or False a fourth value says which rows were used. With
+    ``features_only`` (new samples to predict) and no ``target``, every column of a file is a
+    feature: none is guessed to be a target and dropped.
     """
     import numpy as np
 
@@ -28,21 +30,18 @@ def load_model_and_data(model_path: str, data: str, target: str | None,
         _, _, X, y = split_dataset(ds, float(split["test_size"]), int(split["seed"]))
         rows = "held-out test rows"
     y_values = None if y is None else np.asarray(y)
-    if (
-        target is None
-        and np.ndim(X) == 2
-        and X.shape[1] == model.in_features - 1
-        and y_values is not None
-        and y_values.ndim == 1
-        and y_values.dtype.kind in "biuf"
-    ):
+    guessed = (target is None and np.ndim(X) == 2 and y_values is not None
+               and y_values.ndim == 1 and y_values.dtype.kind in "biuf")
+    if guessed and (features_only or X.shape[1] == model.in_features - 1):
         # A CSV of features only: its last column was read as the target; it is a feature.
         X, y = np.column_stack([X, y_values]), None
     X = np.asarray(X)
     if X.ndim != 2 or X.shape[1] != model.in_features:
+        hint = (" (every column is read as a feature: name a target column with --target, and "
+                "drop other columns such as an id)") if features_only else ""
         raise ValueError(
             f"{data} has {X.shape[1] if X.ndim == 2 else X.shape} features but the model "
-            f"{model_path} expects {model.in_features}"
+            f"{model_path} expects {model.in_features}{hint}."
         )
     prep = model.preprocessing or {}
     scaler_cfg = prep.get("scaler")

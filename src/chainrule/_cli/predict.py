@@ -25,7 +25,8 @@ def run(args) -> int:
 
     if args.out is not None:
         check_output_path(args.out, "the predictions")
-    model, X, _ = load_model_and_data(args.model, args.data, args.target)
+    model, X, _ = load_model_and_data(args.model, args.data, args.target,
+                                      features_only=_is_csv(args.data) and args.target is None)
     values = model.predict_proba(X) if args.proba else model.predict(X)
     values = np.asarray(values)
     if values.ndim == 1:
@@ -38,3 +39,8 @@ def run(args) -> int:
     else:
         print(text, end="")
     return 0
+
+
+def _is_csv(data: str) -> bool:
+    """A CSV file: its columns are all features unless --target names one."""
+    return data.lower().endswith((".csv", ".csv.gz"))
