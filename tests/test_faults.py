@@ -180,7 +180,8 @@ WRITERS = {
     "train --plot": lambda p, d: main(["train", "--data", str(d / "data.csv"), "--layers", "4",
                                        "--epochs", "2", "-q", "--plot", str(p)]),
     "predict --out": lambda p, d: main(["predict", str(d / "good.safetensors"), "--data",
-                                        str(d / "data.csv"), "--out", str(p)]),
+                                        str(d / "data.csv"), "--target", "label",
+                                        "--out", str(p)]),
     "plot --out": lambda p, d: main(["plot", "sigmoid", "--out", str(p)]),
 }
 SUFFIX = {"train --plot": ".png", "plot --out": ".png", "predict --out": ".csv"}
