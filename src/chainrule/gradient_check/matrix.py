@@ -26,10 +26,11 @@ Only NumPy is imported here.
 from __future__ import annotations
 
 import ast
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
+
+from chainrule.gradient_check.verdict import Finding, FormulaCheck
 
 __all__ = ["MatrixCheck", "MatrixFormulaError", "check_matrix"]
 
@@ -88,57 +89,15 @@ def _mm(left, right):
 
 
 @dataclass
-class Finding:
-    """One mistake: the user's formula (``term``), the ``problem``, what it ``should_be`` and the
-    ``rule`` that gives the right one (the keys of the scalar check's findings)."""
-
-    term: str
-    problem: str
-    should_be: str
-    rule: str | None = None
-    position: str | None = None
-
-
-@dataclass
-class MatrixCheck:
+class MatrixCheck(FormulaCheck):
     """The outcome of :func:`check_matrix`; ``str()`` is the one-paragraph explanation.
 
     The keys are those of the scalar :class:`~chainrule.gradient_check.FormulaCheck` plus
     ``shapes`` (name -> shape in symbols, e.g. ``"W": "n×k"``) and ``checked`` (the sizes of
     every random set of matrices the formula was evaluated on)."""
 
-    correct: bool
-    formula: str
-    derivative: str
-    simplified: str
-    variable: str
-    of: str
-    method: str
-    kind: str | None
-    findings: list[Finding] = field(default_factory=list)
-    paragraph: str = ""
     shapes: dict = field(default_factory=dict)
     checked: list = field(default_factory=list)
-
-    def __str__(self) -> str:
-        return self.paragraph
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
-
-    def _repr_html_(self) -> str:
-        """In a notebook: the verdict, the explanation and a table of the findings."""
-        from chainrule._display import formula_check_html
-
-        return formula_check_html(self)
-
-    def _repr_markdown_(self) -> str:
-        from chainrule._display import formula_check_markdown
-
-        return formula_check_markdown(self)
 
 
 # --- the network ----------------------------------------------------------------------------------

@@ -22,15 +22,15 @@ SymPy is imported by this module only.
 
 from __future__ import annotations
 
-import json
 import random
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import sympy
 
 from chainrule.derivation import library
 from chainrule.derivation.parser import SYMBOLS, parse_expression, refuse_runaway
 from chainrule.derivation.printing import to_text
+from chainrule.gradient_check.verdict import Finding, FormulaCheck
 
 __all__ = ["Finding", "FormulaCheck", "check_formula"]
 
@@ -43,56 +43,6 @@ _LOSS_TITLES = {
 }
 _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth")
 _POINTS = 24
-
-
-@dataclass
-class Finding:
-    """One thing wrong: the user's ``term`` (text), the ``problem`` ("wrong sign", "missing
-    factor 1 - y", "missing term", "extra term", "leading minus dropped", ...), what it
-    ``should_be``, the ``rule`` that gives the right one (or None) and the ``position`` of the
-    term in the derivative ("second term"), where one applies."""
-
-    term: str
-    problem: str
-    should_be: str
-    rule: str | None = None
-    position: str | None = None
-
-
-@dataclass
-class FormulaCheck:
-    """The outcome of :func:`check_formula`; ``str()`` is the one-paragraph explanation."""
-
-    correct: bool
-    formula: str
-    derivative: str
-    simplified: str
-    variable: str
-    of: str
-    method: str
-    kind: str | None
-    findings: list[Finding] = field(default_factory=list)
-    paragraph: str = ""
-
-    def __str__(self) -> str:
-        return self.paragraph
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
-
-    def _repr_html_(self) -> str:
-        """In a notebook: the verdict, the explanation and a table of the findings."""
-        from chainrule._display import formula_check_html
-
-        return formula_check_html(self)
-
-    def _repr_markdown_(self) -> str:
-        from chainrule._display import formula_check_markdown
-
-        return formula_check_markdown(self)
 
 
 # --- text ---------------------------------------------------------------------------------------
