@@ -5,14 +5,76 @@ Nothing here uses ``assert``: these checks guard user input and must survive ``p
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 __all__ = [
     "as_float_array",
+    "backward_before_forward",
     "check_finite",
     "check_same_shape",
+    "check_scalar",
     "describe_position",
 ]
+
+
+def check_scalar(
+    value,
+    name: str,
+    owner: str,
+    *,
+    kind: type = float,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    allow_none: bool = False,
+):
+    """``value`` as a Python ``int`` or ``float`` inside the given range, else one ValueError.
+
+    The one validator for scalar arguments (in the manner of scikit-learn's ``check_scalar``):
+    ``kind`` is ``int`` (integers only, booleans refused) or ``float`` (any finite real number,
+    booleans refused); ``low``/``high`` bound it, closed unless ``low_open``/``high_open``;
+    ``allow_none`` lets ``None`` through unchanged. The message names the parameter, its owner,
+    the range and the value received, e.g. "The 'lr' parameter of SGD must be a float in the
+    range (0, inf); got -1 instead."
+
+    >>> check_scalar(3, "units", "Dense", kind=int, low=1)
+    3
+    """
+    if value is None and allow_none:
+        return None
+    if kind is int:
+        ok = isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+        number = int(value) if ok else None
+    else:
+        ok = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+        number = float(value) if ok else None
+        ok = ok and math.isfinite(number)
+    if ok and low is not None:
+        ok = number > low if low_open else number >= low
+    if ok and high is not None:
+        ok = number < high if high_open else number <= high
+    if not ok:
+        left = "(-inf" if low is None else ("(" if low_open else "[") + f"{low:g}"
+        right = "inf)" if high is None else f"{high:g}" + (")" if high_open else "]")
+        noun = "an integer" if kind is int else "a finite float"
+        also = " or None" if allow_none else ""
+        raise ValueError(
+            f"The {name!r} parameter of {owner} must be {noun} in the range {left}, {right}{also}; "
+            f"got {value!r} instead."
+        )
+    return number
+
+
+def backward_before_forward(owner: str) -> RuntimeError:
+    """The one error for a backward pass with no forward pass to differentiate (raise it)."""
+    return RuntimeError(
+        f"{owner}.backward() was called before forward(); call forward(x) first, then "
+        "backward(grad) with dL/d(output)."
+    )
 
 
 def as_float_array(x, name: str = "input") -> np.ndarray:
