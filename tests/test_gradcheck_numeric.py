@@ -290,9 +290,9 @@ def test_gradient_of_wrong_shape_is_diagnosed(rng):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"rtol": -1.0}, "rtol must be a number >= 0"),
-        ({"eps": 2.0}, "eps must be None"),
-        ({"projections": 0}, "projections must be a positive integer"),
+        ({"rtol": -1.0}, r"'rtol' parameter of gradcheck must be .* in the range \[0, inf\)"),
+        ({"eps": 2.0}, r"'eps' parameter of gradcheck must be .* in the range \(0, 1\) or None"),
+        ({"projections": 0}, "'projections' parameter of gradcheck must be an integer"),
     ],
 )
 def test_bad_settings_are_refused(kwargs, message, rng):

@@ -21,7 +21,7 @@ Only NumPy is imported here; :mod:`chainrule.gradient_check.symbolic` imports Sy
 
 from __future__ import annotations
 
-from chainrule.gradient_check.diagnosis import CATALOGUE, Diagnosis, diagnose
+from chainrule.gradient_check.diagnosis import CATALOGUE, Diagnosis, Hints, diagnose
 from chainrule.gradient_check.numeric import (
     GradcheckReport,
     LayerCheck,
@@ -36,6 +36,7 @@ __all__ = [
     "Diagnosis",
     "FormulaCheck",
     "GradcheckReport",
+    "Hints",
     "LayerCheck",
     "MatrixCheck",
     "ModelCheckReport",

@@ -23,7 +23,9 @@ kind                        relation
 ``mixed_sign``              :math:`G = \pm T`, the sign wrong on a subset: one term's sign
 ==========================  ==============================================================
 
-Context comes as optional hints, all NumPy arrays broadcastable to the gradient unless said:
+Context comes as optional hints, one :class:`Hints` (or its fields as keywords of
+:func:`diagnose` and :func:`~chainrule.gradient_check.gradcheck`), all NumPy arrays
+broadcastable to the gradient unless said:
 
 - ``activation`` (a name of :func:`chainrule.nn.get`) and ``z`` (its input, the
   pre-activation): the activation relations, and ``softmax_diagonal`` (softmax over the last
@@ -53,11 +55,11 @@ from __future__ import annotations
 import copy
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-__all__ = ["CATALOGUE", "Diagnosis", "diagnose"]
+__all__ = ["CATALOGUE", "Diagnosis", "Hints", "diagnose"]
 
 #: kind -> what it means; the single list of the relations the diagnoser can state.
 CATALOGUE: dict[str, str] = {
@@ -112,6 +114,48 @@ class Diagnosis:
         return self.sentence
 
 
+@dataclass(frozen=True)
+class Hints:
+    """What is known about the gradient being checked, for the diagnosis (see the module
+    docstring): the ``activation`` and its input ``z``, which gradient is claimed (``wrt``),
+    the input ``x`` of a linear map, the targets ``y``, the batch size ``m`` and the true
+    gradient split into ``terms``. Every field is optional."""
+
+    activation: object = None
+    z: object = None
+    wrt: str | None = None
+    x: object = None
+    y: object = None
+    m: int | None = None
+    terms: object = None
+
+    @classmethod
+    def collect(cls, hints: Hints | None, keywords: dict, owner: str) -> Hints:
+        """``hints``, or the :class:`Hints` made of ``keywords`` (its fields as keywords of
+        ``owner``); never both."""
+        names = [f.name for f in fields(cls)]
+        unknown = [k for k in keywords if k not in names]
+        if unknown:
+            raise TypeError(
+                f"{owner}() got an unexpected keyword argument {unknown[0]!r}. The hints are "
+                f"{', '.join(names[:-1])} and {names[-1]}."
+            )
+        if hints is None:
+            return cls(**keywords)
+        if not isinstance(hints, cls):
+            raise TypeError(f"hints must be a Hints; got {type(hints).__name__}.")
+        if keywords:
+            raise TypeError(
+                f"{owner}() got both hints= and the hint {next(iter(keywords))!r}; put it in "
+                "the Hints instead."
+            )
+        return hints
+
+    def but(self, **changes) -> Hints:
+        """A copy with ``changes``."""
+        return replace(self, **changes)
+
+
 def diagnose(
     claimed,
     true,
@@ -119,21 +163,18 @@ def diagnose(
     rtol: float = 1e-5,
     atol: float = 1e-7,
     noise=None,
-    activation: str | None = None,
-    z=None,
-    wrt: str | None = None,
-    x=None,
-    y=None,
-    m: int | None = None,
-    terms=None,
+    hints: Hints | None = None,
+    **hint_fields,
 ) -> Diagnosis | None:
     r"""Return the relation between ``claimed`` (:math:`G`) and ``true`` (:math:`T`), or None.
 
     None means either that :math:`G` agrees with :math:`T` within the tolerance, or that no
     relation of :data:`CATALOGUE` holds at every point. ``noise`` is the per-element
-    uncertainty of ``true`` (from finite differences), added to ``atol``. See the module
-    docstring for the hints.
+    uncertainty of ``true`` (from finite differences), added to ``atol``. ``hints`` (a
+    :class:`Hints`, or its fields as keywords: ``activation=``, ``z=``, ``m=``, ...) give the
+    context; see the module docstring.
     """
+    hints = Hints.collect(hints, hint_fields, "diagnose")
     g = np.asarray(claimed, dtype=np.float64)
     t = np.asarray(true, dtype=np.float64)
     if g.shape != t.shape:
@@ -141,7 +182,7 @@ def diagnose(
     return diagnose_stack(
         g[np.newaxis], t[np.newaxis], rtol=rtol, atol=atol,
         noise=None if noise is None else np.asarray(noise, dtype=np.float64)[np.newaxis],
-        activation=activation, z=z, wrt=wrt, x=x, y=y, m=m, terms=terms,
+        hints=hints,
     )
 
 
@@ -300,15 +341,11 @@ def diagnose_stack(
     rtol: float = 1e-5,
     atol: float = 1e-7,
     noise=None,
-    activation: str | None = None,
-    z=None,
-    wrt: str | None = None,
-    x=None,
-    y=None,
-    m: int | None = None,
-    terms=None,
+    hints: Hints = Hints(),
 ) -> Diagnosis | None:
     """:func:`diagnose` for arrays with a leading axis of projections (shape ``(k, *var)``)."""
+    activation, z, wrt, x = hints.activation, hints.z, hints.wrt, hints.x
+    y, m, terms = hints.y, hints.m, hints.terms
     if wrt is not None and wrt not in ("z", "yhat"):
         raise ValueError(f"wrt must be 'z' or 'yhat'; got {wrt!r}.")
     var_shape = t.shape[1:]
