@@ -26,6 +26,7 @@ Only NumPy is imported here.
 from __future__ import annotations
 
 import ast
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -353,6 +354,9 @@ _REDUCE = {"sum": np.sum, "mean": np.mean}
 _BINARY = {"multiply": np.multiply, "maximum": np.maximum, "minimum": np.minimum}
 _PRODUCTS = ("dot", "matmul")
 _METHODS = ("sum", "mean", "transpose", "dot", "astype")
+_KNOWN_FUNCTIONS = ("use an activation (sigmoid, tanh, relu, softmax, ...), its derivative "
+                    "(sigmoid_prime, tanh_prime, relu_prime, ...), exp, log, sqrt, abs, sum or "
+                    "mean")
 _COMPARE = {ast.Gt: np.greater, ast.GtE: np.greater_equal, ast.Lt: np.less, ast.LtE: np.less_equal}
 
 
@@ -583,35 +587,62 @@ class _Evaluator:
         return _COMPARE[type(node.ops[0])](left, right).astype(np.float64)
 
     def _Call(self, node, depth):
-        func = node.func
-        receiver = None
-        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and \
-                func.value.id in ("np", "numpy"):
-            name = func.attr
-        elif isinstance(func, ast.Attribute):
-            name, receiver = func.attr, func.value
-            if name not in _METHODS:
-                raise self.fail(func, "unsupported method", "the methods are .sum(axis=0), "
-                                ".mean(axis=0), .transpose(), .dot(B) and .astype(float)")
-            if name == "astype":
-                return self.astype(node, receiver, depth)
-        elif isinstance(func, ast.Name):
-            name = func.id
-        else:
-            raise self.fail(func, "unsupported call of", "call a known function by its name")
-        known = (name in _REDUCE or name == "transpose" or name in _UNARY or name in _BINARY
-                 or name in _PRODUCTS or name == "where"
-                 or name in self.forward or name in self.derivative)
-        if not known:
-            raise self.fail(func, "unknown function",
-                            "use an activation (sigmoid, tanh, relu, softmax, ...), its "
-                            "derivative (sigmoid_prime, tanh_prime, relu_prime, ...), exp, log, "
-                            "sqrt, abs, sum or mean")
+        """A whitelisted call: its name, its arguments, then the reduction, product,
+        element-wise function, activation or derivative it names."""
+        name, receiver = self.callee(node.func)
+        if receiver is not None and name == "astype":
+            return self.astype(node, receiver, depth)
+        if not self.known(name):
+            raise self.fail(node.func, "unknown function", _KNOWN_FUNCTIONS)
         if any(isinstance(a, ast.Starred) for a in node.args):
             raise self.fail(node, "starred arguments are not supported in", f"write {name}(A)")
         args = [self.run(a, depth) for a in node.args]
         if receiver is not None:
             args.insert(0, self.run(receiver, depth))
+        keywords = self.keywords(node)
+        if name in _REDUCE:
+            return self.reduce(node, name, args, keywords)
+        if keywords:
+            raise self.fail(node, "keyword arguments are not supported in", f"write {name}(A)")
+        nodes = ([receiver] if receiver is not None else []) + list(node.args)
+        if name in _PRODUCTS or name in _BINARY:
+            if len(args) != 2:
+                raise self.fail(node, f"{name} takes two arguments in", f"write {name}(A, B)")
+            if name in _PRODUCTS:
+                product = ast.BinOp(left=nodes[0], op=ast.MatMult(), right=nodes[1])
+                return self.matmul(product, args[0], args[1], origin=node)
+            return self.elementwise(node, nodes, args, _BINARY[name], name)
+        if name == "where":
+            if len(args) != 3:
+                raise self.fail(node, "where takes three arguments in",
+                                "write where(Z > 0, 1, 0)")
+            return self.elementwise(node, nodes, args, np.where, name)
+        if len(args) != 1:
+            raise self.fail(node, f"{name} takes one argument, got {len(args)}, in",
+                            f"write {name}(A)")
+        return self.apply(node, name, args[0])
+
+    def callee(self, func: ast.AST) -> tuple[str, ast.AST | None]:
+        """The called name, and the receiver of a method call (None otherwise)."""
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and \
+                func.value.id in ("np", "numpy"):
+            return func.attr, None
+        if isinstance(func, ast.Attribute):
+            if func.attr not in _METHODS:
+                raise self.fail(func, "unsupported method", "the methods are .sum(axis=0), "
+                                ".mean(axis=0), .transpose(), .dot(B) and .astype(float)")
+            return func.attr, func.value
+        if isinstance(func, ast.Name):
+            return func.id, None
+        raise self.fail(func, "unsupported call of", "call a known function by its name")
+
+    def known(self, name: str) -> bool:
+        return (name in _REDUCE or name == "transpose" or name in _UNARY or name in _BINARY
+                or name in _PRODUCTS or name == "where"
+                or name in self.forward or name in self.derivative)
+
+    def keywords(self, node: ast.Call) -> dict:
+        """The keywords of a call: only ``axis=`` (an integer) and ``keepdims=`` (a bool)."""
         keywords = {}
         for kw in node.keywords:
             if kw.arg not in ("axis", "keepdims") or not isinstance(
@@ -631,37 +662,25 @@ class _Evaluator:
             if kw.arg == "keepdims" and not isinstance(value.value, bool):
                 raise self.fail(node, "keepdims must be True or False in", "write keepdims=True")
             keywords[kw.arg] = sign * value.value if kw.arg == "axis" else value.value
-        if name in _REDUCE:
-            if len(args) == 2 and "axis" not in keywords and isinstance(args[1], float) and \
-                    float(args[1]).is_integer():
-                keywords["axis"] = int(args.pop())
-            if len(args) != 1:
-                raise self.fail(node, f"{name} takes one array in", f"write {name}(A, axis=0)")
-            if self.spec.lower and "axis" not in keywords:
-                keywords.update(axis=-1, keepdims=True)  # over the k outputs of one example
-            try:
-                return _REDUCE[name](args[0], **keywords)
-            except ValueError as exc:  # numpy's AxisError is a ValueError
-                raise self.fail(node, "cannot reduce", f"{exc}") from None
-        if keywords:
-            raise self.fail(node, "keyword arguments are not supported in", f"write {name}(A)")
-        nodes = ([receiver] if receiver is not None else []) + list(node.args)
-        if name in _PRODUCTS or name in _BINARY:
-            if len(args) != 2:
-                raise self.fail(node, f"{name} takes two arguments in", f"write {name}(A, B)")
-            if name in _PRODUCTS:
-                product = ast.BinOp(left=nodes[0], op=ast.MatMult(), right=nodes[1])
-                return self.matmul(product, args[0], args[1], origin=node)
-            return self.elementwise(node, nodes, args, _BINARY[name], name)
-        if name == "where":
-            if len(args) != 3:
-                raise self.fail(node, "where takes three arguments in",
-                                "write where(Z > 0, 1, 0)")
-            return self.elementwise(node, nodes, args, np.where, name)
+        return keywords
+
+    def reduce(self, node, name: str, args: list, keywords: dict):
+        """``sum`` or ``mean``; an axis may come second (``sum(A, 0)``); over the outputs of
+        one example in the vector form."""
+        if len(args) == 2 and "axis" not in keywords and isinstance(args[1], float) and \
+                float(args[1]).is_integer():
+            keywords["axis"] = int(args.pop())
         if len(args) != 1:
-            raise self.fail(node, f"{name} takes one argument, got {len(args)}, in",
-                            f"write {name}(A)")
-        (arg,) = args
+            raise self.fail(node, f"{name} takes one array in", f"write {name}(A, axis=0)")
+        if self.spec.lower and "axis" not in keywords:
+            keywords.update(axis=-1, keepdims=True)  # over the k outputs of one example
+        try:
+            return _REDUCE[name](args[0], **keywords)
+        except ValueError as exc:  # numpy's AxisError is a ValueError
+            raise self.fail(node, "cannot reduce", f"{exc}") from None
+
+    def apply(self, node, name: str, arg):
+        """A function of one array: transpose, exp/log/..., an activation or its derivative."""
         if name == "transpose":
             return np.transpose(arg)
         with np.errstate(all="ignore"):
@@ -670,19 +689,14 @@ class _Evaluator:
             if name in self.forward:
                 return np.array(_act(self.forward[name]).forward(np.array(arg, dtype=np.float64)),
                                 dtype=np.float64)
-            if name in self.derivative:
-                key = self.derivative[name]
-                if key == "softmax":
-                    raise self.fail(
-                        node, "the softmax has no element-wise derivative:",
-                        "its Jacobian is diag(p) - p pᵀ per row; write the product with it out, "
-                        "P * (G - sum(G * P, axis=1, keepdims=True)) for an upstream G")
-                return np.array(_act(key).derivative(np.array(arg, dtype=np.float64)),
-                                dtype=np.float64)
-        raise self.fail(func, "unknown function",
-                        "use an activation (sigmoid, tanh, relu, softmax, ...), its derivative "
-                        "(sigmoid_prime, tanh_prime, relu_prime, ...), exp, log, sqrt, abs, sum "
-                        "or mean")
+            key = self.derivative[name]
+            if key == "softmax":
+                raise self.fail(
+                    node, "the softmax has no element-wise derivative:",
+                    "its Jacobian is diag(p) - p pᵀ per row; write the product with it out, "
+                    "P * (G - sum(G * P, axis=1, keepdims=True)) for an upstream G")
+            return np.array(_act(key).derivative(np.array(arg, dtype=np.float64)),
+                            dtype=np.float64)
 
 
 def _parse(formula: str) -> ast.AST:
@@ -1101,6 +1115,11 @@ def check_matrix(
 ) -> MatrixCheck:
     r"""Check the hand-written matrix gradient ``formula`` and name the mistake.
 
+    The steps: read the formula through the whitelist; draw random matrices of three sets of
+    sizes and compute the true gradient on each (checked against finite differences); evaluate
+    the formula on them; then the verdict: shapes that cannot fit (with the fix, and what the
+    fixed formula still gets wrong), correct, or the learner's mistake that reproduces it.
+
     Parameters
     ----------
     formula:
@@ -1136,99 +1155,161 @@ def check_matrix(
         multiply, or options that contradict each other; one line naming the problem.
     """
     tree = _parse(formula)
-    shown = " ".join(formula.split())
     spec = _build_spec(activation, loss, network, wrt, mean, half, _vector)
-    L = len(spec.acts)
-    default_wrt = "z" if spec.lower else ("W" if spec.single else f"W{L}")
-    kind, layer = _wrt_node(spec, wrt or default_wrt)
-    bias = (_uses_bias(tree) or kind == "b") and not spec.lower
-    configs = _configs(spec, bias, seed)
-    symbols = _symbols(spec, configs[0])
-    node = f"{kind}{layer}"
-    variable = _layer_name(spec, kind, layer)
-    subject = f"dE/d{variable}"
-    truths = [_backward(spec, c) for c in configs]
-    for c, t in zip(configs, truths, strict=True):  # the backward pass meets the oracle
-        numeric = _finite_difference(spec, c, node)
-        if not _close(t[node], numeric):  # pragma: no cover - a defect, never an answer
-            raise RuntimeError(f"the backward pass disagrees with finite differences for "
-                               f"{node}; please report this with the formula.")
-    derivative = _gradient_text(spec, kind, layer)
-    of = _title(spec, bias)
-    shapes = _shape_table(spec, configs[0], symbols, bias)
-    checked = [{"m": c.m, "sizes": list(c.sizes)} for c in configs]
+    problem = _Problem.make(spec, tree, formula, wrt, seed)
     try:
-        G_all = [_evaluate(tree, shown, spec, c, symbols if i == 0 else None)
-                 for i, c in enumerate(configs)]
+        G_all = problem.evaluate(tree)
     except _ShapeMismatch as exc:
-        message = str(exc)
-        sentence = f"It has {message[0].lower()}{message[1:]}"
-        if exc.replacement is not None and _depth < 3:
-            fixed = ast.unparse(_Replace(exc.target, exc.replacement).visit(tree))
-            try:
-                again = check_matrix(fixed, loss=loss, activation=activation, network=network,
-                                     wrt=wrt, mean=mean, half=half, seed=seed, _vector=_vector,
-                                     _depth=_depth + 1)
-            except MatrixFormulaError:
-                again = None
-            if again is not None and again.correct:
-                sentence += f" With that change, {fixed}, the gradient is right."
-            elif again is not None and again.findings and again.findings[0].rule:
-                rest = again.findings[0].rule
-                sentence += (f" With that change, {fixed}, it is still wrong: "
-                             f"{rest[:1].lower()}{rest[1:]}")
+
+        def recheck(fixed: str) -> MatrixCheck:
+            return check_matrix(fixed, loss=loss, activation=activation, network=network,
+                                wrt=wrt, mean=mean, half=half, seed=seed, _vector=_vector,
+                                _depth=_depth + 1)
+
+        return _shape_verdict(problem, tree, exc, recheck if _depth < 3 else None)
+    return _verdict(problem, G_all)
+
+
+@dataclass
+class _Problem:
+    """What a formula is checked against: the variable, the random sets of matrices, the true
+    gradient on each, and the texts of the verdict."""
+
+    spec: _Spec
+    shown: str
+    kind: str
+    layer: int
+    bias: bool
+    configs: list
+    truths: list
+    symbols: dict
+
+    @classmethod
+    def make(cls, spec: _Spec, tree, formula: str, wrt: str | None, seed: int) -> _Problem:
+        L = len(spec.acts)
+        default_wrt = "z" if spec.lower else ("W" if spec.single else f"W{L}")
+        kind, layer = _wrt_node(spec, wrt or default_wrt)
+        bias = (_uses_bias(tree) or kind == "b") and not spec.lower
+        configs = _configs(spec, bias, seed)
+        truths = [_backward(spec, c) for c in configs]
+        node = f"{kind}{layer}"
+        for c, t in zip(configs, truths, strict=True):  # the backward pass meets the oracle
+            if not _close(t[node], _finite_difference(spec, c, node)):  # pragma: no cover
+                raise RuntimeError(f"the backward pass disagrees with finite differences for "
+                                   f"{node}; please report this with the formula.")
+        return cls(spec, " ".join(formula.split()), kind, layer, bias, configs, truths,
+                   _symbols(spec, configs[0]))
+
+    @property
+    def node(self) -> str:
+        return f"{self.kind}{self.layer}"
+
+    @property
+    def variable(self) -> str:
+        return _layer_name(self.spec, self.kind, self.layer)
+
+    @property
+    def subject(self) -> str:
+        return f"dE/d{self.variable}"
+
+    @functools.cached_property
+    def derivative(self) -> str:
+        return _gradient_text(self.spec, self.kind, self.layer)
+
+    @functools.cached_property
+    def of(self) -> str:
+        return _title(self.spec, self.bias)
+
+    def evaluate(self, tree) -> list[np.ndarray]:
+        """The formula on every set of matrices (shapes in symbols on the first)."""
+        return [_evaluate(tree, self.shown, self.spec, c, self.symbols if i == 0 else None)
+                for i, c in enumerate(self.configs)]
+
+    def result(self, correct: bool, kind: str | None, findings: list, paragraph: str):
         return MatrixCheck(
-            False, shown, derivative, derivative, variable, of, "numeric", exc.kind,
-            [Finding(shown, exc.kind.replace("_", " "), derivative, sentence)],
-            f"Not correct: your {subject}, {shown}, cannot be the gradient of the {of}, which is "
-            f"{derivative}. {sentence}", shapes, checked)
-    for G, c in zip(G_all, configs, strict=True):
+            correct=correct, formula=self.shown, derivative=self.derivative,
+            simplified=self.derivative, variable=self.variable, of=self.of, method="numeric",
+            kind=kind, findings=findings, paragraph=paragraph,
+            shapes=_shape_table(self.spec, self.configs[0], self.symbols, self.bias),
+            checked=[{"m": c.m, "sizes": list(c.sizes)} for c in self.configs],
+        )
+
+    def wrong(self, kind: str, problem: str, sentence: str, paragraph: str) -> MatrixCheck:
+        """A verdict of one finding."""
+        return self.result(False, kind, [Finding(self.shown, problem, self.derivative, sentence)],
+                           paragraph)
+
+
+def _shape_verdict(problem: _Problem, tree, exc: _ShapeMismatch, recheck) -> MatrixCheck:
+    """Shapes that cannot multiply or add: the mistake, and what its fix leaves wrong."""
+    message = str(exc)
+    sentence = f"It has {message[0].lower()}{message[1:]}"
+    if exc.replacement is not None and recheck is not None:
+        fixed = ast.unparse(_Replace(exc.target, exc.replacement).visit(tree))
+        try:
+            again = recheck(fixed)
+        except MatrixFormulaError:
+            again = None
+        if again is not None and again.correct:
+            sentence += f" With that change, {fixed}, the gradient is right."
+        elif again is not None and again.findings and again.findings[0].rule:
+            rest = again.findings[0].rule
+            sentence += (f" With that change, {fixed}, it is still wrong: "
+                         f"{rest[:1].lower()}{rest[1:]}")
+    p = problem
+    return p.wrong(exc.kind, exc.kind.replace("_", " "), sentence,
+                   f"Not correct: your {p.subject}, {p.shown}, cannot be the gradient of the "
+                   f"{p.of}, which is {p.derivative}. {sentence}")
+
+
+def _same(G: np.ndarray, T: np.ndarray) -> bool:
+    if G.shape != T.shape and G.size == T.size and T.ndim == 1 and G.ndim == 2 and 1 in G.shape:
+        G = G.reshape(T.shape)  # a bias gradient kept as a 1×k row
+    return _close(G, T)
+
+
+def _verdict(p: _Problem, G_all: list[np.ndarray]) -> MatrixCheck:
+    """Correct, the mistake of the catalogue that reproduces the formula, or what differs."""
+    for G, c in zip(G_all, p.configs, strict=True):
         if not np.all(np.isfinite(G)):
             raise MatrixFormulaError(
-                f"{shown!r} gives NaN or infinite values on finite matrices (m = {c.m}): a "
+                f"{p.shown!r} gives NaN or infinite values on finite matrices (m = {c.m}): a "
                 "log or a division of 0 somewhere.")
-    sizes_text = "; ".join(_sizes_text(spec, c) for c in configs)
-
-    def result(correct, kind_name, findings, paragraph):
-        return MatrixCheck(correct, shown, derivative, derivative, variable, of, "numeric",
-                           kind_name, findings, paragraph, shapes, checked)
-
-    def same(G, T):
-        if G.shape != T.shape and G.size == T.size and T.ndim == 1 and G.ndim == 2 and \
-                1 in G.shape:
-            G = G.reshape(T.shape)  # a bias gradient kept as a 1×k row
-        return _close(G, T)
-
-    bias_note = "" if bias or spec.lower else " (no bias: your formula does not use b)"
-    if all(same(G, t[node]) for G, t in zip(G_all, truths, strict=True)):
-        return result(True, None, [], (
-            f"Correct: {shown} is {subject} of the {of}{bias_note}: {derivative}. Checked against "
-            f"float64 central finite differences on {len(configs)} random "
-            f"{'vectors' if spec.lower and not spec.mean else 'sets of matrices'} ({sizes_text})."))
-    head = (f"Not correct: your {subject}, {shown}, is not the gradient of the {of}{bias_note}, "
-            f"which is {derivative}.")
-    found = _diagnose(G_all, spec, configs, truths, kind, layer)
+    bias_note = "" if p.bias or p.spec.lower else " (no bias: your formula does not use b)"
+    if all(_same(G, t[p.node]) for G, t in zip(G_all, p.truths, strict=True)):
+        sizes_text = "; ".join(_sizes_text(p.spec, c) for c in p.configs)
+        what = "vectors" if p.spec.lower and not p.spec.mean else "sets of matrices"
+        return p.result(True, None, [], (
+            f"Correct: {p.shown} is {p.subject} of the {p.of}{bias_note}: {p.derivative}. "
+            f"Checked against float64 central finite differences on {len(p.configs)} random "
+            f"{what} ({sizes_text})."))
+    head = (f"Not correct: your {p.subject}, {p.shown}, is not the gradient of the "
+            f"{p.of}{bias_note}, which is {p.derivative}.")
+    found = _diagnose(G_all, p.spec, p.configs, p.truths, p.kind, p.layer)
     if found is not None:
         kind_name, sentence = found
         sentence = sentence[:1].upper() + sentence[1:]
-        finding = Finding(shown, kind_name.replace("_", " "), derivative, f"{sentence}.")
-        return result(False, kind_name, [finding], f"{head} {sentence}.")
-    G0, T0 = G_all[0], truths[0][node]
+        return p.wrong(kind_name, kind_name.replace("_", " "), f"{sentence}.",
+                       f"{head} {sentence}.")
+    return _unexplained(p, G_all[0], head)
+
+
+def _unexplained(p: _Problem, G0: np.ndarray, head: str) -> MatrixCheck:
+    """No mistake of the catalogue: the shapes that differ, or the worst element."""
+    T0 = p.truths[0][p.node]
     if G0.shape != T0.shape:
-        want = "×".join(symbols.get(s, str(s)) for s in T0.shape) or "a number"
-        got = "×".join(symbols.get(s, str(s)) for s in G0.shape) or "a number"
-        sentence = (f"Your formula gives a {got} array, but {subject} has the shape of "
-                    f"{variable}, {want}; no single mistake of the catalogue explains the rest.")
-        return result(False, "shape", [Finding(shown, "shape", derivative, sentence)],
-                      f"{head} {sentence}")
+        want = "×".join(p.symbols.get(s, str(s)) for s in T0.shape) or "a number"
+        got = "×".join(p.symbols.get(s, str(s)) for s in G0.shape) or "a number"
+        sentence = (f"Your formula gives a {got} array, but {p.subject} has the shape of "
+                    f"{p.variable}, {want}; no single mistake of the catalogue explains the rest.")
+        return p.wrong("shape", "shape", sentence, f"{head} {sentence}")
     idx = np.unravel_index(int(np.argmax(np.abs(G0 - T0))), T0.shape)
     where = ", ".join(str(int(i)) for i in idx)
     sentence = (f"No single mistake of the catalogue explains it (a transpose, the order of "
                 f"the factors, the 1/m, g'(Z), the sign, the softmax Jacobian, another layer): "
-                f"at [{where}] with m = {configs[0].m} your formula gives {G0[idx]:.6g}, the "
+                f"at [{where}] with m = {p.configs[0].m} your formula gives {G0[idx]:.6g}, the "
                 f"gradient is {T0[idx]:.6g}.")
-    return result(False, "different", [Finding(shown, "different", derivative, sentence)],
-                  f"{head} {sentence}")
+    return p.wrong("different", "different", sentence, f"{head} {sentence}")
 
 
 def _sizes_text(spec: _Spec, cfg: _Config) -> str:
