@@ -20,7 +20,14 @@ import sympy
 
 from chainrule.derivation.functions import sigmoid, softplus
 
-__all__ = ["elementary", "equivalent", "orient", "recognize_sigmoid", "tidy"]
+__all__ = [
+    "elementary",
+    "equivalent",
+    "orient",
+    "reading_score",
+    "recognize_sigmoid",
+    "tidy",
+]
 
 _SIMPLIFY_OPS_LIMIT = 60
 # Above these sizes the polynomial rewrites (cancel, factor, together) grow exponentially with
@@ -90,7 +97,7 @@ def orient(e: sympy.Expr) -> sympy.Expr:
             continue
         if f.is_Pow and f.exp.is_Integer and f.exp.is_negative:
             base, power = f.base, -f.exp
-            if base.is_Add and power % 2 == 1 and _score(-base) > _score(base):
+            if base.is_Add and power % 2 == 1 and reading_score(-base) > reading_score(base):
                 base, sign = -base, -sign
             den.append(base**power)
         else:
@@ -100,7 +107,7 @@ def orient(e: sympy.Expr) -> sympy.Expr:
         for i, f in enumerate(num):
             base, power = (f.base, f.exp) if f.is_Pow else (f, sympy.S.One)
             if base.is_Add and power.is_Integer and power % 2 == 1:
-                g = _score(-base) - _score(base)
+                g = reading_score(-base) - reading_score(base)
                 if gain is None or g > gain:
                     best, gain = i, g
         if best is not None:
@@ -114,7 +121,7 @@ def orient(e: sympy.Expr) -> sympy.Expr:
 _PREDICTIONS = ("yhat", "p", "x", "z", "w")
 
 
-def _score(add: sympy.Expr) -> int:
+def reading_score(add: sympy.Expr) -> int:
     """How naturally a sum reads: ``1 - yhat`` and ``yhat - y`` score above their negatives.
 
     +2 for a positive constant term (-2 for a negative one), and +1 when the prediction

@@ -30,6 +30,7 @@ import sympy
 from chainrule.derivation import library
 from chainrule.derivation.parser import SYMBOLS, parse_expression, refuse_runaway
 from chainrule.derivation.printing import to_text
+from chainrule.derivation.simplify import reading_score, tidy
 from chainrule.gradient_check.verdict import Finding, FormulaCheck
 
 __all__ = ["Finding", "FormulaCheck", "check_formula"]
@@ -52,23 +53,6 @@ def _text(e) -> str:
     return to_text(sympy.sympify(e, strict=True))
 
 
-_PREDICTIONS = ("yhat", "p", "x", "z", "w")
-
-
-def _score(add: sympy.Expr) -> int:
-    """How naturally a sum reads: 1 - yhat and yhat - y score above their negatives."""
-    const = sum((t for t in add.args if t.is_number), sympy.S.Zero)
-    score = 0 if const == 0 else (2 if const.is_positive else -2)
-    names = {s.name: s for s in add.free_symbols}
-    for name in _PREDICTIONS:
-        if name in names:
-            c = add.coeff(names[name])
-            if c.is_number and c != 0:
-                score += 1 if c.is_positive else -1
-            break
-    return score
-
-
 def _orient(e: sympy.Expr) -> tuple[bool, sympy.Expr]:
     """(negative?, magnitude) of a term, written as people do: -(1 - y)/(1 - yhat), never
     (1 - y)/(yhat - 1); 2(yhat - y), never 2yhat - 2y. The magnitude is left unevaluated."""
@@ -76,14 +60,15 @@ def _orient(e: sympy.Expr) -> tuple[bool, sympy.Expr]:
     if e.is_Add:
         factored = sympy.factor_terms(e)
         if factored.is_Add:
-            return (True, -e) if _score(-e) > _score(e) else (False, e)
+            return (True, -e) if reading_score(-e) > reading_score(e) else (False, e)
         e = factored
     coeff, factors = e.as_coeff_mul()
     negative = bool(coeff < 0)
     out = [] if abs(coeff) == 1 else [abs(coeff)]
     for f in factors:
         base, power = f.as_base_exp()
-        if base.is_Add and power.is_Integer and power % 2 == 1 and _score(-base) > _score(base):
+        if base.is_Add and power.is_Integer and power % 2 == 1 and \
+                reading_score(-base) > reading_score(base):
             base, negative = -base, not negative
         out.append(base if power == 1 else sympy.Pow(base, power))
     if not out:
@@ -132,10 +117,8 @@ def _bracket_text(sign: int, coeff: sympy.Expr, terms: list[sympy.Expr]) -> str:
 
 def _tidy(e: sympy.Expr) -> sympy.Expr:
     try:
-        from chainrule.derivation.simplify import tidy
-
         return tidy(e)
-    except (ImportError, TypeError, ValueError, sympy.PolynomialError):
+    except (TypeError, ValueError, sympy.PolynomialError):
         try:
             return sympy.factor(sympy.cancel(sympy.together(e)))
         except (sympy.PolynomialError, NotImplementedError):
@@ -970,8 +953,11 @@ def check_formula(
     subject, of = target.subject, target.title
 
     def result(correct, kind, findings, paragraph):
-        return FormulaCheck(correct, shown, derivative, simplified, target.var.name, of, method,
-                            kind, findings, paragraph)
+        return FormulaCheck(
+            correct=correct, formula=shown, derivative=derivative, simplified=simplified,
+            variable=target.var.name, of=of, method=method, kind=kind, findings=findings,
+            paragraph=paragraph,
+        )
 
     if equal:
         how = ("symbolically" if method == "symbolic" else
@@ -979,11 +965,19 @@ def check_formula(
         return result(True, None, [],
                       f"Correct: {shown} is {subject} of the {of}, {derivative}{same} "
                       f"({read_as}{how}).")
-
     head = (f"Not correct: your {subject}, {shown}, is not the derivative of the {of}, which is "
             f"{derivative}{same}.")
     if read_as:
         head = head[:-1] + f" ({read_as.rstrip('; ')})."
+    kind, findings, explanation = _explain(U, D, formula, target, rights, origin, simplified)
+    return result(False, kind, findings, f"{head} {explanation}")
+
+
+def _explain(U, D, formula: str, target, rights, origin, simplified: str):
+    """(kind, findings, sentences) of a wrong formula: the first explanation that holds of the
+    inner function dropped, a relation of the whole, a learner's mistake, the terms one by one
+    and a simple ratio; else the difference itself."""
+    shown = " ".join(formula.split())
     found = _inner_dropped(U, target, shown) if target.function is not None else None
     if found is None:
         found = _global_relation(U, D, target, shown)
@@ -991,7 +985,7 @@ def check_formula(
         found = _learner_relation(U, D, target, shown)
     if found is not None:
         kind, sentence, finding = found
-        return result(False, kind, [finding], f"{head} {sentence}")
+        return kind, [finding], sentence
     if len(rights) > 1:
         compared = _term_by_term(U, formula, target, rights, origin)
         if compared is not None and compared[1]:
@@ -1003,13 +997,12 @@ def check_formula(
                 kind = "term_missing"
             else:
                 kind = "term_factor"
-            paragraph = _term_paragraph(framing, findings, expanded)
-            return result(False, kind, findings, f"{head} {paragraph}")
+            return kind, findings, _term_paragraph(framing, findings, expanded)
     found = _simple_ratio(U, D, target, shown)
     if found is not None:
         kind, sentence, finding = found
-        return result(False, kind, [finding], f"{head} {sentence}")
+        return kind, [finding], sentence
     difference = _text(_tidy(U - D))
-    return result(False, "different", [Finding(shown, "different", simplified)],
-                  f"{head} No single term or factor explains it: your formula minus the "
-                  f"derivative is {difference}.")
+    return ("different", [Finding(shown, "different", simplified)],
+            f"No single term or factor explains it: your formula minus the derivative is "
+            f"{difference}.")
