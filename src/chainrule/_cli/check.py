@@ -12,7 +12,7 @@ import argparse
 import shutil
 import textwrap
 
-from chainrule._cli import add_timeout
+from chainrule._cli._formula_args import add_options, add_output_options, keywords
 
 _FORMULA_CHARS = set("()/*+^ .0123456789")
 
@@ -69,36 +69,29 @@ def register(subparsers) -> None:
     )
     parser.__class__ = _FormulaArgumentParser
     parser.add_argument("formula", help='the derivative, e.g. "-(y/yhat - (1-y)/(1-yhat))"')
-    what = parser.add_mutually_exclusive_group()
-    what.add_argument("--loss", metavar="NAME",
-                      help="the loss differentiated, e.g. bce, mse, ce (an unknown name lists "
-                           "the known ones)")
-    what.add_argument("--function", metavar="EXPR",
-                      help='any expression instead of a loss, e.g. "x*sigmoid(x)"')
-    parser.add_argument(
-        "--activation", metavar="NAME",
-        help="check dE/dz, with yhat standing for this activation of z (sigmoid, tanh, ...); "
-             "alone, check the activation's own derivative",
+    add_options(
+        parser.add_mutually_exclusive_group(),
+        ("--loss", "NAME", "the loss differentiated, e.g. bce, mse, ce (an unknown name lists "
+                           "the known ones)"),
+        ("--function", "EXPR", 'any expression instead of a loss, e.g. "x*sigmoid(x)"'),
     )
-    parser.add_argument("--wrt", metavar="VAR",
-                        help="the variable (default: yhat, or p; z with --activation; W with "
-                             "--layer; the last layer's W with --network)")
-    parser.add_argument("--layer", action="store_true",
-                        help="a matrix formula for one dense layer Z = X @ W + b, Yhat = "
-                             "activation(Z) (implied by a formula with @ or .T)")
-    parser.add_argument("--network", metavar="ACTS",
-                        help="a matrix formula for a network: the activation of every layer, "
-                             "first to last, e.g. relu,sigmoid (names W1, Z1, H1, ...)")
-    parser.add_argument("--mean", action="store_true",
-                        help="the loss is the mean over m examples (the derivative has 1/m); "
-                             "matrix formulas use the mean unless --sum")
-    parser.add_argument("--sum", action="store_true",
-                        help="matrix formulas: the loss is summed over the m examples (no 1/m)")
-    parser.add_argument("--half", action="store_true",
-                        help="with --loss mse: the loss is (yhat - y)^2/2")
-    parser.add_argument("--format", choices=("text", "json"), default="text",
-                        help="output format (default: text)")
-    add_timeout(parser)
+    add_options(
+        parser,
+        ("--activation", "NAME", "check dE/dz, with yhat standing for this activation of z "
+                                 "(sigmoid, tanh, ...); alone, check the activation's own "
+                                 "derivative"),
+        ("--wrt", "VAR", "the variable (default: yhat, or p; z with --activation; W with "
+                         "--layer; the last layer's W with --network)"),
+        ("--layer", "a matrix formula for one dense layer Z = X @ W + b, Yhat = activation(Z) "
+                    "(implied by a formula with @ or .T)"),
+        ("--network", "ACTS", "a matrix formula for a network: the activation of every layer, "
+                              "first to last, e.g. relu,sigmoid (names W1, Z1, H1, ...)"),
+        ("--mean", "the loss is the mean over m examples (the derivative has 1/m); matrix "
+                   "formulas use the mean unless --sum"),
+        ("--sum", "matrix formulas: the loss is summed over the m examples (no 1/m)"),
+        ("--half", "with --loss mse: the loss is (yhat - y)^2/2"),
+    )
+    add_output_options(parser, ("text", "json"))
 
 
 def _matrix_form(args) -> bool:
@@ -116,9 +109,8 @@ def run(args) -> int:
                              "gradient of a loss: give --loss mse, bce or ce.")
         if args.mean and args.sum:
             raise ValueError("--mean and --sum contradict each other; give one of them.")
-        result = check_matrix(args.formula, loss=args.loss, activation=args.activation,
-                              network=args.network, wrt=args.wrt, mean=not args.sum,
-                              half=args.half)
+        result = check_matrix(args.formula, mean=not args.sum,
+                              **keywords(args, "loss", "activation", "network", "wrt", "half"))
     else:
         from chainrule.gradient_check.symbolic import check_formula
 
@@ -127,12 +119,7 @@ def run(args) -> int:
                              "one-example derivative has no sum over the batch.")
         result = check_formula(
             args.formula,
-            loss=args.loss,
-            function=args.function,
-            activation=args.activation,
-            wrt=args.wrt,
-            mean=args.mean,
-            half=args.half,
+            **keywords(args, "loss", "function", "activation", "wrt", "mean", "half"),
         )
     if args.format == "json":
         print(result.to_json())

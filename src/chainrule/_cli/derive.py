@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 
-from chainrule._cli import add_timeout
+from chainrule._cli._formula_args import add_options, add_output_options, keywords
 
 FORMATS = ("text", "latex", "markdown", "json")
 
@@ -34,28 +34,27 @@ def register(subparsers) -> None:
     )
     p.add_argument("expression", nargs="?",
                    help="an activation (sigmoid), a loss (bce) or a formula ('x*sigmoid(x)')")
-    p.add_argument("--activation", help="an activation name, e.g. tanh")
-    p.add_argument("--loss", help="a loss name, e.g. bce; with --activation: dE/dz")
-    p.add_argument("--weights", action="store_true",
-                   help="continue through z = w*x to dE/dw and the step Δw = -eta*dE/dw")
+    add_options(
+        p,
+        ("--activation", "an activation name, e.g. tanh"),
+        ("--loss", "a loss name, e.g. bce; with --activation: dE/dz"),
+        ("--weights", "continue through z = w*x to dE/dw and the step Δw = -eta*dE/dw"),
+    )
     p.add_argument("--method", choices=("quotient", "chain"),
                    help="differentiate fractions by the quotient rule or the chain rule")
-    p.add_argument("--half", action="store_true",
-                   help="with --loss mse: the squared error with a factor 1/2")
-    p.add_argument("--mean", action="store_true",
-                   help="the loss is the mean over m samples (its derivative carries 1/m)")
-    p.add_argument("--vector", action="store_true",
-                   help="with --activation and --loss: through the explicit sum over K outputs")
-    p.add_argument("--layer", action="store_true",
-                   help="with --activation and --loss: one dense layer Z = XW + b over a batch "
-                        "of m samples, in index form and matrix form with shapes")
-    p.add_argument("--network", metavar="ACTS",
-                   help="comma-separated activations, one per dense layer (relu,tanh,sigmoid), "
-                        "with --loss: backpropagation through every layer")
-    p.add_argument("--wrt", help="the variable of a formula (default: x, then z, yhat, p, w)")
-    p.add_argument("--format", choices=FORMATS, default="text",
-                   help="output format (default: %(default)s)")
-    add_timeout(p)
+    add_options(
+        p,
+        ("--half", "with --loss mse: the squared error with a factor 1/2"),
+        ("--mean", "the loss is the mean over m samples (its derivative carries 1/m)"),
+        ("--vector", "with --activation and --loss: through the explicit sum over K outputs"),
+        ("--layer", "with --activation and --loss: one dense layer Z = XW + b over a batch of m "
+                    "samples, in index form and matrix form with shapes"),
+        ("--network", "ACTS", "comma-separated activations, one per dense layer "
+                              "(relu,tanh,sigmoid), with --loss: backpropagation through every "
+                              "layer"),
+        ("--wrt", "the variable of a formula (default: x, then z, yhat, p, w)"),
+    )
+    add_output_options(p, FORMATS)
 
 
 def run(args) -> int:
@@ -69,16 +68,8 @@ def run(args) -> int:
         )
     result = derive(
         args.expression,
-        activation=args.activation,
-        loss=args.loss,
-        weights=args.weights,
-        method=args.method,
-        half=args.half,
-        wrt=args.wrt,
-        mean=args.mean,
-        layer=args.layer,
-        network=args.network,
-        vector=args.vector,
+        **keywords(args, "activation", "loss", "weights", "method", "half", "wrt", "mean",
+                   "layer", "network", "vector"),
     )
     if args.format == "json":
         text = result.to_json()
