@@ -617,6 +617,15 @@ def _terms(rel: _Relations, terms) -> Diagnosis | None:
     return None
 
 
+# The term of the binary cross-entropy that alone contributes where y is 0 or 1, and the rule
+# of its derivative.
+_CROSS_ENTROPY_TERMS = (
+    (0, "(1 - y)·log(1 - yhat)", ". d/dyhat log(1 - yhat) = -1/(1 - yhat): the chain rule's "
+                                 "inner derivative is -1."),
+    (1, "y·log(yhat)", ": d/dyhat log(yhat) = 1/yhat, and the loss carries a leading minus."),
+)
+
+
 def _mixed_sign(rel: _Relations, y) -> Diagnosis | None:
     g, t = rel.g, rel.t
     bound = rel.atol + rel.rel * np.maximum(np.abs(g), np.abs(t))
@@ -638,18 +647,12 @@ def _mixed_sign(rel: _Relations, y) -> Diagnosis | None:
                 "nonzero only there, has the wrong sign.")
     if y is not None:
         yy = np.broadcast_to(np.asarray(y, dtype=np.float64), t.shape)
-        if np.all(yy[flipped] == 0) and np.all(yy[kept] != 0):
-            sentence = (
-                f"G = -T exactly where y = 0 and G = T elsewhere (elements {shown}): where y = 0 "
-                "only the (1 - y)·log(1 - yhat) term of the cross-entropy contributes, so that "
-                "term's derivative has the wrong sign. d/dyhat log(1 - yhat) = -1/(1 - yhat): "
-                "the chain rule's inner derivative is -1."
-            )
-        elif np.all(yy[flipped] == 1) and np.all(yy[kept] != 1):
-            sentence = (
-                f"G = -T exactly where y = 1 and G = T elsewhere (elements {shown}): where y = 1 "
-                "only the y·log(yhat) term of the cross-entropy contributes, so that term's "
-                "derivative has the wrong sign: d/dyhat log(yhat) = 1/yhat, and the loss carries "
-                "a leading minus."
-            )
+        for value, term, rule in _CROSS_ENTROPY_TERMS:
+            if np.all(yy[flipped] == value) and np.all(yy[kept] != value):
+                sentence = (
+                    f"G = -T exactly where y = {value} and G = T elsewhere (elements {shown}): "
+                    f"where y = {value} only the {term} term of the cross-entropy contributes, "
+                    f"so that term's derivative has the wrong sign{rule}"
+                )
+                break
     return Diagnosis("mixed_sign", sentence, indices=idx)
