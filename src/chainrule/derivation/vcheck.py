@@ -1,10 +1,12 @@
-r"""The numerical oracle of the vector and matrix derivations: float64 central differences.
+r"""The numerical check of the vector and matrix derivations: float64 central differences.
 
-The forward pass and the losses are written here in plain NumPy, independently of the
-formulas being checked. Each formula of a derivation is evaluated on random matrices of
-several shapes (m = 1 and K = 2 among them) and compared with the central difference
-:math:`(E(\theta + h) - E(\theta - h)) / 2h` of the loss by every entry of the array it
-claims to be the gradient of; a disagreement raises ``RuntimeError``.
+The forward pass, the losses and the differences are those of
+:mod:`chainrule.gradient_check.oracle` (plain NumPy, independent of the formulas being
+checked); the activations are the library's expressions, evaluated by NumPy. Each formula of a
+derivation is evaluated on random matrices of several shapes (m = 1 and K = 2 among them) and
+compared with the central difference :math:`(E(\theta + h) - E(\theta - h)) / 2h` of the loss
+by every entry of the array it claims to be the gradient of; a disagreement raises
+``RuntimeError``.
 """
 
 from __future__ import annotations
@@ -17,32 +19,24 @@ import sympy
 from chainrule.derivation import library
 from chainrule.derivation.functions import NUMPY_FUNCTIONS
 from chainrule.derivation.symbols import alpha, z
+from chainrule.gradient_check import oracle
 
 __all__ = ["activation_numpy", "loss_numpy", "numeric_gradient", "verify_network"]
 
 _ALPHA = 0.3
-_DELTA = 0.5
 _STEP = 1e-5
 _RTOL, _ATOL = 1e-6, 1e-7
 
-
-def _softmax(Z):
-    e = np.exp(Z - Z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def _log_softmax(Z):
-    s = Z - Z.max(axis=1, keepdims=True)
-    return s - np.log(np.exp(s).sum(axis=1, keepdims=True))
+_softmax = oracle.softmax
 
 
 @functools.lru_cache(maxsize=32)
 def activation_numpy(act: str):
     """The activation ``act`` as a NumPy function of a matrix (softmax row by row)."""
     if act == "softmax":
-        return _softmax
+        return oracle.softmax
     if act == "log_softmax":
-        return _log_softmax
+        return oracle.log_softmax
     expr = library.activation_expr(act, z).subs({alpha: _ALPHA})
     f = sympy.lambdify(z, expr, modules=[NUMPY_FUNCTIONS, "numpy"])
     return lambda Z: np.broadcast_to(np.asarray(f(Z), dtype=float), np.shape(Z)).copy()
@@ -50,42 +44,13 @@ def activation_numpy(act: str):
 
 def loss_numpy(lss: str, out: np.ndarray, T: np.ndarray, half: bool = False) -> float:
     """The mean over rows of the loss summed over the columns, in plain NumPy."""
-    m = out.shape[0]
-    if lss == "mse":
-        per = ((out - T) ** 2).sum() * (0.5 if half else 1.0)
-    elif lss == "bce":
-        per = -(T * np.log(out) + (1 - T) * np.log(1 - out)).sum()
-    elif lss == "ce":
-        per = -(T * np.log(out)).sum()
-    elif lss == "huber":
-        r = np.abs(out - T)
-        per = np.where(r <= _DELTA, r**2 / 2, _DELTA * (r - _DELTA / 2)).sum()
-    elif lss == "bce_with_logits":
-        per = (np.logaddexp(0.0, out) - T * out).sum()
-    elif lss == "ce_with_logits":
-        per = -(T * _log_softmax(out)).sum()
-    else:  # pragma: no cover - the registry's names are all above
-        raise ValueError(f"unknown loss {lss!r}")
-    return float(per) / m
+    return oracle.loss_value(lss, out, T, half=half)
 
 
 def numeric_gradient(f, x: np.ndarray) -> np.ndarray:
-    """Central differences of ``f`` by every entry of ``x``, Richardson-extrapolated (float64).
-
-    ``(8(f(x+h) - f(x-h)) - (f(x+2h) - f(x-2h))) / 12h`` has an error of order h⁴, so steep
-    gradients (a BCE near ŷ = 1) are still resolved to about 1e-8.
-    """
-    g = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        old = x[idx]
-        h = _STEP * max(1.0, abs(old))
-        values = []
-        for k in (1, -1, 2, -2):
-            x[idx] = old + k * h
-            values.append(f(x))
-        x[idx] = old
-        g[idx] = (8 * (values[0] - values[1]) - (values[2] - values[3])) / (12 * h)
-    return g
+    """Central differences of ``f`` by every entry of ``x``, Richardson-extrapolated (float64):
+    the five-point difference of :func:`chainrule.gradient_check.oracle.five_point_gradient`."""
+    return oracle.five_point_gradient(f, x, _STEP)
 
 
 def _configs(L: int, K_min: int = 2):
@@ -143,11 +108,11 @@ def verify_network(d, acts: tuple[str, ...], lss: str, half: bool) -> str:
 
 def _forward_from(fs, Ws, bs, start: int, A: np.ndarray, is_z: bool):
     """Run the layers from ``start`` (0-based) on ``A`` (a Z of that layer if ``is_z``)."""
-    H = A
-    for i in range(start, len(fs)):
-        Z = A if (is_z and i == start) else H @ Ws[i] + bs[i]
-        H = fs[i](Z)
-    return H, Z
+    if is_z:
+        nodes = oracle.forward(fs, None, Ws, bs, (f"Z{start + 1}", A), first=start + 1)
+    else:
+        nodes = oracle.forward(fs, A, Ws, bs, first=start + 1)
+    return nodes[f"H{len(fs)}"], nodes[f"Z{len(fs)}"]
 
 
 def _verify_once(claims, acts, fs, lss, half, X, Ws, bs, T, normalised, where):
@@ -155,18 +120,16 @@ def _verify_once(claims, acts, fs, lss, half, X, Ws, bs, T, normalised, where):
     m = X.shape[0]
     on_logits = lss in ("bce_with_logits", "ce_with_logits")
     env: dict[str, np.ndarray] = {"X": X, "T": T, "m": float(m)}
-    H = X
-    Zs, Hs = [], [X]
+    nodes = oracle.forward(fs, X, Ws, bs)
+    Zs = [nodes[f"Z{i}"] for i in range(1, L + 1)]
+    Hs = [nodes[f"H{i}"] for i in range(L + 1)]
+    H = Hs[-1]
     for i in range(L):
-        Z = H @ Ws[i] + bs[i]
-        H = fs[i](Z)
-        Zs.append(Z)
-        Hs.append(H)
-        env[f"W{i + 1}"], env[f"b{i + 1}"], env[f"Z{i + 1}"] = Ws[i], bs[i], Z
+        env[f"W{i + 1}"], env[f"b{i + 1}"], env[f"Z{i + 1}"] = Ws[i], bs[i], Zs[i]
         if i + 1 < L:
-            env[f"H{i + 1}"] = H
+            env[f"H{i + 1}"] = Hs[i + 1]
             if acts[i] == "log_softmax":
-                env[f"P{i + 1}"] = _softmax(Z)
+                env[f"P{i + 1}"] = _softmax(Zs[i])
     out_name = "P" if acts[-1] == "softmax" else "Yhat"
     env[out_name] = H
     if acts[-1] == "log_softmax" or lss == "ce_with_logits":
@@ -204,11 +167,8 @@ def _verify_once(claims, acts, fs, lss, half, X, Ws, bs, T, normalised, where):
             arr = Ws[i] if tag[0] == "W" else bs[i]
 
             def loss_of_param(v, i=i, kind=tag[0]):
-                W2 = list(Ws)
-                b2 = list(bs)
-                (W2 if kind == "W" else b2)[i] = v
-                out, last_z = _forward_from(fs, W2, b2, i, Hs[i], False)
-                return loss_numpy(lss, last_z if on_logits else out, T, half)
+                nodes = oracle.forward(fs, Hs[i], Ws, bs, (f"{kind}{i + 1}", v), first=i + 1)
+                return loss_numpy(lss, nodes[f"Z{L}" if on_logits else f"H{L}"], T, half)
 
             num = numeric_gradient(loss_of_param, arr.copy())
         else:  # pragma: no cover

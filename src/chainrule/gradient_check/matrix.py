@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from chainrule.gradient_check import oracle
 from chainrule.gradient_check.verdict import Finding, FormulaCheck
 
 __all__ = ["MatrixCheck", "MatrixFormulaError", "check_matrix"]
@@ -170,55 +171,28 @@ class _Config:
     nodes: dict  # "W1", "b1", "Z1", "H1", ... -> array
 
 
-def _loss(spec: _Spec, H: np.ndarray, Y: np.ndarray, m: int) -> float:
-    if spec.loss == "mse":
-        e = np.sum((H - Y) ** 2) * (0.5 if spec.half else 1.0)
-    elif spec.loss == "bce":
-        e = -np.sum(Y * np.log(H) + (1.0 - Y) * np.log1p(-H))
-    else:
-        e = -np.sum(Y * np.log(H))
-    return float(e / m) if spec.mean else float(e)
-
-
 def _act(name: str):
     from chainrule import nn
 
     return nn.get(name)
 
 
+def _activation(name: str):
+    """The activation ``name`` of :func:`chainrule.nn.get` as a function of a matrix."""
+    return lambda Z: np.array(_act(name).forward(Z.copy()), dtype=np.float64)
+
+
 def _forward(spec: _Spec, cfg: _Config, override: tuple[str, np.ndarray] | None = None):
     """The loss, with the node ``override[0]`` replaced by ``override[1]``; and the nodes."""
-    nodes = {"H0": cfg.X}
-    over_name, over_value = override if override is not None else (None, None)
-    H = over_value if over_name == "H0" else cfg.X
-    nodes["H0"] = H
-    for layer, name in enumerate(spec.acts, start=1):
-        W = over_value if over_name == f"W{layer}" else cfg.Ws[layer - 1]
-        b = over_value if over_name == f"b{layer}" else cfg.bs[layer - 1]
-        Z = H @ W + b
-        if over_name == f"Z{layer}":
-            Z = over_value
-        H = np.array(_act(name).forward(Z.copy()), dtype=np.float64)
-        if over_name == f"H{layer}":
-            H = over_value
-        nodes[f"W{layer}"], nodes[f"b{layer}"] = W, b
-        nodes[f"Z{layer}"], nodes[f"H{layer}"] = Z, H
-    return _loss(spec, H, cfg.Y, cfg.m), nodes
+    nodes = oracle.forward([_activation(a) for a in spec.acts], cfg.X, cfg.Ws, cfg.bs, override)
+    H = nodes[f"H{len(spec.acts)}"]
+    return oracle.loss_value(spec.loss, H, cfg.Y, half=spec.half, mean=spec.mean), nodes
 
 
 def _finite_difference(spec: _Spec, cfg: _Config, node: str) -> np.ndarray:
     """dE/d(node) by the five-point central difference in float64, element by element."""
     base = np.array(cfg.nodes[node], dtype=np.float64, copy=True)
-    grad = np.empty_like(base)
-    for idx in np.ndindex(base.shape):
-        h = 1e-4 * max(1.0, abs(base[idx]))
-        values = []
-        for step in (2, 1, -1, -2):
-            moved = base.copy()
-            moved[idx] += step * h
-            values.append(_forward(spec, cfg, (node, moved))[0])
-        grad[idx] = (-values[0] + 8 * values[1] - 8 * values[2] + values[3]) / (12 * h)
-    return grad
+    return oracle.five_point_gradient(lambda v: _forward(spec, cfg, (node, v))[0], base, 1e-4)
 
 
 def _make_config(spec: _Spec, sizes, m, rng, bias: bool) -> _Config:

@@ -275,13 +275,7 @@ def gradcheck(
     (False, 'sign_flipped')
     """
     hints = Hints.collect(hints, hint_fields, "gradcheck")
-    if not callable(f) or not callable(grad_f):
-        raise ValueError(
-            f"gradcheck needs two callables, f and grad_f; got {type(f).__name__} and "
-            f"{type(grad_f).__name__}."
-        )
-    if not inputs:
-        raise ValueError("gradcheck needs at least one input array after f and grad_f.")
+    _check_call(f, grad_f, inputs)
     _check_tolerances(rtol, atol, eps, projections, "gradcheck")
     point = _Point.at(f, _float64_inputs(inputs), seed, projections)
     if vjp:
@@ -294,6 +288,16 @@ def gradcheck(
     report.label = label
     report.n_inputs = len(point.inputs)
     return report
+
+
+def _check_call(f, grad_f, inputs) -> None:
+    if not callable(f) or not callable(grad_f):
+        raise ValueError(
+            f"gradcheck needs two callables, f and grad_f; got {type(f).__name__} and "
+            f"{type(grad_f).__name__}."
+        )
+    if not inputs:
+        raise ValueError("gradcheck needs at least one input array after f and grad_f.")
 
 
 def _float64_inputs(inputs) -> list[np.ndarray]:

@@ -933,16 +933,10 @@ def check_formula(
     ValueError
         For an unknown loss or activation, or options that contradict each other.
     """
-    if not isinstance(formula, str):
-        raise ValueError(f"formula must be text such as '-(y/yhat - (1-y)/(1-yhat))'; got "
-                         f"{type(formula).__name__}.")
+    _check_text(formula)
     if activation is not None and library.canonical_activation(activation) == "softmax":
         return _softmax_vector_check(formula, loss, function, wrt, mean, half)
-    U = parse_expression(_read_aliases(formula))
-    target = _build_target(U, loss, function, activation, wrt, mean, half)
-    U, target, read_as = _relate_to_output(U, target)
-    if target.to_z:
-        U = U.xreplace(target.to_z)
+    U, target, read_as = _read(formula, loss, function, activation, wrt, mean, half)
     rights, origin = _derivative_terms(target)
     D = _through(target.sign * target.coeff * sympy.Add(*rights), target)
     derivative = _derivative_text(target, rights)
@@ -971,6 +965,23 @@ def check_formula(
         head = head[:-1] + f" ({read_as.rstrip('; ')})."
     kind, findings, explanation = _explain(U, D, formula, target, rights, origin, simplified)
     return result(False, kind, findings, f"{head} {explanation}")
+
+
+def _check_text(formula) -> None:
+    if not isinstance(formula, str):
+        raise ValueError(f"The formula must be text such as '-(y/yhat - (1-y)/(1-yhat))'; got "
+                         f"{type(formula).__name__}.")
+
+
+def _read(formula: str, loss, function, activation, wrt, mean, half):
+    """The formula as SymPy (in z where it is checked through an activation), what it is the
+    derivative of, and how its names were read."""
+    U = parse_expression(_read_aliases(formula))
+    target = _build_target(U, loss, function, activation, wrt, mean, half)
+    U, target, read_as = _relate_to_output(U, target)
+    if target.to_z:
+        U = U.xreplace(target.to_z)
+    return U, target, read_as
 
 
 def _explain(U, D, formula: str, target, rights, origin, simplified: str):
