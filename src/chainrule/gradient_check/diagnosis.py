@@ -143,7 +143,7 @@ class Hints:
         if hints is None:
             return cls(**keywords)
         if not isinstance(hints, cls):
-            raise TypeError(f"hints must be a Hints; got {type(hints).__name__}.")
+            raise TypeError(f"The hints must be a Hints; got {type(hints).__name__}.")
         if keywords:
             raise TypeError(
                 f"{owner}() got both hints= and the hint {next(iter(keywords))!r}; put it in "
@@ -310,7 +310,7 @@ def _activation_name(activation) -> str:
     name = getattr(activation, "name", None)
     if not isinstance(name, str) or not name:
         raise ValueError(
-            f"activation must be a name such as 'sigmoid' or a chainrule activation; got "
+            f"The activation must be a name such as 'sigmoid' or a chainrule activation; got "
             f"{type(activation).__name__}."
         )
     return name
@@ -347,7 +347,7 @@ def diagnose_stack(
     activation, z, wrt, x = hints.activation, hints.z, hints.wrt, hints.x
     y, m, terms = hints.y, hints.m, hints.terms
     if wrt is not None and wrt not in ("z", "yhat"):
-        raise ValueError(f"wrt must be 'z' or 'yhat'; got {wrt!r}.")
+        raise ValueError(f"The hint wrt must be 'z' or 'yhat'; got {wrt!r}.")
     var_shape = t.shape[1:]
     if x is None:
         _check_hint_shape("z", z, var_shape, " (or x= when the gradient is a linear map's weights)")
@@ -401,7 +401,7 @@ def _check_hint_shape(name: str, value, var_shape: tuple, extra: str) -> None:
         np.broadcast_shapes(np.shape(value), var_shape)
     except ValueError:
         raise ValueError(
-            f"the hint {name} has shape {np.shape(value)} but the gradient has shape "
+            f"The hint {name} has shape {np.shape(value)} but the gradient has shape "
             f"{var_shape}; pass an array of the gradient's shape{extra}."
         ) from None
 
@@ -522,13 +522,13 @@ def _through_linear(rel: _Relations, hypotheses, x, z) -> Diagnosis | None:
     X = np.asarray(x, dtype=np.float64)
     if X.ndim != 2:
         raise ValueError(
-            f"x must be the 2-D input of the linear map z = x @ w; got shape {X.shape}."
+            f"The hint x must be the 2-D input of the linear map z = x @ w; got shape {X.shape}."
         )
     n_ex, n_feat = X.shape
     var_shape = rel.t.shape[1:]
     if var_shape[:1] != (n_feat,) or z.shape[:1] != (n_ex,) or z.shape[1:] != var_shape[1:]:
         raise ValueError(
-            f"with x of shape {X.shape}, the gradient must have shape ({n_feat},) or "
+            f"With x of shape {X.shape}, the gradient must have shape ({n_feat},) or "
             f"({n_feat}, k) and z shape ({n_ex},) or ({n_ex}, k); got gradient {var_shape} and "
             f"z {z.shape}."
         )
@@ -592,7 +592,7 @@ def _terms(rel: _Relations, terms) -> Diagnosis | None:
     arrays = [np.broadcast_to(v, rel.t.shape) for _, v in items]
     if not rel.holds(sum(arrays), rel.t):
         raise ValueError(
-            "the terms given do not add up to the true gradient; pass the terms of the "
+            "The terms given do not add up to the true gradient; pass the terms of the "
             "correct gradient, e.g. terms={'y/yhat': -y/yhat, '(1-y)/(1-yhat)': (1-y)/(1-yhat)}."
         )
     for size in range(1, len(items) + 1):

@@ -165,9 +165,10 @@ def _derivative(evaluate, arr, idx, x0: float, h0: float, where: str):
         h /= 4.0
     if best is None:
         raise ValueError(
-            f"f is not finite near {where} (value {x0!r}) even with a step of {h * 4:.1e}: the "
-            "point is at the edge of f's domain (a log of 0, a division by 0). Check at a point "
-            "inside the domain, e.g. predictions in (0.01, 0.99) for a cross-entropy."
+            f"The function f is not finite near {where} (value {x0!r}) even with a step of "
+            f"{h * 4:.1e}: the point is at the edge of f's domain (a log of 0, a division by "
+            "0). Check at a point inside the domain, e.g. predictions in (0.01, 0.99) for a "
+            "cross-entropy."
         )
     return best
 
@@ -208,7 +209,8 @@ def _as_tuple(result, n: int, what: str) -> list:
         got = f"a {type(result).__name__}" + (
             f" of length {len(result)}" if isinstance(result, list | tuple) else "")
         raise ValueError(
-            f"{what} must return one gradient per input ({n} arrays in a tuple); got {got}."
+            f"The claimed gradient {what} must return one gradient per input ({n} arrays in a "
+            f"tuple); got {got}."
         )
     return list(result)
 
@@ -293,11 +295,11 @@ def gradcheck(
 def _check_call(f, grad_f, inputs) -> None:
     if not callable(f) or not callable(grad_f):
         raise ValueError(
-            f"gradcheck needs two callables, f and grad_f; got {type(f).__name__} and "
+            f"A gradient check needs two callables, f and grad_f; got {type(f).__name__} and "
             f"{type(grad_f).__name__}."
         )
     if not inputs:
-        raise ValueError("gradcheck needs at least one input array after f and grad_f.")
+        raise ValueError("A gradient check needs at least one input array after f and grad_f.")
 
 
 def _float64_inputs(inputs) -> list[np.ndarray]:
@@ -306,7 +308,7 @@ def _float64_inputs(inputs) -> list[np.ndarray]:
     low = [k for k, a in enumerate(originals) if a.dtype.itemsize < 8]
     if low:
         warnings.warn(
-            f"input {low[0]} is {originals[low[0]].dtype}: finite differences in float32 give "
+            f"Input {low[0]} is {originals[low[0]].dtype}: finite differences in float32 give "
             "false failures (pytorch#5351). gradcheck evaluates f on float64 copies, but if f "
             "computes in float32 inside, the check can still fail falsely: check in float64.",
             PrecisionWarning,
@@ -331,8 +333,8 @@ class _Point:
     def at(cls, f, inputs: list[np.ndarray], seed: int, projections: int) -> _Point:
         out0 = np.asarray(f(*[a.copy() for a in inputs]), dtype=np.float64)
         if not np.all(np.isfinite(out0)):
-            raise ValueError(f"f is not finite at the given inputs (got {out0.ravel()[:4]}); "
-                             "check at a point inside f's domain.")
+            raise ValueError(f"The function f is not finite at the given inputs (got "
+                             f"{out0.ravel()[:4]}); check at a point inside f's domain.")
         if out0.ndim == 0:
             return cls(inputs, (), np.ones((1,)))
         V = np.random.default_rng(seed).standard_normal((projections, *out0.shape))
@@ -371,7 +373,8 @@ def _claimed_by_jacobian(grad_f, point: _Point):
         if g.shape != want:
             if not point.scalar:
                 raise ValueError(
-                    f"grad_f returned an array of shape {g.shape} for input {k}; for f with "
+                    f"The claimed gradient grad_f returned an array of shape {g.shape} for input "
+                    f"{k}; for f with "
                     f"output shape {point.out_shape} it must be the Jacobian of shape {want}, "
                     "or pass vjp=True and return v·J from grad_f(v, *inputs)."
                 )
@@ -397,8 +400,8 @@ def _claimed_by_vjp(grad_f, point: _Point) -> list[np.ndarray]:
         stack = [grads[k] for grads in per_projection]
         if any(g.shape != a.shape for g in stack):
             raise ValueError(
-                f"grad_f(v, *inputs) returned shape {stack[0].shape} for input {k}; a "
-                f"vector-Jacobian product has the input's shape {a.shape}."
+                f"The vector-Jacobian product grad_f(v, *inputs) returned shape {stack[0].shape} "
+                f"for input {k}; it must have the input's shape {a.shape}."
             )
         claimed.append(np.stack(stack))
     return claimed
@@ -420,7 +423,8 @@ def _numeric_stacks(f, point: _Point, eps):
         noise.append(noises.T.reshape((point.n_proj, *arr.shape)))
         if not np.array_equal(arr, base):
             raise ValueError(
-                f"f changed input {k} in place while being evaluated; gradcheck needs an f "
+                f"The function f changed input {k} in place while being evaluated; a gradient "
+                "check needs an f "
                 "that leaves its inputs alone (copy inside f before modifying)."
             )
     return numeric, noise
@@ -741,7 +745,8 @@ def _check_layers(model) -> None:
     layers = getattr(model, "layers", None)
     if not isinstance(layers, list | tuple) or not layers:
         raise ValueError(
-            f"check_model needs a model with a list of layers (a chainrule.nn.Sequential); got "
+            f"A model check needs a model with a list of layers (a chainrule.nn.Sequential); "
+            "got "
             f"{type(model).__name__}."
         )
 
@@ -755,7 +760,7 @@ def _loss_object(loss):
     if hasattr(loss, "forward") and hasattr(loss, "backward"):
         return copy.deepcopy(loss)
     raise ValueError(
-        f"loss must be a loss name (e.g. 'bce', 'mse') or an object with forward(pred, "
+        f"The loss must be a loss name (e.g. 'bce', 'mse') or an object with forward(pred, "
         f"target) and backward(); got {type(loss).__name__}."
     )
 
@@ -772,7 +777,7 @@ def _float64_evaluation_copy(model):
         work.astype(np.float64)
     if any_low():
         warnings.warn(
-            "the model's parameters are float32 and could not be converted to float64: "
+            "The model's parameters are float32 and could not be converted to float64: "
             "finite differences in float32 give false failures (pytorch#5351).",
             PrecisionWarning,
             stacklevel=3,
