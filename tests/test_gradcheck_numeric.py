@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import chainrule
 from chainrule._numerics import sigmoid
-from chainrule.gradient_check import GradcheckReport, PrecisionWarning, gradcheck
+from chainrule.gradient_check import GradcheckReport, Hints, PrecisionWarning, gradcheck
 
 # --- logistic regression, the required cases ------------------------------------------------------
 
@@ -46,6 +46,20 @@ def test_logistic_regression_missing_one_over_m_is_factor_m(logreg):
     assert not report.passed
     assert report.kind == "scaled" and report.factor == pytest.approx(m)
     assert "1/m" in report.diagnosis and "forgotten" in report.diagnosis
+
+
+def test_hints_object_and_hint_keywords_give_the_same_diagnosis(logreg):
+    m = logreg.m
+    by_object = gradcheck(logreg.loss, lambda w: m * logreg.grad(w), logreg.w, hints=Hints(m=m))
+    by_keyword = gradcheck(logreg.loss, lambda w: m * logreg.grad(w), logreg.w, m=m)
+    assert by_object.diagnosis == by_keyword.diagnosis and by_object.kind == "scaled"
+
+
+def test_unknown_or_doubled_hints_are_refused(logreg):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'batch'"):
+        gradcheck(logreg.loss, logreg.grad, logreg.w, batch=8)
+    with pytest.raises(TypeError, match="both hints= and the hint 'm'"):
+        gradcheck(logreg.loss, logreg.grad, logreg.w, hints=Hints(m=8), m=8)
 
 
 def test_logistic_regression_missing_one_over_m_without_the_hint(logreg):

@@ -10,12 +10,15 @@ sign, ...
   (Richardson extrapolation, adaptive step) and returns a :class:`GradcheckReport`;
 - :func:`check_model` checks every layer of a chainrule model and names the first layer whose
   backward disagrees (:class:`ModelCheckReport`);
-- :func:`diagnose` is the catalogue of relations on its own (:data:`CATALOGUE`);
+- :func:`diagnose` is the catalogue of relations on its own (:data:`CATALOGUE`); a
+  :class:`Hints` (or its fields as keywords of :func:`gradcheck` and :func:`diagnose`) gives it
+  the context: the activation and its input, the batch size, the targets, the terms;
 - :func:`check_formula` checks a hand-derived formula symbolically (SymPy, loaded on first use)
   and says which term has the wrong sign and which rule gives the right one;
 - :func:`check_matrix` checks a hand-written matrix gradient of a dense layer or network
   (``X.T @ (Yhat - Y) / m``) against finite differences and names the mistake.
 
+The finite differences of the matrix checks live in :mod:`chainrule.gradient_check.oracle`.
 Only NumPy is imported here; :mod:`chainrule.gradient_check.symbolic` imports SymPy.
 """
 
