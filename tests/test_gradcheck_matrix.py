@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from chainrule.cli import main
+from chainrule.gradient_check import oracle
 from chainrule.gradient_check.matrix import (
     MatrixFormulaError,
     _backward,
@@ -187,6 +188,20 @@ def test_the_backward_pass_meets_finite_differences(acts):
                 continue
             numeric = _finite_difference(spec, cfg, node)
             np.testing.assert_allclose(grads[node], numeric, rtol=1e-7, atol=1e-9)
+
+
+def test_the_oracle_differences_a_known_gradient_and_starts_at_any_layer():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 2))
+    numeric = oracle.five_point_gradient(lambda v: float(np.sum(np.sin(v))), x.copy(), 1e-4)
+    np.testing.assert_allclose(numeric, np.cos(x), rtol=1e-9)
+    Ws = [rng.normal(size=(2, 3)), rng.normal(size=(3, 2))]
+    bs = [np.zeros(3), np.zeros(2)]
+    full = oracle.forward([np.tanh, np.tanh], x, Ws, bs)
+    tail = oracle.forward([np.tanh, np.tanh], full["H1"], Ws, bs, first=2)
+    np.testing.assert_array_equal(tail["H2"], full["H2"])
+    assert oracle.loss_value("mse", full["H2"], 0 * full["H2"], mean=False) == pytest.approx(
+        3 * oracle.loss_value("mse", full["H2"], 0 * full["H2"]))
 
 
 def test_m_equals_one_and_two_outputs_are_among_the_checked_shapes():

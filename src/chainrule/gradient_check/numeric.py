@@ -862,7 +862,7 @@ def _check_layer(i, layer, h_in, settings: _Settings) -> LayerCheck:
         else:
             report = settings.check(evaluate, arr, base, g, hints, f"{name} {part}", label)
         parts[part] = report
-    return LayerCheck(i, name, parts)
+    return LayerCheck(index=i, name=name, parts=parts)
 
 
 def _check_wrong_shape(evaluate, arr, base, g, hints: Hints, name: str, settings: _Settings):
@@ -898,7 +898,7 @@ def _check_loss(loss_obj, pred, target, settings: _Settings) -> LayerCheck:
     y_hint = target if target.shape == pred.shape else None
     report = settings.check(evaluate, p_work, pred, g, Hints(m=settings.m, y=y_hint, wrt="yhat"),
                             name, f"{name} backward")
-    return LayerCheck(None, name, {"backward": report})
+    return LayerCheck(index=None, name=name, parts={"backward": report})
 
 
 def _check_end_to_end(work, loss_obj, X64, target, settings: _Settings) -> GradcheckReport:
