@@ -54,9 +54,12 @@ __all__ = [
 
 
 class TrainingDivergedError(FloatingPointError, ValueError):
-    """The loss or the weights became NaN or inf; the weights from the start of the failing
-    epoch were restored. :func:`fit` attaches its :class:`History` as ``.history`` (None from
-    the scikit-learn estimators). A ValueError too, as scikit-learn's estimators raise."""
+    """Training diverged: the loss, the weights or the outputs became NaN or inf.
+
+    Raised by :func:`fit` and by the scikit-learn estimators (a ValueError too, as scikit-learn
+    raises). After a divergence found in an epoch the weights from its start, the last finite
+    ones, are restored and :meth:`at` words the message; :func:`fit` attaches its
+    :class:`History` as ``.history`` (None from the estimators)."""
 
     def __init__(self, message: str, history: History | None = None):
         super().__init__(message)
