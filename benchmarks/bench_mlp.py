@@ -46,18 +46,17 @@ def load_mnist():
 
 
 def chainrule_epoch(model, opt, X, y, order, batch):
+    """chainrule's step loop, the one model.fit runs: Trainer.step over Batches (full batches
+    only, as the other libraries' loops here)."""
     from chainrule import losses
-    from chainrule.training import _Trainer
+    from chainrule.training import Batches, Trainer
 
-    trainer = _Trainer(model, losses.CrossEntropy(), opt)
-    xb = np.empty((batch, X.shape[1]), np.float32)
-    yb = np.empty(batch, np.int64)
+    trainer = Trainer(model, losses.CrossEntropy(), opt)
+    batches = Batches(X, y, batch)
+    full = order[: len(order) // batch * batch]
     model.train()
     t = time.perf_counter()
-    for i in range(0, len(order) - batch + 1, batch):
-        idx = order[i : i + batch]
-        np.take(X, idx, axis=0, out=xb)
-        np.take(y, idx, axis=0, out=yb)
+    for xb, yb, _ in batches(full):
         trainer.step(xb, yb)
     return time.perf_counter() - t
 

@@ -80,7 +80,7 @@ def test_three_layer_gradients_match_finite_differences(activation, rng):
 )
 def test_training_step_gradient_matches_finite_differences(output, loss_name, n_out, rng):
     """The trainer's fused path (yhat - y at the logits) gives the true gradient of E."""
-    from chainrule.training import _prepare_targets, _Trainer
+    from chainrule.training import Trainer, _prepare_targets
 
     model = mlp([3, 5, 4, n_out], activation="tanh", output=output, dtype="float64", seed=1)
     X = rng.normal(size=(6, 3))
@@ -92,7 +92,7 @@ def test_training_step_gradient_matches_finite_differences(output, loss_name, n_
         y = rng.normal(size=(6, 2))
     loss = losses.get(loss_name)
     target, _ = _prepare_targets(model, y, loss, n_out)
-    trainer = _Trainer(model, loss, chainrule.optim.SGD(lr=1e-300))
+    trainer = Trainer(model, loss, chainrule.optim.SGD(lr=1e-300))
     trainer.step(X, target)
     analytic = [g.copy() for g in model.gradients()]
     y_for_loss = target
@@ -103,14 +103,14 @@ def test_training_step_gradient_matches_finite_differences(output, loss_name, n_
 
 def test_fused_delta_is_yhat_minus_y_and_finite_at_saturation():
     """Sigmoid + BCE: the delta at the logits is (yhat - y)/m, even where sigmoid saturates."""
-    from chainrule.training import _Trainer
+    from chainrule.training import Trainer
 
     model = Sequential([Dense(1, 1, dtype="float64"), get("sigmoid")], seed=0)
     model.layers[0].W[...] = 1.0
     model.layers[0].b[...] = 0.0
     X = np.array([[-800.0], [0.0], [800.0], [2.0]])
     y = np.array([[1.0], [0.0], [0.0], [1.0]])
-    trainer = _Trainer(model, losses.BinaryCrossEntropy(), chainrule.optim.SGD(lr=1e-300))
+    trainer = Trainer(model, losses.BinaryCrossEntropy(), chainrule.optim.SGD(lr=1e-300))
     loss, _ = trainer.step(X, y)
     assert np.isfinite(loss)
     yhat = 1 / (1 + np.exp(-np.clip(X, -700, 700)))

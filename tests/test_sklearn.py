@@ -428,6 +428,18 @@ def test_divergence_names_the_fix():
         est.fit(X * 1e3, y * 1e3)
 
 
+def test_divergence_is_fits_error_and_restores_the_weights_of_the_epoch():
+    from chainrule.training import TrainingDivergedError
+
+    X, y = make_regression(n_samples=50, n_features=3, random_state=0)
+    est = MLPRegressor(solver="sgd", learning_rate_init=10.0, batch_size=10, max_iter=50,
+                       random_state=0)
+    with pytest.raises(TrainingDivergedError, match=r"Training diverged at epoch \d+, batch "
+                                                    r"\d+: the loss became .* were restored\."):
+        est.fit(X * 1e3, y * 1e3)
+    assert all(np.isfinite(p).all() for p in (*est.coefs_, *est.intercepts_))
+
+
 def test_verbose_prints_the_loss(iris, capsys):
     X, y = iris
     _quiet(MLPClassifier((4,), max_iter=2, verbose=True, random_state=0), X, y)

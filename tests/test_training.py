@@ -220,18 +220,32 @@ def test_fit_argument_errors(rng):
         model.fit(X, y, loss="ce", optimizer="newton")
 
 
+def test_batches_follow_the_order_and_slice_without_one(rng):
+    from chainrule.training import Batches
+
+    X, y, w = np.arange(20.0).reshape(10, 2), np.arange(10), np.linspace(0.0, 1.0, 10)
+    order = rng.permutation(10)
+    drawn = [(xb.copy(), yb.copy(), wb) for xb, yb, wb in Batches(X, y, 4, w)(order)]
+    assert [len(yb) for _, yb, _ in drawn] == [4, 4, 2]
+    np.testing.assert_array_equal(np.concatenate([xb for xb, _, _ in drawn]), X[order])
+    np.testing.assert_array_equal(np.concatenate([yb for _, yb, _ in drawn]), order)
+    np.testing.assert_array_equal(np.concatenate([wb for _, _, wb in drawn]), w[order])
+    in_order = list(Batches(X, y, 4)())
+    assert all(np.shares_memory(xb, X) and wb is None for xb, _, wb in in_order)
+
+
 def test_sample_weight_equals_repeating_samples(rng):
     """Weight 2 on a sample is the same objective as that sample appearing twice."""
     from chainrule import losses, optim
-    from chainrule.training import _Trainer
+    from chainrule.training import Trainer
 
     X = rng.normal(size=(5, 3))
     y = rng.integers(0, 2, size=5).astype(float).reshape(-1, 1)
     w = np.array([1.0, 2.0, 1.0, 3.0, 1.0])
     a = mlp([3, 4, 1], output="sigmoid", dtype="float64", seed=0)
     b = mlp([3, 4, 1], output="sigmoid", dtype="float64", seed=0)
-    ta = _Trainer(a, losses.BinaryCrossEntropy(), optim.SGD(lr=1e-300), weighted=True)
-    tb = _Trainer(b, losses.BinaryCrossEntropy(), optim.SGD(lr=1e-300))
+    ta = Trainer(a, losses.BinaryCrossEntropy(), optim.SGD(lr=1e-300), weighted=True)
+    tb = Trainer(b, losses.BinaryCrossEntropy(), optim.SGD(lr=1e-300))
     reps = np.repeat(np.arange(5), w.astype(int))
     la, _ = ta.step(X, y, w)
     lb, _ = tb.step(X[reps], y[reps])
@@ -335,7 +349,7 @@ def test_one_and_two_threads_train_the_same_model(rng):
 @pytest.mark.parametrize("threads", [0, -1, 1.5, True, "2"])
 def test_bad_threads_are_refused(rng, threads):
     X, y = blobs(rng, n=20)
-    with pytest.raises(ValueError, match=r"fit needs threads to be an integer >= 1 .*got"):
+    with pytest.raises(ValueError, match=r"'threads' parameter of fit must be an integer .*None"):
         mlp([4, 3], output="softmax").fit(X, y, loss="ce", verbose=0, threads=threads)
 
 

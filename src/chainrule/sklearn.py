@@ -61,12 +61,18 @@ Where chainrule differs
 - A divergence ends the fit as scikit-learn's does: with ``early_stopping`` the
   validation scores turn NaN and the best epoch's weights are restored; without it, the error
   "Solver produced non-finite parameter weights" comes at the first non-finite loss, not after
-  ``max_iter`` epochs of NaN.
+  ``max_iter`` epochs of NaN. As in :func:`chainrule.training.fit`, it is a
+  :class:`~chainrule.training.TrainingDivergedError` (a ValueError) that names the epoch and
+  the batch, and the weights from the start of that epoch are restored.
+
+The mini-batch steps are :class:`chainrule.training.Trainer`'s over
+:class:`chainrule.training.Batches`, the loop of :func:`chainrule.training.fit`, with the L2
+penalty added to the gradients before each optimizer step; BLAS runs on one thread below
+:data:`chainrule.training.ONE_THREAD_WORK` multiply-adds per batch, as in ``fit``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import warnings
 from itertools import pairwise
@@ -100,13 +106,21 @@ from sklearn.utils.multiclass import (
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
+from chainrule import _sklearn_io
 from chainrule import losses as _losses
 from chainrule import optim as _optim
+from chainrule._checks import check_scalar
 from chainrule._numerics import sigmoid, softmax
 from chainrule.nn import activations as _act
 from chainrule.nn.layers import Dense
 from chainrule.nn.model import Sequential, mlp
-from chainrule.training import _Trainer
+from chainrule.training import (
+    Batches,
+    Trainer,
+    TrainingDivergedError,
+    blas_threads,
+    matmul_work,
+)
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data
@@ -135,9 +149,9 @@ SOLVERS: dict[str, type[_optim.Optimizer] | None] = {
     "lbfgs": None,
 }
 
-# Per-batch multiply-adds below which BLAS runs on one thread: for small matrices the threads'
-# start-up and synchronisation cost more than they save (several times over on a busy machine).
-_ONE_THREAD_WORK = 1 << 24
+# scikit-learn's first sentence when a fit diverges (its own tests look for it).
+_NON_FINITE = ("Solver produced non-finite parameter weights. The input data may contain large "
+               "values and need to be preprocessed. ")
 
 
 class _PoissonLogLink(_losses.Loss):
@@ -306,7 +320,7 @@ class _FullBatchObjective:
         positions = [i for i, p in enumerate(self.params) if any(p is c for c in self.coefs)]
         self.stepper = _L2Step(self, positions)
         self.stepper.coef = self.penalty_coef
-        self.trainer = _Trainer(net, loss, self.stepper, weighted=sw is not None)
+        self.trainer = Trainer(net, loss, self.stepper, weighted=sw is not None)
         self._last: tuple[np.ndarray, float] | None = None
 
     def pack(self) -> np.ndarray:
@@ -320,7 +334,8 @@ class _FullBatchObjective:
             a[...] = theta[s].reshape(a.shape)
 
     def step(self, params, grads) -> None:
-        """Called by ``_Trainer`` in place of an optimizer step: gather the gradient."""
+        """Called by the :class:`~chainrule.training.Trainer` in place of an optimizer step:
+        gather the gradient."""
         for g, s in zip(grads, self.grad_slices, strict=True):
             self.grad[s] = g.ravel()
 
@@ -340,41 +355,12 @@ class _FullBatchObjective:
         return self._last[1]
 
 
-def _blas_context(batch_size: int, layer_units: list[int]):
-    """One BLAS thread for small networks (see ``_ONE_THREAD_WORK``), the default otherwise."""
-    work = batch_size * sum(a * b for a, b in pairwise(layer_units))
-    if work >= _ONE_THREAD_WORK:
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=1, user_api="blas")
-
-
-def _json_safe(value):
-    """``value`` as JSON (tuples as lists, NumPy scalars as Python ones), or None if it has none."""
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, Integral):
-        return int(value)
-    if isinstance(value, Real):
-        return float(value) if math.isfinite(value) else str(value)
-    if isinstance(value, list | tuple):
-        items = [_json_safe(v) for v in value]
-        lost = any(a is None and b is not None for a, b in zip(items, value, strict=True))
-        return None if lost else items
-    if isinstance(value, dict):
-        return {"__dict__": [[_json_safe(k), _json_safe(v)] for k, v in value.items()]}
-    return None
-
-
-def _from_json(value):
-    if isinstance(value, dict) and "__dict__" in value:
-        return {k: v for k, v in value["__dict__"]}
-    if isinstance(value, str) and value in ("inf", "-inf", "nan"):
-        return float(value)
-    if isinstance(value, list):
-        return [_from_json(v) for v in value]
-    return value
+def _keep_params(estimator, arguments: dict) -> None:
+    """Store every ``__init__`` argument under its own name, unchanged (scikit-learn's rule for
+    estimators: ``__init__`` only records its parameters; ``fit`` validates them)."""
+    for name, value in arguments.items():
+        if name != "self":
+            setattr(estimator, name, value)
 
 
 class _BaseMLP(BaseEstimator):
@@ -526,23 +512,22 @@ class _BaseMLP(BaseEstimator):
         if stochastic:
             if not incremental or not hasattr(self, "_optimizer"):
                 self._optimizer = self._make_optimizer()
-            self._fit_stochastic(net, X, Y, sw, X_val, y_val, sw_val, layer_units, incremental,
-                                 rng)
+            self._fit_stochastic(net, X, Y, sw, X_val, y_val, sw_val, incremental, rng)
         else:
-            self._fit_lbfgs(net, X, Y, sw, layer_units)
+            self._fit_lbfgs(net, X, Y, sw)
         if not all(np.isfinite(p).all() for p in (*self.coefs_, *self.intercepts_)):
             self._raise_non_finite()
         return self
 
-    def _raise_non_finite(self):
+    def _divergence_hint(self) -> str:
         hint = "Standardize X (StandardScaler)"
         if self.solver != "lbfgs":
             hint += (f", lower learning_rate_init (it is {self.learning_rate_init:g}), or set "
                      "early_stopping=True to keep the best epoch's weights")
-        raise ValueError(
-            "Solver produced non-finite parameter weights. The input data may contain large "
-            f"values and need to be preprocessed: {hint}."
-        )
+        return hint + "."
+
+    def _raise_non_finite(self):
+        raise TrainingDivergedError(_NON_FINITE + self._divergence_hint())
 
     def _initialize(self, net: Sequential, layer_units: list[int]) -> None:
         self.n_iter_ = 0
@@ -630,7 +615,7 @@ class _BaseMLP(BaseEstimator):
             sw = np.ascontiguousarray(sw, dtype=dtype)
         return X, Y, sw
 
-    def _fit_lbfgs(self, net, X, Y, sw, layer_units):
+    def _fit_lbfgs(self, net, X, Y, sw):
         """Minimize the full-batch objective with SciPy's L-BFGS-B from the current weights:
         at most ``max_iter`` iterations and ``max_fun`` evaluations, stopping once the largest
         gradient component is below ``tol``."""
@@ -650,8 +635,8 @@ class _BaseMLP(BaseEstimator):
 
         net.train()
         try:
-            with _blas_context(X.shape[0], layer_units), np.errstate(over="ignore",
-                                                                     invalid="ignore"):
+            with blas_threads(None, matmul_work(net, X.shape[0])), np.errstate(over="ignore",
+                                                                               invalid="ignore"):
                 result = minimize(objective, objective.pack(), method="L-BFGS-B", jac=True,
                                   callback=record,
                                   options={"maxiter": self.max_iter, "maxfun": self.max_fun,
@@ -689,68 +674,27 @@ class _BaseMLP(BaseEstimator):
     def _lbfgs_targets(self, y: np.ndarray) -> np.ndarray:
         return y.reshape(-1, 1) if y.ndim == 1 else y
 
-    def _fit_stochastic(self, net, X, Y, sw, X_val, y_val, sw_val, layer_units, incremental,
-                        rng):
+    def _fit_stochastic(self, net, X, Y, sw, X_val, y_val, sw_val, incremental, rng):
+        """Up to ``max_iter`` epochs of mini-batch steps (one for ``partial_fit``), with
+        scikit-learn's bookkeeping after each; early stopping puts the best epoch back."""
         loss, loss_scale = self._objective()
-        dense = net.dense_layers
         params = net.parameters()
-        grads = net.gradients()
-        positions = [i for i, p in enumerate(params) if any(p is d.W for d in dense)]
+        positions = [i for i, p in enumerate(params) if any(p is d.W for d in net.dense_layers)]
         stepper = _L2Step(self._optimizer.optimizer, positions)
         X, Y, sw = self._training_arrays(X, Y, sw, self.coefs_[0].dtype)
-        sparse = sp.issparse(X)
-        if sparse:
+        if sp.issparse(X):
             net.layers[0] = _SparseInputDense.replacing(net.layers[0])
-        trainer = _Trainer(net, loss, stepper, weighted=sw is not None)
-        n = X.shape[0]
-        if self.batch_size == "auto":
-            batch_size = min(200, n)
-        else:
-            if self.batch_size > n:
-                warnings.warn(
-                    "Got `batch_size` less than 1 or larger than sample size. It is going to be "
-                    "clipped", stacklevel=3)
-            batch_size = int(np.clip(self.batch_size, 1, n))
-        alpha = float(self.alpha)
-        xb_full = None if sparse else np.empty((batch_size, X.shape[1]), dtype=X.dtype)
-        yb_full = np.empty((batch_size, *Y.shape[1:]), dtype=Y.dtype)
+        trainer = Trainer(net, loss, stepper, weighted=sw is not None)
+        batches = Batches(X, Y, self._batch_size(X.shape[0]), sw)
         net.train()
         self.n_iter_ = 0
         try:
-            with _blas_context(batch_size, layer_units), np.errstate(over="ignore",
-                                                                      invalid="ignore"):
-                for _ in range(self.max_iter):
-                    order = rng.permutation(n) if self.shuffle else None
-                    accumulated = 0.0
-                    for start in range(0, n, batch_size):
-                        stop = min(start + batch_size, n)
-                        if order is None:
-                            xb, yb = X[start:stop], Y[start:stop]
-                            wb = None if sw is None else sw[start:stop]
-                        else:
-                            idx = order[start:stop]
-                            if stop - start == batch_size and not sparse:
-                                xb, yb = xb_full, yb_full
-                                np.take(X, idx, axis=0, out=xb)
-                                np.take(Y, idx, axis=0, out=yb)
-                            else:
-                                xb, yb = X[idx], Y[idx]
-                            wb = None if sw is None else sw[idx]
-                        sw_sum = float(stop - start) if wb is None else float(wb.sum())
-                        penalty = 0.0
-                        if alpha:
-                            stepper.coef = alpha / sw_sum
-                            penalty = 0.5 * alpha * sum(float(np.vdot(c, c))
-                                                        for c in self.coefs_) / sw_sum
-                        batch_loss, _ = trainer.step(xb, yb, wb)
-                        if not math.isfinite(batch_loss):
-                            if not self.early_stopping:
-                                self._raise_non_finite()
-                            # As scikit-learn: take the non-finite step and carry on; the
-                            # validation scores turn NaN and the best epoch's weights return.
-                            stepper.step(params, grads)
-                        accumulated += (batch_loss * loss_scale + penalty) * (stop - start)
-                    if self._end_iteration(accumulated / n, n, X_val, y_val, sw_val, incremental):
+            with blas_threads(None, matmul_work(net, batches.batch_size)), np.errstate(
+                    over="ignore", invalid="ignore"):
+                for epoch in range(self.max_iter):
+                    order = rng.permutation(batches.n) if self.shuffle else None
+                    loss_ = self._train_epoch(trainer, stepper, batches, order, loss_scale, epoch)
+                    if self._end_iteration(loss_, batches.n, X_val, y_val, sw_val, incremental):
                         break
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.", stacklevel=3)
@@ -761,6 +705,51 @@ class _BaseMLP(BaseEstimator):
                 c[...] = best
             for b, best in zip(self.intercepts_, self._best_intercepts, strict=True):
                 b[...] = best
+
+    def _batch_size(self, n: int) -> int:
+        if self.batch_size == "auto":
+            return min(200, n)
+        if self.batch_size > n:
+            warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going "
+                          "to be clipped", stacklevel=4)
+        return int(np.clip(self.batch_size, 1, n))
+
+    def _train_epoch(self, trainer: Trainer, stepper: _L2Step, batches: Batches, order,
+                     loss_scale: float, epoch: int) -> float:
+        """One epoch of steps; returns its objective :math:`J`, averaged over the samples.
+
+        A non-finite loss ends the fit as in :func:`chainrule.training.fit` (the weights from
+        the start of the epoch restored, :class:`~chainrule.training.TrainingDivergedError`),
+        except with ``early_stopping``: then, as scikit-learn does, the step is taken and the
+        validation score turns NaN, and the best epoch's weights return at the end.
+        """
+        alpha = float(self.alpha)
+        start = None if self.early_stopping else trainer.snapshot()
+        accumulated = 0.0
+        for b, (xb, yb, wb) in enumerate(batches(order)):
+            m = len(yb)
+            sw_sum = float(m) if wb is None else float(wb.sum())
+            penalty = 0.0
+            if alpha:
+                stepper.coef = alpha / sw_sum
+                penalty = 0.5 * alpha * sum(float(np.vdot(c, c)) for c in self.coefs_) / sw_sum
+            batch_loss, _ = trainer.step(xb, yb, wb)
+            if not math.isfinite(batch_loss):
+                if start is not None:
+                    raise self._diverged(trainer, start, epoch, f"the loss became {batch_loss}",
+                                         batch=b + 1)
+                stepper.step(trainer.params, trainer.grads)
+            accumulated += (batch_loss * loss_scale + penalty) * m
+        if start is not None and not trainer.weights_finite():
+            raise self._diverged(trainer, start, epoch,
+                                 "the weights became NaN or inf in its last update")
+        return accumulated / batches.n
+
+    def _diverged(self, trainer: Trainer, start: list[np.ndarray], epoch: int, what: str,
+                  batch: int | None = None) -> TrainingDivergedError:
+        trainer.restore(start)
+        return TrainingDivergedError.at(epoch + 1, what, self._divergence_hint(), batch=batch,
+                                        lead=_NON_FINITE)
 
     def _end_iteration(self, loss, n, X_val, y_val, sw_val, incremental) -> bool:
         """scikit-learn's bookkeeping at the end of an epoch; True means stop."""
@@ -841,7 +830,7 @@ class _BaseMLP(BaseEstimator):
         return validate_data(self, X, accept_sparse=["csr", "csc"],
                              dtype=(np.float64, np.float32), reset=False)
 
-    # --- chainrule model files ----------------------------------------------------------------
+    # --- chainrule model files (the format: chainrule._sklearn_io) ------------------------------
 
     def to_chainrule(self) -> Sequential:
         """The fitted network as a standalone :class:`chainrule.nn.Sequential`, output activation
@@ -849,37 +838,7 @@ class _BaseMLP(BaseEstimator):
         log of the mean). Weights are copied; the estimator's settings travel in
         ``training_config["sklearn"]``."""
         check_is_fitted(self)
-        out = {"softmax": "softmax", "logistic": "sigmoid"}.get(self.out_activation_)
-        units = [self.coefs_[0].shape[0], *(c.shape[1] for c in self.coefs_)]
-        model = mlp(units, activation=self.activation, output=out, dropout=float(self.dropout),
-                    dtype=self.coefs_[0].dtype, seed=0)
-        for layer, c, b in zip(model.dense_layers, self.coefs_, self.intercepts_, strict=True):
-            layer.W[...] = c
-            layer.b[...] = b
-        model.eval()
-        state = {
-            "estimator": type(self).__name__,
-            "params": {k: _json_safe(v) for k, v in self.get_params().items()},
-            "n_features_in": int(self.n_features_in_),
-            "feature_names_in": (None if not hasattr(self, "feature_names_in_")
-                                 else [str(f) for f in self.feature_names_in_]),
-            "out_activation": self.out_activation_,
-            "n_outputs": int(self.n_outputs_),
-            "n_iter": int(self.n_iter_),
-            "t": int(self.t_),
-            "loss": _json_safe(getattr(self, "loss_", None)),
-            "loss_curve": [float(v) for v in self.loss_curve_],
-            "best_loss": _json_safe(self.best_loss_),
-            "validation_scores": (None if self.validation_scores_ is None
-                                  else [float(v) for v in self.validation_scores_]),
-            "best_validation_score": _json_safe(self.best_validation_score_),
-        }
-        self._export_targets(model, state)
-        model.training_config = {"sklearn": state}
-        return model
-
-    def _export_targets(self, model: Sequential, state: dict) -> None:
-        model.task = "regression"
+        return _sklearn_io.to_model(self)
 
     def save(self, path) -> Path:
         """Write the fitted estimator to ``path`` in chainrule's safetensors format (see
@@ -890,49 +849,7 @@ class _BaseMLP(BaseEstimator):
     def load(cls, path):
         """Read an estimator written by :meth:`save`: fitted and ready to predict (a later
         ``partial_fit`` starts a fresh optimizer). Never executes code from the file."""
-        from chainrule.nn.model import load as load_model
-
-        model = load_model(path)
-        state = (model.training_config or {}).get("sklearn")
-        if not isinstance(state, dict):
-            raise ValueError(
-                f"{path} holds a plain chainrule model, not a {cls.__name__}; load it with "
-                "chainrule.load(path)."
-            )
-        if state.get("estimator") != cls.__name__:
-            raise ValueError(
-                f"{path} holds a {state.get('estimator')}, not a {cls.__name__}; load it with "
-                f"chainrule.sklearn.{state.get('estimator')}.load(path)."
-            )
-        valid = cls().get_params()
-        params = {k: _from_json(v) for k, v in state["params"].items() if k in valid}
-        if isinstance(params.get("hidden_layer_sizes"), list):
-            params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
-        est = cls(**params)
-        dense = model.dense_layers
-        est.coefs_ = [np.array(d.W) for d in dense]
-        est.intercepts_ = [np.array(d.b) for d in dense]
-        est.n_features_in_ = state["n_features_in"]
-        if state.get("feature_names_in") is not None:
-            est.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)
-        est.n_outputs_ = state["n_outputs"]
-        est.n_layers_ = len(dense) + 1
-        est.out_activation_ = state["out_activation"]
-        est.n_iter_ = state["n_iter"]
-        est.t_ = state["t"]
-        est.loss_ = _from_json(state["loss"])
-        est.loss_curve_ = list(state["loss_curve"])
-        est.best_loss_ = _from_json(state["best_loss"])
-        est.validation_scores_ = state["validation_scores"]
-        est.best_validation_score_ = _from_json(state["best_validation_score"])
-        est._no_improvement_count = 0
-        est._best_coefs = [c.copy() for c in est.coefs_]
-        est._best_intercepts = [b.copy() for b in est.intercepts_]
-        est._import_targets(model, state)
-        return est
-
-    def _import_targets(self, model: Sequential, state: dict) -> None:
-        pass
+        return _sklearn_io.load(cls, path)
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
@@ -1099,34 +1016,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         weight_decay=0.01,
         dtype=None,
     ):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.loss = loss
-        self.dropout = dropout
-        self.class_weight = class_weight
-        self.weight_decay = weight_decay
-        self.dtype = dtype
+        _keep_params(self, locals())
 
     # --- fit ----------------------------------------------------------------------------------
 
@@ -1253,14 +1143,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                     f"class_weight must be 'balanced', a dict {{class: weight}} or a list of "
                     f"such dicts (one per label); got a list holding {d!r}."
                 )
-            for label, w in d.items():
-                if (isinstance(w, bool) or not isinstance(w, Real) or not math.isfinite(w)
-                        or w < 0):
-                    raise ValueError(
-                        f"class_weight gives class {label!r} the weight {w!r}; a class weight "
-                        f"must be a finite number >= 0 (0 ignores the class). Use for example "
-                        f"{{{label!r}: 2.0}}, or class_weight='balanced'."
-                    )
+            for label, w in d.items():  # a weight of 0 ignores the class
+                check_scalar(w, f"class_weight[{label!r}]", type(self).__name__, low=0)
 
     def _stratify_by(self, Y, y):
         # Single-label targets only. Binary targets are stratified by the positive class's
@@ -1335,19 +1219,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         tags.classifier_tags.multi_label = True
         return tags
 
-    # --- model files --------------------------------------------------------------------------
-
-    def _export_targets(self, model, state):
-        multilabel = self._y_type == "multilabel-indicator"
-        model.task = "multilabel" if multilabel else "classification"
-        model.classes_ = None if multilabel else np.asarray(self.classes_)
-        state["y_type"] = self._y_type
-        state["classes"] = np.asarray(self.classes_).tolist()
-
-    def _import_targets(self, model, state):
-        self._y_type = state["y_type"]
-        self.classes_ = np.asarray(state["classes"])
-
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
     r"""Multi-layer perceptron regressor trained by chainrule; scikit-learn's API.
@@ -1420,34 +1291,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         weight_decay=0.01,
         dtype=None,
     ):
-        self.loss = loss
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.huber_delta = huber_delta
-        self.dropout = dropout
-        self.weight_decay = weight_decay
-        self.dtype = dtype
+        _keep_params(self, locals())
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):

@@ -1,14 +1,22 @@
 r"""The training loop: mini-batch gradient descent with backpropagation.
 
-One step on a batch :math:`(X_b, y_b)` of :math:`m` samples:
+One step on a batch :math:`(X_b, y_b)` of :math:`m` samples (:meth:`Trainer.step`):
 
 1. forward through the layers (the output activation is fused with a probability loss, see
-   :mod:`chainrule.nn.model`);
+   :func:`fused_objective`);
 2. the loss and :math:`\partial E/\partial(\text{output})`, averaged over :math:`m` (the mean's
    :math:`1/m`);
 3. backward through the layers, last to first (the first layer skips :math:`\partial E/\partial X`,
    which nothing needs);
 4. :math:`w \leftarrow w - \eta\,\partial E/\partial w` through the optimizer.
+
+:class:`Trainer` takes these steps and :class:`Batches` draws an epoch's batches; :func:`fit`,
+the scikit-learn estimators (:mod:`chainrule.sklearn`) and the benchmarks all train through
+the two. A loop of one's own is three lines::
+
+    trainer = Trainer(model, "ce", chainrule.optim.SGD(lr=0.05))
+    for xb, yb, _ in Batches(X, y, batch_size=128)(rng.permutation(len(X))):
+        loss, _ = trainer.step(xb, yb)
 
 Everything that can be wrong with the data is checked once, before the first step.
 """
@@ -21,23 +29,54 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from chainrule import losses as _losses
 from chainrule import optim as _optim
-from chainrule._checks import as_float_array, check_finite
+from chainrule._checks import as_float_array, check_finite, check_scalar
+from chainrule.nn import activations as _act
 
-__all__ = ["History", "TrainingDivergedError", "evaluate", "fit"]
+__all__ = [
+    "ONE_THREAD_WORK",
+    "Batches",
+    "History",
+    "Trainer",
+    "TrainingDivergedError",
+    "blas_threads",
+    "evaluate",
+    "fit",
+    "fused_objective",
+    "matmul_work",
+]
 
 
-class TrainingDivergedError(FloatingPointError):
-    """The loss became NaN or inf; the weights were restored (see ``.history``)."""
+class TrainingDivergedError(FloatingPointError, ValueError):
+    """Training diverged: the loss, the weights or the outputs became NaN or inf.
 
-    def __init__(self, message: str, history: History):
+    Raised by :func:`fit` and by the scikit-learn estimators (a ValueError too, as scikit-learn
+    raises). After a divergence found in an epoch the weights from its start, the last finite
+    ones, are restored and :meth:`at` words the message; :func:`fit` attaches its
+    :class:`History` as ``.history`` (None from the estimators)."""
+
+    def __init__(self, message: str, history: History | None = None):
         super().__init__(message)
         self.history = history
+
+    @classmethod
+    def at(cls, epoch: int, what: str, hint: str, *, batch: int | None = None,
+           history: History | None = None, lead: str = "") -> TrainingDivergedError:
+        """The error for a divergence found in ``epoch`` (and ``batch``), both counted from 1:
+        ``what`` happened, the epoch's starting weights were restored, ``hint`` is the fix;
+        ``lead`` is a sentence put first."""
+        where = f"epoch {epoch}" if batch is None else f"epoch {epoch}, batch {batch}"
+        return cls(
+            f"{lead}Training diverged at {where}: {what}. The weights from the start of epoch "
+            f"{epoch} (the last finite ones) were restored. {hint}",
+            history,
+        )
 
 
 @dataclass
@@ -79,6 +118,57 @@ class History:
         return history_markdown(self)
 
 
+# --- the objective: which output activation is fused with which loss ----------------------------
+
+# Probability losses and the output activation and with-logits loss of their fused form.
+_FUSED = {"bce": ("sigmoid", "bce_with_logits"), "ce": ("softmax", "ce_with_logits")}
+
+
+def fused_objective(model, loss) -> tuple[int, _losses.Loss]:
+    r"""``(n, loss_fn)``: training runs the first ``n`` layers of ``model`` against ``loss_fn``.
+
+    Sigmoid + BCE and Softmax + CE drop the activation and use the with-logits loss, whose
+    delta at the logits is :math:`(\hat y - y)/m` (no division by :math:`\hat y(1-\hat y)`, so a
+    saturated output cannot produce NaN); Identity + MSE drops the identity. Any other
+    activation in front of a probability loss is refused, and so is a with-logits loss behind
+    an activation that already makes probabilities.
+    """
+    loss = _losses.get(loss)
+    n = len(model.layers)
+    last = model.output_activation
+    if loss.name in _FUSED:
+        wanted, fused_name = _FUSED[loss.name]
+        if last != wanted:
+            raise ValueError(_unfusable(model, loss, wanted, fused_name))
+        kwargs = {"reduction": loss.reduction} if hasattr(loss, "reduction") else {}
+        return n - 1, _losses.get(fused_name, **kwargs)
+    if loss.from_logits and last in ("sigmoid", "softmax", "log_softmax"):
+        raise ValueError(
+            f"Loss {loss.name!r} takes raw scores (logits) but the model already ends in "
+            f"{type(model.layers[-1]).__name__}, which would be applied twice. Use "
+            f"loss={'bce' if last == 'sigmoid' else 'ce'!r} (chainrule fuses it with the "
+            "output activation) or remove the output activation."
+        )
+    return (n - 1, loss) if last == "identity" else (n, loss)
+
+
+def _unfusable(model, loss, wanted: str, fused_name: str) -> str:
+    """Why ``loss`` cannot follow the model's output, and the two fixes."""
+    last = model.output_activation
+    ends = (f"ends in {type(model.layers[-1]).__name__}" if last
+            else "has no output activation (it outputs raw scores)")
+    hint = ""
+    if last == "tanh":
+        hint = (" Tanh outputs values in (-1, 1): the loss would take the log of a negative "
+                "number, and its gradient divides by zero at yhat = 0. (tanh(z) + 1)/2 = "
+                "sigmoid(2z) is the rescaled form.")
+    return (
+        f"{type(loss).__name__} needs predicted probabilities in [0, 1], but the model {ends}."
+        f"{hint} Use a {_act.ACTIVATIONS[wanted].__name__} output layer (chainrule then trains "
+        f"it from the logits), or loss={fused_name!r} on the raw scores."
+    )
+
+
 # --- data preparation -----------------------------------------------------------------------------
 
 
@@ -95,19 +185,7 @@ def _prepare_targets(model, y, loss, n_out: int, name: str = "y") -> tuple[np.nd
     lname = loss.name
     if lname in ("ce", "ce_with_logits"):
         if y.ndim == 1:
-            if y.dtype.kind == "f" and not np.all(y == np.round(y)):
-                raise ValueError(
-                    f"{name} holds non-integer class labels; got {y[y != np.round(y)][0]}."
-                )
-            labels = y.astype(np.int64)
-            bad = (labels < 0) | (labels >= n_out)
-            if bad.any():
-                raise ValueError(
-                    f"{name} has the label {labels[bad][0]} but the model has {n_out} outputs, "
-                    f"so labels must be in 0..{n_out - 1}. Encode the labels, or widen the "
-                    "output layer."
-                )
-            return labels, "classification"
+            return _class_labels(y, n_out, name), "classification"
         if y.ndim != 2 or y.shape[1] != n_out:
             raise ValueError(
                 f"{name} has shape {y.shape}; cross-entropy needs class labels of shape (m,) or "
@@ -130,6 +208,23 @@ def _prepare_targets(model, y, loss, n_out: int, name: str = "y") -> tuple[np.nd
             )
         return target, "classification"
     return target, "regression"
+
+
+def _class_labels(y: np.ndarray, n_out: int, name: str) -> np.ndarray:
+    """``y`` of shape (m,) as int64 labels in 0..n_out-1; a non-integer or a label outside the
+    outputs is an error that names it."""
+    if y.dtype.kind == "f":
+        fractional = y != np.round(y)
+        if fractional.any():
+            raise ValueError(f"{name} holds non-integer class labels; got {y[fractional][0]}.")
+    labels = y.astype(np.int64)
+    outside = labels[(labels < 0) | (labels >= n_out)]
+    if outside.size:
+        raise ValueError(
+            f"{name} has the label {outside[0]} but the model has {n_out} outputs, so labels "
+            f"must be in 0..{n_out - 1}. Encode the labels, or widen the output layer."
+        )
+    return labels
 
 
 def _prepare_inputs(model, X, name: str = "X") -> np.ndarray:
@@ -178,15 +273,8 @@ def matmul_work(model, batch_size: int) -> int:
 
 
 def check_threads(threads, owner: str = "fit") -> int | None:
-    """``threads`` as None or an int >= 1, else a ValueError that names the value."""
-    if threads is None:
-        return None
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-        raise ValueError(
-            f"{owner} needs threads to be an integer >= 1 (BLAS threads), or None to choose by "
-            f"the size of the products; got {threads!r}."
-        )
-    return int(threads)
+    """``threads`` (BLAS threads) as None or an int >= 1, else a ValueError naming the value."""
+    return check_scalar(threads, "threads", owner, kind=int, low=1, allow_none=True)
 
 
 def blas_threads(threads: int | None, work: int):
@@ -212,15 +300,22 @@ def blas_threads(threads: int | None, work: int):
     return threadpool_limits(limits=explicit or 1, user_api="blas")
 
 
-# --- the batch step ------------------------------------------------------------------------------
+# --- the step and the batches --------------------------------------------------------------------
 
 
-class _Trainer:
-    """Holds the per-fit state of the hot loop: the trainable layers, the fused loss, buffers."""
+class Trainer:
+    r"""The gradient step of every training loop, and the state it keeps between steps.
 
-    def __init__(self, model, loss, optimizer, weighted: bool = False):
+    ``Trainer(model, loss, optimizer, weighted=False)`` fuses the output activation with
+    ``loss`` (:func:`fused_objective`); :meth:`step` trains on one batch. ``optimizer`` is an
+    :class:`~chainrule.optim.Optimizer` or anything with its ``step(params, grads)``; a trainer
+    that only scores (:meth:`scores`, :meth:`loss_of`) needs none. With ``weighted`` a batch's
+    loss is :math:`\sum_i w_i \ell_i / \sum_i w_i`.
+    """
+
+    def __init__(self, model, loss, optimizer=None, weighted: bool = False):
         self.model = model
-        self.n_body, self.objective = model._objective(loss)
+        self.n_body, self.objective = fused_objective(model, loss)
         self.weighted = weighted
         if weighted:  # per-sample losses, combined as sum(w_i l_i) / sum(w_i) in step()
             self.objective.reduction = "none"
@@ -238,6 +333,8 @@ class _Trainer:
     def step(
         self, xb: np.ndarray, yb: np.ndarray, wb: np.ndarray | None = None
     ) -> tuple[float, np.ndarray]:
+        """Forward, loss, backward and update on one batch; returns the loss and the scores
+        (logits when fused). A non-finite loss leaves the weights as they were."""
         h = xb
         for layer in self.body:
             h = layer.forward(h)
@@ -260,7 +357,7 @@ class _Trainer:
         return loss, h
 
     def scores(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-        """The body's output (logits when fused) in evaluation mode."""
+        """The body's output (logits when fused), in chunks of ``batch_size`` rows."""
         outs = []
         for i in range(0, len(X), batch_size):
             h = X[i : i + batch_size]
@@ -270,8 +367,58 @@ class _Trainer:
         return np.concatenate(outs)
 
     def loss_of(self, scores: np.ndarray, target: np.ndarray) -> float:
+        """The mean loss of ``scores`` against ``target``."""
         out = self.objective._forward(scores, target)
         return float(np.mean(out)) if self.weighted else float(out)
+
+    def snapshot(self) -> list[np.ndarray]:
+        """A copy of the parameters, for :meth:`restore`."""
+        return [p.copy() for p in self.params]
+
+    def restore(self, saved: list[np.ndarray]) -> None:
+        """Put a :meth:`snapshot` back into the parameters, in place."""
+        for p, s in zip(self.params, saved, strict=True):
+            p[...] = s
+
+    def weights_finite(self) -> bool:
+        return all(np.isfinite(p).all() for p in self.params)
+
+
+class Batches:
+    """An epoch's mini-batches: ``for xb, yb, wb in Batches(X, y, 32, weights)(order): ...``.
+
+    Called with an ``order`` (a permutation of the sample indices, or of some of them), it
+    gathers each full batch into one buffer for X and one for y, kept across batches and epochs
+    (a batch is valid until the next one is drawn: copy it to keep it); the last, shorter batch
+    and a sparse X are indexed instead. Called without one, it slices X and y in their order
+    (views, no copy). ``wb`` is None without ``weights``.
+    """
+
+    def __init__(self, X, y: np.ndarray, batch_size: int, weights: np.ndarray | None = None):
+        self.X, self.y, self.weights = X, y, weights
+        self.n = X.shape[0]
+        self.batch_size = int(batch_size)
+        dense = isinstance(X, np.ndarray)
+        self._xbuf = np.empty((self.batch_size, X.shape[1]), X.dtype) if dense else None
+        self._ybuf = np.empty((self.batch_size, *y.shape[1:]), y.dtype)
+
+    def __len__(self) -> int:
+        return math.ceil(self.n / self.batch_size)
+
+    def __call__(self, order: np.ndarray | None = None) -> Iterator[tuple]:
+        X, y, w, size = self.X, self.y, self.weights, self.batch_size
+        for start in range(0, self.n if order is None else len(order), size):
+            if order is None:
+                part = slice(start, start + size)
+                xb, yb = X[part], y[part]
+            else:
+                part = order[start : start + size]
+                if len(part) == size and self._xbuf is not None:
+                    xb = np.take(X, part, axis=0, out=self._xbuf)
+                    yb = np.take(y, part, axis=0, out=self._ybuf)
+                else:
+                    xb, yb = X[part], y[part]
+            yield xb, yb, None if w is None else w[part]
 
 
 # --- progress -------------------------------------------------------------------------------------
@@ -347,13 +494,21 @@ class _StopFlag:
 # --- fit ------------------------------------------------------------------------------------------
 
 
-def _snapshot(params: list[np.ndarray]) -> list[np.ndarray]:
-    return [p.copy() for p in params]
+@dataclass
+class _Data:
+    """The checked training data, the held-out data and the generator that shuffles."""
 
+    X: np.ndarray
+    target: np.ndarray
+    task: str
+    weights: np.ndarray | None
+    X_val: np.ndarray | None
+    y_val: np.ndarray | None
+    rng: np.random.Generator
 
-def _restore(params: list[np.ndarray], saved: list[np.ndarray]) -> None:
-    for p, s in zip(params, saved, strict=True):
-        p[...] = s
+    @property
+    def n(self) -> int:
+        return len(self.X)
 
 
 def fit(
@@ -379,6 +534,11 @@ def fit(
     threads: int | None = None,
 ) -> History:
     r"""Train ``model`` on ``(X, y)`` by mini-batch gradient descent; returns a :class:`History`.
+
+    In order: the settings are checked, then the data against the model and the loss (the
+    validation samples held out); each epoch then takes :meth:`Trainer.step` over the
+    :class:`Batches` of a fresh shuffle, records its losses and accuracies, and lets the
+    callbacks and early stopping end training.
 
     Parameters
     ----------
@@ -409,6 +569,31 @@ def fit(
     ``callbacks`` that are not callable are refused before training starts.
     Ctrl-C stops after the current batch and returns the history so far (``interrupted=True``).
     """
+    loss_fn, opt, sched = _objective_and_optimizer(loss, optimizer, lr, schedule)
+    threads, callbacks = _check_options(epochs, batch_size, validation_split, early_stopping,
+                                        threads, callbacks)
+    trainer = Trainer(model, loss_fn, opt, weighted=sample_weight is not None)
+    data = _training_data(model, X, y, loss_fn, sample_weight, seed, validation_split,
+                          validation_data)
+    model.task = data.task
+    model.training_config = {"loss": loss_fn.name, "optimizer": repr(opt), "epochs": epochs,
+                             "batch_size": batch_size, "seed": seed, "schedule": repr(sched)}
+    batches = Batches(data.X, data.target, min(int(batch_size), data.n), data.weights)
+    run = _Run(model, trainer, loss_fn, data, batches, sched, epochs, shuffle, early_stopping,
+               restore_best, callbacks, _Progress(verbose, epochs, len(batches), stream))
+    # Overflow during a diverging step is reported by the loss check, not as warnings.
+    with (
+        _StopFlag() as flag,
+        np.errstate(over="ignore", invalid="ignore"),
+        blas_threads(threads, matmul_work(model, batches.batch_size)),
+    ):
+        run.epochs(flag)
+    model.eval()
+    return run.history
+
+
+def _objective_and_optimizer(loss, optimizer, lr, schedule):
+    """The loss, the optimizer (``lr`` overriding its learning rate) and the schedule."""
     loss_fn = _losses.get(loss)
     if isinstance(optimizer, _optim.Optimizer):
         opt = optimizer
@@ -416,38 +601,40 @@ def fit(
             opt.lr = float(lr)
     else:
         opt = _optim.get(optimizer, **({} if lr is None else {"lr": lr}))
-    sched = _optim.get_schedule(schedule)
-    threads = check_threads(threads)
-    for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 1)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"fit needs {name} to be an integer >= {low}; got {value!r}.")
-    if not 0.0 <= float(validation_split) < 1.0:
-        raise ValueError(f"validation_split must be in [0, 1); got {validation_split!r}.")
-    if early_stopping is not None and (not isinstance(early_stopping, int) or early_stopping < 1):
-        raise ValueError(
-            f"early_stopping is a patience in epochs (an integer >= 1); got {early_stopping!r}."
-        )
+    return loss_fn, opt, _optim.get_schedule(schedule)
 
-    trainer = _Trainer(model, loss_fn, opt, weighted=sample_weight is not None)
+
+def _check_options(epochs, batch_size, validation_split, early_stopping, threads, callbacks):
+    """Refuse bad settings before anything is done; returns the threads and the callbacks."""
+    threads = check_threads(threads)
+    check_scalar(epochs, "epochs", "fit", kind=int, low=1)
+    check_scalar(batch_size, "batch_size", "fit", kind=int, low=1)
+    check_scalar(validation_split, "validation_split", "fit", low=0, high=1, high_open=True)
+    check_scalar(early_stopping, "early_stopping", "fit (a patience in epochs)", kind=int, low=1,
+                 allow_none=True)
+    callbacks = list(callbacks)
+    for cb in callbacks:
+        if not callable(cb):
+            raise ValueError(
+                f"callbacks must be callables f(epoch, logs, model); got {cb!r} "
+                f"({type(cb).__name__})."
+            )
+    return threads, callbacks
+
+
+def _training_data(model, X, y, loss_fn, sample_weight, seed, validation_split,
+                   validation_data) -> _Data:
+    """Check the data against the model and the loss; hold out the validation samples."""
     X = _prepare_inputs(model, X)
     target, task = _prepare_targets(model, y, loss_fn, model.out_features)
     if len(target) != len(X):
         raise ValueError(f"X has {len(X)} samples but y has {len(target)}; they must match.")
-    weights = None
-    if sample_weight is not None:
-        weights = as_float_array(sample_weight, "sample_weight").astype(model.dtype).ravel()
-        check_finite(weights, "sample_weight")
-        if len(weights) != len(X) or (weights < 0).any() or not weights.any():
-            raise ValueError(
-                f"sample_weight needs {len(X)} non-negative values, not all zero; got "
-                f"{len(weights)} values from {weights.min(initial=0):g} to "
-                f"{weights.max(initial=0):g}."
-            )
+    weights = None if sample_weight is None else _prepare_weights(model, sample_weight, len(X))
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         if hasattr(layer, "rng") and seed is not None:
             layer.rng = np.random.default_rng(rng.integers(2**63))
-
+    Xv = yv = None
     if validation_data is not None:
         if validation_split:
             raise ValueError("Pass validation_split or validation_data, not both.")
@@ -460,153 +647,153 @@ def fit(
         n_val = max(1, round(len(X) * validation_split))
         if n_val >= len(X):
             raise ValueError(f"validation_split={validation_split} leaves no training samples.")
-        Xv, yv = X[order[:n_val]], target[order[:n_val]]
-        X, target = X[order[n_val:]], target[order[n_val:]]
-        if weights is not None:
-            weights = weights[order[n_val:]]
-    else:
-        Xv = yv = None
+        held, kept = order[:n_val], order[n_val:]
+        Xv, yv, X, target = X[held], target[held], X[kept], target[kept]
+        weights = None if weights is None else weights[kept]
+    return _Data(X, target, task, weights, Xv, yv, rng)
 
-    model.task = task
-    model.training_config = {
-        "loss": loss_fn.name,
-        "optimizer": repr(opt),
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "seed": seed,
-        "schedule": repr(sched),
-    }
-    n = len(X)
-    batch_size = min(int(batch_size), n)
-    n_batches = math.ceil(n / batch_size)
-    history = History()
-    progress = _Progress(verbose, epochs, n_batches, stream)
-    base_lr = opt.lr
-    best = (math.inf, None)
-    bad_epochs = 0
-    xb_full = np.empty((batch_size, X.shape[1]), dtype=X.dtype)
-    yb_full = np.empty((batch_size, *target.shape[1:]), dtype=target.dtype)
-    callbacks = list(callbacks)
-    for cb in callbacks:
-        if not callable(cb):
-            raise ValueError(
-                f"callbacks must be callables f(epoch, logs, model); got {cb!r} "
-                f"({type(cb).__name__})."
-            )
-    model.train()
-    # Overflow during a diverging step is reported by the loss check below, not as warnings.
-    with (
-        _StopFlag() as flag,
-        np.errstate(over="ignore", invalid="ignore"),
-        blas_threads(threads, matmul_work(model, batch_size)),
-    ):
-        for epoch in range(epochs):
-            monitor_prev = (
-                history.val_loss[-1]
-                if history.val_loss
-                else (history.loss[-1] if history.loss else None)
-            )
-            opt.lr = sched.lr(epoch, base_lr, monitor_prev)
-            start_weights = _snapshot(trainer.params)
-            order = rng.permutation(n) if shuffle else np.arange(n)
-            t0 = time.perf_counter()
-            total, seen, correct = 0.0, 0, 0.0
-            for b in range(n_batches):
-                idx = order[b * batch_size : (b + 1) * batch_size]
-                if len(idx) == batch_size:
-                    xb, yb = xb_full, yb_full
-                    np.take(X, idx, axis=0, out=xb)
-                    np.take(target, idx, axis=0, out=yb)
-                else:
-                    xb, yb = X[idx], target[idx]
-                wb = None if weights is None else weights[idx]
-                if wb is not None and not wb.any():
-                    continue  # a batch of zero-weight samples teaches nothing
-                batch_loss, scores = trainer.step(xb, yb, wb)
-                if not math.isfinite(batch_loss):
-                    # Even finite weights that give an inf loss are not the "last finite" ones.
-                    _restore(trainer.params, start_weights)
-                    model.eval()
-                    raise TrainingDivergedError(
-                        f"Training diverged at epoch {epoch + 1}, batch {b + 1}: the loss became "
-                        f"{batch_loss}. The weights from the start of epoch {epoch + 1} (the last "
-                        f"finite ones) were restored. {_divergence_hint(opt, target, model)}",
-                        history,
-                    )
-                weight = len(idx) / n
-                total += batch_loss * weight if loss_fn.reduction == "mean" else batch_loss
-                seen += len(idx)
-                if task == "classification":
-                    correct += _accuracy(scores, yb, trainer.threshold) * len(idx)
-                progress.batch(epoch, b, batch_loss, seen, t0)
-                if flag.stop:
-                    break
-            elapsed = time.perf_counter() - t0
-            # The loss is computed before each update, so the last update of the epoch is
-            # checked here: weights that became NaN or inf are never kept.
-            if not all(np.isfinite(p).all() for p in trainer.params):
-                _restore(trainer.params, start_weights)
-                model.eval()
-                raise TrainingDivergedError(
-                    f"Training diverged at epoch {epoch + 1}: the weights became NaN or inf in "
-                    f"its last update. The weights from the start of epoch {epoch + 1} (the last "
-                    f"finite ones) were restored. {_divergence_hint(opt, target, model)}",
-                    history,
-                )
+
+def _prepare_weights(model, sample_weight, n: int) -> np.ndarray:
+    weights = as_float_array(sample_weight, "sample_weight").astype(model.dtype).ravel()
+    check_finite(weights, "sample_weight")
+    if len(weights) != n or (weights < 0).any() or not weights.any():
+        raise ValueError(
+            f"sample_weight needs {n} non-negative values, not all zero; got {len(weights)} "
+            f"values from {weights.min(initial=0):g} to {weights.max(initial=0):g}."
+        )
+    return weights
+
+
+class _Run:
+    """One call of :func:`fit`: the epoch loop and what it keeps from one epoch to the next."""
+
+    def __init__(self, model, trainer: Trainer, loss_fn, data: _Data, batches: Batches, sched,
+                 epochs, shuffle, early_stopping, restore_best, callbacks, progress: _Progress):
+        self.model, self.trainer, self.data, self.batches = model, trainer, data, batches
+        self.sched, self.n_epochs, self.shuffle = sched, epochs, shuffle
+        self.early_stopping, self.restore_best = early_stopping, restore_best
+        self.callbacks, self.progress = callbacks, progress
+        self.classification = data.task == "classification"
+        # The epoch's loss weighs each batch by its size under the "mean" reduction.
+        self.mean = loss_fn.reduction == "mean"
+        self.history = History()
+        self.base_lr = trainer.optimizer.lr
+        self.best: tuple[float, list[np.ndarray] | None] = (math.inf, None)
+        self.bad_epochs = 0
+        self.start_weights: list[np.ndarray] = []
+        self.last_batch: np.ndarray | None = None
+        self.seen = 0
+
+    def epochs(self, flag: _StopFlag) -> None:
+        """Train epoch after epoch until the last one, a stop, Ctrl-C or a divergence."""
+        self.model.train()
+        for epoch in range(self.n_epochs):
+            self.trainer.optimizer.lr = self.sched.lr(epoch, self.base_lr, self._monitor())
+            self.start_weights = self.trainer.snapshot()
+            total, correct, elapsed = self._train_epoch(epoch, flag)
             if flag.stop:
-                history.interrupted = True
-                if seen < n:
+                self.history.interrupted = True
+                if self.seen < self.data.n:
                     break
-            logs = {
-                "loss": total,
-                "lr": opt.lr,
-                "time": elapsed,
-                "samples_per_second": seen / max(elapsed, 1e-12),
-            }
-            if task == "classification":
-                logs["accuracy"] = correct / max(seen, 1)  # running accuracy over the epoch
-            model.eval()
-            if Xv is not None:
-                scores = trainer.scores(Xv)
-                logs["val_loss"] = trainer.loss_of(scores, yv)
-                if task == "classification":
-                    logs["val_accuracy"] = _accuracy(scores, yv, trainer.threshold)
-            model.train()
-            _record(history, epoch, logs)
-            progress.epoch(epoch, logs)
-            monitor = logs.get("val_loss", logs["loss"])
-            if monitor < best[0]:
-                best = (monitor, _snapshot(trainer.params) if early_stopping else None)
-                history.best_epoch = epoch + 1
-                bad_epochs = 0
-            else:
-                bad_epochs += 1
-            stop = any(cb(epoch, logs, model) is True for cb in callbacks)
-            if early_stopping is not None and bad_epochs >= early_stopping:
-                history.stopped_early = True
-                stop = True
-            if stop or flag.stop:
+            logs = self._logs(total, correct, elapsed)
+            _record(self.history, epoch, logs)
+            self.progress.epoch(epoch, logs)
+            if self._should_stop(epoch, logs) or flag.stop:
                 break
         # Ctrl-C between the last batch of an epoch and the end of its bookkeeping counts too.
-        history.interrupted = history.interrupted or flag.stop
-        # Finite weights can still be so large that the outputs overflow: the last update is
-        # followed by no loss, so one forward pass over the last batch checks it.
-        restoring_best = early_stopping and restore_best and best[1] is not None
-        if (history.epochs_run or seen) and not restoring_best:
-            model.eval()
-            if not np.isfinite(trainer.scores(xb)).all():
-                _restore(trainer.params, start_weights)
-                raise TrainingDivergedError(
-                    f"Training diverged at epoch {epoch + 1}: after its last update the model's "
-                    "outputs overflow to inf or NaN. The weights from the start of epoch "
-                    f"{epoch + 1} (the last finite ones) were restored. "
-                    f"{_divergence_hint(opt, target, model)}",
-                    history,
-                )
-    if early_stopping and restore_best and best[1] is not None:
-        _restore(trainer.params, best[1])
-    model.eval()
-    return history
+        self.history.interrupted = self.history.interrupted or flag.stop
+        if self._restoring_best():
+            self.trainer.restore(self.best[1])
+        elif self.history.epochs_run or self.seen:
+            self._check_last_update(epoch)
+
+    def _monitor(self) -> float | None:
+        """The value a plateau schedule watches: the last validation loss, else training loss."""
+        history = self.history
+        return history.val_loss[-1] if history.val_loss else (
+            history.loss[-1] if history.loss else None)
+
+    def _train_epoch(self, epoch: int, flag: _StopFlag) -> tuple[float, float, float]:
+        """One pass over the batches; returns the epoch's loss, correct count and seconds."""
+        trainer, n = self.trainer, self.data.n
+        order = self.data.rng.permutation(n) if self.shuffle else None
+        t0 = time.perf_counter()
+        total, correct, seen = 0.0, 0.0, 0
+        for b, (xb, yb, wb) in enumerate(self.batches(order)):
+            self.last_batch = xb
+            if wb is not None and not wb.any():
+                continue  # a batch of zero-weight samples teaches nothing
+            batch_loss, scores = trainer.step(xb, yb, wb)
+            if not math.isfinite(batch_loss):
+                # Even finite weights that give an inf loss are not the "last finite" ones.
+                raise self._diverged(epoch, f"the loss became {batch_loss}", batch=b + 1)
+            m = len(yb)
+            total += batch_loss * (m / n) if self.mean else batch_loss
+            seen += m
+            if self.classification:
+                correct += _accuracy(scores, yb, trainer.threshold) * m
+            self.progress.batch(epoch, b, batch_loss, seen, t0)
+            if flag.stop:
+                break
+        self.seen = seen
+        elapsed = time.perf_counter() - t0
+        # The loss is computed before each update, so the last update of the epoch is checked
+        # here: weights that became NaN or inf are never kept.
+        if not trainer.weights_finite():
+            raise self._diverged(epoch, "the weights became NaN or inf in its last update")
+        return total, correct, elapsed
+
+    def _logs(self, total: float, correct: float, elapsed: float) -> dict:
+        """The epoch's figures, the validation loss and accuracy included."""
+        logs = {
+            "loss": total,
+            "lr": self.trainer.optimizer.lr,
+            "time": elapsed,
+            "samples_per_second": self.seen / max(elapsed, 1e-12),
+        }
+        if self.classification:
+            logs["accuracy"] = correct / max(self.seen, 1)  # running accuracy over the epoch
+        if self.data.X_val is not None:
+            self.model.eval()
+            scores = self.trainer.scores(self.data.X_val)
+            logs["val_loss"] = self.trainer.loss_of(scores, self.data.y_val)
+            if self.classification:
+                logs["val_accuracy"] = _accuracy(scores, self.data.y_val, self.trainer.threshold)
+            self.model.train()
+        return logs
+
+    def _should_stop(self, epoch: int, logs: dict) -> bool:
+        """Keep the best epoch; True when a callback or early stopping ends training."""
+        monitor = logs.get("val_loss", logs["loss"])
+        if monitor < self.best[0]:
+            self.best = (monitor, self.trainer.snapshot() if self.early_stopping else None)
+            self.history.best_epoch = epoch + 1
+            self.bad_epochs = 0
+        else:
+            self.bad_epochs += 1
+        stop = any(cb(epoch, logs, self.model) is True for cb in self.callbacks)
+        if self.early_stopping is not None and self.bad_epochs >= self.early_stopping:
+            self.history.stopped_early = True
+            stop = True
+        return stop
+
+    def _restoring_best(self) -> bool:
+        return bool(self.early_stopping and self.restore_best and self.best[1] is not None)
+
+    def _check_last_update(self, epoch: int) -> None:
+        """Finite weights can still be so large that the outputs overflow: the last update is
+        followed by no loss, so one forward pass over the last batch checks it."""
+        self.model.eval()
+        if not np.isfinite(self.trainer.scores(self.last_batch)).all():
+            raise self._diverged(
+                epoch, "after its last update the model's outputs overflow to inf or NaN")
+
+    def _diverged(self, epoch: int, what: str, batch: int | None = None) -> TrainingDivergedError:
+        """Restore the weights from the start of ``epoch``; the error that says so."""
+        self.trainer.restore(self.start_weights)
+        self.model.eval()
+        hint = _divergence_hint(self.trainer.optimizer, self.data.target, self.model)
+        return TrainingDivergedError.at(epoch + 1, what, hint, batch=batch, history=self.history)
 
 
 def _divergence_hint(opt, target: np.ndarray, model) -> str:
@@ -640,9 +827,8 @@ def _record(history: History, epoch: int, logs: dict) -> None:
 
 def evaluate(model, X, y, loss=None) -> dict:
     """Loss (and accuracy for classifiers) of ``model`` on ``(X, y)`` in evaluation mode."""
-    loss = loss or model.training_config.get("loss") or "mse"
-    loss_fn = _losses.get(loss)
-    trainer = _Trainer(model, loss_fn, _optim.SGD(lr=1.0))
+    loss_fn = _losses.get(loss or model.training_config.get("loss") or "mse")
+    trainer = Trainer(model, loss_fn)
     X = _prepare_inputs(model, X)
     target, task = _prepare_targets(model, y, loss_fn, model.out_features)
     if len(target) != len(X):

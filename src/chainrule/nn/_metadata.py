@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from chainrule.nn.layers import Dense, Dropout
 from chainrule.serialization import ModelFileError, bounded_json
 
 #: Most layers, classes and characters of metadata accepted (far beyond any real model).
@@ -72,39 +73,42 @@ def _show(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _check_layer(c: _Checker, spec, i: int, tensors: dict, width: int | None) -> int | None:
-    """Check layer ``i``; return the width after it (None when it is not known yet)."""
+def _check_dense(c: _Checker, field: str, config: dict, i: int, tensors: dict,
+                 width: int | None) -> int:
+    n_in = c.int(config.get("in_features"), f"{field}.config.in_features", 1, 2**31)
+    n_out = c.int(config.get("out_features"), f"{field}.config.out_features", 1, 2**31)
+    if width is not None and n_in != width:
+        c.fail(f"{field}.config.in_features", f"is {n_in} but the layer before outputs {width}")
+    weight = tensors.get(f"{i}.weight")
+    if weight is None:
+        raise ModelFileError(f"{c.where}: tensor '{i}.weight' is missing (layer {i} is "
+                             f"{Dense.kind}).")
+    if weight.shape != (n_out, n_in):
+        raise ModelFileError(f"{c.where}: tensor '{i}.weight' has shape {weight.shape}; "
+                             f"layer {i} ({n_in} -> {n_out}) needs {(n_out, n_in)}.")
+    c.choice(config.get("bias", True), f"{field}.config.bias", (True, False))
+    c.choice(config.get("dtype", "float32"), f"{field}.config.dtype",
+             ("float16", "float32", "float64"))
+    if not isinstance(config.get("init", "auto"), str):
+        c.fail(f"{field}.config.init", f"must be a string; got {_show(config['init'])}")
+    return n_out
+
+
+def _check_dropout(c: _Checker, field: str, config: dict, i: int, tensors: dict,
+                   width: int | None) -> int | None:
+    p = c.number(config.get("p", 0.5), f"{field}.config.p")
+    if not 0.0 <= p < 1.0:
+        c.fail(f"{field}.config.p", f"must be in [0, 1); got {p}")
+    return width
+
+
+# The check of each layer kind with parameters of its own (see chainrule.nn.model.LAYER_KINDS).
+_LAYER_CHECKS = {Dense.kind: _check_dense, Dropout.kind: _check_dropout}
+
+
+def _check_activation(c: _Checker, field: str, spec: dict, config: dict) -> None:
     from chainrule.nn import activations as _act
 
-    field = f"layers[{i}]"
-    spec = c.dict(spec, field)
-    c.choice(spec.get("type"), f"{field}.type", ("Dense", "Dropout", "Activation"))
-    config = c.dict(spec.get("config", {}), f"{field}.config")
-    kind = spec["type"]
-    if kind == "Dense":
-        n_in = c.int(config.get("in_features"), f"{field}.config.in_features", 1, 2**31)
-        n_out = c.int(config.get("out_features"), f"{field}.config.out_features", 1, 2**31)
-        if width is not None and n_in != width:
-            c.fail(f"{field}.config.in_features", f"is {n_in} but the layer before outputs "
-                                                 f"{width}")
-        weight = tensors.get(f"{i}.weight")
-        if weight is None:
-            raise ModelFileError(f"{c.where}: tensor '{i}.weight' is missing (layer {i} is "
-                                 "Dense).")
-        if weight.shape != (n_out, n_in):
-            raise ModelFileError(f"{c.where}: tensor '{i}.weight' has shape {weight.shape}; "
-                                 f"layer {i} ({n_in} -> {n_out}) needs {(n_out, n_in)}.")
-        c.choice(config.get("bias", True), f"{field}.config.bias", (True, False))
-        c.choice(config.get("dtype", "float32"), f"{field}.config.dtype",
-                 ("float16", "float32", "float64"))
-        if not isinstance(config.get("init", "auto"), str):
-            c.fail(f"{field}.config.init", f"must be a string; got {_show(config['init'])}")
-        return n_out
-    if kind == "Dropout":
-        p = c.number(config.get("p", 0.5), f"{field}.config.p")
-        if not 0.0 <= p < 1.0:
-            c.fail(f"{field}.config.p", f"must be in [0, 1); got {p}")
-        return width
     name = spec.get("name")
     if not isinstance(name, str):
         c.fail(f"{field}.name", f"must be an activation name; got {_show(name)}")
@@ -118,6 +122,18 @@ def _check_layer(c: _Checker, spec, i: int, tensors: dict, width: int | None) ->
     if name not in _act.ACTIVATIONS and "formula" not in config:
         c.fail(f"{field}.name", f"names an unknown activation {_show(name)} (known: "
                                 f"{', '.join(sorted(_act.ACTIVATIONS))})")
+
+
+def _check_layer(c: _Checker, spec, i: int, tensors: dict, width: int | None) -> int | None:
+    """Check layer ``i``; return the width after it (None when it is not known yet)."""
+    field = f"layers[{i}]"
+    spec = c.dict(spec, field)
+    c.choice(spec.get("type"), f"{field}.type", (*_LAYER_CHECKS, "Activation"))
+    config = c.dict(spec.get("config", {}), f"{field}.config")
+    check = _LAYER_CHECKS.get(spec["type"])
+    if check is not None:
+        return check(c, field, config, i, tensors, width)
+    _check_activation(c, field, spec, config)
     return width
 
 
@@ -147,7 +163,7 @@ def check_metadata(meta, where: str, tensors: dict[str, np.ndarray]) -> dict:
         width = _check_layer(c, spec, i, tensors, width)
     if width is None:
         raise ModelFileError(f"{where}: the model has no Dense layer.")
-    first_in = specs[next(i for i, s in enumerate(specs) if s["type"] == "Dense")]["config"][
+    first_in = specs[next(i for i, s in enumerate(specs) if s["type"] == Dense.kind)]["config"][
         "in_features"]
 
     task = meta.get("task")

@@ -17,11 +17,13 @@ the well-known result for sigmoid + binary cross-entropy and softmax + cross-ent
 linear model it gives the gradient :math:`\frac{1}{m} X^\top(\hat y - y)`). There is no division
 by :math:`\hat y(1-\hat y)`, so a saturated output cannot produce NaN. The same holds for an
 identity output with squared error. Any other output activation with a probability loss (a tanh
-output with BCE, say) is refused with an error that names the fix.
+output with BCE, say) is refused with an error that names the fix. Which activation fuses with
+which loss is training's decision: :func:`chainrule.training.fused_objective`.
 """
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import json
 from pathlib import Path
@@ -32,13 +34,14 @@ from chainrule._checks import as_float_array, check_finite
 from chainrule.nn import activations as _act
 from chainrule.nn.layers import Dense, Dropout, Layer
 
-__all__ = ["FORMAT_NAME", "Sequential", "load", "mlp"]
+__all__ = ["FORMAT_NAME", "LAYER_KINDS", "Sequential", "load", "mlp"]
 
 FORMAT_NAME = "chainrule.sequential"
 FORMAT_VERSION = 1
 
-# Probability losses and the with-logits loss their fused output uses.
-_FUSED = {"bce": ("sigmoid", "bce_with_logits"), "ce": ("softmax", "ce_with_logits")}
+#: The layers with a model-file entry of their own, by their ``kind`` (activations are entries
+#: of kind "Activation", by name).
+LAYER_KINDS: dict[str, type[Layer]] = {cls.kind: cls for cls in (Dense, Dropout)}
 
 
 class Sequential:
@@ -175,55 +178,6 @@ class Sequential:
             )
         return x.astype(self.dtype, copy=False)
 
-    # --- the objective --------------------------------------------------------------------------
-
-    def _objective(self, loss):
-        """Return ``(n, loss_fn)``: train the first ``n`` layers against ``loss_fn``.
-
-        Sigmoid + BCE and Softmax + CE drop the activation and use the with-logits loss (the
-        fused ``yhat - y`` delta); Identity + MSE drops the identity. Any other activation in
-        front of a probability loss is refused.
-        """
-        from chainrule import losses as _losses
-
-        loss = _losses.get(loss)
-        n = len(self.layers)
-        last = self.output_activation
-        name = loss.name
-        if name in _FUSED:
-            wanted, fused_name = _FUSED[name]
-            if last != wanted:
-                ends = (
-                    f"ends in {type(self.layers[-1]).__name__}"
-                    if last
-                    else "has no output activation (it outputs raw scores)"
-                )
-                hint = ""
-                if last == "tanh":
-                    hint = (
-                        " Tanh outputs values in (-1, 1): the loss would take the log of a "
-                        "negative number, and its gradient divides by zero at yhat = 0. "
-                        "(tanh(z) + 1)/2 = sigmoid(2z) is the rescaled form."
-                    )
-                raise ValueError(
-                    f"{type(loss).__name__} needs predicted probabilities in [0, 1], but the "
-                    f"model {ends}.{hint} Use a {_act.ACTIVATIONS[wanted].__name__} output layer "
-                    f"(chainrule then trains it from the logits), or loss={fused_name!r} on the "
-                    "raw scores."
-                )
-            kwargs = {"reduction": loss.reduction} if hasattr(loss, "reduction") else {}
-            return n - 1, _losses.get(fused_name, **kwargs)
-        if loss.from_logits and last in ("sigmoid", "softmax", "log_softmax"):
-            raise ValueError(
-                f"Loss {name!r} takes raw scores (logits) but the model already ends in "
-                f"{type(self.layers[-1]).__name__}, which would be applied twice. Use "
-                f"loss={'bce' if last == 'sigmoid' else 'ce'!r} (chainrule fuses it with the "
-                "output activation) or remove the output activation."
-            )
-        if last == "identity":
-            return n - 1, loss
-        return n, loss
-
     # --- training and inference (see chainrule.training) -----------------------------------------
 
     def fit(self, X, y, loss="mse", optimizer="adam", **kwargs):
@@ -316,22 +270,8 @@ class Sequential:
     # --- model files ------------------------------------------------------------------------------
 
     def get_config(self) -> dict:
-        layers = []
-        for layer in self.layers:
-            if isinstance(layer, Dense):
-                layers.append({"type": "Dense", "config": layer.get_config()})
-            elif isinstance(layer, Dropout):
-                layers.append({"type": "Dropout", "config": layer.get_config()})
-            elif isinstance(layer, _act.Activation):
-                layers.append(
-                    {"type": "Activation", "name": layer.name, "config": layer.get_config()}
-                )
-            else:
-                raise ValueError(
-                    f"Cannot save layer {layer!r}: only Dense, Dropout and activations are "
-                    "supported in model files."
-                )
-        return {"format": FORMAT_NAME, "version": FORMAT_VERSION, "layers": layers}
+        return {"format": FORMAT_NAME, "version": FORMAT_VERSION,
+                "layers": [_layer_entry(layer) for layer in self.layers]}
 
     def save(self, path, *, replace: bool = True) -> Path:
         """Write the model to ``path`` in safetensors format, atomically.
@@ -367,17 +307,29 @@ class Sequential:
         return Path(path)
 
 
+def _layer_entry(layer) -> dict:
+    """A layer's model-file entry: its kind (or "Activation" and its name) and its config."""
+    if isinstance(layer, _act.Activation):
+        return {"type": "Activation", "name": layer.name, "config": layer.get_config()}
+    kind = getattr(layer, "kind", None)
+    if kind in LAYER_KINDS and isinstance(layer, LAYER_KINDS[kind]):
+        return {"type": kind, "config": layer.get_config()}
+    raise ValueError(
+        f"Cannot save layer {layer!r}: only {', '.join(LAYER_KINDS)} and activations are "
+        "supported in model files."
+    )
+
+
 def _build_layer(spec: dict, where: str):
     if not isinstance(spec, dict) or not isinstance(spec.get("config", {}), dict):
         raise ValueError(f"{where}: a layer entry must be a JSON object with a 'config' object.")
     kind = spec.get("type")
     config = spec.get("config", {})
     try:
-        if kind == "Dense":
-            allowed = {"in_features", "out_features", "init", "bias", "dtype"}
-            return Dense(**{k: v for k, v in config.items() if k in allowed}, seed=0)
-        if kind == "Dropout":
-            return Dropout(p=config.get("p", 0.5))
+        if kind in LAYER_KINDS:
+            cls = LAYER_KINDS[kind]
+            accepted = set(inspect.signature(cls).parameters) - {"seed"}
+            return cls(**{k: v for k, v in config.items() if k in accepted})
         if kind == "Activation":
             name = spec.get("name")
             if name in _act.ACTIVATIONS:
@@ -388,7 +340,7 @@ def _build_layer(spec: dict, where: str):
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: invalid layer {spec!r}: {exc}") from exc
     raise ValueError(
-        f"{where}: unknown layer type {kind!r} (expected Dense, Dropout or Activation)."
+        f"{where}: unknown layer type {kind!r} (expected {', '.join(LAYER_KINDS)} or Activation)."
     )
 
 
