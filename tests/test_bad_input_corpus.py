@@ -340,7 +340,7 @@ for cmd in ("predict", "evaluate"):
              1, line)
 case("data-evaluate-unknown-label", ["evaluate", "model.safetensors", "--data",
                                      "unknown_label.csv"], 1,
-     r"label 'bird' does not occur in the training data")
+     r"Label 'bird' does not occur in the training data")
 case("data-evaluate-features-only", ["evaluate", "model.safetensors", "--data",
                                      "features_only.csv"], 1, r"has no targets to evaluate")
 
