@@ -84,6 +84,28 @@ def load_csv(path, target: str | None = None, task: str | None = None) -> Datase
         regression.
     """
     path = Path(path)
+    header, rows = _read_table(path)
+    if target is None:
+        target = header[-1]
+    elif target not in header:
+        raise ValueError(f"{path}: no column named {target!r}; the columns are: "
+                         f"{', '.join(header)}.")
+    t = header.index(target)
+    columns = list(zip(*(row for _, row in rows), strict=True))
+    lines = [line for line, _ in rows]
+    feature_names = [h for j, h in enumerate(header) if j != t]
+    X = _feature_matrix([columns[j] for j in range(len(header)) if j != t], feature_names,
+                        lines, path)
+    y, task = _infer_task(_target_values(columns[t], target, lines, path), task, str(path))
+    class_names = _class_names(y) if task == "classification" else None
+    return Dataset(X, y, task=task, name=path.name, feature_names=feature_names,
+                   class_names=class_names)
+
+
+def _read_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The header's column names and the data rows (with their line numbers) of a CSV file:
+    UTF-8 text, its delimiter the one that splits the header into the most fields (commas win
+    ties), named columns, every row as wide as the header."""
     raw = read_bounded(path, MAX_CSV_BYTES, "CSV file")
     try:
         text = raw.decode("utf-8-sig")
@@ -92,13 +114,24 @@ def load_csv(path, target: str | None = None, task: str | None = None) -> Datase
         raise ValueError(f"{path}: not a UTF-8 text file (byte 0x{raw[exc.start]:02x} on line "
                          f"{line} is not UTF-8); is it really a CSV? Save it as UTF-8.") from None
     first = text.split("\n", 1)[0]
-    # The delimiter that splits the header into the most fields (commas win ties).
     delimiter = max((",", ";", "\t"), key=lambda d: len(next(csv.reader([first], delimiter=d))))
     lines = _csv_rows(text, delimiter, path)
     if not lines:
         raise ValueError(f"{path}: the file is empty; expected a header row and data rows.")
     header = [h.strip() for h in lines[0][1]]
+    _check_header(header, path)
     rows = lines[1:]
+    if not rows:
+        raise ValueError(f"{path}: only a header row; no data.")
+    for line, row in rows:
+        if len(row) != len(header):
+            raise ValueError(f"{path}: line {line} has {len(row)} fields but the header has "
+                             f"{len(header)}.")
+    return header, rows
+
+
+def _check_header(header: list[str], path: Path) -> None:
+    """A header names two or more columns, each once, and is not a row of numbers."""
     if all(_looks_numeric(h) for h in header):
         raise ValueError(f"{path}: the first row ({', '.join(header[:5])}...) looks like data; "
                          "the first row must name the columns. Add a header row.")
@@ -108,43 +141,31 @@ def load_csv(path, target: str | None = None, task: str | None = None) -> Datase
     duplicates = sorted({h for h in header if header.count(h) > 1})
     if duplicates:
         raise ValueError(f"{path}: the column names {duplicates} appear more than once.")
-    if not rows:
-        raise ValueError(f"{path}: only a header row; no data.")
-    for line, row in rows:
-        if len(row) != len(header):
-            raise ValueError(f"{path}: line {line} has {len(row)} fields but the header has "
-                             f"{len(header)}.")
-    if target is None:
-        target = header[-1]
-    elif target not in header:
-        raise ValueError(f"{path}: no column named {target!r}; the columns are: "
-                         f"{', '.join(header)}.")
-    t = header.index(target)
-    columns = list(zip(*(row for _, row in rows), strict=True))
-    first_line = rows[0][0]
-    feature_names = [h for j, h in enumerate(header) if j != t]
-    features = [_to_floats(list(columns[j]), header[j], first_line, path)
-                for j in range(len(header)) if j != t]
-    X = np.column_stack(features)
+
+
+def _feature_matrix(columns: list, names: list[str], lines: list[int], path: Path) -> np.ndarray:
+    """The feature columns as one float64 matrix; every value a finite number."""
+    X = np.column_stack([_to_floats(list(column), name, lines[0], path)
+                         for column, name in zip(columns, names, strict=True)])
     if not np.isfinite(X).all():
         j, i = np.argwhere(~np.isfinite(X).T)[0]
-        raise ValueError(f"{path}: column {feature_names[j]!r} holds {X[i, j]} on line "
-                         f"{rows[i][0]}; remove or impute non-finite values.")
+        raise ValueError(f"{path}: column {names[j]!r} holds {X[i, j]} on line "
+                         f"{lines[i]}; remove or impute non-finite values.")
+    return X
 
-    values = [v.strip() for v in columns[t]]
+
+def _target_values(column, target: str, lines: list[int], path: Path) -> np.ndarray:
+    """The target column: finite floats when every value is a number, else the strings."""
+    values = [v.strip() for v in column]
     empty = [i for i, v in enumerate(values) if v == ""]
     if empty:
         raise ValueError(f"{path}: the target column {target!r} is empty on line "
-                         f"{rows[empty[0]][0]}; drop the rows without a target.")
-    if all(_looks_numeric(v) for v in values):
-        y = np.array([float(v) for v in values])
-        if not np.isfinite(y).all():
-            i = int(np.flatnonzero(~np.isfinite(y))[0])
-            raise ValueError(f"{path}: the target column {target!r} holds {y[i]} on line "
-                             f"{rows[i][0]}; drop that row.")
-    else:
-        y = np.array(values)
-    y, task = _infer_task(y, task, str(path))
-    class_names = _class_names(y) if task == "classification" else None
-    return Dataset(X, y, task=task, name=path.name, feature_names=feature_names,
-                   class_names=class_names)
+                         f"{lines[empty[0]]}; drop the rows without a target.")
+    if not all(_looks_numeric(v) for v in values):
+        return np.array(values)
+    y = np.array([float(v) for v in values])
+    if not np.isfinite(y).all():
+        i = int(np.flatnonzero(~np.isfinite(y))[0])
+        raise ValueError(f"{path}: the target column {target!r} holds {y[i]} on line "
+                         f"{lines[i]}; drop that row.")
+    return y
