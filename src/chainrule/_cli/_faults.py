@@ -36,11 +36,11 @@ def evaluate_trained(model, X, y, X_test, y_test, args) -> tuple[dict, dict | No
         train = model.evaluate(X, y)
         test = model.evaluate(X_test, y_test) if X_test is not None else None
     except ValueError as exc:
-        raise FloatingPointError(f"training diverged, so the model was not saved: {exc} "
+        raise FloatingPointError(f"Training diverged, so the model was not saved: {exc} "
                                  f"{hint}") from None
     if not math.isfinite(train["loss"]):
         raise FloatingPointError(
-            f"training diverged: the trained model's loss on the training data is "
+            f"Training diverged: the trained model's loss on the training data is "
             f"{train['loss']}, so it was not saved. {hint}"
         )
     return train, test

@@ -29,7 +29,7 @@ def run(args) -> int:
     model, X, y, rows = load_model_and_data(args.model, args.data, args.target,
                                             held_out=not args.all)
     if y is None:
-        raise ValueError(f"{args.data} has no targets to evaluate against")
+        raise ValueError(f"{args.data} has no targets to evaluate against.")
     if model.task == "classification" and model.classes_ is not None:
         y = encode_with(model.classes_, y)
     metrics = with_r2(model, X, y)

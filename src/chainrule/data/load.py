@@ -26,7 +26,7 @@ def load_dataset(spec, target: str | None = None, task: str | None = None,
     """
     text = os.fspath(spec)
     if not str(text).strip():
-        raise ValueError("the data set name is empty; give a built-in name such as digits, a "
+        raise ValueError("The data set name is empty; give a built-in name such as digits, a "
                          ".csv or .npz file, or a folder of IDX files.")
     key = text.lower().replace("-", "_")
     path = Path(text)
