@@ -184,8 +184,8 @@ def run(args) -> int:
     check_outputs(args)
     ds = cdata.load_dataset(args.data, target=args.target)
     prepared = cdata.prepare_dataset(ds, args.test_size, args.scale, args.seed)
-    model, sizes, out_act, loss = _build_model(args, ds, prepared)
-    history, seconds = _train(model, args, prepared, ds.task, loss)
+    model, network = _build_model(args, ds, prepared)
+    history, seconds = _train(model, args, prepared, ds.task, network["loss"])
     X, y, Xt, yt = prepared["X"], prepared["y"], prepared["X_test"], prepared["y_test"]
     train_metrics, test_metrics = evaluate_trained(model, X, y, Xt, yt, args)
     if history.interrupted:
@@ -197,9 +197,8 @@ def run(args) -> int:
         if test_metrics is not None:
             test_metrics["r2"] = r2_score(model, Xt, yt)
     _save(model, history, args)
-    summary = _summary(args, ds, prepared, model, history, seconds,
-                       {"sizes": sizes, "output_activation": out_act, "loss": loss},
-                       train_metrics, test_metrics)
+    summary = _summary(args, ds, prepared, model, history, seconds, network, train_metrics,
+                       test_metrics)
     if args.json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
     else:
@@ -208,7 +207,8 @@ def run(args) -> int:
 
 
 def _build_model(args, ds, prepared) -> tuple:
-    """The network for the task: ``model, sizes, output activation, loss``.
+    """The network for the task: the model, and its ``sizes``, ``output_activation`` and
+    ``loss`` (a dict, as the summary names them).
 
     The output activation and the loss are the task's defaults unless the options name them;
     the output width is the number of classes (1 for two classes with a binary loss) or of
@@ -239,7 +239,7 @@ def _build_model(args, ds, prepared) -> tuple:
     )
     model.classes_ = prepared["classes"]
     model.preprocessing = prepared["preprocessing"]
-    return model, sizes, out_act, loss
+    return model, {"sizes": sizes, "output_activation": out_act, "loss": loss}
 
 
 def _train(model, args, prepared: dict, task: str, loss: str):
