@@ -334,13 +334,13 @@ for cmd in ("predict", "evaluate"):
                                  r"model\.safetensors expects 3",
         "/dev/zero": r"/dev/zero is a character device",
         "missing.csv": r"missing\.csv: no such CSV file",
-        "": r"the data set name is empty",
+        "": r"The data set name is empty",
     }.items():
         case(f"data-{cmd}-{name or 'empty-name'}", [cmd, "model.safetensors", "--data", name],
              1, line)
 case("data-evaluate-unknown-label", ["evaluate", "model.safetensors", "--data",
                                      "unknown_label.csv"], 1,
-     r"label 'bird' does not occur in the training data")
+     r"Label 'bird' does not occur in the training data")
 case("data-evaluate-features-only", ["evaluate", "model.safetensors", "--data",
                                      "features_only.csv"], 1, r"has no targets to evaluate")
 
@@ -670,7 +670,7 @@ for cmd in ("predict", "evaluate"):
     case(f"model-{cmd}-dev-zero", [cmd, "/dev/zero", "--data", "good.csv"], 1,
          r"/dev/zero is a character device, not a regular file")
     case(f"model-{cmd}-empty-name", [cmd, "", "--data", "good.csv"], 1,
-         r"the model file name is empty")
+         r"The model file name is empty")
     case(f"model-{cmd}-csv-as-model", [cmd, "good.csv", "--data", "good.csv"], 1,
          r"good\.csv: not a safetensors file: it looks like text")
 case("model-predict-fifo", ["predict", "fifo.safetensors", "--data", "good.csv"], 1,
@@ -811,14 +811,14 @@ for opts, rc, line in [
     (["--loss", "nope"], 2, r"argument --loss: invalid choice: 'nope'"),
     (["--output-activation", "tanh", "--loss", "ce"], 1, r"needs predicted probabilities"),
     (["--activation", "nope"], 2, r"argument --activation: invalid choice"),
-    (["--out", ""], 1, r"the model file name is empty"),
-    (["--out", "   "], 1, r"the model file name is empty"),
+    (["--out", ""], 1, r"The model file name is empty"),
+    (["--out", "   "], 1, r"The model file name is empty"),
     (["--out", "/dev/null"], 1, r"/dev/null is a character device, not a regular file; "
                                 r"chainrule replaces only regular files"),
     (["--out", "sub"], 1, r"sub is a folder, not a regular file"),
     (["--out", "fifo.safetensors"], 1, r"fifo\.safetensors is a FIFO"),
     (["--out", "nowhere/m.safetensors"], 1, r"the folder nowhere does not exist"),
-    (["--plot", ""], 1, r"the curves file name is empty"),
+    (["--plot", ""], 1, r"The curves file name is empty"),
     (["--plot", "/dev/null"], 1, r"/dev/null is a character device"),
     (["--plot", "sub"], 1, r"sub is a folder"),
     (["--target", "nope"], 1, r"no column named 'nope'"),
@@ -857,11 +857,11 @@ for rng, line in (
 ):
     case(f"args-plot-range-{'_'.join(rng)}", ["plot", "x", "--range", *rng, "--out", "t.png"],
          2 if rng[0] == "a" else 1, line)
-for out, line in (("", r"the image file name is empty"), ("/dev/null", r"character device"),
+for out, line in (("", r"The image file name is empty"), ("/dev/null", r"character device"),
                   ("sub", r"sub is a folder"), ("nowhere/x.png", r"the folder nowhere does not"),
                   ("x.jpg", r"give a \.png file name, got 'x\.jpg'")):
     case(f"args-plot-out-{out or 'empty'}", ["plot", "x", "--out", out], 1, line)
-for out, line in (("", r"the predictions file name is empty"),
+for out, line in (("", r"The predictions file name is empty"),
                   ("/dev/null", r"/dev/null is a character device"), ("sub", r"sub is a folder"),
                   ("nowhere/p.csv", r"the folder nowhere does not exist"),
                   ("fifo.csv", r"fifo\.csv is a FIFO")):
@@ -959,7 +959,7 @@ def _api_cases():
          r"expects X of shape \(m, 3\); got \(2, 5\)"),
         ("predict-nan", lambda: mlp([3, 4, 1], seed=0).predict(np.full((2, 3), np.nan)),
          ValueError, r"X contains NaN"),
-        ("load-empty", lambda: chainrule.load(""), ValueError, r"the model file name is empty"),
+        ("load-empty", lambda: chainrule.load(""), ValueError, r"The model file name is empty"),
         ("load-dev-zero", lambda: chainrule.load("/dev/zero"), ValueError,
          r"/dev/zero is a character device"),
         ("load-folder", lambda: chainrule.load("."), ValueError, r"\. is a folder"),
@@ -968,7 +968,7 @@ def _api_cases():
         ("save-dev-null", lambda: mlp([2, 2], seed=0).save("/dev/null"), ValueError,
          r"/dev/null is a character device, not a regular file"),
         ("save-empty", lambda: mlp([2, 2], seed=0).save(""), ValueError,
-         r"the model file name is empty"),
+         r"The model file name is empty"),
         ("write-bad-name", lambda: write_safetensors("t.safetensors", {1: np.ones(2)}),
          ValueError, r"Tensor names must be str"),
         ("write-object", lambda: write_safetensors("t.safetensors", {"a": np.array([None])}),

@@ -253,7 +253,7 @@ def test_regression_targets_are_standardised_and_the_model_predicts_in_their_uni
 
 
 def test_r2_is_one_minus_sse_over_sst():
-    from chainrule._cli.train import with_r2
+    from chainrule._cli._metrics import with_r2
 
     class Fixed:  # predicts 1, 2, 3 for targets 1, 2, 4: SSE = 1, SST = 14/3
         task = "regression"
@@ -290,7 +290,7 @@ def test_fold_target_scaling_is_exact():
      (np.array([[-0.5, 0.2], [0.1, 0.3]]), "standard")],
 )
 def test_scale_auto_leaves_unit_interval_data_and_standardises_the_rest(X, expected):
-    from chainrule._cli.train import resolve_scale
+    from chainrule.data import resolve_scale
 
     assert resolve_scale("auto", X) == expected
     assert resolve_scale("minmax", X) == "minmax"

@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import chainrule.data as data
 from chainrule.data import (
     BUILTINS,
     SCALERS,
@@ -444,7 +443,7 @@ def test_builtin_loading_does_not_import_sklearn():
 
 
 def test_builtin_without_sklearn_says_how_to_install(monkeypatch):
-    monkeypatch.setattr(data.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ImportError, match=r'pip install "chainrule\[sklearn\]".*CSV or NPZ'):
         load_builtin("iris")
 
@@ -587,10 +586,10 @@ def test_one_hot():
     assert one_hot([1, 0]).dtype == np.float32 and one_hot([1, 0]).shape == (2, 2)
 
 
-@pytest.mark.parametrize(("idx", "k", "message"), [([0, 3], 3, "class index 3 at position 1"),
-                                                    ([-1], 2, "class index -1"),
+@pytest.mark.parametrize(("idx", "k", "message"), [([0, 3], 3, "Class index 3 at position 1"),
+                                                    ([-1], 2, "Class index -1"),
                                                     ([0.5], 2, "integer class indices"),
-                                                    ([0], 0, "positive integer")])
+                                                    ([0], 0, r"integer in the range \[1, inf\)")])
 def test_one_hot_errors(idx, k, message):
     with pytest.raises(ValueError, match=message):
         one_hot(idx, k)
@@ -634,7 +633,7 @@ def test_scalers_keep_float32_and_round_trip_their_config(name, rng):
     scaler = make_scaler(name)
     Z = scaler.fit_transform(X)
     assert Z.dtype == np.float32
-    config = json.loads(json.dumps(scaler.to_config()))
+    config = json.loads(json.dumps(scaler.get_config()))
     rebuilt = scaler_from_config(config)
     assert type(rebuilt) is type(scaler)
     np.testing.assert_array_equal(rebuilt.transform(X), Z)
@@ -644,7 +643,7 @@ def test_scaler_errors():
     with pytest.raises(ValueError, match="not fitted yet"):
         Standardizer().transform(np.zeros((2, 2)))
     with pytest.raises(ValueError, match="not fitted yet"):
-        MinMaxScaler().to_config()
+        MinMaxScaler().get_config()
     s = Standardizer().fit(np.zeros((3, 2)))
     with pytest.raises(ValueError, match="fitted on 2 features; got 3"):
         s.transform(np.zeros((1, 3)))

@@ -113,7 +113,7 @@ def test_api_index_lists_the_panels_fields(client):
 @pytest.mark.parametrize("query, status, words", [
     ({"expression": "__import__('os').system('ls')"}, 400, 'unsupported call'),
     ({"expression": "x.real"}, 400, "x.real"),
-    ({"expression": "x", "colour": "red"}, 400, "unknown parameter 'colour'"),
+    ({"expression": "x", "colour": "red"}, 400, "Unknown parameter 'colour'"),
     ({"expression": "x", "weights": "maybe"}, 400, "weights is a yes/no option"),
     ({"activation": "swish2"}, 400, "unknown activation 'swish2'"),
     ({}, 400, "nothing to derive"),
@@ -148,7 +148,7 @@ def test_a_runaway_formula_gets_an_error_within_the_budget_and_the_server_goes_o
     response = client.get("/api/derive", params={"expression": RUNAWAY})
     elapsed = time.monotonic() - start
     assert response.status_code == 422
-    assert f"gave up after {BUDGET:g} s" in response.json()["error"]
+    assert f"Gave up after {BUDGET:g} s" in response.json()["error"]
     assert elapsed < BUDGET + 10  # the budget, the grace and a loaded machine's slack
     again = client.get("/api/derive", params={"expression": "tanh"})
     assert again.status_code == 200 and again.json()["result_output_form"] == "1 - yhat**2"

@@ -93,8 +93,10 @@ def test_a_worker_that_ignores_the_alarm_is_killed_and_replaced():
     asyncio.run(scenario())
 
 
-@pytest.mark.parametrize("size, timeout, words", [(0, 1.0, "at least one worker"),
-                                                   (1, 0.0, "must be positive")])
+@pytest.mark.parametrize("size, timeout, words", [
+    (0, 1.0, r"'size' parameter of EnginePool must be an integer in the range \[1, inf\)"),
+    (1, 0.0, r"'timeout' parameter of EnginePool must be a finite float in the range \(0, inf\)"),
+])
 def test_pool_settings_are_checked(size, timeout, words):
     with pytest.raises(ValueError, match=words):
         EnginePool(size, timeout)

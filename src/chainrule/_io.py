@@ -65,8 +65,8 @@ def check_output_path(path, what: str = "the output") -> Path:
     text = os.fspath(path)
     if str(text).strip() == "":
         example = {"the model": "model.safetensors", "the predictions": "predictions.csv"}
-        raise ValueError(f"{what} file name is empty; give a file name such as "
-                         f"{example.get(what, 'figure.png')}.")
+        raise ValueError(f"{what[:1].upper()}{what[1:]} file name is empty; give a file name "
+                         f"such as {example.get(what, 'figure.png')}.")
     path = Path(text)
     try:
         mode = os.stat(path).st_mode
@@ -200,7 +200,7 @@ def check_input_file(path, what: str = "file") -> Path:
     or never end)."""
     text = os.fspath(path)
     if str(text).strip() == "":
-        raise ValueError(f"the {what} name is empty; give the path of a {what}.")
+        raise ValueError(f"The {what} name is empty; give the path of a {what}.")
     path = Path(text)
     try:
         mode = os.stat(path).st_mode

@@ -311,69 +311,84 @@ def read_safetensors(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
 
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
-        head = fh.read(8)
-        if size < 8:
-            what = "empty" if size == 0 else f"only {size} bytes long"
-            fail(f"not a safetensors file: it is {what} (a safetensors file starts with an "
-                 "8-byte header length)")
-        n = int.from_bytes(head, "little")
-        start = fh.read(1)
-        if start == b"" and n <= MAX_HEADER_BYTES:
-            fail(f"truncated: the header says its JSON is {n:,} bytes but the file ends after "
-                 "the length field")
-        if n > MAX_HEADER_BYTES or start != b"{":
-            fail(f"not a safetensors file: it looks like {_describe_foreign(head + start)}")
-        if n < 2:
-            fail(f"corrupted: a header length of {n} cannot hold a JSON object")
-        if n > size - 8:
-            fail(f"truncated: the header says its JSON is {n:,} bytes but only {size - 8:,} "
-                 "bytes follow the length field")
-        raw = start + fh.read(n - 1)
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            fail(f"corrupted: the header is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at "
-                 f"offset {8 + exc.start:,})")
-        try:
-            header = bounded_json(text, object_pairs_hook=_no_duplicates)  # "{...}": a dict
-        except ValueError as exc:  # JSONDecodeError and duplicate names
-            fail(f"corrupted: the header is not valid JSON ({exc})")
-
+        n, header = _read_header(fh, size, fail)
         metadata = header.pop(_METADATA_KEY, {})
         if not isinstance(metadata, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
             fail(f"corrupted: {_METADATA_KEY} must map strings to strings; got "
                  f"{str(metadata)[:80]}")
-
         entries = [(name, *_parse_entry(name, entry, fail)) for name, entry in header.items()]
-        data_size = size - 8 - n
-        declared = max((e[4] for e in entries), default=0)
-        if declared > data_size:
-            fail(f"truncated: header says {declared:,} bytes of data but only {data_size:,} "
-                 "are present")
-        position, previous = 0, None
-        for name, _, _, begin, end in sorted(entries, key=lambda e: (e[3], e[4])):
-            if begin < position:
-                fail(f"corrupted: tensors {previous!r} and {name!r} overlap (bytes "
-                     f"{begin:,} to {position:,})")
-            if begin > position:
-                where = (f"between {previous!r} and {name!r}" if previous is not None
-                         else f"before {name!r}")
-                fail(f"corrupted: {begin - position:,} bytes {where} belong to no tensor")
-            position, previous = end, name
-        if declared < data_size:
-            fail(f"corrupted: {data_size - declared:,} bytes of trailing garbage after the "
-                 "last tensor")
-
-        tensors = {}
-        for name, dtype, shape, begin, end in entries:
-            arr = np.empty(shape, dtype=dtype)
-            if end > begin:
-                fh.seek(8 + n + begin)
-                got = fh.readinto(arr.reshape(-1).view(np.uint8).data)
-                if got != end - begin:  # the file shrank while we read it
-                    fail(f"truncated: tensor {name!r} needs {end - begin:,} bytes but only "
-                         f"{got:,} could be read")
-            native = dtype.newbyteorder("=")
-            tensors[name] = arr if arr.dtype == native else arr.astype(native)
+        _check_layout(entries, size - 8 - n, fail)
+        tensors = _read_tensors(fh, 8 + n, entries, fail)
     return tensors, dict(metadata)
+
+
+def _read_header(fh, size: int, fail: Callable[[str], NoReturn]) -> tuple[int, dict]:
+    """The header's length ``n`` and its JSON object, read from the start of ``fh`` (a file of
+    ``size`` bytes); a foreign, truncated or corrupted header fails with what it looks like."""
+    head = fh.read(8)
+    if size < 8:
+        what = "empty" if size == 0 else f"only {size} bytes long"
+        fail(f"not a safetensors file: it is {what} (a safetensors file starts with an "
+             "8-byte header length)")
+    n = int.from_bytes(head, "little")
+    start = fh.read(1)
+    if start == b"" and n <= MAX_HEADER_BYTES:
+        fail(f"truncated: the header says its JSON is {n:,} bytes but the file ends after "
+             "the length field")
+    if n > MAX_HEADER_BYTES or start != b"{":
+        fail(f"not a safetensors file: it looks like {_describe_foreign(head + start)}")
+    if n < 2:
+        fail(f"corrupted: a header length of {n} cannot hold a JSON object")
+    if n > size - 8:
+        fail(f"truncated: the header says its JSON is {n:,} bytes but only {size - 8:,} "
+             "bytes follow the length field")
+    raw = start + fh.read(n - 1)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        fail(f"corrupted: the header is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at "
+             f"offset {8 + exc.start:,})")
+    try:
+        return n, bounded_json(text, object_pairs_hook=_no_duplicates)  # "{...}": a dict
+    except ValueError as exc:  # JSONDecodeError and duplicate names
+        fail(f"corrupted: the header is not valid JSON ({exc})")
+
+
+def _check_layout(entries, data_size: int, fail: Callable[[str], NoReturn]) -> None:
+    """The tensors' byte ranges cover the ``data_size`` bytes after the header exactly: none
+    runs past the end, none overlaps another, no gap between them and nothing after the last."""
+    declared = max((e[4] for e in entries), default=0)
+    if declared > data_size:
+        fail(f"truncated: header says {declared:,} bytes of data but only {data_size:,} "
+             "are present")
+    position, previous = 0, None
+    for name, _, _, begin, end in sorted(entries, key=lambda e: (e[3], e[4])):
+        if begin < position:
+            fail(f"corrupted: tensors {previous!r} and {name!r} overlap (bytes "
+                 f"{begin:,} to {position:,})")
+        if begin > position:
+            where = (f"between {previous!r} and {name!r}" if previous is not None
+                     else f"before {name!r}")
+            fail(f"corrupted: {begin - position:,} bytes {where} belong to no tensor")
+        position, previous = end, name
+    if declared < data_size:
+        fail(f"corrupted: {data_size - declared:,} bytes of trailing garbage after the "
+             "last tensor")
+
+
+def _read_tensors(fh, data_start: int, entries,
+                  fail: Callable[[str], NoReturn]) -> dict[str, np.ndarray]:
+    """Each tensor read straight into a new array, then put in native byte order."""
+    tensors = {}
+    for name, dtype, shape, begin, end in entries:
+        arr = np.empty(shape, dtype=dtype)
+        if end > begin:
+            fh.seek(data_start + begin)
+            got = fh.readinto(arr.reshape(-1).view(np.uint8).data)
+            if got != end - begin:  # the file shrank while we read it
+                fail(f"truncated: tensor {name!r} needs {end - begin:,} bytes but only "
+                     f"{got:,} could be read")
+        native = dtype.newbyteorder("=")
+        tensors[name] = arr if arr.dtype == native else arr.astype(native)
+    return tensors

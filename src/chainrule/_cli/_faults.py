@@ -36,11 +36,11 @@ def evaluate_trained(model, X, y, X_test, y_test, args) -> tuple[dict, dict | No
         train = model.evaluate(X, y)
         test = model.evaluate(X_test, y_test) if X_test is not None else None
     except ValueError as exc:
-        raise FloatingPointError(f"training diverged, so the model was not saved: {exc} "
+        raise FloatingPointError(f"Training diverged, so the model was not saved: {exc} "
                                  f"{hint}") from None
     if not math.isfinite(train["loss"]):
         raise FloatingPointError(
-            f"training diverged: the trained model's loss on the training data is "
+            f"Training diverged: the trained model's loss on the training data is "
             f"{train['loss']}, so it was not saved. {hint}"
         )
     return train, test
@@ -65,31 +65,3 @@ def finish_interrupted(args, model, history) -> int:
     print(f"chainrule train: interrupted {done}; {args.out} was not touched. The partly trained "
           f"model is in {partial}.", file=sys.stderr)
     return EXIT_INTERRUPTED
-
-
-def check_enough_samples(ds) -> None:
-    """Refuse data that cannot be split and trained on: no samples, one class, a class with a
-    single sample (it cannot be in both the training and the test set), targets of 3+ axes."""
-    import numpy as np
-
-    n = len(ds.X)
-    y = np.asarray(ds.y)
-    if n == 0:
-        raise ValueError(f"{ds.name}: no samples; training needs at least two.")
-    if y.ndim > 2:
-        raise ValueError(f"{ds.name}: the targets have shape {y.shape}; expected one value per "
-                         "sample, shape (n,), or one row per sample, shape (n, k).")
-    if ds.task != "classification":
-        if n < 2 and ds.X_test is None:
-            raise ValueError(f"{ds.name}: 1 sample is too few to split into a training and a "
-                             "test set; add samples.")
-        return
-    labels, counts = np.unique(y, return_counts=True)
-    if len(labels) < 2:
-        raise ValueError(f"{ds.name}: every sample has the label {labels[0].item()!r}; a "
-                         "classifier needs at least two classes. Is the target column right?")
-    if ds.X_test is None and counts.min() < 2:
-        rare = labels[int(np.argmin(counts))].item()
-        raise ValueError(f"{ds.name}: {n} sample{'s' if n != 1 else ''} are too few: class "
-                         f"{rare!r} has a single sample, so it cannot be in both the training "
-                         "and the test set. Add samples.")

@@ -25,9 +25,7 @@ def load_model_and_data(model_path: str, data: str, target: str | None,
     split = (model.preprocessing or {}).get("split")
     if (held_out and ds.X_test is None and isinstance(split, dict)
             and split.get("data") == ds.name and split.get("samples") == len(ds.X)):
-        from chainrule._cli.train import split_dataset
-
-        _, _, X, y = split_dataset(ds, float(split["test_size"]), int(split["seed"]))
+        _, _, X, y = cdata.split_dataset(ds, float(split["test_size"]), int(split["seed"]))
         rows = "held-out test rows"
     y_values = None if y is None else np.asarray(y)
     guessed = (target is None and np.ndim(X) == 2 and y_values is not None

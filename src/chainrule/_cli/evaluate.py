@@ -22,13 +22,14 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import json
 
+    from chainrule._cli._metrics import with_r2
     from chainrule._cli._modelio import load_model_and_data
-    from chainrule._cli.train import encode_with, with_r2
+    from chainrule.data import encode_with
 
     model, X, y, rows = load_model_and_data(args.model, args.data, args.target,
                                             held_out=not args.all)
     if y is None:
-        raise ValueError(f"{args.data} has no targets to evaluate against")
+        raise ValueError(f"{args.data} has no targets to evaluate against.")
     if model.task == "classification" and model.classes_ is not None:
         y = encode_with(model.classes_, y)
     metrics = with_r2(model, X, y)

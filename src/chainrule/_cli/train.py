@@ -72,9 +72,7 @@ def _layers(text: str) -> list[int]:
 
 
 def register(subparsers) -> None:
-    from chainrule import losses, optim
-    from chainrule.nn import ACTIVATIONS
-
+    """The `train` parser: the data, the network, the training, the split and the outputs."""
     p = subparsers.add_parser(
         "train",
         help="train a multi-layer perceptron and print its test accuracy",
@@ -84,6 +82,14 @@ def register(subparsers) -> None:
             "targets are standardised for training; the saved model predicts in their units."
         ),
     )
+    _add_data_options(p)
+    _add_network_options(p)
+    _add_training_options(p)
+    _add_split_options(p)
+    _add_output_options(p)
+
+
+def _add_data_options(p) -> None:
     p.add_argument(
         "--data",
         default=DEFAULTS["data"],
@@ -92,82 +98,52 @@ def register(subparsers) -> None:
         "(default: %(default)s)",
     )
     p.add_argument("--target", help="the target column of a CSV (default: its last column)")
-    p.add_argument(
-        "--layers",
-        type=_layers,
-        default=_layers(DEFAULTS["layers"]),
-        help=f"hidden layer widths, comma-separated (default: {DEFAULTS['layers']})",
-    )
-    p.add_argument(
-        "--activation",
-        default=DEFAULTS["activation"],
-        choices=sorted(ACTIVATIONS),
-        help="hidden activation (default: %(default)s)",
-    )
-    p.add_argument(
-        "--output-activation",
-        choices=sorted(ACTIVATIONS),
-        help="output activation (default: softmax for classes, sigmoid for two, "
-        "identity for regression)",
-    )
-    p.add_argument(
-        "--loss",
-        choices=sorted(losses.LOSSES),
-        help="loss (default: ce, bce for two classes, mse for regression)",
-    )
-    p.add_argument(
-        "--optimizer",
-        default=DEFAULTS["optimizer"],
-        choices=sorted(optim.OPTIMIZERS),
-        help="optimizer (default: %(default)s)",
-    )
-    p.add_argument(
-        "--lr", type=POSITIVE_FLOAT, default=DEFAULTS["lr"],
-        help="learning rate (default: %(default)s)"
-    )
-    p.add_argument(
-        "--clip-norm",
-        type=POSITIVE_FLOAT,
-        default=None,
-        metavar="MAX",
-        help="clip the gradient to this global L2 norm before each update (default: no clipping)",
-    )
-    p.add_argument(
-        "--epochs", type=POSITIVE_INT, default=DEFAULTS["epochs"],
-        help="epochs (default: %(default)s)"
-    )
-    p.add_argument(
-        "--batch-size",
-        type=POSITIVE_INT,
-        default=DEFAULTS["batch_size"],
-        help="mini-batch size (default: %(default)s)",
-    )
-    p.add_argument(
-        "--threads",
-        type=POSITIVE_INT,
-        metavar="N",
-        help="BLAS threads for training (default: 1 for small products, else BLAS's own setting)",
-    )
+
+
+def _add_network_options(p) -> None:
+    from chainrule import losses
+    from chainrule.nn import ACTIVATIONS
+
+    p.add_argument("--layers", type=_layers, default=_layers(DEFAULTS["layers"]),
+                   help=f"hidden layer widths, comma-separated (default: {DEFAULTS['layers']})")
+    p.add_argument("--activation", default=DEFAULTS["activation"], choices=sorted(ACTIVATIONS),
+                   help="hidden activation (default: %(default)s)")
+    p.add_argument("--output-activation", choices=sorted(ACTIVATIONS),
+                   help="output activation (default: softmax for classes, sigmoid for two, "
+                        "identity for regression)")
+    p.add_argument("--loss", choices=sorted(losses.LOSSES),
+                   help="loss (default: ce, bce for two classes, mse for regression)")
+
+
+def _add_training_options(p) -> None:
+    from chainrule import optim
+
+    p.add_argument("--optimizer", default=DEFAULTS["optimizer"], choices=sorted(optim.OPTIMIZERS),
+                   help="optimizer (default: %(default)s)")
+    p.add_argument("--lr", type=POSITIVE_FLOAT, default=DEFAULTS["lr"],
+                   help="learning rate (default: %(default)s)")
+    p.add_argument("--clip-norm", type=POSITIVE_FLOAT, default=None, metavar="MAX",
+                   help="clip the gradient to this global L2 norm before each update (default: "
+                        "no clipping)")
+    p.add_argument("--epochs", type=POSITIVE_INT, default=DEFAULTS["epochs"],
+                   help="epochs (default: %(default)s)")
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=DEFAULTS["batch_size"],
+                   help="mini-batch size (default: %(default)s)")
+    p.add_argument("--threads", type=POSITIVE_INT, metavar="N",
+                   help="BLAS threads for training (default: 1 for small products, else BLAS's "
+                        "own setting)")
     p.add_argument("--dropout", type=FRACTION, default=DEFAULTS["dropout"],
                    help="dropout after each hidden layer (default: %(default)s; 0: none)")
-    p.add_argument(
-        "--validation-split",
-        type=FRACTION,
-        default=0.0,
-        help="fraction of the training data held out for validation",
-    )
-    p.add_argument(
-        "--early-stopping",
-        type=POSITIVE_INT,
-        metavar="PATIENCE",
-        help="stop after PATIENCE epochs without improvement (restores the best weights)",
-    )
-    p.add_argument(
-        "--test-size",
-        type=FRACTION_OPEN,
-        default=DEFAULTS["test_size"],
-        help="test fraction for data without a test split (default: %(default)s)",
-    )
+    p.add_argument("--validation-split", type=FRACTION, default=0.0,
+                   help="fraction of the training data held out for validation")
+    p.add_argument("--early-stopping", type=POSITIVE_INT, metavar="PATIENCE",
+                   help="stop after PATIENCE epochs without improvement (restores the best "
+                        "weights)")
+
+
+def _add_split_options(p) -> None:
+    p.add_argument("--test-size", type=FRACTION_OPEN, default=DEFAULTS["test_size"],
+                   help="test fraction for data without a test split (default: %(default)s)")
     p.add_argument(
         "--scale",
         choices=SCALE_CHOICES,
@@ -176,10 +152,11 @@ def register(subparsers) -> None:
         "[0, 1] as they are (images: IDX pixels are divided by 255 on loading) and "
         "standardises any other data (default: %(default)s)",
     )
-    p.add_argument(
-        "--seed", type=NONNEGATIVE_INT, default=DEFAULTS["seed"],
-        help="random seed (default: %(default)s)"
-    )
+    p.add_argument("--seed", type=NONNEGATIVE_INT, default=DEFAULTS["seed"],
+                   help="random seed (default: %(default)s)")
+
+
+def _add_output_options(p) -> None:
     p.add_argument("--out", metavar="MODEL", help="save the trained model (.safetensors)")
     p.add_argument("--plot", metavar="PNG", help="save loss and accuracy curves to a PNG")
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
@@ -193,17 +170,55 @@ def _defaults_for(task: str, n_classes: int) -> tuple[str, str]:
 
 
 def run(args) -> int:
-    import numpy as np
+    """Train as the options say, then report.
 
+    1. Check the output names, load the data and prepare it (split, labels, scaling).
+    2. Build the network for the task (:func:`_build_model`).
+    3. Train it (:func:`_train`), regression targets standardised and folded back.
+    4. Score it on the training and the test set; an interrupted run saves beside ``--out``.
+    5. Save the model and the curves; print a summary (text or JSON).
+    """
     from chainrule import data as cdata
-    from chainrule import optim
     from chainrule._cli._faults import check_outputs, evaluate_trained, finish_interrupted
-    from chainrule.nn import mlp
 
     check_outputs(args)
     ds = cdata.load_dataset(args.data, target=args.target)
-    prepared = prepare_dataset(ds, args.test_size, args.scale, args.seed)
+    prepared = cdata.prepare_dataset(ds, args.test_size, args.scale, args.seed)
+    model, network = _build_model(args, ds, prepared)
+    history, seconds = _train(model, args, prepared, ds.task, network["loss"])
     X, y, Xt, yt = prepared["X"], prepared["y"], prepared["X_test"], prepared["y_test"]
+    train_metrics, test_metrics = evaluate_trained(model, X, y, Xt, yt, args)
+    if history.interrupted:
+        return finish_interrupted(args, model, history)
+    if model.task != "classification":
+        from chainrule._cli._metrics import r2_score
+
+        train_metrics["r2"] = r2_score(model, X, y)
+        if test_metrics is not None:
+            test_metrics["r2"] = r2_score(model, Xt, yt)
+    _save(model, history, args)
+    summary = _summary(args, ds, prepared, model, history, seconds, network, train_metrics,
+                       test_metrics)
+    if args.json:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+    else:
+        _print_summary(summary, seconds, args)
+    return 0
+
+
+def _build_model(args, ds, prepared) -> tuple:
+    """The network for the task: the model, and its ``sizes``, ``output_activation`` and
+    ``loss`` (a dict, as the summary names them).
+
+    The output activation and the loss are the task's defaults unless the options name them;
+    the output width is the number of classes (1 for two classes with a binary loss) or of
+    regression targets.
+    """
+    import numpy as np
+
+    from chainrule.nn import mlp
+
+    y = prepared["y"]
     n_classes = len(prepared["classes"]) if prepared["classes"] is not None else 0
     out_act, loss = _defaults_for(ds.task, n_classes)
     out_act = args.output_activation or out_act
@@ -218,17 +233,24 @@ def run(args) -> int:
         n_out = 1
     else:
         n_out = n_classes
-    sizes = [X.shape[1], *args.layers, n_out]
+    sizes = [prepared["X"].shape[1], *args.layers, n_out]
     model = mlp(
         sizes, activation=args.activation, output=out_act, dropout=args.dropout, seed=args.seed
     )
     model.classes_ = prepared["classes"]
     model.preprocessing = prepared["preprocessing"]
-    y_fit, target_scaling = y, None
-    if ds.task == "regression" and _output_is_linear(model) and _squarable(y, model.dtype):
-        y_fit, target_scaling = standardise_targets(y)
+    return model, {"sizes": sizes, "output_activation": out_act, "loss": loss}
 
-    stream = sys.stderr if not args.json else None
+
+def _train(model, args, prepared: dict, task: str, loss: str):
+    """Fit ``model`` as the options say: ``history, seconds``. Regression targets are
+    standardised for training when the output is linear, then folded into the last layer."""
+    from chainrule import optim
+
+    X, y = prepared["X"], prepared["y"]
+    y_fit, target_scaling = y, None
+    if task == "regression" and _output_is_linear(model) and _squarable(y, model.dtype):
+        y_fit, target_scaling = standardise_targets(y)
     t0 = time.perf_counter()
     history = model.fit(
         X,
@@ -241,7 +263,7 @@ def run(args) -> int:
         early_stopping=args.early_stopping,
         seed=args.seed,
         verbose=0 if (args.quiet or args.json) else 1,
-        stream=stream,
+        stream=sys.stderr if not args.json else None,
         threads=args.threads,
     )
     seconds = time.perf_counter() - t0
@@ -253,13 +275,11 @@ def run(args) -> int:
             "note": "targets were standardised for training; the last Dense layer maps back "
                     "to their units",
         }
-    train_metrics, test_metrics = evaluate_trained(model, X, y, Xt, yt, args)
-    if history.interrupted:
-        return finish_interrupted(args, model, history)
-    if model.task != "classification":
-        train_metrics["r2"] = r2_score(model, X, y)
-        if test_metrics is not None:
-            test_metrics["r2"] = r2_score(model, Xt, yt)
+    return history, seconds
+
+
+def _save(model, history, args) -> None:
+    """Write ``--out`` (the model) and ``--plot`` (the curves), when given."""
     if args.out:
         model.save(args.out)
     if args.plot:
@@ -267,18 +287,30 @@ def run(args) -> int:
 
         plot_history(history, args.plot)
 
-    summary = {
+
+def _summary(args, ds, prepared, model, history, seconds, network, train_metrics,
+             test_metrics) -> dict:
+    """The run as the JSON summary: data, architecture, training, metrics and speed."""
+    import numpy as np
+
+    validation = None
+    if history.val_loss:
+        validation = {"loss": history.val_loss[-1],
+                      **({"accuracy": history.val_accuracy[-1]} if history.val_accuracy else {})}
+    speeds = history.samples_per_second
+    return {
         "dataset": ds.name,
         "task": ds.task,
-        "samples": {"train": len(X), "test": len(Xt) if Xt is not None else 0},
+        "samples": {"train": len(prepared["X"]),
+                    "test": len(prepared["X_test"]) if prepared["X_test"] is not None else 0},
         "architecture": {
-            "sizes": sizes,
+            "sizes": network["sizes"],
             "activation": args.activation,
-            "output_activation": out_act,
+            "output_activation": network["output_activation"],
             "layers": [repr(layer) for layer in model.layers],
             "parameters": model.n_parameters(),
         },
-        "loss": loss,
+        "loss": network["loss"],
         "optimizer": args.optimizer,
         "lr": args.lr,
         "scale": prepared["preprocessing"]["scaler"]["type"],
@@ -286,119 +318,37 @@ def run(args) -> int:
         "stopped_early": history.stopped_early,
         "interrupted": history.interrupted,
         "train": train_metrics,
-        "validation": (
-            {
-                "loss": history.val_loss[-1],
-                **({"accuracy": history.val_accuracy[-1]} if history.val_accuracy else {}),
-            }
-            if history.val_loss
-            else None
-        ),
+        "validation": validation,
         "test": test_metrics,
         "seconds": round(seconds, 3),
-        "samples_per_second": round(float(np.median(history.samples_per_second)), 1)
-        if history.samples_per_second
-        else 0.0,
+        "samples_per_second": round(float(np.median(speeds)), 1) if speeds else 0.0,
         "model_file": args.out,
     }
-    if args.json:
-        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
-        return 0
+
+
+def _print_summary(summary: dict, seconds: float, args) -> None:
+    """The summary as text: one line on the run, one per split, the test accuracy, the files."""
+    arch, epochs = summary["architecture"], summary["epochs_run"]
     print(
-        f"Trained {' -> '.join(map(str, sizes))} ({args.activation}, {out_act} output, "
-        f"{loss} loss, {args.optimizer}) on {ds.name}: {history.epochs_run} "
-        f"epoch{'' if history.epochs_run == 1 else 's'} in "
+        f"Trained {' -> '.join(map(str, arch['sizes']))} ({arch['activation']}, "
+        f"{arch['output_activation']} output, {summary['loss']} loss, {summary['optimizer']}) "
+        f"on {summary['dataset']}: {epochs} epoch{'' if epochs == 1 else 's'} in "
         f"{seconds:.1f}s ({summary['samples_per_second']:,.0f} samples/s)."
     )
-    for label, metrics in (("train", train_metrics), ("test", test_metrics)):
+    for label in ("train", "test"):
+        metrics = summary[label]
         if metrics is None:
             continue
         acc = f", accuracy {metrics['accuracy']:.2%}" if "accuracy" in metrics else ""
         r2 = f", R^2 {metrics['r2']:.4f}" if "r2" in metrics else ""
         print(f"  {label:5s} loss {metrics['loss']:.4f}{acc}{r2}")
-    if test_metrics and "accuracy" in test_metrics:
-        print(f"Test accuracy: {test_metrics['accuracy']:.2%}")
+    test = summary["test"]
+    if test and "accuracy" in test:
+        print(f"Test accuracy: {test['accuracy']:.2%}")
     if args.out:
         print(f"Saved the model to {args.out}")
     if args.plot:
         print(f"Saved the curves to {args.plot}")
-    return 0
-
-
-def resolve_scale(scale: str, X) -> str:
-    """``--scale auto``: "none" for features already in [0, 1] (images, whose pixels the IDX
-    loader divides by 255), "standard" for anything else; other names pass through."""
-    import numpy as np
-
-    if scale != "auto":
-        return scale
-    X = np.asarray(X)
-    if X.size and float(X.min()) >= 0.0 and float(X.max()) <= 1.0:
-        return "none"
-    return "standard"
-
-
-def split_dataset(ds, test_size: float, seed: int):
-    """(X, y, X_test, y_test): the data's own test set, else a stratified split (classes)."""
-    from chainrule import data as cdata
-
-    if ds.X_test is not None:
-        return ds.X, ds.y, ds.X_test, ds.y_test
-    if not 0.0 < test_size < 1.0:
-        raise ValueError(f"--test-size must be in (0, 1); got {test_size}")
-    X, Xt, y, yt = cdata.train_test_split(
-        ds.X, ds.y, test_size=test_size, stratify=ds.task == "classification", seed=seed
-    )
-    return X, y, Xt, yt
-
-
-def prepare_dataset(ds, test_size: float, scale: str, seed: int) -> dict:
-    """Split (unless the data has its own test set), encode labels, fit the scaler on train."""
-    from chainrule import data as cdata
-    from chainrule._cli._faults import check_enough_samples
-
-    check_enough_samples(ds)
-    X, y, Xt, yt = split_dataset(ds, test_size, seed)
-    classes = None
-    if ds.task == "classification":
-        classes, y = cdata.encode_labels(y)
-        yt = encode_with(classes, yt)
-    scaler = cdata.make_scaler(resolve_scale(scale, X))
-    X = scaler.fit_transform(X)
-    Xt = scaler.transform(Xt)
-    preprocessing = {
-        "scaler": scaler.to_config(),
-        "feature_names": list(ds.feature_names or []),
-        "task": ds.task,
-    }
-    if ds.X_test is None:
-        # How the test rows were held out, so `chainrule evaluate` can score those rows only.
-        preprocessing["split"] = {"data": ds.name, "samples": len(ds.X),
-                                  "test_size": test_size, "seed": seed}
-    return {
-        "X": X,
-        "y": y,
-        "X_test": Xt,
-        "y_test": yt,
-        "classes": classes,
-        "preprocessing": preprocessing,
-    }
-
-
-def encode_with(classes, y):
-    """Map labels ``y`` to indices of ``classes``; unknown labels raise ValueError naming them."""
-    import numpy as np
-
-    y = np.asarray(y)
-    idx = np.searchsorted(classes, y)
-    idx = np.clip(idx, 0, len(classes) - 1)
-    bad = classes[idx] != y
-    if bad.any():
-        raise ValueError(
-            f"label {y[bad][0].item()!r} does not occur in the training data (known: "
-            f"{', '.join(map(str, classes[:10]))}{'...' if len(classes) > 10 else ''})"
-        )
-    return idx
 
 
 def _output_is_linear(model) -> bool:
@@ -442,29 +392,6 @@ def fold_target_scaling(model, mean, scale) -> None:
     last.W[...] = (last.W.astype(np.float64) * scale).astype(dtype)
     if last.b is not None:
         last.b[...] = (last.b.astype(np.float64) * scale + mean).astype(dtype)
-
-
-def with_r2(model, X, y) -> dict:
-    """``model.evaluate(X, y)``, plus R^2 for a regressor: 1 - SSE/SST, averaged over outputs
-    (0 for predicting the mean, 1 for a perfect fit)."""
-
-    metrics = model.evaluate(X, y)
-    if model.task != "classification":
-        metrics["r2"] = r2_score(model, X, y)
-    return metrics
-
-
-def r2_score(model, X, y) -> float:
-    """R^2 = 1 - SSE/SST of the model's predictions, averaged over outputs (an output whose
-    targets are all equal counts 0)."""
-    import numpy as np
-
-    pred = np.asarray(model.predict(X), dtype=np.float64).reshape(len(X), -1)
-    y2 = np.asarray(y, dtype=np.float64).reshape(len(X), -1)
-    sst = ((y2 - y2.mean(axis=0)) ** 2).sum(axis=0)
-    sse = ((y2 - pred) ** 2).sum(axis=0)
-    r2 = np.where(sst > 0, 1.0 - sse / np.where(sst > 0, sst, 1.0), 0.0)
-    return float(r2.mean())
 
 
 def _squarable(y, dtype) -> bool:

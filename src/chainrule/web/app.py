@@ -71,11 +71,11 @@ def parse_query(fields: tuple[Field, ...], items: list[tuple[str, str]], strict:
         field = known.get(name)
         if field is None:
             if strict:
-                raise BadQuery(f"unknown parameter {name!r}; the known ones are "
+                raise BadQuery(f"Unknown parameter {name!r}; the known ones are "
                                f"{', '.join(known)}.")
             continue
         if name in seen and strict:
-            raise BadQuery(f"the parameter {name!r} is given twice; give it once.")
+            raise BadQuery(f"The parameter {name!r} is given twice; give it once.")
         seen.add(name)
         try:
             value = field.parse(raw)
@@ -172,10 +172,10 @@ def _status(exc: Exception) -> int:
 
 def _message(exc: Exception, pool: EnginePool) -> str:
     if isinstance(exc, TaskTimeout):
-        return (f"gave up after {pool.timeout:g} s: the formula is too nested or too large for "
-                "SymPy in that time; write it with less nesting, or split it into parts")
+        return (f"Gave up after {pool.timeout:g} s: the formula is too nested or too large for "
+                "SymPy in that time; write it with less nesting, or split it into parts.")
     if isinstance(exc, Busy):
-        return f"the server is busy ({exc}); try again in a few seconds"
+        return f"The server is busy ({exc}); try again in a few seconds."
     return str(exc)
 
 
@@ -190,7 +190,7 @@ async def _api(request: Request, panel: str, task: str) -> Response:
     try:
         values = parse_query(PANELS[panel], request.query_params.multi_items(), strict=True)
         if panel == "check" and "formula" not in values:
-            raise BadQuery("give the derivative to check: formula=...")
+            raise BadQuery("Give the derivative to check: formula=...")
         text = await pool.run(task, values)
     except (BadQuery, TaskError, TaskTimeout, Busy) as exc:
         return _json_error(_message(exc, pool), _status(exc))

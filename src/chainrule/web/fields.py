@@ -55,6 +55,12 @@ def _activation_choices() -> tuple[str, ...]:
     return (*library.activation_names(), *library._NOT_ELEMENTWISE)
 
 
+# The loss options that both panels offer.
+_HALF = Field("half", "Half squared error", "flag", "with the mse loss: (yhat - y)²/2",
+              advanced=True)
+_MEAN = Field("mean", "Mean over m examples", "flag",
+              "the loss is a mean (its derivative has 1/m)", advanced=True)
+
 DERIVE_FIELDS: tuple[Field, ...] = (
     Field("expression", "Formula", placeholder="x*sigmoid(x)", positional=True,
           help="a formula in x (or z, yhat, y, w, p, t), an activation or a loss name"),
@@ -68,10 +74,8 @@ DERIVE_FIELDS: tuple[Field, ...] = (
           "continue through z = w·x to dE/dw and the step Δw = -η·dE/dw", advanced=True),
     Field("method", "Fractions by", "choice", "the quotient rule or the chain rule",
           ("quotient", "chain"), advanced=True),
-    Field("half", "Half squared error", "flag", "with the mse loss: (yhat - y)²/2",
-          advanced=True),
-    Field("mean", "Mean over m samples", "flag", "the loss is a mean (its derivative has 1/m)",
-          advanced=True),
+    _HALF,
+    _MEAN,
     Field("vector", "Through the sum over K outputs", "flag",
           "with an activation and a loss: the explicit sum over the outputs", advanced=True),
     Field("layer", "One dense layer (matrix form)", "flag",
@@ -92,10 +96,8 @@ CHECK_FIELDS: tuple[Field, ...] = (
           _activation_choices()),
     Field("wrt", "Variable", help="default: yhat, or p; z with an activation; W for a layer",
           placeholder="yhat", advanced=True),
-    Field("mean", "Mean over m examples", "flag", "the loss is a mean (the derivative has 1/m)",
-          advanced=True),
-    Field("half", "Half squared error", "flag", "with the mse loss: (yhat - y)²/2",
-          advanced=True),
+    _MEAN,
+    _HALF,
     Field("layer", "Matrix form: one dense layer", "flag",
           "X @ W + b, then the activation (implied by a formula with @ or .T)", advanced=True),
     Field("network", "Network activations", placeholder="relu,sigmoid",

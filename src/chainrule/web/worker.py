@@ -23,6 +23,8 @@ import signal
 import time
 from dataclasses import dataclass
 
+from chainrule._checks import check_scalar
+
 __all__ = ["Busy", "EnginePool", "TaskError", "TaskTimeout"]
 
 #: How long a worker may run past the budget before it is killed.
@@ -119,12 +121,8 @@ class EnginePool:
     def __init__(self, size: int = 2, timeout: float = 10.0, *, queue_limit: int = 64,
                  wait_limit: float = 60.0, soft_limit: bool = True,
                  memory_limit: int | None = MEMORY_LIMIT_BYTES):
-        if size < 1:
-            raise ValueError(f"the pool needs at least one worker; got {size}")
-        if not timeout > 0:
-            raise ValueError(f"the time budget must be positive; got {timeout}")
-        self.size = size
-        self.timeout = float(timeout)
+        self.size = check_scalar(size, "size", "EnginePool", kind=int, low=1)
+        self.timeout = check_scalar(timeout, "timeout", "EnginePool", low=0.0, low_open=True)
         self.queue_limit = queue_limit
         self.wait_limit = wait_limit
         self.soft_limit = soft_limit
@@ -180,8 +178,8 @@ class EnginePool:
             if self._closed:
                 return
             await asyncio.sleep(0.5 * (attempt + 1))
-        raise RuntimeError("the engine's worker processes do not start; run `chainrule derive "
-                           "x` to see why")
+        raise RuntimeError("The engine's worker processes do not start; run `chainrule derive "
+                           "x` to see why.")
 
     def _kill(self, worker: _Worker) -> None:
         # Kill first: a thread polling the pipe then wakes on end-of-file, not on a closed
