@@ -29,7 +29,8 @@ LAYERS = [
     ("losses and optimizers", ["chainrule.losses", "chainrule.optim"]),
     ("training", ["chainrule.training"]),
     ("derivation", ["chainrule.derivation"]),
-    ("checks and estimators", ["chainrule.gradient_check", "chainrule.sklearn"]),
+    ("checks and estimators", ["chainrule.gradient_check", "chainrule.sklearn",
+                               "chainrule._sklearn_io"]),
     ("faces", ["chainrule.cli", "chainrule.__main__", "chainrule._cli", "chainrule.web"]),
 ]
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import chainrule
 from chainrule._cli import TimeUp, time_limit
 from chainrule.cli import main
-from chainrule.derivation import derive
+from chainrule.derivation import activation_from_formula, derive
 from chainrule.derivation.parser import FormulaError, parse_expression
 from chainrule.gradient_check import check_formula
 from chainrule.nn import mlp
@@ -223,7 +223,7 @@ def _entry_points(tmp_path):
         "derive": lambda s: derive(s),
         "check formula": lambda s: check_formula(s, function="x**2"),
         "check function": lambda s: check_formula("2*x", function=s),
-        "from_formula": lambda s: chainrule.nn.Activation.from_formula(s),
+        "from_formula": lambda s: activation_from_formula(s),
         "plot": lambda s: _plot(s, out),
     }
 
