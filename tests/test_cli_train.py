@@ -7,7 +7,9 @@ import sys
 import numpy as np
 import pytest
 
+import chainrule
 from chainrule.cli import main
+from chainrule.nn import mlp
 
 pytest.importorskip("sklearn")  # the built-in datasets are the files scikit-learn ships
 
@@ -299,3 +301,97 @@ def test_scale_auto_leaves_unit_interval_data_and_standardises_the_rest(X, expec
 def test_scale_auto_is_the_default_and_recorded(capsys):
     assert main(["train", "--data", "iris", "--epochs", "1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["scale"] == "standard"
+
+
+# --- divergence, refused pairings, every option, NPZ and IDX data, one-line errors ----------------
+
+
+def _one_line_error(capsys, code, argv, *fragments):
+    assert main(argv) == code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+def test_cli_divergence_is_one_line_exit_1(capsys):
+    _one_line_error(capsys, 1, ["train", "--data", "iris", "--optimizer", "sgd", "--lr", "1e30",
+                                "--epochs", "3", "--quiet"],
+                    "diverged", "Lower the learning rate")
+
+
+def test_cli_refuses_tanh_with_bce_and_bce_on_three_classes(capsys):
+    _one_line_error(capsys, 1, ["train", "--data", "breast_cancer", "--output-activation", "tanh",
+                                "--epochs", "1", "--quiet"], "Sigmoid", "bce_with_logits")
+    _one_line_error(capsys, 1, ["train", "--data", "iris", "--loss", "bce", "--epochs", "1"],
+                    "--loss bce is for two classes")
+
+
+def test_cli_options_reach_the_model_and_the_summary(tmp_path, capsys):
+    argv = ["train", "--data", "iris", "--layers", "8,6", "--activation", "tanh",
+            "--output-activation", "softmax", "--loss", "ce", "--optimizer", "sgd", "--lr", "0.05",
+            "--epochs", "6", "--batch-size", "16", "--validation-split", "0.2",
+            "--early-stopping", "50", "--seed", "3", "--json", "--out", str(tmp_path / "m.st")]
+    assert main(argv) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["architecture"]["sizes"] == [4, 8, 6, 3]
+    assert first["architecture"]["activation"] == "tanh"
+    assert first["architecture"]["layers"][1] == "Tanh()"
+    assert first["optimizer"] == "sgd" and first["lr"] == 0.05 and first["loss"] == "ce"
+    assert first["epochs_run"] == 6 and first["validation"] is not None
+    assert first["samples"] == {"train": 120, "test": 30}
+    model = chainrule.load(tmp_path / "m.st")
+    assert model.training_config["batch_size"] == 16 and model.training_config["seed"] == 3
+    assert model.training_config["optimizer"].startswith("SGD(lr=0.05")
+    # same seed, same data: the same numbers again
+    assert main(argv) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert second["train"] == first["train"] and second["test"] == first["test"]
+
+
+def test_cli_trains_on_an_npz_and_an_idx_folder(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    assert main(["train", "--data", str(tmp_path / "d.npz"), "--epochs", "3", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["architecture"]["sizes"][0] == 3 and summary["samples"]["test"] == 12
+
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    for stem, n in (("train", 20), ("t10k", 10)):
+        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        for kind, arr, code in (("images-idx3", images, 3), ("labels-idx1", labels, 1)):
+            head = bytes([0, 0, 0x08, code]) + b"".join(d.to_bytes(4, "big") for d in arr.shape)
+            (folder / f"{stem}-{kind}-ubyte").write_bytes(head + arr.tobytes())
+    model = tmp_path / "m.safetensors"
+    assert main(["train", "--data", str(folder), "--layers", "8", "--epochs", "1", "--json",
+                 "--out", str(model)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["architecture"]["sizes"] == [784, 8, 10]
+    assert summary["samples"] == {"train": 20, "test": 10}
+    assert main(["evaluate", str(model), "--data", str(folder), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["samples"] == 10
+
+
+def test_cli_predict_and_evaluate_errors_are_one_line(tmp_path, capsys):
+    path = tmp_path / "junk.safetensors"
+    path.write_bytes(b"not a model at all, just text\n")
+    _one_line_error(capsys, 1, ["predict", str(path), "--data", "iris"], "junk.safetensors")
+    model = mlp([5, 2], output="softmax", seed=0)
+    model.task = "classification"
+    good = model.save(tmp_path / "five.safetensors")
+    np.savez(tmp_path / "three.npz", X=np.zeros((4, 3)), y=np.zeros(4, dtype=int))
+    _one_line_error(capsys, 1, ["evaluate", str(good), "--data", str(tmp_path / "three.npz")],
+                    "expects 5")
+
+
+def test_cli_real_subprocess_exit_codes(tmp_path):
+    for argv, code in ((["train", "--layers", "x"], 2), (["evaluate", "nope.st", "--data", "iris"],
+                                                         1)):
+        proc = subprocess.run([sys.executable, "-m", "chainrule.cli", *argv], capture_output=True,
+                              text=True, timeout=60, cwd=tmp_path)
+        assert proc.returncode == code, proc.stderr
+        assert "Traceback" not in proc.stderr

@@ -16,6 +16,7 @@ from chainrule.derivation.library import (
     output_derivative,
 )
 from chainrule.derivation.symbols import alpha, x, yhat
+from test_derivation_oracle import elementary, same
 
 ELEMENTWISE = [n for n in nn.ACTIVATIONS if nn.ACTIVATIONS[n].elementwise]
 
@@ -117,3 +118,26 @@ def test_softmax_alone_derives_its_jacobian():
     d = derive("softmax")
     assert d.kind == "jacobian"
     assert d.to_dict()["result"]["J"] == "diag(p) - p pᵀ"
+
+
+# --- the activations the engine documents ---------------------------------------------------------
+
+DOCUMENTED_ACTIVATIONS = ["identity", "sigmoid", "tanh", "softsign", "relu", "leaky_relu",
+                          "elu", "selu", "softplus", "gelu", "silu", "mish", "gaussian",
+                          "binary_step"]
+
+
+def test_the_documented_list_is_the_tested_list():
+    assert [canonical_activation(n) for n in DOCUMENTED_ACTIVATIONS] == DOCUMENTED_ACTIVATIONS
+    assert set(DOCUMENTED_ACTIVATIONS) <= set(activation_names())
+    # The backward comparison runs over the library's elementwise activations: every documented
+    # name the library implements is in it (gaussian and the binary step are engine-only).
+    assert set(DOCUMENTED_ACTIVATIONS) - set(ELEMENTWISE) == {"gaussian", "binary_step"}
+
+
+@pytest.mark.parametrize("name", DOCUMENTED_ACTIVATIONS)
+def test_result_equals_sympy_diff_of_the_definition(name):
+    # The oracle is SymPy's diff of the printed function, not the engine's own check.
+    d = derive(name)
+    truth = sympy.diff(elementary(d.function), x)
+    assert same(d.result, truth), (name, d.result, truth)

@@ -1,4 +1,4 @@
-"""Compositions: the four required results, the weight step, and the domain findings."""
+"""Compositions: the four textbook results, the weight step, and the domain findings."""
 
 import numpy as np
 import pytest
@@ -24,7 +24,7 @@ def test_sigmoid_bce_is_yhat_minus_y():
     assert d.singularities == []
 
 
-def test_sigmoid_bce_with_weights_seed_002():
+def test_sigmoid_bce_with_weights_is_x_times_yhat_minus_y():
     d = derive(activation="sigmoid", loss="bce", weights=True)
     assert _exactly(d.result, x * (yhat - y))
     assert _exactly(d.extra["update"], -eta * x * (yhat - y))
@@ -48,7 +48,7 @@ def test_identity_half_squared_error_is_yhat_minus_y():
     assert _exactly(derive(activation="identity", loss="mse").result, 2 * (yhat - y))
 
 
-def test_tanh_bce_seed_000():
+def test_tanh_bce_is_one_plus_yhat_times_yhat_minus_y_over_yhat():
     d = derive(activation="tanh", loss="bce")
     assert _exactly(d.result, (1 + yhat) * (yhat - y) / yhat)
     assert to_text(d.result) == "(1 + yhat)(yhat - y)/yhat"
@@ -184,3 +184,40 @@ def test_mean_loss_carries_one_over_m():
     assert _exactly(composed.result, (yhat - y) / m)
     with pytest.raises(ValueError, match="mean=True needs a loss"):
         derive("sigmoid", mean=True)
+
+
+# --- softmax + cross-entropy: p - t against finite differences ------------------------------------
+
+
+def _softmax(v):
+    e = np.exp(v - v.max())
+    return e / e.sum()
+
+
+@pytest.mark.parametrize("targets", ["one-hot", "distribution"])
+def test_softmax_ce_p_minus_t_against_finite_differences(targets, rng):
+    d = derive(activation="softmax", loss="ce")
+    grad = sympy.lambdify((p, t), d.result, modules="numpy")
+    zv = rng.normal(size=4)
+    tv = np.eye(4)[2] if targets == "one-hot" else rng.dirichlet(np.ones(4))
+
+    def E(v):
+        return -np.sum(tv * np.log(_softmax(v)))
+
+    h = 1e-6
+    numeric = np.array([(E(zv + h * e) - E(zv - h * e)) / (2 * h) for e in np.eye(4)])
+    np.testing.assert_allclose(grad(_softmax(zv), tv), numeric, rtol=1e-6, atol=1e-9)
+
+
+def test_softmax_ce_assumption_is_needed():
+    # With targets that do not sum to one the true gradient is p·Σt - t, not p - t: the
+    # stated assumption carries weight, and the test above would notice it missing.
+    zv = np.array([0.3, -1.2, 0.8])
+    tv = np.array([0.5, 0.5, 0.5])
+
+    def E(v):
+        return -np.sum(tv * np.log(_softmax(v)))
+
+    h = 1e-6
+    numeric = np.array([(E(zv + h * e) - E(zv - h * e)) / (2 * h) for e in np.eye(3)])
+    assert not np.allclose(numeric, _softmax(zv) - tv, atol=1e-3)

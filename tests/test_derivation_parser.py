@@ -11,6 +11,7 @@ from chainrule.derivation.functions import sigmoid
 from chainrule.derivation.parser import (
     MAX_DEPTH,
     MAX_LENGTH,
+    MAX_NUMERIC_EXPONENT,
     SYMBOLS,
     FormulaError,
     parse_expression,
@@ -186,3 +187,15 @@ def test_a_formula_that_ends_too_early_points_at_its_end(text, column):
     # missing, not column 1.
     with pytest.raises(FormulaError, match=rf"ends too early at column {column} "):
         parse_expression(text)
+
+
+# --- the exponent limit ---------------------------------------------------------------------------
+
+
+def test_the_exponent_limit_is_exactly_the_documented_one():
+    assert parse_expression(f"(x + 1)**{MAX_NUMERIC_EXPONENT}") == (x + 1) ** MAX_NUMERIC_EXPONENT
+    assert parse_expression(f"x**-{MAX_NUMERIC_EXPONENT}") == x**-MAX_NUMERIC_EXPONENT
+    for text in (f"x**{MAX_NUMERIC_EXPONENT + 1}", f"(x + 1)^{MAX_NUMERIC_EXPONENT + 1}",
+                 "(x**8)**9", "x**1e30", f"2**{MAX_NUMERIC_EXPONENT + 1}"):
+        with pytest.raises(FormulaError, match=f"±{MAX_NUMERIC_EXPONENT}"):
+            parse_expression(text)

@@ -5,7 +5,7 @@ import sympy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chainrule.derivation import derive
+from chainrule.derivation import api, derive
 from chainrule.derivation.library import activation_definition, activation_names, loss_expr
 from chainrule.derivation.parser import FormulaError, parse_expression
 from chainrule.derivation.rules import DIFF_RULES, differentiate
@@ -40,7 +40,7 @@ def test_every_step_of_compositions_holds(activation, loss, half):
     assert sum(check_tree(s) for s in d.steps) >= 5
 
 
-def test_sigmoid_by_quotient_rule_reads_like_seed_001():
+def test_sigmoid_by_quotient_rule_differentiates_one_over_one_plus_e_to_the_minus_x():
     d = derive("sigmoid", method="quotient")
     top = [s.rule for s in d.steps]
     assert top[0] == "definition"
@@ -112,7 +112,7 @@ def test_method_is_validated():
         derive("sigmoid", method="magic")
 
 
-def test_bce_derivative_has_the_right_sign_seeds_002_004():
+def test_bce_derivative_keeps_the_minus_sign_of_log_one_minus_yhat():
     # the chain rule on log(1 - yhat) gives the minus sign people lose
     d = derive(loss="bce")
     raw = d.steps[1].after
@@ -161,3 +161,41 @@ def test_steps_of_definitions_without_api():
         step = differentiate(f, x)
         assert same(step.after, sympy.diff(f, x))
     assert same(differentiate(loss_expr("mse", yhat, y, half=True), yhat).after, yhat - y)
+
+
+# --- the engine never returns what SymPy disagrees with -------------------------------------------
+
+
+@pytest.fixture
+def fresh_cache():
+    api._derive_cached.cache_clear()
+    yield
+    api._derive_cached.cache_clear()
+
+
+def test_a_wrong_simplification_of_a_formula_is_refused(monkeypatch, fresh_cache):
+    monkeypatch.setattr(api, "tidy", lambda e, *args: e + 1)
+    with pytest.raises(RuntimeError, match=r"disagrees with sympy\.diff"):
+        derive("x**3 + 7*x")
+
+
+def test_a_wrong_simplification_of_an_activation_is_refused(monkeypatch, fresh_cache):
+    monkeypatch.setattr(api, "tidy", lambda e, *args: 2 * e)
+    with pytest.raises(RuntimeError, match=r"disagrees with sympy\.diff"):
+        derive("softsign")
+
+
+def test_a_wrong_composition_is_refused(monkeypatch, fresh_cache):
+    from chainrule.derivation import compose
+
+    monkeypatch.setattr(compose, "_tidy_in_output", lambda e: -e)
+    with pytest.raises(RuntimeError, match=r"disagrees with sympy\.diff"):
+        derive(activation="tanh", loss="bce")
+
+
+@pytest.mark.parametrize(("activation", "loss", "half"),
+                         [("tanh", "bce", False), ("sigmoid", "bce", False),
+                          ("softplus", "mse", True)])
+def test_every_step_holds_by_the_chain_method_with_weights(activation, loss, half):
+    d = derive(activation=activation, loss=loss, half=half, weights=True, method="chain")
+    assert sum(check_tree(s) for s in d.steps) >= 5

@@ -313,3 +313,27 @@ def test_linear_route_declines_when_it_cannot_tell(rng):
     z = rng.normal(size=m)
     T = rng.normal(size=n)
     assert diagnose(T + 1, T, activation="sigmoid", z=z, x=X) is None
+
+
+# --- every documented kind, and no diagnosis stated on a relation broken at one element ----------
+
+DOCUMENTED_KINDS = ["sign_flipped", "scaled", "transposed", "activation_missing",
+                    "activation_twice", "activation_at_output", "softmax_diagonal",
+                    "wrong_variable"]
+
+
+def test_catalogue_holds_every_documented_kind():
+    assert set(DOCUMENTED_KINDS) <= set(CATALOGUE)
+    assert len(CATALOGUE) >= 10
+
+
+@pytest.mark.parametrize("kind", [*DOCUMENTED_KINDS, "zero"])
+def test_a_relation_broken_at_one_element_is_not_stated(kind, rng):
+    G, T, hints = CASES[kind](rng)
+    G = np.array(G, dtype=float)
+    assert diagnose(G, T, **hints).kind == kind  # the case as built does fire
+    for i in (0, G.size - 1):
+        broken = G.copy()
+        broken.flat[i] += 0.75 * (1.0 + abs(broken.flat[i]))
+        found = diagnose(broken, T, **hints)
+        assert found is None or found.kind != kind, (i, found)

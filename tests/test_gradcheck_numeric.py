@@ -1,4 +1,4 @@
-"""gradcheck: the finite differences, the report, the inputs left alone, and the required
+"""gradcheck: the finite differences, the report, the inputs left alone, and the
 logistic-regression diagnoses (1/m forgotten, sign flipped, sigmoid' on top of sigmoid + BCE)."""
 
 import subprocess
@@ -14,7 +14,7 @@ import chainrule
 from chainrule._numerics import sigmoid
 from chainrule.gradient_check import GradcheckReport, Hints, PrecisionWarning, gradcheck
 
-# --- logistic regression, the required cases ------------------------------------------------------
+# --- logistic regression: the textbook mistakes --------------------------------------------------
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ def test_logistic_regression_extra_sigmoid_derivative(logreg):
     assert report.kind == "activation_twice"
 
 
-def test_seed_002_numerically_names_the_one_minus_y_term(rng):
+def test_bce_sign_slip_is_named_numerically_as_the_one_minus_y_term(rng):
     yhat = rng.uniform(0.1, 0.9, 6)
     y = np.array([1.0, 0.0, 1.0, 0.0, 0.0, 1.0])
 
@@ -331,3 +331,16 @@ def test_lazy_attributes_and_no_sympy_on_import():
             "chainrule.check_model; print('sympy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# --- a function with an array output --------------------------------------------------------------
+
+
+def test_array_output_with_a_wrong_jacobian_fails(rng):
+    A = rng.normal(size=(3, 4))
+    x0 = rng.normal(size=4)
+    assert gradcheck(lambda v: A @ v, lambda v: A, x0).passed
+    wrong = A.copy()
+    wrong[1, 2] += 0.5
+    assert not gradcheck(lambda v: A @ v, lambda v: wrong, x0).passed
+    assert not gradcheck(lambda v: A @ v, lambda v: -A, x0).passed

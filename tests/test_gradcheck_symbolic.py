@@ -10,10 +10,10 @@ pytest.importorskip("sympy")
 from chainrule.derivation.parser import FormulaError
 from chainrule.gradient_check import FormulaCheck, check_formula
 
-# --- the required cases -------------------------------------------------------------------------
+# --- the classic mistakes of the BCE derivative -------------------------------------------------
 
 
-def test_seed_002_derivation_second_term_sign():
+def test_bce_second_term_with_the_wrong_sign_is_named():
     result = check_formula("-(y/yhat + (1-y)/(1-yhat))", loss="bce", wrt="yhat")
     assert isinstance(result, FormulaCheck)
     assert not result.correct and result.kind == "term_sign"
@@ -28,7 +28,7 @@ def test_seed_002_derivation_second_term_sign():
     assert "\n" not in text  # one paragraph
 
 
-def test_seed_004_slide_both_signs():
+def test_a_dropped_leading_minus_and_a_wrong_second_sign_are_both_named():
     result = check_formula("t/p + (1-t)/(1-p)", loss="bce")
     assert not result.correct and result.kind == "term_sign"
     problems = [f.problem for f in result.findings]
@@ -50,14 +50,14 @@ def test_seed_004_slide_both_signs():
         "(y - yhat)/(yhat^2 - yhat)",
     ],
 )
-def test_seed_002_correct_forms(formula):
+def test_correct_forms_of_the_bce_derivative_are_accepted(formula):
     result = check_formula(formula, loss="bce", wrt="yhat")
     assert result.correct and result.kind is None and result.findings == []
     assert result.method == "symbolic"
     assert result.paragraph.startswith("Correct:")
 
 
-def test_seed_000_tanh_bce_is_correct_for_dE_dz():
+def test_tanh_bce_result_is_correct_for_dE_dz():
     result = check_formula("(yhat + 1)*(yhat - y)/yhat", loss="bce", activation="tanh")
     assert result.correct and result.variable == "z"
     assert "yhat = tanh(z)" in result.paragraph
@@ -203,7 +203,7 @@ def test_function_defaults_to_x_or_the_only_variable():
     assert check_formula("cos(z)", function="sin(z)").correct
 
 
-def test_seed_002_mistake_written_through_the_activation():
+def test_the_bce_sign_slip_written_through_the_activation_is_named():
     # dE/dz written as (the sign-slipped dE/dyhat)·σ'(z): the sign of the (1 - y) term is named.
     result = check_formula("-(y/yhat + (1-y)/(1-yhat))*yhat*(1-yhat)", loss="bce",
                            activation="sigmoid")
@@ -304,3 +304,14 @@ def test_relu_is_compared_in_z_where_it_is_flat(formula):
     assert not result.correct and result.kind == "activation_missing"
     assert check_formula("(relu(z) - y)*relu(z)/z", loss="mse", activation="relu",
                          half=True).correct
+
+
+# --- correct forms for the other losses and activations -------------------------------------------
+
+
+def test_check_formula_correct_forms_are_not_flagged_for_other_losses():
+    assert check_formula("2*(yhat - y)", loss="mse").correct
+    assert check_formula("yhat - y", loss="mse", half=True).correct
+    assert check_formula("(1 + yhat)*(yhat - y)/yhat", loss="bce", activation="tanh").correct
+    assert check_formula("yhat*(1 - yhat)*(yhat - y)", loss="mse", half=True,
+                         activation="sigmoid").correct

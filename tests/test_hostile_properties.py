@@ -7,6 +7,7 @@ Derandomized in CI (the "ci" Hypothesis profile in conftest.py), so a red run re
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -17,7 +18,9 @@ from hypothesis import strategies as st
 import chainrule
 from chainrule._cli import TimeUp, time_limit
 from chainrule.cli import main
+from chainrule.derivation import activation_from_formula, derive
 from chainrule.derivation.parser import FormulaError, parse_expression
+from chainrule.gradient_check import check_formula
 from chainrule.nn import mlp
 from chainrule.serialization import ModelFileError
 
@@ -175,3 +178,93 @@ def test_any_metadata_loads_or_names_the_file(tmp_path, model_bytes, changes):
     raw = json.dumps(header).encode()
     raw += b" " * (-len(raw) % 8)
     _loads_or_refuses(tmp_path, len(raw).to_bytes(8, "little") + raw + model_bytes[8 + n:])
+
+
+# --- malicious and runaway formulas at every entry point ------------------------------------------
+
+
+@contextmanager
+def deadline(seconds):
+    """Fail the test when the block runs longer than ``seconds`` (the CLI's own alarm timer)."""
+    try:
+        with time_limit(seconds):
+            yield
+    except TimeUp:
+        pytest.fail(f"took more than {seconds} s")
+
+
+_NESTED_SIGMOID = "sigmoid(" * 31 + "x" + ")" * 31  # within the parser's depth limit
+
+
+def _payloads(marker):
+    return [
+        f"__import__('pathlib').Path('{marker}').touch()",
+        f"(lambda: __import__('pathlib').Path('{marker}').touch())()",
+        "x.__class__.__mro__",
+        "exp.__globals__",
+        "().__class__",
+        "x+" * 300 + "x",
+        "(" * 60 + "x" + ")" * 60,
+        "(x+1)**999999999999",  # expanding the power would keep the simplifier busy for minutes
+        "((x+1)**8)**9",  # SymPy combines this into (x + 1)**72
+        "x**x**x**x**x**x**x**x",  # evaluating it runs mpmath out of memory
+    ]
+
+
+def _plot(text, out):
+    from chainrule.derivation.plot import plot_functions
+
+    return plot_functions([text], out)
+
+
+def _entry_points(tmp_path):
+    out = str(tmp_path / "f.png")
+    return {
+        "derive": lambda s: derive(s),
+        "check formula": lambda s: check_formula(s, function="x**2"),
+        "check function": lambda s: check_formula("2*x", function=s),
+        "from_formula": lambda s: activation_from_formula(s),
+        "plot": lambda s: _plot(s, out),
+    }
+
+
+@pytest.mark.parametrize("entry", ["derive", "check formula", "check function", "from_formula",
+                                   "plot"])
+def test_hostile_formulas_are_refused_quickly_everywhere(entry, tmp_path):
+    marker = tmp_path / "ran"
+    call = _entry_points(tmp_path)[entry]
+    parse_expression("x")  # warm the imports
+    for text in _payloads(marker):
+        with deadline(5.0), pytest.raises(FormulaError):
+            call(text)
+    assert not marker.exists()
+    assert not (tmp_path / "f.png").exists()
+
+
+@pytest.mark.parametrize("entry", ["derive", "from_formula", "plot"])
+def test_nesting_that_exhausts_the_stack_is_a_formula_error(entry, tmp_path):
+    # 31 nested sigmoids parse (the limit is 40 levels) but SymPy recurses past Python's limit
+    call = _entry_points(tmp_path)[entry]
+    with deadline(10.0), pytest.raises(FormulaError, match="nested too deeply"):
+        call(_NESTED_SIGMOID)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["derive", "x**x**x**x**x**x**x**x"],
+        ["derive", _NESTED_SIGMOID],
+        ["derive", "(x+1)**999999999999"],
+        ["check", "--function", "x**x**x**x**x**x**x**x", "x"],
+        ["check", "--function", "x**2", "(x+1)**999999999999"],
+        ["plot", "x**x**x**x**x**x**x**x", "--out", "PNG"],
+    ],
+)
+def test_cli_refuses_runaway_formulas_in_one_line(argv, capsys, tmp_path):
+    argv = [str(tmp_path / "f.png") if a == "PNG" else a for a in argv]
+    with deadline(10.0):
+        assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert len(captured.err.strip().splitlines()) == 1
+    assert captured.err.startswith(f"chainrule {argv[0]}: error:")

@@ -1,6 +1,7 @@
 """Dense, Dropout and the optimizers, against finite differences and hand-worked updates."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -230,3 +231,87 @@ class TestSchedules:
     def test_unknown_schedule(self):
         with pytest.raises(ValueError, match="cosine"):
             optim.get_schedule("warmup")
+
+
+# --- optimizers against the update rules written out from the papers ------------------------------
+
+
+def _run(opt, w, grads):
+    for g in grads:
+        opt.step([w], [g.copy()])
+    return w
+
+
+def test_sgd_nesterov_with_weight_decay_matches_the_pytorch_recurrence(rng):
+    w0, grads = rng.normal(size=6), rng.normal(size=(5, 6))
+    lr, mu, wd = 0.1, 0.9, 0.01
+    w, v = w0.copy(), np.zeros(6)
+    for g in grads:  # torch.optim.SGD: d = g + wd w; v = mu v + d; step = d + mu v
+        d = g + wd * w
+        v = mu * v + d
+        w = w - lr * (d + mu * v)
+    got = _run(optim.SGD(lr=lr, momentum=mu, nesterov=True, weight_decay=wd), w0.copy(), grads)
+    np.testing.assert_allclose(got, w, rtol=1e-13)
+
+
+def test_rmsprop_with_weight_decay_matches_the_recurrence(rng):
+    w0, grads = rng.normal(size=6), rng.normal(size=(5, 6))
+    lr, rho, eps, wd = 0.01, 0.8, 1e-8, 0.1
+    w, s = w0.copy(), np.zeros(6)
+    for g in grads:
+        d = g + wd * w
+        s = rho * s + (1 - rho) * d * d
+        w = w - lr * d / (np.sqrt(s) + eps)
+    got = _run(optim.RMSprop(lr=lr, rho=rho, eps=eps, weight_decay=wd), w0.copy(), grads)
+    np.testing.assert_allclose(got, w, rtol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [optim.Adam, optim.AdamW])
+def test_adam_and_adamw_with_weight_decay_match_the_papers(cls, rng):
+    w0, grads = rng.normal(size=6), rng.normal(size=(6, 6))
+    lr, b1, b2, eps, wd = 0.02, 0.85, 0.99, 1e-7, 0.3
+    w, m, v = w0.copy(), np.zeros(6), np.zeros(6)
+    for t, g in enumerate(grads, start=1):
+        if cls is optim.AdamW:  # Loshchilov & Hutter: shrink w, the gradient is untouched
+            w = w - lr * wd * w
+        else:  # Kingma & Ba with L2: the decay joins the gradient
+            g = g + wd * w
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        w = w - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+    opt = cls(lr=lr, beta1=b1, beta2=b2, eps=eps, weight_decay=wd)
+    np.testing.assert_allclose(_run(opt, w0.copy(), grads), w, rtol=1e-11)
+
+
+def test_clip_norm_inside_the_optimizer_clips_the_joint_norm():
+    w1, w2 = np.zeros(1), np.zeros(1)
+    # joint norm of (3, 4) is 5; clipped to 1 the gradient is (0.6, 0.8) and w = -lr g
+    optim.SGD(lr=1.0, clip_norm=1.0).step([w1, w2], [np.array([3.0]), np.array([4.0])])
+    np.testing.assert_allclose([w1[0], w2[0]], [-0.6, -0.8], rtol=1e-10)
+
+
+@pytest.mark.parametrize("name", list(optim.OPTIMIZERS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_optimizers_at_extreme_gradients(name, dtype):
+    g = np.array([1e9, -1e9, 1e3, -1e3, 0.0, 1e-30], dtype=dtype)
+    w = np.ones(6, dtype=dtype)
+    opt = optim.get(name, lr=1e-6 if name == "sgd" else 1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        opt.step([w], [g.copy()])
+    assert w.dtype == dtype and np.isfinite(w).all()
+    assert np.all(np.sign(1.0 - w.astype(np.float64))[:4] == np.sign(g[:4]))  # downhill
+    nan = np.array([np.nan, 1.0], dtype=dtype)
+    w = np.ones(2, dtype=dtype)
+    optim.get(name).step([w], [nan])
+    assert np.isnan(w[0])  # a NaN gradient is never hidden
+
+
+def test_every_schedule_by_name_and_cosine_holds_after_t_max():
+    names = {"constant": optim.ConstantLR, "step": optim.StepLR, "exponential": optim.ExponentialLR,
+             "cosine": optim.CosineLR, "plateau": optim.ReduceLROnPlateau}
+    for name, cls in names.items():
+        assert type(optim.get_schedule(name)) is cls
+    assert optim.get_schedule("constant").lr(99, 0.3) == 0.3
+    cos = optim.CosineLR(t_max=4, eta_min=0.01)
+    assert cos.lr(4, 1.0) == cos.lr(40, 1.0) == pytest.approx(0.01)

@@ -1,4 +1,4 @@
-"""chainrule.losses: hand-worked numbers, finite differences, the seed cases, errors, registry.
+"""chainrule.losses: hand-worked numbers, finite differences, common mistakes, errors, registry.
 
 The symbolic (SymPy), high-precision (mpmath) and property (Hypothesis) checks are in
 tests/test_losses_oracles.py.
@@ -6,6 +6,7 @@ tests/test_losses_oracles.py.
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -225,7 +226,7 @@ class TestHandWorked:
         )
 
 
-# --- the seed cases ------------------------------------------------------------------------------
+# --- common mistakes: a tanh output fed to BCE, sigmoid' applied by hand ----------------------
 
 
 def test_bce_fed_a_tanh_output_says_what_and_how_to_fix(rng):
@@ -689,3 +690,49 @@ def test_module_exports():
         "ALIASES",
         "get",
     }
+
+
+# --- exact 0 and 1, logits of 1e9: finite, exact and without a floating-point warning -------------
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bce_at_exact_zero_and_one_raises_no_warning(dtype, reduction):
+    pred = np.array([[0.0, 1.0], [1.0, 0.0]], dtype=dtype)
+    y = np.array([[0.0, 1.0], [0.0, 1.0]], dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # divide-by-zero or invalid in log would fail here
+        loss = losses.BinaryCrossEntropy(reduction=reduction)
+        value = loss(pred, y)
+        grad = loss.backward()
+    assert np.isfinite(value).all() and np.isfinite(grad).all()
+    # row 0 is right and certain (about 0), row 1 wrong and certain: 2 (-log eps)
+    per = losses.BinaryCrossEntropy(reduction="none")(pred, y)
+    assert per[0] < 1e-6 and per[1] == pytest.approx(-2 * np.log(np.finfo(dtype).epsneg), 1e-6)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_with_logits_losses_at_1e9_are_finite_silent_and_exact(dtype, reduction):
+    x = np.array([[1e9, -1e9], [-1e9, 1e9], [1e3, -1e3], [0.0, 0.0]], dtype=dtype)
+    y = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0]], dtype=dtype)
+    m = 4 if reduction == "mean" else 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bce = losses.BinaryCrossEntropyWithLogits(reduction=reduction)
+        v = bce(x, y)
+        g = bce.backward()
+        ce = losses.CrossEntropyWithLogits(reduction=reduction)
+        cv = ce(x, np.array([0, 0, 1, 1]))
+        cg = ce.backward()
+    # BCE per sample: 0; 2e9 (two terms of 1e9); 2e3; 2 ln 2. Gradient: (sigmoid(x) - y)/m.
+    per = [0.0, 2e9, 2e3, 2 * np.log(2.0)]
+    expected = per if reduction == "none" else sum(per) / m
+    np.testing.assert_allclose(v, expected, rtol=1e-6)
+    np.testing.assert_array_equal(g[:3], np.array([[0, 0], [-1, 1], [1, -1]], dtype) / m)
+    np.testing.assert_allclose(g[3], np.array([-0.5, 0.5]) / m, rtol=1e-7)
+    # CE per sample: 0; 2e9; 2e3; ln 2. Gradient: (softmax(x) - onehot)/m.
+    cper = [0.0, 2e9, 2e3, np.log(2.0)]
+    np.testing.assert_allclose(cv, cper if reduction == "none" else sum(cper) / m, rtol=1e-6)
+    np.testing.assert_array_equal(cg[:3], np.array([[0, 0], [-1, 1], [1, -1]], dtype) / m)
+    assert g.dtype == cg.dtype == dtype

@@ -2,6 +2,7 @@
 
 import json
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -249,3 +250,151 @@ class TestModelFiles:
             model = Sequential([Dense(3, 3), get(name)], seed=0)
             path = model.save(tmp_path / f"{name}.safetensors")
             assert chainrule.load(path).layers[1].name == name
+
+
+# --- backprop through depth: row-wise activations, no biases, dropout, saturation ----------------
+
+EPS = float(np.finfo(np.float64).eps)
+
+
+def finite_difference_grads_and_noise(model, X, y, loss_name, h=1e-6):
+    """float64 central differences of the loss through forward() only, and their rounding noise."""
+    grads, noise = [], []
+    for p in model.parameters():
+        g, n = np.zeros_like(p), np.zeros_like(p)
+        for i in np.ndindex(p.shape):
+            old = p[i]
+            p[i] = old + h
+            fp = float(losses.get(loss_name)(model.forward(X), y))
+            p[i] = old - h
+            fm = float(losses.get(loss_name)(model.forward(X), y))
+            p[i] = old
+            g[i] = (fp - fm) / (2 * h)
+            n[i] = 16 * EPS * (abs(fp) + abs(fm)) / (2 * h)
+        grads.append(g)
+        noise.append(n)
+    return grads, noise
+
+
+def backprop_gradients(model, X, y, loss_name):
+    loss = losses.get(loss_name)
+    loss(model.forward(X), y)
+    model.backward(loss.backward())
+    return [g.copy() for g in model.gradients()]
+
+
+def assert_close_within_noise(analytic, numeric, noise, rtol=1e-5, atol=1e-9):
+    for a, n, e in zip(analytic, numeric, noise, strict=True):
+        bound = rtol * np.maximum(np.abs(a), np.abs(n)) + e + atol
+        assert (np.abs(a - n) <= bound).all(), (a, n)
+
+
+@pytest.mark.parametrize("hidden", ["softmax", "log_softmax"])
+def test_three_layer_network_with_a_row_wise_hidden_activation(hidden, rng):
+    # the depth test above covers the element-wise activations; these two mix the units
+    model = Sequential([Dense(4, 5, dtype="float64"), get(hidden), Dense(5, 4, dtype="float64"),
+                        get(hidden), Dense(4, 2, dtype="float64")], seed=2).eval()
+    X, y = rng.normal(size=(6, 4)), rng.normal(size=(6, 2))
+    analytic = backprop_gradients(model, X, y, "mse")
+    assert_close_within_noise(analytic, *finite_difference_grads_and_noise(model, X, y, "mse"))
+
+
+def test_gradient_reaches_the_first_layer_without_biases_and_through_dropout_in_eval(rng):
+    model = Sequential([Dense(3, 4, bias=False, dtype="float64"), get("tanh"), Dropout(0.5),
+                        Dense(4, 4, dtype="float64"), get("sigmoid"),
+                        Dense(4, 1, bias=False, dtype="float64")], seed=5).eval()
+    X, y = rng.normal(size=(5, 3)), rng.normal(size=(5, 1))
+    analytic = backprop_gradients(model, X, y, "mse")
+    assert len(analytic) == 4 and np.abs(analytic[0]).max() > 1e-3  # the first W is reached
+    assert_close_within_noise(analytic, *finite_difference_grads_and_noise(model, X, y, "mse"))
+
+
+# SELU is left out: its slope jumps at 0 (lambda alpha vs lambda), where the all-zero row sits
+SATURATING = ["tanh", "sigmoid", "softplus", "elu", "gelu", "silu", "mish", "softsign"]
+
+
+@pytest.mark.parametrize("activation", SATURATING)
+def test_model_gradients_at_extreme_inputs_match_finite_differences(activation):
+    # inputs of +/-1e3, +/-30 and 0 drive hidden units deep into saturation (and 0 onto the
+    # origin); the gradient there is tiny but must still be the true one, and finite
+    X = np.array([[1e3, -1e3, 0.0], [-30.0, 30.0, 0.0], [0.0, 0.0, 0.0], [0.5, -1.5, 2.0]])
+    y = np.array([[1.0], [0.0], [1.0], [0.0]])
+    model = mlp([3, 4, 3, 1], activation=activation, output="sigmoid", dtype="float64", seed=1)
+    model.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        analytic = backprop_gradients(model, X, y, "bce")
+    assert all(np.isfinite(g).all() for g in analytic)
+    assert_close_within_noise(analytic, *finite_difference_grads_and_noise(model, X, y, "bce"))
+
+
+# --- the fused softmax + cross-entropy output, predictions ----------------------------------------
+
+
+def test_fused_softmax_ce_delta_is_softmax_minus_onehot_at_huge_logits():
+    from chainrule.training import _Trainer
+
+    model = Sequential([Dense(2, 3, dtype="float64"), get("softmax")], seed=0)
+    model.layers[0].W[...] = [[1.0, -1.0, 0.0], [0.0, 0.0, 1.0]]
+    X = np.array([[1e3, 0.0], [-1e3, 0.0], [0.0, 1e9], [0.0, 0.0]])
+    labels = np.array([1, 1, 0, 2])
+    trainer = _Trainer(model, losses.CrossEntropy(), chainrule.optim.SGD(lr=1e-300))
+    value, _ = trainer.step(X, labels)
+    # logits: (1e3, -1e3, 0) -> softmax (1, 0, 0); (-1e3, 1e3, 0) -> (0, 1, 0);
+    # (0, 0, 1e9) -> (0, 0, 1); (0, 0, 0) -> 1/3 each. Losses 2e3, 0, 1e9, ln 3 over m = 4.
+    assert value == pytest.approx((2e3 + 1e9 + np.log(3.0)) / 4, rel=1e-12)
+    s = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1 / 3, 1 / 3, 1 / 3]])
+    delta = (s - np.eye(3)[labels]) / 4
+    np.testing.assert_allclose(model.layers[0].db, delta.sum(0), rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(model.layers[0].dW, X.T @ delta, rtol=1e-12, atol=1e-300)
+
+
+def test_predict_refuses_nan_and_predict_proba_rows_are_probabilities(rng):
+    model = mlp([3, 5, 4], output="softmax", seed=0)
+    model.task, model.classes_ = "classification", np.array(["a", "b", "c", "d"])
+    X = rng.normal(size=(7, 3)).astype(np.float32)
+    proba = model.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    assert list(model.predict(X)) == list(model.classes_[proba.argmax(axis=1)])
+    X[4, 2] = np.nan
+    with pytest.raises(ValueError, match=r"X contains NaN at index \(4, 2\)"):
+        model.predict(X)
+
+
+# --- model files: float64 without biases, non-finite or misshapen weights -------------------------
+
+
+def test_float64_model_without_biases_and_with_dropout_round_trips(tmp_path, rng):
+    model = Sequential([Dense(3, 4, bias=False, dtype="float64"), get("elu"), Dropout(0.3),
+                        Dense(4, 2, dtype="float64"), get("softmax")], seed=4)
+    path = model.save(tmp_path / "m.safetensors")
+    loaded = chainrule.load(path)
+    assert repr(loaded) == repr(model) and loaded.dtype == np.float64
+    assert loaded.layers[0].b is None and loaded.layers[2].p == 0.3
+    for a, b in zip(loaded.parameters(), model.parameters(), strict=True):
+        assert a.dtype == np.float64 and a.tobytes() == b.tobytes()
+    X = rng.normal(size=(5, 3))
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_model_file_with_non_finite_weights_is_refused_by_name(tmp_path, bad):
+    from chainrule.serialization import ModelFileError, read_safetensors, write_safetensors
+
+    path = mlp([2, 3, 1], seed=0).save(tmp_path / "m.safetensors")
+    tensors, meta = read_safetensors(path)
+    tensors["0.weight"][1, 0] = bad
+    write_safetensors(path, tensors, meta)
+    with pytest.raises(ModelFileError, match=r"m\.safetensors: tensor '0\.weight'.*finite"):
+        chainrule.load(path)
+
+
+def test_a_model_file_with_a_wrongly_shaped_weight_is_refused_by_name(tmp_path):
+    from chainrule.serialization import ModelFileError, read_safetensors, write_safetensors
+
+    path = mlp([2, 3, 1], seed=0).save(tmp_path / "m.safetensors")
+    tensors, meta = read_safetensors(path)
+    tensors["2.weight"] = np.zeros((1, 4), np.float32)
+    write_safetensors(path, tensors, meta)
+    with pytest.raises(ModelFileError, match=r"m\.safetensors: tensor '2\.weight' has shape"):
+        chainrule.load(path)

@@ -1,9 +1,14 @@
 """The package as a user meets it: its public names, and one line naming the extra to install
 when an optional dependency is missing."""
 
+import os
+import re
+import stat
 import subprocess
 import sys
 import textwrap
+import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -77,3 +82,44 @@ def test_python_m_chainrule_is_the_command():
     proc = subprocess.run([sys.executable, "-m", "chainrule", "--version"], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == f"chainrule {chainrule.__version__}"
+
+
+# --- the project's metadata and its CI script -----------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_pyproject_console_script_numpy_only_and_mit_license():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["scripts"]["chainrule"] == "chainrule.cli:main"
+    assert [re.split(r"[<>=~ ]", d)[0] for d in project["dependencies"]] == ["numpy"]
+    assert project["requires-python"] == ">=3.11"
+    assert (ROOT / "uv.lock").is_file()
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+
+
+@pytest.mark.parametrize(("fake_rc", "expect_fail"), [(0, False), (3, True)])
+def test_ci_script_runs_the_readme_test_command_and_fails_with_it(tmp_path, fake_rc, expect_fail):
+    # a stand-in `uv` records its arguments and exits as a failing (or passing) test run would
+    log = tmp_path / "args"
+    fake = tmp_path / "bin" / "uv"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/usr/bin/env bash\necho "$@" >> "{log}"\nexit {fake_rc}\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    env = {**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(["bash", str(ROOT / ".ci" / "run")], env=env, capture_output=True,
+                          timeout=30)
+    assert (proc.returncode != 0) == expect_fail
+    assert log.read_text().split() == ["run", "pytest"]
+
+
+# --- the derivation engine at the top level -------------------------------------------------------
+
+
+def test_derive_is_exported_at_the_top_level():
+    import sympy
+
+    from chainrule.derivation.symbols import yhat
+
+    d = chainrule.derive(activation="sigmoid", loss="bce")
+    assert d.result == yhat - sympy.Symbol("y", real=True)

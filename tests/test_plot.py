@@ -1,5 +1,6 @@
 """`chainrule plot`: a PNG with each function and its derivative."""
 
+import numpy as np
 import pytest
 
 from chainrule.cli import main
@@ -57,3 +58,33 @@ def test_derivative_labels_read_as_the_text_output(name, label):
     _, df_label, *_ = _curve(name)
     assert df_label == label
     assert "ITE" not in df_label and "Piecewise" not in df_label and "Max" not in df_label
+
+
+# --- each function solid, its derivative dashed in the same colour --------------------------------
+
+
+def test_plot_draws_each_function_and_its_derivative(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    seen = {}
+    original = Figure.savefig
+
+    def capture(self, *args, **kwargs):
+        seen["lines"] = [(ln.get_xdata(), ln.get_ydata(), ln.get_linestyle(), ln.get_color())
+                         for ln in self.axes[0].get_lines()]
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", capture)
+    specs = ["sigmoid", "tanh", "x*sigmoid(x)", "softplus"]
+    plot_functions(specs, tmp_path / "a.png")
+    curves = [ln for ln in seen["lines"] if len(ln[0]) > 2]  # not the axis lines
+    assert len(curves) == 2 * len(specs)
+    truth = [lambda v: 1 / (1 + np.exp(-v)), np.tanh, lambda v: v / (1 + np.exp(-v)),
+             lambda v: np.log1p(np.exp(v))]
+    for i, f in enumerate(truth):
+        (gx, fy, f_style, f_color), (_, dfy, df_style, df_color) = curves[2 * i:2 * i + 2]
+        assert f_style == "-" and df_style == "--" and f_color == df_color
+        np.testing.assert_allclose(fy, f(gx), rtol=1e-9, atol=1e-12)
+        # the dashed curve is the derivative of the solid one (central differences inside)
+        slope = (fy[2:] - fy[:-2]) / (gx[2:] - gx[:-2])
+        np.testing.assert_allclose(dfy[1:-1], slope, atol=1e-3)

@@ -279,3 +279,22 @@ def test_markers_and_blocks_are_parsed():
     assert console.markers == [("skip", ", takes minutes")] and console.line == 3
     assert console.text == "$ uv run chainrule x\nout" and python.markers == []
     assert _commands(console.text) == [("uv run chainrule x", ["out"])]
+
+
+# --- the first commands and the loss example's numbers, checked by hand ---------------------------
+
+
+def test_readme_starts_with_the_two_commands():
+    block = re.search(r"```\w*\n(.*?)```", README.read_text(), re.S).group(1)
+    lines = [line.split("#")[0].strip() for line in block.strip().splitlines()]
+    assert lines == ["pip install uv && uv run chainrule train", "pip install uv && uv run pytest"]
+
+
+def test_readme_loss_example_shows_the_textbook_gradient():
+    # test_readme_example runs the block as a doctest; here its numbers are checked by hand.
+    section = README.read_text().split("## A loss and its gradient", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    # yhat = (0.9, 0.2), y = (1, 0), m = 2: -(1/0.9)/2 = -0.5556 and (1/0.8)/2 = 0.625;
+    # loss = (-ln 0.9 - ln 0.8)/2 = (0.1053605 + 0.2231436)/2 = 0.1642520
+    assert "\n0.16425...\n" in code
+    assert "array([-0.55555556,  0.625     ])" in code

@@ -26,13 +26,16 @@ from sklearn.datasets import (
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import log_loss, recall_score
 from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.neural_network import MLPClassifier as SkClassifier
+from sklearn.neural_network import MLPRegressor as SkRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import chainrule
-from chainrule.sklearn import HIDDEN_ACTIVATIONS, MLPClassifier, MLPRegressor
+from chainrule import nn
+from chainrule.sklearn import HIDDEN_ACTIVATIONS, SOLVERS, MLPClassifier, MLPRegressor
 
 # Checks that demand two fits to agree to 1e-7 relative: fitting with integer sample_weight and
 # fitting on the repeated rows are the same objective, but in float32 their gradient sums round
@@ -819,3 +822,86 @@ def test_optimizer_attributes_have_scikit_learns_names(iris):
         _ = adam._optimizer.velocities
     back = pickle.loads(pickle.dumps(adam))
     assert back._optimizer.learning_rate == adam._optimizer.learning_rate
+
+
+# --- scikit-learn's parameter names and defaults, batch_size="auto", the regressor's attributes ---
+
+SHARED_PARAMETERS = [
+    "hidden_layer_sizes", "activation", "solver", "alpha", "batch_size", "learning_rate",
+    "learning_rate_init", "power_t", "max_iter", "shuffle", "random_state", "tol", "verbose",
+    "warm_start", "momentum", "nesterovs_momentum", "early_stopping", "validation_fraction",
+    "beta_1", "beta_2", "epsilon", "n_iter_no_change",
+]
+
+
+@pytest.mark.parametrize(("ours", "theirs"), [(MLPClassifier, SkClassifier),
+                                              (MLPRegressor, SkRegressor)])
+def test_shared_parameters_have_scikit_learns_names_and_defaults(ours, theirs):
+    mine, ref = ours().get_params(), theirs().get_params()
+    for name in SHARED_PARAMETERS:
+        assert name in mine, name
+        assert mine[name] == ref[name], (name, mine[name], ref[name])
+    assert {"dropout", "loss"} <= set(mine)
+    assert ("class_weight" in mine) == (ours is MLPClassifier)
+
+
+def test_solvers_and_every_chainrule_activation_are_accepted():
+    assert {"sgd", "adam", "adamw", "rmsprop"} <= set(SOLVERS)
+    elementwise = {n for n in nn.ACTIVATIONS if nn.ACTIVATIONS[n].elementwise}
+    assert elementwise <= set(HIDDEN_ACTIVATIONS)
+    assert {"identity", "logistic", "tanh", "relu"} <= set(HIDDEN_ACTIVATIONS)  # scikit-learn's
+
+
+def _first_layer_after_two_epochs(X, y, batch_size):
+    est = MLPRegressor(hidden_layer_sizes=(4,), solver="sgd", batch_size=batch_size,
+                       shuffle=False, max_iter=2, learning_rate_init=0.01, dtype="float64",
+                       random_state=0)
+    return _quiet(est, X, y).coefs_[0]
+
+
+def test_batch_size_auto_is_min_200_n():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(250, 3))
+    y = X @ np.array([1.0, -2.0, 0.5])
+    fit = _first_layer_after_two_epochs
+    auto = fit(X, y, "auto")
+    np.testing.assert_array_equal(auto, fit(X, y, 200))
+    assert not np.array_equal(auto, fit(X, y, 250))
+    small = fit(X[:60], y[:60], "auto")
+    np.testing.assert_array_equal(small, fit(X[:60], y[:60], 60))
+    assert not np.array_equal(small, fit(X[:60], y[:60], 30))
+
+
+def test_regressor_fitted_attributes_and_pickle():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(40, 3))
+    Y = np.c_[X[:, 0] - X[:, 1], 2 * X[:, 2]]
+    est = _quiet(MLPRegressor(hidden_layer_sizes=(5, 4), max_iter=7, random_state=0), X, Y)
+    assert est.n_features_in_ == 3 and est.n_outputs_ == 2 and est.n_layers_ == 4
+    assert est.out_activation_ == "identity"
+    assert [c.shape for c in est.coefs_] == [(3, 5), (5, 4), (4, 2)]
+    assert [b.shape for b in est.intercepts_] == [(5,), (4,), (2,)]
+    assert est.n_iter_ == 7 == len(est.loss_curve_) and est.t_ == 7 * 40
+    assert est.loss_ == est.loss_curve_[-1] and est.best_loss_ == min(est.loss_curve_)
+    assert not hasattr(est, "classes_")
+    back = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(back.predict(X), est.predict(X))
+    assert back.score(X, Y) == est.score(X, Y)
+
+
+def test_feature_names_in_from_a_dataframe_survive_saving(tmp_path):
+    pd = pytest.importorskip("pandas")
+
+    frame = load_iris(as_frame=True)
+    X, y = frame.data, frame.target
+    with pytest.warns(ConvergenceWarning):
+        clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=30, random_state=0).fit(X, y)
+    assert list(clf.feature_names_in_) == list(X.columns)
+    path = tmp_path / "iris.safetensors"
+    clf.save(path)
+    loaded = MLPClassifier.load(path)
+    assert list(loaded.feature_names_in_) == list(X.columns)
+    np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
+    renamed = pd.DataFrame(X.to_numpy(), columns=[f"f{i}" for i in range(X.shape[1])])
+    with pytest.raises(ValueError, match="feature names"):
+        clf.predict(renamed)

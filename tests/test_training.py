@@ -1,13 +1,17 @@
 """fit(): learning, reproducibility, divergence, Ctrl-C, bad data, early stopping, progress."""
 
 import io
+import json
 import os
+import re
 import signal
+import warnings
 
 import numpy as np
 import pytest
 
-from chainrule.nn import Dense, Sequential, get, mlp
+from chainrule import optim
+from chainrule.nn import ACTIVATIONS, Dense, Sequential, get, mlp
 from chainrule.training import TrainingDivergedError
 
 
@@ -364,3 +368,159 @@ def test_without_threadpoolctl_the_default_trains_and_explicit_threads_are_refus
     assert model.fit(X, y, loss="ce", epochs=1, verbose=0).epochs_run == 1
     with pytest.raises(ImportError, match=r"threads=2 needs threadpoolctl .*pip install"):
         model.fit(X, y, loss="ce", epochs=1, verbose=0, threads=2)
+
+
+# --- inputs of 1e9, schedules, seeds, history, divergence, early stopping, Ctrl-C, bad data -------
+
+
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+def test_a_training_step_at_1e9_inputs_is_finite_and_silent(activation):
+    X = np.array([[1e9, -1e9], [-1e9, 1e9], [0.0, 0.0], [1e3, -1e3]], dtype=np.float32)
+    y = np.array([0, 1, 2, 1])
+    model = mlp([2, 4, 3], activation=activation, output="softmax", seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow in sigmoid, softplus, exp of the softmax
+        history = model.fit(X, y, loss="ce", optimizer="sgd", lr=1e-12, epochs=1, batch_size=4,
+                            verbose=0)
+    assert np.isfinite(history.loss[0]) and history.loss[0] > 0.0
+    assert all(np.isfinite(p).all() for p in model.parameters())
+
+
+def test_fit_applies_a_schedule_each_epoch_and_records_it(rng):
+    X, y = rng.normal(size=(20, 3)), rng.integers(0, 2, size=20)
+    model = mlp([3, 2], output="softmax", seed=0)
+    history = model.fit(X, y, loss="ce", optimizer="sgd", lr=0.8,
+                        schedule=optim.StepLR(step_size=2, gamma=0.5), epochs=5, verbose=0)
+    assert history.lr == [0.8, 0.8, 0.4, 0.4, 0.2]
+
+
+def test_same_seed_is_bit_identical_and_the_seed_matters(rng):
+    X, y = blobs(rng, n=120)
+
+    def train(seed):
+        model = mlp([4, 8, 3], activation="relu", output="softmax", dropout=0.3, seed=3)
+        start = [p.copy() for p in model.parameters()]
+        model.fit(X, y, loss="ce", epochs=2, batch_size=16, validation_split=0.2, seed=seed,
+                  verbose=0)
+        return start, model.parameters()
+
+    start, a = train(42)
+    _, b = train(42)
+    _, c = train(43)
+    assert all(p.tobytes() == q.tobytes() for p, q in zip(a, b, strict=True))
+    # not vacuous: training moved the weights, and another seed (shuffle, dropout, split) differs
+    assert not all(np.array_equal(p, q) for p, q in zip(a, start, strict=True))
+    assert not all(np.array_equal(p, q) for p, q in zip(a, c, strict=True))
+
+
+def test_history_has_one_entry_per_epoch_for_every_field(rng):
+    X, y = blobs(rng, n=120)
+    history = mlp([4, 3], output="softmax", seed=0).fit(
+        X, y, loss="ce", epochs=3, validation_split=0.25, verbose=0, seed=0)
+    for field in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "time",
+                  "samples_per_second"):
+        assert len(getattr(history, field)) == 3, field
+    assert history.epoch == [1, 2, 3]
+    assert all(t > 0 for t in history.time) and all(s > 0 for s in history.samples_per_second)
+    assert all(0.0 <= a <= 1.0 for a in history.accuracy + history.val_accuracy)
+    json.dumps(history.to_dict())  # plain Python numbers only
+
+
+def test_divergence_restores_the_weights_from_the_start_of_the_epoch(rng):
+    # epoch 1 trains normally; the schedule then multiplies lr by 1e40 and epoch 2 diverges
+    X, y = blobs(rng, n=120)
+    X *= 1e3
+    model = mlp([4, 16, 3], output="softmax", seed=0)
+    after_epoch_1 = []
+
+    def keep(epoch, logs, model):
+        after_epoch_1.append([p.copy() for p in model.parameters()])
+
+    with pytest.raises(TrainingDivergedError) as info:
+        model.fit(X, y, loss="ce", optimizer="sgd", lr=1e-6, epochs=3, batch_size=10,
+                  schedule=optim.ExponentialLR(gamma=1e40), shuffle=False, callbacks=[keep],
+                  verbose=0)
+    message = str(info.value)
+    assert re.search(r"epoch 2, batch \d+", message), message
+    assert "Lower the learning rate" in message and "try 1e+33" in message
+    assert info.value.history.epochs_run == 1
+    for p, q in zip(model.parameters(), after_epoch_1[0], strict=True):
+        assert p.tobytes() == q.tobytes()
+
+
+def test_divergence_with_finite_weights_but_an_infinite_loss_still_restores():
+    # the first step leaves W finite (2e200) but the next batch's squared error is inf: the
+    # weights that produced it are not the "last finite" ones the error promises to restore
+    X = np.ones((4, 1))
+    y = np.full(4, 1e100)
+    model = mlp([1, 1], dtype="float64", seed=0)
+    start = [p.copy() for p in model.parameters()]
+    with pytest.raises(TrainingDivergedError, match=r"epoch 1, batch 2: the loss became inf"):
+        model.fit(X, y, loss="mse", optimizer="sgd", lr=1e100, epochs=2, batch_size=2,
+                  shuffle=False, verbose=0)
+    for p, q in zip(model.parameters(), start, strict=True):
+        assert p.tobytes() == q.tobytes()
+
+
+def test_early_stopping_stops_and_restores_the_best_weights(rng):
+    # validating on the flipped labels: the better the fit, the worse the validation loss, so the
+    # best epoch is the first and training stops `patience` epochs later
+    X = rng.normal(size=(80, 2))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    flipped = 1 - y
+    results = {}
+    for restore in (True, False):
+        model = mlp([2, 1], output="sigmoid", dtype="float64", seed=0)
+        history = model.fit(X, y, loss="bce", optimizer="sgd", lr=0.5, epochs=30, batch_size=80,
+                            validation_data=(X, flipped), early_stopping=2,
+                            restore_best=restore, verbose=0)
+        results[restore] = (history, model.evaluate(X, flipped)["loss"])
+    history, restored = results[True]
+    assert history.stopped_early and history.best_epoch == 1 and history.epochs_run == 3
+    assert history.val_loss[0] < history.val_loss[1] < history.val_loss[2]
+    assert restored == pytest.approx(history.val_loss[0], rel=1e-12)
+    history, kept = results[False]
+    assert kept == pytest.approx(history.val_loss[-1], rel=1e-12) and kept > restored
+
+
+def test_ctrl_c_in_a_later_epoch_keeps_the_trained_weights_and_the_history(rng):
+    X, y = blobs(rng, n=40)
+    calls = []
+
+    class Interrupting(Dense):
+        def forward(self, x):
+            if self.training:
+                calls.append(1)
+                if len(calls) == 6:  # batch 2 of epoch 2 (4 batches an epoch)
+                    os.kill(os.getpid(), signal.SIGINT)
+            return super().forward(x)
+
+    model = Sequential([Interrupting(4, 3), get("softmax")], seed=0)
+    start = [p.copy() for p in model.parameters()]
+    history = model.fit(X, y, loss="ce", lr=0.1, epochs=5, batch_size=10, verbose=0)
+    assert history.interrupted and history.epochs_run == 1 and len(calls) == 6
+    assert not np.array_equal(model.parameters()[0], start[0])
+    assert all(np.isfinite(p).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"y": np.array([0.0, np.nan, 1.0, 2.0])}, "y contains NaN at index 1"),
+        ({"y": np.array([0, 1, 2, 1.5])}, "non-integer class labels"),
+        ({"y": np.array([0, 1, 2, -1])}, "label -1 but the model has 3 outputs"),
+        ({"validation_data": (np.array([[np.inf, 0.0]]), np.array([0]))}, "X_val contains inf"),
+        ({"validation_data": (np.zeros((2, 2)), np.array([0, 7]))}, "y_val has the label 7"),
+        ({"X": np.zeros(4)}, "must be 2-D"),
+        ({"X": np.full((4, 2), 1e309)}, "X contains inf"),
+    ],
+)
+def test_bad_labels_validation_data_and_shapes_are_refused_before_training(kwargs, message):
+    model = mlp([2, 4, 3], output="softmax", seed=0)
+    before = [p.copy() for p in model.parameters()]
+    args = {"X": np.zeros((4, 2)), "y": np.array([0, 1, 2, 1]), **kwargs}
+    X, y = args.pop("X"), args.pop("y")
+    with pytest.raises(ValueError, match=message):
+        model.fit(X, y, loss="ce", epochs=1, verbose=0, **args)
+    for a, b in zip(before, model.parameters(), strict=True):
+        assert a.tobytes() == b.tobytes()
