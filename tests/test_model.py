@@ -332,13 +332,13 @@ def test_model_gradients_at_extreme_inputs_match_finite_differences(activation):
 
 
 def test_fused_softmax_ce_delta_is_softmax_minus_onehot_at_huge_logits():
-    from chainrule.training import _Trainer
+    from chainrule.training import Trainer
 
     model = Sequential([Dense(2, 3, dtype="float64"), get("softmax")], seed=0)
     model.layers[0].W[...] = [[1.0, -1.0, 0.0], [0.0, 0.0, 1.0]]
     X = np.array([[1e3, 0.0], [-1e3, 0.0], [0.0, 1e9], [0.0, 0.0]])
     labels = np.array([1, 1, 0, 2])
-    trainer = _Trainer(model, losses.CrossEntropy(), chainrule.optim.SGD(lr=1e-300))
+    trainer = Trainer(model, losses.CrossEntropy(), chainrule.optim.SGD(lr=1e-300))
     value, _ = trainer.step(X, labels)
     # logits: (1e3, -1e3, 0) -> softmax (1, 0, 0); (-1e3, 1e3, 0) -> (0, 1, 0);
     # (0, 0, 1e9) -> (0, 0, 1); (0, 0, 0) -> 1/3 each. Losses 2e3, 0, 1e9, ln 3 over m = 4.

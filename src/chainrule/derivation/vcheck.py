@@ -1,7 +1,7 @@
 r"""The numerical check of the vector and matrix derivations: float64 central differences.
 
 The forward pass, the losses and the differences are those of
-:mod:`chainrule.gradient_check.oracle` (plain NumPy, independent of the formulas being
+:mod:`chainrule._oracle` (plain NumPy, independent of the formulas being
 checked); the activations are the library's expressions, evaluated by NumPy. Each formula of a
 derivation is evaluated on random matrices of several shapes (m = 1 and K = 2 among them) and
 compared with the central difference :math:`(E(\theta + h) - E(\theta - h)) / 2h` of the loss
@@ -16,10 +16,10 @@ import functools
 import numpy as np
 import sympy
 
+from chainrule import _oracle as oracle
 from chainrule.derivation import library
 from chainrule.derivation.functions import NUMPY_FUNCTIONS
 from chainrule.derivation.symbols import alpha, z
-from chainrule.gradient_check import oracle
 
 __all__ = ["activation_numpy", "loss_numpy", "numeric_gradient", "verify_network"]
 
@@ -49,7 +49,7 @@ def loss_numpy(lss: str, out: np.ndarray, T: np.ndarray, half: bool = False) -> 
 
 def numeric_gradient(f, x: np.ndarray) -> np.ndarray:
     """Central differences of ``f`` by every entry of ``x``, Richardson-extrapolated (float64):
-    the five-point difference of :func:`chainrule.gradient_check.oracle.five_point_gradient`."""
+    the five-point difference of :func:`chainrule._oracle.five_point_gradient`."""
     return oracle.five_point_gradient(f, x, _STEP)
 
 

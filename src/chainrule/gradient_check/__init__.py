@@ -18,7 +18,7 @@ sign, ...
 - :func:`check_matrix` checks a hand-written matrix gradient of a dense layer or network
   (``X.T @ (Yhat - Y) / m``) against finite differences and names the mistake.
 
-The finite differences of the matrix checks live in :mod:`chainrule.gradient_check.oracle`.
+The finite differences of the matrix checks live in :mod:`chainrule._oracle`.
 Only NumPy is imported here; :mod:`chainrule.gradient_check.symbolic` imports SymPy.
 """
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from chainrule.gradient_check import oracle
+from chainrule import _oracle as oracle
 from chainrule.gradient_check.verdict import Finding, FormulaCheck
 
 __all__ = ["MatrixCheck", "MatrixFormulaError", "check_matrix"]
