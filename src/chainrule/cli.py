@@ -92,10 +92,12 @@ def _main(argv: list[str] | None) -> int:
         parser.print_help()
         return 2
     module = importlib.import_module(f"chainrule._cli.{args.command}")
-    from chainrule._cli import TimeUp, time_limit
+    from chainrule._cli import TimeUp, load_engine, time_limit
 
-    timeout = getattr(args, "timeout", None)
+    timeout = getattr(args, "timeout", None)  # the commands that run SymPy on a formula
     try:
+        if timeout:
+            load_engine()
         # Overflow and NaN are checked and named where they matter; NumPy's RuntimeWarnings
         # would only print its own words before that message.
         with time_limit(timeout), warnings.catch_warnings():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import signal
 import threading
 
@@ -42,6 +43,16 @@ def add_timeout(parser) -> None:
         help="give up after this many seconds (default: %(default)g; 0: no limit); deeply "
              "nested formulas can take SymPy a long time",
     )
+
+
+def load_engine() -> None:
+    """Import the derivation engine (and the parts of SymPy it loads on first use) before a
+    :func:`time_limit` is armed: the limit is for the work on the user's formula, and an import
+    stopped halfway would leave the engine unusable for the rest of the process."""
+    for module in ("chainrule.derivation.api", "chainrule.derivation.network",
+                   "chainrule.derivation.vector", "chainrule.gradient_check.symbolic",
+                   "chainrule.gradient_check.matrix"):
+        importlib.import_module(module)
 
 
 @contextlib.contextmanager
