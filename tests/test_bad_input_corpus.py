@@ -36,7 +36,7 @@ from chainrule.cli import main
 #: Words of Python, NumPy or the OS that must never reach a user.
 FOREIGN = re.compile(
     r"Traceback|Errno|surrogates not allowed|array is too big|RuntimeWarning|Exceeds the limit|"
-    r"internal error|has no attribute|unhashable|list index|tuple index|object is not|"
+    r"[Ii]nternal error|has no attribute|unhashable|list index|tuple index|object is not|"
     r"codec can't|Is a directory|invalid literal|could not convert|NoneType|"
     r"unsupported operand|not subscriptable|KeyError|IndexError|AttributeError|TypeError"
 )

@@ -93,7 +93,7 @@ def derive(
         For unknown names or inconsistent arguments.
     """
     if expression is not None and not isinstance(expression, str):
-        raise FormulaError(f"expression must be a string; got {type(expression).__name__}")
+        raise FormulaError(f"The expression must be a string; got {type(expression).__name__}.")
     if layer or network is not None or vector:
         from chainrule.derivation import network as _network
 
@@ -101,29 +101,35 @@ def derive(
             expression, activation=activation, loss=loss, layer=layer, network=network,
             vector=vector, half=half, mean=mean, weights=weights,
         ))
-    if method not in (None, *METHODS):
-        raise ValueError(f"method must be 'quotient' or 'chain' (or None); got {method!r}")
-    if expression is not None and (activation is not None or loss is not None):
-        raise ValueError(
-            "give either an expression or activation=/loss=, not both; "
-            f"got expression={expression!r}, activation={activation!r}, loss={loss!r}"
-        )
-    if expression is None and activation is None and loss is None:
-        raise ValueError("nothing to derive: give an expression, an activation or a loss")
-    named = None if expression is None else _as_name(expression)
-    if mean and loss is None and named not in library.LOSS_INFO:
-        raise ValueError("mean=True needs a loss (derive(loss='mse', mean=True)): it is the "
-                         "mean of the loss over m samples")
-    if weights and (activation is None or loss is None):
-        raise ValueError("weights=True needs both activation= and loss= (a composition)")
-    if wrt is not None and wrt not in SYMBOLS:
-        raise ValueError(f"wrt must be one of {', '.join(SYMBOLS)}; got {wrt!r}")
+    _refuse_arguments(expression, activation, loss, method, mean, weights, wrt)
     result = _derive_cached(
         None if expression is None else expression.strip(),
         activation, loss, bool(weights), method, bool(half), wrt,
     )
     result = copy.deepcopy(result)
     return _over_batch(result) if mean else result
+
+
+def _refuse_arguments(expression, activation, loss, method, mean, weights, wrt) -> None:
+    """Refuse inconsistent arguments of a scalar derivation, naming the fix."""
+    if method not in (None, *METHODS):
+        raise ValueError(f"The method must be 'quotient' or 'chain' (or None); got {method!r}.")
+    if expression is not None and (activation is not None or loss is not None):
+        raise ValueError(
+            "Give either an expression or activation=/loss=, not both; "
+            f"got expression={expression!r}, activation={activation!r}, loss={loss!r}."
+        )
+    if expression is None and activation is None and loss is None:
+        raise ValueError("Nothing to derive: give an expression, an activation or a loss.")
+    named = None if expression is None else _as_name(expression)
+    if mean and loss is None and named not in library.LOSS_INFO:
+        raise ValueError("The option mean=True needs a loss (derive(loss='mse', mean=True)): it "
+                         "is the mean of the loss over m samples.")
+    if weights and (activation is None or loss is None):
+        raise ValueError("The option weights=True needs both activation= and loss= (a "
+                         "composition).")
+    if wrt is not None and wrt not in SYMBOLS:
+        raise ValueError(f"The variable wrt must be one of {', '.join(SYMBOLS)}; got {wrt!r}.")
 
 
 def _over_batch(d: Derivation) -> Derivation:
@@ -145,7 +151,7 @@ def _over_batch(d: Derivation) -> Derivation:
     d.title = d.title + ", mean over m samples"
     d.assumptions.append("E is the mean of the per-sample loss over a batch of m samples")
     if not equivalent(d.result * m, d.steps[-1].before):
-        raise RuntimeError("internal error: the batch mean changed the derivative")
+        raise RuntimeError("Internal error: the batch mean changed the derivative.")
     return d
 
 
@@ -204,7 +210,7 @@ def derive_activation(name: str, method: str | None = None):
     out = library.output_derivative(act, yhat)
     if out is not None:
         if not equivalent(out, simplified, ((yhat, f),)):
-            raise RuntimeError(f"internal error: the output form of {act}' disagrees")
+            raise RuntimeError(f"Internal error: the output form of {act}' disagrees.")
         in_f = out.subs(yhat, f)
         steps.append(Step(
             "output form", simplified, out, None,
@@ -308,8 +314,8 @@ def _check(result: sympy.Expr, f: sympy.Expr, var: sympy.Symbol, what: str) -> N
     truth = sympy.diff(elementary(f), var)
     if not equivalent(result, truth):
         raise RuntimeError(
-            f"internal error: the derived {what} = {result} disagrees with sympy.diff ({truth}); "
-            "please report this formula"
+            f"Internal error: the derived {what} = {result} disagrees with sympy.diff ({truth}); "
+            "please report this formula."
         )
 
 
