@@ -971,7 +971,7 @@ def _api_cases():
          r"metadata\['k'\] must be a str"),
         ("derive-int", lambda: derive(123), ValueError, r"."),
         ("parse-bytes", lambda: parse_expression(b"x"), ValueError,
-         r"a formula must be a string; got bytes"),
+         r"A formula must be a string; got bytes"),
         ("parse-surrogate", lambda: parse_expression("x\udcff"), ValueError,
          r"a byte that is not UTF-8 text at column 2"),
         ("gradcheck-shape", gradcheck_wrong_shape, ValueError,

@@ -199,13 +199,8 @@ def derive_activation(name: str, method: str | None = None):
     if start != f:
         steps.append(Step("definition", f, start, None, "{f} = {g}",
                           {"f": f, "g": start}, kind="equal", title="Definition"))
-    tree = differentiate(start, x, method)
-    tree.title = "Differentiate"
-    steps.append(tree)
-    simplified = tidy(tree.after)
-    if simplified != tree.after:
-        steps.append(Step("simplify", tree.after, simplified, None, "{a} = {b}",
-                          {"a": tree.after, "b": simplified}, kind="equal", title="Simplify"))
+    derivative, simplified = _derivative_steps(start, x, method, "Differentiate")
+    steps += derivative
     _check(simplified, start, x, f"{act}'")
     out = library.output_derivative(act, yhat)
     if out is not None:
@@ -239,14 +234,9 @@ def derive_loss(name: str, *, half: bool = False, method: str | None = None) -> 
         return compose("softmax", "ce")
     pred, target = (p, t) if lss == "ce" else (z if info.on_logits else yhat, y)
     E = library.loss_expr(lss, pred, target, half=half)
-    tree = differentiate(E, pred, method)
-    tree.title = f"dE/d{pred}"
+    derivative, simplified = _derivative_steps(E, pred, method, f"dE/d{pred}")
     steps = [Step("given", None, None, None, "the loss E = {E}", {"E": E}, kind="note",
-                  title="Setup"), tree]
-    simplified = tidy(tree.after)
-    if simplified != tree.after:
-        steps.append(Step("simplify", tree.after, simplified, None, "{a} = {b}",
-                          {"a": tree.after, "b": simplified}, kind="equal", title="Simplify"))
+                  title="Setup"), *derivative]
     _check(simplified, E, pred, f"d{lss}/d{pred}")
     singularities, warnings = [], []
     for point in domain.singular_points(simplified, pred):
@@ -271,13 +261,7 @@ def derive_formula(
 ) -> Derivation:
     """Derive a parsed formula with respect to ``wrt`` (or its first documented variable)."""
     var = _choose_variable(expr, wrt)
-    tree = differentiate(expr, var, method)
-    tree.title = "Differentiate"
-    steps = [tree]
-    simplified = tidy(tree.after)
-    if simplified != tree.after:
-        steps.append(Step("simplify", tree.after, simplified, None, "{a} = {b}",
-                          {"a": tree.after, "b": simplified}, kind="equal", title="Simplify"))
+    steps, simplified = _derivative_steps(expr, var, method, "Differentiate")
     _check(simplified, expr, var, f"d/d{var} {text or expr}")
     out = None
     for name in library.ACTIVATION_INFO:
@@ -297,6 +281,19 @@ def derive_formula(
         result=simplified, result_input_form=simplified, result_output_form=out,
         singularities=singularities, warnings=warnings, method=method,
     )
+
+
+def _derivative_steps(expr, var, method, title: str) -> tuple[list[Step], sympy.Expr]:
+    """The step tree of ``d expr/d var`` titled ``title``, then its simplification if that
+    changes it; and the simplified derivative."""
+    tree = differentiate(expr, var, method)
+    tree.title = title
+    steps = [tree]
+    simplified = tidy(tree.after)
+    if simplified != tree.after:
+        steps.append(Step("simplify", tree.after, simplified, None, "{a} = {b}",
+                          {"a": tree.after, "b": simplified}, kind="equal", title="Simplify"))
+    return steps, simplified
 
 
 def _choose_variable(expr: sympy.Expr, wrt: str | None) -> sympy.Symbol:
