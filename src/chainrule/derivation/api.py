@@ -129,7 +129,7 @@ def _refuse_arguments(expression, activation, loss, method, mean, weights, wrt) 
         raise ValueError("The option weights=True needs both activation= and loss= (a "
                          "composition).")
     if wrt is not None and wrt not in SYMBOLS:
-        raise ValueError(f"The variable wrt must be one of {', '.join(SYMBOLS)}; got {wrt!r}.")
+        raise ValueError(f"The argument wrt must be one of {', '.join(SYMBOLS)}; got {wrt!r}.")
 
 
 def _over_batch(d: Derivation) -> Derivation:

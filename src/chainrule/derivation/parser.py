@@ -142,8 +142,8 @@ def parse_expression(text: str, symbols: Iterable[str] | None = None) -> sympy.E
         expr = _Builder(text, source[lead:], columns[lead:], allowed).build(tree.body, 0)
     except (TypeError, ZeroDivisionError) as exc:  # SymPy meeting zoo: a comparison with log(0)
         raise FormulaError(
-            f"The formula {text.strip()!r} is undefined: {exc} (a log or a division of 0 "
-            "somewhere?)"
+            f"The formula {text.strip()!r} is undefined ({exc}): look for a log of 0 or a "
+            "division by 0."
         ) from None
     for power in expr.atoms(sympy.Pow):  # also (x**64)**64, which SymPy combines into x**4096
         if power.exp.is_number and abs(power.exp) > MAX_NUMERIC_EXPONENT:
