@@ -36,7 +36,7 @@ from chainrule.cli import main
 #: Words of Python, NumPy or the OS that must never reach a user.
 FOREIGN = re.compile(
     r"Traceback|Errno|surrogates not allowed|array is too big|RuntimeWarning|Exceeds the limit|"
-    r"internal error|has no attribute|unhashable|list index|tuple index|object is not|"
+    r"[Ii]nternal error|has no attribute|unhashable|list index|tuple index|object is not|"
     r"codec can't|Is a directory|invalid literal|could not convert|NoneType|"
     r"unsupported operand|not subscriptable|KeyError|IndexError|AttributeError|TypeError"
 )
@@ -977,7 +977,7 @@ def _api_cases():
          r"metadata\['k'\] must be a str"),
         ("derive-int", lambda: derive(123), ValueError, r"."),
         ("parse-bytes", lambda: parse_expression(b"x"), ValueError,
-         r"a formula must be a string; got bytes"),
+         r"A formula must be a string; got bytes"),
         ("parse-surrogate", lambda: parse_expression("x\udcff"), ValueError,
          r"a byte that is not UTF-8 text at column 2"),
         ("gradcheck-shape", gradcheck_wrong_shape, ValueError,

@@ -59,7 +59,7 @@ def test_json_format(capsys):
 def test_bad_formula_is_one_line_error(capsys):
     code = main(["check", "--loss", "bce", "yhat +* 2"])
     err = capsys.readouterr().err
-    assert code == 1 and err.startswith("chainrule check: error: cannot parse")
+    assert code == 1 and err.startswith("chainrule check: error: Cannot parse")
 
 
 def test_bad_options_are_one_line_errors(capsys):

@@ -126,7 +126,7 @@ def test_bad_names_and_arguments():
         derive("x", activation="tanh")
     with pytest.raises(ValueError, match="needs both"):
         derive("sigmoid", weights=True)
-    with pytest.raises(ValueError, match="nothing to derive"):
+    with pytest.raises(ValueError, match="Nothing to derive"):
         derive()
 
 

@@ -80,9 +80,9 @@ def test_backward_before_forward_and_shape_mismatch():
     ("formula", "message"),
     [
         ("__import__('os').system('echo hi')", "column 1"),
-        ("x * y", "unknown name 'y'"),
+        ("x * y", "Unknown name 'y'"),
         ("log(x)", "not finite at x = -2.3"),
-        ("x +", "cannot parse"),
+        ("x +", "Cannot parse"),
     ],
 )
 def test_bad_formulas_are_refused(formula, message):

@@ -55,9 +55,9 @@ def test_symbols_are_real_and_shared():
 
 def test_symbols_argument_restricts_names():
     assert parse_expression("x + 1", symbols=["x"]) == x + 1
-    with pytest.raises(FormulaError, match="unknown name 'y'"):
+    with pytest.raises(FormulaError, match="Unknown name 'y'"):
         parse_expression("x + y", symbols=["x"])
-    with pytest.raises(FormulaError, match="unknown symbol 'q'"):
+    with pytest.raises(FormulaError, match="Unknown symbol 'q'"):
         parse_expression("x", symbols=["q"])
 
 

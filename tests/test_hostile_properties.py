@@ -71,7 +71,7 @@ def test_derive_on_any_formula_exits_with_a_result_or_one_line(capsys, text):
         rc = exc.code
     out, err = capsys.readouterr()
     assert rc in (0, 1, 2), err
-    assert "Traceback" not in err and "internal error" not in err
+    assert "Traceback" not in err and "internal error" not in err.lower()
     if rc == 1:
         assert len(err.strip().splitlines()) == 1, err
         assert err.startswith("chainrule derive: error: ")

@@ -43,7 +43,7 @@ def test_bad_requests_exit_1(tmp_path, capsys):
 
 
 def test_too_many_curves():
-    with pytest.raises(ValueError, match="at most 8"):
+    with pytest.raises(ValueError, match="At most 8"):
         plot_functions(["sigmoid"] * 9, "x.png")
 
 

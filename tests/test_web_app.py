@@ -111,7 +111,7 @@ def test_api_index_lists_the_panels_fields(client):
 
 
 @pytest.mark.parametrize("query, status, words", [
-    ({"expression": "__import__('os').system('ls')"}, 400, 'unsupported call'),
+    ({"expression": "__import__('os').system('ls')"}, 400, 'Unsupported call'),
     ({"expression": "x.real"}, 400, "x.real"),
     ({"expression": "x", "colour": "red"}, 400, "Unknown parameter 'colour'"),
     ({"expression": "x", "weights": "maybe"}, 400, "weights is a yes/no option"),

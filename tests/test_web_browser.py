@@ -158,5 +158,5 @@ def test_a_bad_formula_shows_a_message_not_a_traceback(server, page):
     page.click("#derive-submit")
     page.wait_for_selector(".error")
     text = page.inner_text(".error")
-    assert "unknown function '__import__'" in text
+    assert "Unknown function '__import__'" in text
     assert "Traceback" not in page.content()

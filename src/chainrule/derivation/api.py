@@ -93,7 +93,7 @@ def derive(
         For unknown names or inconsistent arguments.
     """
     if expression is not None and not isinstance(expression, str):
-        raise FormulaError(f"expression must be a string; got {type(expression).__name__}")
+        raise FormulaError(f"The expression must be a string; got {type(expression).__name__}.")
     if layer or network is not None or vector:
         from chainrule.derivation import network as _network
 
@@ -101,29 +101,35 @@ def derive(
             expression, activation=activation, loss=loss, layer=layer, network=network,
             vector=vector, half=half, mean=mean, weights=weights,
         ))
-    if method not in (None, *METHODS):
-        raise ValueError(f"method must be 'quotient' or 'chain' (or None); got {method!r}")
-    if expression is not None and (activation is not None or loss is not None):
-        raise ValueError(
-            "give either an expression or activation=/loss=, not both; "
-            f"got expression={expression!r}, activation={activation!r}, loss={loss!r}"
-        )
-    if expression is None and activation is None and loss is None:
-        raise ValueError("nothing to derive: give an expression, an activation or a loss")
-    named = None if expression is None else _as_name(expression)
-    if mean and loss is None and named not in library.LOSS_INFO:
-        raise ValueError("mean=True needs a loss (derive(loss='mse', mean=True)): it is the "
-                         "mean of the loss over m samples")
-    if weights and (activation is None or loss is None):
-        raise ValueError("weights=True needs both activation= and loss= (a composition)")
-    if wrt is not None and wrt not in SYMBOLS:
-        raise ValueError(f"wrt must be one of {', '.join(SYMBOLS)}; got {wrt!r}")
+    _refuse_arguments(expression, activation, loss, method, mean, weights, wrt)
     result = _derive_cached(
         None if expression is None else expression.strip(),
         activation, loss, bool(weights), method, bool(half), wrt,
     )
     result = copy.deepcopy(result)
     return _over_batch(result) if mean else result
+
+
+def _refuse_arguments(expression, activation, loss, method, mean, weights, wrt) -> None:
+    """Refuse inconsistent arguments of a scalar derivation, naming the fix."""
+    if method not in (None, *METHODS):
+        raise ValueError(f"The method must be 'quotient' or 'chain' (or None); got {method!r}.")
+    if expression is not None and (activation is not None or loss is not None):
+        raise ValueError(
+            "Give either an expression or activation=/loss=, not both; "
+            f"got expression={expression!r}, activation={activation!r}, loss={loss!r}."
+        )
+    if expression is None and activation is None and loss is None:
+        raise ValueError("Nothing to derive: give an expression, an activation or a loss.")
+    named = None if expression is None else _as_name(expression)
+    if mean and loss is None and named not in library.LOSS_INFO:
+        raise ValueError("The option mean=True needs a loss (derive(loss='mse', mean=True)): it "
+                         "is the mean of the loss over m samples.")
+    if weights and (activation is None or loss is None):
+        raise ValueError("The option weights=True needs both activation= and loss= (a "
+                         "composition).")
+    if wrt is not None and wrt not in SYMBOLS:
+        raise ValueError(f"The argument wrt must be one of {', '.join(SYMBOLS)}; got {wrt!r}.")
 
 
 def _over_batch(d: Derivation) -> Derivation:
@@ -145,7 +151,7 @@ def _over_batch(d: Derivation) -> Derivation:
     d.title = d.title + ", mean over m samples"
     d.assumptions.append("E is the mean of the per-sample loss over a batch of m samples")
     if not equivalent(d.result * m, d.steps[-1].before):
-        raise RuntimeError("internal error: the batch mean changed the derivative")
+        raise RuntimeError("Internal error: the batch mean changed the derivative.")
     return d
 
 
@@ -193,18 +199,13 @@ def derive_activation(name: str, method: str | None = None):
     if start != f:
         steps.append(Step("definition", f, start, None, "{f} = {g}",
                           {"f": f, "g": start}, kind="equal", title="Definition"))
-    tree = differentiate(start, x, method)
-    tree.title = "Differentiate"
-    steps.append(tree)
-    simplified = tidy(tree.after)
-    if simplified != tree.after:
-        steps.append(Step("simplify", tree.after, simplified, None, "{a} = {b}",
-                          {"a": tree.after, "b": simplified}, kind="equal", title="Simplify"))
+    derivative, simplified = _derivative_steps(start, x, method, "Differentiate")
+    steps += derivative
     _check(simplified, start, x, f"{act}'")
     out = library.output_derivative(act, yhat)
     if out is not None:
         if not equivalent(out, simplified, ((yhat, f),)):
-            raise RuntimeError(f"internal error: the output form of {act}' disagrees")
+            raise RuntimeError(f"Internal error: the output form of {act}' disagrees.")
         in_f = out.subs(yhat, f)
         steps.append(Step(
             "output form", simplified, out, None,
@@ -233,14 +234,9 @@ def derive_loss(name: str, *, half: bool = False, method: str | None = None) -> 
         return compose("softmax", "ce")
     pred, target = (p, t) if lss == "ce" else (z if info.on_logits else yhat, y)
     E = library.loss_expr(lss, pred, target, half=half)
-    tree = differentiate(E, pred, method)
-    tree.title = f"dE/d{pred}"
+    derivative, simplified = _derivative_steps(E, pred, method, f"dE/d{pred}")
     steps = [Step("given", None, None, None, "the loss E = {E}", {"E": E}, kind="note",
-                  title="Setup"), tree]
-    simplified = tidy(tree.after)
-    if simplified != tree.after:
-        steps.append(Step("simplify", tree.after, simplified, None, "{a} = {b}",
-                          {"a": tree.after, "b": simplified}, kind="equal", title="Simplify"))
+                  title="Setup"), *derivative]
     _check(simplified, E, pred, f"d{lss}/d{pred}")
     singularities, warnings = [], []
     for point in domain.singular_points(simplified, pred):
@@ -265,13 +261,7 @@ def derive_formula(
 ) -> Derivation:
     """Derive a parsed formula with respect to ``wrt`` (or its first documented variable)."""
     var = _choose_variable(expr, wrt)
-    tree = differentiate(expr, var, method)
-    tree.title = "Differentiate"
-    steps = [tree]
-    simplified = tidy(tree.after)
-    if simplified != tree.after:
-        steps.append(Step("simplify", tree.after, simplified, None, "{a} = {b}",
-                          {"a": tree.after, "b": simplified}, kind="equal", title="Simplify"))
+    steps, simplified = _derivative_steps(expr, var, method, "Differentiate")
     _check(simplified, expr, var, f"d/d{var} {text or expr}")
     out = None
     for name in library.ACTIVATION_INFO:
@@ -293,6 +283,19 @@ def derive_formula(
     )
 
 
+def _derivative_steps(expr, var, method, title: str) -> tuple[list[Step], sympy.Expr]:
+    """The step tree of ``d expr/d var`` titled ``title``, then its simplification if that
+    changes it; and the simplified derivative."""
+    tree = differentiate(expr, var, method)
+    tree.title = title
+    steps = [tree]
+    simplified = tidy(tree.after)
+    if simplified != tree.after:
+        steps.append(Step("simplify", tree.after, simplified, None, "{a} = {b}",
+                          {"a": tree.after, "b": simplified}, kind="equal", title="Simplify"))
+    return steps, simplified
+
+
 def _choose_variable(expr: sympy.Expr, wrt: str | None) -> sympy.Symbol:
     if wrt is not None:
         return SYMBOLS[wrt]
@@ -308,8 +311,8 @@ def _check(result: sympy.Expr, f: sympy.Expr, var: sympy.Symbol, what: str) -> N
     truth = sympy.diff(elementary(f), var)
     if not equivalent(result, truth):
         raise RuntimeError(
-            f"internal error: the derived {what} = {result} disagrees with sympy.diff ({truth}); "
-            "please report this formula"
+            f"Internal error: the derived {what} = {result} disagrees with sympy.diff ({truth}); "
+            "please report this formula."
         )
 
 

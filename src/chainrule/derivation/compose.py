@@ -52,7 +52,18 @@ def compose(
     half: bool = False,
     method: str | None = None,
 ) -> Derivation:
-    r"""Derive :math:`\partial E/\partial z` (or :math:`\partial E/\partial w`)."""
+    r"""Derive :math:`\partial E/\partial z` (or :math:`\partial E/\partial w`).
+
+    1. the setup: the loss :math:`E(\hat y, y)` of the output :math:`\hat y = f(z)`;
+    2. :math:`\partial E/\partial \hat y`, simplified;
+    3. :math:`d\hat y/dz`, in terms of :math:`\hat y` where the activation is invertible;
+    4. the chain rule, simplified in :math:`\hat y` and :math:`y`, and its input form in z;
+    5. with ``weights=True``, :math:`z = w x`, :math:`\partial E/\partial w` and the step
+       :math:`\Delta w`;
+    6. the singular points and domain conflicts.
+
+    Each derivative is checked against ``sympy.diff`` on the way.
+    """
     act = library.canonical_activation(activation)
     lss = library.canonical_loss(loss)
     if act in ("softmax", "log_softmax") or lss == "ce_with_logits":
@@ -67,41 +78,67 @@ def compose(
              {"E": E, "yhat": yhat, "f": f, "name": sympy.Symbol(_PRETTY.get(lss, lss))},
              kind="note", title="Setup"),
     ]
+    dE_dyhat = _checked_derivative(
+        E, yhat, method, ("dE/dyhat", r"\frac{\partial E}{\partial \hat y}"), lss, steps,
+        show_simplification=True)
+    dyhat_dz = _checked_derivative(
+        f, z, method, ("dyhat/dz", r"\frac{d\hat y}{dz}"), act, steps,
+        show_simplification=False)
+    dyhat_dz = _output_form(act, f, dyhat_dz, steps)
+    dE_dz, input_form = _chain(act, lss, E, f, dE_dyhat, dyhat_dz, steps)
+    extra = {"dE/dyhat": dE_dyhat, "dyhat/dz": dyhat_dz, "dE/dz": dE_dz}
+    result, result_input = dE_dz, input_form
+    if weights:
+        result, result_input = _through_weights(act, lss, E, f, dE_dz, input_form, steps, extra)
+    singularities, warnings = _domain_findings(act, lss, E, f, dE_dyhat, dE_dz)
+    return Derivation(
+        kind="composition", title=title, var=w if weights else z, function=E.subs(yhat, f),
+        steps=steps, result=result, result_input_form=result_input,
+        result_output_form=None, singularities=singularities, warnings=warnings,
+        method=method, extra=extra,
+    )
 
-    # 1. dE/dyhat
-    d_loss = differentiate(E, yhat, method)
-    d_loss.title, d_loss.label = "dE/dyhat", ("dE/dyhat", r"\frac{\partial E}{\partial \hat y}")
-    steps.append(d_loss)
-    dE_dyhat = tidy(d_loss.after)
-    if not equivalent(dE_dyhat, sympy.diff(elementary(E), yhat)):
-        raise RuntimeError(f"internal error: dE/dyhat for {lss} disagrees with sympy.diff")
-    if dE_dyhat != d_loss.after:
-        steps.append(_simplify_step(d_loss.after, dE_dyhat, "dE/dyhat"))
 
-    # 2. dyhat/dz, in terms of yhat where the activation is invertible
-    d_act = differentiate(f, z, method)
-    d_act.title, d_act.label = "dyhat/dz", ("dyhat/dz", r"\frac{d\hat y}{dz}")
-    steps.append(d_act)
-    dyhat_dz = tidy(d_act.after)
-    if not equivalent(dyhat_dz, sympy.diff(elementary(f), z)):
-        raise RuntimeError(f"internal error: dyhat/dz for {act} disagrees with sympy.diff")
+def _checked_derivative(expr, var, method, label, name: str, steps: list[Step], *,
+                        show_simplification: bool) -> sympy.Expr:
+    """Append the steps of ``d expr/d var``; return the derivative, simplified.
+
+    ``label`` is the derivative's (text, LaTeX) name; ``name`` the activation or loss that the
+    internal error names if ``sympy.diff`` disagrees; ``show_simplification`` adds the
+    simplification as a step of its own.
+    """
+    tree = differentiate(expr, var, method)
+    tree.title, tree.label = label[0], label
+    steps.append(tree)
+    simplified = tidy(tree.after)
+    if not equivalent(simplified, sympy.diff(elementary(expr), var)):
+        raise RuntimeError(f"Internal error: {label[0]} for {name} disagrees with sympy.diff.")
+    if show_simplification and simplified != tree.after:
+        steps.append(_simplify_step(tree.after, simplified, label[0]))
+    return simplified
+
+
+def _output_form(act: str, f, dyhat_dz, steps: list[Step]) -> sympy.Expr:
+    """``dyhat/dz`` in terms of the output ``yhat`` where the activation has one."""
     out_form = library.output_derivative(act, yhat)
-    if out_form is not None:
-        if not equivalent(out_form, dyhat_dz, ((yhat, f),)):
-            raise RuntimeError(f"internal error: the output form of {act}' does not match")
-        steps.append(Step(
-            "output form", dyhat_dz, out_form, None,
-            "backprop reuses the forward output {yhat} = {f}",
-            {"yhat": yhat, "f": f, "d": dyhat_dz, "g": out_form}, kind="equal",
-            given={yhat: f}, title="In terms of the output",
-        ))
-        dyhat_dz = out_form
+    if out_form is None:
+        return dyhat_dz
+    if not equivalent(out_form, dyhat_dz, ((yhat, f),)):
+        raise RuntimeError(f"Internal error: the output form of {act}' does not match.")
+    steps.append(Step(
+        "output form", dyhat_dz, out_form, None,
+        "backprop reuses the forward output {yhat} = {f}",
+        {"yhat": yhat, "f": f, "d": dyhat_dz, "g": out_form}, kind="equal",
+        given={yhat: f}, title="In terms of the output",
+    ))
+    return out_form
 
-    # 3. chain rule, then simplify
-    composite = E.subs(yhat, f)
+
+def _chain(act, lss, E, f, dE_dyhat, dyhat_dz, steps: list[Step]):
+    """The chain rule ``dE/dz = dE/dyhat · dyhat/dz``, simplified; and its form in ``z``."""
     product = dE_dyhat * dyhat_dz
     steps.append(Step(
-        "chain", composite, product, z,
+        "chain", E.subs(yhat, f), product, z,
         "dE/dz = dE/dyhat · dyhat/dz = ({a})·({b})",
         {"a": dE_dyhat, "b": dyhat_dz}, kind="diff", given={yhat: f},
         title="Chain rule", label=("dE/dz", r"\frac{\partial E}{\partial z}"),
@@ -111,45 +148,42 @@ def compose(
         steps.append(_simplify_step(product, dE_dz, "dE/dz"))
     truth = sympy.diff(elementary(E.subs(yhat, elementary(f))), z)
     if not equivalent(dE_dz, truth, ((yhat, f),)):
-        raise RuntimeError(f"internal error: dE/dz for {act} + {lss} disagrees with sympy.diff")
+        raise RuntimeError(f"Internal error: dE/dz for {act} + {lss} disagrees with sympy.diff.")
     input_form = _input_form(dE_dz, f, z, library.DEFAULT_NUMERIC.get(act, {}))
     if not equivalent(input_form, truth):
         raise RuntimeError(
-            f"internal error: the input form of dE/dz for {act} + {lss} disagrees with sympy.diff"
+            f"Internal error: the input form of dE/dz for {act} + {lss} disagrees with "
+            "sympy.diff."
         )
-    extra = {"dE/dyhat": dE_dyhat, "dyhat/dz": dyhat_dz, "dE/dz": dE_dz}
-    result, result_input = dE_dz, input_form
+    return dE_dz, input_form
 
-    if weights:
-        dE_dw = orient(x * dE_dz) if dE_dz.is_Mul else x * dE_dz
-        fw = f.subs(z, w * x)
-        dz_dw = differentiate(w * x, w)
-        steps.append(Step(
-            "chain", E.subs(yhat, fw), dE_dw, w,
-            "with z = {wx}, dz/dw = {x}, so dE/dw = dE/dz · {x}",
-            {"wx": w * x, "x": x}, [dz_dw], kind="diff", given={yhat: fw, z: w * x},
-            title="Weights", label=("dE/dw", r"\frac{\partial E}{\partial w}"),
-        ))
-        update = -eta * dE_dw
-        steps.append(Step(
-            "gradient descent", None, None, None,
-            "the gradient-descent step is Δw = -{eta}·dE/dw = {update}",
-            {"eta": eta, "update": update}, kind="note", title="Gradient-descent step",
-        ))
-        extra.update({"dE/dw": dE_dw, "update": update})
-        result, result_input = dE_dw, x * input_form.subs(z, w * x)
-        truth_w = sympy.diff(elementary(E.subs(yhat, elementary(fw))), w)
-        if not equivalent(result_input, truth_w):
-            raise RuntimeError(
-                f"internal error: dE/dw for {act} + {lss} disagrees with sympy.diff"
-            )
 
-    singularities, warnings = _domain_findings(act, lss, E, f, dE_dyhat, dE_dz)
-    return Derivation(
-        kind="composition", title=title, var=w if weights else z, function=composite,
-        steps=steps, result=result, result_input_form=result_input,
-        result_output_form=None, singularities=singularities, warnings=warnings,
-        method=method, extra=extra,
+def _through_weights(act, lss, E, f, dE_dz, input_form, steps: list[Step], extra: dict):
+    """Continue through ``z = w x`` to ``dE/dw`` and the gradient-descent step."""
+    dE_dw = orient(x * dE_dz) if dE_dz.is_Mul else x * dE_dz
+    fw = f.subs(z, w * x)
+    dz_dw = differentiate(w * x, w)
+    steps.append(Step(
+        "chain", E.subs(yhat, fw), dE_dw, w,
+        "with z = {wx}, dz/dw = {x}, so dE/dw = dE/dz · {x}",
+        {"wx": w * x, "x": x}, [dz_dw], kind="diff", given={yhat: fw, z: w * x},
+        title="Weights", label=("dE/dw", r"\frac{\partial E}{\partial w}"),
+    ))
+    update = -eta * dE_dw
+    steps.append(_descent_step(update))
+    extra.update({"dE/dw": dE_dw, "update": update})
+    result_input = x * input_form.subs(z, w * x)
+    truth_w = sympy.diff(elementary(E.subs(yhat, elementary(fw))), w)
+    if not equivalent(result_input, truth_w):
+        raise RuntimeError(f"Internal error: dE/dw for {act} + {lss} disagrees with sympy.diff.")
+    return dE_dw, result_input
+
+
+def _descent_step(update: sympy.Expr) -> Step:
+    return Step(
+        "gradient descent", None, None, None,
+        "the gradient-descent step is Δw = -{eta}·dE/dw = {update}",
+        {"eta": eta, "update": update}, kind="note", title="Gradient-descent step",
     )
 
 
@@ -314,15 +348,16 @@ def softmax_cross_entropy(act: str, lss: str, *, weights: bool = False) -> Deriv
     """
     if lss == "ce_with_logits" and act not in ("softmax", "identity"):
         raise ValueError(
-            f"ce_with_logits takes the raw scores and applies the softmax itself, so {act} "
-            "cannot come before it; use activation='identity' (or derive(loss='ce_with_logits'))"
+            f"The loss ce_with_logits takes the raw scores and applies the softmax itself, so "
+            f"{act} cannot come before it; use activation='identity' (or "
+            "derive(loss='ce_with_logits'))."
         )
     if lss not in ("ce", "ce_with_logits") or act not in ("softmax", "identity"):
         raise ValueError(
-            f"{act} + {lss} has no single-output form: softmax pairs with cross-entropy "
-            "(derive(activation='softmax', loss='ce')); for another loss derive it over the "
-            f"K outputs with vector=True (chainrule derive --activation {act} --loss {lss} "
-            "--vector)"
+            f"The composition {act} + {lss} has no single-output form: softmax pairs with "
+            "cross-entropy (derive(activation='softmax', loss='ce')); for another loss derive it "
+            f"over the K outputs with vector=True (chainrule derive --activation {act} --loss "
+            f"{lss} --vector)."
         )
     _verify_softmax_ce()
     E_term = library.loss_expr("ce", p, t)
@@ -380,7 +415,7 @@ def _verify_softmax_ce() -> None:
     E = -sum(tk * sympy.log(pk) for tk, pk in zip(ts, probs, strict=True))
     grad = sympy.diff(E, zs[0]).subs(ts[2], 1 - ts[0] - ts[1])
     if sympy.simplify(grad - (probs[0] - ts[0])) != 0:
-        raise RuntimeError("internal error: softmax + cross-entropy check failed")
+        raise RuntimeError("Internal error: the softmax + cross-entropy check failed.")
 
 
 _ = sigmoid  # the sigmoid function is part of the composed expressions' vocabulary

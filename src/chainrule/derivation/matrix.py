@@ -23,6 +23,8 @@ node           text                              meaning
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,12 +123,27 @@ class Sym(Node):
 
 
 @dataclass(eq=False)
-class T(Node):
+class _Unary(Node):
+    """A node of one operand ``a``."""
+
     a: Node
 
     def children(self):
         return (self.a,)
 
+
+@dataclass(eq=False)
+class _Binary(Node):
+    """A node of two operands ``a`` and ``b``."""
+
+    a: Node
+    b: Node
+
+    def children(self):
+        return (self.a, self.b)
+
+
+class T(_Unary):
     def _show(self, fmt):
         inner = self.a.wrap(fmt, _ATOM + 1) if not isinstance(self.a, Sym) else self.a.show(fmt)
         return {"text": inner + "ᵀ", "latex": inner + r"^\top", "python": inner + ".T"}[fmt]
@@ -139,14 +156,8 @@ class T(Node):
         return self.a.value(env).T
 
 
-@dataclass(eq=False)
-class MatMul(Node):
-    a: Node
-    b: Node
+class MatMul(_Binary):
     prec = _MUL
-
-    def children(self):
-        return (self.a, self.b)
 
     def _show(self, fmt):
         sep = {"text": " ", "latex": r"\,", "python": " @ "}[fmt]
@@ -192,75 +203,60 @@ def _factor(node: Node, fmt: str) -> str:
     return text
 
 
-@dataclass(eq=False)
-class Had(Node):
+class _Elementwise(_Binary):
+    """An element-wise operation of two arrays of one shape (a row vector broadcasts).
+
+    Each subclass names its operator: ``_op`` as printed, ``_name`` in a shape error and
+    ``_apply`` on the arrays.
+    """
+
+    _op: str
+    _name: str
+    _apply: Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+    def shape(self):
+        return _broadcast(self.a, self.b, self._name)
+
+    def value(self, env):
+        return self._apply(self.a.value(env), self.b.value(env))
+
+
+class Had(_Elementwise):
     """Element-wise (Hadamard) product ``A ⊙ B``."""
 
-    a: Node
-    b: Node
     prec = _MUL
-
-    def children(self):
-        return (self.a, self.b)
+    _name, _apply = "an element-wise product", staticmethod(operator.mul)
 
     def _show(self, fmt):
         sep = {"text": " ⊙ ", "latex": r" \odot ", "python": " * "}[fmt]
         return _factor(self.a, fmt) + sep + _factor(self.b, fmt)
 
-    def shape(self):
-        return _broadcast(self.a, self.b, "an element-wise product")
 
-    def value(self, env):
-        return self.a.value(env) * self.b.value(env)
+class _Sum(_Elementwise):
+    """``A + B`` or ``A - B``."""
 
-
-@dataclass(eq=False)
-class Add(Node):
-    a: Node
-    b: Node
     prec = _ADD
 
-    def children(self):
-        return (self.a, self.b)
-
     def _show(self, fmt):
-        return self.a.wrap(fmt, _ADD) + " + " + self.b.wrap(fmt, _ADD + 1)
-
-    def shape(self):
-        return _broadcast(self.a, self.b, "a sum")
-
-    def value(self, env):
-        return self.a.value(env) + self.b.value(env)
+        return self.a.wrap(fmt, _ADD) + f" {self._op} " + self.b.wrap(fmt, _ADD + 1)
 
 
-@dataclass(eq=False)
-class Sub(Node):
-    a: Node
-    b: Node
-    prec = _ADD
+class Add(_Sum):
+    """Element-wise sum ``A + B``."""
 
-    def children(self):
-        return (self.a, self.b)
-
-    def _show(self, fmt):
-        return self.a.wrap(fmt, _ADD) + " - " + self.b.wrap(fmt, _ADD + 1)
-
-    def shape(self):
-        return _broadcast(self.a, self.b, "a difference")
-
-    def value(self, env):
-        return self.a.value(env) - self.b.value(env)
+    _op, _name, _apply = "+", "a sum", staticmethod(operator.add)
 
 
-@dataclass(eq=False)
-class OverM(Node):
+class Sub(_Sum):
+    """Element-wise difference ``A - B``."""
+
+    _op, _name, _apply = "-", "a difference", staticmethod(operator.sub)
+
+
+class OverM(_Unary):
     """``A / m``: the factor of the mean over the batch."""
 
-    a: Node
     prec = _MUL
-
-    def children(self):
-        return (self.a,)
 
     def _show(self, fmt):
         return self.a.wrap(fmt, _MUL) + " / m"
@@ -272,15 +268,10 @@ class OverM(Node):
         return self.a.value(env) / env["m"]
 
 
-@dataclass(eq=False)
-class Ones(Node):
+class Ones(_Unary):
     """``1ᵀ A``: the sum of the rows of ``A`` (an m × 1 column of ones, transposed, times A)."""
 
-    a: Node
     prec = _MUL
-
-    def children(self):
-        return (self.a,)
 
     def _show(self, fmt):
         if fmt == "python":
@@ -299,15 +290,10 @@ class Ones(Node):
         return self.a.value(env).sum(axis=0, keepdims=True)
 
 
-@dataclass(eq=False)
-class RowSum(Node):
+class RowSum(_Unary):
     """``A 1``: the sum of each row of ``A``, an m × 1 column that broadcasts over columns."""
 
-    a: Node
     prec = _MUL
-
-    def children(self):
-        return (self.a,)
 
     def _show(self, fmt):
         if fmt == "python":

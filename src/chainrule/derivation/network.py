@@ -78,10 +78,11 @@ def parse_network(network) -> tuple[str, ...]:
         try:
             names = [str(s).strip() for s in network]
         except TypeError:
-            raise ValueError(f"network must be a list of activation names or a comma-separated "
-                             f"string such as 'relu,tanh,sigmoid'; got {network!r}.") from None
+            raise ValueError("The network must be a list of activation names or a "
+                             "comma-separated string such as 'relu,tanh,sigmoid'; got "
+                             f"{network!r}.") from None
     if not names:
-        raise ValueError("network is empty: give one activation per dense layer, e.g. "
+        raise ValueError("The network is empty: give one activation per dense layer, e.g. "
                          "--network relu,tanh,sigmoid.")
     return tuple(library.canonical_activation(n) for n in names)
 
@@ -90,27 +91,27 @@ def derive_vector(expression=None, *, activation=None, loss=None, layer=False, n
                   vector=False, half=False, mean=False, weights=False) -> VectorDerivation:
     """Dispatch of :func:`chainrule.derive` for the vector and matrix derivations."""
     if expression is not None:
-        raise ValueError("layer=, network= and vector= take activation= and loss=, not a "
-                         f"formula; got expression={expression!r}.")
+        raise ValueError("The options layer=, network= and vector= take activation= and loss=, "
+                         f"not a formula; got expression={expression!r}.")
     if loss is None:
-        raise ValueError("a layer, a network or a vector derivation needs a loss: add "
+        raise ValueError("A layer, a network or a vector derivation needs a loss: add "
                          "--loss (mse, bce, ce, huber, bce_with_logits, ce_with_logits).")
     if sum(bool(v) for v in (layer, network is not None, vector)) > 1:
-        raise ValueError("choose one of --layer, --network and --vector.")
+        raise ValueError("Choose one of --layer, --network and --vector.")
     if network is not None:
         if activation is not None:
-            raise ValueError("--network lists every layer's activation; drop --activation "
-                             f"{activation!r} or put it in the list.")
+            raise ValueError("The --network option lists every layer's activation; drop "
+                             f"--activation {activation!r} or put it in the list.")
         acts = parse_network(network)
     else:
         if activation is None:
-            raise ValueError("--layer and --vector need --activation (e.g. --activation "
-                             "sigmoid --loss bce).")
+            raise ValueError("The --layer and --vector options need --activation (e.g. "
+                             "--activation sigmoid --loss bce).")
         acts = (library.canonical_activation(activation),)
     lss = library.canonical_loss(loss)
     if weights:
-        raise ValueError("--weights is for the scalar composition; --layer and --network "
-                         "already give every weight's gradient.")
+        raise ValueError("The --weights option is for the scalar composition; --layer and "
+                         "--network already give every weight's gradient.")
     return _cached(acts, lss, bool(half), bool(layer), bool(vector))
 
 
@@ -203,14 +204,14 @@ def _refuse(acts: tuple[str, ...], lss: str) -> None:
     for i, a in enumerate(acts, 1):
         if a == "binary_step":
             raise ValueError(
-                f"layer {i}'s activation binary_step has derivative 0 wherever it is defined "
+                f"Layer {i}'s activation binary_step has derivative 0 wherever it is defined "
                 "(and none at 0), so no gradient reaches the layers before it; use sigmoid, "
                 "its smooth version.")
     out = acts[-1]
     if lss in ("bce_with_logits", "ce_with_logits"):
         if out != "identity":
             raise ValueError(
-                f"{lss} takes the raw scores Z_L and applies the "
+                f"The loss {lss} takes the raw scores Z_L and applies the "
                 f"{'sigmoid' if lss == 'bce_with_logits' else 'softmax'} itself, so the last "
                 f"layer's activation must be identity; got {out}.")
         return
@@ -226,7 +227,7 @@ def _refuse(acts: tuple[str, ...], lss: str) -> None:
         from chainrule.derivation.compose import _set_text
 
         raise ValueError(
-            f"the output activation {out} takes values in {_set_text(rng)}, outside {lss}'s "
+            f"The output activation {out} takes values in {_set_text(rng)}, outside {lss}'s "
             f"domain {_set_text(domain)}, so the loss is undefined for some outputs; use "
             f"{'softmax' if lss == 'ce' else 'sigmoid'} as the last activation, or "
             f"{'ce' if lss == 'ce' else 'bce'}_with_logits on an identity output.")
@@ -336,89 +337,118 @@ def _output_delta(acts, lss, half, n: _Names, steps: list[VStep], assumptions: l
 
 def derive_layers(acts: tuple[str, ...], lss: str, *, half: bool = False,
                   index_form: bool = False) -> VectorDerivation:
-    """The backward pass of dense layers with activations ``acts`` under loss ``lss``."""
+    """The backward pass of dense layers with activations ``acts`` under loss ``lss``.
+
+    1. the forward pass and the loss, as definitions;
+    2. the output delta Δ_L;
+    3. from the last layer down: each layer's weight and bias gradients, then the delta of the
+       layer before (chain rule through its activation);
+    4. the gradient-descent step;
+    5. every formula checked against finite differences.
+    """
     _refuse(acts, lss)
     n = _Names(acts)
     L = n.L
-    steps: list[VStep] = []
+    steps = _definitions(acts, lss, half, n)
     assumptions: list[str] = []
-    result: dict[str, Claim] = {}
-
-    fwd = []
-    for l in range(1, L + 1):
-        Zdef = f"{n.Z[l].text} = {n.H[l-1].text} {n.W[l].text} + {n.b[l].text}"
-        Hname = n.H[l].text if l < L else f"{n.H[L].text} = H{_sub(L)}"
-        fwd.append(f"{Zdef}, {Hname} = {acts[l-1]}({n.Z[l].text})")
-    steps.append(VStep("definition", "Forward pass (definition)", "; ".join(fwd)))
-    key = "mse_half" if lss == "mse" and half else lss
-    steps.append(VStep(
-        "definition", "Loss (definition)",
-        f"E = (1/m) Σ_i L_i, the mean over the m rows, with {_LOSS_TEXT[key][0]}; "
-        f"Δ_l = m·∂E/∂Z_l = ∂L_i/∂z_i row by row, so the 1/m appears where the batch is "
-        "summed, in ∂E/∂W_l and ∂E/∂b_l",
-        explanation_latex=(rf"$E = \frac1m \sum_i L_i$, ${_LOSS_TEXT[key][1]}$; "
-                           r"$\Delta_l = m\,\partial E/\partial Z_l$")))
-
     _output_delta(acts, lss, half, n, steps, assumptions)
-    result[f"D{L}"] = steps[-1].claims[-1]
+    result: dict[str, Claim] = {f"D{L}": steps[-1].claims[-1]}
     for l in range(L, 0, -1):
-        Wg = Claim((f"∂E/∂{n.W[l].text}", rf"\frac{{\partial E}}{{\partial W_{l}}}", f"dE/dW{l}"),
-                   OverM(MatMul(T(n.H[l-1]), n.D[l])), check=f"W{l}")
-        bg = Claim((f"∂E/∂{n.b[l].text}", rf"\frac{{\partial E}}{{\partial b_{l}}}", f"dE/db{l}"),
-                   OverM(Ones(n.D[l])), check=f"b{l}")
-        claims = []
-        if index_form and L == 1:
-            claims += _index_claims(n, acts[0], lss, half, result["D1"].expr)
-        claims += [Wg, bg]
-        steps.append(VStep(
-            "chain", f"Layer {l}: weights and bias (chain rule through "
-            f"{n.Z[l].text} = {n.H[l-1].text} {n.W[l].text} + {n.b[l].text})",
-            f"∂z_ik/∂w_jk = h_ij and ∂z_ik/∂b_k = 1, so ∂E/∂w_jk = (1/m) Σ_i h_ij δ_ik: the sum "
-            f"over the batch is the product {T(n.H[l-1]).text if False else n.H[l-1].text + 'ᵀ'} "
-            f"{n.D[l].text}, and the bias sums the rows of {n.D[l].text}",
-            claims))
-        result[f"dE/dW{l}"], result[f"dE/db{l}"] = Wg, bg
-        if l == 1:
-            break
-        act = acts[l - 2]
-        back = MatMul(n.D[l], T(n.W[l]))
-        if act == "identity":
-            Dprev = back
-            rule = "g'(z) = 1 for the identity"
-        elif act == "softmax":
-            G = back
-            Dprev = Had(n.H[l-1], Sub(G, RowSum(Had(G, n.H[l-1]))))
-            rule = "the softmax Jacobian diag(p) - p pᵀ applied to each row"
-        elif act == "log_softmax":
-            P = Sym(f"P{l-1}", f"P{_sub(l-1)}", f"P_{l-1}", ("m", f"n{l-1}"))
-            Dprev = Sub(back, Had(P, RowSum(back)))
-            rule = (f"the log-softmax Jacobian I - 1 pᵀ applied to each row, with "
-                    f"{P.text} = softmax({n.Z[l-1].text})")
-        else:
-            Dprev = Had(back, _gprime_node(act, l - 1, n))
-            rule = ("the Jacobian of the element-wise " + act + " is diagonal, so it "
-                    "multiplies element by element")
-        Dc = Claim((n.D[l-1].text, n.D[l-1].latex, n.D[l-1].py), Dprev, check=f"D{l-1}")
-        steps.append(VStep(
-            "chain", f"Back to layer {l-1} (chain rule through {n.Z[l].text}, then {act}')",
-            f"∂E/∂{n.H[l-1].text} = {n.D[l].text} {n.W[l].text}ᵀ / m (each h_ij feeds every "
-            f"z_ik of the next layer through w_jk); {rule}",
-            [Dc]))
-        result[f"D{l-1}"] = Dc
+        index_claims = (_index_claims(n, acts[0], lss, half, result["D1"].expr)
+                        if index_form and L == 1 else [])
+        steps.append(_layer_gradients(n, l, index_claims, result))
+        if l > 1:
+            steps.append(_delta_before(n, l, acts[l - 2], result))
     steps.append(VStep(
         "gradient descent", "Gradient-descent step",
         "W_l ← W_l - η ∂E/∂W_l and b_l ← b_l - η ∂E/∂b_l for l = "
         + ", ".join(str(i) for i in range(1, L + 1))
         + ": the step goes against the gradient"))
+    d = _layers_derivation(acts, lss, half, index_form, n, steps, result, assumptions)
+    from chainrule.derivation.vcheck import verify_network
 
-    input_form = _input_form(n, acts, lss, half, result) if L == 1 else {}
+    d.checked = verify_network(d, acts, lss, half)
+    return d
+
+
+def _definitions(acts, lss: str, half: bool, n: _Names) -> list[VStep]:
+    """The forward pass and the loss, as the derivation's first two steps."""
+    L = n.L
+    fwd = []
+    for l in range(1, L + 1):
+        Zdef = f"{n.Z[l].text} = {n.H[l-1].text} {n.W[l].text} + {n.b[l].text}"
+        Hname = n.H[l].text if l < L else f"{n.H[L].text} = H{_sub(L)}"
+        fwd.append(f"{Zdef}, {Hname} = {acts[l-1]}({n.Z[l].text})")
+    key = "mse_half" if lss == "mse" and half else lss
+    return [
+        VStep("definition", "Forward pass (definition)", "; ".join(fwd)),
+        VStep("definition", "Loss (definition)",
+              f"E = (1/m) Σ_i L_i, the mean over the m rows, with {_LOSS_TEXT[key][0]}; "
+              f"Δ_l = m·∂E/∂Z_l = ∂L_i/∂z_i row by row, so the 1/m appears where the batch is "
+              "summed, in ∂E/∂W_l and ∂E/∂b_l",
+              explanation_latex=(rf"$E = \frac1m \sum_i L_i$, ${_LOSS_TEXT[key][1]}$; "
+                                 r"$\Delta_l = m\,\partial E/\partial Z_l$")),
+    ]
+
+
+def _layer_gradients(n: _Names, l: int, claims: list[Claim], result: dict) -> VStep:
+    """The step of ∂E/∂W_l = H_{l-1}ᵀ Δ_l / m and ∂E/∂b_l = 1ᵀ Δ_l / m (into ``result``)."""
+    Wg = Claim((f"∂E/∂{n.W[l].text}", rf"\frac{{\partial E}}{{\partial W_{l}}}", f"dE/dW{l}"),
+               OverM(MatMul(T(n.H[l-1]), n.D[l])), check=f"W{l}")
+    bg = Claim((f"∂E/∂{n.b[l].text}", rf"\frac{{\partial E}}{{\partial b_{l}}}", f"dE/db{l}"),
+               OverM(Ones(n.D[l])), check=f"b{l}")
+    result[f"dE/dW{l}"], result[f"dE/db{l}"] = Wg, bg
+    return VStep(
+        "chain", f"Layer {l}: weights and bias (chain rule through "
+        f"{n.Z[l].text} = {n.H[l-1].text} {n.W[l].text} + {n.b[l].text})",
+        f"∂z_ik/∂w_jk = h_ij and ∂z_ik/∂b_k = 1, so ∂E/∂w_jk = (1/m) Σ_i h_ij δ_ik: the sum "
+        f"over the batch is the product {n.H[l-1].text}ᵀ {n.D[l].text}, and the bias sums the "
+        f"rows of {n.D[l].text}",
+        [*claims, Wg, bg])
+
+
+def _delta_before(n: _Names, l: int, act: str, result: dict) -> VStep:
+    """The step from Δ_l back to Δ_{l-1} through layer ``l - 1``'s activation ``act``."""
+    back = MatMul(n.D[l], T(n.W[l]))
+    if act == "identity":
+        Dprev = back
+        rule = "g'(z) = 1 for the identity"
+    elif act == "softmax":
+        G = back
+        Dprev = Had(n.H[l-1], Sub(G, RowSum(Had(G, n.H[l-1]))))
+        rule = "the softmax Jacobian diag(p) - p pᵀ applied to each row"
+    elif act == "log_softmax":
+        P = Sym(f"P{l-1}", f"P{_sub(l-1)}", f"P_{l-1}", ("m", f"n{l-1}"))
+        Dprev = Sub(back, Had(P, RowSum(back)))
+        rule = (f"the log-softmax Jacobian I - 1 pᵀ applied to each row, with "
+                f"{P.text} = softmax({n.Z[l-1].text})")
+    else:
+        Dprev = Had(back, _gprime_node(act, l - 1, n))
+        rule = ("the Jacobian of the element-wise " + act + " is diagonal, so it "
+                "multiplies element by element")
+    Dc = Claim((n.D[l-1].text, n.D[l-1].latex, n.D[l-1].py), Dprev, check=f"D{l-1}")
+    result[f"D{l-1}"] = Dc
+    return VStep(
+        "chain", f"Back to layer {l-1} (chain rule through {n.Z[l].text}, then {act}')",
+        f"∂E/∂{n.H[l-1].text} = {n.D[l].text} {n.W[l].text}ᵀ / m (each h_ij feeds every "
+        f"z_ik of the next layer through w_jk); {rule}",
+        [Dc])
+
+
+def _layers_derivation(acts, lss, half, index_form, n: _Names, steps, result,
+                       assumptions) -> VectorDerivation:
+    """The derivation of the layers' steps, with its input and output forms (not yet checked)."""
+    L = n.L
+    key = "mse_half" if lss == "mse" and half else lss
+    half_note = " (half)" if half else ""
+    one_layer = index_form and L == 1
     d = VectorDerivation(
-        kind="layer" if index_form and L == 1 else "network",
-        title=(f"Dense layer {acts[0]} + {lss}{' (half)' if half else ''}, mean over m samples"
-               if index_form and L == 1 else
+        kind="layer" if one_layer else "network",
+        title=(f"Dense layer {acts[0]} + {lss}{half_note}, mean over m samples" if one_layer else
                f"Backpropagation through {L} dense layer{'s' if L > 1 else ''}: "
-               f"{', '.join(acts)} + {lss}{' (half)' if half else ''}, mean over m samples"),
-        steps=steps, result=result, result_input_form=input_form,
+               f"{', '.join(acts)} + {lss}{half_note}, mean over m samples"),
+        steps=steps, result=result,
+        result_input_form=_input_form(n, acts, lss, half, result) if L == 1 else {},
         shapes=_shapes(n), symbols=_symbol_table(n, acts), assumptions=assumptions,
         variable="W", function=(_LOSS_TEXT[key][0]),
     )
@@ -428,9 +458,6 @@ def derive_layers(acts: tuple[str, ...], lss: str, *, half: bool = False,
         for l in range(1, L + 1)
         if acts[l-1] not in ("identity", "softmax", "log_softmax")
     }
-    from chainrule.derivation.vcheck import verify_network
-
-    d.checked = verify_network(d, acts, lss, half)
     return d
 
 

@@ -80,8 +80,8 @@ def refuse_runaway(func: Callable) -> Callable:
             return func(*args, **kwargs)
         except (RecursionError, MemoryError, OverflowError):
             raise FormulaError(
-                "the formula is too large or nested too deeply to work with: its derivative or "
-                "its values outgrow what can be computed; write it with less nesting"
+                "The formula is too large or nested too deeply to work with: its derivative or "
+                "its values outgrow what can be computed; write it with less nesting."
             ) from None
 
     return guarded
@@ -103,19 +103,19 @@ def parse_expression(text: str, symbols: Iterable[str] | None = None) -> sympy.E
         For any syntax outside the whitelist, naming the part, its column and the fix.
     """
     if not isinstance(text, str):
-        raise FormulaError(f"a formula must be a string; got {type(text).__name__}")
+        raise FormulaError(f"A formula must be a string; got {type(text).__name__}.")
     if len(text) > MAX_LENGTH:
         raise FormulaError(
-            f"formula is {len(text)} characters long; the limit is {MAX_LENGTH}. "
+            f"The formula is {len(text)} characters long; the limit is {MAX_LENGTH}. "
             "Split it into smaller parts."
         )
     if not text.strip():
-        raise FormulaError("the formula is empty; write one such as 'x * sigmoid(x)'")
+        raise FormulaError("The formula is empty; write one such as 'x * sigmoid(x)'.")
     for col, ch in enumerate(text):
         if ch == "\0" or "\ud800" <= ch <= "\udfff":
             what = "a NUL character" if ch == "\0" else "a byte that is not UTF-8 text"
-            raise FormulaError(f"the formula holds {what} at column {col + 1}; write it as "
-                               "plain text such as 'x * sigmoid(x)'")
+            raise FormulaError(f"The formula holds {what} at column {col + 1}; write it as "
+                               "plain text such as 'x * sigmoid(x)'.")
     allowed = _allowed_symbols(symbols)
     _check_paren_depth(text)
     source, columns = _translate(text)
@@ -126,32 +126,35 @@ def parse_expression(text: str, symbols: Iterable[str] | None = None) -> sympy.E
         if not exc.offset:  # Python's offset 0: the text ended where more was expected
             end = len(text.rstrip())
             raise FormulaError(
-                f"cannot parse {text.strip()!r}: it ends too early at column {end + 1} (after "
-                f"{text.strip()[-12:]!r}); an operand or a closing parenthesis is missing"
+                f"Cannot parse {text.strip()!r}: it ends too early at column {end + 1} (after "
+                f"{text.strip()[-12:]!r}); an operand or a closing parenthesis is missing."
             ) from None
         col = columns[min(lead + max((exc.offset or 1) - 1, 0), len(columns) - 1)]
         raise FormulaError(
-            f"cannot parse {text.strip()!r}: {exc.msg} at column {col + 1} "
-            f"(near {text[col:col + 12]!r})"
+            f"Cannot parse {text.strip()!r}: {exc.msg} at column {col + 1} "
+            f"(near {text[col:col + 12]!r})."
         ) from None
     except (RecursionError, MemoryError):
-        raise FormulaError(f"formula nested too deeply (limit {MAX_DEPTH} levels)") from None
+        raise FormulaError(
+            f"The formula is nested too deeply (limit {MAX_DEPTH} levels)."
+        ) from None
     try:
         expr = _Builder(text, source[lead:], columns[lead:], allowed).build(tree.body, 0)
     except (TypeError, ZeroDivisionError) as exc:  # SymPy meeting zoo: a comparison with log(0)
         raise FormulaError(
-            f"{text.strip()!r} is undefined: {exc} (a log or a division of 0 somewhere?)"
+            f"The formula {text.strip()!r} is undefined ({exc}): look for a log of 0 or a "
+            "division by 0."
         ) from None
     for power in expr.atoms(sympy.Pow):  # also (x**64)**64, which SymPy combines into x**4096
         if power.exp.is_number and abs(power.exp) > MAX_NUMERIC_EXPONENT:
             raise FormulaError(
-                f"{text.strip()!r} has the power {power} with an exponent over "
-                f"{MAX_NUMERIC_EXPONENT}: keep numeric exponents within ±{MAX_NUMERIC_EXPONENT}"
+                f"The formula {text.strip()!r} has the power {power} with an exponent over "
+                f"{MAX_NUMERIC_EXPONENT}: keep numeric exponents within ±{MAX_NUMERIC_EXPONENT}."
             )
     if expr.has(sympy.I, sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
         raise FormulaError(
-            f"{text.strip()!r} is not a finite real expression (it is {expr}); check the "
-            "constants, e.g. the log of a negative number"
+            f"The formula {text.strip()!r} is not a finite real expression (it is {expr}); check "
+            "the constants, e.g. the log of a negative number."
         )
     _check_powers(expr, text.strip())
     return expr
@@ -180,16 +183,16 @@ def _check_powers(expr: sympy.Expr, text: str) -> None:
         if exponent.is_number:
             if exponent.is_negative and variables and all(_is_zero_at(base, p) for p in points):
                 raise FormulaError(
-                    f"{text!r} divides by {base}, which is 0 for every value of "
-                    f"{', '.join(map(str, variables))}: the expression is undefined everywhere"
+                    f"The formula {text!r} divides by {base}, which is 0 for every value of "
+                    f"{', '.join(map(str, variables))}: the expression is undefined everywhere."
                 )
             continue
         if base.is_number and (base.is_zero or base.is_negative):
             raise FormulaError(
-                f"{text!r} raises {base} to the variable power {exponent}: "
+                f"The formula {text!r} raises {base} to the variable power {exponent}: "
                 + ("0**u is undefined (a division by 0) wherever u <= 0"
                    if base.is_zero else f"({base})**u is not a real number for non-integer u")
-                + "; write a positive base, e.g. exp(u*log(2)) for 2**u"
+                + "; write a positive base, e.g. exp(u*log(2)) for 2**u."
             )
         for point in points:
             if _is_zero_at(base, point):
@@ -197,9 +200,9 @@ def _check_powers(expr: sympy.Expr, text: str) -> None:
                 if value.is_number and value.is_real and value <= 0:
                     where = ", ".join(f"{k} = {v}" for k, v in point.items())
                     raise FormulaError(
-                        f"{text!r} raises {base} to the power {exponent}, which is 0 to the "
-                        f"power {value:.3g} at {where}: undefined there (a division by 0). "
-                        "Keep the base positive, e.g. with softplus or exp"
+                        f"The formula {text!r} raises {base} to the power {exponent}, which is "
+                        f"0 to the power {value:.3g} at {where}: undefined there (a division by "
+                        "0). Keep the base positive, e.g. with softplus or exp."
                     )
 
 
@@ -233,7 +236,7 @@ def _allowed_symbols(symbols) -> dict[str, sympy.Symbol]:
     for name in symbols:
         if name not in SYMBOLS:
             raise FormulaError(
-                f"unknown symbol {name!r}; the documented symbols are {', '.join(SYMBOLS)}"
+                f"Unknown symbol {name!r}; the documented symbols are {', '.join(SYMBOLS)}."
             )
         chosen[name] = SYMBOLS[name]
     return chosen
@@ -246,7 +249,8 @@ def _check_paren_depth(text: str) -> None:
         depth -= ch == ")"
         if depth > MAX_DEPTH:
             raise FormulaError(
-                f"formula nested too deeply at column {col + 1} (limit {MAX_DEPTH} levels)"
+                f"The formula is nested too deeply at column {col + 1} (limit {MAX_DEPTH} "
+                "levels)."
             )
 
 
@@ -260,10 +264,13 @@ class _Builder:
         self.allowed = allowed
 
     def fail(self, node: ast.AST, what: str, fix: str) -> FormulaError:
+        """The error for ``node``: "<What> '<segment>' at column <n>: <fix>." as one sentence."""
         start = self.columns[min(node.col_offset, len(self.columns) - 1)]
         last = len(self.columns) - 1
         end = self.columns[min(getattr(node, "end_col_offset", node.col_offset), last)]
         segment = self.text[start:end] if end > start else self.text[start:]
+        fix = fix if fix.endswith(".") else fix + "."
+        what = what[:1].upper() + what[1:]
         return FormulaError(f"{what} {segment!r} at column {start + 1}: {fix}")
 
     def build(self, node: ast.AST, depth: int) -> sympy.Expr:
@@ -279,7 +286,8 @@ class _Builder:
 
     def _build(self, node: ast.AST, depth: int) -> sympy.Expr:
         if depth > MAX_DEPTH:
-            raise self.fail(node, "formula nested too deeply near", f"the limit is {MAX_DEPTH}")
+            raise self.fail(node, "the formula is nested too deeply near",
+                            f"the limit is {MAX_DEPTH}")
         if isinstance(node, ast.Constant):
             return self._number(node)
         if isinstance(node, ast.Name):
@@ -378,14 +386,14 @@ class _Builder:
             return self._max(node, args)
         if name in library.LOSS_INFO:
             if len(args) != 2:
-                raise self.fail(node, f"{name} takes 2 arguments (prediction, target) in",
-                                f"write {name}(yhat, y)")
+                raise self.fail(node, f"the loss {name} takes 2 arguments (prediction, target)"
+                                " in", f"write {name}(yhat, y)")
             try:
                 return library.loss_expr(name, args[0], args[1])
             except ValueError as exc:
                 raise self.fail(node, "unsupported loss", str(exc)) from None
         if len(args) != 1:
-            raise self.fail(node, f"{name} takes 1 argument, got {len(args)}, in",
+            raise self.fail(node, f"the function {name} takes 1 argument, got {len(args)}, in",
                             f"write {name}(x)")
         if name in _UNARY:
             return _UNARY[name](args[0])

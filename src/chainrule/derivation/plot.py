@@ -31,7 +31,8 @@ def _curve(spec: str):
     """(label of f, label of f', f, f', variable) for an activation name or a formula."""
     d = derive(spec)
     if d.kind not in ("activation", "function"):
-        raise ValueError(f"{spec!r} is a loss of two variables; plot activations or formulas in x")
+        raise ValueError(f"The function {spec!r} is a loss of two variables; plot activations "
+                         "or formulas in x.")
     var = d.var
     if d.kind == "activation":
         name = library.canonical_activation(spec)
@@ -69,17 +70,19 @@ def plot_functions(
     leaves a half-written image.
     """
     if not specs:
-        raise ValueError("nothing to plot: name at least one activation or formula")
+        raise ValueError("Nothing to plot: name at least one activation or formula.")
     if len(specs) > MAX_CURVES:
-        raise ValueError(f"at most {MAX_CURVES} functions per figure; got {len(specs)}")
+        raise ValueError(f"At most {MAX_CURVES} functions fit in one figure; got {len(specs)}.")
     lo, hi = (float(v) for v in x_range)
     if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-        raise ValueError(f"the range must be two finite numbers, low < high; got {x_range}")
+        raise ValueError(f"The range must be two finite numbers, low < high; got {x_range}.")
     from chainrule._io import check_output_path
 
     path = check_output_path(path, "the image")
     if path.suffix.lower() != ".png":
-        raise ValueError(f"the figure is written as PNG; give a .png file name, got {str(path)!r}")
+        raise ValueError(
+            f"The figure is written as PNG; give a .png file name, got {str(path)!r}."
+        )
     curves = [_curve(spec) for spec in specs]
 
     import matplotlib

@@ -62,7 +62,9 @@ def ordered_factors(factors) -> list[sympy.Expr]:
     return sorted(factors, key=lambda f: (rank(f), constant_first(f), sympy.default_sort_key(f)))
 
 
-class _PythonPrinter(StrPrinter):
+class _HouseOrder:
+    """Terms and factors in the order people write them (mixed into a SymPy printer)."""
+
     def _as_ordered_terms(self, expr, order=None):
         return ordered_terms(expr)
 
@@ -75,18 +77,11 @@ class _PythonPrinter(StrPrinter):
             self._settings["order"] = None
 
 
-class _LatexPrinter(LatexPrinter):
-    def _as_ordered_terms(self, expr, order=None):
-        return ordered_terms(expr)
+class _PythonPrinter(_HouseOrder, StrPrinter):
+    pass
 
-    def _print_Mul(self, expr):
-        args = ordered_factors(sympy.Mul.make_args(expr))
-        self._settings["order"] = "none"
-        try:
-            return super()._print_Mul(sympy.Mul._from_args(args))
-        finally:
-            self._settings["order"] = None
 
+class _LatexPrinter(_HouseOrder, LatexPrinter):
     def _print_Float(self, expr):
         return sympy.latex(sympy.Float(expr, 6))
 

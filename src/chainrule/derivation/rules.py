@@ -124,7 +124,7 @@ def differentiate(expr: sympy.Expr, var: sympy.Symbol, method: str | None = None
     ``method`` is ``"quotient"``, ``"chain"`` or None (quotient rule for fractions).
     """
     if method not in (None, *METHODS):
-        raise ValueError(f"method must be 'quotient', 'chain' or None; got {method!r}")
+        raise ValueError(f"The method must be 'quotient', 'chain' or None; got {method!r}.")
     return _Deriver(method or "quotient").diff(sympy.sympify(expr, strict=True), var, 0)
 
 
@@ -146,7 +146,7 @@ class _Deriver:
 
     def diff(self, e: sympy.Expr, x: sympy.Symbol, depth: int) -> Step:
         if depth > _MAX_DEPTH:
-            raise ValueError("expression nested too deeply to derive step by step")
+            raise ValueError("The expression is nested too deeply to derive step by step.")
         if not e.has(x):
             return Step("constant", e, sympy.S.Zero, x,
                         "{f} does not depend on {x}, so its derivative is 0", {"f": e, "x": x})

@@ -13,6 +13,8 @@ formula with NumPy against central finite differences for K = 2, 3 and 5.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import sympy
 
@@ -44,99 +46,20 @@ def _check_cases_symbolically(log: bool) -> None:
     same = sympy.diff(f[0], zs[0]) - ((1 - p[0]) if log else p[0] * (1 - p[0]))
     other = sympy.diff(f[0], zs[1]) - ((-p[1]) if log else -p[0] * p[1])
     if sympy.cancel(same) != 0 or sympy.cancel(other) != 0:
-        raise RuntimeError("internal error: the softmax Jacobian's cases disagree with "
-                           "sympy.diff; please report this")
+        raise RuntimeError("Internal error: the softmax Jacobian's cases disagree with "
+                           "sympy.diff; please report this.")
 
 
 def softmax_jacobian(log: bool = False) -> VectorDerivation:
-    """The Jacobian of softmax (or log-softmax), step by step, checked."""
+    """The Jacobian of softmax (or log-softmax), step by step, checked.
+
+    1. the two cases, i = j and i ≠ j, checked with SymPy on three classes;
+    2. the steps: the definition, the derivative case by case, the cases joined by the
+       Kronecker delta, the K × K matrix and its properties;
+    3. every formula and property checked against central differences for K = 2, 3, 5.
+    """
     _check_cases_symbolically(log)
-
-    def J_cases(env):
-        p = env["p"]
-        K = p.size
-        J = np.empty((K, K))
-        for i in range(K):
-            for j in range(K):
-                if log:
-                    J[i, j] = 1 - p[j] if i == j else -p[j]
-                else:
-                    J[i, j] = p[i] * (1 - p[i]) if i == j else -p[i] * p[j]
-        return J
-
-    def J_delta(env):
-        p = env["p"]
-        delta = np.eye(p.size)
-        return delta - p[None, :] if log else p[:, None] * (delta - p[None, :])
-
-    def J_matrix(env):
-        p = env["p"]
-        return np.eye(p.size) - np.outer(np.ones(p.size), p) if log else (
-            np.diag(p) - np.outer(p, p))
-
-    if log:
-        steps = [
-            VStep("definition", "Definition",
-                  "log p_i = z_i - log Σ_k e^(z_k) (the log of p_i = e^(z_i)/Σ_k e^(z_k))"),
-            VStep("chain", "Differentiate (sum rule, chain rule on the log)",
-                  "∂z_i/∂z_j is 1 if i = j and 0 otherwise; ∂/∂z_j log Σ_k e^(z_k) = "
-                  "e^(z_j)/Σ_k e^(z_k) = p_j",
-                  [Claim(("∂log p_i/∂z_j", r"\frac{\partial \log p_i}{\partial z_j}", "J"),
-                         index=("1 - p_j if i = j; -p_j if i ≠ j",
-                                r"1 - p_j \ (i = j),\ -p_j \ (i \ne j)"),
-                         evaluate=J_cases, check="J")]),
-            VStep("kronecker", "Kronecker delta",
-                  "with δ_ij = 1 if i = j and 0 otherwise, both cases are one formula",
-                  [Claim(("∂log p_i/∂z_j", r"\frac{\partial \log p_i}{\partial z_j}", "J"),
-                         index=("δ_ij - p_j", r"\delta_{ij} - p_j"), evaluate=J_delta,
-                         check="J")]),
-            VStep("matrix", "Matrix form",
-                  "row i of the K × K Jacobian is e_iᵀ - pᵀ",
-                  [Claim(("J", "J", "J"), index=("I - 1 pᵀ", r"I - \mathbf{1} p^\top"),
-                         evaluate=J_matrix, check="J")]),
-            VStep("property", "Properties",
-                  "every row of J is e_iᵀ - pᵀ; J 1 = 1 - 1 (Σ_j p_j) = 0, so J is singular: "
-                  "adding a constant to every z_j leaves log-softmax unchanged. For "
-                  "cross-entropy on log-probabilities, E = -Σ_i t_i log p_i, the chain rule "
-                  "gives ∂E/∂z_j = -Σ_i t_i(δ_ij - p_j) = p_j Σ_i t_i - t_j = p_j - t_j when "
-                  "Σ_i t_i = 1"),
-        ]
-        result = {"J": steps[3].claims[0], "dlogp_i/dz_j": steps[2].claims[0]}
-        title = "Jacobian of log_softmax: ∂log p_i/∂z_j"
-    else:
-        steps = [
-            VStep("definition", "Definition",
-                  "p_i = e^(z_i)/S with S = Σ_k e^(z_k), for i = 1..K; ∂S/∂z_j = e^(z_j)"),
-            VStep("quotient", "Quotient rule",
-                  "∂p_i/∂z_j = ((∂e^(z_i)/∂z_j)·S - e^(z_i)·e^(z_j))/S², and ∂e^(z_i)/∂z_j "
-                  "is e^(z_i) if i = j and 0 otherwise: two cases"),
-            VStep("case", "The two cases",
-                  "i = j: (e^(z_i)·S - e^(z_i)·e^(z_i))/S² = e^(z_i)/S - (e^(z_i)/S)² "
-                  "= p_i - p_i²; i ≠ j: (0 - e^(z_i)·e^(z_j))/S² = -p_i p_j",
-                  [Claim(("∂p_i/∂z_j", r"\frac{\partial p_i}{\partial z_j}", "J"),
-                         index=("p_i(1 - p_i) if i = j; -p_i p_j if i ≠ j",
-                                r"p_i(1 - p_i)\ (i = j),\ -p_i p_j\ (i \ne j)"),
-                         evaluate=J_cases, check="J")]),
-            VStep("kronecker", "Kronecker delta",
-                  "with δ_ij = 1 if i = j and 0 otherwise, both cases are one formula",
-                  [Claim(("∂p_i/∂z_j", r"\frac{\partial p_i}{\partial z_j}", "J"),
-                         index=("p_i(δ_ij - p_j)", r"p_i(\delta_{ij} - p_j)"),
-                         evaluate=J_delta, check="J")]),
-            VStep("matrix", "Matrix form",
-                  "the K × K Jacobian: p_i δ_ij is the diagonal matrix of p, p_i p_j the outer "
-                  "product p pᵀ",
-                  [Claim(("J", "J", "J"), index=("diag(p) - p pᵀ",
-                                                 r"\operatorname{diag}(p) - p p^\top"),
-                         evaluate=J_matrix, check="J")]),
-            VStep("property", "Properties",
-                  "J is symmetric (J_ij = J_ji = -p_i p_j off the diagonal); every row sums to "
-                  "0 (Σ_j p_i(δ_ij - p_j) = p_i - p_i Σ_j p_j = 0), so J 1 = 0 and J is singular "
-                  "with rank K - 1: adding a constant to every z_j leaves p unchanged. Hence "
-                  "the gradient J g of any loss has components summing to 0, and for "
-                  "cross-entropy J(-t/p) = p Σ_k t_k - t equals p - t only when Σ_k t_k = 1"),
-        ]
-        result = {"J": steps[4].claims[0], "dp_i/dz_j": steps[3].claims[0]}
-        title = "Jacobian of softmax: ∂p_i/∂z_j"
+    steps, result, title = _log_softmax_steps() if log else _softmax_steps()
     checked = _verify_jacobian(steps, log)
     return VectorDerivation(
         kind="jacobian", title=title, steps=steps, result=result,
@@ -147,6 +70,107 @@ def softmax_jacobian(log: bool = False) -> VectorDerivation:
         variable="z", function="log_softmax(z)" if log else "softmax(z)", checked=checked,
         assumptions=[],
     )
+
+
+def _jacobian_cases(env, *, log: bool) -> np.ndarray:
+    """The Jacobian entry by entry, case by case (i = j or not)."""
+    p = env["p"]
+    K = p.size
+    J = np.empty((K, K))
+    for i in range(K):
+        for j in range(K):
+            if log:
+                J[i, j] = 1 - p[j] if i == j else -p[j]
+            else:
+                J[i, j] = p[i] * (1 - p[i]) if i == j else -p[i] * p[j]
+    return J
+
+
+def _jacobian_delta(env, *, log: bool) -> np.ndarray:
+    """The Jacobian from the Kronecker-delta formula."""
+    p = env["p"]
+    delta = np.eye(p.size)
+    return delta - p[None, :] if log else p[:, None] * (delta - p[None, :])
+
+
+def _jacobian_matrix(env, *, log: bool) -> np.ndarray:
+    """The Jacobian from the matrix formula."""
+    p = env["p"]
+    return np.eye(p.size) - np.outer(np.ones(p.size), p) if log else (
+        np.diag(p) - np.outer(p, p))
+
+
+def _entry_claim(lhs, index, evaluate, log: bool) -> Claim:
+    """A claim about the entry ``J_ij`` (``lhs``), written as ``index``, checked by ``evaluate``."""
+    return Claim(lhs, index=index, evaluate=functools.partial(evaluate, log=log), check="J")
+
+
+def _kronecker_step(lhs, index, log: bool) -> VStep:
+    return VStep("kronecker", "Kronecker delta",
+                 "with δ_ij = 1 if i = j and 0 otherwise, both cases are one formula",
+                 [_entry_claim(lhs, index, _jacobian_delta, log)])
+
+
+def _matrix_step(explanation: str, index, log: bool) -> VStep:
+    return VStep("matrix", "Matrix form", explanation,
+                 [Claim(("J", "J", "J"), index=index,
+                        evaluate=functools.partial(_jacobian_matrix, log=log), check="J")])
+
+
+def _log_softmax_steps():
+    """The steps of ∂log p_i/∂z_j, its result claims and its title."""
+    lhs = ("∂log p_i/∂z_j", r"\frac{\partial \log p_i}{\partial z_j}", "J")
+    steps = [
+        VStep("definition", "Definition",
+              "log p_i = z_i - log Σ_k e^(z_k) (the log of p_i = e^(z_i)/Σ_k e^(z_k))"),
+        VStep("chain", "Differentiate (sum rule, chain rule on the log)",
+              "∂z_i/∂z_j is 1 if i = j and 0 otherwise; ∂/∂z_j log Σ_k e^(z_k) = "
+              "e^(z_j)/Σ_k e^(z_k) = p_j",
+              [_entry_claim(lhs, ("1 - p_j if i = j; -p_j if i ≠ j",
+                                  r"1 - p_j \ (i = j),\ -p_j \ (i \ne j)"), _jacobian_cases,
+                            log=True)]),
+        _kronecker_step(lhs, ("δ_ij - p_j", r"\delta_{ij} - p_j"), log=True),
+        _matrix_step("row i of the K × K Jacobian is e_iᵀ - pᵀ",
+                     ("I - 1 pᵀ", r"I - \mathbf{1} p^\top"), log=True),
+        VStep("property", "Properties",
+              "every row of J is e_iᵀ - pᵀ; J 1 = 1 - 1 (Σ_j p_j) = 0, so J is singular: "
+              "adding a constant to every z_j leaves log-softmax unchanged. For "
+              "cross-entropy on log-probabilities, E = -Σ_i t_i log p_i, the chain rule "
+              "gives ∂E/∂z_j = -Σ_i t_i(δ_ij - p_j) = p_j Σ_i t_i - t_j = p_j - t_j when "
+              "Σ_i t_i = 1"),
+    ]
+    result = {"J": steps[3].claims[0], "dlogp_i/dz_j": steps[2].claims[0]}
+    return steps, result, "Jacobian of log_softmax: ∂log p_i/∂z_j"
+
+
+def _softmax_steps():
+    """The steps of ∂p_i/∂z_j, its result claims and its title."""
+    lhs = ("∂p_i/∂z_j", r"\frac{\partial p_i}{\partial z_j}", "J")
+    steps = [
+        VStep("definition", "Definition",
+              "p_i = e^(z_i)/S with S = Σ_k e^(z_k), for i = 1..K; ∂S/∂z_j = e^(z_j)"),
+        VStep("quotient", "Quotient rule",
+              "∂p_i/∂z_j = ((∂e^(z_i)/∂z_j)·S - e^(z_i)·e^(z_j))/S², and ∂e^(z_i)/∂z_j "
+              "is e^(z_i) if i = j and 0 otherwise: two cases"),
+        VStep("case", "The two cases",
+              "i = j: (e^(z_i)·S - e^(z_i)·e^(z_i))/S² = e^(z_i)/S - (e^(z_i)/S)² "
+              "= p_i - p_i²; i ≠ j: (0 - e^(z_i)·e^(z_j))/S² = -p_i p_j",
+              [_entry_claim(lhs, ("p_i(1 - p_i) if i = j; -p_i p_j if i ≠ j",
+                                  r"p_i(1 - p_i)\ (i = j),\ -p_i p_j\ (i \ne j)"),
+                            _jacobian_cases, log=False)]),
+        _kronecker_step(lhs, ("p_i(δ_ij - p_j)", r"p_i(\delta_{ij} - p_j)"), log=False),
+        _matrix_step("the K × K Jacobian: p_i δ_ij is the diagonal matrix of p, p_i p_j the "
+                     "outer product p pᵀ",
+                     ("diag(p) - p pᵀ", r"\operatorname{diag}(p) - p p^\top"), log=False),
+        VStep("property", "Properties",
+              "J is symmetric (J_ij = J_ji = -p_i p_j off the diagonal); every row sums to "
+              "0 (Σ_j p_i(δ_ij - p_j) = p_i - p_i Σ_j p_j = 0), so J 1 = 0 and J is singular "
+              "with rank K - 1: adding a constant to every z_j leaves p unchanged. Hence "
+              "the gradient J g of any loss has components summing to 0, and for "
+              "cross-entropy J(-t/p) = p Σ_k t_k - t equals p - t only when Σ_k t_k = 1"),
+    ]
+    result = {"J": steps[4].claims[0], "dp_i/dz_j": steps[3].claims[0]}
+    return steps, result, "Jacobian of softmax: ∂p_i/∂z_j"
 
 
 def _verify_jacobian(steps, log: bool) -> str:
@@ -166,8 +190,8 @@ def _verify_jacobian(steps, log: bool) -> str:
             rank = np.linalg.matrix_rank(J, tol=1e-7)
             if not (np.allclose(row_sums, 0, atol=1e-7) and rank == K - 1
                     and (log or np.allclose(J, J.T, atol=1e-7))):
-                raise RuntimeError("internal error: a stated property of the Jacobian fails "
-                                   f"numerically for K = {K}; please report this")
+                raise RuntimeError("Internal error: a stated property of the Jacobian fails "
+                                   f"numerically for K = {K}; please report this.")
     return (f"every formula against float64 central differences of {'log_' if log else ''}"
             "softmax for K = 2, 3, 5; "
             "the rows sum to 0, the rank is K - 1" + ("" if log else ", J is symmetric"))

@@ -148,6 +148,15 @@ class VectorDerivation:
 
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
+    def _numbered_steps(self, step_line, claim_line) -> list[str]:
+        """A line per step, ``step_line(number, step)``, each followed by a line per claim,
+        ``claim_line(claim, shape note)``: the text and Markdown lists differ only in markup."""
+        lines = []
+        for i, step in enumerate(self.steps, 1):
+            lines.append(step_line(i, step))
+            lines.extend(claim_line(c, c.shape_note()) for c in step.claims)
+        return lines
+
     # --- text --------------------------------------------------------------------------------
 
     def to_text(self) -> str:
@@ -157,11 +166,10 @@ class VectorDerivation:
                                                  f"{s} {meaning}"
                                                  for s, sh, meaning in self.symbols))
             lines.append("")
-        for i, step in enumerate(self.steps, 1):
-            lines.append(f"{i}. {step.title}: {step.explanation}")
-            for c in step.claims:
-                note = c.shape_note()
-                lines.append(f"   {c.lhs[0]} = {c.rhs('text')}" + (f"   [{note}]" if note else ""))
+        lines += self._numbered_steps(
+            lambda i, step: f"{i}. {step.title}: {step.explanation}",
+            lambda c, note: f"   {c.lhs[0]} = {c.rhs('text')}" + (f"   [{note}]" if note else ""),
+        )
         lines.append("")
         lines.append("Result:")
         lines.extend(f"  {c.lhs[0]} = {c.rhs('text')}" for c in self.result.values())
@@ -215,11 +223,10 @@ class VectorDerivation:
             lines += ["| symbol | shape | meaning |", "| --- | --- | --- |"]
             lines += [f"| {s} | {sh} | {meaning} |" for s, sh, meaning in self.symbols]
             lines.append("")
-        for i, step in enumerate(self.steps, 1):
-            lines.append(f"{i}. **{step.title}**: {step.explanation}")
-            for c in step.claims:
-                note = c.shape_note()
-                lines.append(f"   ${self._claim_latex(c)}$" + (f" ({note})" if note else ""))
+        lines += self._numbered_steps(
+            lambda i, step: f"{i}. **{step.title}**: {step.explanation}",
+            lambda c, note: f"   ${self._claim_latex(c)}$" + (f" ({note})" if note else ""),
+        )
         lines.append("")
         lines.append("**Result**")
         lines.append("")
