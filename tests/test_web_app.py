@@ -24,7 +24,7 @@ from chainrule.web.app import (
 )
 from chainrule.web.worker import EnginePool
 
-RUNAWAY = "(x+1)**60*(x+2)**60/(x+3)**60"  # SymPy needs minutes to simplify its derivative
+RUNAWAY = "exp(exp(exp(exp(x))))*log(log(log(x)))"  # SymPy needs minutes for its derivative
 BUDGET = 8.0
 
 
