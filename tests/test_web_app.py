@@ -116,7 +116,7 @@ def test_api_index_lists_the_panels_fields(client):
     ({"expression": "x", "colour": "red"}, 400, "Unknown parameter 'colour'"),
     ({"expression": "x", "weights": "maybe"}, 400, "weights is a yes/no option"),
     ({"activation": "swish2"}, 400, "unknown activation 'swish2'"),
-    ({}, 400, "nothing to derive"),
+    ({}, 400, "Nothing to derive"),
     ({"expression": "x" * 600}, 400, "600 characters long"),
     ({"expression": "x", "method": "bogus"}, 400, "argument --method: invalid choice: 'bogus'"),
 ])

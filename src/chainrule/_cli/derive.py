@@ -63,8 +63,8 @@ def run(args) -> int:
     if (args.expression is None and args.activation is None and args.loss is None
             and args.network is None):
         raise ValueError(
-            "nothing to derive: give an expression (chainrule derive sigmoid) or "
-            "--activation/--loss (chainrule derive --activation tanh --loss bce)"
+            "Nothing to derive: give an expression (chainrule derive sigmoid) or "
+            "--activation/--loss (chainrule derive --activation tanh --loss bce)."
         )
     result = derive(
         args.expression,
