@@ -11,7 +11,10 @@ their own derivative and a rewrite to ``exp``/``log`` that the checks use:
 
 from __future__ import annotations
 
+import numpy as np
 import sympy
+
+from chainrule._erf import erf
 
 __all__ = ["NUMPY_FUNCTIONS", "sigmoid", "softplus"]
 
@@ -87,27 +90,20 @@ class softplus(sympy.Function):
 
 
 def _np_sigmoid(u):
-    import numpy as np
-
     from chainrule._numerics import sigmoid as stable
 
     return stable(np.asarray(u, dtype=float))
 
 
 def _np_softplus(u):
-    import numpy as np
-
     return np.logaddexp(0.0, u)
 
 
 def _np_erf(u):
-    import math
-
-    import numpy as np
-
-    return np.vectorize(math.erf, otypes=[float])(u)
+    return erf(np.asarray(u, dtype=float))
 
 
 #: NumPy versions for ``sympy.lambdify(..., modules=[NUMPY_FUNCTIONS, "numpy"])``: the sigmoid
-#: and softplus without overflow, and ``erf`` (which NumPy lacks).
+#: and softplus without overflow, and ``erf`` (which NumPy lacks; Cody's rational
+#: approximations, vectorised, from :mod:`chainrule._erf`).
 NUMPY_FUNCTIONS = {"sigmoid": _np_sigmoid, "softplus": _np_softplus, "erf": _np_erf}
