@@ -25,6 +25,7 @@ from chainrule._erf import erf, erfc
 from chainrule.nn.activations import (
     ACTIVATIONS,
     ALIASES,
+    CUSTOM_BUILDERS,
     ELU,
     GELU,
     SELU,
@@ -593,9 +594,9 @@ def test_get_rejects_bad_arguments():
 @pytest.mark.parametrize(
     ("make", "message"),
     [(lambda: LeakyReLU(alpha="0.1"), "'alpha' parameter of LeakyReLU"),
-     (lambda: LeakyReLU(alpha=float("nan")), "Got nan instead"),
-     (lambda: ELU(alpha=-1.0), r"range \[0.0, inf\)\. Got -1.0"),
-     (lambda: GELU(approximate="fast"), "Got 'fast' instead"),
+     (lambda: LeakyReLU(alpha=float("nan")), "got nan instead"),
+     (lambda: ELU(alpha=-1.0), r"range \[0, inf\); got -1.0"),
+     (lambda: GELU(approximate="fast"), "got 'fast' instead"),
      (lambda: Softmax(axis=1.5), "'axis' parameter of Softmax")],
 )
 def test_parameter_validation_names_the_value(make, message):
@@ -627,21 +628,39 @@ def test_call_is_forward(rng):
     np.testing.assert_array_equal(Mish()(z), Mish().forward(z))
 
 
-def test_from_formula_delegates_to_the_derivation_engine(monkeypatch):
-    import sys
-    import types
-
+def test_from_config_builds_activations_registered_from_outside(monkeypatch):
     seen = {}
-    fake = types.ModuleType("chainrule.derivation.custom")
 
-    def activation_from_formula(formula, name=None):
+    def build(formula, name=None):
         seen.update(formula=formula, name=name)
         return Tanh()
 
-    fake.activation_from_formula = activation_from_formula
-    monkeypatch.setitem(sys.modules, "chainrule.derivation.custom", fake)
-    result = Activation.from_formula("tanh(z)", name="t")
-    assert isinstance(result, Tanh) and seen == {"formula": "tanh(z)", "name": "t"}
+    monkeypatch.setitem(CUSTOM_BUILDERS, "formula", build)
+    assert isinstance(from_config("t", {"formula": "tanh(z)", "name": "t"}), Tanh)
+    assert seen == {"formula": "tanh(z)", "name": "t"}
+    assert type(from_config("elu", {"alpha": 0.5})) is ELU  # a built-in name comes first
+
+
+def test_from_config_of_a_formula_without_the_engine_names_the_fix(monkeypatch):
+    monkeypatch.delitem(CUSTOM_BUILDERS, "formula", raising=False)
+    with pytest.raises(ValueError, match=r"'x\*sigmoid\(x\)'.*import chainrule\.derivation"):
+        from_config("swish2", {"formula": "x*sigmoid(x)", "name": "swish2"})
+
+
+def test_the_core_never_imports_the_derivation_engine():
+    import ast
+    import pathlib
+
+    import chainrule
+
+    root = pathlib.Path(chainrule.__file__).parent
+    for path in (*(root / "nn").glob("*.py"), root / "losses.py", root / "optim.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [
+                    a.name for a in node.names]
+                assert not any(n.startswith(("chainrule.derivation", "sympy")) for n in names), (
+                    f"{path.name} imports {names}")
 
 
 def test_module_examples_run():

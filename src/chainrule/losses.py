@@ -58,7 +58,14 @@ from typing import ClassVar
 
 import numpy as np
 
-from chainrule._checks import as_float_array, check_finite, check_same_shape, describe_position
+from chainrule import _registry
+from chainrule._checks import (
+    as_float_array,
+    check_finite,
+    check_same_shape,
+    check_scalar,
+    describe_position,
+)
 from chainrule._numerics import constant_like
 
 __all__ = [
@@ -71,6 +78,7 @@ __all__ = [
     "CrossEntropyWithLogits",
     "Huber",
     "Loss",
+    "canonical_name",
     "get",
 ]
 
@@ -295,17 +303,7 @@ class Huber(Loss):
 
     def __init__(self, delta: float = 1.0, reduction: str = "mean"):
         super().__init__(reduction)
-        if (
-            isinstance(delta, bool)
-            or not isinstance(delta, int | float | np.number)
-            or not math.isfinite(delta)
-            or delta <= 0
-        ):
-            raise ValueError(
-                "The 'delta' parameter of Huber must be a float in the range (0, inf); got "
-                f"{delta!r} instead."
-            )
-        self.delta = float(delta)
+        self.delta = check_scalar(delta, "delta", "Huber", low=0.0, low_open=True)
 
     def get_config(self) -> dict:
         return {"delta": self.delta, "reduction": self.reduction}
@@ -686,16 +684,9 @@ class CrossEntropyWithLogits(Loss):
 
     def __init__(self, label_smoothing: float = 0.0, class_weight=None, reduction: str = "mean"):
         super().__init__(reduction)
-        if (
-            isinstance(label_smoothing, bool)
-            or not isinstance(label_smoothing, int | float | np.number)
-            or not 0.0 <= label_smoothing <= 1.0
-        ):
-            raise ValueError(
-                "The 'label_smoothing' parameter of CrossEntropyWithLogits must be a float in "
-                f"the range [0.0, 1.0]; got {label_smoothing!r} instead."
-            )
-        self.label_smoothing = float(label_smoothing)
+        self.label_smoothing = check_scalar(
+            label_smoothing, "label_smoothing", "CrossEntropyWithLogits", low=0.0, high=1.0
+        )
         if class_weight is None:
             self.class_weight = None
             return
@@ -823,36 +814,17 @@ ALIASES: dict[str, str] = {
 """Other spellings -> canonical names. :func:`get` also accepts the class names."""
 
 
-def _canonical(name: str) -> str | None:
-    key = name.strip().lower().replace("-", "_").replace(" ", "_")
-    key = ALIASES.get(key, key)
-    if key in LOSSES:
-        return key
-    for canonical, cls in LOSSES.items():
-        if key == cls.__name__.lower():
-            return canonical
-    return None
-
-
 def get(name_or_instance, **kwargs) -> Loss:
     """A fresh loss from a name (``"bce"``, an alias, or a class name) or a :class:`Loss` class.
 
     ``kwargs`` go to the constructor: ``get("ce_with_logits", label_smoothing=0.1)``. A
-    :class:`Loss` instance is returned as it is (and then takes no ``kwargs``).
+    :class:`Loss` instance is returned as it is (and then takes no ``kwargs``): the rule of every
+    ``get`` in chainrule, see :mod:`chainrule._registry`.
     """
-    if isinstance(name_or_instance, Loss):
-        if kwargs:
-            raise ValueError(
-                f"get() received the loss instance {name_or_instance!r} and the arguments "
-                f"{kwargs}; arguments apply only when building a loss from its name."
-            )
-        return name_or_instance
-    if isinstance(name_or_instance, type) and issubclass(name_or_instance, Loss):
-        return name_or_instance(**kwargs)
-    key = _canonical(name_or_instance) if isinstance(name_or_instance, str) else None
-    if key is None:
-        raise ValueError(
-            f"Unknown loss {name_or_instance!r}; known: {', '.join(LOSSES)} "
-            f"(also {', '.join(sorted(ALIASES))})."
-        )
-    return LOSSES[key](**kwargs)
+    return _registry.build(name_or_instance, kwargs, kind="loss", base=Loss, registry=LOSSES,
+                           aliases=ALIASES, example="mse")
+
+
+def canonical_name(name: str) -> str | None:
+    """The key of :data:`LOSSES` that ``name`` means (case, aliases, class names), or None."""
+    return _registry.canonical(name, LOSSES, ALIASES)

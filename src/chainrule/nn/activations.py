@@ -28,11 +28,13 @@ array([1.  , 0.42])
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
 
-from chainrule._checks import as_float_array
+from chainrule import _registry
+from chainrule._checks import as_float_array, backward_before_forward, check_scalar
 from chainrule._erf import erfc
 from chainrule._numerics import constant_like as _const
 from chainrule._numerics import sigmoid as _sigmoid
@@ -41,6 +43,7 @@ from chainrule._numerics import softmax as _softmax
 __all__ = [
     "ACTIVATIONS",
     "ALIASES",
+    "CUSTOM_BUILDERS",
     "ELU",
     "GELU",
     "SELU",
@@ -56,6 +59,7 @@ __all__ = [
     "Softplus",
     "Softsign",
     "Tanh",
+    "canonical_name",
     "from_config",
     "get",
 ]
@@ -144,24 +148,10 @@ class Activation:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
 
-    @classmethod
-    def from_formula(cls, formula: str, name: str | None = None) -> Activation:
-        """An activation compiled from a formula such as ``"z*tanh(softplus(z))"``.
-
-        Delegates to :func:`chainrule.derivation.custom.activation_from_formula` (imported lazily,
-        so the core never imports SymPy).
-        """
-        from chainrule.derivation.custom import activation_from_formula
-
-        return activation_from_formula(formula, name=name)
-
     def _grad(self, grad, cached: np.ndarray | None) -> np.ndarray:
         """``grad`` as a float array, after checking forward ran and the shapes agree (O(1))."""
         if cached is None:
-            raise RuntimeError(
-                f"{type(self).__name__}.backward() was called before forward(); "
-                "run forward(z) first so that there is something to differentiate."
-            )
+            raise backward_before_forward(type(self).__name__)
         grad = as_float_array(grad, "grad")
         if grad.shape != cached.shape:
             raise ValueError(
@@ -169,21 +159,6 @@ class Activation:
                 f"output had shape {cached.shape}; pass dL/d(output) of the output's shape."
             )
         return grad
-
-
-def _check_alpha(value, owner: str, low: float | None = None) -> float:
-    """``value`` as a finite Python float (>= ``low`` when given), or a ValueError that says so."""
-    bad = isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))
-    if not bad:
-        value = float(value)
-        bad = not math.isfinite(value) or (low is not None and value < low)
-    if bad:
-        where = f"[{low}, inf)" if low is not None else "(-inf, inf)"
-        raise ValueError(
-            f"The 'alpha' parameter of {owner} must be a finite float in the range {where}. "
-            f"Got {value!r} instead."
-        )
-    return value
 
 
 def _step(a: np.ndarray) -> np.ndarray:
@@ -360,7 +335,7 @@ class LeakyReLU(Activation):
     name = "leaky_relu"
 
     def __init__(self, alpha: float = 0.01):
-        self.alpha = _check_alpha(alpha, "LeakyReLU")
+        self.alpha = check_scalar(alpha, "alpha", "LeakyReLU")
         self._z: np.ndarray | None = None
 
     def get_config(self) -> dict:
@@ -408,7 +383,7 @@ class ELU(Activation):
     name = "elu"
 
     def __init__(self, alpha: float = 1.0):
-        self.alpha = _check_alpha(alpha, "ELU", low=0.0)
+        self.alpha = check_scalar(alpha, "alpha", "ELU", low=0.0)
         self._out: np.ndarray | None = None
 
     def get_config(self) -> dict:
@@ -589,8 +564,8 @@ class GELU(Activation):
     def __init__(self, approximate: str = "none"):
         if approximate not in self._APPROXIMATIONS:
             raise ValueError(
-                f"The 'approximate' parameter of GELU must be 'none' (exact, with erf) or 'tanh'. "
-                f"Got {approximate!r} instead."
+                "The 'approximate' parameter of GELU must be 'none' (exact, with erf) or 'tanh'; "
+                f"got {approximate!r} instead."
             )
         self.approximate = approximate
         self._z: np.ndarray | None = None
@@ -747,15 +722,6 @@ class Mish(Activation):
 # --- activations over an axis --------------------------------------------------------------------
 
 
-def _check_axis(axis, owner: str) -> int:
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-        raise ValueError(
-            f"The 'axis' parameter of {owner} must be an int (the class axis, -1 for rows). "
-            f"Got {axis!r} instead."
-        )
-    return int(axis)
-
-
 def _no_elementwise_derivative(owner: str):
     raise TypeError(
         f"{owner} has no elementwise derivative: each output depends on the whole row, so its "
@@ -781,7 +747,7 @@ class Softmax(Activation):
     elementwise = False
 
     def __init__(self, axis: int = -1):
-        self.axis = _check_axis(axis, "Softmax")
+        self.axis = check_scalar(axis, "axis", "Softmax", kind=int)
         self._out: np.ndarray | None = None
 
     def get_config(self) -> dict:
@@ -822,7 +788,7 @@ class LogSoftmax(Activation):
     elementwise = False
 
     def __init__(self, axis: int = -1):
-        self.axis = _check_axis(axis, "LogSoftmax")
+        self.axis = check_scalar(axis, "axis", "LogSoftmax", kind=int)
         self._soft: np.ndarray | None = None
 
     def get_config(self) -> dict:
@@ -870,54 +836,46 @@ ALIASES: dict[str, str] = {
 }
 
 
-def _canonical(name: str) -> str | None:
-    key = name.strip().lower().replace("-", "_").replace(" ", "_")
-    key = ALIASES.get(key, key)
-    return key if key in ACTIVATIONS else None
-
-
 def get(name_or_instance, **kwargs) -> Activation:
-    """A fresh activation by name (``get("leaky_relu", alpha=0.1)``), or the instance passed in.
+    """A fresh activation by name (``get("leaky_relu", alpha=0.1)``) or class, or the instance.
 
     Names are those of :data:`ACTIVATIONS` and :data:`ALIASES`, case-insensitive; an unknown name
-    raises ValueError listing the known ones.
+    raises ValueError listing the known ones. An instance is returned as it is and takes no
+    keyword arguments (the rule of every ``get`` in chainrule, see :mod:`chainrule._registry`).
     """
-    if isinstance(name_or_instance, Activation):
-        if kwargs:
-            raise ValueError(
-                f"get() received the instance {name_or_instance!r} and also the parameters "
-                f"{sorted(kwargs)}; pass a name with parameters, or the instance alone."
-            )
-        return name_or_instance
-    if not isinstance(name_or_instance, str):
-        raise ValueError(
-            f"An activation is a name such as 'relu' or an Activation instance; got "
-            f"{type(name_or_instance).__name__} {name_or_instance!r}."
-        )
-    key = _canonical(name_or_instance)
-    if key is None:
-        import difflib
+    return _registry.build(name_or_instance, kwargs, kind="activation", base=Activation,
+                           registry=ACTIVATIONS, aliases=ALIASES, example="relu")
 
-        known = [*ACTIVATIONS, *ALIASES]
-        close = difflib.get_close_matches(name_or_instance.strip().lower(), known, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(
-            f"Unknown activation {name_or_instance!r}.{hint} Known activations: "
-            f"{', '.join(ACTIVATIONS)} (aliases: {', '.join(ALIASES)})."
-        )
-    cls = ACTIVATIONS[key]
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        import inspect
 
-        accepted = [p for p in inspect.signature(cls).parameters if p != "self"]
-        takes = f"accepts only {', '.join(accepted)}" if accepted else "takes no parameters"
-        raise ValueError(
-            f"{cls.__name__} {takes}; got {sorted(kwargs)}. ({exc})"
-        ) from exc
+def canonical_name(name: str) -> str | None:
+    """The key of :data:`ACTIVATIONS` that ``name`` means (case, aliases, class names), or None."""
+    return _registry.canonical(name, ACTIVATIONS, ALIASES)
+
+
+#: Builders of the activations defined outside this module, by the key of their config that
+#: marks them: :func:`from_config` calls ``builder(**config)`` for a name that is not in
+#: :data:`ACTIVATIONS`. A module defining such activations registers its builder when it is
+#: imported (the derivation engine registers ``"formula"``); the core imports none of them.
+CUSTOM_BUILDERS: dict[str, Callable[..., Activation]] = {}
 
 
 def from_config(name: str, config: dict | None = None) -> Activation:
-    """Rebuild an activation from its name and :meth:`Activation.get_config` (a model file)."""
-    return get(name, **(config or {}))
+    """Rebuild an activation from its name and :meth:`Activation.get_config` (a model file).
+
+    A name of :data:`ACTIVATIONS` is built by :func:`get`; otherwise a config carrying a key of
+    :data:`CUSTOM_BUILDERS` goes to that builder; otherwise the name goes to :func:`get` (aliases,
+    and the error for an unknown name).
+    """
+    config = config or {}
+    if name in ACTIVATIONS:
+        return get(name, **config)
+    for key, builder in CUSTOM_BUILDERS.items():
+        if key in config:
+            return builder(**config)
+    if "formula" in config:
+        raise ValueError(
+            f"The activation {name!r} is the formula {config['formula']!r}; formula activations "
+            "are rebuilt by the derivation engine, which needs SymPy: import "
+            "chainrule.derivation.custom before loading."
+        )
+    return get(name, **config)
