@@ -5,7 +5,7 @@
 - The softmax + cross-entropy steps are notes the step-tree check cannot verify: p - t is
   checked here against finite differences of the softmax and the loss written in NumPy.
 - Malicious or runaway formulas are refused quickly with ``FormulaError`` at every entry point
-  (derive, check_formula, Activation.from_formula, plot, the CLI), and nothing runs.
+  (derive, check_formula, activation_from_formula, plot, the CLI), and nothing runs.
 - The figure of ``chainrule plot`` holds each function and, dashed, its derivative.
 - A numeric diagnosis is stated only when its relation holds at every element.
 """
@@ -20,7 +20,7 @@ import chainrule
 from chainrule import nn
 from chainrule._cli import TimeUp, time_limit
 from chainrule.cli import main
-from chainrule.derivation import api, derive
+from chainrule.derivation import activation_from_formula, api, derive
 from chainrule.derivation.library import activation_names, canonical_activation
 from chainrule.derivation.parser import MAX_NUMERIC_EXPONENT, FormulaError, parse_expression
 from chainrule.derivation.symbols import x, yhat
@@ -170,7 +170,7 @@ def _entry_points(tmp_path):
         "derive": lambda s: derive(s),
         "check formula": lambda s: check_formula(s, function="x**2"),
         "check function": lambda s: check_formula("2*x", function=s),
-        "from_formula": lambda s: nn.Activation.from_formula(s),
+        "from_formula": lambda s: activation_from_formula(s),
         "plot": lambda s: __import__("chainrule.derivation.plot").derivation.plot.plot_functions(
             [s], out),
     }

@@ -204,9 +204,7 @@ class TestOptimizers:
         assert isinstance(optim.get("adamw"), optim.AdamW)
         with pytest.raises(ValueError, match="sgd, rmsprop, adam, adamw"):
             optim.get("lbfgs")
-        with pytest.raises(
-            ValueError, match=r"'lr' parameter of SGD must be a finite float in the range \(0, inf\)"
-        ):
+        with pytest.raises(ValueError, match=r"'lr' parameter of SGD .* range \(0, inf\)"):
             optim.SGD(lr=-1)
         with pytest.raises(ValueError, match="momentum"):
             optim.SGD(momentum=1.5)

@@ -653,7 +653,7 @@ def test_unknown_name_lists_the_known_ones():
     msg = str(info.value)
     assert "'hinge'" in msg
     assert all(name in msg for name in LOSSES)
-    with pytest.raises(ValueError, match="loss name such as .*; got int 3"):
+    with pytest.raises(ValueError, match=r"loss name such as .*; got int 3"):
         get(3)
 
 

@@ -852,6 +852,9 @@ def canonical_name(name: str) -> str | None:
     return _registry.canonical(name, ACTIVATIONS, ALIASES)
 
 
+_canonical = canonical_name  # the former private name, still read by the matrix check
+
+
 #: Builders of the activations defined outside this module, by the key of their config that
 #: marks them: :func:`from_config` calls ``builder(**config)`` for a name that is not in
 #: :data:`ACTIVATIONS`. A module defining such activations registers its builder when it is
