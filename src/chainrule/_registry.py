@@ -1,4 +1,5 @@
-"""Lookup by name for the registries of activations, losses, optimizers and schedules.
+"""Lookup by name for the registries of activations, losses, optimizers and schedules, and
+the configs that rebuild their objects.
 
 Every ``get`` of the core (:func:`chainrule.nn.get`, :func:`chainrule.losses.get`,
 :func:`chainrule.optim.get`, :func:`chainrule.optim.get_schedule`) follows one rule:
@@ -18,7 +19,9 @@ import difflib
 import inspect
 from typing import TypeVar
 
-__all__ = ["build", "canonical", "normalize"]
+import numpy as np
+
+__all__ = ["build", "canonical", "config_repr", "constructor_config", "normalize"]
 
 T = TypeVar("T")
 
@@ -92,3 +95,23 @@ def _construct(cls: type[T], kwargs: dict) -> T:
             takes = f"accepts only {', '.join(accepted)}" if accepted else "takes no parameters"
             raise ValueError(f"{cls.__name__} {takes}; got {sorted(kwargs)}. ({exc})") from None
     return cls(**kwargs)
+
+
+def constructor_config(obj) -> dict:
+    """The keyword arguments that rebuild ``obj``: ``type(obj)(**constructor_config(obj))``.
+
+    Each constructor parameter is read back from the attribute of the same name (every class
+    of the registries stores its arguments so, as scikit-learn's estimators do), in the order of
+    the signature; arrays become lists, so that the config is JSON-able.
+    """
+    config = {}
+    for name in inspect.signature(type(obj)).parameters:
+        value = getattr(obj, name)
+        config[name] = value.tolist() if isinstance(value, np.ndarray) else value
+    return config
+
+
+def config_repr(obj) -> str:
+    """``Name(key=value, ...)`` from ``obj.get_config()``: a repr that rebuilds the object."""
+    args = ", ".join(f"{k}={v!r}" for k, v in obj.get_config().items())
+    return f"{type(obj).__name__}({args})"

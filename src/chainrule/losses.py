@@ -137,6 +137,31 @@ def _check_probabilities(target: np.ndarray, loss: str) -> None:
         )
 
 
+def _check_weights(
+    value, name: str, owner: str, *, positive: bool, scalar: bool, allowed: str
+) -> np.ndarray | None:
+    """``value`` as a float64 array of finite weights, > 0 (``positive``) or >= 0, 1-D (or 0-d
+    where ``scalar``), not empty; None stays None. Else a ValueError saying what is ``allowed``."""
+    if value is None:
+        return None
+    try:
+        w = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        w = None
+    ok = (
+        w is not None
+        and (w.ndim == 1 or (scalar and w.ndim == 0))
+        and w.size > 0
+        and bool(np.isfinite(w).all())
+        and bool(((w > 0) if positive else (w >= 0)).all())
+    )
+    if not ok:
+        raise ValueError(
+            f"The {name!r} parameter of {owner} must be {allowed}; got {value!r} instead."
+        )
+    return w
+
+
 class Loss:
     r"""Base class: a loss :math:`L(\text{pred}, \text{target})` and its gradient.
 
@@ -192,11 +217,10 @@ class Loss:
 
     def get_config(self) -> dict:
         """The constructor's keyword arguments, JSON-able: ``type(loss)(**loss.get_config())``."""
-        return {"reduction": self.reduction}
+        return _registry.constructor_config(self)
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
+        return _registry.config_repr(self)
 
     # --- validation ------------------------------------------------------------------------------
 
@@ -260,9 +284,6 @@ class MSE(Loss):
             raise ValueError(f"The 'half' parameter of MSE must be True or False; got {half!r}.")
         self.half = bool(half)
 
-    def get_config(self) -> dict:
-        return {"half": self.half, "reduction": self.reduction}
-
     def _forward(self, pred, target):
         diff = pred - target
         self._diff = diff
@@ -304,9 +325,6 @@ class Huber(Loss):
     def __init__(self, delta: float = 1.0, reduction: str = "mean"):
         super().__init__(reduction)
         self.delta = check_scalar(delta, "delta", "Huber", low=0.0, low_open=True)
-
-    def get_config(self) -> dict:
-        return {"delta": self.delta, "reduction": self.reduction}
 
     def _forward(self, pred, target):
         r = pred - target
@@ -433,26 +451,11 @@ class BinaryCrossEntropyWithLogits(Loss):
 
     def __init__(self, pos_weight=None, reduction: str = "mean"):
         super().__init__(reduction)
-        if pos_weight is None:
-            self.pos_weight = None
-            return
-        try:
-            w = np.asarray(pos_weight, dtype=np.float64)
-        except (TypeError, ValueError):
-            w = None
-        if w is None or w.ndim > 1 or not np.isfinite(w).all() or (w <= 0).any() or w.size == 0:
-            raise ValueError(
-                "The 'pos_weight' parameter of BinaryCrossEntropyWithLogits must be None, a "
-                f"positive float or a 1-D array of positive floats; got {pos_weight!r} instead."
-            )
-        self.pos_weight = float(w) if w.ndim == 0 else w
-
-    def get_config(self) -> dict:
-        w = self.pos_weight
-        return {
-            "pos_weight": w.tolist() if isinstance(w, np.ndarray) else w,
-            "reduction": self.reduction,
-        }
+        w = _check_weights(
+            pos_weight, "pos_weight", "BinaryCrossEntropyWithLogits", positive=True,
+            scalar=True, allowed="None, a positive float or a 1-D array of positive floats",
+        )
+        self.pos_weight = float(w) if w is not None and w.ndim == 0 else w
 
     def _check(self, pred, target):
         pred, target = super()._check(pred, target)
@@ -687,27 +690,10 @@ class CrossEntropyWithLogits(Loss):
         self.label_smoothing = check_scalar(
             label_smoothing, "label_smoothing", "CrossEntropyWithLogits", low=0.0, high=1.0
         )
-        if class_weight is None:
-            self.class_weight = None
-            return
-        try:
-            w = np.asarray(class_weight, dtype=np.float64)
-        except (TypeError, ValueError):
-            w = None
-        if w is None or w.ndim != 1 or w.size == 0 or not np.isfinite(w).all() or (w < 0).any():
-            raise ValueError(
-                "The 'class_weight' parameter of CrossEntropyWithLogits must be None or a 1-D "
-                f"array of non-negative floats, one per class; got {class_weight!r} instead."
-            )
-        self.class_weight = w
-
-    def get_config(self) -> dict:
-        w = self.class_weight
-        return {
-            "label_smoothing": self.label_smoothing,
-            "class_weight": None if w is None else w.tolist(),
-            "reduction": self.reduction,
-        }
+        self.class_weight = _check_weights(
+            class_weight, "class_weight", "CrossEntropyWithLogits", positive=False, scalar=False,
+            allowed="None or a 1-D array of non-negative floats, one per class",
+        )
 
     def _check(self, pred, target):
         pred = _check_class_pred(pred, "CrossEntropyWithLogits")

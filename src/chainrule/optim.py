@@ -93,11 +93,11 @@ class Optimizer:
         self.t = 0
 
     def get_config(self) -> dict:
-        return {"lr": self.lr, "weight_decay": self.weight_decay, "clip_norm": self.clip_norm}
+        """The constructor's keyword arguments: ``type(opt)(**opt.get_config())``."""
+        return _registry.constructor_config(self)
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
+        return _registry.config_repr(self)
 
 
 class SGD(Optimizer):
@@ -149,9 +149,6 @@ class SGD(Optimizer):
         np.multiply(g, self.lr, out=step)
         p -= step  # w <- w - eta dE/dw
 
-    def get_config(self) -> dict:
-        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
-
 
 class RMSprop(Optimizer):
     r"""RMSprop (Hinton's lecture 6e): divide the gradient by a running RMS of its history.
@@ -193,9 +190,6 @@ class RMSprop(Optimizer):
         np.divide(g, tmp, out=tmp)
         tmp *= self.lr
         p -= tmp
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "rho": self.rho, "eps": self.eps}
 
 
 class Adam(Optimizer):
@@ -259,9 +253,6 @@ class Adam(Optimizer):
         tmp *= self.lr * c2 / c1
         p -= tmp
 
-    def get_config(self) -> dict:
-        return {**super().get_config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
-
 
 class AdamW(Adam):
     """Adam with decoupled weight decay (default ``weight_decay=0.01``)."""
@@ -307,11 +298,11 @@ class Schedule:
         return base_lr
 
     def get_config(self) -> dict:
-        return {}
+        """The constructor's keyword arguments: ``type(s)(**s.get_config())``."""
+        return _registry.constructor_config(self)
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
+        return _registry.config_repr(self)
 
 
 class ConstantLR(Schedule):
@@ -332,9 +323,6 @@ class StepLR(Schedule):
     def lr(self, epoch, base_lr, metric=None):
         return base_lr * self.gamma ** (epoch // self.step_size)
 
-    def get_config(self):
-        return {"step_size": self.step_size, "gamma": self.gamma}
-
 
 class ExponentialLR(Schedule):
     r""":math:`\eta_t = \eta_0\,\gamma^{t}`."""
@@ -346,9 +334,6 @@ class ExponentialLR(Schedule):
 
     def lr(self, epoch, base_lr, metric=None):
         return base_lr * self.gamma**epoch
-
-    def get_config(self):
-        return {"gamma": self.gamma}
 
 
 class CosineLR(Schedule):
@@ -366,9 +351,6 @@ class CosineLR(Schedule):
         return self.eta_min + 0.5 * (base_lr - self.eta_min) * (
             1.0 + math.cos(math.pi * t / self.t_max)
         )
-
-    def get_config(self):
-        return {"t_max": self.t_max, "eta_min": self.eta_min}
 
 
 class ReduceLROnPlateau(Schedule):
@@ -401,14 +383,6 @@ class ReduceLROnPlateau(Schedule):
                     self._scale *= self.factor
                     self._bad = 0
         return max(base_lr * self._scale, self.min_lr)
-
-    def get_config(self):
-        return {
-            "factor": self.factor,
-            "patience": self.patience,
-            "threshold": self.threshold,
-            "min_lr": self.min_lr,
-        }
 
 
 SCHEDULES: dict[str, type[Schedule]] = {

@@ -137,9 +137,6 @@ class FormulaActivation(Activation):
         grad = self._grad(grad, self._z)
         return grad * self.derivative(self._z)
 
-    def get_config(self) -> dict:
-        return {"formula": self.formula, "name": self.name}
-
     def __repr__(self) -> str:
         return (f"FormulaActivation({self.formula!r}, name={self.name!r}; "
                 f"f' = {to_text(self._compiled.derivative)})")

@@ -19,10 +19,30 @@ from chainrule._erf import erf
 __all__ = ["NUMPY_FUNCTIONS", "sigmoid", "softplus"]
 
 
-class sigmoid(sympy.Function):
-    r"""The logistic sigmoid :math:`\sigma(u) = 1 / (1 + e^{-u})`."""
+class _PositiveFunction(sympy.Function):
+    """What the sigmoid and softplus share: one argument, real and positive for a real argument,
+    evaluated numerically through their rewrite to ``exp``, printed in LaTeX as ``latex_name``."""
 
     nargs = 1
+    latex_name = ""
+
+    def _eval_evalf(self, prec):
+        return self.rewrite(sympy.exp)._eval_evalf(prec)
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _eval_is_positive(self):
+        return self.args[0].is_real
+
+    def _latex(self, printer):
+        return self.latex_name + r"\left(" + printer._print(self.args[0]) + r"\right)"
+
+
+class sigmoid(_PositiveFunction):
+    r"""The logistic sigmoid :math:`\sigma(u) = 1 / (1 + e^{-u})`."""
+
+    latex_name = r"\sigma"
 
     @classmethod
     def eval(cls, arg):
@@ -42,23 +62,11 @@ class sigmoid(sympy.Function):
     def _eval_rewrite_as_exp(self, arg, **kwargs):
         return 1 / (1 + sympy.exp(-arg))
 
-    def _eval_evalf(self, prec):
-        return self.rewrite(sympy.exp)._eval_evalf(prec)
 
-    def _eval_is_real(self):
-        return self.args[0].is_real
-
-    def _eval_is_positive(self):
-        return self.args[0].is_real
-
-    def _latex(self, printer):
-        return r"\sigma\left(" + printer._print(self.args[0]) + r"\right)"
-
-
-class softplus(sympy.Function):
+class softplus(_PositiveFunction):
     r""":math:`\operatorname{softplus}(u) = \log(1 + e^{u})`."""
 
-    nargs = 1
+    latex_name = r"\operatorname{softplus}"
 
     @classmethod
     def eval(cls, arg):
@@ -75,18 +83,6 @@ class softplus(sympy.Function):
         return sympy.log(1 + sympy.exp(arg))
 
     _eval_rewrite_as_log = _eval_rewrite_as_exp
-
-    def _eval_evalf(self, prec):
-        return self.rewrite(sympy.exp)._eval_evalf(prec)
-
-    def _eval_is_real(self):
-        return self.args[0].is_real
-
-    def _eval_is_positive(self):
-        return self.args[0].is_real
-
-    def _latex(self, printer):
-        return r"\operatorname{softplus}\left(" + printer._print(self.args[0]) + r"\right)"
 
 
 def _np_sigmoid(u):

@@ -142,11 +142,10 @@ class Activation:
 
     def get_config(self) -> dict:
         """The constructor's keyword arguments, JSON-able (``{}`` when there are none)."""
-        return {}
+        return _registry.constructor_config(self)
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
+        return _registry.config_repr(self)
 
     def _grad(self, grad, cached: np.ndarray | None) -> np.ndarray:
         """``grad`` as a float array, after checking forward ran and the shapes agree (O(1))."""
@@ -338,9 +337,6 @@ class LeakyReLU(Activation):
         self.alpha = check_scalar(alpha, "alpha", "LeakyReLU")
         self._z: np.ndarray | None = None
 
-    def get_config(self) -> dict:
-        return {"alpha": self.alpha}
-
     def forward(self, z):
         z = as_float_array(z, "z")
         out = np.minimum(z, _const(z, 0.0))
@@ -385,9 +381,6 @@ class ELU(Activation):
     def __init__(self, alpha: float = 1.0):
         self.alpha = check_scalar(alpha, "alpha", "ELU", low=0.0)
         self._out: np.ndarray | None = None
-
-    def get_config(self) -> dict:
-        return {"alpha": self.alpha}
 
     def forward(self, z):
         z = as_float_array(z, "z")
@@ -571,9 +564,6 @@ class GELU(Activation):
         self._z: np.ndarray | None = None
         self._p: np.ndarray | None = None  # Phi(z), or sigma(2u) for "tanh"
 
-    def get_config(self) -> dict:
-        return {"approximate": self.approximate}
-
     @staticmethod
     def _two_u(zc: np.ndarray) -> np.ndarray:
         t = np.square(zc)
@@ -750,9 +740,6 @@ class Softmax(Activation):
         self.axis = check_scalar(axis, "axis", "Softmax", kind=int)
         self._out: np.ndarray | None = None
 
-    def get_config(self) -> dict:
-        return {"axis": self.axis}
-
     def forward(self, z):
         self._out = _softmax(as_float_array(z, "z"), axis=self.axis)
         return self._out
@@ -790,9 +777,6 @@ class LogSoftmax(Activation):
     def __init__(self, axis: int = -1):
         self.axis = check_scalar(axis, "axis", "LogSoftmax", kind=int)
         self._soft: np.ndarray | None = None
-
-    def get_config(self) -> dict:
-        return {"axis": self.axis}
 
     def forward(self, z):
         z = as_float_array(z, "z")
