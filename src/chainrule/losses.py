@@ -102,6 +102,17 @@ def _row_sum_tol(dtype: np.dtype, k: int) -> float:
     return max(1e-3, 4.0 * k * float(np.finfo(dtype).eps))
 
 
+def _row_off_one(rows: np.ndarray) -> tuple[int, float] | None:
+    """The first row of ``rows`` (shape ``(m, K)``) whose sum is off 1 beyond rounding, and that
+    sum; None when every row sums to 1."""
+    sums = rows.sum(axis=1)
+    off = np.abs(sums - 1.0) > _row_sum_tol(rows.dtype, rows.shape[1])
+    if not off.any():
+        return None
+    i = int(np.argmax(off))
+    return i, float(sums[i])
+
+
 def _n_samples(pred: np.ndarray) -> int:
     return pred.shape[0] if pred.ndim else 1
 
@@ -552,13 +563,11 @@ def _check_class_target(pred: np.ndarray, target, loss: str):
             f"{loss} needs one-hot or probability rows in target, values in [0, 1]; got "
             f"{_describe_range(target, 0.0, 1.0)}. Or pass integer class labels of shape ({m},)."
         )
-    sums = target.sum(axis=1)
-    off = np.abs(sums - 1.0) > _row_sum_tol(target.dtype, k)
-    if off.any():
-        i = int(np.argmax(off))
+    off = _row_off_one(target)
+    if off is not None:
         raise ValueError(
-            f"{loss} needs target rows that sum to 1 (one-hot or probabilities); row {i} sums "
-            f"to {float(sums[i]):.6g}. Normalize the rows, or pass integer class labels."
+            f"{loss} needs target rows that sum to 1 (one-hot or probabilities); row {off[0]} "
+            f"sums to {off[1]:.6g}. Normalize the rows, or pass integer class labels."
         )
     return target.astype(pred.dtype, copy=False)
 
@@ -601,20 +610,17 @@ class CrossEntropy(Loss):
 
     def _check(self, pred, target):
         pred = _check_class_pred(pred, "CrossEntropy")
-        k = pred.shape[1]
         if (pred < 0.0).any():
             raise ValueError(
                 "CrossEntropy needs predicted probabilities (rows >= 0 that sum to 1); got "
                 f"{_describe_range(pred, 0.0, np.inf)}. Use a Softmax output layer, or "
                 "CrossEntropyWithLogits on the raw scores."
             )
-        sums = pred.sum(axis=1)
-        off = np.abs(sums - 1.0) > _row_sum_tol(pred.dtype, k)
-        if off.any():
-            i = int(np.argmax(off))
+        off = _row_off_one(pred)
+        if off is not None:
             raise ValueError(
-                f"CrossEntropy needs predicted probabilities whose rows sum to 1; row {i} of pred "
-                f"sums to {float(sums[i]):.6g}. Use a Softmax output layer, or "
+                f"CrossEntropy needs predicted probabilities whose rows sum to 1; row {off[0]} of "
+                f"pred sums to {off[1]:.6g}. Use a Softmax output layer, or "
                 "CrossEntropyWithLogits on the raw scores."
             )
         return pred, _check_class_target(pred, target, "CrossEntropy")
