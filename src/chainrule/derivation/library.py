@@ -217,8 +217,9 @@ def activation_expr(name: str, var: sympy.Expr) -> sympy.Expr:
     key = canonical_activation(name)
     if key in _NOT_ELEMENTWISE:
         raise ValueError(
-            f"{key} acts on a whole vector, not one number, so it has no single-variable "
-            "formula; derive it with its loss: derive(activation='softmax', loss='ce')."
+            f"The activation {key!r} acts on a whole vector, not one number, so it has no "
+            "single-variable formula; derive it with its loss: "
+            "derive(activation='softmax', loss='ce')."
         )
     return ACTIVATION_INFO[key].expr(sympy.sympify(var, strict=True))
 
@@ -274,6 +275,6 @@ def loss_expr(name: str, yhat: sympy.Expr, y: sympy.Expr, *, half: bool = False)
         r = yhat - y
         return Piecewise((r**2 / 2, Abs(r) <= delta), (delta * (Abs(r) - delta / 2), True))
     raise ValueError(
-        "ce_with_logits couples every class through the softmax and has no single-term "
-        "form; derive it as derive(activation='softmax', loss='ce')."
+        "The loss 'ce_with_logits' couples every class through the softmax and has no "
+        "single-term form; derive it as derive(activation='softmax', loss='ce')."
     )
