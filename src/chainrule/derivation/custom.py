@@ -10,6 +10,11 @@ derivation engine and is checked against ``sympy.diff``; both are compiled with
 ``sympy.lambdify`` (NumPy, with the overflow-free sigmoid and softplus) from the parsed
 expressions only; and the compiled derivative is verified once against central finite
 differences of the compiled function before the layer is returned.
+
+The core (``chainrule.nn``) never imports the engine: importing this module registers
+:class:`FormulaActivation` in ``chainrule.nn.activations.CUSTOM_BUILDERS`` under ``"formula"``,
+so that :func:`chainrule.nn.activations.from_config` rebuilds a formula activation from its
+config in a model file.
 """
 
 from __future__ import annotations
