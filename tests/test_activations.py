@@ -641,10 +641,23 @@ def test_from_config_builds_activations_registered_from_outside(monkeypatch):
     assert type(from_config("elu", {"alpha": 0.5})) is ELU  # a built-in name comes first
 
 
-def test_from_config_of_a_formula_without_the_engine_names_the_fix(monkeypatch):
+def test_from_config_asks_the_package_root_for_a_missing_builder(monkeypatch):
+    import chainrule
+
+    asked = []
+
+    def provide(key):
+        asked.append(key)
+        if key == "formula":
+            CUSTOM_BUILDERS["formula"] = lambda formula, name=None: Tanh()
+
     monkeypatch.delitem(CUSTOM_BUILDERS, "formula", raising=False)
-    with pytest.raises(ValueError, match=r"'x\*sigmoid\(x\)'.*import chainrule\.derivation"):
-        from_config("swish2", {"formula": "x*sigmoid(x)", "name": "swish2"})
+    monkeypatch.setattr(chainrule, "_provide_activation_builder", provide)
+    assert isinstance(from_config("t", {"formula": "tanh(z)", "name": "t"}), Tanh)
+    assert asked == ["formula"]
+    monkeypatch.delitem(CUSTOM_BUILDERS, "formula")
+    with pytest.raises(ValueError, match="Unknown activation 'mine'"):
+        from_config("mine", {"slope": 2.0})  # nothing provides "slope": get() names the name
 
 
 def test_the_core_never_imports_the_derivation_engine():

@@ -33,6 +33,7 @@ from typing import ClassVar
 
 import numpy as np
 
+import chainrule
 from chainrule import _registry
 from chainrule._checks import as_float_array, backward_before_forward, check_scalar
 from chainrule._erf import erfc
@@ -842,27 +843,24 @@ _canonical = canonical_name  # the former private name, still read by the matrix
 #: Builders of the activations defined outside this module, by the key of their config that
 #: marks them: :func:`from_config` calls ``builder(**config)`` for a name that is not in
 #: :data:`ACTIVATIONS`. A module defining such activations registers its builder when it is
-#: imported (the derivation engine registers ``"formula"``); the core imports none of them.
+#: imported (the derivation engine registers ``"formula"``); this module imports none of them.
 CUSTOM_BUILDERS: dict[str, Callable[..., Activation]] = {}
 
 
 def from_config(name: str, config: dict | None = None) -> Activation:
     """Rebuild an activation from its name and :meth:`Activation.get_config` (a model file).
 
-    A name of :data:`ACTIVATIONS` is built by :func:`get`; otherwise a config carrying a key of
-    :data:`CUSTOM_BUILDERS` goes to that builder; otherwise the name goes to :func:`get` (aliases,
-    and the error for an unknown name).
+    A name of :data:`ACTIVATIONS` is built by :func:`get`. Otherwise a config carrying a key of
+    :data:`CUSTOM_BUILDERS` goes to that builder; the package root is asked first to import the
+    module that registers it (``"formula"``: the derivation engine, which needs SymPy). Any other
+    name goes to :func:`get` (aliases, and the error for an unknown name).
     """
     config = config or {}
     if name in ACTIVATIONS:
         return get(name, **config)
-    for key, builder in CUSTOM_BUILDERS.items():
-        if key in config:
-            return builder(**config)
-    if "formula" in config:
-        raise ValueError(
-            f"The activation {name!r} is the formula {config['formula']!r}; formula activations "
-            "are rebuilt by the derivation engine, which needs SymPy: import "
-            "chainrule.derivation.custom before loading."
-        )
+    for key in config:
+        if key not in CUSTOM_BUILDERS:
+            chainrule._provide_activation_builder(key)
+        if key in CUSTOM_BUILDERS:
+            return CUSTOM_BUILDERS[key](**config)
     return get(name, **config)
