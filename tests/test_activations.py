@@ -21,9 +21,11 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import chainrule.nn as nn
+from chainrule._erf import erf, erfc
 from chainrule.nn.activations import (
     ACTIVATIONS,
     ALIASES,
+    CUSTOM_BUILDERS,
     ELU,
     GELU,
     SELU,
@@ -39,8 +41,6 @@ from chainrule.nn.activations import (
     Softplus,
     Softsign,
     Tanh,
-    _erf,
-    _erfc,
     from_config,
     get,
 )
@@ -266,27 +266,32 @@ def test_erf_and_erfc_match_math_to_double_precision():
         [0.0, -0.0, 1e-300, -1e-300, 1e-9, 0.46875, -0.46875, np.nextafter(0.46875, 1.0),
          4.0, -4.0, np.nextafter(4.0, 5.0), 10.0, 26.0, -26.0, 27.0, 1e9, -1e9],
     ])
-    erf = np.array([math.erf(v) for v in x])
-    np.testing.assert_allclose(_erf(x), erf, rtol=2e-15, atol=0.0)
+    expected = np.array([math.erf(v) for v in x])
+    np.testing.assert_allclose(erf(x), expected, rtol=2e-15, atol=0.0)
     tail = np.linspace(-6.0, 26.0, 3201)  # erfc down to 1e-296, still a normal float64
-    erfc = np.array([math.erfc(v) for v in tail])
-    np.testing.assert_allclose(_erfc(tail), erfc, rtol=4e-15, atol=0.0)
+    expected = np.array([math.erfc(v) for v in tail])
+    np.testing.assert_allclose(erfc(tail), expected, rtol=4e-15, atol=0.0)
 
 
 @given(st.floats(-40.0, 40.0))
 def test_erf_matches_math_erf_anywhere(x):
-    assert _erf(np.array([x]))[0] == pytest.approx(math.erf(x), rel=2e-15, abs=0.0)
+    assert erf(np.array([x]))[0] == pytest.approx(math.erf(x), rel=2e-15, abs=0.0)
     if x < 26.0:
-        assert _erfc(np.array([x]))[0] == pytest.approx(math.erfc(x), rel=4e-15, abs=0.0)
+        assert erfc(np.array([x]))[0] == pytest.approx(math.erfc(x), rel=4e-15, abs=0.0)
 
 
 def test_erf_special_values_and_float32():
-    assert _erf(np.array([np.inf, -np.inf])).tolist() == [1.0, -1.0]
-    assert _erfc(np.array([np.inf, -np.inf, 40.0])).tolist() == [0.0, 2.0, 0.0]
-    assert np.isnan(_erf(np.array([np.nan]))[0]) and np.isnan(_erfc(np.array([np.nan]))[0])
+    assert erf(np.array([np.inf, -np.inf])).tolist() == [1.0, -1.0]
+    assert erfc(np.array([np.inf, -np.inf, 40.0])).tolist() == [0.0, 2.0, 0.0]
+    assert np.isnan(erf(np.array([np.nan]))[0]) and np.isnan(erfc(np.array([np.nan]))[0])
     x32 = np.linspace(-5, 5, 101, dtype=np.float32)
-    assert _erf(x32).dtype == np.float32 and _erfc(x32).dtype == np.float32
-    np.testing.assert_allclose(_erf(x32), [math.erf(v) for v in x32.astype(float)], atol=3e-7)
+    assert erf(x32).dtype == np.float32 and erfc(x32).dtype == np.float32
+    np.testing.assert_allclose(erf(x32), [math.erf(v) for v in x32.astype(float)], atol=3e-7)
+
+
+def test_erf_of_a_0d_array_is_a_0d_array():
+    assert erf(np.float64(0.5)).shape == () and erf(0.5) == pytest.approx(math.erf(0.5), rel=2e-15)
+    assert erfc(np.array(30.0)).shape == () and erfc(np.array(-30.0)) == 2.0
 
 
 # --- stability, NaN and dtypes --------------------------------------------------------------------
@@ -589,9 +594,9 @@ def test_get_rejects_bad_arguments():
 @pytest.mark.parametrize(
     ("make", "message"),
     [(lambda: LeakyReLU(alpha="0.1"), "'alpha' parameter of LeakyReLU"),
-     (lambda: LeakyReLU(alpha=float("nan")), "Got nan instead"),
-     (lambda: ELU(alpha=-1.0), r"range \[0.0, inf\)\. Got -1.0"),
-     (lambda: GELU(approximate="fast"), "Got 'fast' instead"),
+     (lambda: LeakyReLU(alpha=float("nan")), "got nan instead"),
+     (lambda: ELU(alpha=-1.0), r"range \[0, inf\); got -1.0"),
+     (lambda: GELU(approximate="fast"), "got 'fast' instead"),
      (lambda: Softmax(axis=1.5), "'axis' parameter of Softmax")],
 )
 def test_parameter_validation_names_the_value(make, message):
@@ -623,26 +628,59 @@ def test_call_is_forward(rng):
     np.testing.assert_array_equal(Mish()(z), Mish().forward(z))
 
 
-def test_from_formula_delegates_to_the_derivation_engine(monkeypatch):
-    import sys
-    import types
-
+def test_from_config_builds_activations_registered_from_outside(monkeypatch):
     seen = {}
-    fake = types.ModuleType("chainrule.derivation.custom")
 
-    def activation_from_formula(formula, name=None):
+    def build(formula, name=None):
         seen.update(formula=formula, name=name)
         return Tanh()
 
-    fake.activation_from_formula = activation_from_formula
-    monkeypatch.setitem(sys.modules, "chainrule.derivation.custom", fake)
-    result = Activation.from_formula("tanh(z)", name="t")
-    assert isinstance(result, Tanh) and seen == {"formula": "tanh(z)", "name": "t"}
+    monkeypatch.setitem(CUSTOM_BUILDERS, "formula", build)
+    assert isinstance(from_config("t", {"formula": "tanh(z)", "name": "t"}), Tanh)
+    assert seen == {"formula": "tanh(z)", "name": "t"}
+    assert type(from_config("elu", {"alpha": 0.5})) is ELU  # a built-in name comes first
+
+
+def test_from_config_asks_the_package_root_for_a_missing_builder(monkeypatch):
+    import chainrule
+
+    asked = []
+
+    def provide(key):
+        asked.append(key)
+        if key == "formula":
+            CUSTOM_BUILDERS["formula"] = lambda formula, name=None: Tanh()
+
+    monkeypatch.delitem(CUSTOM_BUILDERS, "formula", raising=False)
+    monkeypatch.setattr(chainrule, "_provide_activation_builder", provide)
+    assert isinstance(from_config("t", {"formula": "tanh(z)", "name": "t"}), Tanh)
+    assert asked == ["formula"]
+    monkeypatch.delitem(CUSTOM_BUILDERS, "formula")
+    with pytest.raises(ValueError, match="Unknown activation 'mine'"):
+        from_config("mine", {"slope": 2.0})  # nothing provides "slope": get() names the name
+
+
+def test_the_core_never_imports_the_derivation_engine():
+    import ast
+    import pathlib
+
+    import chainrule
+
+    root = pathlib.Path(chainrule.__file__).parent
+    for path in (*(root / "nn").glob("*.py"), root / "losses.py", root / "optim.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [
+                    a.name for a in node.names]
+                assert not any(n.startswith(("chainrule.derivation", "sympy")) for n in names), (
+                    f"{path.name} imports {names}")
 
 
 def test_module_examples_run():
     import doctest
 
-    import chainrule.nn.activations as module
+    import chainrule._erf
+    import chainrule.nn.activations
 
-    assert doctest.testmod(module).failed == 0
+    for module in (chainrule.nn.activations, chainrule._erf):
+        assert doctest.testmod(module).failed == 0

@@ -984,7 +984,7 @@ def _api_cases():
          r"has shape \(5,\) but the variable has shape \(3,\)"),
         ("mlp-zero", lambda: mlp([0, 3]), ValueError, r"all >= 1; got \[0, 3\]"),
         ("dense-zero", lambda: Dense(0, 1), ValueError, r"in_features"),
-        ("dropout-1", lambda: Dropout(1.0), ValueError, r"Dropout needs 0 <= p < 1"),
+        ("dropout-1", lambda: Dropout(1.0), ValueError, r"'p' parameter of Dropout"),
         ("scaler-config", lambda: cdata.scaler_from_config({"type": "standard", "mean": [0],
                                                              "scale": [-1]}),
          ValueError, r"every scale must be positive"),

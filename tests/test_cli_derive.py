@@ -51,6 +51,8 @@ def test_weights(capsys):
         (["derive", "__import__('os').system('echo hi')"], "column 1"),
         (["derive", "--activation", "tanhh", "--loss", "bce"], "unknown activation 'tanhh'"),
         (["derive"], "Nothing to derive"),
+        (["derive", "--activation", "tanhh", "--loss", "bce"], "activation 'tanhh'"),
+        (["derive"], "nothing to derive"),
     ],
 )
 def test_bad_input_exits_1_with_one_line(capsys, argv, needle):

@@ -10,9 +10,12 @@ from chainrule.derivation.functions import NUMPY_FUNCTIONS
 from chainrule.derivation.library import (
     ACTIVATION_INFO,
     LOSS_INFO,
+    SELU_ALPHA,
+    SELU_SCALE,
     activation_expr,
     activation_names,
     canonical_activation,
+    canonical_loss,
     output_derivative,
 )
 from chainrule.derivation.symbols import alpha, x, yhat
@@ -48,6 +51,34 @@ def test_registries_use_the_engines_names():
     assert set(losses.LOSSES) == set(LOSS_INFO)
     for name in nn.ACTIVATIONS:
         assert canonical_activation(name) == name
+
+
+def _spellings(registry, aliases):
+    """Every spelling the core's get accepts: names, aliases, class names, other cases."""
+    for name in registry:
+        yield name, name
+        yield registry[name].__name__, name
+        yield name.upper().replace("_", "-"), name
+    for alias, name in aliases.items():
+        yield alias, name
+
+
+@pytest.mark.parametrize(("spelling", "name"), list(_spellings(nn.ACTIVATIONS, nn.ALIASES)))
+def test_every_activation_name_of_the_core_is_one_of_the_engine(spelling, name):
+    assert type(nn.get(spelling)) is nn.ACTIVATIONS[name]
+    assert canonical_activation(spelling) == name
+    if name in ELEMENTWISE:
+        assert derive(activation=spelling).result == derive(activation=name).result
+
+
+@pytest.mark.parametrize(("spelling", "name"), list(_spellings(losses.LOSSES, losses.ALIASES)))
+def test_every_loss_name_of_the_core_is_one_of_the_engine(spelling, name):
+    assert type(losses.get(spelling)) is losses.LOSSES[name]
+    assert canonical_loss(spelling) == name
+
+
+def test_selu_constants_are_the_cores():
+    assert float(SELU_SCALE) == nn.SELU.scale and float(SELU_ALPHA) == nn.SELU.alpha
 
 
 @pytest.mark.parametrize("name", ELEMENTWISE)

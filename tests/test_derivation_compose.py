@@ -118,9 +118,9 @@ def test_unsupported_softmax_pairing_is_explained():
 
 
 def test_bad_names_and_arguments():
-    with pytest.raises(ValueError, match="unknown activation 'tan_h'; known: identity, sigmoid"):
+    with pytest.raises(ValueError, match="activation 'tan_h'; known: identity, sigmoid"):
         derive(activation="tan_h", loss="bce")
-    with pytest.raises(ValueError, match="unknown loss 'bce2'"):
+    with pytest.raises(ValueError, match="loss 'bce2'"):
         derive(activation="tanh", loss="bce2")
     with pytest.raises(ValueError, match="not both"):
         derive("x", activation="tanh")

@@ -5,16 +5,23 @@ import pytest
 
 from chainrule.derivation.custom import FormulaActivation, activation_from_formula
 from chainrule.derivation.parser import FormulaError
-from chainrule.nn import Activation, Dense, Sequential
+from chainrule.nn import Activation, Dense, Sequential, from_config
 
 
-def test_from_formula_builds_a_layer():
-    swish = Activation.from_formula("x * sigmoid(x)", name="swish")
+def test_activation_from_formula_builds_a_layer():
+    swish = activation_from_formula("x * sigmoid(x)", name="swish")
     assert isinstance(swish, Activation)
     assert isinstance(swish, FormulaActivation)
     assert swish.get_config() == {"formula": "x * sigmoid(x)", "name": "swish"}
     assert swish.name == "swish"
     assert swish.parameters() == [] and swish.gradients() == []
+
+
+def test_the_model_file_config_rebuilds_the_layer():
+    swish = activation_from_formula("x * sigmoid(x)", name="swish")
+    again = from_config(swish.name, swish.get_config())
+    assert isinstance(again, FormulaActivation) and again is not swish
+    assert again.formula == swish.formula and again.name == "swish"
 
 
 def test_forward_and_backward_are_swish(rng):
@@ -51,7 +58,7 @@ def test_constant_derivative_has_the_input_shape():
 def test_usable_in_a_sequential_model(rng):
     model = Sequential([
         Dense(3, 4, seed=0, dtype="float64"),
-        Activation.from_formula("x*sigmoid(x)"),
+        activation_from_formula("x*sigmoid(x)"),
         Dense(4, 1, seed=1, dtype="float64"),
     ])
     X = rng.normal(size=(5, 3))
@@ -69,7 +76,7 @@ def test_usable_in_a_sequential_model(rng):
 
 def test_backward_before_forward_and_shape_mismatch():
     layer = activation_from_formula("softplus(x)")
-    with pytest.raises(RuntimeError, match="forward"):
+    with pytest.raises(RuntimeError, match=r"FormulaActivation\.backward\(\) was called before"):
         layer.backward(np.ones(3))
     layer.forward(np.ones(3))
     with pytest.raises(ValueError, match="shape"):

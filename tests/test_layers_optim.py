@@ -6,7 +6,8 @@ import warnings
 import numpy as np
 import pytest
 
-from chainrule import optim
+import chainrule.nn as nn
+from chainrule import losses, optim
 from chainrule.nn import Dense, Dropout
 from chainrule.nn.layers import INITIALIZERS, initialize
 
@@ -69,7 +70,8 @@ class TestDense:
 
     @pytest.mark.parametrize("bad", [0, -1, 2.5, True, "3"])
     def test_bad_sizes(self, bad):
-        with pytest.raises(ValueError, match="positive integer"):
+        message = r"'in_features' parameter of Dense must be an integer in the range \[1, inf\)"
+        with pytest.raises(ValueError, match=message):
             Dense(bad, 2)
 
     def test_unknown_initializer_lists_known(self):
@@ -123,7 +125,7 @@ class TestDropout:
 
     @pytest.mark.parametrize("p", [-0.1, 1.0, 2, "0.5"])
     def test_bad_p(self, p):
-        with pytest.raises(ValueError, match="0 <= p < 1"):
+        with pytest.raises(ValueError, match=r"'p' parameter of Dropout .* range \[0, 1\)"):
             Dropout(p)
 
 
@@ -203,14 +205,37 @@ class TestOptimizers:
         assert isinstance(optim.get("adamw"), optim.AdamW)
         with pytest.raises(ValueError, match="sgd, rmsprop, adam, adamw"):
             optim.get("lbfgs")
-        with pytest.raises(
-            ValueError, match=r"'lr' parameter of SGD must be a float in the range \(0.0"
-        ):
+        with pytest.raises(ValueError, match=r"'lr' parameter of SGD .* range \(0, inf\)"):
             optim.SGD(lr=-1)
         with pytest.raises(ValueError, match="momentum"):
             optim.SGD(momentum=1.5)
         with pytest.raises(ValueError, match="nesterov"):
             optim.SGD(nesterov=True)
+
+    @pytest.mark.parametrize(
+        ("get", "name", "cls", "kwargs"),
+        [
+            (nn.get, "Leaky-ReLU", nn.LeakyReLU, {"alpha": 0.2}),
+            (losses.get, "Huber", losses.Huber, {"delta": 2.0}),
+            (optim.get, "SGD", optim.SGD, {"lr": 0.5}),
+            (optim.get_schedule, "StepLR", optim.StepLR, {"step_size": 3}),
+        ],
+    )
+    def test_every_get_follows_one_rule(self, get, name, cls, kwargs):
+        # a name (any case, class names too) or a class builds a fresh object with the keywords
+        assert type(get(name, **kwargs)) is cls and type(get(cls, **kwargs)) is cls
+        assert get(name) is not get(name)
+        # an instance is returned as it is; keywords with it would be ignored, so they are refused
+        instance = cls()
+        assert get(instance) is instance
+        with pytest.raises(ValueError, match=r"or the instance alone"):
+            get(instance, **kwargs)
+        with pytest.raises(ValueError, match=r"accepts only .*; got \['bogus'\]"):
+            get(name, bogus=1)
+        with pytest.raises(ValueError, match=r"Unknown .* 'nonesuch'\. Known"):
+            get("nonesuch")
+        with pytest.raises(ValueError, match=r"got int 3\."):
+            get(3)
 
 
 class TestSchedules:

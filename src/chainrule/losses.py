@@ -58,7 +58,14 @@ from typing import ClassVar
 
 import numpy as np
 
-from chainrule._checks import as_float_array, check_finite, check_same_shape, describe_position
+from chainrule import _registry
+from chainrule._checks import (
+    as_float_array,
+    check_finite,
+    check_same_shape,
+    check_scalar,
+    describe_position,
+)
 from chainrule._numerics import constant_like
 
 __all__ = [
@@ -71,6 +78,7 @@ __all__ = [
     "CrossEntropyWithLogits",
     "Huber",
     "Loss",
+    "canonical_name",
     "get",
 ]
 
@@ -92,6 +100,17 @@ def _clamp_eps(dtype: np.dtype) -> float:
 def _row_sum_tol(dtype: np.dtype, k: int) -> float:
     """How far a probability row may sum from 1 (rounding in a softmax, or printed values)."""
     return max(1e-3, 4.0 * k * float(np.finfo(dtype).eps))
+
+
+def _row_off_one(rows: np.ndarray) -> tuple[int, float] | None:
+    """The first row of ``rows`` (shape ``(m, K)``) whose sum is off 1 beyond rounding, and that
+    sum; None when every row sums to 1."""
+    sums = rows.sum(axis=1)
+    off = np.abs(sums - 1.0) > _row_sum_tol(rows.dtype, rows.shape[1])
+    if not off.any():
+        return None
+    i = int(np.argmax(off))
+    return i, float(sums[i])
 
 
 def _n_samples(pred: np.ndarray) -> int:
@@ -127,6 +146,31 @@ def _check_probabilities(target: np.ndarray, loss: str) -> None:
             f"{_describe_range(target, 0.0, 1.0)}. Encode the classes as 0 and 1 (or one-hot "
             "rows), or use MSE for real-valued targets."
         )
+
+
+def _check_weights(
+    value, name: str, owner: str, *, positive: bool, scalar: bool, allowed: str
+) -> np.ndarray | None:
+    """``value`` as a float64 array of finite weights, > 0 (``positive``) or >= 0, 1-D (or 0-d
+    where ``scalar``), not empty; None stays None. Else a ValueError saying what is ``allowed``."""
+    if value is None:
+        return None
+    try:
+        w = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        w = None
+    ok = (
+        w is not None
+        and (w.ndim == 1 or (scalar and w.ndim == 0))
+        and w.size > 0
+        and bool(np.isfinite(w).all())
+        and bool(((w > 0) if positive else (w >= 0)).all())
+    )
+    if not ok:
+        raise ValueError(
+            f"The {name!r} parameter of {owner} must be {allowed}; got {value!r} instead."
+        )
+    return w
 
 
 class Loss:
@@ -184,11 +228,10 @@ class Loss:
 
     def get_config(self) -> dict:
         """The constructor's keyword arguments, JSON-able: ``type(loss)(**loss.get_config())``."""
-        return {"reduction": self.reduction}
+        return _registry.constructor_config(self)
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
+        return _registry.config_repr(self)
 
     # --- validation ------------------------------------------------------------------------------
 
@@ -252,9 +295,6 @@ class MSE(Loss):
             raise ValueError(f"The 'half' parameter of MSE must be True or False; got {half!r}.")
         self.half = bool(half)
 
-    def get_config(self) -> dict:
-        return {"half": self.half, "reduction": self.reduction}
-
     def _forward(self, pred, target):
         diff = pred - target
         self._diff = diff
@@ -295,20 +335,7 @@ class Huber(Loss):
 
     def __init__(self, delta: float = 1.0, reduction: str = "mean"):
         super().__init__(reduction)
-        if (
-            isinstance(delta, bool)
-            or not isinstance(delta, int | float | np.number)
-            or not math.isfinite(delta)
-            or delta <= 0
-        ):
-            raise ValueError(
-                "The 'delta' parameter of Huber must be a float in the range (0, inf); got "
-                f"{delta!r} instead."
-            )
-        self.delta = float(delta)
-
-    def get_config(self) -> dict:
-        return {"delta": self.delta, "reduction": self.reduction}
+        self.delta = check_scalar(delta, "delta", "Huber", low=0.0, low_open=True)
 
     def _forward(self, pred, target):
         r = pred - target
@@ -435,26 +462,11 @@ class BinaryCrossEntropyWithLogits(Loss):
 
     def __init__(self, pos_weight=None, reduction: str = "mean"):
         super().__init__(reduction)
-        if pos_weight is None:
-            self.pos_weight = None
-            return
-        try:
-            w = np.asarray(pos_weight, dtype=np.float64)
-        except (TypeError, ValueError):
-            w = None
-        if w is None or w.ndim > 1 or not np.isfinite(w).all() or (w <= 0).any() or w.size == 0:
-            raise ValueError(
-                "The 'pos_weight' parameter of BinaryCrossEntropyWithLogits must be None, a "
-                f"positive float or a 1-D array of positive floats; got {pos_weight!r} instead."
-            )
-        self.pos_weight = float(w) if w.ndim == 0 else w
-
-    def get_config(self) -> dict:
-        w = self.pos_weight
-        return {
-            "pos_weight": w.tolist() if isinstance(w, np.ndarray) else w,
-            "reduction": self.reduction,
-        }
+        w = _check_weights(
+            pos_weight, "pos_weight", "BinaryCrossEntropyWithLogits", positive=True,
+            scalar=True, allowed="None, a positive float or a 1-D array of positive floats",
+        )
+        self.pos_weight = float(w) if w is not None and w.ndim == 0 else w
 
     def _check(self, pred, target):
         pred, target = super()._check(pred, target)
@@ -551,13 +563,11 @@ def _check_class_target(pred: np.ndarray, target, loss: str):
             f"{loss} needs one-hot or probability rows in target, values in [0, 1]; got "
             f"{_describe_range(target, 0.0, 1.0)}. Or pass integer class labels of shape ({m},)."
         )
-    sums = target.sum(axis=1)
-    off = np.abs(sums - 1.0) > _row_sum_tol(target.dtype, k)
-    if off.any():
-        i = int(np.argmax(off))
+    off = _row_off_one(target)
+    if off is not None:
         raise ValueError(
-            f"{loss} needs target rows that sum to 1 (one-hot or probabilities); row {i} sums "
-            f"to {float(sums[i]):.6g}. Normalize the rows, or pass integer class labels."
+            f"{loss} needs target rows that sum to 1 (one-hot or probabilities); row {off[0]} "
+            f"sums to {off[1]:.6g}. Normalize the rows, or pass integer class labels."
         )
     return target.astype(pred.dtype, copy=False)
 
@@ -600,20 +610,17 @@ class CrossEntropy(Loss):
 
     def _check(self, pred, target):
         pred = _check_class_pred(pred, "CrossEntropy")
-        k = pred.shape[1]
         if (pred < 0.0).any():
             raise ValueError(
                 "CrossEntropy needs predicted probabilities (rows >= 0 that sum to 1); got "
                 f"{_describe_range(pred, 0.0, np.inf)}. Use a Softmax output layer, or "
                 "CrossEntropyWithLogits on the raw scores."
             )
-        sums = pred.sum(axis=1)
-        off = np.abs(sums - 1.0) > _row_sum_tol(pred.dtype, k)
-        if off.any():
-            i = int(np.argmax(off))
+        off = _row_off_one(pred)
+        if off is not None:
             raise ValueError(
-                f"CrossEntropy needs predicted probabilities whose rows sum to 1; row {i} of pred "
-                f"sums to {float(sums[i]):.6g}. Use a Softmax output layer, or "
+                f"CrossEntropy needs predicted probabilities whose rows sum to 1; row {off[0]} of "
+                f"pred sums to {off[1]:.6g}. Use a Softmax output layer, or "
                 "CrossEntropyWithLogits on the raw scores."
             )
         return pred, _check_class_target(pred, target, "CrossEntropy")
@@ -686,37 +693,13 @@ class CrossEntropyWithLogits(Loss):
 
     def __init__(self, label_smoothing: float = 0.0, class_weight=None, reduction: str = "mean"):
         super().__init__(reduction)
-        if (
-            isinstance(label_smoothing, bool)
-            or not isinstance(label_smoothing, int | float | np.number)
-            or not 0.0 <= label_smoothing <= 1.0
-        ):
-            raise ValueError(
-                "The 'label_smoothing' parameter of CrossEntropyWithLogits must be a float in "
-                f"the range [0.0, 1.0]; got {label_smoothing!r} instead."
-            )
-        self.label_smoothing = float(label_smoothing)
-        if class_weight is None:
-            self.class_weight = None
-            return
-        try:
-            w = np.asarray(class_weight, dtype=np.float64)
-        except (TypeError, ValueError):
-            w = None
-        if w is None or w.ndim != 1 or w.size == 0 or not np.isfinite(w).all() or (w < 0).any():
-            raise ValueError(
-                "The 'class_weight' parameter of CrossEntropyWithLogits must be None or a 1-D "
-                f"array of non-negative floats, one per class; got {class_weight!r} instead."
-            )
-        self.class_weight = w
-
-    def get_config(self) -> dict:
-        w = self.class_weight
-        return {
-            "label_smoothing": self.label_smoothing,
-            "class_weight": None if w is None else w.tolist(),
-            "reduction": self.reduction,
-        }
+        self.label_smoothing = check_scalar(
+            label_smoothing, "label_smoothing", "CrossEntropyWithLogits", low=0.0, high=1.0
+        )
+        self.class_weight = _check_weights(
+            class_weight, "class_weight", "CrossEntropyWithLogits", positive=False, scalar=False,
+            allowed="None or a 1-D array of non-negative floats, one per class",
+        )
 
     def _check(self, pred, target):
         pred = _check_class_pred(pred, "CrossEntropyWithLogits")
@@ -823,36 +806,17 @@ ALIASES: dict[str, str] = {
 """Other spellings -> canonical names. :func:`get` also accepts the class names."""
 
 
-def _canonical(name: str) -> str | None:
-    key = name.strip().lower().replace("-", "_").replace(" ", "_")
-    key = ALIASES.get(key, key)
-    if key in LOSSES:
-        return key
-    for canonical, cls in LOSSES.items():
-        if key == cls.__name__.lower():
-            return canonical
-    return None
-
-
 def get(name_or_instance, **kwargs) -> Loss:
     """A fresh loss from a name (``"bce"``, an alias, or a class name) or a :class:`Loss` class.
 
     ``kwargs`` go to the constructor: ``get("ce_with_logits", label_smoothing=0.1)``. A
-    :class:`Loss` instance is returned as it is (and then takes no ``kwargs``).
+    :class:`Loss` instance is returned as it is (and then takes no ``kwargs``): the rule of every
+    ``get`` in chainrule, see :mod:`chainrule._registry`.
     """
-    if isinstance(name_or_instance, Loss):
-        if kwargs:
-            raise ValueError(
-                f"get() received the loss instance {name_or_instance!r} and the arguments "
-                f"{kwargs}; arguments apply only when building a loss from its name."
-            )
-        return name_or_instance
-    if isinstance(name_or_instance, type) and issubclass(name_or_instance, Loss):
-        return name_or_instance(**kwargs)
-    key = _canonical(name_or_instance) if isinstance(name_or_instance, str) else None
-    if key is None:
-        raise ValueError(
-            f"Unknown loss {name_or_instance!r}; known: {', '.join(LOSSES)} "
-            f"(also {', '.join(sorted(ALIASES))})."
-        )
-    return LOSSES[key](**kwargs)
+    return _registry.build(name_or_instance, kwargs, kind="loss", base=Loss, registry=LOSSES,
+                           aliases=ALIASES, example="mse")
+
+
+def canonical_name(name: str) -> str | None:
+    """The key of :data:`LOSSES` that ``name`` means (case, aliases, class names), or None."""
+    return _registry.canonical(name, LOSSES, ALIASES)

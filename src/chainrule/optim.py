@@ -21,6 +21,9 @@ import math
 
 import numpy as np
 
+from chainrule import _registry
+from chainrule._checks import check_scalar
+
 __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
@@ -39,22 +42,6 @@ __all__ = [
     "get",
     "get_schedule",
 ]
-
-
-def _check_number(
-    value, name: str, owner: str, low: float = 0.0, high: float = math.inf, low_open: bool = False
-) -> float:
-    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
-    if ok:
-        value = float(value)
-        ok = math.isfinite(value) and (value > low if low_open else value >= low) and value < high
-    if not ok:
-        bracket = "(" if low_open else "["
-        raise ValueError(
-            f"The {name!r} parameter of {owner} must be a float in the range "
-            f"{bracket}{low}, {high}); got {value!r} instead."
-        )
-    return value
 
 
 def clip_grad_norm(grads: list[np.ndarray], max_norm: float) -> float:
@@ -79,12 +66,10 @@ class Optimizer:
 
     def __init__(self, lr: float, weight_decay: float = 0.0, clip_norm: float | None = None):
         owner = type(self).__name__
-        self.lr = _check_number(lr, "lr", owner, low_open=True)
-        self.weight_decay = _check_number(weight_decay, "weight_decay", owner)
-        self.clip_norm = (
-            None
-            if clip_norm is None
-            else _check_number(clip_norm, "clip_norm", owner, low_open=True)
+        self.lr = check_scalar(lr, "lr", owner, low=0.0, low_open=True)
+        self.weight_decay = check_scalar(weight_decay, "weight_decay", owner, low=0.0)
+        self.clip_norm = check_scalar(
+            clip_norm, "clip_norm", owner, low=0.0, low_open=True, allow_none=True
         )
         self.state: list[dict] = []
         self.t = 0
@@ -108,11 +93,11 @@ class Optimizer:
         self.t = 0
 
     def get_config(self) -> dict:
-        return {"lr": self.lr, "weight_decay": self.weight_decay, "clip_norm": self.clip_norm}
+        """The constructor's keyword arguments: ``type(opt)(**opt.get_config())``."""
+        return _registry.constructor_config(self)
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
+        return _registry.config_repr(self)
 
 
 class SGD(Optimizer):
@@ -138,7 +123,9 @@ class SGD(Optimizer):
         clip_norm: float | None = None,
     ):
         super().__init__(lr, weight_decay, clip_norm)
-        self.momentum = _check_number(momentum, "momentum", "SGD", high=1.0)
+        self.momentum = check_scalar(
+            momentum, "momentum", "SGD", low=0.0, high=1.0, high_open=True
+        )
         if nesterov and self.momentum == 0.0:
             raise ValueError("SGD with nesterov=True needs momentum > 0; got momentum=0.")
         self.nesterov = bool(nesterov)
@@ -162,9 +149,6 @@ class SGD(Optimizer):
         np.multiply(g, self.lr, out=step)
         p -= step  # w <- w - eta dE/dw
 
-    def get_config(self) -> dict:
-        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
-
 
 class RMSprop(Optimizer):
     r"""RMSprop (Hinton's lecture 6e): divide the gradient by a running RMS of its history.
@@ -186,8 +170,8 @@ class RMSprop(Optimizer):
         clip_norm: float | None = None,
     ):
         super().__init__(lr, weight_decay, clip_norm)
-        self.rho = _check_number(rho, "rho", "RMSprop", high=1.0)
-        self.eps = _check_number(eps, "eps", "RMSprop", low_open=True)
+        self.rho = check_scalar(rho, "rho", "RMSprop", low=0.0, high=1.0, high_open=True)
+        self.eps = check_scalar(eps, "eps", "RMSprop", low=0.0, low_open=True)
 
     def _update(self, p, g, state) -> None:
         if self.weight_decay:
@@ -206,9 +190,6 @@ class RMSprop(Optimizer):
         np.divide(g, tmp, out=tmp)
         tmp *= self.lr
         p -= tmp
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "rho": self.rho, "eps": self.eps}
 
 
 class Adam(Optimizer):
@@ -239,9 +220,9 @@ class Adam(Optimizer):
     ):
         super().__init__(lr, weight_decay, clip_norm)
         owner = type(self).__name__
-        self.beta1 = _check_number(beta1, "beta1", owner, high=1.0)
-        self.beta2 = _check_number(beta2, "beta2", owner, high=1.0)
-        self.eps = _check_number(eps, "eps", owner, low_open=True)
+        self.beta1 = check_scalar(beta1, "beta1", owner, low=0.0, high=1.0, high_open=True)
+        self.beta2 = check_scalar(beta2, "beta2", owner, low=0.0, high=1.0, high_open=True)
+        self.eps = check_scalar(eps, "eps", owner, low=0.0, low_open=True)
 
     def _update(self, p, g, state) -> None:
         if self.weight_decay:
@@ -272,9 +253,6 @@ class Adam(Optimizer):
         tmp *= self.lr * c2 / c1
         p -= tmp
 
-    def get_config(self) -> dict:
-        return {**super().get_config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
-
 
 class AdamW(Adam):
     """Adam with decoupled weight decay (default ``weight_decay=0.01``)."""
@@ -298,15 +276,14 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {cls.name: cls for cls in (SGD, RMSprop
 
 
 def get(name_or_optimizer, **kwargs) -> Optimizer:
-    """A fresh optimizer by name (``"sgd"``, ``"adam"``, ...); an Optimizer is returned as is."""
-    if isinstance(name_or_optimizer, Optimizer):
-        return name_or_optimizer
-    key = str(name_or_optimizer).lower()
-    if key not in OPTIMIZERS:
-        raise ValueError(
-            f"Unknown optimizer {name_or_optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}."
-        )
-    return OPTIMIZERS[key](**kwargs)
+    """A fresh optimizer by name (``"sgd"``, ``"adam"``, ...) or class; an Optimizer as it is.
+
+    ``kwargs`` go to the constructor: ``get("sgd", lr=0.1, momentum=0.9)``. An instance is
+    returned as it is and takes no ``kwargs`` (set its attributes instead): the rule of every
+    ``get`` in chainrule, see :mod:`chainrule._registry`.
+    """
+    return _registry.build(name_or_optimizer, kwargs, kind="optimizer", base=Optimizer,
+                           registry=OPTIMIZERS, aliases={}, example="adam")
 
 
 # --- learning-rate schedules (applied once per epoch) -------------------------------------------
@@ -321,11 +298,11 @@ class Schedule:
         return base_lr
 
     def get_config(self) -> dict:
-        return {}
+        """The constructor's keyword arguments: ``type(s)(**s.get_config())``."""
+        return _registry.constructor_config(self)
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
+        return _registry.config_repr(self)
 
 
 class ConstantLR(Schedule):
@@ -340,16 +317,11 @@ class StepLR(Schedule):
     name = "step"
 
     def __init__(self, step_size: int = 10, gamma: float = 0.1):
-        if isinstance(step_size, bool) or not isinstance(step_size, int) or step_size < 1:
-            raise ValueError(f"StepLR needs a positive integer step_size; got {step_size!r}.")
-        self.step_size = step_size
-        self.gamma = _check_number(gamma, "gamma", "StepLR", low_open=True)
+        self.step_size = check_scalar(step_size, "step_size", "StepLR", kind=int, low=1)
+        self.gamma = check_scalar(gamma, "gamma", "StepLR", low=0.0, low_open=True)
 
     def lr(self, epoch, base_lr, metric=None):
         return base_lr * self.gamma ** (epoch // self.step_size)
-
-    def get_config(self):
-        return {"step_size": self.step_size, "gamma": self.gamma}
 
 
 class ExponentialLR(Schedule):
@@ -358,13 +330,10 @@ class ExponentialLR(Schedule):
     name = "exponential"
 
     def __init__(self, gamma: float = 0.95):
-        self.gamma = _check_number(gamma, "gamma", "ExponentialLR", low_open=True)
+        self.gamma = check_scalar(gamma, "gamma", "ExponentialLR", low=0.0, low_open=True)
 
     def lr(self, epoch, base_lr, metric=None):
         return base_lr * self.gamma**epoch
-
-    def get_config(self):
-        return {"gamma": self.gamma}
 
 
 class CosineLR(Schedule):
@@ -374,19 +343,14 @@ class CosineLR(Schedule):
     name = "cosine"
 
     def __init__(self, t_max: int = 50, eta_min: float = 0.0):
-        if isinstance(t_max, bool) or not isinstance(t_max, int) or t_max < 1:
-            raise ValueError(f"CosineLR needs a positive integer t_max; got {t_max!r}.")
-        self.t_max = t_max
-        self.eta_min = _check_number(eta_min, "eta_min", "CosineLR")
+        self.t_max = check_scalar(t_max, "t_max", "CosineLR", kind=int, low=1)
+        self.eta_min = check_scalar(eta_min, "eta_min", "CosineLR", low=0.0)
 
     def lr(self, epoch, base_lr, metric=None):
         t = min(epoch, self.t_max)
         return self.eta_min + 0.5 * (base_lr - self.eta_min) * (
             1.0 + math.cos(math.pi * t / self.t_max)
         )
-
-    def get_config(self):
-        return {"t_max": self.t_max, "eta_min": self.eta_min}
 
 
 class ReduceLROnPlateau(Schedule):
@@ -398,12 +362,13 @@ class ReduceLROnPlateau(Schedule):
     def __init__(
         self, factor: float = 0.1, patience: int = 5, threshold: float = 1e-4, min_lr: float = 0.0
     ):
-        self.factor = _check_number(factor, "factor", "ReduceLROnPlateau", low_open=True, high=1.0)
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise ValueError(f"ReduceLROnPlateau needs an integer patience >= 0; got {patience!r}.")
-        self.patience = patience
-        self.threshold = _check_number(threshold, "threshold", "ReduceLROnPlateau")
-        self.min_lr = _check_number(min_lr, "min_lr", "ReduceLROnPlateau")
+        owner = "ReduceLROnPlateau"
+        self.factor = check_scalar(
+            factor, "factor", owner, low=0.0, low_open=True, high=1.0, high_open=True
+        )
+        self.patience = check_scalar(patience, "patience", owner, kind=int, low=0)
+        self.threshold = check_scalar(threshold, "threshold", owner, low=0.0)
+        self.min_lr = check_scalar(min_lr, "min_lr", owner, low=0.0)
         self._best = math.inf
         self._bad = 0
         self._scale = 1.0
@@ -419,14 +384,6 @@ class ReduceLROnPlateau(Schedule):
                     self._bad = 0
         return max(base_lr * self._scale, self.min_lr)
 
-    def get_config(self):
-        return {
-            "factor": self.factor,
-            "patience": self.patience,
-            "threshold": self.threshold,
-            "min_lr": self.min_lr,
-        }
-
 
 SCHEDULES: dict[str, type[Schedule]] = {
     cls.name: cls for cls in (ConstantLR, StepLR, ExponentialLR, CosineLR, ReduceLROnPlateau)
@@ -435,15 +392,9 @@ SCHEDULES: dict[str, type[Schedule]] = {
 
 def get_schedule(name_or_schedule, **kwargs) -> Schedule:
     """A fresh schedule by name (``"constant"``, ``"step"``, ``"exponential"``, ``"cosine"``,
-    ``"plateau"``); ``None`` means constant; a Schedule instance is returned as is."""
+    ``"plateau"``) or class; ``None`` means constant; a Schedule instance is returned as is
+    (without ``kwargs``, as every ``get``)."""
     if name_or_schedule is None:
-        return ConstantLR()
-    if isinstance(name_or_schedule, Schedule):
-        return name_or_schedule
-    key = str(name_or_schedule).lower()
-    if key not in SCHEDULES:
-        raise ValueError(
-            f"Unknown learning-rate schedule {name_or_schedule!r}; choose one of: "
-            f"{', '.join(SCHEDULES)}."
-        )
-    return SCHEDULES[key](**kwargs)
+        name_or_schedule = "constant"
+    return _registry.build(name_or_schedule, kwargs, kind="learning-rate schedule", base=Schedule,
+                           registry=SCHEDULES, aliases={}, example="cosine")

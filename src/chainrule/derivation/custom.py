@@ -10,6 +10,11 @@ derivation engine and is checked against ``sympy.diff``; both are compiled with
 ``sympy.lambdify`` (NumPy, with the overflow-free sigmoid and softplus) from the parsed
 expressions only; and the compiled derivative is verified once against central finite
 differences of the compiled function before the layer is returned.
+
+The core (``chainrule.nn``) never imports the engine: importing this module registers
+:class:`FormulaActivation` in ``chainrule.nn.activations.CUSTOM_BUILDERS`` under ``"formula"``,
+so that :func:`chainrule.nn.activations.from_config` rebuilds a formula activation from its
+config in a model file.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from chainrule.derivation.api import derive_formula
 from chainrule.derivation.functions import NUMPY_FUNCTIONS
 from chainrule.derivation.parser import FormulaError, parse_expression
 from chainrule.derivation.printing import to_text
-from chainrule.nn.activations import Activation
+from chainrule.nn.activations import CUSTOM_BUILDERS, Activation
 
 __all__ = ["FormulaActivation", "activation_from_formula"]
 
@@ -49,8 +54,8 @@ def _compile(formula: str) -> _Compiled:
     variables = sorted(expr.free_symbols, key=lambda s: s.name)
     if len(variables) > 1:
         raise FormulaError(
-            f"an activation formula uses one variable, x or z; {formula!r} uses "
-            f"{', '.join(v.name for v in variables)}"
+            f"An activation formula uses one variable, x or z; {formula!r} uses "
+            f"{', '.join(v.name for v in variables)}."
         )
     var = variables[0] if variables else sympy.Symbol("x", real=True)
     derivation = derive_formula(expr, var.name, text=formula)
@@ -79,15 +84,15 @@ def _verify(formula: str, c: _Compiled) -> None:
         i = int(np.argmin(np.isfinite(values)))
         raise FormulaError(
             f"{formula!r} is not finite at x = {CHECK_POINTS[i]}; an activation must be "
-            "defined on the whole real line (log and sqrt need a positive argument)"
+            "defined on the whole real line (log and sqrt need a positive argument)."
         )
     usable = np.isfinite(numeric) & np.isfinite(analytic)
     bad = usable & ~np.isclose(analytic, numeric, rtol=1e-4, atol=1e-6)
     if bad.any():
         i = int(np.argmax(bad))
         raise RuntimeError(
-            f"internal error: the compiled derivative of {formula!r} is {analytic[i]:.8g} at "
-            f"x = {CHECK_POINTS[i]}, but finite differences give {numeric[i]:.8g}"
+            f"Internal error: the compiled derivative of {formula!r} is {analytic[i]:.8g} at "
+            f"x = {CHECK_POINTS[i]}, but finite differences give {numeric[i]:.8g}."
         )
 
 
@@ -102,9 +107,12 @@ class FormulaActivation(Activation):
 
     def __init__(self, formula: str, name: str | None = None):
         if not isinstance(formula, str):
-            raise FormulaError(f"formula must be a string; got {type(formula).__name__}")
+            raise FormulaError(
+                f"The formula must be a string such as 'x * sigmoid(x)'; got "
+                f"{type(formula).__name__} {formula!r}."
+            )
         if name is not None and (not isinstance(name, str) or not name.strip()):
-            raise ValueError(f"name must be a non-empty string or None; got {name!r}")
+            raise ValueError(f"The name must be a non-empty string or None; got {name!r}.")
         self._compiled = _compile(formula.strip())
         self.formula = formula.strip()
         self.name = name if name is not None else self.formula
@@ -131,24 +139,8 @@ class FormulaActivation(Activation):
         return _evaluate(self._compiled.df, z).astype(z.dtype, copy=False)
 
     def backward(self, grad) -> np.ndarray:
-        if self._z is None:
-            raise RuntimeError(f"{self.name}: call forward before backward")
-        grad = as_float_array(grad, "grad")
-        if grad.shape != self._z.shape:
-            raise ValueError(
-                f"{self.name}: grad has shape {grad.shape} but the forward input had "
-                f"shape {self._z.shape}"
-            )
+        grad = self._grad(grad, self._z)
         return grad * self.derivative(self._z)
-
-    def parameters(self) -> list[np.ndarray]:
-        return []
-
-    def gradients(self) -> list[np.ndarray]:
-        return []
-
-    def get_config(self) -> dict:
-        return {"formula": self.formula, "name": self.name}
 
     def __repr__(self) -> str:
         return (f"FormulaActivation({self.formula!r}, name={self.name!r}; "
@@ -158,3 +150,7 @@ class FormulaActivation(Activation):
 def activation_from_formula(formula: str, name: str | None = None) -> FormulaActivation:
     """A layer computing ``formula`` elementwise, with its derivative derived and verified."""
     return FormulaActivation(formula, name=name)
+
+
+# A model file stores a formula activation as {"formula": ..., "name": ...}: rebuild it from that.
+CUSTOM_BUILDERS["formula"] = FormulaActivation

@@ -11,15 +11,38 @@ their own derivative and a rewrite to ``exp``/``log`` that the checks use:
 
 from __future__ import annotations
 
+import numpy as np
 import sympy
+
+from chainrule._erf import erf
 
 __all__ = ["NUMPY_FUNCTIONS", "sigmoid", "softplus"]
 
 
-class sigmoid(sympy.Function):
-    r"""The logistic sigmoid :math:`\sigma(u) = 1 / (1 + e^{-u})`."""
+class _PositiveFunction(sympy.Function):
+    """What the sigmoid and softplus share: one argument, real and positive for a real argument,
+    evaluated numerically through their rewrite to ``exp``, printed in LaTeX as ``latex_name``."""
 
     nargs = 1
+    latex_name = ""
+
+    def _eval_evalf(self, prec):
+        return self.rewrite(sympy.exp)._eval_evalf(prec)
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _eval_is_positive(self):
+        return self.args[0].is_real
+
+    def _latex(self, printer):
+        return self.latex_name + r"\left(" + printer._print(self.args[0]) + r"\right)"
+
+
+class sigmoid(_PositiveFunction):
+    r"""The logistic sigmoid :math:`\sigma(u) = 1 / (1 + e^{-u})`."""
+
+    latex_name = r"\sigma"
 
     @classmethod
     def eval(cls, arg):
@@ -39,23 +62,11 @@ class sigmoid(sympy.Function):
     def _eval_rewrite_as_exp(self, arg, **kwargs):
         return 1 / (1 + sympy.exp(-arg))
 
-    def _eval_evalf(self, prec):
-        return self.rewrite(sympy.exp)._eval_evalf(prec)
 
-    def _eval_is_real(self):
-        return self.args[0].is_real
-
-    def _eval_is_positive(self):
-        return self.args[0].is_real
-
-    def _latex(self, printer):
-        return r"\sigma\left(" + printer._print(self.args[0]) + r"\right)"
-
-
-class softplus(sympy.Function):
+class softplus(_PositiveFunction):
     r""":math:`\operatorname{softplus}(u) = \log(1 + e^{u})`."""
 
-    nargs = 1
+    latex_name = r"\operatorname{softplus}"
 
     @classmethod
     def eval(cls, arg):
@@ -73,41 +84,22 @@ class softplus(sympy.Function):
 
     _eval_rewrite_as_log = _eval_rewrite_as_exp
 
-    def _eval_evalf(self, prec):
-        return self.rewrite(sympy.exp)._eval_evalf(prec)
-
-    def _eval_is_real(self):
-        return self.args[0].is_real
-
-    def _eval_is_positive(self):
-        return self.args[0].is_real
-
-    def _latex(self, printer):
-        return r"\operatorname{softplus}\left(" + printer._print(self.args[0]) + r"\right)"
-
 
 def _np_sigmoid(u):
-    import numpy as np
-
     from chainrule._numerics import sigmoid as stable
 
     return stable(np.asarray(u, dtype=float))
 
 
 def _np_softplus(u):
-    import numpy as np
-
     return np.logaddexp(0.0, u)
 
 
 def _np_erf(u):
-    import math
-
-    import numpy as np
-
-    return np.vectorize(math.erf, otypes=[float])(u)
+    return erf(np.asarray(u, dtype=float))
 
 
 #: NumPy versions for ``sympy.lambdify(..., modules=[NUMPY_FUNCTIONS, "numpy"])``: the sigmoid
-#: and softplus without overflow, and ``erf`` (which NumPy lacks).
+#: and softplus without overflow, and ``erf`` (which NumPy lacks; Cody's rational
+#: approximations, vectorised, from :mod:`chainrule._erf`).
 NUMPY_FUNCTIONS = {"sigmoid": _np_sigmoid, "softplus": _np_softplus, "erf": _np_erf}

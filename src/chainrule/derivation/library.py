@@ -1,7 +1,10 @@
 r"""The built-in activations and losses as SymPy expressions, with the facts the engine needs.
 
-Names are those of ``chainrule.nn.ACTIVATIONS`` and ``chainrule.losses.LOSSES``; two extra
-activations of the textbooks are here too (``gaussian`` :math:`e^{-x^2}` and ``binary_step``).
+Names are those of the core's registries, ``chainrule.nn.ACTIVATIONS`` and
+``chainrule.losses.LOSSES``, with their aliases (:func:`chainrule.nn.activations.canonical_name`
+and :func:`chainrule.losses.canonical_name` resolve them); this module adds only what is its own:
+the SymPy forms, and two activations of the textbooks that the core has no layer for
+(``gaussian`` :math:`e^{-x^2}` and ``binary_step``, alias ``step`` or ``heaviside``).
 
 For each activation the table holds its formula, its range (for the domain checks of a
 composition) and, where the activation is invertible, its derivative written in terms of its
@@ -22,8 +25,11 @@ from dataclasses import dataclass
 import sympy
 from sympy import Abs, Interval, Piecewise, exp, log, oo, sqrt
 
+from chainrule import _registry
+from chainrule import losses as _losses
 from chainrule.derivation.functions import sigmoid, softplus
 from chainrule.derivation.symbols import alpha, delta
+from chainrule.nn import activations as _activations
 
 __all__ = [
     "ACTIVATION_INFO",
@@ -41,9 +47,10 @@ __all__ = [
     "output_derivative",
 ]
 
-#: SELU's fixed constants (Klambauer et al., 2017), to double precision.
-SELU_ALPHA = sympy.Float("1.6732632423543772", 17)
-SELU_SCALE = sympy.Float("1.0507009873554805", 17)
+#: SELU's fixed constants (Klambauer et al., 2017), those of ``chainrule.nn.SELU`` as exact
+#: decimals of 17 digits (the shortest decimal of each double, read as a decimal).
+SELU_ALPHA = sympy.Float(repr(_activations.SELU.alpha), 17)
+SELU_SCALE = sympy.Float(repr(_activations.SELU.scale), 17)
 
 
 @dataclass(frozen=True)
@@ -121,15 +128,14 @@ _ACTIVATIONS = (
 #: name -> ActivationInfo, in the order the documentation lists them.
 ACTIVATION_INFO: dict[str, ActivationInfo] = {a.name: a for a in _ACTIVATIONS}
 
+#: The engine's own aliases, for its own activations; the core's aliases apply to the others.
 _ACTIVATION_ALIASES = {
-    "linear": "identity",
-    "logistic": "sigmoid",
-    "swish": "silu",
     "step": "binary_step",
     "heaviside": "binary_step",
 }
 
-_NOT_ELEMENTWISE = ("softmax", "log_softmax")
+#: The core's activations that act on a whole vector: no single-variable formula here.
+_NOT_ELEMENTWISE = tuple(n for n, c in _activations.ACTIVATIONS.items() if not c.elementwise)
 
 #: The numbers that stand in for ``alpha`` where a number is needed (plots, domain maps);
 #: they are the defaults of ``chainrule.nn``'s LeakyReLU and ELU.
@@ -166,14 +172,6 @@ LOSS_INFO: dict[str, LossInfo] = {
     )
 }
 
-_LOSS_ALIASES = {
-    "squared_error": "mse",
-    "binary_cross_entropy": "bce",
-    "cross_entropy": "ce",
-    "log_loss": "bce",
-}
-
-
 def activation_names() -> tuple[str, ...]:
     """The activation names the engine knows, built-in ones first."""
     return tuple(ACTIVATION_INFO)
@@ -185,23 +183,27 @@ def loss_names() -> tuple[str, ...]:
 
 
 def canonical_activation(name: str) -> str:
-    """Return the canonical activation name for ``name`` (case and aliases), or raise."""
-    key = str(name).strip().lower().replace("-", "_")
-    key = _ACTIVATION_ALIASES.get(key, key)
+    """The canonical activation name for ``name``, or a ValueError listing the known ones.
+
+    Every name, alias and class name that ``chainrule.nn.get`` accepts, then the engine's own.
+    """
+    key = _activations.canonical_name(str(name))
+    if key is None:
+        key = _registry.normalize(str(name))
+        key = _ACTIVATION_ALIASES.get(key, key)
     if key in ACTIVATION_INFO or key in _NOT_ELEMENTWISE:
         return key
     raise ValueError(
-        f"unknown activation {name!r}; known: {', '.join((*ACTIVATION_INFO, *_NOT_ELEMENTWISE))}"
+        f"Unknown activation {name!r}; known: {', '.join((*ACTIVATION_INFO, *_NOT_ELEMENTWISE))}."
     )
 
 
 def canonical_loss(name: str) -> str:
-    """Return the canonical loss name for ``name`` (case and aliases), or raise."""
-    key = str(name).strip().lower().replace("-", "_")
-    key = _LOSS_ALIASES.get(key, key)
+    """The canonical loss name for ``name`` (any ``chainrule.losses.get`` accepts), or raise."""
+    key = _losses.canonical_name(str(name))
     if key in LOSS_INFO:
         return key
-    raise ValueError(f"unknown loss {name!r}; known: {', '.join(LOSS_INFO)}")
+    raise ValueError(f"Unknown loss {name!r}; known: {', '.join(LOSS_INFO)}.")
 
 
 def activation_expr(name: str, var: sympy.Expr) -> sympy.Expr:
@@ -215,8 +217,9 @@ def activation_expr(name: str, var: sympy.Expr) -> sympy.Expr:
     key = canonical_activation(name)
     if key in _NOT_ELEMENTWISE:
         raise ValueError(
-            f"{key} acts on a whole vector, not one number, so it has no single-variable "
-            "formula; derive it with its loss: derive(activation='softmax', loss='ce')"
+            f"The activation {key!r} acts on a whole vector, not one number, so it has no "
+            "single-variable formula; derive it with its loss: "
+            "derive(activation='softmax', loss='ce')."
         )
     return ACTIVATION_INFO[key].expr(sympy.sympify(var, strict=True))
 
@@ -272,6 +275,6 @@ def loss_expr(name: str, yhat: sympy.Expr, y: sympy.Expr, *, half: bool = False)
         r = yhat - y
         return Piecewise((r**2 / 2, Abs(r) <= delta), (delta * (Abs(r) - delta / 2), True))
     raise ValueError(
-        "ce_with_logits couples every class through the softmax and has no single-term "
-        "form; derive it as derive(activation='softmax', loss='ce')"
+        "The loss 'ce_with_logits' couples every class through the softmax and has no "
+        "single-term form; derive it as derive(activation='softmax', loss='ce')."
     )

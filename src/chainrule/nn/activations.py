@@ -28,11 +28,15 @@ array([1.  , 0.42])
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
 
-from chainrule._checks import as_float_array
+import chainrule
+from chainrule import _registry
+from chainrule._checks import as_float_array, backward_before_forward, check_scalar
+from chainrule._erf import erfc
 from chainrule._numerics import constant_like as _const
 from chainrule._numerics import sigmoid as _sigmoid
 from chainrule._numerics import softmax as _softmax
@@ -40,6 +44,7 @@ from chainrule._numerics import softmax as _softmax
 __all__ = [
     "ACTIVATIONS",
     "ALIASES",
+    "CUSTOM_BUILDERS",
     "ELU",
     "GELU",
     "SELU",
@@ -55,6 +60,7 @@ __all__ = [
     "Softplus",
     "Softsign",
     "Tanh",
+    "canonical_name",
     "from_config",
     "get",
 ]
@@ -83,163 +89,9 @@ def _softplus(z: np.ndarray) -> np.ndarray:
         return np.logaddexp(0.0, z)
 
 
-# --- the error function, vectorised (no SciPy) ---------------------------------------------------
-#
-# W. J. Cody, "Rational Chebyshev approximations for the error function", Math. Comp. 23 (1969)
-# 631-638, with the coefficients of his SPECFUN routine CALERF. Three intervals of y = |x|:
-#   y <= 0.46875       erf(x)  = x R_1(x^2)
-#   0.46875 < y <= 4   erfc(y) = e^{-y^2} R_2(y)
-#   4 < y < 26.543     erfc(y) = e^{-y^2} / y (1/sqrt(pi) + y^{-2} R_3(y^{-2}))
-# and erfc(y) underflows to 0 beyond. e^{-y^2} is formed as e^{-t^2} e^{-(y-t)(y+t)} with t = y
-# rounded down to a multiple of 1/16, so that t^2 is exact and no accuracy is lost to y^2.
-# The approximations are accurate to about 1e-18; in float64 the result is good to a few ulp.
-
-_ERF_A = (3.16112374387056560e00, 1.13864154151050156e02, 3.77485237685302021e02,
-          3.20937758913846947e03, 1.85777706184603153e-1)
-_ERF_B = (2.36012909523441209e01, 2.44024637934444173e02, 1.28261652607737228e03,
-          2.84423683343917062e03)
-_ERFC_C = (5.64188496988670089e-1, 8.88314979438837594e00, 6.61191906371416295e01,
-           2.98635138197400131e02, 8.81952221241769090e02, 1.71204761263407058e03,
-           2.05107837782607147e03, 1.23033935479799725e03, 2.15311535474403846e-8)
-_ERFC_D = (1.57449261107098347e01, 1.17693950891312499e02, 5.37181101862009858e02,
-           1.62138957456669019e03, 3.29079923573345963e03, 4.36261909014324716e03,
-           3.43936767414372164e03, 1.23033935480374942e03)
-_ERFC_P = (3.05326634961232344e-1, 3.60344899949804439e-1, 1.25781726111229246e-1,
-           1.60837851487422766e-2, 6.58749161529837803e-4, 1.63153871373020978e-2)
-_ERFC_Q = (2.56852019228982242e00, 1.87295284992346047e00, 5.27905102951428412e-1,
-           6.05183413124413191e-2, 2.33520497626869185e-3)
-_ERF_SMALL = 0.46875
-_ERFC_BIG = 26.543  # erfc(y) < the smallest normal float64 beyond this
-_INV_SQRT_PI = 1.0 / math.sqrt(math.pi)
-
-
-def _erf_small(x: np.ndarray) -> np.ndarray:
-    """erf(x) for |x| <= 0.46875: x (A3 + t(A2 + t(A1 + t(A0 + A4 t)))) / (B3 + t(...))."""
-    t = x * x
-    num = _ERF_A[4] * t
-    den = t.copy()
-    for i in range(3):
-        num += _ERF_A[i]
-        num *= t
-        den += _ERF_B[i]
-        den *= t
-    num += _ERF_A[3]
-    den += _ERF_B[3]
-    num *= x
-    num /= den
-    return num
-
-
-def _exp_minus_square(y: np.ndarray) -> np.ndarray:
-    """e^{-y^2} as e^{-t^2} e^{-(y-t)(y+t)}, t = floor(16 y)/16 (t^2 is exact)."""
-    t = np.trunc(y * 16.0)
-    t /= 16.0
-    d = y - t
-    d *= y + t
-    np.negative(d, out=d)
-    np.exp(d, out=d)
-    np.square(t, out=t)
-    np.negative(t, out=t)
-    np.exp(t, out=t)
-    t *= d
-    return t
-
-
-def _erfc_mid(y: np.ndarray) -> np.ndarray:
-    """erfc(y) for 0.46875 < y <= 4."""
-    num = _ERFC_C[8] * y
-    den = y.copy()
-    for i in range(7):
-        num += _ERFC_C[i]
-        num *= y
-        den += _ERFC_D[i]
-        den *= y
-    num += _ERFC_C[7]
-    den += _ERFC_D[7]
-    num /= den
-    num *= _exp_minus_square(y)
-    return num
-
-
-def _erfc_large(y: np.ndarray) -> np.ndarray:
-    """erfc(y) for 4 < y < 26.543 (the asymptotic form)."""
-    r = 1.0 / (y * y)
-    num = _ERFC_P[5] * r
-    den = r.copy()
-    for i in range(4):
-        num += _ERFC_P[i]
-        num *= r
-        den += _ERFC_Q[i]
-        den *= r
-    num += _ERFC_P[4]
-    den += _ERFC_Q[4]
-    num *= r
-    num /= den
-    np.subtract(_INV_SQRT_PI, num, out=num)
-    num /= y
-    num *= _exp_minus_square(y)
-    return num
-
-
-def _erfc_abs(y: np.ndarray) -> np.ndarray:
-    """erfc(y) for y = |x| > 0.46875 (smaller y are clipped up; the caller discards them).
-
-    The middle interval is evaluated on the whole array; the asymptotic one only where some
-    y > 4 (rare in activations), through a sparse gather.
-    """
-    out = _erfc_mid(np.clip(y, _ERF_SMALL, 4.0))
-    far = y > 4.0
-    if far.any():
-        yf = y[far]
-        tail = _erfc_large(np.minimum(yf, _ERFC_BIG))
-        tail[yf >= _ERFC_BIG] = 0.0
-        out[far] = tail
-    return out
-
-
-def _blend(mask: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a`` where ``mask``, else ``b``, into ``a``: ``a*mask + b*~mask``, exact for finite a, b.
-
-    Arithmetic instead of ``np.where``: a random mask makes a select several times slower than
-    two multiplications. A NaN in ``a`` or ``b`` (only where the input was NaN) stays NaN.
-    """
-    a *= mask
-    b *= ~mask
-    a += b
-    return a
-
-
-def _erf(x) -> np.ndarray:
-    r"""The error function :math:`\operatorname{erf}(x) = \frac{2}{\sqrt\pi}\int_0^x e^{-t^2}dt`.
-
-    Vectorised over a float array (dtype kept), after Cody (1969); NaN gives NaN.
-    """
-    x = as_float_array(x, "x")
-    y = np.abs(x)
-    tail = _erfc_abs(y)
-    np.subtract(1.0, tail, out=tail)
-    np.copysign(tail, x, out=tail)
-    return _blend(y <= _ERF_SMALL, _erf_small(np.clip(x, -_ERF_SMALL, _ERF_SMALL)), tail)
-
-
-def _erfc(x) -> np.ndarray:
-    r"""The complementary error function :math:`\operatorname{erfc}(x) = 1 - \operatorname{erf}(x)`.
-
-    Computed without the cancellation of ``1 - erf(x)``: relative accuracy holds far into the
-    tail (down to :math:`10^{-308}` near :math:`x = 26.5`). Dtype kept; NaN gives NaN.
-    """
-    x = as_float_array(x, "x")
-    y = np.abs(x)
-    tail = _erfc_abs(y)  # erfc(|x|); erfc(x) = 2 - erfc(|x|) for x < 0
-    _blend(x >= 0.0, tail, np.subtract(2.0, tail))
-    head = _erf_small(np.clip(x, -_ERF_SMALL, _ERF_SMALL))
-    np.subtract(1.0, head, out=head)
-    return _blend(y <= _ERF_SMALL, head, tail)
-
-
 def _normal_cdf(z: np.ndarray) -> np.ndarray:
     r""":math:`\Phi(z) = \tfrac12 \operatorname{erfc}(-z/\sqrt2)`, accurate in both tails."""
-    out = _erfc(np.multiply(z, -_SQRT1_2))
+    out = erfc(np.multiply(z, -_SQRT1_2))
     out *= 0.5
     return out
 
@@ -291,30 +143,15 @@ class Activation:
 
     def get_config(self) -> dict:
         """The constructor's keyword arguments, JSON-able (``{}`` when there are none)."""
-        return {}
+        return _registry.constructor_config(self)
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
-
-    @classmethod
-    def from_formula(cls, formula: str, name: str | None = None) -> Activation:
-        """An activation compiled from a formula such as ``"z*tanh(softplus(z))"``.
-
-        Delegates to :func:`chainrule.derivation.custom.activation_from_formula` (imported lazily,
-        so the core never imports SymPy).
-        """
-        from chainrule.derivation.custom import activation_from_formula
-
-        return activation_from_formula(formula, name=name)
+        return _registry.config_repr(self)
 
     def _grad(self, grad, cached: np.ndarray | None) -> np.ndarray:
         """``grad`` as a float array, after checking forward ran and the shapes agree (O(1))."""
         if cached is None:
-            raise RuntimeError(
-                f"{type(self).__name__}.backward() was called before forward(); "
-                "run forward(z) first so that there is something to differentiate."
-            )
+            raise backward_before_forward(type(self).__name__)
         grad = as_float_array(grad, "grad")
         if grad.shape != cached.shape:
             raise ValueError(
@@ -322,21 +159,6 @@ class Activation:
                 f"output had shape {cached.shape}; pass dL/d(output) of the output's shape."
             )
         return grad
-
-
-def _check_alpha(value, owner: str, low: float | None = None) -> float:
-    """``value`` as a finite Python float (>= ``low`` when given), or a ValueError that says so."""
-    bad = isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))
-    if not bad:
-        value = float(value)
-        bad = not math.isfinite(value) or (low is not None and value < low)
-    if bad:
-        where = f"[{low}, inf)" if low is not None else "(-inf, inf)"
-        raise ValueError(
-            f"The 'alpha' parameter of {owner} must be a finite float in the range {where}. "
-            f"Got {value!r} instead."
-        )
-    return value
 
 
 def _step(a: np.ndarray) -> np.ndarray:
@@ -513,11 +335,8 @@ class LeakyReLU(Activation):
     name = "leaky_relu"
 
     def __init__(self, alpha: float = 0.01):
-        self.alpha = _check_alpha(alpha, "LeakyReLU")
+        self.alpha = check_scalar(alpha, "alpha", "LeakyReLU")
         self._z: np.ndarray | None = None
-
-    def get_config(self) -> dict:
-        return {"alpha": self.alpha}
 
     def forward(self, z):
         z = as_float_array(z, "z")
@@ -561,11 +380,8 @@ class ELU(Activation):
     name = "elu"
 
     def __init__(self, alpha: float = 1.0):
-        self.alpha = _check_alpha(alpha, "ELU", low=0.0)
+        self.alpha = check_scalar(alpha, "alpha", "ELU", low=0.0)
         self._out: np.ndarray | None = None
-
-    def get_config(self) -> dict:
-        return {"alpha": self.alpha}
 
     def forward(self, z):
         z = as_float_array(z, "z")
@@ -742,15 +558,12 @@ class GELU(Activation):
     def __init__(self, approximate: str = "none"):
         if approximate not in self._APPROXIMATIONS:
             raise ValueError(
-                f"The 'approximate' parameter of GELU must be 'none' (exact, with erf) or 'tanh'. "
-                f"Got {approximate!r} instead."
+                "The 'approximate' parameter of GELU must be 'none' (exact, with erf) or 'tanh'; "
+                f"got {approximate!r} instead."
             )
         self.approximate = approximate
         self._z: np.ndarray | None = None
         self._p: np.ndarray | None = None  # Phi(z), or sigma(2u) for "tanh"
-
-    def get_config(self) -> dict:
-        return {"approximate": self.approximate}
 
     @staticmethod
     def _two_u(zc: np.ndarray) -> np.ndarray:
@@ -900,15 +713,6 @@ class Mish(Activation):
 # --- activations over an axis --------------------------------------------------------------------
 
 
-def _check_axis(axis, owner: str) -> int:
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-        raise ValueError(
-            f"The 'axis' parameter of {owner} must be an int (the class axis, -1 for rows). "
-            f"Got {axis!r} instead."
-        )
-    return int(axis)
-
-
 def _no_elementwise_derivative(owner: str):
     raise TypeError(
         f"{owner} has no elementwise derivative: each output depends on the whole row, so its "
@@ -934,11 +738,8 @@ class Softmax(Activation):
     elementwise = False
 
     def __init__(self, axis: int = -1):
-        self.axis = _check_axis(axis, "Softmax")
+        self.axis = check_scalar(axis, "axis", "Softmax", kind=int)
         self._out: np.ndarray | None = None
-
-    def get_config(self) -> dict:
-        return {"axis": self.axis}
 
     def forward(self, z):
         self._out = _softmax(as_float_array(z, "z"), axis=self.axis)
@@ -975,11 +776,8 @@ class LogSoftmax(Activation):
     elementwise = False
 
     def __init__(self, axis: int = -1):
-        self.axis = _check_axis(axis, "LogSoftmax")
+        self.axis = check_scalar(axis, "axis", "LogSoftmax", kind=int)
         self._soft: np.ndarray | None = None
-
-    def get_config(self) -> dict:
-        return {"axis": self.axis}
 
     def forward(self, z):
         z = as_float_array(z, "z")
@@ -1023,54 +821,46 @@ ALIASES: dict[str, str] = {
 }
 
 
-def _canonical(name: str) -> str | None:
-    key = name.strip().lower().replace("-", "_").replace(" ", "_")
-    key = ALIASES.get(key, key)
-    return key if key in ACTIVATIONS else None
-
-
 def get(name_or_instance, **kwargs) -> Activation:
-    """A fresh activation by name (``get("leaky_relu", alpha=0.1)``), or the instance passed in.
+    """A fresh activation by name (``get("leaky_relu", alpha=0.1)``) or class, or the instance.
 
     Names are those of :data:`ACTIVATIONS` and :data:`ALIASES`, case-insensitive; an unknown name
-    raises ValueError listing the known ones.
+    raises ValueError listing the known ones. An instance is returned as it is and takes no
+    keyword arguments (the rule of every ``get`` in chainrule, see :mod:`chainrule._registry`).
     """
-    if isinstance(name_or_instance, Activation):
-        if kwargs:
-            raise ValueError(
-                f"get() received the instance {name_or_instance!r} and also the parameters "
-                f"{sorted(kwargs)}; pass a name with parameters, or the instance alone."
-            )
-        return name_or_instance
-    if not isinstance(name_or_instance, str):
-        raise ValueError(
-            f"An activation is a name such as 'relu' or an Activation instance; got "
-            f"{type(name_or_instance).__name__} {name_or_instance!r}."
-        )
-    key = _canonical(name_or_instance)
-    if key is None:
-        import difflib
+    return _registry.build(name_or_instance, kwargs, kind="activation", base=Activation,
+                           registry=ACTIVATIONS, aliases=ALIASES, example="relu")
 
-        known = [*ACTIVATIONS, *ALIASES]
-        close = difflib.get_close_matches(name_or_instance.strip().lower(), known, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(
-            f"Unknown activation {name_or_instance!r}.{hint} Known activations: "
-            f"{', '.join(ACTIVATIONS)} (aliases: {', '.join(ALIASES)})."
-        )
-    cls = ACTIVATIONS[key]
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        import inspect
 
-        accepted = [p for p in inspect.signature(cls).parameters if p != "self"]
-        takes = f"accepts only {', '.join(accepted)}" if accepted else "takes no parameters"
-        raise ValueError(
-            f"{cls.__name__} {takes}; got {sorted(kwargs)}. ({exc})"
-        ) from exc
+def canonical_name(name: str) -> str | None:
+    """The key of :data:`ACTIVATIONS` that ``name`` means (case, aliases, class names), or None."""
+    return _registry.canonical(name, ACTIVATIONS, ALIASES)
+
+
+_canonical = canonical_name  # the former private name, still read by the matrix check
+
+
+#: Builders of the activations defined outside this module, by the key of their config that
+#: marks them: :func:`from_config` calls ``builder(**config)`` for a name that is not in
+#: :data:`ACTIVATIONS`. A module defining such activations registers its builder when it is
+#: imported (the derivation engine registers ``"formula"``); this module imports none of them.
+CUSTOM_BUILDERS: dict[str, Callable[..., Activation]] = {}
 
 
 def from_config(name: str, config: dict | None = None) -> Activation:
-    """Rebuild an activation from its name and :meth:`Activation.get_config` (a model file)."""
-    return get(name, **(config or {}))
+    """Rebuild an activation from its name and :meth:`Activation.get_config` (a model file).
+
+    A name of :data:`ACTIVATIONS` is built by :func:`get`. Otherwise a config carrying a key of
+    :data:`CUSTOM_BUILDERS` goes to that builder; the package root is asked first to import the
+    module that registers it (``"formula"``: the derivation engine, which needs SymPy). Any other
+    name goes to :func:`get` (aliases, and the error for an unknown name).
+    """
+    config = config or {}
+    if name in ACTIVATIONS:
+        return get(name, **config)
+    for key in config:
+        if key not in CUSTOM_BUILDERS:
+            chainrule._provide_activation_builder(key)
+        if key in CUSTOM_BUILDERS:
+            return CUSTOM_BUILDERS[key](**config)
+    return get(name, **config)

@@ -20,6 +20,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from chainrule._checks import backward_before_forward, check_scalar
+
 __all__ = ["INITIALIZERS", "Dense", "Dropout", "Layer", "initialize"]
 
 
@@ -87,12 +89,6 @@ def initialize(init: str, activation: str | None = None) -> str:
     return init
 
 
-def _check_positive_int(value, name: str, owner: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{owner} needs {name} to be a positive integer; got {value!r}.")
-    return int(value)
-
-
 class Dense(Layer):
     r"""Fully connected layer :math:`Z = XW + b`.
 
@@ -121,8 +117,8 @@ class Dense(Layer):
         dtype="float32",
         seed: int | np.random.Generator | None = None,
     ):
-        self.in_features = _check_positive_int(in_features, "in_features", "Dense")
-        self.out_features = _check_positive_int(out_features, "out_features", "Dense")
+        self.in_features = check_scalar(in_features, "in_features", "Dense", kind=int, low=1)
+        self.out_features = check_scalar(out_features, "out_features", "Dense", kind=int, low=1)
         initialize(init)  # validates the name
         self.init = init
         self.bias = bool(bias)
@@ -163,7 +159,7 @@ class Dense(Layer):
         :math:`\partial E/\partial b = \mathbf{1}^\top G`; return
         :math:`\partial E/\partial X = G W^\top` (skipped when ``need_input_grad`` is False)."""
         if self._x is None:
-            raise RuntimeError("Dense.backward called before forward.")
+            raise backward_before_forward("Dense")
         np.matmul(self._x.T, grad, out=self.dW)
         if self.b is not None:
             # 1^T G as a matrix-vector product: several times faster than sum(axis=0) here
@@ -213,9 +209,7 @@ class Dropout(Layer):
     kind: ClassVar[str] = "Dropout"
 
     def __init__(self, p: float = 0.5, seed: int | np.random.Generator | None = None):
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
-            raise ValueError(f"Dropout needs 0 <= p < 1; got p={p!r}.")
-        self.p = float(p)
+        self.p = check_scalar(p, "p", "Dropout", low=0.0, high=1.0, high_open=True)
         self.rng = np.random.default_rng(seed)
         self._mask: np.ndarray | None = None
 
