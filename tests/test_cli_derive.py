@@ -49,10 +49,8 @@ def test_weights(capsys):
     [
         (["derive", "x +* 2"], "column"),
         (["derive", "__import__('os').system('echo hi')"], "column 1"),
-        (["derive", "--activation", "tanhh", "--loss", "bce"], "unknown activation 'tanhh'"),
-        (["derive"], "Nothing to derive"),
         (["derive", "--activation", "tanhh", "--loss", "bce"], "activation 'tanhh'"),
-        (["derive"], "nothing to derive"),
+        (["derive"], "Nothing to derive"),
     ],
 )
 def test_bad_input_exits_1_with_one_line(capsys, argv, needle):

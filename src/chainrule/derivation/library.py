@@ -35,6 +35,7 @@ __all__ = [
     "ACTIVATION_INFO",
     "DEFAULT_NUMERIC",
     "LOSS_INFO",
+    "NOT_ELEMENTWISE",
     "SELU_ALPHA",
     "SELU_SCALE",
     "activation_definition",
@@ -135,7 +136,7 @@ _ACTIVATION_ALIASES = {
 }
 
 #: The core's activations that act on a whole vector: no single-variable formula here.
-_NOT_ELEMENTWISE = tuple(n for n, c in _activations.ACTIVATIONS.items() if not c.elementwise)
+NOT_ELEMENTWISE = tuple(n for n, c in _activations.ACTIVATIONS.items() if not c.elementwise)
 
 #: The numbers that stand in for ``alpha`` where a number is needed (plots, domain maps);
 #: they are the defaults of ``chainrule.nn``'s LeakyReLU and ELU.
@@ -191,10 +192,10 @@ def canonical_activation(name: str) -> str:
     if key is None:
         key = _registry.normalize(str(name))
         key = _ACTIVATION_ALIASES.get(key, key)
-    if key in ACTIVATION_INFO or key in _NOT_ELEMENTWISE:
+    if key in ACTIVATION_INFO or key in NOT_ELEMENTWISE:
         return key
     raise ValueError(
-        f"Unknown activation {name!r}; known: {', '.join((*ACTIVATION_INFO, *_NOT_ELEMENTWISE))}."
+        f"Unknown activation {name!r}; known: {', '.join((*ACTIVATION_INFO, *NOT_ELEMENTWISE))}."
     )
 
 
@@ -215,7 +216,7 @@ def activation_expr(name: str, var: sympy.Expr) -> sympy.Expr:
     on a vector and have no single-variable form: they raise ``ValueError``.
     """
     key = canonical_activation(name)
-    if key in _NOT_ELEMENTWISE:
+    if key in NOT_ELEMENTWISE:
         raise ValueError(
             f"The activation {key!r} acts on a whole vector, not one number, so it has no "
             "single-variable formula; derive it with its loss: "

@@ -46,11 +46,8 @@ LOSSES = {
     "bce": "binary cross-entropy",
     "ce": "cross-entropy",
 }
-_LOSS_ALIASES = {
-    "squared_error": "mse", "l2": "mse", "binary_crossentropy": "bce",
-    "binary_cross_entropy": "bce", "cross_entropy": "ce", "crossentropy": "ce",
-    "categorical_crossentropy": "ce", "log_loss": "bce", "logloss": "bce",
-}
+# Names of the matrix check's own, beside every name and alias that losses.get accepts.
+_LOSS_ALIASES = {"l2": "mse", "logloss": "bce"}
 
 # Output forms of g', written in the formula grammar (the output array is substituted for "H").
 _OUTPUT_FORM = {"sigmoid": "{H} * (1 - {H})", "tanh": "(1 - {H}**2)", "relu": "({Z} > 0)"}
@@ -118,7 +115,7 @@ class _Spec:
 def _canonical_activation(name: str) -> str:
     from chainrule.nn import activations
 
-    key = activations._canonical(str(name))
+    key = activations.canonical_name(str(name))
     if key is None or key == "log_softmax":
         from chainrule import nn
 
@@ -130,8 +127,10 @@ def _canonical_activation(name: str) -> str:
 
 
 def _canonical_loss(name: str) -> str:
-    key = str(name).strip().lower().replace("-", "_")
-    key = _LOSS_ALIASES.get(key, key)
+    from chainrule import losses
+
+    text = str(name).strip().lower().replace("-", "_")
+    key = _LOSS_ALIASES.get(text) or losses.canonical_name(text)
     if key not in LOSSES:
         raise MatrixFormulaError(
             f"unknown loss {name!r} for a matrix check; use one of {', '.join(LOSSES)} "
@@ -339,7 +338,7 @@ def _activation_functions() -> tuple[dict, dict]:
 
     forward, derivative = {}, {}
     for name in [*nn.ACTIVATIONS, *nn.activations.ALIASES]:
-        key = nn.activations._canonical(name)
+        key = nn.activations.canonical_name(name)
         if key == "log_softmax":
             continue
         forward[name] = key

@@ -837,7 +837,6 @@ def canonical_name(name: str) -> str | None:
     return _registry.canonical(name, ACTIVATIONS, ALIASES)
 
 
-_canonical = canonical_name  # the former private name, still read by the matrix check
 
 
 #: Builders of the activations defined outside this module, by the key of their config that

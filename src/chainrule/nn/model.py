@@ -330,15 +330,10 @@ def _build_layer(spec: dict, where: str):
             cls = LAYER_KINDS[kind]
             accepted = set(inspect.signature(cls).parameters) - {"seed"}
             return cls(**{k: v for k, v in config.items() if k in accepted})
-        if kind == "Activation":
-            name = spec.get("name")
-            if name in _act.ACTIVATIONS:
-                return _act.get(name, **config)
-            if "formula" in config:  # a custom activation: re-derived through the whitelist parser
-                return _act.Activation.from_formula(config["formula"], name=config.get("name"))
-            raise ValueError(f"unknown activation {name!r}")
+        if kind == "Activation":  # a formula activation is re-derived through the whitelist
+            return _act.from_config(spec.get("name"), config)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{where}: invalid layer {spec!r}: {exc}") from exc
+        raise ValueError(f"{where}: invalid layer {spec!r}. {exc}") from exc
     raise ValueError(
         f"{where}: unknown layer type {kind!r} (expected {', '.join(LAYER_KINDS)} or Activation)."
     )

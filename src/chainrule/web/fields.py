@@ -52,7 +52,7 @@ class Field:
 
 def _activation_choices() -> tuple[str, ...]:
     # The library's elementwise activations, and the two that map a vector to a vector.
-    return (*library.activation_names(), *library._NOT_ELEMENTWISE)
+    return (*library.activation_names(), *library.NOT_ELEMENTWISE)
 
 
 # The loss options that both panels offer.
