@@ -238,6 +238,25 @@ def test_batches_follow_the_order_and_slice_without_one(rng):
     assert all(np.shares_memory(xb, X) and wb is None for xb, _, wb in in_order)
 
 
+@pytest.mark.parametrize(
+    ("order", "error", "words"),
+    [
+        ([0, 1, 10], IndexError, r"outside \[0, 10\)"),
+        ([0, -1, 2], IndexError, r"outside \[0, 10\)"),
+        ([0.0, 1.0], ValueError, "integer sample indices"),
+        ([[0, 1]], ValueError, "1-D array"),
+    ],
+)
+def test_batches_refuse_an_order_that_is_not_sample_indices(order, error, words):
+    # the full batches are gathered without NumPy's per-index bounds check: the order is checked
+    # once, so an index past the end is an error, never a silently repeated last sample
+    from chainrule.training import Batches
+
+    X, y = np.arange(20.0).reshape(10, 2), np.arange(10)
+    with pytest.raises(error, match=words):
+        list(Batches(X, y, 2)(np.array(order)))
+
+
 def test_sample_weight_equals_repeating_samples(rng):
     """Weight 2 on a sample is the same objective as that sample appearing twice."""
     from chainrule import losses, optim

@@ -407,6 +407,8 @@ class Batches:
 
     def __call__(self, order: np.ndarray | None = None) -> Iterator[tuple]:
         X, y, w, size = self.X, self.y, self.weights, self.batch_size
+        if order is not None:
+            order = self._checked(order)
         for start in range(0, self.n if order is None else len(order), size):
             if order is None:
                 part = slice(start, start + size)
@@ -414,11 +416,28 @@ class Batches:
             else:
                 part = order[start : start + size]
                 if len(part) == size and self._xbuf is not None:
-                    xb = np.take(X, part, axis=0, out=self._xbuf)
-                    yb = np.take(y, part, axis=0, out=self._ybuf)
+                    # mode="clip" writes straight into the buffer (mode="raise" with out= goes
+                    # through a temporary copy); the indices were checked above.
+                    xb = np.take(X, part, axis=0, out=self._xbuf, mode="clip")
+                    yb = np.take(y, part, axis=0, out=self._ybuf, mode="clip")
                 else:
                     xb, yb = X[part], y[part]
             yield xb, yb, None if w is None else w[part]
+
+    def _checked(self, order) -> np.ndarray:
+        """``order`` as integer indices into the samples, once per epoch (not per batch)."""
+        order = np.asarray(order)
+        if order.ndim != 1 or order.dtype.kind not in "iu":
+            raise ValueError(
+                f"Batches needs order as a 1-D array of integer sample indices; got dtype "
+                f"{order.dtype} and shape {order.shape}."
+            )
+        if order.size and (order.min() < 0 or order.max() >= self.n):
+            raise IndexError(
+                f"Batches got a sample index outside [0, {self.n}) in order; there are "
+                f"{self.n} samples, numbered from 0."
+            )
+        return order
 
 
 # --- progress -------------------------------------------------------------------------------------
