@@ -257,6 +257,28 @@ def test_batches_refuse_an_order_that_is_not_sample_indices(order, error, words)
         list(Batches(X, y, 2)(np.array(order)))
 
 
+@pytest.mark.parametrize(("output", "y", "loss"), [
+    ("softmax", np.array([0, 1, 2, 1]), "ce"),
+    ("sigmoid", np.array([0.0, 1.0, 1.0, 0.0]), "bce"),
+    (None, np.array([0.5, -1.0, 2.0, 0.0]), "mse"),
+])
+def test_evaluate_of_an_untrained_model_takes_the_loss_its_output_calls_for(output, y, loss):
+    n_out = 3 if output == "softmax" else 1
+    model = mlp([2, 4, n_out], output=output, dtype="float64", seed=0)
+    X = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.5, -0.5]])
+    expected = model.evaluate(X, y, loss=loss)
+    assert model.evaluate(X, y) == expected
+    assert ("accuracy" in expected) == (loss != "mse")
+
+
+@pytest.mark.parametrize(("n_out", "needs"), [(1, r"needs shape \(m,\) or \(m, 1\)\."),
+                                             (3, r"needs shape \(m, 3\)\.")])
+def test_a_target_of_the_wrong_shape_names_the_shape_needed(n_out, needs):
+    model = mlp([2, n_out], dtype="float64", seed=0)
+    with pytest.raises(ValueError, match=needs):
+        model.evaluate(np.zeros((4, 2)), np.zeros((4, 2)), loss="mse")
+
+
 def test_sample_weight_equals_repeating_samples(rng):
     """Weight 2 on a sample is the same objective as that sample appearing twice."""
     from chainrule import losses, optim

@@ -198,7 +198,7 @@ def _prepare_targets(model, y, loss, n_out: int, name: str = "y") -> tuple[np.nd
     if target.ndim != 2 or target.shape[1] != n_out:
         raise ValueError(
             f"{name} has shape {y.shape} but the model has {n_out} outputs; it needs shape "
-            f"(m,{' ' if n_out == 1 else ''}{n_out if n_out > 1 else ''}) or (m, {n_out})."
+            f"{'(m,) or (m, 1)' if n_out == 1 else f'(m, {n_out})'}."
         )
     if lname in ("bce", "bce_with_logits"):
         if ((target < 0) | (target > 1)).any():
@@ -845,8 +845,14 @@ def _record(history: History, epoch: int, logs: dict) -> None:
 
 
 def evaluate(model, X, y, loss=None) -> dict:
-    """Loss (and accuracy for classifiers) of ``model`` on ``(X, y)`` in evaluation mode."""
-    loss_fn = _losses.get(loss or model.training_config.get("loss") or "mse")
+    """Loss (and accuracy for classifiers) of ``model`` on ``(X, y)`` in evaluation mode.
+
+    The loss is ``loss``, else the one the model was trained with, else the one its output
+    calls for: cross-entropy after a softmax, binary cross-entropy after a sigmoid, squared
+    error otherwise.
+    """
+    default = {"softmax": "ce", "sigmoid": "bce"}.get(model.output_activation, "mse")
+    loss_fn = _losses.get(loss or model.training_config.get("loss") or default)
     trainer = Trainer(model, loss_fn)
     X = _prepare_inputs(model, X)
     target, task = _prepare_targets(model, y, loss_fn, model.out_features)
