@@ -279,6 +279,23 @@ def test_a_target_of_the_wrong_shape_names_the_shape_needed(n_out, needs):
         model.evaluate(np.zeros((4, 2)), np.zeros((4, 2)), loss="mse")
 
 
+def test_weighted_fit_with_an_unfused_loss_reports_the_mean_and_leaves_the_loss_object_alone():
+    from chainrule import losses
+
+    rng = np.random.default_rng(0)
+    X, y, w = rng.normal(size=(40, 3)), rng.normal(size=40), rng.uniform(0.5, 2.0, size=40)
+    model = mlp([3, 4, 1], dtype="float64", seed=0)
+    pred = model.forward(X)[:, 0]  # lr 1e-12: the weights do not move within the epoch
+    loss = losses.MSE()
+    history = model.fit(X, y, loss=loss, optimizer="sgd", lr=1e-12, epochs=1, batch_size=8,
+                        sample_weight=w, shuffle=False, verbose=0)
+    assert loss.reduction == "mean"
+    per = (pred - y) ** 2
+    batches = [slice(i, i + 8) for i in range(0, 40, 8)]
+    expected = sum(np.sum(w[b] * per[b]) / np.sum(w[b]) * 8 / 40 for b in batches)
+    assert history.loss[0] == pytest.approx(expected, rel=1e-9)
+
+
 def test_sample_weight_equals_repeating_samples(rng):
     """Weight 2 on a sample is the same objective as that sample appearing twice."""
     from chainrule import losses, optim

@@ -24,6 +24,7 @@ Everything that can be wrong with the data is checked once, before the first ste
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import signal
 import sys
@@ -318,6 +319,7 @@ class Trainer:
         self.n_body, self.objective = fused_objective(model, loss)
         self.weighted = weighted
         if weighted:  # per-sample losses, combined as sum(w_i l_i) / sum(w_i) in step()
+            self.objective = copy.copy(self.objective)  # the caller's loss object stays as it was
             self.objective.reduction = "none"
         self.body = model.layers[: self.n_body]
         self.optimizer = optimizer
