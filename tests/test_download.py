@@ -159,13 +159,23 @@ def test_train_downloads_on_first_use(shared_data, serve, home, monkeypatch, cap
     # The default network on MNIST, from the local server; two epochs to keep the suite short
     # (the default 30 epochs reach about 98%: see the README).
     monkeypatch.setenv("CHAINRULE_DATA_MIRROR", serve(shared_data))
-    code = main(["train", "--data", "mnist", "--epochs", "2", "--quiet"])
+    code = main(["train", "--data", "mnist", "--epochs", "2"])
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "Downloading http://127.0.0.1:" in err
     accuracy = float(out.rsplit("Test accuracy: ", 1)[1].rstrip("%\n"))
     assert accuracy >= 96.0
     assert download.cached_folder("mnist") == home / "mnist"
+
+
+def test_a_quiet_load_downloads_without_progress_lines(shared_data, serve, home, monkeypatch, capsys):
+    from chainrule.data import load_dataset
+
+    monkeypatch.setenv("CHAINRULE_DATA_MIRROR", serve(shared_data))
+    ds = load_dataset("fashion-mnist", progress=False)
+    assert ds.X.shape == (60_000, 784)
+    assert "Downloading" not in capsys.readouterr().err
+    assert download.cached_folder("fashion-mnist") == home / "fashion-mnist"
 
 
 def test_missing_pooch_names_the_extra(home, monkeypatch):

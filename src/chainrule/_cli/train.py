@@ -160,7 +160,7 @@ def _add_output_options(p) -> None:
     p.add_argument("--out", metavar="MODEL", help="save the trained model (.safetensors)")
     p.add_argument("--plot", metavar="PNG", help="save loss and accuracy curves to a PNG")
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
-    p.add_argument("--quiet", "-q", action="store_true", help="no per-epoch progress")
+    p.add_argument("--quiet", "-q", action="store_true", help="no per-epoch progress and no download progress")
 
 
 def _defaults_for(task: str, n_classes: int) -> tuple[str, str]:
@@ -182,7 +182,7 @@ def run(args) -> int:
     from chainrule._cli._faults import check_outputs, evaluate_trained, finish_interrupted
 
     check_outputs(args)
-    ds = cdata.load_dataset(args.data, target=args.target)
+    ds = cdata.load_dataset(args.data, target=args.target, progress=not args.quiet)
     prepared = cdata.prepare_dataset(ds, args.test_size, args.scale, args.seed)
     model, network = _build_model(args, ds, prepared)
     history, seconds = _train(model, args, prepared, ds.task, network["loss"])

@@ -16,13 +16,14 @@ __all__ = ["load_dataset"]
 
 
 def load_dataset(spec, target: str | None = None, task: str | None = None,
-                 download: bool = True) -> Dataset:
+                 download: bool = True, progress: bool = True) -> Dataset:
     """Load a data set from one string, as ``chainrule train --data`` does.
 
     ``spec`` is, in this order: a built-in name (:data:`BUILTINS`), ``"mnist"`` or
     ``"fashion-mnist"`` (:func:`find_data_folder`; downloaded on first use with
     :func:`chainrule.download.fetch` unless ``download=False``), a folder of IDX files, or a file
-    ending in ``.csv`` (or ``.csv.gz``) or ``.npz``. ``target`` names a CSV's target column.
+    ending in ``.csv`` (or ``.csv.gz``) or ``.npz``. ``target`` names a CSV's target column;
+    ``progress=False`` downloads without the progress lines.
     """
     text = os.fspath(spec)
     if not str(text).strip():
@@ -45,7 +46,7 @@ def load_dataset(spec, target: str | None = None, task: str | None = None,
                     raise
                 from chainrule.download import fetch
 
-                folder = fetch(name)
+                folder = fetch(name, progress=progress)
             return load_idx_folder(folder, name=name)
         return load_idx_folder(path)
     suffixes = [s.lower() for s in path.suffixes]
