@@ -168,7 +168,8 @@ def test_train_downloads_on_first_use(shared_data, serve, home, monkeypatch, cap
     assert download.cached_folder("mnist") == home / "mnist"
 
 
-def test_a_quiet_load_downloads_without_progress_lines(shared_data, serve, home, monkeypatch, capsys):
+def test_a_quiet_load_downloads_without_progress_lines(shared_data, serve, home, monkeypatch,
+                                                       capsys):
     from chainrule.data import load_dataset
 
     monkeypatch.setenv("CHAINRULE_DATA_MIRROR", serve(shared_data))

@@ -160,7 +160,8 @@ def _add_output_options(p) -> None:
     p.add_argument("--out", metavar="MODEL", help="save the trained model (.safetensors)")
     p.add_argument("--plot", metavar="PNG", help="save loss and accuracy curves to a PNG")
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
-    p.add_argument("--quiet", "-q", action="store_true", help="no per-epoch progress and no download progress")
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="no per-epoch progress and no download progress")
 
 
 def _defaults_for(task: str, n_classes: int) -> tuple[str, str]:
