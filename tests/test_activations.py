@@ -638,7 +638,10 @@ def test_from_config_builds_activations_registered_from_outside(monkeypatch):
     monkeypatch.setitem(CUSTOM_BUILDERS, "formula", build)
     assert isinstance(from_config("t", {"formula": "tanh(z)", "name": "t"}), Tanh)
     assert seen == {"formula": "tanh(z)", "name": "t"}
-    assert type(from_config("elu", {"alpha": 0.5})) is ELU  # a built-in name comes first
+    assert type(from_config("elu", {"alpha": 0.5})) is ELU  # a built-in's own config
+    seen.clear()
+    from_config("tanh", {"formula": "tanh(z)", "name": "tanh"})  # named like a built-in
+    assert seen == {"formula": "tanh(z)", "name": "tanh"}
 
 
 def test_from_config_asks_the_package_root_for_a_missing_builder(monkeypatch):

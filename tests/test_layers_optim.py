@@ -340,3 +340,23 @@ def test_every_schedule_by_name_and_cosine_holds_after_t_max():
     assert optim.get_schedule("constant").lr(99, 0.3) == 0.3
     cos = optim.CosineLR(t_max=4, eta_min=0.01)
     assert cos.lr(4, 1.0) == cos.lr(40, 1.0) == pytest.approx(0.01)
+
+
+def test_a_subclass_that_stores_its_parameters_otherwise_still_has_a_repr_and_trains(rng):
+    # get_config reads each constructor argument back from the attribute of its name; a user's
+    # subclass that keeps one under another name (or takes **kwargs) must not break repr or fit
+    from chainrule.nn import mlp
+
+    class WarmSGD(optim.SGD):
+        def __init__(self, lr=0.1, warmup=3, **kwargs):
+            super().__init__(lr=lr, **kwargs)
+            self.n_warm = warmup
+
+    opt = WarmSGD(lr=0.05, warmup=2)
+    assert opt.get_config() == {"lr": 0.05}
+    assert repr(opt) == "WarmSGD(lr=0.05)"
+    X = rng.normal(size=(16, 3))
+    y = rng.integers(0, 2, size=16)
+    history = mlp([3, 4, 2], output="softmax", dtype="float64", seed=0).fit(
+        X, y, loss="ce", optimizer=opt, epochs=2, batch_size=8, verbose=0)
+    assert len(history.loss) == 2

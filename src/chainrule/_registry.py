@@ -102,10 +102,14 @@ def constructor_config(obj) -> dict:
 
     Each constructor parameter is read back from the attribute of the same name (every class
     of the registries stores its arguments so, as scikit-learn's estimators do), in the order of
-    the signature; arrays become lists, so that the config is JSON-able.
+    the signature; arrays become lists, so that the config is JSON-able. A parameter stored
+    under another name (a user's subclass may do that) and ``*args``/``**kwargs`` are left out:
+    such a class writes its own ``get_config`` to be rebuilt from one.
     """
     config = {}
-    for name in inspect.signature(type(obj)).parameters:
+    for name, param in inspect.signature(type(obj)).parameters.items():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD) or not hasattr(obj, name):
+            continue
         value = getattr(obj, name)
         config[name] = value.tolist() if isinstance(value, np.ndarray) else value
     return config

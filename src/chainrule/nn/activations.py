@@ -837,11 +837,9 @@ def canonical_name(name: str) -> str | None:
     return _registry.canonical(name, ACTIVATIONS, ALIASES)
 
 
-
-
 #: Builders of the activations defined outside this module, by the key of their config that
-#: marks them: :func:`from_config` calls ``builder(**config)`` for a name that is not in
-#: :data:`ACTIVATIONS`. A module defining such activations registers its builder when it is
+#: marks them: :func:`from_config` calls ``builder(**config)`` for a config holding that key
+#: (whatever its name). A module defining such activations registers its builder when it is
 #: imported (the derivation engine registers ``"formula"``); this module imports none of them.
 CUSTOM_BUILDERS: dict[str, Callable[..., Activation]] = {}
 
@@ -849,14 +847,13 @@ CUSTOM_BUILDERS: dict[str, Callable[..., Activation]] = {}
 def from_config(name: str, config: dict | None = None) -> Activation:
     """Rebuild an activation from its name and :meth:`Activation.get_config` (a model file).
 
-    A name of :data:`ACTIVATIONS` is built by :func:`get`. Otherwise a config carrying a key of
-    :data:`CUSTOM_BUILDERS` goes to that builder; the package root is asked first to import the
-    module that registers it (``"formula"``: the derivation engine, which needs SymPy). Any other
-    name goes to :func:`get` (aliases, and the error for an unknown name).
+    A config carrying a key of :data:`CUSTOM_BUILDERS` goes to that builder, whatever its name
+    (a formula activation may be named like a built-in); the package root is asked first to
+    import the module that registers it (``"formula"``: the derivation engine, which needs
+    SymPy). Any other config goes to :func:`get` with its name (built-ins, aliases, and the
+    error for an unknown name).
     """
     config = config or {}
-    if name in ACTIVATIONS:
-        return get(name, **config)
     for key in config:
         if key not in CUSTOM_BUILDERS:
             chainrule._provide_activation_builder(key)
