@@ -296,6 +296,13 @@ def test_weighted_fit_with_an_unfused_loss_reports_the_mean_and_leaves_the_loss_
     assert history.loss[0] == pytest.approx(expected, rel=1e-9)
 
 
+def test_blas_threads_names_its_caller_in_the_error():
+    from chainrule.training import blas_threads
+
+    with pytest.raises(ValueError, match="'threads' parameter of MyLoop must be an integer"):
+        blas_threads(0, 1, owner="MyLoop")
+
+
 def test_sample_weight_equals_repeating_samples(rng):
     """Weight 2 on a sample is the same objective as that sample appearing twice."""
     from chainrule import losses, optim

@@ -278,15 +278,16 @@ def check_threads(threads, owner: str = "fit") -> int | None:
     return check_scalar(threads, "threads", owner, kind=int, low=1, allow_none=True)
 
 
-def blas_threads(threads: int | None, work: int):
+def blas_threads(threads: int | None, work: int, owner: str = "fit"):
     """A context that limits BLAS to ``threads`` threads (and restores the limit on exit).
 
     ``threads=None`` chooses: one thread when ``work`` (multiply-adds per batch) is below
     :data:`ONE_THREAD_WORK`, otherwise BLAS's current setting is left as it is. The limit is set
     with threadpoolctl (``pip install "chainrule[threads]"``), imported only when a limit is
     applied; without it the default leaves BLAS as it is, and an explicit ``threads`` is refused.
+    ``owner`` names the caller in the error for a bad ``threads``.
     """
-    explicit = check_threads(threads)
+    explicit = check_threads(threads, owner)
     if explicit is None and work >= ONE_THREAD_WORK:
         return contextlib.nullcontext()
     try:
