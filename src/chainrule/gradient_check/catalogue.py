@@ -1,0 +1,154 @@
+r"""The one catalogue of gradient mistakes, and the one shape of a checker's answer.
+
+Every checker of chainrule (:func:`~chainrule.gradient_check.gradcheck`,
+:func:`~chainrule.gradient_check.check_formula`, :func:`~chainrule.gradient_check.check_matrix`,
+:func:`~chainrule.gradient_check.check_model`, :func:`~chainrule.gradient_check.check_backward`)
+names a mistake by a ``kind`` that is a key of :data:`MISTAKES`, and the same mistake has the same
+``kind`` in every checker: a flipped sign is ``sign_flipped`` whether it was found in a formula,
+a matrix expression, a gradient function or a hand-written backward pass.
+
+Each entry says what the mistake is (``meaning``) and the rule that fixes it (``fix``). A layer
+or a checker that learns a new mistake adds one entry here, never a table of its own.
+
+>>> MISTAKES["mean_forgotten"].fix
+'the gradient of a mean over m examples carries the 1/m of the mean: divide by m once'
+>>> describe("sign_flipped")
+'sign_flipped: the whole gradient has the wrong sign (G = -T)'
+
+Only the standard library is imported here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+__all__ = ["MISTAKES", "CheckResult", "Mistake", "describe", "mistake"]
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """One kind of mistake: its ``kind`` (the name every checker uses), what it ``meaning``\\ s
+    in one line, and the rule that ``fix``\\ es it."""
+
+    kind: str
+    meaning: str
+    fix: str
+
+
+def _entries(*rows: tuple[str, str, str]) -> dict[str, Mistake]:
+    return {kind: Mistake(kind, meaning, fix) for kind, meaning, fix in rows}
+
+
+#: kind -> :class:`Mistake`; the single list of the mistakes the checkers can name.
+MISTAKES: dict[str, Mistake] = _entries(
+    # --- the gradient as a whole -----------------------------------------------------------------
+    ("shape", "the gradient does not have the shape of the variable",
+     "a gradient has exactly the shape of what it differentiates"),
+    ("non_finite", "the gradient is NaN or infinite where the true one is finite",
+     "use the stable form (from logits, output form) or guard the division"),
+    ("zero", "the gradient is zero where the true one is not",
+     "every path from the variable to the loss contributes; none is cut"),
+    ("sign_flipped", "the whole gradient has the wrong sign (G = -T)",
+     "d(-u) = -du; t - p is the update direction, p - t the gradient"),
+    ("scaled", "the gradient is off by a constant factor c (G = cT)",
+     "keep every constant of the chain rule: the 2 of a square, the 1/2 of a half square"),
+    ("mean_forgotten", "the 1/m of a mean over m examples is missing (G = mT)",
+     "the gradient of a mean over m examples carries the 1/m of the mean: divide by m once"),
+    ("mean_twice", "the 1/m of the mean is applied twice (G = T/m)",
+     "divide by m once: where the delta already carries 1/m, the weight gradient does not"),
+    ("transposed", "the gradient is transposed (G = Tᵀ)",
+     "for Z = XW, dE/dW = Xᵀ·dE/dZ keeps the (in, out) layout of W"),
+    ("transpose_missing", "a transpose is missing: the shapes of a product do not fit",
+     "write each factor's shape under the formula; the inner sizes must match"),
+    ("transpose_extra", "a transpose is extra: the shapes of a product do not fit",
+     "write each factor's shape under the formula; the inner sizes must match"),
+    ("factor_order", "the factors of a product are in the wrong order",
+     "matrix products do not commute: dE/dW = Xᵀ·D, not D·Xᵀ"),
+    # --- the activation's derivative --------------------------------------------------------------
+    ("derivative_missing", "the activation's derivative g'(z) is missing",
+     "the chain rule through yhat = g(z) multiplies by g'(z), element-wise"),
+    ("derivative_twice", "the activation's derivative is applied twice",
+     "a fused delta (sigmoid + BCE, softmax + CE) already holds g'(z): do not multiply again"),
+    ("derivative_wrong_array", "g' is taken of the wrong array: g'(output) for g'(input), "
+     "or the output form fed the input",
+     "take g' at the activation's input z, or write it in output form through yhat = g(z)"),
+    ("derivative_wrong_activation", "the derivative of another activation is used",
+     "use the derivative of the layer's own activation"),
+    ("softmax_diagonal", "the softmax Jacobian is treated as diagonal: p(1 - p) instead of "
+     "diag(p) - p pᵀ",
+     "softmax couples its outputs: dE/dz = p ⊙ (g - (g·p)), or p - t with cross-entropy"),
+    # --- which gradient ---------------------------------------------------------------------------
+    ("wrong_variable", "the gradient of another variable is given (dE/dz for dE/dW, say)",
+     "follow the chain rule to the variable asked for"),
+    ("wrong_layer", "the gradient of another layer is given",
+     "index each layer's arrays by that layer: X for layer 1, H1 for layer 2, ..."),
+    ("bias_not_summed", "the bias gradient is not summed over the batch",
+     "a bias is broadcast over the batch, so its gradient sums over the batch axis"),
+    ("bias_wrong_axis", "the bias gradient is summed over the wrong axis",
+     "sum over the batch axis (axis 0), keeping one entry per unit"),
+    # --- one term of a formula --------------------------------------------------------------------
+    ("term_sign", "one term has the wrong sign",
+     "differentiate each term with its own sign: d/dyhat log(1 - yhat) = -1/(1 - yhat)"),
+    ("term_missing", "a term is missing", "every term of the loss contributes its derivative"),
+    ("term_factor", "one term has a wrong factor",
+     "differentiate each term with its own constant factors"),
+    ("factor_twice", "a factor of the chain rule is applied twice",
+     "each link of the chain contributes its factor once"),
+    ("inner_derivative_dropped", "the derivative of an inner function is dropped",
+     "the chain rule: (f(g(x)))' = f'(g(x))·g'(x)"),
+)
+
+
+def mistake(kind: str) -> Mistake:
+    """The catalogue entry of ``kind``; a ValueError naming the known kinds otherwise."""
+    try:
+        return MISTAKES[kind]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"Unknown mistake kind {kind!r}; the kinds are {', '.join(sorted(MISTAKES))}."
+        ) from None
+
+
+def describe(kind: str) -> str:
+    """``kind: meaning``, one line."""
+    return f"{kind}: {mistake(kind).meaning}"
+
+
+@dataclass
+class CheckResult:
+    """What every checker answers, whatever it checked.
+
+    ``correct`` is the verdict; ``kind`` the :data:`MISTAKES` key of the mistake found (None when
+    correct, or when no single mistake explains the difference); ``where`` what the finding is
+    about (``"dE/dW1"``, ``"input 0 (x)"``, ``"second term"``, ``"elements (0, 2)"``; None for
+    the whole); ``sentence`` the explanation to a person; ``expected`` the right form, where
+    one exists as text. Each checker's report subclasses it and adds its own details; ``str()``
+    is the sentence and :meth:`to_json` gives every field.
+    """
+
+    correct: bool
+    kind: str | None
+    where: str | None
+    sentence: str
+    expected: str | None
+
+    def __post_init__(self) -> None:
+        if self.kind is not None:
+            mistake(self.kind)
+
+    @property
+    def mistake(self) -> Mistake | None:
+        """The catalogue entry of :attr:`kind`, or None."""
+        return None if self.kind is None else MISTAKES[self.kind]
+
+    def __str__(self) -> str:
+        return self.sentence
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False, default=str)
