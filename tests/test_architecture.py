@@ -49,7 +49,7 @@ OPTIONAL = {
     "platformdirs": ["chainrule.download"],
     "pooch": ["chainrule.download"],
     "requests": ["chainrule.download"],
-    "tqdm": ["chainrule.download"],
+    "urllib3": ["chainrule.download"],
 }
 
 # The modules that may load an optional package when they are imported (the others import only

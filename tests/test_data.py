@@ -185,21 +185,34 @@ def test_fashion_folder_gets_class_names(tmp_path, rng):
     assert ds.class_names[0] == "T-shirt/top" and ds.class_names[9] == "Ankle boot"
 
 
-def test_named_data_found_through_env_var(tmp_path, rng, monkeypatch):
+def _linked_copy(source, folder):
+    """``folder`` holding links to the files of ``source`` (the published IDX files)."""
+    folder.mkdir(parents=True)
+    for file in source.iterdir():
+        (folder / file.name).symlink_to(file)
+
+
+def test_named_data_found_through_env_var(shared_data, tmp_path, monkeypatch):
+    _linked_copy(shared_data / "mnist", tmp_path / "store" / "mnist")
+    monkeypatch.setenv("CHAINRULE_DATA_DIR", str(tmp_path / "store"))
+    ds = load_dataset("mnist", download=False)
+    assert ds.name == "mnist" and ds.X.shape == (60000, 784) and ds.X_test.shape == (10000, 784)
+
+
+def test_named_data_that_is_not_the_published_files_is_refused(tmp_path, rng, monkeypatch):
+    # Made-up IDX files under the name mnist: loaded by their folder, refused by the name.
     _idx_folder(tmp_path / "store" / "mnist", rng)
     monkeypatch.setenv("CHAINRULE_DATA_DIR", str(tmp_path / "store"))
-    ds = load_dataset("mnist")
-    assert ds.name == "mnist" and ds.X.shape == (30, 784) and ds.X_test.shape == (10, 784)
+    assert load_dataset(str(tmp_path / "store" / "mnist")).X.shape == (30, 784)
+    with pytest.raises(ValueError, match=r"does not hold the published mnist files \(train-"):
+        load_dataset("mnist", download=False)
 
 
-def test_named_data_found_in_the_download_cache(tmp_path, rng, monkeypatch):
+def test_named_data_found_in_the_download_cache(shared_data, tmp_path, monkeypatch):
     # With CHAINRULE_DATA_DIR unset, the platform's user cache folder is where downloads live.
-    _idx_folder(tmp_path / "cache" / "fashion-mnist", rng)
+    _linked_copy(shared_data / "fashion-mnist", tmp_path / "cache" / "fashion-mnist")
     monkeypatch.delenv("CHAINRULE_DATA_DIR", raising=False)
     monkeypatch.setattr("chainrule.download._platform_cache", lambda: tmp_path / "cache")
-    for file in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
-        assert (tmp_path / "cache" / "fashion-mnist" / file).is_file()
     ds = load_dataset("fashion-mnist", download=False)
     assert ds.name == "fashion-mnist" and ds.class_names[1] == "Trouser"
 

@@ -10,6 +10,7 @@ import os
 import shutil
 import sys
 import threading
+import time
 
 import pytest
 
@@ -76,7 +77,8 @@ def test_fetch_downloads_verifies_and_keeps_the_files(shared_data, serve, home, 
     finally:
         os.umask(old)
     assert folder == home / "mnist"
-    assert sorted(p.name for p in folder.iterdir()) == sorted(FILES)  # no temporary files left
+    # No temporary file left; beside the data, the memo of the verified files' sizes and times.
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*FILES, download.VERIFIED_MEMO])
     for name, sha in download.DATASETS["mnist"].files.items():
         assert _sha256(folder / name) == sha
         assert (folder / name).stat().st_mode & 0o777 == 0o644  # the umask, not 0600
@@ -104,7 +106,7 @@ def test_corrupted_file_is_refused_and_not_kept(shared_data, serve, home, monkey
     assert "train-labels-idx1-ubyte.gz has SHA-256" in message and "not kept" in message
     assert download.DATASETS["mnist"].files["train-labels-idx1-ubyte.gz"] in message
     assert "\n" not in message
-    kept = sorted(p.name for p in (home / "mnist").iterdir())
+    kept = sorted(p.name for p in (home / "mnist").iterdir() if p.name != download.VERIFIED_MEMO)
     assert kept == ["train-images-idx3-ubyte.gz"]  # the good file before it, nothing else
     assert download.cached_folder("mnist") is None
 
@@ -200,3 +202,133 @@ def test_plain_progress_bar_on_a_pipe():
     # Not a terminal: one line at the end, no carriage returns.
     assert stream.getvalue() == f"mnist/x.gz [{'#' * 30}] 100% 2.0/2.0 MB\n"
 
+
+
+class _HostileHandler(http.server.BaseHTTPRequestHandler):
+    """A mirror that misbehaves: ``/endless/...`` streams without end, ``/stall/...`` sends 1 KB
+    and then nothing, ``/trickle/...`` sends a byte every 50 ms. Each stops once the client is
+    gone or after 10 s, so no thread outlives the test by long."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        mode = self.path.strip("/").split("/")[0]
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.end_headers()
+        t0 = time.monotonic()
+        try:
+            if mode == "stall":
+                self.wfile.write(b"\x1f" * 1024)
+                self.wfile.flush()
+                time.sleep(3)
+                return
+            while time.monotonic() - t0 < 10:
+                self.wfile.write(b"\0" * (1 << 16) if mode == "endless" else b"\0")
+                self.wfile.flush()
+                if mode == "trickle":
+                    time.sleep(0.05)
+        except OSError:
+            return
+
+
+@pytest.fixture
+def hostile():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HostileHandler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield lambda mode: f"http://127.0.0.1:{server.server_address[1]}/{mode}"
+    server.shutdown()
+    server.server_close()
+
+
+def _only_labels(monkeypatch, name="mnist"):
+    """The data set reduced to its smallest file, so that a hostile mirror is met once."""
+    remote = download.DATASETS[name]
+    file = "t10k-labels-idx1-ubyte.gz"
+    small = download.Remote(mirrors=remote.mirrors, files={file: remote.files[file]},
+                            reference="", sizes={file: remote.sizes[file]})
+    monkeypatch.setitem(download.DATASETS, name, small)
+    return file
+
+
+def test_a_mirror_that_streams_without_end_is_stopped_at_the_published_size(
+        hostile, home, monkeypatch):
+    file = _only_labels(monkeypatch)
+    monkeypatch.setenv("CHAINRULE_DATA_MIRROR", hostile("endless"))
+    with pytest.raises(download.DownloadError) as err:
+        download.fetch("mnist", progress=False)
+    message = str(err.value)
+    assert f"{file}: sent more than the published 4,542 bytes" in message
+    assert "removed the partial file" in message and "\n" not in message
+    # Nothing is left: neither a partial file nor a temporary one.
+    assert not (home / "mnist").exists() or not any((home / "mnist").iterdir())
+
+
+def test_a_mirror_that_stalls_is_reported_as_stalled_not_offline(hostile, home, monkeypatch):
+    file = _only_labels(monkeypatch)
+    monkeypatch.setattr(download, "READ_TIMEOUT", 0.5)
+    monkeypatch.setenv("CHAINRULE_DATA_MIRROR", hostile("stall"))
+    with pytest.raises(download.DownloadError) as err:
+        download.fetch("mnist", progress=False)
+    message = str(err.value)
+    assert f"{file}: stalled after 1,024 of 4,542 bytes" in message
+    assert "no connection" not in message
+    assert not (home / "mnist" / file).exists()
+
+
+def test_a_download_slower_than_its_time_limit_is_given_up(hostile, home, monkeypatch):
+    file = _only_labels(monkeypatch)
+    monkeypatch.setattr(download, "TOTAL_GRACE", 0.3)
+    monkeypatch.setattr(download, "MIN_RATE", 10**9)
+    monkeypatch.setenv("CHAINRULE_DATA_MIRROR", hostile("trickle"))
+    t0 = time.monotonic()
+    with pytest.raises(download.DownloadError, match=rf"{file}: took longer than 0 s"):
+        download.fetch("mnist", progress=False)
+    assert time.monotonic() - t0 < 5
+    assert not (home / "mnist" / file).exists()
+
+
+def test_other_files_in_the_data_folder_are_named_not_trained_on(shared_data, home):
+    # Fashion-MNIST's files where MNIST's belong: refused by their published SHA-256.
+    shutil.copytree(shared_data / "fashion-mnist", home / "mnist")
+    with pytest.raises(ValueError) as err:
+        load_dataset("mnist", download=False)
+    message = str(err.value)
+    assert "does not hold the published mnist files" in message
+    assert "(it is fashion-mnist's train-images-idx3-ubyte.gz)" in message
+    assert "chainrule data download mnist" in message
+
+
+def test_altered_files_are_downloaded_again(shared_data, serve, home, monkeypatch, capsys):
+    shutil.copytree(shared_data / "fashion-mnist", home / "mnist")
+    monkeypatch.setenv("CHAINRULE_DATA_MIRROR", serve(shared_data))
+    ds = load_dataset("mnist", progress=False)
+    assert ds.X.shape == (60000, 784)
+    for name, sha in download.DATASETS["mnist"].files.items():
+        assert _sha256(home / "mnist" / name) == sha
+
+
+def test_a_download_cut_short_is_completed_on_the_next_load(shared_data, serve, home,
+                                                            monkeypatch):
+    # Three of the four files, as a failed download leaves them: the fourth is fetched.
+    (home / "mnist").mkdir(parents=True)
+    for name in FILES[:3]:
+        shutil.copy(shared_data / "mnist" / name, home / "mnist" / name)
+    monkeypatch.setenv("CHAINRULE_DATA_MIRROR", serve(shared_data))
+    ds = load_dataset("mnist", progress=False)
+    assert ds.X_test.shape == (10000, 784) and ds.y_test.shape == (10000,)
+    assert (home / "mnist" / FILES[3]).is_file()
+
+
+def test_each_file_is_hashed_once_then_known_by_size_and_time(shared_data, home, monkeypatch):
+    shutil.copytree(shared_data / "mnist", home / "mnist")
+    assert download.check_folder("mnist", home / "mnist") == {}
+    monkeypatch.setattr(download, "_sha256_of", lambda path: pytest.fail(f"hashed {path}"))
+    assert download.check_folder("mnist", home / "mnist") == {}
+    # A file changed since (new size and time) is hashed again.
+    monkeypatch.undo()
+    labels = home / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    labels.write_bytes(labels.read_bytes() + b"\0")
+    assert list(download.check_folder("mnist", home / "mnist")) == ["t10k-labels-idx1-ubyte.gz"]

@@ -16,24 +16,39 @@ as ``<base>/<name>/<file>`` (an institution's mirror, or a local server).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sys
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["DATASETS", "DownloadError", "Remote", "cached_folder", "data_home", "fetch"]
+__all__ = ["DATASETS", "DownloadError", "Remote", "cached_folder", "check_folder", "data_home",
+           "fetch"]
 
 DATA_DIR_ENV = "CHAINRULE_DATA_DIR"
 MIRROR_ENV = "CHAINRULE_DATA_MIRROR"
 
+#: Seconds without a byte after which a download counts as stalled.
+READ_TIMEOUT = 60.0
+#: A file's whole download may take ``TOTAL_GRACE`` seconds plus its size over ``MIN_RATE``
+#: (bytes per second); past that it is given up, whatever the mirror still sends.
+TOTAL_GRACE = 120.0
+MIN_RATE = 20_000
+#: The memo of verified files in a data set's folder: name -> [size, mtime_ns].
+VERIFIED_MEMO = ".verified.json"
+
 
 @dataclass(frozen=True)
 class Remote:
-    """A data set's public mirrors (tried in order) and its files with their SHA-256."""
+    """A data set's public mirrors (tried in order), its files with their SHA-256 and their
+    published sizes in bytes (a download stops at the first byte past its size)."""
 
     mirrors: tuple[str, ...]
     files: dict[str, str]
     reference: str
+    sizes: dict[str, int] = field(default_factory=dict)
 
 
 DATASETS: dict[str, Remote] = {
@@ -56,6 +71,8 @@ DATASETS: dict[str, Remote] = {
         },
         reference="Y. LeCun, C. Cortes, C. J. C. Burges, The MNIST database of handwritten "
                   "digits (CC BY-SA 3.0)",
+        sizes={"train-images-idx3-ubyte.gz": 9_912_422, "train-labels-idx1-ubyte.gz": 28_881,
+               "t10k-images-idx3-ubyte.gz": 1_648_877, "t10k-labels-idx1-ubyte.gz": 4_542},
     ),
     # Zalando Research's own download location (the URLs of its README).
     "fashion-mnist": Remote(
@@ -72,6 +89,8 @@ DATASETS: dict[str, Remote] = {
         },
         reference="H. Xiao, K. Rasul, R. Vollgraf, Fashion-MNIST, arXiv:1708.07747 (MIT "
                   "License, Copyright (c) 2017 Zalando SE)",
+        sizes={"train-images-idx3-ubyte.gz": 26_421_880, "train-labels-idx1-ubyte.gz": 29_515,
+               "t10k-images-idx3-ubyte.gz": 4_422_102, "t10k-labels-idx1-ubyte.gz": 5_148},
     ),
 }
 
@@ -166,14 +185,6 @@ class _Bar:
         self.stream.flush()
 
 
-def _progressbar(label: str, stream):
-    try:
-        import tqdm  # noqa: F401  (pooch draws its own bar with it)
-    except ImportError:
-        return _Bar(label, stream)
-    return True if stream is sys.stderr else _Bar(label, stream)
-
-
 def _follow_umask(path: Path) -> None:
     # pooch's temporary file is created with mode 0600; give the kept file the usual mode.
     mask = os.umask(0)
@@ -193,7 +204,7 @@ def fetch(name: str, progress: bool = True, stream=None) -> Path:
     Parameters
     ----------
     progress : bool
-        Show a progress bar per file on ``stream`` (tqdm's when it is installed).
+        Show a progress bar per file on ``stream``.
     stream : file-like, optional
         Where progress goes; default ``sys.stderr``.
     """
@@ -231,18 +242,18 @@ def fetch(name: str, progress: bool = True, stream=None) -> Path:
 
 def _fetch_one(name, file, sha256, folder, progress, stream, pooch, requests) -> None:
     target = folder / file
-    if target.is_file() and pooch.file_hash(str(target)) == sha256:
+    if target.is_file() and _is_published(target, sha256):
         return
     failures = []
+    size = DATASETS[name].sizes.get(file)
     for base in _urls(name):
         url = base + file
-        bar = _progressbar(f"{name}/{file}", stream) if progress else False
-        downloader = pooch.HTTPDownloader(progressbar=bar, chunk_size=1 << 16, timeout=60)
+        bar = _Bar(f"{name}/{file}", stream) if progress else None
         if progress:
             print(f"Downloading {url} into {folder}", file=stream, flush=True)
         try:
-            path = pooch.retrieve(url, known_hash=f"sha256:{sha256}", fname=file,
-                                  path=folder, downloader=downloader)
+            path = pooch.retrieve(url, known_hash=f"sha256:{sha256}", fname=file, path=folder,
+                                  downloader=_CappedDownload(size, bar, requests))
         except ValueError as exc:  # pooch's hash mismatch: the temporary file is already gone
             got = str(exc).split(" but got ")[-1].split()[0].rstrip(".")
             raise DownloadError(
@@ -250,17 +261,160 @@ def _fetch_one(name, file, sha256, folder, progress, stream, pooch, requests) ->
                 "or not the original, and was not kept. Try again later or another mirror "
                 f"(set {MIRROR_ENV}). " + manual_instructions(name)
             ) from None
+        except _Refused as exc:  # pooch removed the partial file
+            failures.append(f"{url}: {exc}")
+            continue
         except requests.exceptions.RequestException as exc:
             failures.append(f"{url}: {_reason(exc)}")
             continue
         _follow_umask(Path(path))
+        _remember(target)
         return
     raise DownloadError(f"Cannot download {name} ({'; '.join(failures)}). "
                         + manual_instructions(name))
+
+
+class _Refused(Exception):
+    """A mirror's answer that is given up: too long, stalled or too slow."""
+
+
+class _CappedDownload:
+    """A pooch downloader that streams one file with requests and stops at the first byte past
+    the file's published ``size``, after :data:`READ_TIMEOUT` seconds without a byte, or when
+    the whole download outlasts :data:`TOTAL_GRACE` plus ``size / MIN_RATE`` seconds. pooch
+    writes into a temporary file and removes it when this raises."""
+
+    def __init__(self, size: int | None, bar, requests):
+        self.size = size if size is not None else 2**28
+        self.bar, self.requests = bar, requests
+
+    def __call__(self, url, output_file, pooch_obj=None, check_only=False):
+        import urllib3  # requests' own transport
+
+        limit = TOTAL_GRACE + self.size / MIN_RATE
+        deadline = time.monotonic() + limit
+        received = 0
+        try:
+            with self.requests.get(url, stream=True, timeout=(30, READ_TIMEOUT)) as response:
+                response.raise_for_status()
+                if self.bar is not None:
+                    self.bar.total = self.size
+                with open(output_file, "wb") as out:
+                    for chunk in _arriving(response.raw):
+                        received += len(chunk)
+                        if received > self.size:
+                            raise _Refused(f"sent more than the published {self.size:,} bytes; "
+                                           "stopped there and removed the partial file")
+                        out.write(chunk)
+                        if self.bar is not None:
+                            self.bar.update(len(chunk))
+                        if time.monotonic() > deadline:
+                            raise _Refused(f"took longer than {limit:.0f} s for {received:,} of "
+                                           f"{self.size:,} bytes; gave up and removed the "
+                                           "partial file")
+        except (self.requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
+            if getattr(exc, "response", None) is not None:
+                raise  # an HTTP status, reported as such
+            if received:
+                raise _Refused(f"stalled after {received:,} of {self.size:,} bytes (nothing for "
+                               f"{READ_TIMEOUT:g} s); removed the partial file") from None
+            if isinstance(exc, urllib3.exceptions.HTTPError):
+                raise _Refused(_reason(exc)) from None
+            raise
+        finally:
+            if self.bar is not None:
+                self.bar.close()
+
+
+def _arriving(raw):
+    """The bytes of a streamed response as they arrive (urllib3's ``read1``), so that what a
+    mirror sent before it stalled is counted."""
+    read = getattr(raw, "read1", None) or raw.read
+    while True:
+        chunk = read(1 << 16, decode_content=True)
+        if not chunk:
+            return
+        yield chunk
 
 
 def _reason(exc) -> str:
     response = getattr(exc, "response", None)
     if response is not None:
         return f"HTTP {response.status_code}"
+    if "Timeout" in type(exc).__name__ or "timed out" in str(exc):
+        return f"no answer within {READ_TIMEOUT:g} s"
     return "no connection" if "Connection" in type(exc).__name__ else type(exc).__name__
+
+
+# --- verification, once per file version ----------------------------------------------------------
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _stamp(path: Path) -> list[int]:
+    info = path.stat()
+    return [info.st_size, info.st_mtime_ns]
+
+
+def _memo(folder: Path) -> dict:
+    try:
+        memo = json.loads((folder / VERIFIED_MEMO).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return memo if isinstance(memo, dict) else {}
+
+
+def _remember(path: Path) -> None:
+    """Note in the folder's memo that ``path``, as it is now, was verified (where writable)."""
+    from chainrule._io import atomic_write
+
+    memo = _memo(path.parent)
+    memo[path.name] = _stamp(path)
+    try:
+        atomic_write(path.parent / VERIFIED_MEMO, lambda fh: fh.write(json.dumps(memo).encode()),
+                     what="the memo of verified files")
+    except OSError:
+        pass  # a read-only folder is verified again next time
+
+
+def _is_published(path: Path, sha256: str) -> bool:
+    """Whether ``path`` is the published file: by the memo when its size and mtime are those
+    verified before, else by its SHA-256 (then remembered)."""
+    if _memo(path.parent).get(path.name) == _stamp(path):
+        return True
+    if _sha256_of(path) != sha256:
+        return False
+    _remember(path)
+    return True
+
+
+def _known_as(sha256: str) -> str:
+    for name, remote in DATASETS.items():
+        for file, sha in remote.files.items():
+            if sha == sha256:
+                return f" (it is {name}'s {file})"
+    return ""
+
+
+def check_folder(name: str, folder) -> dict[str, str]:
+    """The files of the data set ``name`` that ``folder`` lacks or holds in another version:
+    file name -> what is wrong (empty when all are the published files). Each file is hashed
+    once; its size and modification time are remembered in the folder (where writable)."""
+    name = _canonical(name)
+    folder = Path(folder)
+    problems = {}
+    for file, sha256 in DATASETS[name].files.items():
+        path = folder / file
+        if not path.is_file():
+            problems[file] = "missing"
+        elif not _is_published(path, sha256):
+            got = _sha256_of(path)
+            problems[file] = (f"SHA-256 {got[:12]}..., not the published {sha256[:12]}..."
+                              + _known_as(got))
+    return problems

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from chainrule._io import check_input_file
@@ -39,15 +40,7 @@ def load_dataset(spec, target: str | None = None, task: str | None = None,
             return load_builtin(key)
         if text.lower() in NAMED_IDX:
             name = NAMED_IDX[text.lower()]
-            try:
-                folder = find_data_folder(name)
-            except FileNotFoundError:
-                if not download:
-                    raise
-                from chainrule.download import fetch
-
-                folder = fetch(name, progress=progress)
-            return load_idx_folder(folder, name=name)
+            return load_idx_folder(_published_folder(name, download, progress), name=name)
         return load_idx_folder(path)
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes[-1:] == [".csv"] or suffixes[-2:] == [".csv", ".gz"]:
@@ -63,3 +56,28 @@ def load_dataset(spec, target: str | None = None, task: str | None = None,
         check_input_file(path, "data file")  # a device or a FIFO: say so
         raise ValueError(f"Cannot tell how to read {text}: expected {options}.")
     raise ValueError(f"Unknown data set {text!r} (no such file or folder either); use {options}.")
+
+
+def _published_folder(name: str, download: bool, progress: bool) -> Path:
+    """The folder of the named data set holding its published files: found, verified (each
+    file hashed once, then known by its size and time) and completed by a download of what is
+    missing or altered unless ``download=False``."""
+    from chainrule import download as remote
+
+    try:
+        folder = find_data_folder(name)
+    except FileNotFoundError:
+        if not download:
+            raise
+        return remote.fetch(name, progress=progress)
+    problems = remote.check_folder(name, folder)
+    if not problems:
+        return folder
+    listed = "; ".join(f"{file}: {what}" for file, what in problems.items())
+    home = remote.data_home()
+    if not download or home is None or folder.resolve() != (home / name).resolve():
+        raise ValueError(f"{folder} does not hold the published {name} files ({listed}). "
+                         f"Fetch them with: chainrule data download {name}.")
+    if progress:
+        print(f"{folder}: {listed}; downloading again.", file=sys.stderr, flush=True)
+    return remote.fetch(name, progress=progress)
