@@ -688,3 +688,34 @@ def test_scaler_from_bad_config(config, message):
 
 def test_builtins_registry_is_the_list_of_names():
     assert set(BUILTINS) == set(EXPECTED)
+
+
+def test_idx_gzip_declaring_more_than_it_can_hold_is_refused_from_the_header(tmp_path):
+    # A header declaring 60,000 x 28 x 28 images (47 MB) in a gzip file of a few hundred bytes:
+    # no deflate stream expands that far, so nothing is decompressed.
+    head = (0x0803).to_bytes(4, "big") + b"".join(n.to_bytes(4, "big") for n in (60000, 28, 28))
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(head + b"\0" * 1000))
+    reads = []
+    import chainrule.data.idx as idx
+
+    original = idx.read_bounded
+    idx.read_bounded = lambda *a, **k: reads.append(a) or original(*a, **k)
+    try:
+        with pytest.raises(ValueError, match=r"more than a gzip file of \d+ bytes can hold"):
+            load_idx(path)
+    finally:
+        idx.read_bounded = original
+    assert reads == []
+
+
+def test_idx_header_over_the_read_limit_is_refused_before_decompressing(tmp_path, monkeypatch):
+    import chainrule.data.idx as idx
+
+    monkeypatch.setattr(idx, "MAX_DATA_BYTES", 10_000)
+    head = (0x0803).to_bytes(4, "big") + b"".join(n.to_bytes(4, "big") for n in (100, 28, 28))
+    path = tmp_path / "big-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(head + bytes(100 * 784)))
+    monkeypatch.setattr(idx, "read_bounded", lambda *a, **k: pytest.fail("decompressed"))
+    with pytest.raises(ValueError, match=r"78,416 bytes\), more than the 10,000 chainrule reads"):
+        load_idx(path)

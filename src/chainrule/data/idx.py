@@ -36,6 +36,7 @@ def _idx_bytes(path: Path) -> bytes:
         return head
     dims = [int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(head[3])]
     declared = start + math.prod(dims) * IDX_TYPES[head[2]].itemsize
+    _refuse_impossible(path, dims, declared)
     try:
         # A little more than declared, so that a few extra bytes are counted exactly.
         return read_bounded(path, min(declared + 2**16, MAX_DATA_BYTES), "IDX file")
@@ -49,6 +50,29 @@ def _idx_bytes(path: Path) -> bytes:
         raise ValueError(f"{path}: holds far more bytes than the {shape} items its header "
                          f"declares ({declared - start:,} bytes); the file is corrupted or not "
                          "IDX.") from None
+
+
+#: Deflate's largest compression ratio (a run of one byte): no gzip file of n bytes holds more
+#: than about 1032 n bytes, however many members it has.
+_DEFLATE_MAX_RATIO = 1032
+
+
+def _refuse_impossible(path: Path, dims: list[int], declared: int) -> None:
+    """Refuse, from the header alone, a declared size that chainrule does not read or that the
+    file cannot hold: nothing is decompressed for such a file (a gzip bomb stops here)."""
+    with open(path, "rb") as fh:
+        gzipped = fh.read(2) == b"\x1f\x8b"
+        size = os.fstat(fh.fileno()).st_size
+    if not gzipped:
+        return  # a raw file is read no further than its size: a short body says "truncated"
+    shape = " x ".join(f"{d:,}" for d in dims)
+    if declared > MAX_DATA_BYTES:
+        raise ValueError(f"{path}: the header declares {shape} items ({declared:,} bytes), "
+                         f"more than the {MAX_DATA_BYTES:,} chainrule reads.")
+    if declared > _DEFLATE_MAX_RATIO * size + 1024:
+        raise ValueError(f"{path}: the header declares {shape} items ({declared:,} bytes), more "
+                         f"than a gzip file of {size:,} bytes can hold; the file is corrupted or "
+                         "not IDX.")
 
 
 def _parse_idx(path: Path) -> np.ndarray:
