@@ -344,3 +344,23 @@ def test_a_tiny_file_is_not_safetensors(tmp_path):
 
 def test_model_file_error_is_a_value_error():
     assert issubclass(ModelFileError, ValueError)
+
+
+def test_a_valid_file_larger_than_memory_is_refused_with_its_size(tmp_path):
+    # A well-formed file holding one float32 tensor of 1 TiB (sparse on disk): more than any
+    # test machine's memory, so the allocation fails and the message says what it needs.
+    header = json.dumps({"w": {"dtype": "F32", "shape": [2**18, 2**20],
+                               "data_offsets": [0, 2**40]}}).encode()
+    header += b" " * (-len(header) % 8)
+    path = tmp_path / "huge.safetensors"
+    with open(path, "wb") as fh:
+        fh.write(len(header).to_bytes(8, "little") + header)
+        try:
+            fh.truncate(8 + len(header) + 2**40)
+        except OSError:
+            pytest.skip("this file system cannot hold a sparse 1 TiB file")
+    with pytest.raises(ModelFileError) as err:
+        read_safetensors(path)
+    message = str(err.value)
+    assert "too large for this machine's memory" in message
+    assert "tensor 'w' of shape (262144, 1048576) needs 1,099,511,627,776 bytes" in message

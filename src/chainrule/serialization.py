@@ -382,7 +382,13 @@ def _read_tensors(fh, data_start: int, entries,
     """Each tensor read straight into a new array, then put in native byte order."""
     tensors = {}
     for name, dtype, shape, begin, end in entries:
-        arr = np.empty(shape, dtype=dtype)
+        try:
+            arr = np.empty(shape, dtype=dtype)
+        except MemoryError:
+            total = sum(e - b for *_, b, e in entries)
+            fail(f"too large for this machine's memory: tensor {name!r} of shape {shape} needs "
+                 f"{end - begin:,} bytes ({total:,} for all tensors); load it on a machine with "
+                 "more memory, or save a smaller model")
         if end > begin:
             fh.seek(data_start + begin)
             got = fh.readinto(arr.reshape(-1).view(np.uint8).data)
