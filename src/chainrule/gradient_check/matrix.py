@@ -32,6 +32,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from chainrule import _oracle as oracle
+from chainrule.gradient_check.names import (
+    FUSED,
+    MATRIX_LOSS_ALIASES,
+    MATRIX_LOSSES,
+    MATRIX_OUTPUT_FORM,
+)
 from chainrule.gradient_check.verdict import Finding, FormulaCheck
 
 __all__ = ["MatrixCheck", "MatrixFormulaError", "check_matrix"]
@@ -40,19 +46,6 @@ __all__ = ["MatrixCheck", "MatrixFormulaError", "check_matrix"]
 MAX_LENGTH = 500
 MAX_DEPTH = 40
 
-#: The losses a matrix check knows: name -> how the result names it.
-LOSSES = {
-    "mse": "squared error",
-    "bce": "binary cross-entropy",
-    "ce": "cross-entropy",
-}
-# Names of the matrix check's own, beside every name and alias that losses.get accepts.
-_LOSS_ALIASES = {"l2": "mse", "logloss": "bce"}
-
-# Output forms of g', written in the formula grammar (the output array is substituted for "H").
-_OUTPUT_FORM = {"sigmoid": "{H} * (1 - {H})", "tanh": "(1 - {H}**2)", "relu": "({Z} > 0)"}
-# An activation pairs with a loss so that dE/dZ = (Yhat - Y)/m (times 2 for squared error).
-_FUSED = {("sigmoid", "bce"), ("softmax", "ce"), ("identity", "mse")}
 
 
 class MatrixFormulaError(ValueError):
@@ -130,11 +123,11 @@ def _canonical_loss(name: str) -> str:
     from chainrule import losses
 
     text = str(name).strip().lower().replace("-", "_")
-    key = _LOSS_ALIASES.get(text) or losses.canonical_name(text)
-    if key not in LOSSES:
+    key = MATRIX_LOSS_ALIASES.get(text) or losses.canonical_name(text)
+    if key not in MATRIX_LOSSES:
         raise MatrixFormulaError(
-            f"unknown loss {name!r} for a matrix check; use one of {', '.join(LOSSES)} "
-            "(--loss mse, bce or ce)."
+            f"unknown loss {name!r} for a matrix check; use one of {', '.join(MATRIX_LOSSES)} "
+            "(loss='mse', 'bce' or 'ce')."
         )
     return key
 
@@ -722,7 +715,7 @@ def _derivative_texts(spec: _Spec) -> list[str]:
         name = spec.acts[layer - 1]
         Z, H = _layer_name(spec, "Z", layer), _layer_name(spec, "H", layer)
         if layer == L:
-            if (name, spec.loss) in _FUSED:
+            if (name, spec.loss) in FUSED:
                 diff = f"{yhat} - {y}" if not (two or over_m) else f"({yhat} - {y})"
                 lines.append(f"{two}{diff}{over_m}")
                 continue
@@ -737,7 +730,7 @@ def _derivative_texts(spec: _Spec) -> list[str]:
         elif name == "softmax":
             lines.append(f"{H} * (G - sum(G * {H}, axis=1, keepdims=True)) with G = {upstream}")
         else:
-            form = _OUTPUT_FORM.get(name, f"{name}_prime({{Z}})").format(H=H, Z=Z)
+            form = MATRIX_OUTPUT_FORM.get(name, f"{name}_prime({{Z}})").format(H=H, Z=Z)
             lines.append(f"({upstream}) * {form}")
     return lines
 
@@ -749,7 +742,7 @@ def _wrt_node(spec: _Spec, wrt: str) -> tuple[str, int]:
     if spec.lower:
         if text.lower() in ("z", ""):
             return "Z", 1
-        raise MatrixFormulaError(f"the vector form checks dE/dz; got --wrt {wrt}. Leave out --wrt.")
+        raise MatrixFormulaError(f"the vector form checks dE/dz; got wrt={wrt!r}. Leave out wrt=.")
     aliases = {"X": ("H", 0), "Yhat": ("H", L), "P": ("H", L), "O": ("H", L)}
     if text in aliases:
         return aliases[text]
@@ -794,7 +787,7 @@ def _gradient_text(spec: _Spec, kind: str, layer: int) -> str:
 def _title(spec: _Spec, bias: bool) -> str:
     mean = "mean " if spec.mean else ""
     over = " over m examples" if spec.mean else " summed over the examples"
-    loss = LOSSES[spec.loss]
+    loss = MATRIX_LOSSES[spec.loss]
     if spec.loss == "mse" and spec.half:
         loss = "half squared error"
     if spec.lower:
@@ -844,13 +837,13 @@ def _factor_sentence(label: str, spec: _Spec, variable: str) -> str:
     elif "m" in core:
         if core.startswith("1/") or core == "1/(2m)":
             parts.append("there is a 1/m too many: the loss is summed over the examples, not "
-                         "averaged (leave out --sum to check the mean)")
+                         "averaged (pass mean=True to check the mean)")
         else:
             parts.append(f"there is an extra factor m: your formula is m times dE/d{variable}")
     if core.startswith("2") or core.endswith("2)") or core == "1/2":
         if "1/2" in core or "2m)" in core:
             parts.append("the 2 of the squared error is missing: d/dYhat (Yhat - Y)² = "
-                         "2(Yhat - Y); only the loss ½(Yhat - Y)² (--half) has none")
+                         "2(Yhat - Y); only the loss ½(Yhat - Y)² (half=True) has none")
         else:
             parts.append("the factor 2 is extra: with ½(Yhat - Y)² the ½ cancels the 2 that the "
                          "power rule brings down" if spec.loss == "mse" and spec.half else
@@ -863,7 +856,7 @@ def _factor_sentence(label: str, spec: _Spec, variable: str) -> str:
 def _mistake_sentence(kind: str, layer: int, spec: _Spec) -> tuple[str, str]:
     name = spec.acts[layer - 1]
     Z, H = _layer_name(spec, "Z", layer), _layer_name(spec, "H", layer)
-    form = _OUTPUT_FORM.get(name, f"{name}_prime({{Z}})").format(H=H, Z=Z)
+    form = MATRIX_OUTPUT_FORM.get(name, f"{name}_prime({{Z}})").format(H=H, Z=Z)
     if kind == "softmax_diagonal":
         return "softmax_diagonal", (
             f"the softmax Jacobian was treated as diagonal: {H} * (1 - {H}) multiplies "
@@ -879,7 +872,7 @@ def _mistake_sentence(kind: str, layer: int, spec: _Spec) -> tuple[str, str]:
             f"{H} * (G - sum(G * {H}, axis=1, keepdims=True)) for the upstream G = dE/d{H}")
     if kind == "derivative_missing":
         extra = ""
-        if (name, spec.loss) in _FUSED and layer == len(spec.acts):
+        if (name, spec.loss) in FUSED and layer == len(spec.acts):
             extra = (f"; here the fused form (Yhat - Y) already contains it, so the formula "
                      f"stops at dE/d{H}")
         return "derivative_missing", (
@@ -888,9 +881,9 @@ def _mistake_sentence(kind: str, layer: int, spec: _Spec) -> tuple[str, str]:
             f"function is diagonal it acts element-wise, (...) * {form}{extra}")
     if kind == "derivative_twice":
         extra = ""
-        if (name, spec.loss) in _FUSED:
+        if (name, spec.loss) in FUSED:
             extra = (f" ({'Yhat' if not spec.lower else H} - {_target_name(spec)} of "
-                     f"{name} + {LOSSES[spec.loss]} already contains it: it cancelled the "
+                     f"{name} + {MATRIX_LOSSES[spec.loss]} already contains it: it cancelled the "
                      "loss's denominator)")
         return "derivative_twice", (
             f"the derivative {name}'({Z}) = {form} is applied twice{extra}")
@@ -991,9 +984,9 @@ def _diagnose(G_all, spec, configs, truths, kind, layer) -> tuple[str, str] | No
                 + ("; X.T @ D, not D.T @ X" if kind == "W" else ""))
         if label == "sign":
             sentence = _update_sentence(spec, variable)
-            return "update_direction", sentence + ("; and the result is transposed"
+            return "sign_flipped", sentence + ("; and the result is transposed"
                                                    if transposed else "")
-        names = {"m": "mean_forgotten", "1/m": "mean_twice"}
+        names = {"m": "mean_forgotten", "1/m": "mean_twice"} if spec.mean else {}
         name = "transposed" if transposed else names.get(label.lstrip("-"), "scaled")
         sentence = _factor_sentence(label, spec, variable)
         if transposed:
@@ -1042,34 +1035,34 @@ def _update_sentence(spec: _Spec, variable: str) -> str:
 
 def _build_spec(activation, loss, network, wrt, mean, half, lower) -> _Spec:
     if loss is None:
-        raise MatrixFormulaError("say which loss the gradient is of: --loss mse, bce or ce.")
+        raise MatrixFormulaError("say which loss the gradient is of: loss='mse', 'bce' or 'ce'.")
     loss = _canonical_loss(loss)
     if network is not None:
         names = network.split(",") if isinstance(network, str) else list(network)
         names = [n.strip() for n in names if n.strip()]
         if not names:
             raise MatrixFormulaError(
-                f"--network needs the activation of every layer, e.g. relu,sigmoid; got "
+                f"network= needs the activation of every layer, e.g. 'relu,sigmoid'; got "
                 f"{network!r}.")
         acts = tuple(_canonical_activation(n) for n in names)
         if activation is not None and _canonical_activation(activation) != acts[-1]:
             raise MatrixFormulaError(
-                f"--activation {activation} disagrees with the last layer of --network "
-                f"{network}; leave out --activation (the last name is the output's).")
+                f"activation={activation!r} disagrees with the last layer of "
+                f"network={network!r}; leave out activation= (the last name is the output's).")
     else:
         acts = (_canonical_activation(activation or "identity"),)
     if "softmax" in acts[:-1]:
-        raise MatrixFormulaError("softmax is an output activation here; put it last in --network.")
+        raise MatrixFormulaError("softmax is an output activation here; put it last in network=.")
     if loss == "bce" and acts[-1] not in ("sigmoid", "softmax"):
         raise MatrixFormulaError(
             f"bce needs outputs in (0, 1), and {acts[-1]} gives other values; use a sigmoid "
-            "output (--activation sigmoid, or sigmoid last in --network).")
+            "output (activation='sigmoid', or sigmoid last in network=).")
     if loss == "ce" and acts[-1] not in ("softmax", "sigmoid"):
         raise MatrixFormulaError(
             f"ce needs probabilities, and {acts[-1]} gives other values; use a softmax output "
-            "(--activation softmax, or softmax last in --network).")
+            "(activation='softmax', or softmax last in network=).")
     if half and loss != "mse":
-        raise MatrixFormulaError("--half applies to the squared error only (--loss mse).")
+        raise MatrixFormulaError("half=True applies to the squared error only (loss='mse').")
     return _Spec(acts, loss, bool(half), bool(mean), network is None, bool(lower))
 
 
@@ -1200,14 +1193,15 @@ class _Problem:
 
     def result(self, correct: bool, kind: str | None, findings: list, paragraph: str):
         return MatrixCheck(
-            correct=correct, formula=self.shown, derivative=self.derivative,
-            simplified=self.derivative, variable=self.variable, of=self.of, method="numeric",
-            kind=kind, findings=findings, paragraph=paragraph,
+            correct=correct, kind=kind, where=None if correct else self.subject,
+            sentence=paragraph, expected=self.derivative, formula=self.shown,
+            derivative=self.derivative, simplified=self.derivative, variable=self.variable,
+            of=self.of, method="numeric", findings=findings,
             shapes=_shape_table(self.spec, self.configs[0], self.symbols, self.bias),
             checked=[{"m": c.m, "sizes": list(c.sizes)} for c in self.configs],
         )
 
-    def wrong(self, kind: str, problem: str, sentence: str, paragraph: str) -> MatrixCheck:
+    def wrong(self, kind: str | None, problem: str, sentence: str, paragraph: str) -> MatrixCheck:
         """A verdict of one finding."""
         return self.result(False, kind, [Finding(self.shown, problem, self.derivative, sentence)],
                            paragraph)
@@ -1282,7 +1276,7 @@ def _unexplained(p: _Problem, G0: np.ndarray, head: str) -> MatrixCheck:
                 f"the factors, the 1/m, g'(Z), the sign, the softmax Jacobian, another layer): "
                 f"at [{where}] with m = {p.configs[0].m} your formula gives {G0[idx]:.6g}, the "
                 f"gradient is {T0[idx]:.6g}.")
-    return p.wrong("different", "different", sentence, f"{head} {sentence}")
+    return p.wrong(None, "different", sentence, f"{head} {sentence}")
 
 
 def _sizes_text(spec: _Spec, cfg: _Config) -> str:

@@ -31,17 +31,11 @@ from chainrule.derivation import library
 from chainrule.derivation.parser import SYMBOLS, parse_expression, refuse_runaway
 from chainrule.derivation.printing import to_text
 from chainrule.derivation.simplify import reading_score, tidy
+from chainrule.gradient_check.names import LOSS_TITLES
 from chainrule.gradient_check.verdict import Finding, FormulaCheck
 
 __all__ = ["Finding", "FormulaCheck", "check_formula"]
 
-_LOSS_TITLES = {
-    "mse": "squared-error loss",
-    "bce": "binary cross-entropy loss",
-    "bce_with_logits": "binary cross-entropy-with-logits loss",
-    "ce": "cross-entropy loss (one class's term)",
-    "huber": "Huber loss",
-}
 _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth")
 _POINTS = 24
 
@@ -228,7 +222,7 @@ class _Target:
     activation: str | None
     to_z: dict  # yhat -> f(z) when the comparison happens in z
     mean: bool = False
-    function: sympy.Expr | None = None  # the whole expression, for a --function target
+    function: sympy.Expr | None = None  # the whole expression, for a function= target
 
 
 def _split(E: sympy.Expr, var: sympy.Symbol) -> tuple[int, sympy.Expr, list[sympy.Expr]]:
@@ -260,7 +254,7 @@ def _choose_prediction(formula: sympy.Expr) -> tuple[sympy.Symbol, sympy.Symbol]
 
 def _symbol(name: str) -> sympy.Symbol:
     if name not in SYMBOLS:
-        raise ValueError(f"unknown variable {name!r} for --wrt; use one of {', '.join(SYMBOLS)}.")
+        raise ValueError(f"unknown variable wrt={name!r}; use one of {', '.join(SYMBOLS)}.")
     return SYMBOLS[name]
 
 
@@ -270,27 +264,27 @@ def _build_target(formula, loss, function, activation, wrt, mean, half) -> _Targ
     act = library.canonical_activation(activation) if activation else None
     if act == "log_softmax":
         raise ValueError(
-            "--activation log_softmax couples every class, so a one-variable check does not "
-            "apply; check softmax + cross-entropy (--activation softmax --loss ce) in vector "
+            "activation='log_softmax' couples every class, so a one-variable check does not "
+            "apply; check softmax + cross-entropy (activation='softmax', loss='ce') in vector "
             "form, or numerically with chainrule.gradcheck(..., activation='log_softmax')."
         )
     if loss is not None and function is not None:
-        raise ValueError("give either a loss (--loss) or a function (--function), not both.")
+        raise ValueError("give either a loss (loss=) or a function (function=), not both.")
     if loss is None and function is None and act is None:
         raise ValueError(
-            "say what the formula is the derivative of: --loss NAME (e.g. bce), --function EXPR "
-            "or --activation NAME."
+            "say what the formula is the derivative of: loss= NAME (e.g. bce), function= EXPR "
+            "or activation= NAME."
         )
     if act is not None and wrt not in (None, "z"):
         raise ValueError(
-            f"with --activation the formula is dE/dz (yhat stands for the activation of z); got "
-            f"--wrt {wrt}. Leave out --wrt, or leave out --activation to check d/d{wrt}."
+            f"with activation= the formula is dE/dz (yhat stands for the activation of z); got "
+            f"wrt={wrt!r}. Leave out wrt=, or leave out activation= to check d/d{wrt}."
         )
     if loss is not None:
         name = library.canonical_loss(loss)
         pred, target = _choose_prediction(formula)
         E = library.loss_expr(name, pred, target, half=half and name == "mse")
-        title = _LOSS_TITLES.get(name, f"{name} loss")
+        title = LOSS_TITLES.get(name, f"{name} loss")
         if half and name == "mse":
             title = "half squared-error loss"
         if act is None and wrt is not None:
@@ -298,7 +292,7 @@ def _build_target(formula, loss, function, activation, wrt, mean, half) -> _Targ
             if pred not in E.free_symbols:
                 raise ValueError(
                     f"the {title} is written in {', '.join(sorted(map(str, E.free_symbols)))}, "
-                    f"not {wrt}: use --wrt {_choose_prediction(formula)[0].name}."
+                    f"not {wrt}: use wrt={_choose_prediction(formula)[0].name!r}."
                 )
         subject = f"dE/d{pred.name}"
     elif function is not None:
@@ -316,7 +310,7 @@ def _build_target(formula, loss, function, activation, wrt, mean, half) -> _Targ
         else:
             raise ValueError(
                 f"the function uses {', '.join(names) or 'no variable'}; say which one to "
-                "differentiate with --wrt."
+                "differentiate with wrt=."
             )
         subject = f"d/d{pred.name}"
     else:  # an activation alone: check its own derivative
@@ -444,12 +438,12 @@ def _global_relation(U, D, target: _Target, formula: str) -> tuple[str, str, Fin
     if target.activation and not target.to_z and target.inner != [SYMBOLS["yhat"]]:
         chain = _term_text(target.chain)
         if _same(r, target.chain):
-            return "activation_extra", (
+            return "derivative_twice", (
                 f"The formula has an extra activation factor {chain}: dyhat/dz = {chain} is "
                 "multiplied in twice (the fused delta already contains it)."), Finding(
                     formula, f"extra factor {chain}", expected, f"dyhat/dz = {chain}, once")
         if _same(r * target.chain, 1):
-            return "activation_missing", (
+            return "derivative_missing", (
                 f"The formula is dE/dyhat, not dE/dz: the activation's derivative dyhat/dz = "
                 f"{chain} is missing (the chain rule through the {target.activation})."
             ), Finding(formula, f"missing factor {chain}", expected,
@@ -465,7 +459,7 @@ def _global_relation(U, D, target: _Target, formula: str) -> tuple[str, str, Fin
                     f"The formula is dE/dz for a {name} output, not dE/d{var.name}: it carries "
                     f"the activation's derivative {form_text}, which belongs to dE/dz = "
                     f"dE/d{var.name}·{form_text} (dE/d{var.name} confused with dE/dz). Check it "
-                    f"with --activation {name}, or divide it by {form_text}."
+                    f"with activation={name!r}, or divide it by {form_text}."
                 ), Finding(formula, f"extra factor {form_text}", expected,
                            f"dE/dz = dE/d{var.name}·dyhat/dz")
     return None
@@ -534,7 +528,7 @@ def _learner_relation(U, D, target: _Target, formula: str):
     the neighbouring variable of z = w·x (dE/dw handed in for dE/dz, or dE/dz for dE/dw)."""
     if target.activation and target.inner != [SYMBOLS["yhat"]] and _same(U * target.chain, D):
         chain = _term_text(target.chain)
-        return "activation_missing", (
+        return "derivative_missing", (
             f"The formula is dE/dyhat, not dE/dz: the activation's derivative dyhat/dz = "
             f"{chain} is missing (the chain rule through the {target.activation})."
         ), Finding(formula, f"missing factor {chain}", _text(_tidy(D)),
@@ -607,11 +601,11 @@ def _inner_dropped(U, target: _Target, formula: str):
 def _softmax_vector_check(formula, loss, function, wrt, mean, half):
     """Softmax couples every output: judge the formula in vector form over k outputs."""
     if function is not None:
-        raise ValueError("--activation softmax checks dE/dz of a loss in vector form; give "
-                         "--loss (e.g. ce), not --function.")
+        raise ValueError("activation='softmax' checks dE/dz of a loss in vector form; give "
+                         "loss= (e.g. loss='ce'), not function=.")
     if loss is None:
-        raise ValueError("--activation softmax alone has a Jacobian, not a derivative: give "
-                         "--loss (e.g. ce) to check dE/dz in vector form.")
+        raise ValueError("activation='softmax' alone has a Jacobian, not a derivative: give "
+                         "loss= (e.g. loss='ce') to check dE/dz in vector form.")
     from chainrule.gradient_check.matrix import check_matrix
 
     name = library.canonical_loss(loss)
@@ -624,7 +618,7 @@ def _scaled(c, k: int, target: _Target, formula: str, expected: str):
     if c == -1 and k == 0:
         if _target_minus_prediction(formula):
             v = target.var.name
-            return "update_direction", (
+            return "sign_flipped", (
                 f"The whole formula has the opposite sign: it is -{target.subject}, the negative "
                 f"gradient, which is the direction of the gradient-descent update ({v} moves by "
                 f"-η·{target.subject}). Tutorials that write y - yhat (or t - o) mean this "
@@ -659,10 +653,13 @@ def _scaled(c, k: int, target: _Target, formula: str, expected: str):
                       "derivative, however the formula is written")
     elif k < 0:
         causes.append("there is an extra 1/m: the derivative of one example's loss has none "
-                      "(add --mean to check the mean over m examples)")
+                      "(pass mean=True to check the mean over m examples)")
     sentence = " ".join([f"The formula is {factor} times the derivative.",
                          *(c[0].upper() + c[1:] + "." for c in causes)])
-    return "scaled", sentence, Finding(formula, f"extra factor {factor}", expected)
+    kind = "scaled"
+    if abs(c) == 1 and target.mean:
+        kind = {1: "mean_forgotten", -1: "mean_twice"}.get(k, "scaled")
+    return kind, sentence, Finding(formula, f"extra factor {factor}", expected)
 
 
 def _simple_ratio(U, D, target: _Target, formula: str) -> tuple[str, str, Finding] | None:
@@ -681,7 +678,7 @@ def _simple_ratio(U, D, target: _Target, formula: str) -> tuple[str, str, Findin
                 + (", and the sign is wrong" if negative else "") + ".")
     if target.activation and not target.to_z:
         sentence += (f" (dyhat/dz for the {target.activation} is {_term_text(target.chain)}.)")
-    return "factor", sentence, Finding(formula, what, _text(_tidy(D)))
+    return "wrong_factor", sentence, Finding(formula, what, _text(_tidy(D)))
 
 
 # --- term by term ---------------------------------------------------------------------------------
@@ -911,8 +908,8 @@ def check_formula(
         Any expression instead of a loss (``"x*sigmoid(x)"``); ``wrt`` picks the variable
         (``x`` when present, else the only variable).
     activation:
-        Check dE/dz, where ``yhat`` in the formula stands for the activation of ``z`` (seed
-        000's ``(yhat + 1)(yhat - y)/yhat`` is right for tanh + BCE). Alone, without a loss or
+        Check dE/dz, where ``yhat`` in the formula stands for the activation of ``z`` (so
+        ``(yhat + 1)(yhat - y)/yhat`` is right for tanh + BCE). Alone, without a loss or
         a function, it checks the activation's own derivative dyhat/dz.
     wrt:
         The variable (default ``yhat``, or ``p``; with ``activation``, ``z``).
@@ -947,10 +944,12 @@ def check_formula(
     subject, of = target.subject, target.title
 
     def result(correct, kind, findings, paragraph):
+        where = ", ".join(f.position for f in findings
+                          if f.position and f.problem != "leading minus dropped") or None
         return FormulaCheck(
-            correct=correct, formula=shown, derivative=derivative, simplified=simplified,
-            variable=target.var.name, of=of, method=method, kind=kind, findings=findings,
-            paragraph=paragraph,
+            correct=correct, kind=kind, where=where, sentence=paragraph, expected=simplified,
+            formula=shown, derivative=derivative, simplified=simplified,
+            variable=target.var.name, of=of, method=method, findings=findings,
         )
 
     if equal:
@@ -1014,6 +1013,6 @@ def _explain(U, D, formula: str, target, rights, origin, simplified: str):
         kind, sentence, finding = found
         return kind, [finding], sentence
     difference = _text(_tidy(U - D))
-    return ("different", [Finding(shown, "different", simplified)],
+    return (None, [Finding(shown, "different", simplified)],
             f"No single term or factor explains it: your formula minus the derivative is "
             f"{difference}.")
