@@ -65,6 +65,7 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
+from chainrule.gradient_check.catalogue import mistake
 from chainrule.gradient_check.names import OUTPUT_FORMS, derivative_text
 
 __all__ = ["KINDS", "Diagnosis", "Hints", "diagnose"]
@@ -74,6 +75,7 @@ __all__ = ["KINDS", "Diagnosis", "Hints", "diagnose"]
 KINDS = ("shape", "non_finite", "zero", "sign_flipped", "mean_forgotten", "mean_twice", "scaled",
          "transposed", "derivative_missing", "derivative_twice", "derivative_wrong_array",
          "wrong_variable", "softmax_diagonal", "term_sign", "term_missing")
+
 
 @dataclass(frozen=True)
 class Diagnosis:
@@ -90,6 +92,9 @@ class Diagnosis:
     factor: float | None = None
     indices: tuple = ()
     where: str | None = None
+
+    def __post_init__(self) -> None:
+        mistake(self.kind)
 
     def __str__(self) -> str:
         return self.sentence
