@@ -46,7 +46,7 @@ def _bce(P, Y):
     return -np.sum(Y * np.log(P) + (1 - Y) * np.log(1 - P)) / len(Y)
 
 
-# --- the numeric check of a function: gradcheck ----------------------------------------------------
+# --- the numeric check of a function: gradcheck ---------------------------------------------------
 
 
 def _gradcheck_kind(mistake_name: str, X, W, Y) -> CheckResult:
@@ -63,7 +63,7 @@ def _gradcheck_kind(mistake_name: str, X, W, Y) -> CheckResult:
     return gradcheck(lambda w: _bce(_sigmoid(X @ w), Y), claimed, W, m=M)
 
 
-# --- the symbolic check of a scalar formula: check_formula ------------------------------------------
+# --- the symbolic check of a scalar formula: check_formula ----------------------------------------
 
 FORMULAS = {
     "sign_flipped": ("-(yhat - y)", {}),
@@ -81,7 +81,7 @@ MATRIX = {
     "transposed": "(Yhat - Y).T @ X / m",
 }
 
-# --- the model check: the mistake planted in a layer's backward --------------------------------------
+# --- the model check: the mistake planted in a layer's backward -----------------------------------
 
 
 class FlipsItsWeightGradient(Dense):
@@ -183,7 +183,7 @@ def test_a_nan_gradient_is_named_non_finite(layer):
     assert report.kind == "non_finite" and report.kind in MISTAKES
 
 
-# --- every kind is an entry of the catalogue ---------------------------------------------------
+# --- every kind is an entry of the catalogue ------------------------------------------------------
 
 
 def test_a_result_refuses_a_kind_outside_the_catalogue():
@@ -221,18 +221,20 @@ def _constants(node) -> list[str]:
 
 def _says_a_sentence(value) -> bool:
     """Whether a returned value is ``(kind, sentence, ...)``: a tuple whose second item is text
-    (an f-string, a string, a sum of them, or a variable named for a sentence)."""
+    (an f-string, a string of several words, a sum of them, or a variable named for a
+    sentence)."""
     if not isinstance(value, ast.Tuple) or len(value.elts) < 2:
         return False
     second = value.elts[1]
     return (isinstance(second, ast.JoinedStr | ast.BinOp)
-            or (isinstance(second, ast.Constant) and isinstance(second.value, str))
+            or (isinstance(second, ast.Constant) and isinstance(second.value, str)
+                and " " in second.value.strip())
             or (isinstance(second, ast.Name) and "sentence" in second.id))
 
 
 def _named_kinds(tree: ast.AST) -> list[tuple[int, str]]:
-    """(line, kind) of every kind the source names: the first argument of Diagnosis(...) or of
-    any call ``f(kind, sentence, ...)``, the
+    """(line, kind) of every kind the source names: the first argument of Diagnosis(...), an
+    argument followed by a sentence in any call ``f(..., kind, sentence, ...)``, the
     kind of a ShapeMismatch, a ``kind=`` keyword, a value given to a variable ``kind`` or
     ``names``, the first item of a returned ``(kind, sentence, ...)``, and what a function
     ``..._kind`` returns."""
@@ -255,8 +257,9 @@ def _named_kinds(tree: ast.AST) -> list[tuple[int, str]]:
         name = getattr(node.func, "id", getattr(node.func, "attr", ""))
         if name == "Diagnosis" and node.args:
             found += [(node.lineno, v) for v in _constants(node.args[0])]
-        if len(node.args) >= 2 and _says_a_sentence(ast.Tuple(elts=node.args[:2])):
-            found += [(node.lineno, v) for v in _constants(node.args[0])]
+        for first, second in zip(node.args, node.args[1:], strict=False):
+            if _says_a_sentence(ast.Tuple(elts=[first, second])):
+                found += [(node.lineno, v) for v in _constants(first)]
         if name == "ShapeMismatch" and len(node.args) >= 2:
             found += [(node.lineno, v) for v in _constants(node.args[1])]
         for kw in node.keywords:
@@ -278,7 +281,7 @@ def test_every_kind_named_in_the_checkers_source_is_in_the_catalogue():
     assert not unknown, f"kinds missing from MISTAKES: {unknown}"
 
 
-# --- the README lists the catalogue --------------------------------------------------------------
+# --- the README lists the catalogue ---------------------------------------------------------------
 
 
 def _readme_catalogue() -> dict[str, str]:

@@ -11,14 +11,9 @@ import pytest
 
 from chainrule import _oracle as oracle
 from chainrule.cli import main
-from chainrule.gradient_check.matrix import (
-    MatrixFormulaError,
-    _backward,
-    _build_spec,
-    _configs,
-    _finite_difference,
-    check_matrix,
-)
+from chainrule.gradient_check.matrix import MatrixFormulaError, check_matrix
+from chainrule.gradient_check.matrix.check import build_spec
+from chainrule.gradient_check.matrix.network import backward_pass, draw_configs, finite_difference
 
 LAYER_BCE = {"activation": "sigmoid", "loss": "bce"}
 NET_BCE = {"network": "relu,sigmoid", "loss": "bce", "wrt": "W1"}
@@ -180,13 +175,13 @@ def _inline(text: str) -> str:
 def test_the_backward_pass_meets_finite_differences(acts):
     """The checker's own backward pass against float64 central differences of the loss."""
     loss = "ce" if acts.endswith("softmax") else ("mse" if acts.endswith("identity") else "bce")
-    spec = _build_spec(None, loss, acts, "W1", True, False, False)
-    for cfg in _configs(spec, True, seed=3):
-        grads = _backward(spec, cfg)
+    spec = build_spec(None, loss, acts, "W1", True, False, False)
+    for cfg in draw_configs(spec, True, seed=3):
+        grads = backward_pass(spec, cfg)
         for node in cfg.nodes:
             if node == "H0":
                 continue
-            numeric = _finite_difference(spec, cfg, node)
+            numeric = finite_difference(spec, cfg, node)
             np.testing.assert_allclose(grads[node], numeric, rtol=1e-7, atol=1e-9)
 
 

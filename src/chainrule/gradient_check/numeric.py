@@ -291,7 +291,8 @@ def gradcheck(
     else:
         claimed, shape_problems = _claimed_by_jacobian(grad_f, point)
     numeric, noise = _numeric_stacks(f, point, eps)
-    report = compare_stacks(claimed, numeric, noise, shape_problems, rtol, atol, hints, point.inputs)
+    report = compare_stacks(claimed, numeric, noise, shape_problems, rtol, atol, hints,
+                            point.inputs)
     report.projections = 0 if point.scalar else point.n_proj
     report.label = label
     report.n_inputs = len(point.inputs)
