@@ -23,8 +23,13 @@ Every checker names a mistake by a ``kind`` of :data:`MISTAKES`, the one catalog
 :class:`CheckResult` (``correct``, ``kind``, ``where``, ``sentence``, ``expected``,
 ``to_json()``), each checker's report adding its own details.
 
-The finite differences of the matrix checks live in :mod:`chainrule._oracle`.
-Only NumPy is imported here; :mod:`chainrule.gradient_check.symbolic` imports SymPy.
+The modules, one job each: :mod:`.catalogue` (the mistakes and the result), :mod:`.names` (how
+activations and losses are written in the sentences), :mod:`.diagnosis` (the numerical
+relations), :mod:`.numeric` (:func:`gradcheck`), :mod:`.model` (:func:`check_model`),
+:mod:`.verdict` (the result of a formula check), :mod:`.matrix` and :mod:`.symbolic` (the
+matrix and the scalar formula checks, each a subpackage split by job). The finite differences of
+the matrix checks live in :mod:`chainrule._oracle`. Only NumPy is imported here;
+:mod:`chainrule.gradient_check.symbolic` imports SymPy.
 """
 
 from __future__ import annotations
