@@ -300,3 +300,15 @@ def test_the_readme_lists_every_mistake_of_the_catalogue_with_its_meaning():
     listed = _readme_catalogue()
     assert list(listed) == list(MISTAKES)
     assert listed == {kind: entry.meaning for kind, entry in MISTAKES.items()}
+
+
+@pytest.mark.parametrize("module", ["catalogue", "diagnosis", "numeric", "matrix", "symbolic"])
+def test_the_docstring_examples_of_the_checkers_hold(module):
+    import doctest
+    import importlib
+
+    if module == "symbolic":
+        pytest.importorskip("sympy")
+    found = importlib.import_module(f"chainrule.gradient_check.{module}")
+    result = doctest.testmod(found, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
