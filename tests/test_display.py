@@ -207,8 +207,9 @@ def test_matrix_check_html():
 def test_formula_check_text_is_escaped():
     from chainrule.gradient_check.symbolic import FormulaCheck
 
-    check = FormulaCheck(False, "<b>x</b>", "1", "1", "x", "function <i>", "symbolic", None,
-                         paragraph="Not correct: <script>")
+    check = FormulaCheck(correct=False, kind=None, where=None, sentence="Not correct: <script>",
+                         expected="1", formula="<b>x</b>", derivative="1", simplified="1",
+                         variable="x", of="function <i>", method="symbolic")
     html = check._repr_html_()
     ET.fromstring(f"<div>{html}</div>")
     assert "<b>" not in html and "<script>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html
@@ -224,7 +225,7 @@ def test_gradcheck_report_html(scale):
     assert ">passed<" in right._repr_html_() and ">FAILED<" in wrong._repr_html_()
     assert "sign is flipped" in wrong._repr_html_()
     assert "| elements that disagree | 3 |" in wrong._repr_markdown_()
-    assert repr(wrong).startswith("GradcheckReport(passed=False")
+    assert repr(wrong).startswith("GradcheckReport(correct=False, kind='sign_flipped'")
 
 
 def test_gradcheck_report_with_nan_renders():

@@ -93,7 +93,7 @@ def test_broken_activation_is_named_with_its_mistake(data):
     X, y = data
     report = check_model(_model(last=SigmoidOfTheOutput), X, y, "bce")
     assert report.layer_index == 3 and report.part == "dE/dinput"
-    assert report.kind == "activation_at_output"
+    assert report.kind == "derivative_wrong_array"
     assert "evaluated at the output" in report.diagnosis
 
 
@@ -111,7 +111,7 @@ def test_a_broken_loss_is_named(data):
     X, y = data
     report = check_model(_model(), X, y, Summed())
     assert report.layer_index is None and report.layer.startswith("the loss")
-    assert report.kind == "scaled" and "1/m" in report.diagnosis
+    assert report.kind == "mean_forgotten" and "1/m" in report.diagnosis
 
 
 def test_dropout_is_checked_in_evaluation_mode(data):

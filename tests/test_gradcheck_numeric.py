@@ -44,7 +44,7 @@ def test_logistic_regression_missing_one_over_m_is_factor_m(logreg):
     m = logreg.m
     report = gradcheck(logreg.loss, lambda w: m * logreg.grad(w), logreg.w, m=m)
     assert not report.passed
-    assert report.kind == "scaled" and report.factor == pytest.approx(m)
+    assert report.kind == "mean_forgotten" and report.factor == pytest.approx(m)
     assert "1/m" in report.diagnosis and "forgotten" in report.diagnosis
 
 
@@ -52,7 +52,7 @@ def test_hints_object_and_hint_keywords_give_the_same_diagnosis(logreg):
     m = logreg.m
     by_object = gradcheck(logreg.loss, lambda w: m * logreg.grad(w), logreg.w, hints=Hints(m=m))
     by_keyword = gradcheck(logreg.loss, lambda w: m * logreg.grad(w), logreg.w, m=m)
-    assert by_object.diagnosis == by_keyword.diagnosis and by_object.kind == "scaled"
+    assert by_object.diagnosis == by_keyword.diagnosis and by_object.kind == "mean_forgotten"
 
 
 def test_unknown_or_doubled_hints_are_refused(logreg):
@@ -80,7 +80,7 @@ def test_logistic_regression_extra_sigmoid_derivative(logreg):
         return X.T @ ((s - y) * s * (1 - s)) / m
 
     report = gradcheck(loss, doubled, w, activation="sigmoid", z=X @ w, x=X, m=m)
-    assert report.kind == "activation_twice"
+    assert report.kind == "derivative_twice"
     assert "extra activation factor" in report.diagnosis
     # The same mistake on dE/dz itself, where the relation is elementwise.
     z = X @ w
@@ -89,7 +89,7 @@ def test_logistic_regression_extra_sigmoid_derivative(logreg):
         lambda z: (sigmoid(z) - y) * sigmoid(z) * (1 - sigmoid(z)) / m,
         z, activation="sigmoid", z=z, m=m,
     )
-    assert report.kind == "activation_twice"
+    assert report.kind == "derivative_twice"
 
 
 def test_bce_sign_slip_is_named_numerically_as_the_one_minus_y_term(rng):
@@ -100,7 +100,7 @@ def test_bce_sign_slip_is_named_numerically_as_the_one_minus_y_term(rng):
         return -np.sum(y * np.log(p) + (1 - y) * np.log(1 - p))
 
     report = gradcheck(loss, lambda p: -(y / p + (1 - y) / (1 - p)), yhat, y=y)
-    assert report.kind == "mixed_sign"
+    assert report.kind == "term_sign" and report.where.startswith("elements ")
     assert "where y = 0" in report.diagnosis and "inner derivative is -1" in report.diagnosis
 
 

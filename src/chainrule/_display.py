@@ -1,8 +1,9 @@
 """Rich display in notebooks: HTML and Markdown for reports and training histories.
 
-The ``_repr_html_`` and ``_repr_markdown_`` methods of :class:`~chainrule.training.History`,
-:class:`~chainrule.gradient_check.GradcheckReport`, ``ModelCheckReport`` and ``FormulaCheck``
-call the functions here; Jupyter shows the richest form and a terminal keeps the plain
+The ``_repr_html_`` and ``_repr_markdown_`` methods of :class:`~chainrule.training.History`
+and of the checkers' results (``GradcheckReport``, ``ModelCheckReport``, ``FormulaCheck`` and
+``MatrixCheck``, each a ``CheckResult``: ``correct``, ``kind``, ``sentence``, ...) call the
+functions here; Jupyter shows the richest form and a terminal keeps the plain
 ``repr``. Every fragment is well-formed XML, escapes what it quotes and loads nothing from
 the internet (curves are inline SVG). NumPy only.
 """
@@ -72,16 +73,17 @@ def _gradcheck_rows(r) -> list[tuple[str, str]]:
             ("max abs error", f"{r.max_abs_error:.3g}"),
             ("max rel error", f"{r.max_rel_error:.3g}"),
             ("tolerance", f"|G - T| ≤ {r.atol:g} + {r.rtol:g}·|T|")]
-    if not r.passed and r.worst_input is not None and np.isfinite(r.claimed_value):
+    if not r.correct and r.worst_input is not None and np.isfinite(r.claimed_value):
         where = ", ".join(str(int(i)) for i in r.worst_index)
         prefix = f"input {r.worst_input}, " if r.n_inputs > 1 else ""
         rows.append(("worst element", f"{prefix}index ({where})"))
         rows.append(("claimed / numeric", f"{r.claimed_value:.6g} / {r.numeric_value:.6g}"))
     if r.projections:
         rows.append(("array output", f"checked through {r.projections} random projections"))
-    if not r.passed:
-        rows.append(("diagnosis", r.diagnosis or "no relation of the catalogue holds at every "
-                     "point; compare report.claimed and report.numeric"))
+    if not r.correct:
+        if r.kind is not None:
+            rows.append(("mistake", r.kind))
+        rows.append(("diagnosis", r.sentence))
     return rows
 
 
@@ -89,11 +91,11 @@ def gradcheck_html(r) -> str:
     """A :class:`GradcheckReport` as a verdict and a small table."""
     rows = [(k, escape(v)) for k, v in _gradcheck_rows(r)]
     return (f'{STYLE}<div class="chainrule-report"><p><strong>{escape(r.label)}</strong> '
-            f"{_verdict(r.passed)}</p>{_table(rows)}</div>")
+            f"{_verdict(r.correct)}</p>{_table(rows)}</div>")
 
 
 def gradcheck_markdown(r) -> str:
-    head = f"**{_md_cell(r.label)}**: {'passed' if r.passed else 'FAILED'}"
+    head = f"**{_md_cell(r.label)}**: {'passed' if r.correct else 'FAILED'}"
     return f"{head}\n\n{_md_table(_gradcheck_rows(r))}\n"
 
 
@@ -103,10 +105,10 @@ def model_check_html(report) -> str:
     for check in report.layers:
         where = "loss" if check.index is None else f"layer {check.index}"
         failure = check.first_failure()
-        detail = "" if failure is None else f" in {failure[0]}: {failure[1].diagnosis or ''}"
+        detail = "" if failure is None else f" in {failure[0]}: {failure[1].sentence}"
         rows.append((where, f"{escape(check.name)} {_verdict(check.passed)}{escape(detail)}"))
     head = escape(str(report).splitlines()[0])
-    return (f'{STYLE}<div class="chainrule-report"><p>{_verdict(report.passed)} {head}</p>'
+    return (f'{STYLE}<div class="chainrule-report"><p>{_verdict(report.correct)} {head}</p>'
             f"{_table(rows)}</div>")
 
 
@@ -126,7 +128,7 @@ def formula_check_html(check, style: bool = True) -> str:
              f'data-correct="{str(check.correct).lower()}">',
              f"<p>{verdict} <code>{escape(check.formula)}</code> as d/d{escape(check.variable)} "
              f"of the {escape(check.of)}</p>",
-             f'<p class="paragraph">{escape(check.paragraph)}</p>']
+             f'<p class="paragraph">{escape(check.sentence)}</p>']
     if not check.correct and check.findings:
         head = "".join(f"<th>{h}</th>" for h in ("where", "your term", "problem", "should be"))
         body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>"
@@ -137,7 +139,7 @@ def formula_check_html(check, style: bool = True) -> str:
 
 
 def formula_check_markdown(check) -> str:
-    lines = [_md_cell(check.paragraph)]
+    lines = [_md_cell(check.sentence)]
     if not check.correct and check.findings:
         lines += ["", "| where | your term | problem | should be |", "| --- | --- | --- | --- |"]
         lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |"

@@ -10,38 +10,47 @@ sign, ...
   (Richardson extrapolation, adaptive step) and returns a :class:`GradcheckReport`;
 - :func:`check_model` checks every layer of a chainrule model and names the first layer whose
   backward disagrees (:class:`ModelCheckReport`);
-- :func:`diagnose` is the catalogue of relations on its own (:data:`CATALOGUE`); a
-  :class:`Hints` (or its fields as keywords of :func:`gradcheck` and :func:`diagnose`) gives it
-  the context: the activation and its input, the batch size, the targets, the terms;
+- :func:`diagnose` is the numerical diagnosis on its own; a :class:`Hints` (or its fields as
+  keywords of :func:`gradcheck` and :func:`diagnose`) gives it the context: the activation and
+  its input, the batch size, the targets, the terms;
 - :func:`check_formula` checks a hand-derived formula symbolically (SymPy, loaded on first use)
   and says which term has the wrong sign and which rule gives the right one;
 - :func:`check_matrix` checks a hand-written matrix gradient of a dense layer or network
   (``X.T @ (Yhat - Y) / m``) against finite differences and names the mistake.
 
-The finite differences of the matrix checks live in :mod:`chainrule._oracle`.
-Only NumPy is imported here; :mod:`chainrule.gradient_check.symbolic` imports SymPy.
+Every checker names a mistake by a ``kind`` of :data:`MISTAKES`, the one catalogue (kind ->
+:class:`Mistake`: what it means, and the rule that fixes it), and answers a
+:class:`CheckResult` (``correct``, ``kind``, ``where``, ``sentence``, ``expected``,
+``to_json()``), each checker's report adding its own details.
+
+The modules, one job each: :mod:`.catalogue` (the mistakes and the result), :mod:`.names` (how
+activations and losses are written in the sentences), :mod:`.diagnosis` (the numerical
+relations), :mod:`.numeric` (:func:`gradcheck`), :mod:`.model` (:func:`check_model`),
+:mod:`.verdict` (the result of a formula check), :mod:`.matrix` and :mod:`.symbolic` (the
+matrix and the scalar formula checks, each a subpackage split by job). The finite differences of
+the matrix checks live in :mod:`chainrule._oracle`. Only NumPy is imported here;
+:mod:`chainrule.gradient_check.symbolic` imports SymPy.
 """
 
 from __future__ import annotations
 
-from chainrule.gradient_check.diagnosis import CATALOGUE, Diagnosis, Hints, diagnose
-from chainrule.gradient_check.numeric import (
-    GradcheckReport,
-    LayerCheck,
-    ModelCheckReport,
-    PrecisionWarning,
-    check_model,
-    gradcheck,
-)
+from chainrule.gradient_check.catalogue import MISTAKES, CheckResult, Mistake
+from chainrule.gradient_check.diagnosis import Diagnosis, Hints, diagnose
+from chainrule.gradient_check.model import LayerCheck, ModelCheckReport, check_model
+from chainrule.gradient_check.numeric import GradcheckReport, PrecisionWarning, gradcheck
+from chainrule.gradient_check.verdict import Finding, FormulaCheck
 
 __all__ = [
-    "CATALOGUE",
+    "MISTAKES",
+    "CheckResult",
     "Diagnosis",
+    "Finding",
     "FormulaCheck",
     "GradcheckReport",
     "Hints",
     "LayerCheck",
     "MatrixCheck",
+    "Mistake",
     "ModelCheckReport",
     "PrecisionWarning",
     "check_formula",
@@ -53,7 +62,7 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    if name in ("check_formula", "FormulaCheck"):
+    if name == "check_formula":
         from chainrule.gradient_check import symbolic
 
         value = getattr(symbolic, name)

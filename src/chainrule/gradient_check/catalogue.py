@@ -53,6 +53,9 @@ MISTAKES: dict[str, Mistake] = _entries(
      "d(-u) = -du; t - p is the update direction, p - t the gradient"),
     ("scaled", "the gradient is off by a constant factor c (G = cT)",
      "keep every constant of the chain rule: the 2 of a square, the 1/2 of a half square"),
+    ("wrong_factor", "the gradient is off by a factor that depends on the variable: a factor is "
+     "missing or extra", "write the chain rule's product link by link; each link contributes its "
+     "factor once"),
     ("mean_forgotten", "the 1/m of a mean over m examples is missing (G = mT)",
      "the gradient of a mean over m examples carries the 1/m of the mean: divide by m once"),
     ("mean_twice", "the 1/m of the mean is applied twice (G = T/m)",
@@ -151,4 +154,9 @@ class CheckResult:
         return asdict(self)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False, default=str)
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False, default=_plain)
+
+
+def _plain(value):
+    """An array (or a NumPy number) as plain lists and numbers for JSON; anything else as text."""
+    return value.tolist() if hasattr(value, "tolist") else str(value)

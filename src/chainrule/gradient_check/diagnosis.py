@@ -11,17 +11,23 @@ kind                        relation
 ``non_finite``              :math:`G` is NaN or infinite where :math:`T` is finite
 ``zero``                    :math:`G = 0` although :math:`T \ne 0`
 ``sign_flipped``            :math:`G = -T`
-``scaled``                  :math:`G = cT` (:math:`c = m`: the :math:`1/m` forgotten; 2 or 1/2)
+``mean_forgotten``          :math:`G = \pm mT`: the :math:`1/m` of the mean forgotten
+``mean_twice``              :math:`G = \pm T/m`: the :math:`1/m` applied twice
+``scaled``                  :math:`G = cT` for another :math:`c` (2 or 1/2, say)
 ``transposed``              :math:`G = T^\top`
-``activation_missing``      :math:`T = G \odot f'(z)`: dE/dyhat given where dE/dz was asked
-``activation_twice``        :math:`G = T \odot f'(z)`: an extra activation factor
-``activation_at_output``    :math:`G \odot f'(z) = T \odot f'(f(z))`: :math:`f'` of the output
+``derivative_missing``      :math:`T = G \odot f'(z)`: dE/dyhat given where dE/dz was asked
+``derivative_twice``        :math:`G = T \odot f'(z)`: an extra activation factor
+``derivative_wrong_array``  :math:`G \odot f'(z) = T \odot f'(f(z))`: :math:`f'` of the output
+                            (or the output form fed the input)
 ``wrong_variable``          :math:`G = T \odot f'(z)` where dE/dyhat was asked: dE/dz given
 ``softmax_diagonal``        :math:`G = g \odot p(1-p)` where :math:`T = p \odot (g - g\cdot p)`
-``term_sign``               :math:`G = T - 2\,t_k` for one (or more) of the given terms
+``term_sign``               :math:`G = T - 2\,t_k` for one (or more) of the given terms, or
+                            :math:`G = \pm T` with the sign wrong on a subset of the elements
 ``term_missing``            :math:`G = T - t_k`: a term left out
-``mixed_sign``              :math:`G = \pm T`, the sign wrong on a subset: one term's sign
 ==========================  ==============================================================
+
+Every kind is a key of :data:`~chainrule.gradient_check.catalogue.MISTAKES`, the one catalogue
+that every checker names its mistakes from.
 
 Context comes as optional hints, one :class:`Hints` (or its fields as keywords of
 :func:`diagnose` and :func:`~chainrule.gradient_check.gradcheck`), all NumPy arrays
@@ -59,56 +65,36 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-__all__ = ["CATALOGUE", "Diagnosis", "Hints", "diagnose"]
+from chainrule.gradient_check.catalogue import mistake
+from chainrule.gradient_check.names import OUTPUT_FORMS, derivative_text
 
-#: kind -> what it means; the single list of the relations the diagnoser can state.
-CATALOGUE: dict[str, str] = {
-    "shape": "the claimed gradient does not have the shape of the variable",
-    "non_finite": "the claimed gradient is NaN or infinite where the true one is finite",
-    "zero": "the claimed gradient is zero where the true one is not",
-    "sign_flipped": "G = -T: the sign is flipped",
-    "scaled": "G = cT: a constant factor c (1/m forgotten: c = m; doubled or halved: 2, 1/2)",
-    "transposed": "G = Tᵀ: the gradient is transposed",
-    "activation_missing": "T = G·f'(z): the activation's derivative is missing",
-    "activation_twice": "G = T·f'(z): the activation's derivative is applied twice",
-    "activation_at_output": "G·f'(z) = T·f'(f(z)): f' evaluated at the output, not the input",
-    "wrong_variable": "G = T·f'(z) where dE/dyhat was asked: dE/dz given instead",
-    "softmax_diagonal": "the softmax Jacobian treated as diagonal: G = g·p(1 - p)",
-    "term_sign": "G = T - 2·term: one term has the wrong sign",
-    "term_missing": "G = T - term: one term is missing",
-    "mixed_sign": "G = ±T with the sign wrong on some elements only: one term's sign",
-}
+__all__ = ["KINDS", "Diagnosis", "Hints", "diagnose"]
 
-# How the derivative of a known activation is written, for the sentences.
-_DERIVATIVE_TEXT = {
-    "sigmoid": "σ'(z) = σ(z)(1 - σ(z)) = yhat(1 - yhat)",
-    "tanh": "tanh'(z) = 1 - tanh²(z) = 1 - yhat²",
-    "relu": "relu'(z) = 1 for z > 0, 0 otherwise",
-    "identity": "1",
-    "softplus": "softplus'(z) = σ(z)",
-}
-
-# The derivative written through the output, u -> f'(z) where u = f(z): applying this to z
-# instead of to f(z) is the mirror image of evaluating f' at the output.
-_OUTPUT_FORMS = {
-    "sigmoid": ("yhat(1 - yhat)", lambda u: u * (1.0 - u)),
-    "tanh": ("1 - yhat²", lambda u: 1.0 - u * u),
-}
+#: The kinds :func:`diagnose` can name, in the order it tries them; each is a key of
+#: :data:`~chainrule.gradient_check.catalogue.MISTAKES`.
+KINDS = ("shape", "non_finite", "zero", "sign_flipped", "mean_forgotten", "mean_twice", "scaled",
+         "transposed", "derivative_missing", "derivative_twice", "derivative_wrong_array",
+         "wrong_variable", "softmax_diagonal", "term_sign", "term_missing")
 
 
 @dataclass(frozen=True)
 class Diagnosis:
     """One named relation between the claimed and the true gradient.
 
-    ``kind`` is a key of :data:`CATALOGUE`; ``sentence`` says it to a person; ``factor`` is the
-    constant :math:`c` where one was fitted (:math:`G = cT`), else None; ``indices`` lists the
-    elements concerned where the relation holds on a subset only (``mixed_sign``).
+    ``kind`` is a key of :data:`~chainrule.gradient_check.catalogue.MISTAKES`; ``sentence`` says
+    it to a person; ``factor`` is the constant :math:`c` where one was fitted (:math:`G = cT`),
+    else None; ``indices`` lists the elements concerned where the relation holds on a subset
+    only (``term_sign`` found from the elements), and ``where`` says them in words.
     """
 
     kind: str
     sentence: str
     factor: float | None = None
     indices: tuple = ()
+    where: str | None = None
+
+    def __post_init__(self) -> None:
+        mistake(self.kind)
 
     def __str__(self) -> str:
         return self.sentence
@@ -169,7 +155,7 @@ def diagnose(
     r"""Return the relation between ``claimed`` (:math:`G`) and ``true`` (:math:`T`), or None.
 
     None means either that :math:`G` agrees with :math:`T` within the tolerance, or that no
-    relation of :data:`CATALOGUE` holds at every point. ``noise`` is the per-element
+    relation of the catalogue holds at every point. ``noise`` is the per-element
     uncertainty of ``true`` (from finite differences), added to ``atol``. ``hints`` (a
     :class:`Hints`, or its fields as keywords: ``activation=``, ``z=``, ``m=``, ...) give the
     context; see the module docstring.
@@ -330,10 +316,6 @@ def _activation_arrays(activation, z):
     return fz, d, d_out
 
 
-def _derivative_text(name: str) -> str:
-    return _DERIVATIVE_TEXT.get(name, f"{name}'(z)")
-
-
 def diagnose_stack(
     g: np.ndarray,
     t: np.ndarray,
@@ -390,7 +372,7 @@ def diagnose_stack(
     if found is None and terms is not None:
         found = _terms(rel, terms)
     if found is None:
-        found = _mixed_sign(rel, y)
+        found = _sign_on_some_elements(rel, y)
     return found
 
 
@@ -427,10 +409,23 @@ def _scaled(rel: _Relations, m) -> Diagnosis | None:
     cause = named or ("look for a constant applied once too often or forgotten (a 1/m, the "
                       "2 of a square, a learning rate)")
     return Diagnosis(
-        "scaled",
+        _factor_kind(c, m, rel.rel),
         f"G = c·T with c = {_fmt(c)} at every checked point; {cause}.",
         factor=c,
     )
+
+
+def _factor_kind(c: float, m, rel: float) -> str:
+    """``mean_forgotten`` for c = ±m, ``mean_twice`` for c = ±1/m (m known), else ``scaled``."""
+    if m is None or m <= 1:
+        return "scaled"
+    a = abs(c)
+    tol = max(rel, 1e-9)
+    if abs(a - m) <= tol * max(a, m):
+        return "mean_forgotten"
+    if abs(a - 1.0 / m) <= tol * max(a, 1.0 / m):
+        return "mean_twice"
+    return "scaled"
 
 
 def _transposed(g, t, rtol, atol, m) -> Diagnosis | None:
@@ -460,41 +455,7 @@ def _activation(rel: _Relations, activation, z, wrt, x, m) -> Diagnosis | None:
     if name == "log_softmax":
         return None
     _, d, d_out = _activation_arrays(activation, zz)
-    wrt = wrt or "z"
-    deriv = _derivative_text(name)
-    # Each hypothesis: G * a == c * T * b, with its kind and its explanation.
-    if wrt == "z":
-        hypotheses = [
-            ("activation_missing", d, np.ones_like(d),
-             f"T = G·f'(z) at every checked point: the derivative of the {name} activation, "
-             f"{deriv}, is missing. The claimed gradient is dE/dyhat, not dE/dz: the chain rule "
-             "still has to multiply by dyhat/dz"),
-            ("activation_twice", np.ones_like(d), d,
-             f"G = T·f'(z) at every checked point: an extra activation factor; the derivative "
-             f"of the {name} activation, {deriv}, is applied twice" + (
-                 " (sigmoid + BCE's delta yhat - y already contains σ'(z): it cancelled the BCE "
-                 "denominator yhat(1 - yhat))" if name == "sigmoid" else
-                 " (the gradient reaching the activation already contained it)")),
-            ("activation_at_output", d, d_out,
-             f"G·f'(z) = T·f'(f(z)) at every checked point: the {name} derivative was "
-             "evaluated at the output yhat = f(z) instead of at the input z (f'(yhat) rather "
-             "than f'(z))" + (f"; written through the output it is {_OUTPUT_FORMS[name][0]}"
-                              if name in _OUTPUT_FORMS else "")),
-        ]
-        if name in _OUTPUT_FORMS:
-            text, form = _OUTPUT_FORMS[name]
-            hypotheses.append((
-                "activation_at_output", d, form(zz),
-                f"G·f'(z) = T·({text} at yhat = z) at every checked point: the {name} "
-                f"derivative's output form {text} was evaluated at the input z instead of at "
-                "the output yhat = f(z)"))
-    else:
-        hypotheses = [
-            ("wrong_variable", np.ones_like(d), d,
-             f"G = T·f'(z) at every checked point: this is dE/dz, not dE/dyhat; the derivative "
-             f"of the {name} activation, {deriv}, was multiplied in, but dE/dyhat stops before "
-             "the activation (dE/dyhat was confused with dE/dz = dE/dyhat·f'(z))"),
-        ]
+    hypotheses = _activation_hypotheses(name, zz, d, d_out, wrt or "z")
     if x is not None:
         return _through_linear(rel, hypotheses, x, zz)
     for kind, a, b, sentence in hypotheses:
@@ -515,6 +476,44 @@ def _activation(rel: _Relations, activation, z, wrt, x, m) -> Diagnosis | None:
         return Diagnosis(kind, sentence + _factor_clause(c, m, rel.rel) + ".",
                          factor=None if abs(c - 1.0) <= rel.rel else c)
     return None
+
+
+def _activation_hypotheses(name: str, zz, d, d_out, wrt: str) -> list[tuple]:
+    """Each mistake through the activation as ``(kind, a, b, sentence)``: it holds when
+    ``G * a == c * T * b``."""
+    deriv = derivative_text(name)
+    if wrt != "z":
+        return [
+            ("wrong_variable", np.ones_like(d), d,
+             f"G = T·f'(z) at every checked point: this is dE/dz, not dE/dyhat; the derivative "
+             f"of the {name} activation, {deriv}, was multiplied in, but dE/dyhat stops before "
+             "the activation (dE/dyhat was confused with dE/dz = dE/dyhat·f'(z))"),
+        ]
+    hypotheses = [
+        ("derivative_missing", d, np.ones_like(d),
+         f"T = G·f'(z) at every checked point: the derivative of the {name} activation, "
+         f"{deriv}, is missing. The claimed gradient is dE/dyhat, not dE/dz: the chain rule "
+         "still has to multiply by dyhat/dz"),
+        ("derivative_twice", np.ones_like(d), d,
+         f"G = T·f'(z) at every checked point: an extra activation factor; the derivative "
+         f"of the {name} activation, {deriv}, is applied twice" + (
+             " (sigmoid + BCE's delta yhat - y already contains σ'(z): it cancelled the BCE "
+             "denominator yhat(1 - yhat))" if name == "sigmoid" else
+             " (the gradient reaching the activation already contained it)")),
+        ("derivative_wrong_array", d, d_out,
+         f"G·f'(z) = T·f'(f(z)) at every checked point: the {name} derivative was "
+         "evaluated at the output yhat = f(z) instead of at the input z (f'(yhat) rather "
+         "than f'(z))" + (f"; written through the output it is {OUTPUT_FORMS[name][0]}"
+                          if name in OUTPUT_FORMS else "")),
+    ]
+    if name in OUTPUT_FORMS:
+        text, form = OUTPUT_FORMS[name]
+        hypotheses.append((
+            "derivative_wrong_array", d, form(zz),
+            f"G·f'(z) = T·({text} at yhat = z) at every checked point: the {name} "
+            f"derivative's output form {text} was evaluated at the input z instead of at "
+            "the output yhat = f(z)"))
+    return hypotheses
 
 
 def _through_linear(rel: _Relations, hypotheses, x, z) -> Diagnosis | None:
@@ -626,7 +625,7 @@ _CROSS_ENTROPY_TERMS = (
 )
 
 
-def _mixed_sign(rel: _Relations, y) -> Diagnosis | None:
+def _sign_on_some_elements(rel: _Relations, y) -> Diagnosis | None:
     g, t = rel.g, rel.t
     bound = rel.atol + rel.rel * np.maximum(np.abs(g), np.abs(t))
     same = np.abs(g - t) <= bound
@@ -642,6 +641,7 @@ def _mixed_sign(rel: _Relations, y) -> Diagnosis | None:
     idx = tuple(int(i) for i in np.flatnonzero(where))
     shown = ", ".join(_index_text(i, var_shape) for i in idx[:6])
     shown += ", ..." if len(idx) > 6 else ""
+    where = f"elements {shown}"
     sentence = (f"G = T at some points and G = -T at the others (wrong sign at {len(idx)} of "
                 f"{int(np.prod(var_shape))} elements: {shown}): one term of the gradient, "
                 "nonzero only there, has the wrong sign.")
@@ -655,4 +655,4 @@ def _mixed_sign(rel: _Relations, y) -> Diagnosis | None:
                     f"so that term's derivative has the wrong sign{rule}"
                 )
                 break
-    return Diagnosis("mixed_sign", sentence, indices=idx)
+    return Diagnosis("term_sign", sentence, indices=idx, where=where)

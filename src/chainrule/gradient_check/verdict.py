@@ -6,8 +6,9 @@ Shared by the scalar check (:mod:`chainrule.gradient_check.symbolic`) and the ma
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+
+from chainrule.gradient_check.catalogue import CheckResult
 
 __all__ = ["Finding", "FormulaCheck"]
 
@@ -27,28 +28,31 @@ class Finding:
 
 
 @dataclass
-class FormulaCheck:
-    """The outcome of :func:`check_formula`; ``str()`` is the one-paragraph explanation."""
+class FormulaCheck(CheckResult):
+    """The outcome of :func:`~chainrule.gradient_check.check_formula`, a
+    :class:`~chainrule.gradient_check.CheckResult`.
 
-    correct: bool
-    formula: str
-    derivative: str
-    simplified: str
-    variable: str
-    of: str
-    method: str
-    kind: str | None
+    ``correct``, ``kind`` (a key of :data:`~chainrule.gradient_check.MISTAKES`; None when correct
+    or when no single mistake explains the difference), ``where`` (the term concerned, or None
+    for the whole formula), ``sentence`` (the one-paragraph explanation, also ``paragraph``;
+    ``str()`` gives it) and ``expected`` (the right derivative, simplified); then the checked
+    ``formula``, the ``derivative`` as the rules give it, its ``simplified`` form, the
+    ``variable``, what it is the derivative ``of``, the ``method`` of the comparison
+    (``"symbolic"``, ``"numeric"``) and the ``findings``, one per thing wrong.
+    """
+
+    formula: str = ""
+    derivative: str = ""
+    simplified: str = ""
+    variable: str = ""
+    of: str = ""
+    method: str = ""
     findings: list[Finding] = field(default_factory=list)
-    paragraph: str = ""
 
-    def __str__(self) -> str:
-        return self.paragraph
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
+    @property
+    def paragraph(self) -> str:
+        """The explanation, :attr:`sentence`."""
+        return self.sentence
 
     def _repr_html_(self) -> str:
         """In a notebook: the verdict, the explanation and a table of the findings."""
