@@ -644,8 +644,8 @@ def test_from_config_builds_activations_registered_from_outside(monkeypatch):
     assert seen == {"formula": "tanh(z)", "name": "tanh"}
 
 
-def test_from_config_asks_the_package_root_for_a_missing_builder(monkeypatch):
-    import chainrule
+def test_from_config_loads_the_module_of_a_missing_optional_builder(monkeypatch):
+    from chainrule import _registry
 
     asked = []
 
@@ -655,12 +655,43 @@ def test_from_config_asks_the_package_root_for_a_missing_builder(monkeypatch):
             CUSTOM_BUILDERS["formula"] = lambda formula, name=None: Tanh()
 
     monkeypatch.delitem(CUSTOM_BUILDERS, "formula", raising=False)
-    monkeypatch.setattr(chainrule, "_provide_activation_builder", provide)
+    monkeypatch.setattr(_registry, "load_optional_builder", provide)
     assert isinstance(from_config("t", {"formula": "tanh(z)", "name": "t"}), Tanh)
     assert asked == ["formula"]
     monkeypatch.delitem(CUSTOM_BUILDERS, "formula")
     with pytest.raises(ValueError, match="Unknown activation 'mine'"):
         from_config("mine", {"slope": 2.0})  # nothing provides "slope": get() names the name
+
+
+def test_only_the_fixed_list_of_builder_modules_is_ever_imported(monkeypatch):
+    import importlib
+
+    from chainrule import _registry
+
+    imported = []
+    monkeypatch.setattr(importlib, "import_module", imported.append)
+    _registry.load_optional_builder("chainrule.derivation.custom")  # a key, not a module path
+    _registry.load_optional_builder("os")
+    assert imported == []
+    _registry.load_optional_builder("formula")
+    assert imported == ["chainrule.derivation.custom"]
+
+
+def test_nn_never_imports_the_package_root():
+    import ast
+    import pathlib
+
+    import chainrule
+
+    root = pathlib.Path(chainrule.__file__).parent
+    modules = {p.stem for p in root.glob("*.py")} | {p.name for p in root.iterdir() if p.is_dir()}
+    for path in (root / "nn").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                assert all(a.name != "chainrule" for a in node.names), f"{path.name}: import chainrule"
+            if isinstance(node, ast.ImportFrom) and node.module == "chainrule":
+                for a in node.names:
+                    assert a.name in modules, f"{path.name} takes {a.name} from the package root"
 
 
 def test_the_core_never_imports_the_derivation_engine():

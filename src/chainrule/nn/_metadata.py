@@ -14,8 +14,13 @@ import math
 
 import numpy as np
 
+from chainrule.nn import activations as _act
 from chainrule.nn.layers import Dense, Dropout
 from chainrule.serialization import ModelFileError, bounded_json
+
+#: The format a model file names in its metadata, and the version of it this chainrule reads.
+FORMAT_NAME = "chainrule.sequential"
+FORMAT_VERSION = 1
 
 #: Most layers, classes and characters of metadata accepted (far beyond any real model).
 MAX_LAYERS = 10_000
@@ -107,8 +112,6 @@ _LAYER_CHECKS = {Dense.kind: _check_dense, Dropout.kind: _check_dropout}
 
 
 def _check_activation(c: _Checker, field: str, spec: dict, config: dict) -> None:
-    from chainrule.nn import activations as _act
-
     name = spec.get("name")
     if not isinstance(name, str):
         c.fail(f"{field}.name", f"must be an activation name; got {_show(name)}")
@@ -139,8 +142,6 @@ def _check_layer(c: _Checker, spec, i: int, tensors: dict, width: int | None) ->
 
 def check_metadata(meta, where: str, tensors: dict[str, np.ndarray]) -> dict:
     """Check the parsed metadata against the schema and the tensors; return it unchanged."""
-    from chainrule.nn.model import FORMAT_NAME, FORMAT_VERSION
-
     c = _Checker(where)
     if not isinstance(meta, dict):
         raise ModelFileError(f"{where}: the chainrule metadata must be a JSON object; got "

@@ -33,7 +33,6 @@ from typing import ClassVar
 
 import numpy as np
 
-import chainrule
 from chainrule import _registry
 from chainrule._checks import as_float_array, backward_before_forward, check_scalar
 from chainrule._erf import erfc
@@ -114,12 +113,29 @@ def _z_normal_pdf(z: np.ndarray) -> np.ndarray:
 class Activation:
     r"""Base class of the activations: a layer without parameters.
 
-    Subclasses set ``name`` (the registry key) and implement ``forward`` (which caches what the
-    backward pass needs), ``backward`` and ``derivative``. ``backward(grad)`` returns a new array
-    of the forward pass's dtype and shape; it never modifies ``grad``.
+    Subclasses implement ``forward`` (which caches what the backward pass needs), ``backward``
+    and ``derivative``. ``backward(grad)`` returns a new array of the forward pass's dtype and
+    shape; it never modifies ``grad``. Each class is the one home of its names and texts, from
+    which the registries, the derivation engine and the checkers read them:
+
+    - ``name``: the key of :data:`ACTIVATIONS`; ``aliases``: other names for it, the keys of
+      :data:`ALIASES` (the class name, lower-cased, is accepted as well);
+    - ``title``: the activation in words (``"hyperbolic tangent"``), for sentences;
+    - ``formula``: its textbook definition (``"σ(z) = 1/(1 + e^(-z))"``);
+    - ``derivative_text``: the textbook derivative in :math:`z`
+      (``"σ'(z) = σ(z)(1 - σ(z))"``);
+    - ``output_form_text``: the derivative written through the output :math:`\hat y = f(z)`
+      where backpropagation computes it so (``"yhat(1 - yhat)"``, ``"1 - yhat²"``), else None;
+      :meth:`output_form` evaluates it;
+    - ``elementwise``: False for the activations over an axis (softmax, log-softmax).
     """
 
     name: ClassVar[str] = ""
+    aliases: ClassVar[tuple[str, ...]] = ()
+    title: ClassVar[str] = ""
+    formula: ClassVar[str] = ""
+    derivative_text: ClassVar[str] = ""
+    output_form_text: ClassVar[str | None] = None
     elementwise: ClassVar[bool] = True
     training: bool = True
 
@@ -134,6 +150,15 @@ class Activation:
 
     def derivative(self, z) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def output_form(self, out) -> np.ndarray:
+        r""":math:`f'` as a function of the output ``out`` :math:`= f(z)`: the formula of
+        ``output_form_text``. An activation whose derivative is not a function of its output
+        alone (``output_form_text`` None) raises TypeError."""
+        raise TypeError(
+            f"{type(self).__name__}'s derivative is not written through its output "
+            f"(output_form_text is None); use derivative(z), which takes the input."
+        )
 
     def parameters(self) -> list:
         return []
@@ -195,6 +220,11 @@ class Identity(Activation):
     """
 
     name = "identity"
+    aliases = ("linear",)
+    title = "identity"
+    formula = "f(z) = z"
+    derivative_text = "f'(z) = 1"
+    output_form_text = "1"
 
     def __init__(self):
         self._ref: np.ndarray | None = None
@@ -211,6 +241,9 @@ class Identity(Activation):
     def derivative(self, z):
         return np.ones_like(as_float_array(z, "z"))
 
+    def output_form(self, out):
+        return np.ones_like(as_float_array(out, "out"))
+
 
 class Sigmoid(Activation):
     r"""The logistic sigmoid.
@@ -226,6 +259,11 @@ class Sigmoid(Activation):
     """
 
     name = "sigmoid"
+    aliases = ("logistic",)
+    title = "sigmoid"
+    formula = "σ(z) = 1/(1 + e^(-z))"
+    derivative_text = "σ'(z) = σ(z)(1 - σ(z))"
+    output_form_text = "yhat(1 - yhat)"
 
     def __init__(self):
         self._out: np.ndarray | None = None
@@ -247,6 +285,12 @@ class Sigmoid(Activation):
         d *= _stable_sigmoid(-z)
         return d
 
+    def output_form(self, out):
+        out = as_float_array(out, "out")
+        d = np.subtract(1.0, out)
+        d *= out
+        return d
+
 
 class Tanh(Activation):
     r"""The hyperbolic tangent.
@@ -259,6 +303,10 @@ class Tanh(Activation):
     """
 
     name = "tanh"
+    title = "hyperbolic tangent"
+    formula = "tanh(z) = (e^z - e^(-z))/(e^z + e^(-z))"
+    derivative_text = "tanh'(z) = 1 - tanh²(z)"
+    output_form_text = "1 - yhat²"
 
     def __init__(self):
         self._out: np.ndarray | None = None
@@ -284,6 +332,10 @@ class Tanh(Activation):
         d *= 4.0
         return d
 
+    def output_form(self, out):
+        d = np.square(as_float_array(out, "out"))
+        return np.subtract(1.0, d, out=d)
+
 
 class ReLU(Activation):
     r"""The rectified linear unit.
@@ -299,6 +351,10 @@ class ReLU(Activation):
     """
 
     name = "relu"
+    title = "rectified linear unit"
+    formula = "relu(z) = max(0, z)"
+    derivative_text = "relu'(z) = 1 for z > 0, 0 otherwise"
+    output_form_text = "1 for yhat > 0, 0 otherwise"
 
     def __init__(self):
         self._out: np.ndarray | None = None
@@ -319,6 +375,9 @@ class ReLU(Activation):
     def derivative(self, z):
         return _step(as_float_array(z, "z"))
 
+    def output_form(self, out):
+        return _step(as_float_array(out, "out"))
+
 
 class LeakyReLU(Activation):
     r"""ReLU with a slope :math:`\alpha` for negative inputs.
@@ -333,6 +392,11 @@ class LeakyReLU(Activation):
     """
 
     name = "leaky_relu"
+    aliases = ("leakyrelu", "lrelu")
+    title = "leaky rectified linear unit"
+    formula = "f(z) = z for z > 0, α·z otherwise"
+    derivative_text = "f'(z) = 1 for z > 0, α otherwise"
+    output_form_text = None
 
     def __init__(self, alpha: float = 0.01):
         self.alpha = check_scalar(alpha, "alpha", "LeakyReLU")
@@ -378,6 +442,10 @@ class ELU(Activation):
     """
 
     name = "elu"
+    title = "exponential linear unit"
+    formula = "elu(z) = z for z > 0, α(e^z - 1) otherwise"
+    derivative_text = "elu'(z) = 1 for z > 0, α·e^z otherwise"
+    output_form_text = "1 for yhat > 0, yhat + α otherwise"
 
     def __init__(self, alpha: float = 1.0):
         self.alpha = check_scalar(alpha, "alpha", "ELU", low=0.0)
@@ -405,6 +473,10 @@ class ELU(Activation):
         left *= self.alpha
         return _branches(_step(z), 1.0, left)
 
+    def output_form(self, out):
+        out = as_float_array(out, "out")
+        return _branches(_step(out), 1.0, np.add(out, self.alpha))
+
 
 class SELU(Activation):
     r"""The scaled ELU (Klambauer et al., 2017), with its fixed :math:`\lambda` and :math:`\alpha`.
@@ -423,6 +495,10 @@ class SELU(Activation):
     """
 
     name = "selu"
+    title = "scaled exponential linear unit"
+    formula = "selu(z) = λz for z > 0, λα(e^z - 1) otherwise (λ ≈ 1.0507, α ≈ 1.6733)"
+    derivative_text = "selu'(z) = λ for z > 0, λα·e^z otherwise"
+    output_form_text = "λ for yhat > 0, yhat + λα otherwise"
     scale: ClassVar[float] = _SELU_SCALE
     alpha: ClassVar[float] = _SELU_ALPHA
 
@@ -453,6 +529,10 @@ class SELU(Activation):
         left *= _SELU_SCALE_ALPHA
         return _branches(_step(z), _SELU_SCALE, left)
 
+    def output_form(self, out):
+        out = as_float_array(out, "out")
+        return _branches(_step(out), _SELU_SCALE, np.add(out, _SELU_SCALE_ALPHA))
+
 
 class Softplus(Activation):
     r"""The softplus, a smooth ReLU.
@@ -467,6 +547,10 @@ class Softplus(Activation):
     """
 
     name = "softplus"
+    title = "softplus"
+    formula = "softplus(z) = log(1 + e^z)"
+    derivative_text = "softplus'(z) = σ(z)"
+    output_form_text = "1 - e^(-yhat)"
 
     def __init__(self):
         self._out: np.ndarray | None = None
@@ -485,6 +569,11 @@ class Softplus(Activation):
     def derivative(self, z):
         return _stable_sigmoid(as_float_array(z, "z"))
 
+    def output_form(self, out):
+        d = np.negative(as_float_array(out, "out"))
+        np.expm1(d, out=d)
+        return np.negative(d, out=d)
+
 
 class Softsign(Activation):
     r"""The softsign.
@@ -499,6 +588,10 @@ class Softsign(Activation):
     """
 
     name = "softsign"
+    title = "softsign"
+    formula = "softsign(z) = z/(1 + |z|)"
+    derivative_text = "softsign'(z) = 1/(1 + |z|)²"
+    output_form_text = None
 
     def __init__(self):
         self._den: np.ndarray | None = None
@@ -553,6 +646,10 @@ class GELU(Activation):
     """
 
     name = "gelu"
+    title = "Gaussian error linear unit"
+    formula = "gelu(z) = z·Φ(z) = z(1 + erf(z/√2))/2"
+    derivative_text = "gelu'(z) = Φ(z) + z·φ(z)"
+    output_form_text = None
     _APPROXIMATIONS: ClassVar[tuple[str, ...]] = ("none", "tanh")
 
     def __init__(self, approximate: str = "none"):
@@ -631,6 +728,11 @@ class SiLU(Activation):
     """
 
     name = "silu"
+    aliases = ("swish",)
+    title = "sigmoid-weighted linear unit (swish)"
+    formula = "silu(z) = z·σ(z)"
+    derivative_text = "silu'(z) = σ(z)(1 + z(1 - σ(z)))"
+    output_form_text = None
 
     def __init__(self):
         self._z: np.ndarray | None = None
@@ -674,6 +776,10 @@ class Mish(Activation):
     """
 
     name = "mish"
+    title = "mish"
+    formula = "mish(z) = z·tanh(softplus(z))"
+    derivative_text = "mish'(z) = tanh(softplus(z)) + z(1 - tanh²(softplus(z)))σ(z)"
+    output_form_text = None
 
     def __init__(self):
         self._z: np.ndarray | None = None
@@ -735,6 +841,10 @@ class Softmax(Activation):
     """
 
     name = "softmax"
+    title = "softmax"
+    formula = "p_k = e^(z_k)/Σ_j e^(z_j)"
+    derivative_text = "∂p_k/∂z_i = p_k(δ_ki - p_i)"
+    output_form_text = None
     elementwise = False
 
     def __init__(self, axis: int = -1):
@@ -773,6 +883,11 @@ class LogSoftmax(Activation):
     """
 
     name = "log_softmax"
+    aliases = ("logsoftmax",)
+    title = "log-softmax"
+    formula = "f_k = z_k - log Σ_j e^(z_j)"
+    derivative_text = "∂f_k/∂z_i = δ_ki - p_i"
+    output_form_text = None
     elementwise = False
 
     def __init__(self, axis: int = -1):
@@ -809,16 +924,9 @@ ACTIVATIONS: dict[str, type[Activation]] = {
                 SiLU, Mish, Softmax, LogSoftmax)
 }
 
-#: Other names people type -> canonical name (scikit-learn's "identity", "logistic", "tanh" and
-#: "relu" all resolve; the class names, lower-cased, too).
-ALIASES: dict[str, str] = {
-    "linear": "identity",
-    "logistic": "sigmoid",
-    "swish": "silu",
-    "leakyrelu": "leaky_relu",
-    "lrelu": "leaky_relu",
-    "logsoftmax": "log_softmax",
-}
+#: Other names people type -> canonical name, from each class's ``aliases`` (scikit-learn's
+#: "identity", "logistic", "tanh" and "relu" all resolve; the class names, lower-cased, too).
+ALIASES: dict[str, str] = {alias: cls.name for cls in ACTIVATIONS.values() for alias in cls.aliases}
 
 
 def get(name_or_instance, **kwargs) -> Activation:
@@ -839,8 +947,8 @@ def canonical_name(name: str) -> str | None:
 
 #: Builders of the activations defined outside this module, by the key of their config that
 #: marks them: :func:`from_config` calls ``builder(**config)`` for a config holding that key
-#: (whatever its name). A module defining such activations registers its builder when it is
-#: imported (the derivation engine registers ``"formula"``); this module imports none of them.
+#: (whatever its name). A module defining such activations registers its builder here when it
+#: is imported (the derivation engine registers ``"formula"``).
 CUSTOM_BUILDERS: dict[str, Callable[..., Activation]] = {}
 
 
@@ -848,15 +956,16 @@ def from_config(name: str, config: dict | None = None) -> Activation:
     """Rebuild an activation from its name and :meth:`Activation.get_config` (a model file).
 
     A config carrying a key of :data:`CUSTOM_BUILDERS` goes to that builder, whatever its name
-    (a formula activation may be named like a built-in); the package root is asked first to
-    import the module that registers it (``"formula"``: the derivation engine, which needs
-    SymPy). Any other config goes to :func:`get` with its name (built-ins, aliases, and the
-    error for an unknown name).
+    (a formula activation may be named like a built-in). A key that no builder has registered
+    yet but that :data:`chainrule._registry.OPTIONAL_BUILDERS` names (``"formula"``: the
+    derivation engine, which needs SymPy) has its module imported first, through that fixed
+    list of module names. Any other config goes to :func:`get` with its name (built-ins,
+    aliases, and the error for an unknown name).
     """
     config = config or {}
     for key in config:
         if key not in CUSTOM_BUILDERS:
-            chainrule._provide_activation_builder(key)
+            _registry.load_optional_builder(key)
         if key in CUSTOM_BUILDERS:
             return CUSTOM_BUILDERS[key](**config)
     return get(name, **config)
