@@ -718,3 +718,54 @@ def test_module_examples_run():
 
     for module in (chainrule.nn.activations, chainrule._erf):
         assert doctest.testmod(module).failed == 0
+
+
+# --- each class is the one home of its names and texts -------------------------------------------
+
+WITH_OUTPUT_FORM = [n for n, c in ACTIVATIONS.items() if c.output_form_text is not None]
+
+
+def test_registries_are_built_from_each_class_names():
+    for name, cls in ACTIVATIONS.items():
+        assert cls.name == name
+        assert cls.title and cls.formula and cls.derivative_text
+        for alias in cls.aliases:
+            assert ALIASES[alias] == name
+            assert nn.canonical_name(alias) == name
+    assert set(ALIASES) == {a for cls in ACTIVATIONS.values() for a in cls.aliases}
+    assert ALIASES["logistic"] == "sigmoid" and ALIASES["swish"] == "silu"
+
+
+def test_output_form_texts_of_the_textbooks():
+    assert Sigmoid.output_form_text == "yhat(1 - yhat)"
+    assert Tanh.output_form_text == "1 - yhat²"
+    assert Sigmoid.derivative_text == "σ'(z) = σ(z)(1 - σ(z))"
+    assert GELU.output_form_text is None and Softmax.output_form_text is None
+
+
+@pytest.mark.parametrize("name", WITH_OUTPUT_FORM)
+def test_output_form_at_the_output_is_the_derivative_by_finite_differences(name):
+    # central differences of forward in float64, never the class's own derivative code
+    z = np.array([-3.0, -1.2, -0.4, 0.3, 0.9, 2.5, 4.0])
+    act = nn.get(name)
+    h = 1e-6 * np.maximum(1.0, np.abs(z))
+    numeric = (nn.get(name)(z + h) - nn.get(name)(z - h)) / (2 * h)
+    np.testing.assert_allclose(act.output_form(act(z)), numeric, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", WITH_OUTPUT_FORM)
+def test_output_form_at_extreme_inputs_is_finite_and_propagates_nan(name):
+    act = nn.get(name)
+    z = np.array([-1e9, -1e3, 0.0, 1e3, 1e9, np.nan])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        d = act.output_form(act(z))
+    assert np.isfinite(d[:-1]).all()
+    # NaN in gives what derivative(z) gives: NaN, or 1 for the identity, whose slope is constant
+    np.testing.assert_allclose(d, act.derivative(z), rtol=1e-6, atol=1e-12, equal_nan=True)
+    assert np.isnan(d[-1]) == (name != "identity")
+
+
+def test_output_form_is_refused_where_the_derivative_needs_the_input():
+    with pytest.raises(TypeError, match="derivative\\(z\\)"):
+        GELU().output_form(np.zeros(2))
