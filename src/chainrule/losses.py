@@ -184,6 +184,7 @@ class Loss:
     - ``name``: the key of :data:`LOSSES`; ``aliases``: other spellings, the keys of
       :data:`ALIASES` (the class name, lower-cased, is accepted as well);
     - ``title``: the loss in words (``"binary cross-entropy"``), for sentences;
+    - ``formula``: one sample's loss as a textbook writes it (``"softplus(z) - y·z"``);
     - ``from_logits``: whether ``pred`` is a raw score rather than a probability or a value;
     - ``applies``: for a with-logits loss, the activation it applies to ``pred`` itself
       (``"sigmoid"``, ``"softmax"``), which must not come before it as well; else None;
@@ -202,6 +203,7 @@ class Loss:
     name: ClassVar[str]
     aliases: ClassVar[tuple[str, ...]] = ()
     title: ClassVar[str] = ""
+    formula: ClassVar[str] = ""
     from_logits: ClassVar[bool] = False
     applies: ClassVar[str | None] = None
     fuses_with: ClassVar[str | None] = None
@@ -311,6 +313,7 @@ class MSE(Loss):
     name = "mse"
     aliases = ("squared_error", "mean_squared_error")
     title = "squared error"
+    formula = "(yhat - y)², or (yhat - y)²/2 with half=True"
     fuses_with = "identity"
     from_logits = False
 
@@ -358,6 +361,7 @@ class Huber(Loss):
     name = "huber"
     aliases = ("huber_loss",)
     title = "Huber"
+    formula = "(yhat - y)²/2 for |yhat - y| ≤ δ, δ(|yhat - y| - δ/2) otherwise"
     from_logits = False
 
     def __init__(self, delta: float = 1.0, reduction: str = "mean"):
@@ -414,6 +418,7 @@ class BinaryCrossEntropy(Loss):
     name = "bce"
     aliases = ("binary_cross_entropy", "binary_crossentropy", "log_loss")
     title = "binary cross-entropy"
+    formula = "-(y·log(yhat) + (1 - y)·log(1 - yhat))"
     fuses_with = "sigmoid"
     logits_loss = "bce_with_logits"
     from_logits = False
@@ -491,6 +496,7 @@ class BinaryCrossEntropyWithLogits(Loss):
     name = "bce_with_logits"
     aliases = ("binary_cross_entropy_with_logits", "bce_logits")
     title = "binary cross-entropy on logits"
+    formula = "softplus(z) - y·z"
     applies = "sigmoid"
     from_logits = True
 
@@ -642,6 +648,7 @@ class CrossEntropy(Loss):
     name = "ce"
     aliases = ("cross_entropy", "categorical_cross_entropy", "categorical_crossentropy")
     title = "cross-entropy"
+    formula = "-t·log(p), one term per class"
     fuses_with = "softmax"
     logits_loss = "ce_with_logits"
     from_logits = False
@@ -729,6 +736,7 @@ class CrossEntropyWithLogits(Loss):
     name = "ce_with_logits"
     aliases = ("cross_entropy_with_logits", "softmax_cross_entropy", "ce_logits")
     title = "cross-entropy on logits"
+    formula = "-t·log(softmax(z))"
     applies = "softmax"
     from_logits = True
 

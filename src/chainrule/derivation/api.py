@@ -65,6 +65,9 @@ def derive(
         With ``loss="mse"``: the squared error with a factor 1/2, whose gradient has no 2.
     wrt:
         The variable of a formula; by default the first of x, z, yhat, p, w, y, t it uses.
+        With ``layer=`` or ``network=``: what the result is the gradient by, ``"X"`` (the
+        inputs, :math:`\Delta_1 W_1^\top / m`), ``"H1"`` .. (a hidden layer's output),
+        ``"W"``, ``"b"``, ``"W2"``, ...; by default every weight and bias gradient.
     mean:
         With a loss: the mean loss over ``m`` samples, :math:`E = \frac1m \sum_i L_i`, whose
         derivative by one sample's prediction carries the factor :math:`1/m`.
@@ -99,7 +102,7 @@ def derive(
 
         return copy.deepcopy(_network.derive_vector(
             expression, activation=activation, loss=loss, layer=layer, network=network,
-            vector=vector, half=half, mean=mean, weights=weights,
+            vector=vector, half=half, mean=mean, weights=weights, wrt=wrt,
         ))
     _refuse_arguments(expression, activation, loss, method, mean, weights, wrt)
     result = _derive_cached(
@@ -245,7 +248,7 @@ def derive_loss(name: str, *, half: bool = False, method: str | None = None) -> 
         where = " and ".join(f"{pred} = {to_text(s.value)}" for s in singularities)
         warnings.append(
             f"dE/d{pred} = {to_text(simplified)} divides by zero at {where}, the ends of "
-            f"{lss}'s domain {_interval(info.domain)}: keep predictions strictly inside it "
+            f"{lss}'s domain {domain.set_text(info.domain)}: keep predictions strictly inside it "
             "(a sigmoid output does), or use the with-logits form on raw scores."
         )
     return Derivation(
@@ -349,12 +352,6 @@ def _single_findings(f: sympy.Expr, df: sympy.Expr, var: sympy.Symbol):
             warnings.append(f"Domain: {to_text(pw)} is real only where "
                             f"{to_text(pw.base)} ≥ 0.")
     return singularities, warnings
-
-
-def _interval(s: sympy.Set) -> str:
-    from chainrule.derivation.compose import _set_text
-
-    return _set_text(s)
 
 
 _ = (FormulaError, parse_expression)

@@ -140,6 +140,27 @@ def _check_layer(c: _Checker, spec, i: int, tensors: dict, width: int | None) ->
     return width
 
 
+def _check_classes(c: _Checker, meta: dict, width: int) -> None:
+    """The task, and the class labels against the model's ``width`` outputs."""
+    task = meta.get("task")
+    if task is not None:
+        c.choice(task, "task", TASKS)
+    classes = meta.get("classes")
+    if classes is not None:
+        if not isinstance(classes, list) or not all(
+                isinstance(v, _SCALAR) and not isinstance(v, bool) for v in classes):
+            c.fail("classes", f"must be a list of class labels (numbers or strings); got "
+                              f"{_show(classes)}")
+        if len(classes) > MAX_CLASSES:
+            c.fail("classes", f"lists {len(classes):,} labels")
+        if len({type(v) is str for v in classes}) > 1:
+            c.fail("classes", "mixes numbers and strings")
+        needed = 2 if width == 1 else width
+        if task == "classification" and len(classes) != needed:
+            c.fail("classes", f"lists {len(classes)} labels but the model has {width} "
+                              f"output{'s' if width != 1 else ''}, so it needs {needed}")
+
+
 def check_metadata(meta, where: str, tensors: dict[str, np.ndarray]) -> dict:
     """Check the parsed metadata against the schema and the tensors; return it unchanged."""
     c = _Checker(where)
@@ -167,23 +188,7 @@ def check_metadata(meta, where: str, tensors: dict[str, np.ndarray]) -> dict:
     first_in = specs[next(i for i, s in enumerate(specs) if s["type"] == Dense.kind)]["config"][
         "in_features"]
 
-    task = meta.get("task")
-    if task is not None:
-        c.choice(task, "task", TASKS)
-    classes = meta.get("classes")
-    if classes is not None:
-        if not isinstance(classes, list) or not all(
-                isinstance(v, _SCALAR) and not isinstance(v, bool) for v in classes):
-            c.fail("classes", f"must be a list of class labels (numbers or strings); got "
-                              f"{_show(classes)}")
-        if len(classes) > MAX_CLASSES:
-            c.fail("classes", f"lists {len(classes):,} labels")
-        if len({type(v) is str for v in classes}) > 1:
-            c.fail("classes", "mixes numbers and strings")
-        needed = 2 if width == 1 else width
-        if task == "classification" and len(classes) != needed:
-            c.fail("classes", f"lists {len(classes)} labels but the model has {width} "
-                              f"output{'s' if width != 1 else ''}, so it needs {needed}")
+    _check_classes(c, meta, width)
     prep = meta.get("preprocessing")
     if prep is not None:
         prep = c.dict(prep, "preprocessing")
