@@ -221,3 +221,43 @@ def test_softmax_ce_assumption_is_needed():
     h = 1e-6
     numeric = np.array([(E(zv + h * e) - E(zv - h * e)) / (2 * h) for e in np.eye(3)])
     assert not np.allclose(numeric, _softmax(zv) - tv, atol=1e-3)
+
+
+# --- a with-logits loss applies its own activation: never a second one before it ----------------
+
+
+@pytest.mark.parametrize("path", [{}, {"vector": True}, {"layer": True}])
+@pytest.mark.parametrize(("activation", "loss", "fix"), [
+    ("softmax", "ce_with_logits", "Use loss='ce' with activation='softmax', or "
+                                  "activation='identity' with loss='ce_with_logits'."),
+    ("sigmoid", "bce_with_logits", "Use loss='bce' with activation='sigmoid', or "
+                                   "activation='identity' with loss='bce_with_logits'."),
+])
+def test_an_activation_applied_twice_is_refused_on_every_path(activation, loss, fix, path):
+    # softmax then ce_with_logits is softmax(softmax(z)): its gradient is not p - t
+    with pytest.raises(ValueError, match=f"would apply the {activation} twice") as err:
+        derive(activation=activation, loss=loss, **path)
+    assert fix in str(err.value)
+
+
+def test_a_network_ending_in_the_activation_of_its_logits_loss_is_refused():
+    with pytest.raises(ValueError, match="would apply the softmax twice"):
+        derive(network="relu,softmax", loss="ce_with_logits")
+
+
+@pytest.mark.parametrize("loss", ["bce_with_logits", "ce_with_logits"])
+def test_any_activation_before_a_logits_loss_is_refused_naming_identity(loss):
+    with pytest.raises(ValueError, match="must be identity; got tanh"):
+        derive(activation="tanh", loss=loss)
+
+
+def test_the_logits_losses_on_the_identity_still_derive():
+    assert _exactly(derive(activation="identity", loss="ce_with_logits").result, p - t)
+    assert derive(activation="identity", loss="bce_with_logits").warnings == []
+
+
+def test_loss_titles_come_from_the_loss_classes():
+    from chainrule import losses
+
+    d = derive(activation="sigmoid", loss="bce")
+    assert str(d.steps[0].terms["name"]) == losses.BinaryCrossEntropy.title
