@@ -94,6 +94,36 @@ def _close(a, b):
     np.testing.assert_allclose(np.asarray(a, float), b, rtol=2e-6, atol=2e-7)
 
 
+def _targets(rng, loss, shape, normalised):
+    """Targets the loss accepts: probabilities for the cross-entropies (rows summing to 1 when
+    ``normalised``), any reals for the others."""
+    if loss in ("bce", "bce_with_logits"):
+        return rng.uniform(0.05, 0.95, shape)
+    if loss in ("ce", "ce_with_logits"):
+        T = rng.uniform(0.1, 1, shape)
+        T /= T.sum(axis=1, keepdims=True)
+        return T if normalised else T * rng.uniform(0.3, 2, (shape[0], 1))
+    return rng.normal(size=shape)
+
+
+def _environment(acts, fs, loss, X, Ws, bs, T):
+    """The arrays the claims read, by name, and the network's output."""
+    L = len(acts)
+    env = {"X": X, "T": T, "m": float(X.shape[0])}
+    H = X
+    for i in range(L):
+        Z = H @ Ws[i] + bs[i]
+        H = fs[i](Z)
+        env.update({f"W{i+1}": Ws[i], f"b{i+1}": bs[i], f"Z{i+1}": Z})
+        if i + 1 < L:
+            env[f"H{i+1}"] = H
+            env[f"P{i+1}"] = _softmax(Z)
+    env["P" if acts[-1] == "softmax" else "Yhat"] = H
+    if acts[-1] == "log_softmax" or loss == "ce_with_logits":
+        env["P"] = _softmax(env[f"Z{L}"])
+    return env, H
+
+
 def _check(d, acts, loss, m, sizes, seed, normalised=True):
     """Evaluate every claim of ``d`` on random matrices and compare with the oracle."""
     rng = np.random.default_rng(seed)
@@ -103,15 +133,7 @@ def _check(d, acts, loss, m, sizes, seed, normalised=True):
     X = rng.normal(size=(m, sizes[0]))
     Ws = [rng.normal(0, 0.8, (sizes[i], sizes[i + 1])) for i in range(L)]
     bs = [rng.normal(0, 0.5, (1, sizes[i + 1])) for i in range(L)]
-    if loss in ("bce", "bce_with_logits"):
-        T = rng.uniform(0.05, 0.95, (m, sizes[-1]))
-    elif loss in ("ce", "ce_with_logits"):
-        T = rng.uniform(0.1, 1, (m, sizes[-1]))
-        T /= T.sum(axis=1, keepdims=True)
-        if not normalised:
-            T *= rng.uniform(0.3, 2, (m, 1))
-    else:
-        T = rng.normal(size=(m, sizes[-1]))
+    T = _targets(rng, loss, (m, sizes[-1]), normalised)
 
     def run(Ws, bs, start=0, Zs=None):
         H, Z = X, None
@@ -130,18 +152,7 @@ def _check(d, acts, loss, m, sizes, seed, normalised=True):
             H = fs[j](Z)
         return _loss(loss, Z if logits else H, T)
 
-    env = {"X": X, "T": T, "m": float(m)}
-    H = X
-    for i in range(L):
-        Z = H @ Ws[i] + bs[i]
-        H = fs[i](Z)
-        env.update({f"W{i+1}": Ws[i], f"b{i+1}": bs[i], f"Z{i+1}": Z})
-        if i + 1 < L:
-            env[f"H{i+1}"] = H
-            env[f"P{i+1}"] = _softmax(Z)
-    env["P" if acts[-1] == "softmax" else "Yhat"] = H
-    if acts[-1] == "log_softmax" or loss == "ce_with_logits":
-        env["P"] = _softmax(env[f"Z{L}"])
+    env, H = _environment(acts, fs, loss, X, Ws, bs, T)
     claims = [c for s in d.steps for c in s.claims if c.check]
     claims += list(d.result_input_form.values())
     checked = 0

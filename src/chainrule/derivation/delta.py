@@ -22,6 +22,7 @@ import functools
 
 import sympy
 
+from chainrule import losses as _losses
 from chainrule.derivation import library
 from chainrule.derivation.domain import set_text
 from chainrule.derivation.functions import sigmoid
@@ -170,11 +171,12 @@ def refuse(acts: tuple[str, ...], lss: str) -> None:
         rng = library.ACTIVATION_INFO[out].range
     rng = rng.subs(NUMBERS) if rng.free_symbols else rng
     if not rng.is_subset(domain):
+        cls = _losses.LOSSES[lss]
         raise ValueError(
             f"The output activation {out} takes values in {set_text(rng)}, outside {lss}'s "
             f"domain {set_text(domain)}, so the loss is undefined for some outputs; use "
-            f"{'softmax' if lss == 'ce' else 'sigmoid'} as the last activation, or "
-            f"{'ce' if lss == 'ce' else 'bce'}_with_logits on an identity output.")
+            f"{cls.fuses_with} as the last activation, or {cls.logits_loss} on an identity "
+            "output.")
 
 
 # --- the output delta ---------------------------------------------------------------------------
