@@ -261,3 +261,34 @@ def test_loss_titles_come_from_the_loss_classes():
 
     d = derive(activation="sigmoid", loss="bce")
     assert str(d.steps[0].terms["name"]) == losses.BinaryCrossEntropy.title
+
+
+# --- wrt is never ignored: a named derivation takes the variable it derives by, or refuses ------
+
+
+def test_a_composition_by_w_is_the_weights_derivation():
+    by_w = derive(activation="sigmoid", loss="bce", wrt="w")
+    assert by_w.var == w and _exactly(by_w.result, derive(activation="sigmoid", loss="bce",
+                                                              weights=True).result)
+    assert derive(activation="sigmoid", loss="bce", wrt="z").var == z
+
+
+def test_an_activation_by_z_is_written_in_z():
+    d = derive(activation="sigmoid", wrt="z")
+    assert d.var == z and d.title.startswith("d/dz")
+    assert _exactly(d.result.subs(z, x), derive("sigmoid").result)
+
+
+@pytest.mark.parametrize(("kwargs", "words"), [
+    ({"activation": "sigmoid", "loss": "bce", "wrt": "yhat"}, "dE/dyhat is the loss's own"),
+    ({"activation": "sigmoid", "loss": "bce", "wrt": "x"}, "or dE/dw (wrt='w'"),
+    ({"activation": "tanh", "loss": "bce", "weights": True, "wrt": "z"}, "got wrt='z'"),
+    ({"activation": "sigmoid", "wrt": "y"}, "give wrt='x' or 'z'"),
+    ({"expression": "softmax", "wrt": "x"}, "give wrt='z'"),
+    ({"loss": "bce", "wrt": "t"}, "derived by its prediction yhat"),
+    ({"loss": "ce", "wrt": "yhat"}, "or give wrt='p'"),
+])
+def test_a_wrt_a_named_derivation_cannot_take_is_refused(kwargs, words):
+    with pytest.raises(ValueError) as err:
+        derive(**kwargs)
+    assert words in str(err.value)
