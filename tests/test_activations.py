@@ -644,8 +644,8 @@ def test_from_config_builds_activations_registered_from_outside(monkeypatch):
     assert seen == {"formula": "tanh(z)", "name": "tanh"}
 
 
-def test_from_config_asks_the_package_root_for_a_missing_builder(monkeypatch):
-    import chainrule
+def test_from_config_loads_the_module_of_a_missing_optional_builder(monkeypatch):
+    from chainrule import _registry
 
     asked = []
 
@@ -655,12 +655,43 @@ def test_from_config_asks_the_package_root_for_a_missing_builder(monkeypatch):
             CUSTOM_BUILDERS["formula"] = lambda formula, name=None: Tanh()
 
     monkeypatch.delitem(CUSTOM_BUILDERS, "formula", raising=False)
-    monkeypatch.setattr(chainrule, "_provide_activation_builder", provide)
+    monkeypatch.setattr(_registry, "load_optional_builder", provide)
     assert isinstance(from_config("t", {"formula": "tanh(z)", "name": "t"}), Tanh)
     assert asked == ["formula"]
     monkeypatch.delitem(CUSTOM_BUILDERS, "formula")
     with pytest.raises(ValueError, match="Unknown activation 'mine'"):
         from_config("mine", {"slope": 2.0})  # nothing provides "slope": get() names the name
+
+
+def test_only_the_fixed_list_of_builder_modules_is_ever_imported(monkeypatch):
+    import importlib
+
+    from chainrule import _registry
+
+    imported = []
+    monkeypatch.setattr(importlib, "import_module", imported.append)
+    _registry.load_optional_builder("chainrule.derivation.custom")  # a key, not a module path
+    _registry.load_optional_builder("os")
+    assert imported == []
+    _registry.load_optional_builder("formula")
+    assert imported == ["chainrule.derivation.custom"]
+
+
+def test_nn_never_imports_the_package_root():
+    import ast
+    import pathlib
+
+    import chainrule
+
+    root = pathlib.Path(chainrule.__file__).parent
+    modules = {p.stem for p in root.glob("*.py")} | {p.name for p in root.iterdir() if p.is_dir()}
+    for path in (root / "nn").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                assert all(a.name != "chainrule" for a in node.names), path.name
+            if isinstance(node, ast.ImportFrom) and node.module == "chainrule":
+                for a in node.names:
+                    assert a.name in modules, f"{path.name} takes {a.name} from the package root"
 
 
 def test_the_core_never_imports_the_derivation_engine():
@@ -687,3 +718,54 @@ def test_module_examples_run():
 
     for module in (chainrule.nn.activations, chainrule._erf):
         assert doctest.testmod(module).failed == 0
+
+
+# --- each class is the one home of its names and texts -------------------------------------------
+
+WITH_OUTPUT_FORM = [n for n, c in ACTIVATIONS.items() if c.output_form_text is not None]
+
+
+def test_registries_are_built_from_each_class_names():
+    for name, cls in ACTIVATIONS.items():
+        assert cls.name == name
+        assert cls.title and cls.formula and cls.derivative_text
+        for alias in cls.aliases:
+            assert ALIASES[alias] == name
+            assert nn.canonical_name(alias) == name
+    assert set(ALIASES) == {a for cls in ACTIVATIONS.values() for a in cls.aliases}
+    assert ALIASES["logistic"] == "sigmoid" and ALIASES["swish"] == "silu"
+
+
+def test_output_form_texts_of_the_textbooks():
+    assert Sigmoid.output_form_text == "yhat(1 - yhat)"
+    assert Tanh.output_form_text == "1 - yhat²"
+    assert Sigmoid.derivative_text == "σ'(z) = σ(z)(1 - σ(z))"
+    assert GELU.output_form_text is None and Softmax.output_form_text is None
+
+
+@pytest.mark.parametrize("name", WITH_OUTPUT_FORM)
+def test_output_form_at_the_output_is_the_derivative_by_finite_differences(name):
+    # central differences of forward in float64, never the class's own derivative code
+    z = np.array([-3.0, -1.2, -0.4, 0.3, 0.9, 2.5, 4.0])
+    act = nn.get(name)
+    h = 1e-6 * np.maximum(1.0, np.abs(z))
+    numeric = (nn.get(name)(z + h) - nn.get(name)(z - h)) / (2 * h)
+    np.testing.assert_allclose(act.output_form(act(z)), numeric, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", WITH_OUTPUT_FORM)
+def test_output_form_at_extreme_inputs_is_finite_and_propagates_nan(name):
+    act = nn.get(name)
+    z = np.array([-1e9, -1e3, 0.0, 1e3, 1e9, np.nan])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        d = act.output_form(act(z))
+    assert np.isfinite(d[:-1]).all()
+    # NaN in gives what derivative(z) gives: NaN, or 1 for the identity, whose slope is constant
+    np.testing.assert_allclose(d, act.derivative(z), rtol=1e-6, atol=1e-12, equal_nan=True)
+    assert np.isnan(d[-1]) == (name != "identity")
+
+
+def test_output_form_is_refused_where_the_derivative_needs_the_input():
+    with pytest.raises(TypeError, match="derivative\\(z\\)"):
+        GELU().output_form(np.zeros(2))

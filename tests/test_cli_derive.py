@@ -51,6 +51,12 @@ def test_weights(capsys):
         (["derive", "__import__('os').system('echo hi')"], "column 1"),
         (["derive", "--activation", "tanhh", "--loss", "bce"], "activation 'tanhh'"),
         (["derive"], "Nothing to derive"),
+        (["derive", "--activation", "softmax", "--loss", "ce_with_logits"],
+         "apply the softmax twice"),
+        (["derive", "--activation", "sigmoid", "--loss", "bce_with_logits"],
+         "apply the sigmoid twice"),
+        (["derive", "--activation", "sigmoid", "--loss", "bce", "--layer", "--wrt", "q"],
+         "got wrt='q'"),
     ],
 )
 def test_bad_input_exits_1_with_one_line(capsys, argv, needle):
@@ -92,3 +98,11 @@ def test_simplify_steps_say_simplify_once(argv, capsys):
     steps = [line for line in out.splitlines() if "Simplify" in line]
     assert steps  # the step is there, titled once
     assert all(line.lower().count("simplify") == 1 for line in steps), steps
+
+
+def test_a_layer_by_its_inputs_prints_the_input_gradient(capsys):
+    assert main(["derive", "--activation", "sigmoid", "--loss", "bce", "--layer",
+                 "--wrt", "X"]) == 0
+    out = capsys.readouterr().out
+    result = out.split("Result:")[1]
+    assert "∂E/∂X = Δ₁ W₁ᵀ / m" in result and "∂E/∂W₁" not in result

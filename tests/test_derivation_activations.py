@@ -52,6 +52,22 @@ def test_registries_use_the_engines_names():
         assert canonical_activation(name) == name
 
 
+def test_the_engine_reads_its_texts_from_the_core_classes():
+    from chainrule.derivation.library import activation_title, loss_title
+
+    for name, cls in nn.ACTIVATIONS.items():
+        assert activation_title(name) == cls.title
+        if name in ACTIVATION_INFO:
+            assert ACTIVATION_INFO[name].summary == cls.formula
+            # the engine's output form exists wherever the core computes one from the output
+            assert (cls.output_form_text is None) or ACTIVATION_INFO[name].output_form
+    for name, cls in losses.LOSSES.items():
+        assert loss_title(name) == cls.title and LOSS_INFO[name].summary == cls.formula
+        assert LOSS_INFO[name].on_logits == cls.from_logits
+    assert activation_title("binary_step") == "binary step"
+    assert loss_title("log_loss") == "binary cross-entropy"
+
+
 def _spellings(registry, aliases):
     """Every spelling the core's get accepts: names, aliases, class names, other cases."""
     for name in registry:

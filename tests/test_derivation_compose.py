@@ -221,3 +221,74 @@ def test_softmax_ce_assumption_is_needed():
     h = 1e-6
     numeric = np.array([(E(zv + h * e) - E(zv - h * e)) / (2 * h) for e in np.eye(3)])
     assert not np.allclose(numeric, _softmax(zv) - tv, atol=1e-3)
+
+
+# --- a with-logits loss applies its own activation: never a second one before it ----------------
+
+
+@pytest.mark.parametrize("path", [{}, {"vector": True}, {"layer": True}])
+@pytest.mark.parametrize(("activation", "loss", "fix"), [
+    ("softmax", "ce_with_logits", "Use loss='ce' with activation='softmax', or "
+                                  "activation='identity' with loss='ce_with_logits'."),
+    ("sigmoid", "bce_with_logits", "Use loss='bce' with activation='sigmoid', or "
+                                   "activation='identity' with loss='bce_with_logits'."),
+])
+def test_an_activation_applied_twice_is_refused_on_every_path(activation, loss, fix, path):
+    # softmax then ce_with_logits is softmax(softmax(z)): its gradient is not p - t
+    with pytest.raises(ValueError, match=f"would apply the {activation} twice") as err:
+        derive(activation=activation, loss=loss, **path)
+    assert fix in str(err.value)
+
+
+def test_a_network_ending_in_the_activation_of_its_logits_loss_is_refused():
+    with pytest.raises(ValueError, match="would apply the softmax twice"):
+        derive(network="relu,softmax", loss="ce_with_logits")
+
+
+@pytest.mark.parametrize("loss", ["bce_with_logits", "ce_with_logits"])
+def test_any_activation_before_a_logits_loss_is_refused_naming_identity(loss):
+    with pytest.raises(ValueError, match="must be identity; got tanh"):
+        derive(activation="tanh", loss=loss)
+
+
+def test_the_logits_losses_on_the_identity_still_derive():
+    assert _exactly(derive(activation="identity", loss="ce_with_logits").result, p - t)
+    assert derive(activation="identity", loss="bce_with_logits").warnings == []
+
+
+def test_loss_titles_come_from_the_loss_classes():
+    from chainrule import losses
+
+    d = derive(activation="sigmoid", loss="bce")
+    assert str(d.steps[0].terms["name"]) == losses.BinaryCrossEntropy.title
+
+
+# --- wrt is never ignored: a named derivation takes the variable it derives by, or refuses ------
+
+
+def test_a_composition_by_w_is_the_weights_derivation():
+    by_w = derive(activation="sigmoid", loss="bce", wrt="w")
+    assert by_w.var == w and _exactly(by_w.result, derive(activation="sigmoid", loss="bce",
+                                                              weights=True).result)
+    assert derive(activation="sigmoid", loss="bce", wrt="z").var == z
+
+
+def test_an_activation_by_z_is_written_in_z():
+    d = derive(activation="sigmoid", wrt="z")
+    assert d.var == z and d.title.startswith("d/dz")
+    assert _exactly(d.result.subs(z, x), derive("sigmoid").result)
+
+
+@pytest.mark.parametrize(("kwargs", "words"), [
+    ({"activation": "sigmoid", "loss": "bce", "wrt": "yhat"}, "dE/dyhat is the loss's own"),
+    ({"activation": "sigmoid", "loss": "bce", "wrt": "x"}, "or dE/dw (wrt='w'"),
+    ({"activation": "tanh", "loss": "bce", "weights": True, "wrt": "z"}, "got wrt='z'"),
+    ({"activation": "sigmoid", "wrt": "y"}, "give wrt='x' or 'z'"),
+    ({"expression": "softmax", "wrt": "x"}, "give wrt='z'"),
+    ({"loss": "bce", "wrt": "t"}, "derived by its prediction yhat"),
+    ({"loss": "ce", "wrt": "yhat"}, "or give wrt='p'"),
+])
+def test_a_wrt_a_named_derivation_cannot_take_is_refused(kwargs, words):
+    with pytest.raises(ValueError) as err:
+        derive(**kwargs)
+    assert words in str(err.value)

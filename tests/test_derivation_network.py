@@ -94,35 +94,22 @@ def _close(a, b):
     np.testing.assert_allclose(np.asarray(a, float), b, rtol=2e-6, atol=2e-7)
 
 
-def _check(d, acts, loss, m, sizes, seed, normalised=True):
-    """Evaluate every claim of ``d`` on random matrices and compare with the oracle."""
-    rng = np.random.default_rng(seed)
-    L = len(acts)
-    fs = [_act(a) for a in acts]
-    logits = loss.endswith("_with_logits")
-    X = rng.normal(size=(m, sizes[0]))
-    Ws = [rng.normal(0, 0.8, (sizes[i], sizes[i + 1])) for i in range(L)]
-    bs = [rng.normal(0, 0.5, (1, sizes[i + 1])) for i in range(L)]
+def _targets(rng, loss, shape, normalised):
+    """Targets the loss accepts: probabilities for the cross-entropies (rows summing to 1 when
+    ``normalised``), any reals for the others."""
     if loss in ("bce", "bce_with_logits"):
-        T = rng.uniform(0.05, 0.95, (m, sizes[-1]))
-    elif loss in ("ce", "ce_with_logits"):
-        T = rng.uniform(0.1, 1, (m, sizes[-1]))
+        return rng.uniform(0.05, 0.95, shape)
+    if loss in ("ce", "ce_with_logits"):
+        T = rng.uniform(0.1, 1, shape)
         T /= T.sum(axis=1, keepdims=True)
-        if not normalised:
-            T *= rng.uniform(0.3, 2, (m, 1))
-    else:
-        T = rng.normal(size=(m, sizes[-1]))
+        return T if normalised else T * rng.uniform(0.3, 2, (shape[0], 1))
+    return rng.normal(size=shape)
 
-    def run(Ws, bs, start=0, Zs=None):
-        H, Z = X, None
-        for i in range(L):
-            Z = Zs if (Zs is not None and i == start) else H @ Ws[i] + bs[i]
-            if Zs is not None and i < start:
-                continue
-            H = fs[i](Z)
-        return _loss(loss, Z if logits else H, T)
 
-    env = {"X": X, "T": T, "m": float(m)}
+def _environment(acts, fs, loss, X, Ws, bs, T):
+    """The arrays the claims read, by name, and the network's output."""
+    L = len(acts)
+    env = {"X": X, "T": T, "m": float(X.shape[0])}
     H = X
     for i in range(L):
         Z = H @ Ws[i] + bs[i]
@@ -134,6 +121,38 @@ def _check(d, acts, loss, m, sizes, seed, normalised=True):
     env["P" if acts[-1] == "softmax" else "Yhat"] = H
     if acts[-1] == "log_softmax" or loss == "ce_with_logits":
         env["P"] = _softmax(env[f"Z{L}"])
+    return env, H
+
+
+def _check(d, acts, loss, m, sizes, seed, normalised=True):
+    """Evaluate every claim of ``d`` on random matrices and compare with the oracle."""
+    rng = np.random.default_rng(seed)
+    L = len(acts)
+    fs = [_act(a) for a in acts]
+    logits = loss.endswith("_with_logits")
+    X = rng.normal(size=(m, sizes[0]))
+    Ws = [rng.normal(0, 0.8, (sizes[i], sizes[i + 1])) for i in range(L)]
+    bs = [rng.normal(0, 0.5, (1, sizes[i + 1])) for i in range(L)]
+    T = _targets(rng, loss, (m, sizes[-1]), normalised)
+
+    def run(Ws, bs, start=0, Zs=None):
+        H, Z = X, None
+        for i in range(L):
+            Z = Zs if (Zs is not None and i == start) else H @ Ws[i] + bs[i]
+            if Zs is not None and i < start:
+                continue
+            H = fs[i](Z)
+        return _loss(loss, Z if logits else H, T)
+
+    def run_from_input(i, H):
+        """The loss with H as layer i's output (i = 0: the inputs X)."""
+        Z = H
+        for j in range(i, L):
+            Z = H @ Ws[j] + bs[j]
+            H = fs[j](Z)
+        return _loss(loss, Z if logits else H, T)
+
+    env, H = _environment(acts, fs, loss, X, Ws, bs, T)
     claims = [c for s in d.steps for c in s.claims if c.check]
     claims += list(d.result_input_form.values())
     checked = 0
@@ -151,6 +170,9 @@ def _check(d, acts, loss, m, sizes, seed, normalised=True):
             i = int(tag[1:]) - 1
             env[tag] = value
             _close(value, m * _diff(lambda Zv, i=i: run(Ws, bs, i, Zv), env[f"Z{i+1}"]))
+        elif tag == "X" or tag.startswith("H"):
+            i = 0 if tag == "X" else int(tag[1:])
+            _close(value, _diff(lambda v, i=i: run_from_input(i, v), env[tag]))
         else:
             i = int(tag[1:]) - 1
 
@@ -459,3 +481,60 @@ def test_readme_python_example():
     runner = doctest.DocTestRunner()
     runner.run(test)
     assert runner.failures == 0 and runner.tries >= 3
+
+
+# --- wrt: the gradient by the inputs or a hidden layer's output --------------------------------
+
+
+@pytest.mark.parametrize(("act", "loss"), [("sigmoid", "bce"), ("tanh", "mse"),
+                                           ("softmax", "ce"), ("identity", "ce_with_logits"),
+                                           ("relu", "huber")])
+def test_one_layer_by_its_inputs_is_delta_times_w_transposed_over_m(act, loss):
+    d = derive(activation=act, loss=loss, layer=True, wrt="X")
+    assert list(d.result) == ["dE/dX"]
+    assert d.result["dE/dX"].rhs("text") == "Δ₁ W₁ᵀ / m"
+    assert "∂E/∂X = Δ₁ W₁ᵀ / m   [(m × n₁)(n₁ × n₀) = m × n₀]" in d.to_text()
+    for seed, (m, width) in enumerate(SHAPES):
+        _check(d, (act,), loss, m, _sizes(1, width, m), 40 + seed)
+
+
+@pytest.mark.parametrize("wrt", ["X", "H1", "H2", "x", "h2"])
+def test_a_network_by_its_inputs_or_a_hidden_output_matches_finite_differences(wrt):
+    acts = ("relu", "tanh", "sigmoid")
+    d = derive(network=",".join(acts), loss="bce", wrt=wrt)
+    name = wrt.upper()
+    assert list(d.result) == [f"dE/d{name}"]
+    for seed, (m, width) in enumerate(SHAPES):
+        _check(d, acts, "bce", m, _sizes(3, width, m), 50 + seed)
+
+
+@pytest.mark.parametrize(("wrt", "keys"), [("W", ["dE/dW1", "dE/dW2"]),
+                                           ("b", ["dE/db1", "dE/db2"]),
+                                           ("W2", ["dE/dW2"]), ("b1", ["dE/db1"])])
+def test_wrt_a_parameter_gives_only_its_gradients(wrt, keys):
+    assert list(derive(network="tanh,sigmoid", loss="bce", wrt=wrt).result) == keys
+
+
+@pytest.mark.parametrize(("kwargs", "words"), [
+    ({"activation": "sigmoid", "layer": True, "wrt": "yhat"}, "'X' (the inputs); got wrt='yhat'"),
+    ({"network": "tanh,sigmoid", "wrt": "H2"}, "'H1' (a hidden layer's output); got wrt='H2'"),
+    ({"network": "tanh,sigmoid", "wrt": "Z1"}, "got wrt='Z1'"),
+    ({"activation": "sigmoid", "vector": True, "wrt": "X"}, "Leave out wrt (or give wrt='z')"),
+])
+def test_a_wrt_the_derivation_cannot_give_is_refused_naming_those_it_can(kwargs, words):
+    with pytest.raises(ValueError) as err:
+        derive(loss="bce", **kwargs)
+    assert words in str(err.value)
+
+
+def test_the_engine_check_catches_an_input_gradient_without_its_one_over_m():
+    from chainrule.derivation import vcheck
+    from chainrule.derivation.matrix import MatMul, Sym, T
+    from chainrule.derivation.vresult import Claim
+
+    d = derive(activation="sigmoid", loss="bce", layer=True, wrt="X")
+    D1, W1 = Sym("D1", "Δ₁", r"\Delta_1", ("m", "n1")), Sym("W1", "W₁", "W_1", ("n0", "n1"))
+    wrong = Claim(("∂E/∂X", "X", "dE/dX"), MatMul(D1, T(W1)), check="X")
+    d.steps[-2].claims[:] = [wrong]
+    with pytest.raises(RuntimeError, match="disagrees with central finite differences"):
+        vcheck.verify_network(d, ("sigmoid",), "bce", False)

@@ -736,3 +736,57 @@ def test_with_logits_losses_at_1e9_are_finite_silent_and_exact(dtype, reduction)
     np.testing.assert_allclose(cv, cper if reduction == "none" else sum(cper) / m, rtol=1e-6)
     np.testing.assert_array_equal(cg[:3], np.array([[0, 0], [-1, 1], [1, -1]], dtype) / m)
     assert g.dtype == cg.dtype == dtype
+
+
+# --- each class is the one home of its names and its fusion ---------------------------------------
+
+
+def test_registries_are_built_from_each_class_names():
+    for name, cls in LOSSES.items():
+        assert cls.name == name and cls.title
+        for alias in cls.aliases:
+            assert ALIASES[alias] == name
+    assert set(ALIASES) == {a for cls in LOSSES.values() for a in cls.aliases}
+
+
+def test_fusion_attributes_name_real_activations_and_siblings():
+    from chainrule import nn
+
+    for cls in LOSSES.values():
+        if cls.fuses_with is not None:
+            assert cls.fuses_with in nn.ACTIVATIONS
+        if cls.logits_loss is not None:
+            sibling = LOSSES[cls.logits_loss]
+            assert sibling.from_logits and sibling.applies == cls.fuses_with
+        assert (cls.applies is not None) == cls.from_logits
+    assert (BinaryCrossEntropy.fuses_with, BinaryCrossEntropy.logits_loss) == (
+        "sigmoid", "bce_with_logits")
+    assert (CrossEntropy.fuses_with, CrossEntropy.logits_loss) == ("softmax", "ce_with_logits")
+    assert (MSE.fuses_with, MSE.logits_loss) == ("identity", None)
+
+
+@pytest.mark.parametrize("name", [n for n, c in LOSSES.items() if c.logits_loss])
+@pytest.mark.parametrize("scale", [1.0, 1e3, 1e9])
+def test_the_logits_sibling_is_the_loss_of_the_fused_activation(rng, name, scale):
+    # the sibling on z equals the loss of fuses_with(z), and its gradient at the logits is
+    # (yhat - y)/m: checked against central differences of loss(activation(z)) in float64
+    from chainrule import nn
+
+    cls = LOSSES[name]
+    z = rng.normal(0.0, 1.0, (4, 3))
+    y = (rng.uniform(size=(4, 3)) < 0.5).astype(float) if name == "bce" else rng.integers(0, 3, 4)
+    act = nn.get(cls.fuses_with)
+    sibling = get(cls.logits_loss)
+    assert sibling(z, y) == pytest.approx(cls()(act(z), y), rel=1e-12)
+    grad = sibling.backward()
+    onehot = y if name == "bce" else np.eye(3)[y]
+    np.testing.assert_allclose(grad, (act(z) - onehot) / 4, rtol=1e-10, atol=1e-15)
+    h = 1e-6
+    for idx in [(0, 0), (2, 1), (3, 2)]:
+        up, down = z.copy(), z.copy()
+        up[idx] += h
+        down[idx] -= h
+        numeric = (cls()(act(up), y) - cls()(act(down), y)) / (2 * h)
+        assert grad[idx] == pytest.approx(numeric, rel=1e-6, abs=1e-10)
+    big = get(cls.logits_loss)
+    assert np.isfinite(big(z * scale, y)) and np.isfinite(big.backward()).all()

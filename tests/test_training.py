@@ -589,3 +589,37 @@ def test_bad_labels_validation_data_and_shapes_are_refused_before_training(kwarg
         model.fit(X, y, loss="ce", epochs=1, verbose=0, **args)
     for a, b in zip(before, model.parameters(), strict=True):
         assert a.tobytes() == b.tobytes()
+
+
+# --- which output activation fuses with which loss: read from the loss classes --------------------
+
+
+@pytest.mark.parametrize(("output", "loss"), [("softmax", "ce"), ("sigmoid", "bce"),
+                                              ("identity", "mse"), ("relu", "mse"), (None, "mse")])
+def test_evaluate_scores_with_the_loss_that_fuses_with_the_output(output, loss):
+    from chainrule.training import default_loss
+
+    assert default_loss(output) == loss
+
+
+@pytest.mark.parametrize(("output", "loss", "trained"), [
+    ("sigmoid", "bce", "bce_with_logits"), ("softmax", "ce", "ce_with_logits"),
+    ("identity", "mse", "mse")])
+def test_a_fused_pair_trains_the_logits_sibling_without_the_output_layer(output, loss, trained):
+    from chainrule.training import fused_objective
+
+    model = mlp([3, 4, 2], activation="tanh", output=output)
+    n, objective = fused_objective(model, loss)
+    assert n == len(model.layers) - 1 and objective.name == trained
+
+
+@pytest.mark.parametrize(("output", "loss", "fix"), [
+    ("softmax", "ce_with_logits", "loss='ce'"), ("sigmoid", "bce_with_logits", "loss='bce'"),
+    ("log_softmax", "ce_with_logits", "loss='ce'"), ("softmax", "bce_with_logits", "loss='ce'")])
+def test_a_logits_loss_after_a_probability_output_is_refused_with_the_fix(output, loss, fix):
+    from chainrule.training import fused_objective
+
+    model = mlp([3, 4, 2], activation="tanh", output=output)
+    with pytest.raises(ValueError, match="applied twice") as err:
+        fused_objective(model, loss)
+    assert fix in str(err.value)

@@ -28,28 +28,6 @@ _LAZY = {
 
 __all__ = ["__version__", *_LAZY]
 
-# Activations that a model file may hold but chainrule.nn does not define, by the key of their
-# config: the module that defines them, which registers their builder in
-# chainrule.nn.activations.CUSTOM_BUILDERS when it is imported. The package root wires the
-# optional parts together (as _LAZY does) and imports it on demand; chainrule.nn names none.
-_ACTIVATION_PROVIDERS = {"formula": "chainrule.derivation.custom"}
-
-
-def _provide_activation_builder(key: str) -> None:
-    """Import the module that registers the builder of activation configs holding ``key``."""
-    module = _ACTIVATION_PROVIDERS.get(key)
-    if module is None:
-        return
-    try:
-        _importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        from chainrule._extras import EXTRAS, missing_extra
-
-        if (exc.name or "").split(".")[0] not in EXTRAS:
-            raise
-        raise missing_extra(exc, f"an activation from its {key!r} config") from None
-
-
 def __getattr__(name: str):
     try:
         module_name, attr = _LAZY[name]

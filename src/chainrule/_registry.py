@@ -11,19 +11,39 @@ Every ``get`` of the core (:func:`chainrule.nn.get`, :func:`chainrule.losses.get
   be silently ignored otherwise);
 - anything else, an unknown name, or keywords the constructor does not take raise ValueError
   naming what was received and what is accepted.
+
+The activations a model file may hold that ``chainrule.nn`` does not define (a formula
+activation) are built by a module of a higher layer, which registers its builder with
+``chainrule.nn.activations.CUSTOM_BUILDERS`` when it is imported; :data:`OPTIONAL_BUILDERS`
+is the fixed list of those modules, which :func:`load_optional_builder` imports by name, as
+the package root maps each public name to its module. ``nn`` thus never imports them.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
 from typing import TypeVar
 
 import numpy as np
 
-__all__ = ["build", "canonical", "config_repr", "constructor_config", "normalize"]
+__all__ = [
+    "OPTIONAL_BUILDERS",
+    "build",
+    "canonical",
+    "config_repr",
+    "constructor_config",
+    "load_optional_builder",
+    "normalize",
+]
 
 T = TypeVar("T")
+
+#: The key of an activation config that a builder outside ``chainrule.nn`` reads -> the module
+#: that registers that builder when imported (the only modules :func:`load_optional_builder`
+#: imports; a model file cannot name others).
+OPTIONAL_BUILDERS: dict[str, str] = {"formula": "chainrule.derivation.custom"}
 
 
 def normalize(name: str) -> str:
@@ -119,3 +139,22 @@ def config_repr(obj) -> str:
     """``Name(key=value, ...)`` from ``obj.get_config()``: a repr that rebuilds the object."""
     args = ", ".join(f"{k}={v!r}" for k, v in obj.get_config().items())
     return f"{type(obj).__name__}({args})"
+
+
+def load_optional_builder(key: str) -> None:
+    """Import the module of :data:`OPTIONAL_BUILDERS` that registers the builder of ``key``.
+
+    A key not in that list does nothing (the config is then an ordinary one). A missing optional
+    package gives one line naming the extra to install, not a traceback.
+    """
+    module = OPTIONAL_BUILDERS.get(key)
+    if module is None:
+        return
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        from chainrule._extras import EXTRAS, missing_extra
+
+        if (exc.name or "").split(".")[0] not in EXTRAS:
+            raise
+        raise missing_extra(exc, f"an activation from its {key!r} config") from None

@@ -176,14 +176,38 @@ def _check_weights(
 class Loss:
     r"""Base class: a loss :math:`L(\text{pred}, \text{target})` and its gradient.
 
-    Subclasses set ``name`` (the key in :data:`LOSSES`) and ``from_logits`` (whether ``pred`` is
-    a raw score rather than a probability or a value), and implement ``_forward`` and
-    ``_backward``; ``_check`` may be overridden to validate more. See the module docstring for
-    the reductions and the unchecked path.
+    Subclasses implement ``_forward`` and ``_backward``; ``_check`` may be overridden to
+    validate more. See the module docstring for the reductions and the unchecked path. Each
+    class is the one home of its names and of the facts that the training loop, the
+    derivation engine and the checkers read:
+
+    - ``name``: the key of :data:`LOSSES`; ``aliases``: other spellings, the keys of
+      :data:`ALIASES` (the class name, lower-cased, is accepted as well);
+    - ``title``: the loss in words (``"binary cross-entropy"``), for sentences;
+    - ``formula``: one sample's loss as a textbook writes it (``"softplus(z) - y·z"``);
+    - ``from_logits``: whether ``pred`` is a raw score rather than a probability or a value;
+    - ``applies``: for a with-logits loss, the activation it applies to ``pred`` itself
+      (``"sigmoid"``, ``"softmax"``), which must not come before it as well; else None;
+    - ``fuses_with``: the output activation whose derivative cancels this loss's, so that
+      :math:`\partial E/\partial z = (\hat y - y)/m` at the logits: ``"sigmoid"`` for BCE,
+      ``"softmax"`` for CE, ``"identity"`` for MSE (``half=True``; twice that otherwise);
+    - ``logits_loss``: the with-logits sibling, the same objective computed from the logits
+      without forming ``fuses_with``'s output (``"bce_with_logits"`` for BCE); None where the
+      loss itself takes the logits (MSE behind the identity).
+
+    >>> from chainrule.losses import LOSSES
+    >>> [(n, c.fuses_with, c.logits_loss) for n, c in LOSSES.items() if c.logits_loss]
+    [('bce', 'sigmoid', 'bce_with_logits'), ('ce', 'softmax', 'ce_with_logits')]
     """
 
     name: ClassVar[str]
+    aliases: ClassVar[tuple[str, ...]] = ()
+    title: ClassVar[str] = ""
+    formula: ClassVar[str] = ""
     from_logits: ClassVar[bool] = False
+    applies: ClassVar[str | None] = None
+    fuses_with: ClassVar[str | None] = None
+    logits_loss: ClassVar[str | None] = None
 
     def __init__(self, reduction: str = "mean"):
         if reduction not in _REDUCTIONS:
@@ -287,6 +311,10 @@ class MSE(Loss):
     """
 
     name = "mse"
+    aliases = ("squared_error", "mean_squared_error")
+    title = "squared error"
+    formula = "(yhat - y)², or (yhat - y)²/2 with half=True"
+    fuses_with = "identity"
     from_logits = False
 
     def __init__(self, half: bool = False, reduction: str = "mean"):
@@ -331,6 +359,9 @@ class Huber(Loss):
     """
 
     name = "huber"
+    aliases = ("huber_loss",)
+    title = "Huber"
+    formula = "(yhat - y)²/2 for |yhat - y| ≤ δ, δ(|yhat - y| - δ/2) otherwise"
     from_logits = False
 
     def __init__(self, delta: float = 1.0, reduction: str = "mean"):
@@ -385,6 +416,11 @@ class BinaryCrossEntropy(Loss):
     """
 
     name = "bce"
+    aliases = ("binary_cross_entropy", "binary_crossentropy", "log_loss")
+    title = "binary cross-entropy"
+    formula = "-(y·log(yhat) + (1 - y)·log(1 - yhat))"
+    fuses_with = "sigmoid"
+    logits_loss = "bce_with_logits"
     from_logits = False
 
     def _check(self, pred, target):
@@ -458,6 +494,10 @@ class BinaryCrossEntropyWithLogits(Loss):
     """
 
     name = "bce_with_logits"
+    aliases = ("binary_cross_entropy_with_logits", "bce_logits")
+    title = "binary cross-entropy on logits"
+    formula = "softplus(z) - y·z"
+    applies = "sigmoid"
     from_logits = True
 
     def __init__(self, pos_weight=None, reduction: str = "mean"):
@@ -606,6 +646,11 @@ class CrossEntropy(Loss):
     """
 
     name = "ce"
+    aliases = ("cross_entropy", "categorical_cross_entropy", "categorical_crossentropy")
+    title = "cross-entropy"
+    formula = "-t·log(p), one term per class"
+    fuses_with = "softmax"
+    logits_loss = "ce_with_logits"
     from_logits = False
 
     def _check(self, pred, target):
@@ -689,6 +734,10 @@ class CrossEntropyWithLogits(Loss):
     """
 
     name = "ce_with_logits"
+    aliases = ("cross_entropy_with_logits", "softmax_cross_entropy", "ce_logits")
+    title = "cross-entropy on logits"
+    formula = "-t·log(softmax(z))"
+    applies = "softmax"
     from_logits = True
 
     def __init__(self, label_smoothing: float = 0.0, class_weight=None, reduction: str = "mean"):
@@ -787,23 +836,9 @@ LOSSES: dict[str, type[Loss]] = {
 }
 """Canonical loss names -> classes: the one list of names (CLI, derivation engine, tests)."""
 
-ALIASES: dict[str, str] = {
-    "squared_error": "mse",
-    "mean_squared_error": "mse",
-    "binary_cross_entropy": "bce",
-    "binary_crossentropy": "bce",
-    "log_loss": "bce",
-    "binary_cross_entropy_with_logits": "bce_with_logits",
-    "bce_logits": "bce_with_logits",
-    "cross_entropy": "ce",
-    "categorical_cross_entropy": "ce",
-    "categorical_crossentropy": "ce",
-    "cross_entropy_with_logits": "ce_with_logits",
-    "softmax_cross_entropy": "ce_with_logits",
-    "ce_logits": "ce_with_logits",
-    "huber_loss": "huber",
-}
-"""Other spellings -> canonical names. :func:`get` also accepts the class names."""
+ALIASES: dict[str, str] = {alias: cls.name for cls in LOSSES.values() for alias in cls.aliases}
+"""Other spellings -> canonical names, from each class's ``aliases``. :func:`get` also accepts
+the class names."""
 
 
 def get(name_or_instance, **kwargs) -> Loss:

@@ -47,6 +47,7 @@ __all__ = [
     "Trainer",
     "TrainingDivergedError",
     "blas_threads",
+    "default_loss",
     "evaluate",
     "fit",
     "fused_objective",
@@ -121,41 +122,56 @@ class History:
 
 # --- the objective: which output activation is fused with which loss ----------------------------
 
-# Probability losses and the output activation and with-logits loss of their fused form.
-_FUSED = {"bce": ("sigmoid", "bce_with_logits"), "ce": ("softmax", "ce_with_logits")}
-
-
 def fused_objective(model, loss) -> tuple[int, _losses.Loss]:
     r"""``(n, loss_fn)``: training runs the first ``n`` layers of ``model`` against ``loss_fn``.
 
-    Sigmoid + BCE and Softmax + CE drop the activation and use the with-logits loss, whose
-    delta at the logits is :math:`(\hat y - y)/m` (no division by :math:`\hat y(1-\hat y)`, so a
-    saturated output cannot produce NaN); Identity + MSE drops the identity. Any other
-    activation in front of a probability loss is refused, and so is a with-logits loss behind
-    an activation that already makes probabilities.
+    A loss with a with-logits sibling (``loss.logits_loss``: BCE, CE) needs its ``fuses_with``
+    output activation (sigmoid, softmax): training drops that activation and uses the sibling,
+    whose delta at the logits is :math:`(\hat y - y)/m` (no division by
+    :math:`\hat y(1-\hat y)`, so a saturated output cannot produce NaN); Identity + MSE drops
+    the identity. Any other activation in front of such a loss is refused, and so is a
+    with-logits loss behind an activation that already makes probabilities.
     """
     loss = _losses.get(loss)
     n = len(model.layers)
     last = model.output_activation
-    if loss.name in _FUSED:
-        wanted, fused_name = _FUSED[loss.name]
-        if last != wanted:
-            raise ValueError(_unfusable(model, loss, wanted, fused_name))
+    if loss.logits_loss is not None:
+        if last != loss.fuses_with:
+            raise ValueError(_unfusable(model, loss))
         kwargs = {"reduction": loss.reduction} if hasattr(loss, "reduction") else {}
-        return n - 1, _losses.get(fused_name, **kwargs)
-    if loss.from_logits and last in ("sigmoid", "softmax", "log_softmax"):
+        return n - 1, _losses.get(loss.logits_loss, **kwargs)
+    if loss.applies is not None and last in _probability_outputs():
+        fused = default_loss(last)
+        fix = (f"loss={fused!r} (chainrule fuses it with the output activation)"
+               if _losses.LOSSES[fused].logits_loss else "a softmax output with loss='ce'")
         raise ValueError(
             f"Loss {loss.name!r} takes raw scores (logits) but the model already ends in "
             f"{type(model.layers[-1]).__name__}, which would be applied twice. Use "
-            f"loss={'bce' if last == 'sigmoid' else 'ce'!r} (chainrule fuses it with the "
-            "output activation) or remove the output activation."
+            f"{fix} or remove the output activation."
         )
     return (n - 1, loss) if last == "identity" else (n, loss)
 
 
-def _unfusable(model, loss, wanted: str, fused_name: str) -> str:
+def _probability_outputs() -> set[str]:
+    """The output activations that a with-logits loss must not follow: those the with-logits
+    losses apply themselves (sigmoid, softmax) and the ones over a whole row (log-softmax)."""
+    applied = {cls.applies for cls in _losses.LOSSES.values() if cls.applies}
+    return applied | {name for name, cls in _act.ACTIVATIONS.items() if not cls.elementwise}
+
+
+def default_loss(output_activation: str | None) -> str:
+    """The loss a model with this output activation is scored with when none is named: the one
+    that fuses with it (``"ce"`` after a softmax, ``"bce"`` after a sigmoid), ``"mse"`` else."""
+    for name, cls in _losses.LOSSES.items():
+        if output_activation is not None and cls.fuses_with == output_activation:
+            return name
+    return "mse"
+
+
+def _unfusable(model, loss) -> str:
     """Why ``loss`` cannot follow the model's output, and the two fixes."""
     last = model.output_activation
+    wanted, fused_name = loss.fuses_with, loss.logits_loss
     ends = (f"ends in {type(model.layers[-1]).__name__}" if last
             else "has no output activation (it outputs raw scores)")
     hint = ""
@@ -854,7 +870,7 @@ def evaluate(model, X, y, loss=None) -> dict:
     calls for: cross-entropy after a softmax, binary cross-entropy after a sigmoid, squared
     error otherwise.
     """
-    default = {"softmax": "ce", "sigmoid": "bce"}.get(model.output_activation, "mse")
+    default = default_loss(model.output_activation)
     loss_fn = _losses.get(loss or model.training_config.get("loss") or default)
     trainer = Trainer(model, loss_fn)
     X = _prepare_inputs(model, X)

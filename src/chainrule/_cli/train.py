@@ -165,9 +165,12 @@ def _add_output_options(p) -> None:
 
 
 def _defaults_for(task: str, n_classes: int) -> tuple[str, str]:
-    if task == "regression":
-        return "identity", "mse"
-    return ("sigmoid", "bce") if n_classes == 2 else ("softmax", "ce")
+    """The task's loss (squared error, binary or categorical cross-entropy) and the output
+    activation that fuses with it (``fuses_with``, the loss class's own)."""
+    from chainrule.losses import LOSSES
+
+    loss = "mse" if task == "regression" else "bce" if n_classes == 2 else "ce"
+    return LOSSES[loss].fuses_with, loss
 
 
 def run(args) -> int:

@@ -14,7 +14,8 @@ SymPy is imported by this package only, never by the core, so ``import chainrule
 - :mod:`~chainrule.derivation.plot` draws functions with their derivatives;
 - :mod:`~chainrule.derivation.vector` derives the softmax and log-softmax Jacobians and a loss
   summed over K outputs; :mod:`~chainrule.derivation.network` one dense layer or a network of
-  any depth in matrix form, with shapes; both write their formulas with
+  any depth in matrix form, with shapes; both start from the output delta of
+  :mod:`~chainrule.derivation.delta`, write their formulas with
   :mod:`~chainrule.derivation.matrix` and check them with :mod:`~chainrule.derivation.vcheck`
   (finite differences) before returning a :class:`~chainrule.derivation.vresult.VectorDerivation`.
 """

@@ -65,6 +65,12 @@ def derive(
         With ``loss="mse"``: the squared error with a factor 1/2, whose gradient has no 2.
     wrt:
         The variable of a formula; by default the first of x, z, yhat, p, w, y, t it uses.
+        For a built-in activation ``"x"`` (the default) or ``"z"``; for a loss its prediction
+        (``"yhat"``, ``"p"`` for ``ce``, ``"z"`` on logits); for a composition ``"z"`` or
+        ``"w"`` (the same as ``weights=True``); any other is refused, never ignored.
+        With ``layer=`` or ``network=``: what the result is the gradient by, ``"X"`` (the
+        inputs, :math:`\Delta_1 W_1^\top / m`), ``"H1"`` .. (a hidden layer's output),
+        ``"W"``, ``"b"``, ``"W2"``, ...; by default every weight and bias gradient.
     mean:
         With a loss: the mean loss over ``m`` samples, :math:`E = \frac1m \sum_i L_i`, whose
         derivative by one sample's prediction carries the factor :math:`1/m`.
@@ -99,7 +105,7 @@ def derive(
 
         return copy.deepcopy(_network.derive_vector(
             expression, activation=activation, loss=loss, layer=layer, network=network,
-            vector=vector, half=half, mean=mean, weights=weights,
+            vector=vector, half=half, mean=mean, weights=weights, wrt=wrt,
         ))
     _refuse_arguments(expression, activation, loss, method, mean, weights, wrt)
     result = _derive_cached(
@@ -166,10 +172,34 @@ def _derive_cached(expression, activation, loss, weights, method, half, wrt) -> 
         else:
             return derive_formula(parse_expression(expression), wrt, method, text=expression)
     if activation is not None and loss is not None:
+        weights = _composition_weights(weights, wrt)
         return compose(activation, loss, weights=weights, half=half, method=method)
     if activation is not None:
-        return derive_activation(activation, method)
-    return derive_loss(loss, half=half, method=method)
+        return derive_activation(activation, method, wrt)
+    return derive_loss(loss, half=half, method=method, wrt=wrt)
+
+
+def _composition_weights(weights: bool, wrt: str | None) -> bool:
+    """A composition gives dE/dz, or dE/dw with ``weights=True`` or ``wrt="w"``; any other
+    ``wrt`` is refused, naming those two."""
+    if wrt is None or (wrt == "w") or (wrt == "z" and not weights):
+        return weights or wrt == "w"
+    hint = (" (dE/dyhat is the loss's own derivative: derive(loss=...))" if wrt == "yhat"
+            else " (weights=True asks for dE/dw)" if wrt == "z" else "")
+    raise ValueError(
+        f"A composition of an activation and a loss gives dE/dz (wrt='z', the default) or "
+        f"dE/dw (wrt='w', or weights=True); got wrt={wrt!r}{hint}.")
+
+
+def _activation_variable(act: str, wrt: str | None) -> sympy.Symbol:
+    """The input an activation is derived by: ``x`` unless ``wrt`` says ``"z"``; the softmax
+    Jacobians are by z, whatever their title calls it."""
+    allowed = ("z",) if act in ("softmax", "log_softmax") else ("x", "z")
+    if wrt is None or wrt in allowed:
+        return SYMBOLS[wrt or "x"]
+    raise ValueError(
+        f"The activation {act} is derived by its input; give wrt="
+        f"{' or '.join(repr(a) for a in allowed)}, or leave it out; got wrt={wrt!r}.")
 
 
 def _as_name(text: str) -> str | None:
@@ -184,24 +214,28 @@ def _as_name(text: str) -> str | None:
     return None
 
 
-def derive_activation(name: str, method: str | None = None):
-    """Derive a built-in activation from its definition, and give f' in terms of its output."""
+def derive_activation(name: str, method: str | None = None, wrt: str | None = None):
+    """Derive a built-in activation from its definition, and give f' in terms of its output.
+
+    ``wrt`` names the input, ``"x"`` (the default) or ``"z"``; the Jacobian of softmax and
+    log-softmax is by ``z``."""
     act = library.canonical_activation(name)
+    var = _activation_variable(act, wrt)
     if act in ("softmax", "log_softmax"):
         from chainrule.derivation.vector import softmax_jacobian
 
         return softmax_jacobian(log=act == "log_softmax")
-    f = library.activation_expr(act, x)
-    start = library.activation_definition(act, x)
+    f = library.activation_expr(act, var)
+    start = library.activation_definition(act, var)
     if act == "tanh" and method == "quotient":  # tanh = sinh/cosh, a fraction
-        start = sympy.sinh(x) / sympy.cosh(x)
+        start = sympy.sinh(var) / sympy.cosh(var)
     steps: list[Step] = []
     if start != f:
         steps.append(Step("definition", f, start, None, "{f} = {g}",
                           {"f": f, "g": start}, kind="equal", title="Definition"))
-    derivative, simplified = _derivative_steps(start, x, method, "Differentiate")
+    derivative, simplified = _derivative_steps(start, var, method, "Differentiate")
     steps += derivative
-    _check(simplified, start, x, f"{act}'")
+    _check(simplified, start, var, f"{act}'")
     out = library.output_derivative(act, yhat)
     if out is not None:
         if not equivalent(out, simplified, ((yhat, f),)):
@@ -213,26 +247,32 @@ def derive_activation(name: str, method: str | None = None):
             {"yhat": yhat, "f": f, "a": simplified, "b": in_f, "c": out},
             kind="equal", given={yhat: f}, title="In terms of the output",
         ))
-    singularities, warnings = _single_findings(f, simplified, x)
+    singularities, warnings = _single_findings(f, simplified, var)
     if act == "binary_step":
         warnings.append(
             "The binary step's derivative is 0 wherever it exists, so no gradient flows "
             "through it: gradient descent cannot train a layer behind it. Use a sigmoid."
         )
     return Derivation(
-        kind="activation", title=f"d/dx {to_text(f)} ({act})", var=x, function=f, steps=steps,
+        kind="activation", title=f"d/d{var} {to_text(f)} ({act})", var=var, function=f, steps=steps,
         result=simplified, result_input_form=simplified, result_output_form=out,
         singularities=singularities, warnings=warnings, method=method,
     )
 
 
-def derive_loss(name: str, *, half: bool = False, method: str | None = None) -> Derivation:
-    """Derive a loss by its prediction (``yhat``; ``p`` for ``ce``; ``z`` for logits)."""
+def derive_loss(name: str, *, half: bool = False, method: str | None = None,
+                wrt: str | None = None) -> Derivation:
+    """Derive a loss by its prediction (``yhat``; ``p`` for ``ce``; ``z`` for logits), the one
+    ``wrt`` it accepts besides None."""
     lss = library.canonical_loss(name)
     info = library.LOSS_INFO[lss]
+    pred, target = (p, t) if lss == "ce" else (z if info.on_logits else yhat, y)
+    if wrt is not None and wrt != str(pred):
+        raise ValueError(
+            f"The loss {lss} is derived by its prediction {pred}; got wrt={wrt!r}. Leave out "
+            f"wrt (or give wrt={str(pred)!r}).")
     if lss == "ce_with_logits":
         return compose("softmax", "ce")
-    pred, target = (p, t) if lss == "ce" else (z if info.on_logits else yhat, y)
     E = library.loss_expr(lss, pred, target, half=half)
     derivative, simplified = _derivative_steps(E, pred, method, f"dE/d{pred}")
     steps = [Step("given", None, None, None, "the loss E = {E}", {"E": E}, kind="note",
@@ -245,7 +285,7 @@ def derive_loss(name: str, *, half: bool = False, method: str | None = None) -> 
         where = " and ".join(f"{pred} = {to_text(s.value)}" for s in singularities)
         warnings.append(
             f"dE/d{pred} = {to_text(simplified)} divides by zero at {where}, the ends of "
-            f"{lss}'s domain {_interval(info.domain)}: keep predictions strictly inside it "
+            f"{lss}'s domain {domain.set_text(info.domain)}: keep predictions strictly inside it "
             "(a sigmoid output does), or use the with-logits form on raw scores."
         )
     return Derivation(
@@ -349,12 +389,6 @@ def _single_findings(f: sympy.Expr, df: sympy.Expr, var: sympy.Symbol):
             warnings.append(f"Domain: {to_text(pw)} is real only where "
                             f"{to_text(pw.base)} ≥ 0.")
     return singularities, warnings
-
-
-def _interval(s: sympy.Set) -> str:
-    from chainrule.derivation.compose import _set_text
-
-    return _set_text(s)
 
 
 _ = (FormulaError, parse_expression)

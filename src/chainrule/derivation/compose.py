@@ -25,6 +25,7 @@ import numpy as np
 import sympy
 
 from chainrule.derivation import domain, library
+from chainrule.derivation.domain import set_text
 from chainrule.derivation.functions import sigmoid
 from chainrule.derivation.printing import to_text
 from chainrule.derivation.result import Derivation
@@ -33,16 +34,6 @@ from chainrule.derivation.simplify import elementary, equivalent, orient, tidy
 from chainrule.derivation.symbols import eta, p, t, w, x, y, yhat, z
 
 __all__ = ["compose", "softmax_cross_entropy"]
-
-_PRETTY = {
-    "bce": "binary cross-entropy",
-    "mse": "squared error",
-    "ce": "cross-entropy",
-    "huber": "Huber loss",
-    "bce_with_logits": "binary cross-entropy on logits",
-    "ce_with_logits": "cross-entropy on logits",
-}
-
 
 def compose(
     activation: str,
@@ -66,6 +57,7 @@ def compose(
     """
     act = library.canonical_activation(activation)
     lss = library.canonical_loss(loss)
+    library.refuse_logits_pairing(act, lss)
     if act in ("softmax", "log_softmax") or lss == "ce_with_logits":
         return softmax_cross_entropy(act, lss, weights=weights)
     E = library.loss_expr(lss, yhat, y, half=half)
@@ -75,7 +67,7 @@ def compose(
     steps: list[Step] = [
         Step("given", None, None, None,
              "the loss E = {E} ({name}) of the output {yhat} = {f} of the activation",
-             {"E": E, "yhat": yhat, "f": f, "name": sympy.Symbol(_PRETTY.get(lss, lss))},
+             {"E": E, "yhat": yhat, "f": f, "name": sympy.Symbol(library.loss_title(lss))},
              kind="note", title="Setup"),
     ]
     dE_dyhat = _checked_derivative(
@@ -289,11 +281,11 @@ def _domain_findings(act, lss, E, f, dE_dyhat, dE_dz):
             where = domain.preimage(numeric_f, lambda v, pr=predicate: np.asarray(pr(v), bool))
             where = f", i.e. {where}{note}" if where else ""
             parts.append(f"{to_text(lg)} is the log of a non-positive number for {to_text(yhat)} "
-                         f"in {_set_text(bad)}{where}")
+                         f"in {set_text(bad)}{where}")
         domain_set = library.LOSS_INFO[lss].domain
         warnings.append(
-            f"Domain conflict: {act}'s range {_set_text(outputs)} is not inside {lss}'s domain "
-            f"{_set_text(domain_set)}: " + "; ".join(parts) + ", so the loss is undefined "
+            f"Domain conflict: {act}'s range {set_text(outputs)} is not inside {lss}'s domain "
+            f"{set_text(domain_set)}: " + "; ".join(parts) + ", so the loss is undefined "
             f"there. Fix: {_fix(act, lss)}."
         )
     fix = f" Fix: {_fix(act, lss)}." if not warnings else " (Fix: as above.)"
@@ -323,41 +315,19 @@ def _domain_findings(act, lss, E, f, dE_dyhat, dE_dz):
     return singularities, warnings
 
 
-def _set_text(s: sympy.Set) -> str:
-    if isinstance(s, sympy.Interval):
-        lo = "-∞" if s.start is -sympy.oo else to_text(s.start)
-        hi = "∞" if s.end is sympy.oo else to_text(s.end)
-        return f"{'(' if s.left_open else '['}{lo}, {hi}{')' if s.right_open else ']'}"
-    if isinstance(s, sympy.FiniteSet):
-        return "{" + ", ".join(to_text(v) for v in s) + "}"
-    if isinstance(s, sympy.Intersection) and all(isinstance(a, sympy.Interval) for a in s.args):
-        def num(v):
-            return float(v.subs({k: 1 for k in v.free_symbols})) if v.is_finite else float(v)
-
-        low = max(s.args, key=lambda a: num(a.start))
-        high = min(s.args, key=lambda a: num(a.end))
-        return _set_text(sympy.Interval(low.start, high.end, low.left_open, high.right_open))
-    return str(s)
-
-
 def softmax_cross_entropy(act: str, lss: str, *, weights: bool = False) -> Derivation:
     r"""Softmax + cross-entropy: :math:`\partial E/\partial z_i = p_i - t_i`, :math:`\sum t = 1`.
 
     The steps are written for K classes with indices; the claim is verified with SymPy on
     three classes (``z1, z2, z3``), where it is exact.
     """
-    if lss == "ce_with_logits" and act not in ("softmax", "identity"):
-        raise ValueError(
-            f"The loss ce_with_logits takes the raw scores and applies the softmax itself, so "
-            f"{act} cannot come before it; use activation='identity' (or "
-            "derive(loss='ce_with_logits'))."
-        )
+    library.refuse_logits_pairing(act, lss)
     if lss not in ("ce", "ce_with_logits") or act not in ("softmax", "identity"):
         raise ValueError(
             f"The composition {act} + {lss} has no single-output form: softmax pairs with "
             "cross-entropy (derive(activation='softmax', loss='ce')); for another loss derive it "
-            f"over the K outputs with vector=True (chainrule derive --activation {act} --loss "
-            f"{lss} --vector)."
+            f"over the K outputs with vector=True (derive(activation={act!r}, loss={lss!r}, "
+            "vector=True))."
         )
     _verify_softmax_ce()
     E_term = library.loss_expr("ce", p, t)

@@ -30,6 +30,7 @@ __all__ = [
     "log_conflicts",
     "numeric_function",
     "preimage",
+    "set_text",
     "singular_points",
     "solve_output",
 ]
@@ -324,3 +325,21 @@ def solve_output(
                 b = mid
         roots.append(f"{var_name} = {_nice((a + b) / 2)[0]}")
     return " or ".join(roots) if roots else None
+
+
+def set_text(s: sympy.Set) -> str:
+    """A set as a reader writes it: ``(0, 1)``, ``[0, ∞)``, ``{0, 1}``."""
+    if isinstance(s, sympy.Interval):
+        lo = "-∞" if s.start is -sympy.oo else to_text(s.start)
+        hi = "∞" if s.end is sympy.oo else to_text(s.end)
+        return f"{'(' if s.left_open else '['}{lo}, {hi}{')' if s.right_open else ']'}"
+    if isinstance(s, sympy.FiniteSet):
+        return "{" + ", ".join(to_text(v) for v in s) + "}"
+    if isinstance(s, sympy.Intersection) and all(isinstance(a, sympy.Interval) for a in s.args):
+        def num(v):
+            return float(v.subs({k: 1 for k in v.free_symbols})) if v.is_finite else float(v)
+
+        low = max(s.args, key=lambda a: num(a.start))
+        high = min(s.args, key=lambda a: num(a.end))
+        return set_text(sympy.Interval(low.start, high.end, low.left_open, high.right_open))
+    return str(s)

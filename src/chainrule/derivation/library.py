@@ -41,11 +41,14 @@ __all__ = [
     "activation_definition",
     "activation_expr",
     "activation_names",
+    "activation_title",
     "canonical_activation",
     "canonical_loss",
     "loss_expr",
     "loss_names",
+    "loss_title",
     "output_derivative",
+    "refuse_logits_pairing",
 ]
 
 #: SELU's fixed constants (Klambauer et al., 2017), those of ``chainrule.nn.SELU`` as exact
@@ -60,7 +63,8 @@ class ActivationInfo:
 
     ``expr(u)`` is the compact formula (using :func:`sigmoid`, :func:`softplus`), ``output_form``
     maps :math:`\\hat y` to :math:`f'` where :math:`f'` is a function of the output alone, and
-    ``range`` is the set of values the activation takes.
+    ``range`` is the set of values the activation takes; ``summary`` is the formula in words
+    (for the core's activations, the class's ``formula``).
     """
 
     name: str
@@ -94,40 +98,41 @@ def _step(u):
     return Piecewise((1, u >= 0), (0, True))
 
 
-_ACTIVATIONS = (
-    ActivationInfo("identity", lambda u: u, Interval(-oo, oo), lambda f: sympy.S.One,
-                   "f(z) = z"),
-    ActivationInfo("sigmoid", sigmoid, Interval.open(0, 1), lambda f: f * (1 - f),
-                   "σ(z) = 1/(1 + e^(-z))"),
-    ActivationInfo("tanh", sympy.tanh, Interval.open(-1, 1), lambda f: 1 - f**2,
-                   "tanh(z) = (e^z - e^(-z))/(e^z + e^(-z))"),
-    ActivationInfo("relu", _relu, Interval(0, oo),
-                   lambda f: Piecewise((1, f > 0), (0, True)), "max(0, z)"),
-    ActivationInfo("leaky_relu", _leaky_relu, Interval(-oo, oo),
-                   lambda f: Piecewise((1, f > 0), (alpha, True)), "z for z > 0, α·z otherwise"),
-    ActivationInfo("elu", _elu, Interval.open(-alpha, oo),
-                   lambda f: Piecewise((1, f > 0), (f + alpha, True)),
-                   "z for z > 0, α(e^z - 1) otherwise"),
-    ActivationInfo("selu", _selu, Interval.open(-SELU_SCALE * SELU_ALPHA, oo),
-                   lambda f: Piecewise((SELU_SCALE, f > 0), (f + SELU_SCALE * SELU_ALPHA, True)),
-                   "λz for z > 0, λα(e^z - 1) otherwise (λ ≈ 1.0507, α ≈ 1.6733)"),
-    ActivationInfo("softplus", softplus, Interval.open(0, oo), lambda f: 1 - exp(-f),
-                   "log(1 + e^z)"),
-    ActivationInfo("softsign", lambda u: u / (1 + Abs(u)), Interval.open(-1, 1),
-                   lambda f: (1 - Abs(f)) ** 2, "z/(1 + |z|)"),
-    ActivationInfo("gelu", _gelu, Interval(sympy.Float("-0.16997120697", 11), oo), None,
-                   "z·Φ(z) = z(1 + erf(z/√2))/2"),
-    ActivationInfo("silu", lambda u: u * sigmoid(u),
-                   Interval(sympy.Float("-0.27846454276", 11), oo), None, "z·σ(z)"),
-    ActivationInfo("mish", lambda u: u * sympy.tanh(softplus(u)),
-                   Interval(sympy.Float("-0.30884003", 8), oo), None, "z·tanh(softplus(z))"),
+# The SymPy form of each of the core's elementwise activations, by the core's name: the formula
+# of u, the range, and f' as a function of the output f (None where f is not invertible).
+_SYMPY_FORMS: dict[str, tuple] = {
+    "identity": (lambda u: u, Interval(-oo, oo), lambda f: sympy.S.One),
+    "sigmoid": (sigmoid, Interval.open(0, 1), lambda f: f * (1 - f)),
+    "tanh": (sympy.tanh, Interval.open(-1, 1), lambda f: 1 - f**2),
+    "relu": (_relu, Interval(0, oo), lambda f: Piecewise((1, f > 0), (0, True))),
+    "leaky_relu": (_leaky_relu, Interval(-oo, oo),
+                   lambda f: Piecewise((1, f > 0), (alpha, True))),
+    "elu": (_elu, Interval.open(-alpha, oo), lambda f: Piecewise((1, f > 0), (f + alpha, True))),
+    "selu": (_selu, Interval.open(-SELU_SCALE * SELU_ALPHA, oo),
+             lambda f: Piecewise((SELU_SCALE, f > 0), (f + SELU_SCALE * SELU_ALPHA, True))),
+    "softplus": (softplus, Interval.open(0, oo), lambda f: 1 - exp(-f)),
+    "softsign": (lambda u: u / (1 + Abs(u)), Interval.open(-1, 1), lambda f: (1 - Abs(f)) ** 2),
+    "gelu": (_gelu, Interval(sympy.Float("-0.16997120697", 11), oo), None),
+    "silu": (lambda u: u * sigmoid(u), Interval(sympy.Float("-0.27846454276", 11), oo), None),
+    "mish": (lambda u: u * sympy.tanh(softplus(u)), Interval(sympy.Float("-0.30884003", 8), oo),
+             None),
+}
+
+# The engine's own activations, which the core has no layer for: their formula text as well.
+_OWN = (
     ActivationInfo("gaussian", lambda u: exp(-(u**2)), Interval.Lopen(0, 1), None, "e^(-z²)"),
     ActivationInfo("binary_step", _step, sympy.FiniteSet(0, 1), lambda f: sympy.S.Zero,
                    "1 for z ≥ 0, 0 otherwise"),
 )
 
-#: name -> ActivationInfo, in the order the documentation lists them.
-ACTIVATION_INFO: dict[str, ActivationInfo] = {a.name: a for a in _ACTIVATIONS}
+#: name -> ActivationInfo: the core's elementwise activations in the order of
+#: ``chainrule.nn.ACTIVATIONS`` (their formula text is the class's ``formula``), then the
+#: engine's own.
+ACTIVATION_INFO: dict[str, ActivationInfo] = {
+    **{name: ActivationInfo(name, *_SYMPY_FORMS[name], cls.formula)
+       for name, cls in _activations.ACTIVATIONS.items() if name in _SYMPY_FORMS},
+    **{a.name: a for a in _OWN},
+}
 
 #: The engine's own aliases, for its own activations; the core's aliases apply to the others.
 _ACTIVATION_ALIASES = {
@@ -160,18 +165,34 @@ class LossInfo:
     summary: str
 
 
-LOSS_INFO: dict[str, LossInfo] = {
-    loss.name: loss
-    for loss in (
-        LossInfo("mse", Interval(-oo, oo), False, "(yhat - y)², or (yhat - y)²/2 with half=True"),
-        LossInfo("bce", Interval.open(0, 1), False, "-(y·log(yhat) + (1 - y)·log(1 - yhat))"),
-        LossInfo("bce_with_logits", Interval(-oo, oo), True, "softplus(z) - y·z"),
-        LossInfo("ce", Interval.Lopen(0, 1), False, "-t·log(p), one term per class"),
-        LossInfo("ce_with_logits", Interval(-oo, oo), True, "-t·log(softmax(z))"),
-        LossInfo("huber", Interval(-oo, oo), False,
-                 "(yhat - y)²/2 for |yhat - y| ≤ δ, δ(|yhat - y| - δ/2) otherwise"),
-    )
+# Where each of the core's losses is defined as a function of its prediction, by its name.
+_LOSS_DOMAINS = {
+    "mse": Interval(-oo, oo),
+    "bce": Interval.open(0, 1),
+    "bce_with_logits": Interval(-oo, oo),
+    "ce": Interval.Lopen(0, 1),
+    "ce_with_logits": Interval(-oo, oo),
+    "huber": Interval(-oo, oo),
 }
+
+#: name -> LossInfo, for every loss of ``chainrule.losses.LOSSES`` (``on_logits`` is the
+#: class's ``from_logits``, the summary its ``formula``).
+LOSS_INFO: dict[str, LossInfo] = {
+    name: LossInfo(name, _LOSS_DOMAINS[name], cls.from_logits, cls.formula)
+    for name, cls in _losses.LOSSES.items()
+}
+
+
+def activation_title(name: str) -> str:
+    """The activation in words: the core class's ``title``, or the engine's own name."""
+    cls = _activations.ACTIVATIONS.get(name)
+    return cls.title if cls is not None else name.replace("_", " ")
+
+
+def loss_title(name: str) -> str:
+    """The loss in words (``"binary cross-entropy"``): the core class's ``title``."""
+    return _losses.LOSSES[canonical_loss(name)].title
+
 
 def activation_names() -> tuple[str, ...]:
     """The activation names the engine knows, built-in ones first."""
@@ -205,6 +226,30 @@ def canonical_loss(name: str) -> str:
     if key in LOSS_INFO:
         return key
     raise ValueError(f"Unknown loss {name!r}; known: {', '.join(LOSS_INFO)}.")
+
+
+def refuse_logits_pairing(act: str, lss: str) -> None:
+    """Refuse an activation other than the identity before a with-logits loss.
+
+    Such a loss takes the raw scores and applies its own activation (the class's ``applies``):
+    softmax + ce_with_logits would apply the softmax twice, and its dE/dz is not p - t. The
+    message names both fixes: the probability loss whose ``logits_loss`` it is, after that
+    activation, or the identity before the with-logits loss.
+    """
+    applies = _losses.LOSSES[lss].applies
+    if applies is None or act == "identity":
+        return
+    plain = next((n for n, c in _losses.LOSSES.items() if c.logits_loss == lss), None)
+    twice = f", which would apply the {act} twice" if act == applies else ""
+    fixes = f"activation='identity' with loss={lss!r}"
+    if act == applies and plain is not None:
+        fixes = f"loss={plain!r} with activation={act!r}, or {fixes}"
+    elif plain is not None:
+        fixes = f"{fixes}, or loss={plain!r} with activation={applies!r}"
+    raise ValueError(
+        f"The loss {lss} takes the raw scores and applies the {applies} itself, so the "
+        f"activation before it must be identity; got {act}{twice}. Use {fixes}."
+    )
 
 
 def activation_expr(name: str, var: sympy.Expr) -> sympy.Expr:

@@ -22,7 +22,7 @@ import sympy.physics.units
 from chainrule.derivation.functions import sigmoid, softplus
 
 # sympy.simplify imports sympy.physics.units on its first call. Loaded here, with the engine, so
-# that a time limit (the command line's --timeout) cannot stop that import halfway, which would
+# that a time limit (the command line's time limit) cannot stop that import halfway, which would
 # leave SymPy unusable for the rest of the process.
 
 __all__ = [

@@ -21,13 +21,23 @@ from chainrule.derivation import library
 from chainrule.derivation.functions import NUMPY_FUNCTIONS
 from chainrule.derivation.symbols import alpha, z
 
-__all__ = ["activation_numpy", "loss_numpy", "numeric_gradient", "verify_network"]
+__all__ = [
+    "activation_numpy",
+    "compare",
+    "loss_numpy",
+    "numeric_gradient",
+    "softmax",
+    "targets",
+    "verify_network",
+    "verify_once",
+]
 
 _ALPHA = 0.3
 _STEP = 1e-5
 _RTOL, _ATOL = 1e-6, 1e-7
 
-_softmax = oracle.softmax
+#: The softmax of each row, in plain NumPy (the oracle's).
+softmax = oracle.softmax
 
 
 @functools.lru_cache(maxsize=32)
@@ -60,7 +70,9 @@ def _configs(L: int, K_min: int = 2):
     yield 5, [4] + [3] * (L - 1) + [K_min]
 
 
-def _targets(lss, rng, shape, normalised=True):
+def targets(lss, rng, shape, normalised=True):
+    """Random targets that ``lss`` accepts: probabilities for the cross-entropies (rows summing
+    to 1 where ``normalised``), any reals for the others."""
     if lss in ("bce", "bce_with_logits"):
         return rng.uniform(0.05, 0.95, shape)
     if lss in ("ce", "ce_with_logits"):
@@ -70,7 +82,8 @@ def _targets(lss, rng, shape, normalised=True):
     return rng.normal(0.0, 1.0, shape)
 
 
-def _compare(name: str, claimed: np.ndarray, numeric: np.ndarray, where: str) -> None:
+def compare(name: str, claimed: np.ndarray, numeric: np.ndarray, where: str) -> None:
+    """Raise RuntimeError naming ``name`` and ``where`` unless ``claimed`` matches ``numeric``."""
     claimed = np.asarray(claimed, dtype=float)
     if claimed.shape != numeric.shape:
         raise RuntimeError(f"internal error: {name} has shape {claimed.shape} but the gradient "
@@ -99,78 +112,90 @@ def verify_network(d, acts: tuple[str, ...], lss: str, half: bool) -> str:
         bs = [rng.normal(0.0, 0.5, (1, sizes[i + 1])) for i in range(L)]
         shapes_seen.append(f"m = {m}, sizes {'-'.join(map(str, sizes))}")
         for normalised in variants:
-            T = _targets(lss, rng, (m, sizes[-1]), normalised)
+            T = targets(lss, rng, (m, sizes[-1]), normalised)
             where = f"m = {m}, layer sizes {sizes}"
-            _verify_once(claims, acts, fs, lss, half, X, Ws, bs, T, normalised, where)
+            verify_once(claims, acts, fs, lss, half, X, Ws, bs, T, normalised, where)
     return ("every formula above against float64 central differences of the loss on random "
             "matrices (" + "; ".join(shapes_seen) + ")")
 
 
-def _forward_from(fs, Ws, bs, start: int, A: np.ndarray, is_z: bool):
-    """Run the layers from ``start`` (0-based) on ``A`` (a Z of that layer if ``is_z``)."""
-    if is_z:
-        nodes = oracle.forward(fs, None, Ws, bs, (f"Z{start + 1}", A), first=start + 1)
-    else:
-        nodes = oracle.forward(fs, A, Ws, bs, first=start + 1)
-    return nodes[f"H{len(fs)}"], nodes[f"Z{len(fs)}"]
-
-
-def _verify_once(claims, acts, fs, lss, half, X, Ws, bs, T, normalised, where):
-    L = len(acts)
-    m = X.shape[0]
-    on_logits = lss in ("bce_with_logits", "ce_with_logits")
-    env: dict[str, np.ndarray] = {"X": X, "T": T, "m": float(m)}
-    nodes = oracle.forward(fs, X, Ws, bs)
-    Zs = [nodes[f"Z{i}"] for i in range(1, L + 1)]
-    Hs = [nodes[f"H{i}"] for i in range(L + 1)]
-    H = Hs[-1]
-    for i in range(L):
-        env[f"W{i + 1}"], env[f"b{i + 1}"], env[f"Z{i + 1}"] = Ws[i], bs[i], Zs[i]
-        if i + 1 < L:
-            env[f"H{i + 1}"] = Hs[i + 1]
-            if acts[i] == "log_softmax":
-                env[f"P{i + 1}"] = _softmax(Zs[i])
-    out_name = "P" if acts[-1] == "softmax" else "Yhat"
-    env[out_name] = H
-    if acts[-1] == "log_softmax" or lss == "ce_with_logits":
-        env["P"] = _softmax(Zs[-1])
-
-    def loss_of_output(out):
-        return loss_numpy(lss, out, T, half)
-
-    def loss_from_z(i, Z):
-        if on_logits and i == L - 1:
-            return loss_numpy(lss, Z, T, half)
-        out, last_z = _forward_from(fs, Ws, bs, i, Z, True)
-        return loss_numpy(lss, last_z if on_logits else out, T, half)
-
+def verify_once(claims, acts, fs, lss, half, X, Ws, bs, T, normalised, where):
+    """Check every claim of ``claims`` on one set of arrays against central differences."""
+    net = _Network(acts, fs, lss, half, X, Ws, bs, T)
+    env = net.environment()
     # evaluate the claims in their order: G, g', then D_L, D_(L-1), ... and the gradients
     for c in claims:
         if c.assumes_normalised and not normalised:
             continue
         value = c.value(env)
         tag = c.check
-        if tag == "G":
-            num = m * numeric_gradient(loss_of_output, H.copy())
-            env["G"] = value
-        elif tag.startswith("g"):
-            i = int(tag[1:]) - 1
-            Z = Zs[i]
-            h = 1e-6 * np.maximum(1.0, np.abs(Z))
-            num = (fs[i](Z + h) - fs[i](Z - h)) / (2 * h)
-        elif tag.startswith("D"):
-            i = int(tag[1:]) - 1
-            num = m * numeric_gradient(lambda Zv, i=i: loss_from_z(i, Zv), Zs[i].copy())
+        if tag == "G" or tag.startswith("D"):
             env[tag] = value
-        elif tag.startswith("W") or tag.startswith("b"):
+        compare(f"{c.lhs[0]} = {c.rhs('text')}", value, net.numeric(tag), where)
+
+
+class _Network:
+    """One set of arrays of a dense network, its forward pass, and the central differences of
+    its loss by any node that a claim names (``G``, ``g2``, ``D2``, ``W1``, ``b1``, ``X``,
+    ``H1``)."""
+
+    def __init__(self, acts, fs, lss, half, X, Ws, bs, T):
+        self.acts, self.fs, self.lss, self.half = acts, fs, lss, half
+        self.X, self.Ws, self.bs, self.T = X, Ws, bs, T
+        self.L, self.m = len(acts), X.shape[0]
+        self.on_logits = library.LOSS_INFO[lss].on_logits
+        nodes = oracle.forward(fs, X, Ws, bs)
+        self.Zs = [nodes[f"Z{i}"] for i in range(1, self.L + 1)]
+        self.Hs = [nodes[f"H{i}"] for i in range(self.L + 1)]
+
+    def environment(self) -> dict[str, np.ndarray]:
+        """The arrays a claim's formula reads, by name."""
+        L, Zs, Hs = self.L, self.Zs, self.Hs
+        env: dict[str, np.ndarray] = {"X": self.X, "T": self.T, "m": float(self.m)}
+        for i in range(L):
+            env[f"W{i + 1}"], env[f"b{i + 1}"], env[f"Z{i + 1}"] = self.Ws[i], self.bs[i], Zs[i]
+            if i + 1 < L:
+                env[f"H{i + 1}"] = Hs[i + 1]
+                if self.acts[i] == "log_softmax":
+                    env[f"P{i + 1}"] = softmax(Zs[i])
+        env["P" if self.acts[-1] == "softmax" else "Yhat"] = Hs[-1]
+        if self.acts[-1] == "log_softmax" or self.lss == "ce_with_logits":
+            env["P"] = softmax(Zs[-1])
+        return env
+
+    def _loss(self, nodes) -> float:
+        L = self.L
+        return loss_numpy(self.lss, nodes[f"Z{L}" if self.on_logits else f"H{L}"], self.T,
+                          self.half)
+
+    def _loss_from(self, layer: int, override) -> float:
+        """The loss with ``override = (node, array)`` in place, from layer ``layer`` on."""
+        return self._loss(oracle.forward(self.fs, self.Hs[layer - 1], self.Ws, self.bs,
+                                         override, first=layer))
+
+    def numeric(self, tag: str) -> np.ndarray:
+        """The central difference of the loss by the node ``tag`` names (``m`` times it for a
+        delta or ``G``, which are per-sample derivatives)."""
+        m = self.m
+        if tag == "G":
+            out = self.Hs[-1].copy()
+            return m * numeric_gradient(
+                lambda v: loss_numpy(self.lss, v, self.T, self.half), out)
+        if tag.startswith("g"):
             i = int(tag[1:]) - 1
-            arr = Ws[i] if tag[0] == "W" else bs[i]
-
-            def loss_of_param(v, i=i, kind=tag[0]):
-                nodes = oracle.forward(fs, Hs[i], Ws, bs, (f"{kind}{i + 1}", v), first=i + 1)
-                return loss_numpy(lss, nodes[f"Z{L}" if on_logits else f"H{L}"], T, half)
-
-            num = numeric_gradient(loss_of_param, arr.copy())
-        else:  # pragma: no cover
-            raise RuntimeError(f"internal error: unknown check {tag!r}")
-        _compare(f"{c.lhs[0]} = {c.rhs('text')}", value, num, where)
+            Z = self.Zs[i]
+            h = 1e-6 * np.maximum(1.0, np.abs(Z))
+            return (self.fs[i](Z + h) - self.fs[i](Z - h)) / (2 * h)
+        if tag.startswith("D"):
+            i = int(tag[1:])
+            return m * numeric_gradient(lambda v: self._loss_from(i, (f"Z{i}", v)),
+                                        self.Zs[i - 1].copy())
+        if tag[0] in "Wb":
+            i = int(tag[1:])
+            arr = self.Ws[i - 1] if tag[0] == "W" else self.bs[i - 1]
+            return numeric_gradient(lambda v: self._loss_from(i, (f"{tag[0]}{i}", v)), arr.copy())
+        if tag == "X" or tag.startswith("H"):
+            i = 0 if tag == "X" else int(tag[1:])
+            return numeric_gradient(lambda v: self._loss_from(i + 1, (f"H{i}", v)),
+                                    self.Hs[i].copy())
+        raise RuntimeError(f"internal error: unknown check {tag!r}")  # pragma: no cover

@@ -18,7 +18,8 @@ import functools
 import numpy as np
 import sympy
 
-from chainrule.derivation.vcheck import _compare, _softmax, _verify_once, activation_numpy
+from chainrule.derivation.delta import Names, loss_text, output_delta, refuse
+from chainrule.derivation.vcheck import activation_numpy, compare, softmax, targets, verify_once
 from chainrule.derivation.vresult import Claim, VectorDerivation, VStep
 
 __all__ = ["softmax_jacobian", "vector_composition"]
@@ -67,7 +68,7 @@ def softmax_jacobian(log: bool = False) -> VectorDerivation:
         symbols=[("z", "K", "the scores"), ("p = softmax(z)", "K", "the probabilities"),
                  ("J", "K × K", "J_ij = ∂" + ("log p_i" if log else "p_i") + "/∂z_j"),
                  ("δ_ij", "", "the Kronecker delta"), ("1", "K", "a vector of ones")],
-        variable="z", function="log_softmax(z)" if log else "softmax(z)", checked=checked,
+        variable="z", function="logsoftmax(z)" if log else "softmax(z)", checked=checked,
         assumptions=[],
     )
 
@@ -179,11 +180,11 @@ def _verify_jacobian(steps, log: bool) -> str:
     for K in _SIZES:
         for scale in (1.0, 4.0):
             zv = rng.normal(0.0, scale, K)
-            p = _softmax(zv[None, :])[0]
+            p = softmax(zv[None, :])[0]
             num = _fd_jacobian(f, zv)
             for step in steps:
                 for c in step.claims:
-                    _compare(f"{c.lhs[0]} = {c.rhs('text')}", c.value({"p": p}), num,
+                    compare(f"{c.lhs[0]} = {c.rhs('text')}", c.value({"p": p}), num,
                              f"K = {K}")
             J = num
             row_sums = J.sum(axis=1)
@@ -199,17 +200,14 @@ def _verify_jacobian(steps, log: bool) -> str:
 
 def vector_composition(act: str, lss: str, *, half: bool = False) -> VectorDerivation:
     r"""``∂E/∂z`` for a loss summed over K outputs ``ŷ_k = g(z_k)``, through the sum over k."""
-    from chainrule.derivation import network as nw
-
-    nw._refuse((act,), lss)
-    n = nw._Names((act,), single=True)
-    key = "mse_half" if lss == "mse" and half else lss
-    loss_text = nw._LOSS_TEXT[key][0].replace("L_i = ", "").replace("_ik", "_k")
-    loss_text = loss_text.replace(" on the logits Z_L", "")
+    refuse((act,), lss)
+    n = Names((act,), single=True)
+    loss_words = loss_text(lss, half)[0].replace("L_i = ", "").replace("_ik", "_k")
+    loss_words = loss_words.replace(" on the logits Z_L", "")
     if act == "softmax":
-        loss_text = loss_text.replace("ŷ_k", "p_k")
+        loss_words = loss_words.replace("ŷ_k", "p_k")
     steps = [VStep("definition", "Setup",
-                   f"E = {loss_text} over the K outputs of one sample, "
+                   f"E = {loss_words} over the K outputs of one sample, "
                    + ("p = softmax(z)" if act == "softmax" else
                       f"ŷ_k = {act}(z_k)" if lss not in ("bce_with_logits", "ce_with_logits")
                       else "on the scores z"))]
@@ -226,7 +224,7 @@ def vector_composition(act: str, lss: str, *, half: bool = False) -> VectorDeriv
                     "only k = j is left")
     steps.append(VStep("chain", "Chain rule through the sum over k", sum_rule))
     assumptions: list[str] = []
-    nw._output_delta((act,), lss, half, n, steps, assumptions)
+    output_delta((act,), lss, half, n, steps, assumptions)
     assumptions = [_one_sample(a) for a in assumptions]
     for step in steps[2:]:
         step.explanation = _one_sample(step.explanation)
@@ -241,13 +239,11 @@ def vector_composition(act: str, lss: str, *, half: bool = False) -> VectorDeriv
         symbols=[("z", "1 × K", "the scores of one sample"),
                  ("ŷ or p", "1 × K", "the outputs"), ("t", "1 × K", "the targets"),
                  ("1", "K × 1", "a column of ones: (a) 1 = Σ_k a_k")],
-        variable="z", function=loss_text, checked=checked, assumptions=assumptions,
+        variable="z", function=loss_words, checked=checked, assumptions=assumptions,
     )
 
 
 def _verify_vector(steps, act, lss, half) -> str:
-    from chainrule.derivation.vcheck import _targets
-
     rng = np.random.default_rng(11)
     f = activation_numpy(act)
     claims = [c for s in steps for c in s.claims if c.check is not None]
@@ -256,8 +252,8 @@ def _verify_vector(steps, act, lss, half) -> str:
             X = rng.normal(0.0, 1.0, (1, 2))
             W = rng.normal(0.0, 1.0, (2, K))
             b = rng.normal(0.0, 0.5, (1, K))
-            T = _targets(lss, rng, (1, K), normalised)
-            _verify_once(claims, (act,), [f], lss, half, X, [W], [b], T, normalised,
+            T = targets(lss, rng, (1, K), normalised)
+            verify_once(claims, (act,), [f], lss, half, X, [W], [b], T, normalised,
                          f"K = {K}")
     return "every formula against float64 central differences for K = 2, 3, 5"
 

@@ -14,8 +14,13 @@ import math
 
 import numpy as np
 
+from chainrule.nn import activations as _act
 from chainrule.nn.layers import Dense, Dropout
 from chainrule.serialization import ModelFileError, bounded_json
+
+#: The format a model file names in its metadata, and the version of it this chainrule reads.
+FORMAT_NAME = "chainrule.sequential"
+FORMAT_VERSION = 1
 
 #: Most layers, classes and characters of metadata accepted (far beyond any real model).
 MAX_LAYERS = 10_000
@@ -107,8 +112,6 @@ _LAYER_CHECKS = {Dense.kind: _check_dense, Dropout.kind: _check_dropout}
 
 
 def _check_activation(c: _Checker, field: str, spec: dict, config: dict) -> None:
-    from chainrule.nn import activations as _act
-
     name = spec.get("name")
     if not isinstance(name, str):
         c.fail(f"{field}.name", f"must be an activation name; got {_show(name)}")
@@ -137,10 +140,29 @@ def _check_layer(c: _Checker, spec, i: int, tensors: dict, width: int | None) ->
     return width
 
 
+def _check_classes(c: _Checker, meta: dict, width: int) -> None:
+    """The task, and the class labels against the model's ``width`` outputs."""
+    task = meta.get("task")
+    if task is not None:
+        c.choice(task, "task", TASKS)
+    classes = meta.get("classes")
+    if classes is not None:
+        if not isinstance(classes, list) or not all(
+                isinstance(v, _SCALAR) and not isinstance(v, bool) for v in classes):
+            c.fail("classes", f"must be a list of class labels (numbers or strings); got "
+                              f"{_show(classes)}")
+        if len(classes) > MAX_CLASSES:
+            c.fail("classes", f"lists {len(classes):,} labels")
+        if len({type(v) is str for v in classes}) > 1:
+            c.fail("classes", "mixes numbers and strings")
+        needed = 2 if width == 1 else width
+        if task == "classification" and len(classes) != needed:
+            c.fail("classes", f"lists {len(classes)} labels but the model has {width} "
+                              f"output{'s' if width != 1 else ''}, so it needs {needed}")
+
+
 def check_metadata(meta, where: str, tensors: dict[str, np.ndarray]) -> dict:
     """Check the parsed metadata against the schema and the tensors; return it unchanged."""
-    from chainrule.nn.model import FORMAT_NAME, FORMAT_VERSION
-
     c = _Checker(where)
     if not isinstance(meta, dict):
         raise ModelFileError(f"{where}: the chainrule metadata must be a JSON object; got "
@@ -166,23 +188,7 @@ def check_metadata(meta, where: str, tensors: dict[str, np.ndarray]) -> dict:
     first_in = specs[next(i for i, s in enumerate(specs) if s["type"] == Dense.kind)]["config"][
         "in_features"]
 
-    task = meta.get("task")
-    if task is not None:
-        c.choice(task, "task", TASKS)
-    classes = meta.get("classes")
-    if classes is not None:
-        if not isinstance(classes, list) or not all(
-                isinstance(v, _SCALAR) and not isinstance(v, bool) for v in classes):
-            c.fail("classes", f"must be a list of class labels (numbers or strings); got "
-                              f"{_show(classes)}")
-        if len(classes) > MAX_CLASSES:
-            c.fail("classes", f"lists {len(classes):,} labels")
-        if len({type(v) is str for v in classes}) > 1:
-            c.fail("classes", "mixes numbers and strings")
-        needed = 2 if width == 1 else width
-        if task == "classification" and len(classes) != needed:
-            c.fail("classes", f"lists {len(classes)} labels but the model has {width} "
-                              f"output{'s' if width != 1 else ''}, so it needs {needed}")
+    _check_classes(c, meta, width)
     prep = meta.get("preprocessing")
     if prep is not None:
         prep = c.dict(prep, "preprocessing")

@@ -27,19 +27,23 @@ array([1.  , 0.42])
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
 
-import chainrule
 from chainrule import _registry
-from chainrule._checks import as_float_array, backward_before_forward, check_scalar
-from chainrule._erf import erfc
+from chainrule._checks import as_float_array, check_scalar
 from chainrule._numerics import constant_like as _const
-from chainrule._numerics import sigmoid as _sigmoid
 from chainrule._numerics import softmax as _softmax
+from chainrule.nn.activation_base import (
+    Activation,
+    branches,
+    silent_softplus,
+    stable_sigmoid,
+    step,
+)
+from chainrule.nn.gated import GELU, Mish, SiLU
 
 __all__ = [
     "ACTIVATIONS",
@@ -65,121 +69,11 @@ __all__ = [
     "get",
 ]
 
-# Python floats on purpose: a NumPy float64 scalar would upcast float32 arrays under NEP 50.
-_SQRT1_2 = math.sqrt(0.5)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-_GELU_TANH_K = 0.044715
 # SELU's constants (Klambauer et al., 2017, "Self-Normalizing Neural Networks"), to double
 # precision: lambda = 1.0507009873554804934..., alpha = 1.6732632423543772848...
 _SELU_SCALE = 1.0507009873554805
 _SELU_ALPHA = 1.6732632423543772
 _SELU_SCALE_ALPHA = _SELU_SCALE * _SELU_ALPHA
-
-
-def _stable_sigmoid(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """``chainrule._numerics.sigmoid``, silent on NaN (``logaddexp`` flags NaN as invalid)."""
-    with np.errstate(invalid="ignore"):
-        return _sigmoid(z, out=out)
-
-
-def _softplus(z: np.ndarray) -> np.ndarray:
-    r""":math:`\log(1 + e^z)` as ``logaddexp(0, z)``, silent on NaN (which it propagates)."""
-    with np.errstate(invalid="ignore"):
-        return np.logaddexp(0.0, z)
-
-
-def _normal_cdf(z: np.ndarray) -> np.ndarray:
-    r""":math:`\Phi(z) = \tfrac12 \operatorname{erfc}(-z/\sqrt2)`, accurate in both tails."""
-    out = erfc(np.multiply(z, -_SQRT1_2))
-    out *= 0.5
-    return out
-
-
-def _z_normal_pdf(z: np.ndarray) -> np.ndarray:
-    r""":math:`z\,\varphi(z) = z e^{-z^2/2}/\sqrt{2\pi}`; z is clipped at 40 first (where
-    :math:`\varphi` is 0 in any float) so that :math:`z^2` never overflows."""
-    t = np.clip(z, -40.0, 40.0)
-    p = np.square(t)
-    p *= -0.5
-    np.exp(p, out=p)
-    p *= _INV_SQRT_2PI
-    p *= t
-    return p
-
-
-# --- the base class ------------------------------------------------------------------------------
-
-
-class Activation:
-    r"""Base class of the activations: a layer without parameters.
-
-    Subclasses set ``name`` (the registry key) and implement ``forward`` (which caches what the
-    backward pass needs), ``backward`` and ``derivative``. ``backward(grad)`` returns a new array
-    of the forward pass's dtype and shape; it never modifies ``grad``.
-    """
-
-    name: ClassVar[str] = ""
-    elementwise: ClassVar[bool] = True
-    training: bool = True
-
-    def forward(self, z) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def backward(self, grad) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def __call__(self, z):
-        return self.forward(z)
-
-    def derivative(self, z) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def parameters(self) -> list:
-        return []
-
-    def gradients(self) -> list:
-        return []
-
-    def get_config(self) -> dict:
-        """The constructor's keyword arguments, JSON-able (``{}`` when there are none)."""
-        return _registry.constructor_config(self)
-
-    def __repr__(self) -> str:
-        return _registry.config_repr(self)
-
-    def _grad(self, grad, cached: np.ndarray | None) -> np.ndarray:
-        """``grad`` as a float array, after checking forward ran and the shapes agree (O(1))."""
-        if cached is None:
-            raise backward_before_forward(type(self).__name__)
-        grad = as_float_array(grad, "grad")
-        if grad.shape != cached.shape:
-            raise ValueError(
-                f"Shape mismatch: grad has shape {grad.shape} but {type(self).__name__}'s forward "
-                f"output had shape {cached.shape}; pass dL/d(output) of the output's shape."
-            )
-        return grad
-
-
-def _step(a: np.ndarray) -> np.ndarray:
-    """A fresh array: 1 where ``a > 0``, 0 where ``a <= 0``, NaN where ``a`` is NaN."""
-    h = np.maximum(a, _const(a, 0.0))  # maximum, ceil and minimum all propagate NaN
-    np.ceil(h, out=h)  # 0 stays 0; anything positive, subnormals included, becomes >= 1
-    return np.minimum(h, _const(h, 1.0), out=h)  # (np.sign would do, but is several times slower)
-
-
-def _branches(h: np.ndarray, right: float, left: np.ndarray) -> np.ndarray:
-    """``right`` where ``h == 1``, ``left`` where ``h == 0`` (``h`` from :func:`_step`).
-
-    ``h right + (1 - h) left``, exact for finite ``left``, written into ``left``. Arithmetic
-    rather than ``np.where``/``copyto(where=)``: with a random sign pattern, as in a hidden
-    layer, a masked select is several times slower than the four operations.
-    """
-    t = np.subtract(1.0, h)
-    left *= t
-    h *= right
-    left += h
-    return left
 
 
 # --- elementwise activations ---------------------------------------------------------------------
@@ -195,6 +89,11 @@ class Identity(Activation):
     """
 
     name = "identity"
+    aliases = ("linear",)
+    title = "identity"
+    formula = "f(z) = z"
+    derivative_text = "f'(z) = 1"
+    output_form_text = "1"
 
     def __init__(self):
         self._ref: np.ndarray | None = None
@@ -211,6 +110,9 @@ class Identity(Activation):
     def derivative(self, z):
         return np.ones_like(as_float_array(z, "z"))
 
+    def output_form(self, out):
+        return np.ones_like(as_float_array(out, "out"))
+
 
 class Sigmoid(Activation):
     r"""The logistic sigmoid.
@@ -226,12 +128,17 @@ class Sigmoid(Activation):
     """
 
     name = "sigmoid"
+    aliases = ("logistic",)
+    title = "sigmoid"
+    formula = "σ(z) = 1/(1 + e^(-z))"
+    derivative_text = "σ'(z) = σ(z)(1 - σ(z))"
+    output_form_text = "yhat(1 - yhat)"
 
     def __init__(self):
         self._out: np.ndarray | None = None
 
     def forward(self, z):
-        self._out = _stable_sigmoid(as_float_array(z, "z"))
+        self._out = stable_sigmoid(as_float_array(z, "z"))
         return self._out
 
     def backward(self, grad):
@@ -243,8 +150,14 @@ class Sigmoid(Activation):
 
     def derivative(self, z):
         z = as_float_array(z, "z")
-        d = _stable_sigmoid(z)
-        d *= _stable_sigmoid(-z)
+        d = stable_sigmoid(z)
+        d *= stable_sigmoid(-z)
+        return d
+
+    def output_form(self, out):
+        out = as_float_array(out, "out")
+        d = np.subtract(1.0, out)
+        d *= out
         return d
 
 
@@ -259,6 +172,10 @@ class Tanh(Activation):
     """
 
     name = "tanh"
+    title = "hyperbolic tangent"
+    formula = "tanh(z) = (e^z - e^(-z))/(e^z + e^(-z))"
+    derivative_text = "tanh'(z) = 1 - tanh²(z)"
+    output_form_text = "1 - yhat²"
 
     def __init__(self):
         self._out: np.ndarray | None = None
@@ -284,6 +201,10 @@ class Tanh(Activation):
         d *= 4.0
         return d
 
+    def output_form(self, out):
+        d = np.square(as_float_array(out, "out"))
+        return np.subtract(1.0, d, out=d)
+
 
 class ReLU(Activation):
     r"""The rectified linear unit.
@@ -299,6 +220,10 @@ class ReLU(Activation):
     """
 
     name = "relu"
+    title = "rectified linear unit"
+    formula = "relu(z) = max(0, z)"
+    derivative_text = "relu'(z) = 1 for z > 0, 0 otherwise"
+    output_form_text = "1 for yhat > 0, 0 otherwise"
 
     def __init__(self):
         self._out: np.ndarray | None = None
@@ -310,14 +235,17 @@ class ReLU(Activation):
 
     def backward(self, grad):
         grad = self._grad(grad, self._out)
-        # _step without its first pass: the output is already >= 0 (or NaN), so ceil then
+        # step without its first pass: the output is already >= 0 (or NaN), so ceil then
         # min(., 1) gives 1 where out > 0, 0 where out == 0 and NaN where NaN.
         d = np.ceil(self._out)
         np.minimum(d, _const(d, 1.0), out=d)
         return np.multiply(d, grad, out=d)
 
     def derivative(self, z):
-        return _step(as_float_array(z, "z"))
+        return step(as_float_array(z, "z"))
+
+    def output_form(self, out):
+        return step(as_float_array(out, "out"))
 
 
 class LeakyReLU(Activation):
@@ -333,6 +261,11 @@ class LeakyReLU(Activation):
     """
 
     name = "leaky_relu"
+    aliases = ("leakyrelu", "lrelu")
+    title = "leaky rectified linear unit"
+    formula = "f(z) = z for z > 0, α·z otherwise"
+    derivative_text = "f'(z) = 1 for z > 0, α otherwise"
+    output_form_text = None
 
     def __init__(self, alpha: float = 0.01):
         self.alpha = check_scalar(alpha, "alpha", "LeakyReLU")
@@ -347,7 +280,7 @@ class LeakyReLU(Activation):
         return out
 
     def _slope(self, z: np.ndarray) -> np.ndarray:
-        h = _step(z)
+        h = step(z)
         d = np.subtract(1.0, h)
         d *= self.alpha
         d += h  # 1 where z > 0, alpha where z <= 0, exactly; NaN where z is NaN
@@ -378,6 +311,10 @@ class ELU(Activation):
     """
 
     name = "elu"
+    title = "exponential linear unit"
+    formula = "elu(z) = z for z > 0, α(e^z - 1) otherwise"
+    derivative_text = "elu'(z) = 1 for z > 0, α·e^z otherwise"
+    output_form_text = "1 for yhat > 0, yhat + α otherwise"
 
     def __init__(self, alpha: float = 1.0):
         self.alpha = check_scalar(alpha, "alpha", "ELU", low=0.0)
@@ -395,7 +332,7 @@ class ELU(Activation):
     def backward(self, grad):
         grad = self._grad(grad, self._out)
         out = self._out
-        d = _branches(_step(out), 1.0, np.add(out, self.alpha))
+        d = branches(step(out), 1.0, np.add(out, self.alpha))
         return np.multiply(d, grad, out=d)
 
     def derivative(self, z):
@@ -403,7 +340,11 @@ class ELU(Activation):
         left = np.minimum(z, _const(z, 0.0))
         np.exp(left, out=left)
         left *= self.alpha
-        return _branches(_step(z), 1.0, left)
+        return branches(step(z), 1.0, left)
+
+    def output_form(self, out):
+        out = as_float_array(out, "out")
+        return branches(step(out), 1.0, np.add(out, self.alpha))
 
 
 class SELU(Activation):
@@ -423,6 +364,10 @@ class SELU(Activation):
     """
 
     name = "selu"
+    title = "scaled exponential linear unit"
+    formula = "selu(z) = λz for z > 0, λα(e^z - 1) otherwise (λ ≈ 1.0507, α ≈ 1.6733)"
+    derivative_text = "selu'(z) = λ for z > 0, λα·e^z otherwise"
+    output_form_text = "λ for yhat > 0, yhat + λα otherwise"
     scale: ClassVar[float] = _SELU_SCALE
     alpha: ClassVar[float] = _SELU_ALPHA
 
@@ -443,7 +388,7 @@ class SELU(Activation):
     def backward(self, grad):
         grad = self._grad(grad, self._out)
         out = self._out
-        d = _branches(_step(out), _SELU_SCALE, np.add(out, _SELU_SCALE_ALPHA))
+        d = branches(step(out), _SELU_SCALE, np.add(out, _SELU_SCALE_ALPHA))
         return np.multiply(d, grad, out=d)
 
     def derivative(self, z):
@@ -451,7 +396,11 @@ class SELU(Activation):
         left = np.minimum(z, _const(z, 0.0))
         np.exp(left, out=left)
         left *= _SELU_SCALE_ALPHA
-        return _branches(_step(z), _SELU_SCALE, left)
+        return branches(step(z), _SELU_SCALE, left)
+
+    def output_form(self, out):
+        out = as_float_array(out, "out")
+        return branches(step(out), _SELU_SCALE, np.add(out, _SELU_SCALE_ALPHA))
 
 
 class Softplus(Activation):
@@ -467,12 +416,16 @@ class Softplus(Activation):
     """
 
     name = "softplus"
+    title = "softplus"
+    formula = "softplus(z) = log(1 + e^z)"
+    derivative_text = "softplus'(z) = σ(z)"
+    output_form_text = "1 - e^(-yhat)"
 
     def __init__(self):
         self._out: np.ndarray | None = None
 
     def forward(self, z):
-        self._out = _softplus(as_float_array(z, "z"))
+        self._out = silent_softplus(as_float_array(z, "z"))
         return self._out
 
     def backward(self, grad):
@@ -483,7 +436,12 @@ class Softplus(Activation):
         return np.multiply(d, grad, out=d)
 
     def derivative(self, z):
-        return _stable_sigmoid(as_float_array(z, "z"))
+        return stable_sigmoid(as_float_array(z, "z"))
+
+    def output_form(self, out):
+        d = np.negative(as_float_array(out, "out"))
+        np.expm1(d, out=d)
+        return np.negative(d, out=d)
 
 
 class Softsign(Activation):
@@ -499,6 +457,10 @@ class Softsign(Activation):
     """
 
     name = "softsign"
+    title = "softsign"
+    formula = "softsign(z) = z/(1 + |z|)"
+    derivative_text = "softsign'(z) = 1/(1 + |z|)²"
+    output_form_text = None
 
     def __init__(self):
         self._den: np.ndarray | None = None
@@ -523,191 +485,6 @@ class Softsign(Activation):
         d /= den
         return d
 
-
-class GELU(Activation):
-    r"""The Gaussian error linear unit (Hendrycks & Gimpel, 2016).
-
-    ``approximate="none"`` (exact):
-
-    .. math::
-
-        f(z) = z\,\Phi(z) = \frac{z}{2}\left(1 + \operatorname{erf}\frac{z}{\sqrt2}\right),
-        \qquad f'(z) = \Phi(z) + z\,\varphi(z), \quad
-        \varphi(z) = \frac{e^{-z^2/2}}{\sqrt{2\pi}},
-
-    with :math:`\Phi(z) = \tfrac12\operatorname{erfc}(-z/\sqrt2)` from a vectorised Cody (1969)
-    erfc (no cancellation in the left tail). ``approximate="tanh"``:
-
-    .. math::
-
-        f(z) = \frac{z}{2}\bigl(1 + \tanh u\bigr) = z\,\sigma(2u), \quad
-        u = \sqrt{2/\pi}\,(z + 0.044715 z^3),
-
-        f'(z) = \sigma(2u) + z\,\sigma(2u)\bigl(1 - \sigma(2u)\bigr)\,
-                2\sqrt{2/\pi}\,(1 + 3 \cdot 0.044715 z^2),
-
-    evaluated through :math:`\tfrac12(1 + \tanh u) = \sigma(2u)`, which does not cancel for
-    negative :math:`z`; :math:`z` is clipped to :math:`\pm 10^4` inside :math:`u` (where
-    :math:`\sigma(2u)` is already exactly 0 or 1) so that :math:`z^3` cannot overflow.
-    ``backward`` reads the cached **input** and :math:`\Phi(z)` (or :math:`\sigma(2u)`).
-    """
-
-    name = "gelu"
-    _APPROXIMATIONS: ClassVar[tuple[str, ...]] = ("none", "tanh")
-
-    def __init__(self, approximate: str = "none"):
-        if approximate not in self._APPROXIMATIONS:
-            raise ValueError(
-                "The 'approximate' parameter of GELU must be 'none' (exact, with erf) or 'tanh'; "
-                f"got {approximate!r} instead."
-            )
-        self.approximate = approximate
-        self._z: np.ndarray | None = None
-        self._p: np.ndarray | None = None  # Phi(z), or sigma(2u) for "tanh"
-
-    @staticmethod
-    def _two_u(zc: np.ndarray) -> np.ndarray:
-        t = np.square(zc)
-        t *= _GELU_TANH_K
-        t += 1.0
-        t *= zc
-        t *= 2.0 * _SQRT_2_OVER_PI
-        return t
-
-    @staticmethod
-    def _two_du(zc: np.ndarray) -> np.ndarray:
-        t = np.square(zc)
-        t *= 3.0 * _GELU_TANH_K
-        t += 1.0
-        t *= 2.0 * _SQRT_2_OVER_PI
-        return t
-
-    def _gate(self, z: np.ndarray) -> np.ndarray:
-        """Phi(z), or sigma(2u) for "tanh"."""
-        if self.approximate == "none":
-            return _normal_cdf(z)
-        t = self._two_u(np.clip(z, -1e4, 1e4))
-        return _stable_sigmoid(t, out=t)
-
-    def _slope(self, z: np.ndarray, p: np.ndarray) -> np.ndarray:
-        if self.approximate == "none":
-            d = _z_normal_pdf(z)
-        else:
-            zc = np.clip(z, -1e4, 1e4)
-            d = self._two_du(zc)
-            d *= zc
-            d *= p
-            d *= 1.0 - p
-        d += p
-        return d
-
-    def forward(self, z):
-        z = as_float_array(z, "z")
-        p = self._gate(z)
-        self._z, self._p = z, p
-        return np.multiply(z, p)
-
-    def backward(self, grad):
-        grad = self._grad(grad, self._z)
-        d = self._slope(self._z, self._p)
-        return np.multiply(d, grad, out=d)
-
-    def derivative(self, z):
-        z = as_float_array(z, "z")
-        return self._slope(z, self._gate(z))
-
-
-class SiLU(Activation):
-    r"""The sigmoid-weighted linear unit, also called swish.
-
-    .. math::
-
-        f(z) = z\,\sigma(z), \qquad
-        f'(z) = \sigma(z) + z\,\sigma(z)(1 - \sigma(z)) = \sigma(z)\bigl(1 + z(1 - \sigma(z))\bigr).
-
-    ``backward`` reads the cached **input** and :math:`\sigma(z)`. (The output form
-    :math:`f + \sigma(1 - f)` cancels for large :math:`z`: in float32 it gives 0 at
-    :math:`z = 10^9`.)
-    """
-
-    name = "silu"
-
-    def __init__(self):
-        self._z: np.ndarray | None = None
-        self._s: np.ndarray | None = None
-
-    def forward(self, z):
-        z = as_float_array(z, "z")
-        self._z, self._s = z, _stable_sigmoid(z)
-        return np.multiply(z, self._s)
-
-    @staticmethod
-    def _slope(z: np.ndarray, s: np.ndarray) -> np.ndarray:
-        d = np.subtract(1.0, s)
-        d *= z
-        d += 1.0
-        d *= s
-        return d
-
-    def backward(self, grad):
-        grad = self._grad(grad, self._z)
-        d = self._slope(self._z, self._s)
-        return np.multiply(d, grad, out=d)
-
-    def derivative(self, z):
-        z = as_float_array(z, "z")
-        return self._slope(z, _stable_sigmoid(z))
-
-
-class Mish(Activation):
-    r"""Mish (Misra, 2019).
-
-    .. math::
-
-        f(z) = z \tanh(\operatorname{softplus}(z)), \qquad
-        f'(z) = \tanh(\operatorname{softplus}(z))
-              + z\,\bigl(1 - \tanh^2(\operatorname{softplus}(z))\bigr)\,\sigma(z),
-
-    since :math:`\operatorname{softplus}'(z) = \sigma(z) = 1 - e^{-\operatorname{softplus}(z)}`.
-    ``backward`` reads the cached **input**, :math:`t = \tanh(\operatorname{softplus} z)` and
-    :math:`\operatorname{softplus} z` (for :math:`\sigma(z)` as ``-expm1(-softplus)``).
-    """
-
-    name = "mish"
-
-    def __init__(self):
-        self._z: np.ndarray | None = None
-        self._t: np.ndarray | None = None
-        self._sp: np.ndarray | None = None
-
-    def forward(self, z):
-        z = as_float_array(z, "z")
-        sp = _softplus(z)
-        t = np.tanh(sp)
-        self._z, self._t, self._sp = z, t, sp
-        return np.multiply(z, t)
-
-    @staticmethod
-    def _slope(z: np.ndarray, t: np.ndarray, sp: np.ndarray) -> np.ndarray:
-        sig = np.negative(sp)
-        np.expm1(sig, out=sig)
-        np.negative(sig, out=sig)  # sigma(z) = 1 - exp(-softplus(z))
-        d = np.square(t)
-        np.subtract(1.0, d, out=d)
-        d *= z
-        d *= sig
-        d += t
-        return d
-
-    def backward(self, grad):
-        grad = self._grad(grad, self._z)
-        d = self._slope(self._z, self._t, self._sp)
-        return np.multiply(d, grad, out=d)
-
-    def derivative(self, z):
-        z = as_float_array(z, "z")
-        sp = _softplus(z)
-        return self._slope(z, np.tanh(sp), sp)
 
 
 # --- activations over an axis --------------------------------------------------------------------
@@ -735,6 +512,10 @@ class Softmax(Activation):
     """
 
     name = "softmax"
+    title = "softmax"
+    formula = "p_k = e^(z_k)/Σ_j e^(z_j)"
+    derivative_text = "∂p_k/∂z_i = p_k(δ_ki - p_i)"
+    output_form_text = None
     elementwise = False
 
     def __init__(self, axis: int = -1):
@@ -773,6 +554,11 @@ class LogSoftmax(Activation):
     """
 
     name = "log_softmax"
+    aliases = ("logsoftmax",)
+    title = "log-softmax"
+    formula = "f_k = z_k - log Σ_j e^(z_j)"
+    derivative_text = "∂f_k/∂z_i = δ_ki - p_i"
+    output_form_text = None
     elementwise = False
 
     def __init__(self, axis: int = -1):
@@ -809,16 +595,9 @@ ACTIVATIONS: dict[str, type[Activation]] = {
                 SiLU, Mish, Softmax, LogSoftmax)
 }
 
-#: Other names people type -> canonical name (scikit-learn's "identity", "logistic", "tanh" and
-#: "relu" all resolve; the class names, lower-cased, too).
-ALIASES: dict[str, str] = {
-    "linear": "identity",
-    "logistic": "sigmoid",
-    "swish": "silu",
-    "leakyrelu": "leaky_relu",
-    "lrelu": "leaky_relu",
-    "logsoftmax": "log_softmax",
-}
+#: Other names people type -> canonical name, from each class's ``aliases`` (scikit-learn's
+#: "identity", "logistic", "tanh" and "relu" all resolve; the class names, lower-cased, too).
+ALIASES: dict[str, str] = {alias: cls.name for cls in ACTIVATIONS.values() for alias in cls.aliases}
 
 
 def get(name_or_instance, **kwargs) -> Activation:
@@ -839,8 +618,8 @@ def canonical_name(name: str) -> str | None:
 
 #: Builders of the activations defined outside this module, by the key of their config that
 #: marks them: :func:`from_config` calls ``builder(**config)`` for a config holding that key
-#: (whatever its name). A module defining such activations registers its builder when it is
-#: imported (the derivation engine registers ``"formula"``); this module imports none of them.
+#: (whatever its name). A module defining such activations registers its builder here when it
+#: is imported (the derivation engine registers ``"formula"``).
 CUSTOM_BUILDERS: dict[str, Callable[..., Activation]] = {}
 
 
@@ -848,15 +627,16 @@ def from_config(name: str, config: dict | None = None) -> Activation:
     """Rebuild an activation from its name and :meth:`Activation.get_config` (a model file).
 
     A config carrying a key of :data:`CUSTOM_BUILDERS` goes to that builder, whatever its name
-    (a formula activation may be named like a built-in); the package root is asked first to
-    import the module that registers it (``"formula"``: the derivation engine, which needs
-    SymPy). Any other config goes to :func:`get` with its name (built-ins, aliases, and the
-    error for an unknown name).
+    (a formula activation may be named like a built-in). A key that no builder has registered
+    yet but that :data:`chainrule._registry.OPTIONAL_BUILDERS` names (``"formula"``: the
+    derivation engine, which needs SymPy) has its module imported first, through that fixed
+    list of module names. Any other config goes to :func:`get` with its name (built-ins,
+    aliases, and the error for an unknown name).
     """
     config = config or {}
     for key in config:
         if key not in CUSTOM_BUILDERS:
-            chainrule._provide_activation_builder(key)
+            _registry.load_optional_builder(key)
         if key in CUSTOM_BUILDERS:
             return CUSTOM_BUILDERS[key](**config)
     return get(name, **config)

@@ -32,12 +32,11 @@ import numpy as np
 
 from chainrule._checks import as_float_array, check_finite
 from chainrule.nn import activations as _act
+from chainrule.nn._metadata import FORMAT_NAME, FORMAT_VERSION, check_metadata, load_json
 from chainrule.nn.layers import Dense, Dropout, Layer
 
 __all__ = ["FORMAT_NAME", "LAYER_KINDS", "Sequential", "load", "mlp"]
 
-FORMAT_NAME = "chainrule.sequential"
-FORMAT_VERSION = 1
 
 #: The layers with a model-file entry of their own, by their ``kind`` (activations are entries
 #: of kind "Activation", by name).
@@ -341,7 +340,6 @@ def _build_layer(spec: dict, where: str):
 
 def load(path) -> Sequential:
     """Load a model written by :meth:`Sequential.save`. Never executes code from the file."""
-    from chainrule.nn._metadata import check_metadata, load_json
     from chainrule.serialization import ModelFileError, read_safetensors
 
     tensors, metadata = read_safetensors(path)
