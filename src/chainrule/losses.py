@@ -311,7 +311,7 @@ class MSE(Loss):
     """
 
     name = "mse"
-    aliases = ("squared_error", "mean_squared_error")
+    aliases = ("squared_error", "mean_squared_error", "l2")
     title = "squared error"
     formula = "(yhat - y)², or (yhat - y)²/2 with half=True"
     fuses_with = "identity"
@@ -416,7 +416,7 @@ class BinaryCrossEntropy(Loss):
     """
 
     name = "bce"
-    aliases = ("binary_cross_entropy", "binary_crossentropy", "log_loss")
+    aliases = ("binary_cross_entropy", "binary_crossentropy", "log_loss", "logloss")
     title = "binary cross-entropy"
     formula = "-(y·log(yhat) + (1 - y)·log(1 - yhat))"
     fuses_with = "sigmoid"

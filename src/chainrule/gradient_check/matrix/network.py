@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from chainrule import _oracle as oracle
-from chainrule.gradient_check.names import MATRIX_LOSS_ALIASES, MATRIX_LOSSES
+from chainrule.gradient_check.names import MATRIX_LOSSES
 
 __all__ = [
     "Config",
@@ -69,7 +69,7 @@ def canonical_loss(name: str) -> str:
     from chainrule import losses
 
     text = str(name).strip().lower().replace("-", "_")
-    key = MATRIX_LOSS_ALIASES.get(text) or losses.canonical_name(text)
+    key = losses.canonical_name(text)
     if key not in MATRIX_LOSSES:
         raise MatrixFormulaError(
             f"unknown loss {name!r} for a matrix check; use one of {', '.join(MATRIX_LOSSES)} "

@@ -12,7 +12,7 @@ import sympy
 
 from chainrule.derivation import library
 from chainrule.derivation.parser import SYMBOLS, parse_expression
-from chainrule.gradient_check.names import LOSS_TITLES
+from chainrule.gradient_check.names import loss_title
 from chainrule.gradient_check.symbolic.text import (
     bracket_text,
     orient,
@@ -116,7 +116,7 @@ def _loss_target(formula, loss, act, wrt, half):
     name = library.canonical_loss(loss)
     pred, target = choose_prediction(formula)
     E = library.loss_expr(name, pred, target, half=half and name == "mse")
-    title = LOSS_TITLES.get(name, f"{name} loss")
+    title = loss_title(name)
     if half and name == "mse":
         title = "half squared-error loss"
     if act is None and wrt is not None:
