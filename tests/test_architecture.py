@@ -32,7 +32,8 @@ LAYERS = [
     ("derivation", ["chainrule.derivation"]),
     ("checks and estimators", ["chainrule.gradient_check", "chainrule.sklearn",
                                "chainrule._sklearn_io"]),
-    ("faces", ["chainrule.cli", "chainrule.__main__", "chainrule._cli", "chainrule.web"]),
+    ("faces", ["chainrule.cli", "chainrule.__main__", "chainrule._cli", "chainrule.web",
+               "chainrule._panels"]),
 ]
 
 # Optional packages (not dependencies of chainrule) and the only modules that may import them,
@@ -58,7 +59,11 @@ LOADS_EXTRAS = ["chainrule.derivation", "chainrule.gradient_check.symbolic", "ch
                 "chainrule.web"]
 
 # What the command line and the web application are made of; the library never imports them.
-FACES = ["chainrule.cli", "chainrule.__main__", "chainrule._cli", "chainrule.web"]
+FACES = ["chainrule.cli", "chainrule.__main__", "chainrule._cli", "chainrule.web",
+         "chainrule._panels"]
+# The command line alone: the web page calls the library as the command line does, through what
+# both share (chainrule._panels), never through the command line's parser or its commands.
+COMMAND_LINE = ["chainrule.cli", "chainrule.__main__", "chainrule._cli"]
 
 # The one import of a higher layer that is allowed, inside functions only: Sequential.fit and
 # Sequential.evaluate hand the model to training.fit / training.evaluate (the Keras-style
@@ -203,10 +208,21 @@ def test_every_module_imports_only_its_own_layer_and_those_below():
 
 
 def test_the_library_never_imports_the_command_line_or_the_web_application():
-    _fail([f"{i}: only the faces (cli, __main__, _cli, web) may import {i.target}"
+    _fail([f"{i}: only the faces (cli, __main__, _cli, web, _panels) may import {i.target}"
            for i in _all_imports()
            if _within(i.target, FACES) and not _within(i.importer, FACES)],
           "The library imports a face")
+
+
+def test_the_web_page_and_what_the_faces_share_stand_on_the_library_not_the_command_line():
+    _fail([f"{i}: the web page calls the library through chainrule._panels"
+           for i in _all_imports()
+           if _within(i.importer, ["chainrule.web", "chainrule._panels"])
+           and _within(i.target, COMMAND_LINE)]
+          + [f"{i}: what both faces share imports neither of them" for i in _all_imports()
+             if _within(i.importer, ["chainrule._panels"])
+             and _within(i.target, [*COMMAND_LINE, "chainrule.web"])],
+          "A face standing on another face")
 
 
 def test_the_derivation_engine_imports_no_face_nor_the_estimators():
