@@ -157,12 +157,12 @@ PANELS: dict[str, tuple[Option, ...]] = {"derive": DERIVE, "check": CHECK}
 def values_of(panel: str, source) -> dict:
     """The panel's values read from ``source``: a mapping (a parsed query) or an object with
     one attribute per option (parsed command-line arguments). A missing value is None, or
-    False for a flag."""
+    False for a flag; a value given empty stays empty, for the library to name."""
     get = source.get if isinstance(source, dict) else lambda name: getattr(source, name, None)
     values = {}
     for option in PANELS[panel]:
         value = get(option.name)
-        values[option.name] = bool(value) if option.kind == "flag" else (value or None)
+        values[option.name] = bool(value) if option.kind == "flag" else value
     return values
 
 
