@@ -8,6 +8,7 @@ together). A failure names the file, the line and the import that breaks the rul
 from __future__ import annotations
 
 import ast
+import itertools
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -496,7 +497,7 @@ def test_no_modules_import_each_other_in_a_circle():
     graph = _import_graph()
     problems = []
     for circle in _circles(graph):
-        steps = [str(graph[a][b]) for a, b in zip(circle, circle[1:])]
+        steps = [str(graph[a][b]) for a, b in itertools.pairwise(circle)]
         problems.append(" -> ".join(circle) + "\n      " + "\n      ".join(steps))
     _fail(problems, "Modules that import each other, directly or round a circle, lazy imports "
                     "included (move what both need into a module below them)")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from chainrule._io import read_bounded
-from chainrule.data.dataset import Dataset, label_names, infer_task
+from chainrule.data.dataset import Dataset, infer_task, label_names
 
 __all__ = ["MAX_CSV_BYTES", "load_csv"]
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from chainrule._checks import as_float_array
 from chainrule._io import MAX_DATA_BYTES, check_input_file
-from chainrule.data.dataset import Dataset, label_names, infer_task
+from chainrule.data.dataset import Dataset, infer_task, label_names
 from chainrule.data.idx import images_to_features
 
 __all__ = ["load_npz"]
