@@ -43,6 +43,8 @@ def test_a_parameter_that_is_an_option_becomes_its_flag(commands, command, messa
     ("derive", "got expression='x', an expression"),
     ("derive", "The option needs a loss (derive(loss='mse', mean=True))."),
     ("check", "write sum(A, axis=0) for the column sums"),
+    # a switch with a value it cannot take on the command line
+    ("derive", "weights=2 is not a yes/no value"),
     # already in the command line's words, and names that only end like an option
     ("check", "--loss bce --mean"),
     ("derive", "a_loss=1 and loss_=2 and x.loss=3"),

@@ -173,9 +173,11 @@ def flags_for_parameters(message: str, parser: argparse.ArgumentParser) -> str:
         if name not in flags or calls[match.start()]:
             return match.group(0)
         flag, switch = flags[name]
-        if value in ("None", "False") or (switch and value not in ("", "True")):
-            return f"no {flag}" if value in ("None", "False") else match.group(0)
-        return flag if value in ("", "True") else f"{flag} {value}"
+        if value in ("None", "False"):
+            return f"no {flag}"
+        if value in ("", "True"):
+            return flag
+        return match.group(0) if switch else f"{flag} {value}"  # a switch takes no value
 
     return _KEYWORD.sub(replace, message)
 
