@@ -11,6 +11,7 @@ Only this file is excluded, for its own pattern list.
 
 from __future__ import annotations
 
+import bisect
 import re
 import subprocess
 from pathlib import Path
@@ -50,14 +51,38 @@ def _tracked_text_files() -> list[Path]:
     return files
 
 
+# What continues a wrapped sentence on its next line: indentation, then a comment marker or a
+# quote marker of Markdown, if any.
+_CONTINUATION = re.compile(r"[ \t]*(?:(?:#+|//+|\*|>)(?=[ \t]|$)[ \t]*)?")
+
+
+def _joined(text: str) -> tuple[str, list[int]]:
+    """``text`` with its lines joined by single spaces, the indentation and comment markers of
+    each following line dropped (so a phrase wrapped in a comment or a docstring reads as one),
+    and the offset in the joined text where each line starts."""
+    parts, starts, offset = [], [], 0
+    for number, line in enumerate(text.splitlines()):
+        piece = line if number == 0 else line[_CONTINUATION.match(line).end():]
+        piece = piece.rstrip()
+        starts.append(offset)
+        parts.append(piece)
+        offset += len(piece) + 1
+    return " ".join(parts), starts
+
+
 def find_hits(text: str) -> list[tuple[int, str, str]]:
-    """(line number, why, line) for each line of ``text`` that matches a pattern."""
+    """(line number, why, line) for each match of a pattern in ``text``, a phrase wrapped over
+    lines included (reported at the line where it starts)."""
+    lines = text.splitlines()
+    joined, starts = _joined(text)
     hits = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        for why, rx in _COMPILED.items():
-            if rx.search(line):
-                hits.append((number, why, line.strip()))
-    return hits
+    for why, rx in _COMPILED.items():
+        for match in rx.finditer(joined):
+            number = bisect.bisect_right(starts, match.start())
+            hit = (number, why, lines[number - 1].strip())
+            if hit not in hits:
+                hits.append(hit)
+    return sorted(hits)
 
 
 def test_no_file_refers_to_what_users_cannot_see():
@@ -80,6 +105,23 @@ def test_no_file_refers_to_what_users_cannot_see():
 ])
 def test_the_patterns_catch_what_they_are_for(line):
     assert find_hits(line)
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    ("x = 1  # the confusion of seed\n# 000, below\n", 1),  # a comment wrapped
+    ('def f():\n    """Measured on this\n    project\'s machine."""\n', 2),  # a docstring wrapped
+    ("Measured on this project's\nmachine.\n", 1),  # prose wrapped
+    ("first line\n> the targets the project set\n> itself\n", 2),  # a Markdown quote wrapped
+    ("// see issue\n// 11\n", 1),
+])
+def test_a_phrase_wrapped_over_two_lines_is_caught_where_it_starts(text, line):
+    assert [hit[0] for hit in find_hits(text)] == [line]
+
+
+def test_lines_are_joined_only_where_they_touch():
+    # the words of two separate lines meet only across the break, never elsewhere
+    assert not find_hits("the seed\n\n= 0\nissues\nof data\n")
+    assert find_hits("one\ntwo\nissue 7\n")[0][0] == 3
 
 
 @pytest.mark.parametrize("line", [

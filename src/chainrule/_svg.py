@@ -70,6 +70,73 @@ def _paths(x: np.ndarray, y: np.ndarray, sx, sy, lo: float, hi: float) -> list[s
     return ["M" + " L".join(piece) for piece in pieces if len(piece) > 1]
 
 
+class _Frame:
+    """The plotting area of a chart: the shown ranges and the map from values to pixels."""
+
+    def __init__(self, prepared, width: int, height: int):
+        xs = [x[np.isfinite(x)] for _, x, _ in prepared]
+        xs = [x for x in xs if x.size]
+        self.x_lo = min((float(x.min()) for x in xs), default=0.0)
+        self.x_hi = max((float(x.max()) for x in xs), default=1.0)
+        if self.x_hi <= self.x_lo:
+            self.x_lo, self.x_hi = self.x_lo - 0.5, self.x_hi + 0.5
+        self.y_lo, self.y_hi = _y_range([y for _, _, y in prepared])
+        self.width, self.height = width, height
+        self.plot_w, self.plot_h = width - _LEFT - _RIGHT, height - _TOP - _BOTTOM
+
+    def sx(self, v):
+        return _LEFT + (v - self.x_lo) / (self.x_hi - self.x_lo) * self.plot_w
+
+    def sy(self, v):
+        return _TOP + (self.y_hi - v) / (self.y_hi - self.y_lo) * self.plot_h
+
+
+def _grid(f: _Frame, x_label: str, y_label: str) -> list[str]:
+    """The background, the ticks with their grid lines (darker at zero) and the axis labels."""
+    out = [f'<rect x="{_LEFT}" y="{_TOP}" width="{f.plot_w}" height="{f.plot_h}" '
+           'fill="#fff" stroke="#bbb"/>']
+    for t in nice_ticks(f.y_lo, f.y_hi):
+        py = f.sy(t)
+        out.append(f'<line x1="{_LEFT}" x2="{_LEFT + f.plot_w}" y1="{py:.1f}" y2="{py:.1f}" '
+                   f'stroke="{"#888" if t == 0 else "#eee"}"/>')
+        out.append(f'<text x="{_LEFT - 4}" y="{py + 4:.1f}" text-anchor="end">'
+                   f"{_tick_label(t)}</text>")
+    for t in nice_ticks(f.x_lo, f.x_hi, 8):
+        px = f.sx(t)
+        out.append(f'<line x1="{px:.1f}" x2="{px:.1f}" y1="{_TOP}" y2="{_TOP + f.plot_h}" '
+                   f'stroke="{"#888" if t == 0 else "#eee"}"/>')
+        out.append(f'<text x="{px:.1f}" y="{_TOP + f.plot_h + 14}" text-anchor="middle">'
+                   f"{_tick_label(t)}</text>")
+    if x_label:
+        out.append(f'<text x="{_LEFT + f.plot_w / 2:.1f}" y="{f.height - 4}" '
+                   f'text-anchor="middle">{escape(x_label)}</text>')
+    if y_label:
+        middle = _TOP + f.plot_h / 2
+        out.append(f'<text x="12" y="{middle:.1f}" text-anchor="middle" '
+                   f'transform="rotate(-90 12 {middle:.1f})">{escape(y_label)}</text>')
+    return out
+
+
+def _lines_and_legend(prepared, f: _Frame, dashed: tuple[int, ...], clip: str) -> list[str]:
+    """Each series as paths clipped to the plotting area, then one legend entry per series."""
+    out = []
+    for i, (label, x, y) in enumerate(prepared):
+        colour = PALETTE[i % len(PALETTE)]
+        dash = ' stroke-dasharray="6 4"' if i in dashed else ""
+        for d in _paths(x, y, f.sx, f.sy, f.y_lo, f.y_hi):
+            out.append(f'<path d="{d}" fill="none" stroke="{colour}" stroke-width="2"{dash} '
+                       f'clip-path="url(#{clip})"><title>{escape(label)}</title></path>')
+    for i, (label, _, _) in enumerate(prepared):
+        colour = PALETTE[i % len(PALETTE)]
+        ly = _TOP + 14 + 16 * i
+        dash = ' stroke-dasharray="6 4"' if i in dashed else ""
+        out.append(f'<line x1="{_LEFT + 10}" x2="{_LEFT + 34}" y1="{ly - 4}" y2="{ly - 4}" '
+                   f'stroke="{colour}" stroke-width="2"{dash}/>')
+        out.append(f'<text x="{_LEFT + 40}" y="{ly}" paint-order="stroke" stroke="#fff" '
+                   f'stroke-width="3">{escape(label)}</text>')
+    return out
+
+
 def line_chart(
     series: list[tuple[str, np.ndarray, np.ndarray]],
     *,
@@ -87,21 +154,7 @@ def line_chart(
     """
     prepared = [(label, np.asarray(x, dtype=float), np.asarray(y, dtype=float))
                 for label, x, y in series]
-    xs = [x[np.isfinite(x)] for _, x, _ in prepared]
-    xs = [x for x in xs if x.size]
-    x_lo = min((float(x.min()) for x in xs), default=0.0)
-    x_hi = max((float(x.max()) for x in xs), default=1.0)
-    if x_hi <= x_lo:
-        x_lo, x_hi = x_lo - 0.5, x_hi + 0.5
-    y_lo, y_hi = _y_range([y for _, _, y in prepared])
-    plot_w, plot_h = width - _LEFT - _RIGHT, height - _TOP - _BOTTOM
-
-    def sx(v):
-        return _LEFT + (v - x_lo) / (x_hi - x_lo) * plot_w
-
-    def sy(v):
-        return _TOP + (y_hi - v) / (y_hi - y_lo) * plot_h
-
+    frame = _Frame(prepared, width, height)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" '
            f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
            f'aria-label="{escape(title or ", ".join(s[0] for s in prepared))}" '
@@ -110,41 +163,9 @@ def line_chart(
         out.append(f"<title>{escape(title)}</title>")
     # Charts of one size have identical clip rectangles, so a repeated id is harmless.
     clip = f"chainrule-plot-{width}x{height}"
-    out.append(f'<defs><clipPath id="{clip}"><rect x="{_LEFT}" y="{_TOP}" width="{plot_w}" '
-               f'height="{plot_h}"/></clipPath></defs>')
-    out.append(f'<rect x="{_LEFT}" y="{_TOP}" width="{plot_w}" height="{plot_h}" '
-               'fill="#fff" stroke="#bbb"/>')
-    for t in nice_ticks(y_lo, y_hi):
-        py = sy(t)
-        out.append(f'<line x1="{_LEFT}" x2="{_LEFT + plot_w}" y1="{py:.1f}" y2="{py:.1f}" '
-                   f'stroke="{"#888" if t == 0 else "#eee"}"/>')
-        out.append(f'<text x="{_LEFT - 4}" y="{py + 4:.1f}" text-anchor="end">'
-                   f"{_tick_label(t)}</text>")
-    for t in nice_ticks(x_lo, x_hi, 8):
-        px = sx(t)
-        out.append(f'<line x1="{px:.1f}" x2="{px:.1f}" y1="{_TOP}" y2="{_TOP + plot_h}" '
-                   f'stroke="{"#888" if t == 0 else "#eee"}"/>')
-        out.append(f'<text x="{px:.1f}" y="{_TOP + plot_h + 14}" text-anchor="middle">'
-                   f"{_tick_label(t)}</text>")
-    if x_label:
-        out.append(f'<text x="{_LEFT + plot_w / 2:.1f}" y="{height - 4}" '
-                   f'text-anchor="middle">{escape(x_label)}</text>')
-    if y_label:
-        out.append(f'<text x="12" y="{_TOP + plot_h / 2:.1f}" text-anchor="middle" '
-                   f'transform="rotate(-90 12 {_TOP + plot_h / 2:.1f})">{escape(y_label)}</text>')
-    for i, (label, x, y) in enumerate(prepared):
-        colour = PALETTE[i % len(PALETTE)]
-        dash = ' stroke-dasharray="6 4"' if i in dashed else ""
-        for d in _paths(x, y, sx, sy, y_lo, y_hi):
-            out.append(f'<path d="{d}" fill="none" stroke="{colour}" stroke-width="2"{dash} '
-                       f'clip-path="url(#{clip})"><title>{escape(label)}</title></path>')
-    for i, (label, _, _) in enumerate(prepared):
-        colour = PALETTE[i % len(PALETTE)]
-        ly = _TOP + 14 + 16 * i
-        dash = ' stroke-dasharray="6 4"' if i in dashed else ""
-        out.append(f'<line x1="{_LEFT + 10}" x2="{_LEFT + 34}" y1="{ly - 4}" y2="{ly - 4}" '
-                   f'stroke="{colour}" stroke-width="2"{dash}/>')
-        out.append(f'<text x="{_LEFT + 40}" y="{ly}" paint-order="stroke" stroke="#fff" '
-                   f'stroke-width="3">{escape(label)}</text>')
+    out.append(f'<defs><clipPath id="{clip}"><rect x="{_LEFT}" y="{_TOP}" '
+               f'width="{frame.plot_w}" height="{frame.plot_h}"/></clipPath></defs>')
+    out += _grid(frame, x_label, y_label)
+    out += _lines_and_legend(prepared, frame, dashed, clip)
     out.append("</svg>")
     return "".join(out)

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import signal
 import sys
 import threading
 import warnings
 
+from chainrule._cli import CommandError
+
+__all__ = ["COMMANDS", "CommandError", "build_parser", "flags_for_parameters", "main"]
+
 COMMANDS = ("train", "predict", "evaluate", "derive", "check", "plot", "data", "serve")
-
-
-class CommandError(Exception):
-    """An error to report in one line on stderr with exit code 1."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         module = importlib.import_module(f"chainrule._cli.{name}")
         module.register(sub)
+    parser.commands = sub.choices  # each command's own parser, by name
     return parser
 
 
@@ -92,7 +94,7 @@ def _main(argv: list[str] | None) -> int:
         parser.print_help()
         return 2
     module = importlib.import_module(f"chainrule._cli.{args.command}")
-    from chainrule._cli import TimeUp, load_engine, time_limit
+    from chainrule._panels import TimeUp, load_engine, time_limit
 
     timeout = getattr(args, "timeout", None)  # the commands that run SymPy on a formula
     try:
@@ -130,7 +132,8 @@ def _main(argv: list[str] | None) -> int:
               "write it with less nesting", file=sys.stderr)
         return 1
     except (CommandError, ValueError, OSError, KeyError, ImportError, FloatingPointError) as exc:
-        print(f"chainrule {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        message = flags_for_parameters(_one_line(exc), parser.commands[args.command])
+        print(f"chainrule {args.command}: error: {message}", file=sys.stderr)
         return 1
 
 
@@ -148,6 +151,48 @@ def _one_line(exc: BaseException) -> str:
     else:
         message = str(exc)
     return " ".join(message.split())
+
+
+# A keyword argument as the library writes it in a message: name=value, where the value is
+# quoted, a word, or nothing (``give activation= and loss=``).
+_KEYWORD = re.compile(r"""(?<![\w.-])([A-Za-z_]\w*)=('[^']*'|"[^"]*"|[^\s,;()]*[^\s,;().:!?]|)""")
+
+
+def flags_for_parameters(message: str, parser: argparse.ArgumentParser) -> str:
+    """A library message in the command line's words: each ``name=value`` whose name is an
+    option of ``parser`` becomes ``--name value`` (``activation='tahn'``: ``--activation
+    'tahn'``), a switch's ``name=True`` becomes ``--name`` and ``name=None`` or ``name=False``
+    becomes ``no --name``. The options are read from the parser, so the words follow it; a
+    keyword inside a call written in the message (``derive(loss='mse')``) is Python and stays."""
+    flags = {action.dest: (max(action.option_strings, key=len), action.nargs == 0)
+             for action in parser._actions if action.option_strings}
+    calls = _inside_calls(message)
+
+    def replace(match: re.Match) -> str:
+        name, value = match.group(1), match.group(2)
+        if name not in flags or calls[match.start()]:
+            return match.group(0)
+        flag, switch = flags[name]
+        if value in ("None", "False"):
+            return f"no {flag}"
+        if value in ("", "True"):
+            return flag
+        return match.group(0) if switch else f"{flag} {value}"  # a switch takes no value
+
+    return _KEYWORD.sub(replace, message)
+
+
+def _inside_calls(text: str) -> list[bool]:
+    """For each character of ``text``: whether it is inside the brackets of a call, ``f(...)``
+    (an opening bracket right after a letter, digit or underscore)."""
+    inside, opened = [], []
+    for k, ch in enumerate(text):
+        if ch == "(":
+            opened.append(k > 0 and (text[k - 1].isalnum() or text[k - 1] == "_"))
+        elif ch == ")" and opened:
+            opened.pop()
+        inside.append(any(opened))
+    return inside
 
 
 if __name__ == "__main__":  # pragma: no cover

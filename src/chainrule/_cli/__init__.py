@@ -1,20 +1,23 @@
-"""Sub-commands of the ``chainrule`` command line (see :mod:`chainrule.cli`)."""
+"""Sub-commands of the ``chainrule`` command line (see :mod:`chainrule.cli`).
+
+The time limit on SymPy (:class:`TimeUp`, :func:`time_limit`, :func:`load_engine`) is shared with
+the web page and lives in :mod:`chainrule._panels`; ``--timeout`` is the command line's own.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-import signal
-import threading
+from chainrule._panels import TimeUp, load_engine, time_limit
+
+__all__ = ["DEFAULT_TIMEOUT", "MAX_TIMEOUT", "CommandError", "TimeUp", "add_timeout",
+           "load_engine", "time_limit", "timeout_seconds"]
+
+
+class CommandError(Exception):
+    """An error to report in one line on stderr with exit code 1."""
+
 
 #: Default wall-clock limit of the symbolic commands (derive, check, plot), in seconds.
 DEFAULT_TIMEOUT = 60.0
-
-
-class TimeUp(BaseException):
-    """Raised by the alarm; a BaseException so that no ``except Exception`` inside SymPy eats it."""
-
-
 #: The longest --timeout accepted: a week (the interval timer cannot take much more).
 MAX_TIMEOUT = 7 * 24 * 3600.0
 
@@ -43,39 +46,3 @@ def add_timeout(parser) -> None:
         help="give up after this many seconds (default: %(default)g; 0: no limit); deeply "
              "nested formulas can take SymPy a long time",
     )
-
-
-def load_engine() -> None:
-    """Import the derivation engine (and the parts of SymPy it loads on first use) before a
-    :func:`time_limit` is armed: the limit is for the work on the user's formula, and an import
-    stopped halfway would leave the engine unusable for the rest of the process."""
-    for module in ("chainrule.derivation.api", "chainrule.derivation.network",
-                   "chainrule.derivation.vector", "chainrule.gradient_check.symbolic",
-                   "chainrule.gradient_check.matrix"):
-        importlib.import_module(module)
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float | None):
-    """Raise :class:`TimeUp` in the main thread after ``seconds`` (no limit where the platform
-    has no interval timer, off the main thread, or for ``seconds`` of 0 or None)."""
-    usable = (
-        seconds
-        and seconds > 0
-        and hasattr(signal, "setitimer")
-        and threading.current_thread() is threading.main_thread()
-    )
-    if not usable:
-        yield
-        return
-
-    def alarm(signum, frame):
-        raise TimeUp
-
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)

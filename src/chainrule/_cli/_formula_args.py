@@ -1,26 +1,36 @@
-"""The options ``chainrule derive`` and ``chainrule check`` share: what is differentiated
-(``--activation``, ``--loss``, ``--wrt``, ``--layer``, ``--network``, ``--mean``, ``--half``),
-how the answer is printed (``--format``) and how long SymPy may take (``--timeout``)."""
+"""The options ``chainrule derive`` and ``chainrule check`` take: each panel's inputs, declared
+once in :mod:`chainrule._panels` for the command line and the web page alike, then how the
+answer is printed (``--format``) and how long SymPy may take (``--timeout``)."""
 
 from __future__ import annotations
 
 from chainrule._cli import add_timeout
-
-#: The options that are on/off switches; every other option takes a value.
-SWITCHES = frozenset({"--half", "--layer", "--mean", "--sum", "--vector", "--weights"})
+from chainrule._panels import PANELS
 
 
-def add_options(parser, *options: tuple[str, str] | tuple[str, str, str]) -> None:
-    """Add each option, ``(flag, help)`` or ``(flag, metavar, help)``, in order: a switch of
-    :data:`SWITCHES`, else an option with a value (shown as ``metavar`` where one is given)."""
-    for flag, *rest in options:
-        help_text = rest[-1]
-        if flag in SWITCHES:
-            parser.add_argument(flag, action="store_true", help=help_text)
-        elif len(rest) == 2:
-            parser.add_argument(flag, metavar=rest[0], help=help_text)
+def add_panel_options(parser, panel: str) -> None:
+    """Add the inputs of ``panel`` (``"derive"`` or ``"check"``) to ``parser``: a positional
+    argument, a switch for a flag, else an option with a value (from its choices when they are
+    closed); options that exclude one another share a mutually exclusive group."""
+    groups = {}
+    for option in PANELS[panel]:
+        help_text = option.command_help or option.help
+        if option.positional:
+            parser.add_argument(option.name, nargs=None if option.required else "?",
+                                help=help_text)
+            continue
+        target = parser
+        if option.exclusive:
+            if option.exclusive not in groups:
+                groups[option.exclusive] = parser.add_mutually_exclusive_group()
+            target = groups[option.exclusive]
+        flag = f"--{option.name}"
+        if option.kind == "flag":
+            target.add_argument(flag, action="store_true", help=help_text)
+        elif option.closed:
+            target.add_argument(flag, choices=option.choices, help=help_text)
         else:
-            parser.add_argument(flag, help=help_text)
+            target.add_argument(flag, metavar=option.metavar, help=help_text)
 
 
 def add_output_options(parser, formats: tuple[str, ...]) -> None:
@@ -28,8 +38,3 @@ def add_output_options(parser, formats: tuple[str, ...]) -> None:
     parser.add_argument("--format", choices=formats, default=formats[0],
                         help="output format (default: %(default)s)")
     add_timeout(parser)
-
-
-def keywords(args, *names: str) -> dict:
-    """The parsed options ``names`` as keyword arguments of the Python function they feed."""
-    return {name: getattr(args, name) for name in names}

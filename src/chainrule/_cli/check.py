@@ -3,16 +3,18 @@
     chainrule check --loss bce --wrt yhat "-(y/yhat + (1-y)/(1-yhat))"
 
 prints one paragraph (or JSON with ``--format json``) and exits 1 when the formula is wrong,
-0 when it is right. SymPy is imported in :func:`run` only.
+0 when it is right. SymPy is imported when :func:`run` calls the check.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import textwrap
 
-from chainrule._cli._formula_args import add_options, add_output_options, keywords
+from chainrule._cli._formula_args import add_output_options, add_panel_options
+from chainrule._panels import check, show, values_of
 
 _FORMULA_CHARS = set("()/*+^ .0123456789")
 
@@ -68,61 +70,14 @@ def register(subparsers) -> None:
         ),
     )
     parser.__class__ = _FormulaArgumentParser
-    parser.add_argument("formula", help='the derivative, e.g. "-(y/yhat - (1-y)/(1-yhat))"')
-    add_options(
-        parser.add_mutually_exclusive_group(),
-        ("--loss", "NAME", "the loss differentiated, e.g. bce, mse, ce (an unknown name lists "
-                           "the known ones)"),
-        ("--function", "EXPR", 'any expression instead of a loss, e.g. "x*sigmoid(x)"'),
-    )
-    add_options(
-        parser,
-        ("--activation", "NAME", "check dE/dz, with yhat standing for this activation of z "
-                                 "(sigmoid, tanh, ...); alone, check the activation's own "
-                                 "derivative"),
-        ("--wrt", "VAR", "the variable (default: yhat, or p; z with --activation; W with "
-                         "--layer; the last layer's W with --network)"),
-        ("--layer", "a matrix formula for one dense layer Z = X @ W + b, Yhat = activation(Z) "
-                    "(implied by a formula with @ or .T)"),
-        ("--network", "ACTS", "a matrix formula for a network: the activation of every layer, "
-                              "first to last, e.g. relu,sigmoid (names W1, Z1, H1, ...)"),
-        ("--mean", "the loss is the mean over m examples (the derivative has 1/m); matrix "
-                   "formulas use the mean unless --sum"),
-        ("--sum", "matrix formulas: the loss is summed over the m examples (no 1/m)"),
-        ("--half", "with --loss mse: the loss is (yhat - y)^2/2"),
-    )
+    add_panel_options(parser, "check")
     add_output_options(parser, ("text", "json"))
 
 
-def _matrix_form(args) -> bool:
-    if args.layer or args.network:
-        return True
-    return "@" in args.formula or ".T" in args.formula
-
-
 def run(args) -> int:
-    if _matrix_form(args):
-        from chainrule.gradient_check.matrix import check_matrix
-
-        if args.function is not None:
-            raise ValueError("--function is for one-variable formulas; a matrix formula is the "
-                             "gradient of a loss: give --loss mse, bce or ce.")
-        if args.mean and args.sum:
-            raise ValueError("--mean and --sum contradict each other; give one of them.")
-        result = check_matrix(args.formula, mean=not args.sum,
-                              **keywords(args, "loss", "activation", "network", "wrt", "half"))
-    else:
-        from chainrule.gradient_check.symbolic import check_formula
-
-        if args.sum:
-            raise ValueError("--sum applies to matrix formulas (--layer or --network); a "
-                             "one-example derivative has no sum over the batch.")
-        result = check_formula(
-            args.formula,
-            **keywords(args, "loss", "function", "activation", "wrt", "mean", "half"),
-        )
+    result = check(values_of("check", args))
     if args.format == "json":
-        print(result.to_json())
+        sys.stdout.write(show(result, "json"))
     else:
         width = min(max(shutil.get_terminal_size((100, 24)).columns, 40), 100)
         print(fill(result.paragraph, width))

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import sys
 
-from chainrule._cli._formula_args import add_options, add_output_options, keywords
+from chainrule._cli._formula_args import add_output_options, add_panel_options
+from chainrule._panels import derive, show, values_of
 
 FORMATS = ("text", "latex", "markdown", "json")
 
@@ -32,52 +33,10 @@ def register(subparsers) -> None:
             "+ cross-entropy), eta, alpha, m."
         ),
     )
-    p.add_argument("expression", nargs="?",
-                   help="an activation (sigmoid), a loss (bce) or a formula ('x*sigmoid(x)')")
-    add_options(
-        p,
-        ("--activation", "an activation name, e.g. tanh"),
-        ("--loss", "a loss name, e.g. bce; with --activation: dE/dz"),
-        ("--weights", "continue through z = w*x to dE/dw and the step Δw = -eta*dE/dw"),
-    )
-    p.add_argument("--method", choices=("quotient", "chain"),
-                   help="differentiate fractions by the quotient rule or the chain rule")
-    add_options(
-        p,
-        ("--half", "with --loss mse: the squared error with a factor 1/2"),
-        ("--mean", "the loss is the mean over m samples (its derivative carries 1/m)"),
-        ("--vector", "with --activation and --loss: through the explicit sum over K outputs"),
-        ("--layer", "with --activation and --loss: one dense layer Z = XW + b over a batch of m "
-                    "samples, in index form and matrix form with shapes"),
-        ("--network", "ACTS", "comma-separated activations, one per dense layer "
-                              "(relu,tanh,sigmoid), with --loss: backpropagation through every "
-                              "layer"),
-        ("--wrt", "the variable of a formula (default: x, then z, yhat, p, w)"),
-    )
+    add_panel_options(p, "derive")
     add_output_options(p, FORMATS)
 
 
 def run(args) -> int:
-    from chainrule.derivation import derive
-
-    if (args.expression is None and args.activation is None and args.loss is None
-            and args.network is None):
-        raise ValueError(
-            "Nothing to derive: give an expression (chainrule derive sigmoid) or "
-            "--activation/--loss (chainrule derive --activation tanh --loss bce)."
-        )
-    result = derive(
-        args.expression,
-        **keywords(args, "activation", "loss", "weights", "method", "half", "wrt", "mean",
-                   "layer", "network", "vector"),
-    )
-    if args.format == "json":
-        text = result.to_json()
-    elif args.format == "latex":
-        text = result.to_latex()
-    elif args.format == "markdown":
-        text = result.to_markdown()
-    else:
-        text = result.to_text()
-    sys.stdout.write(text.rstrip("\n") + "\n")
+    sys.stdout.write(show(derive(values_of("derive", args)), args.format))
     return 0

@@ -13,7 +13,7 @@ import errno
 import socket
 import sys
 
-from chainrule.cli import CommandError
+from chainrule._cli import CommandError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000

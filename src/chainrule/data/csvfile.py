@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from chainrule._io import read_bounded
-from chainrule.data.dataset import Dataset, _class_names, _infer_task
+from chainrule.data.dataset import Dataset, infer_task, label_names
 
 __all__ = ["MAX_CSV_BYTES", "load_csv"]
 
@@ -96,8 +96,8 @@ def load_csv(path, target: str | None = None, task: str | None = None) -> Datase
     feature_names = [h for j, h in enumerate(header) if j != t]
     X = _feature_matrix([columns[j] for j in range(len(header)) if j != t], feature_names,
                         lines, path)
-    y, task = _infer_task(_target_values(columns[t], target, lines, path), task, str(path))
-    class_names = _class_names(y) if task == "classification" else None
+    y, task = infer_task(_target_values(columns[t], target, lines, path), task, str(path))
+    class_names = label_names(y) if task == "classification" else None
     return Dataset(X, y, task=task, name=path.name, feature_names=feature_names,
                    class_names=class_names)
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MAX_INFERRED_CLASSES", "TASKS", "Dataset"]
+__all__ = ["MAX_INFERRED_CLASSES", "TASKS", "Dataset", "infer_task", "is_integer_valued",
+           "label_names"]
 
 TASKS = ("classification", "regression")
 
@@ -74,13 +75,15 @@ class Dataset:
 # --- targets: class labels or values -------------------------------------------------------
 
 
-def _is_integer_valued(y: np.ndarray) -> bool:
+def is_integer_valued(y: np.ndarray) -> bool:
+    """Whether every target in ``y`` is a whole number (integer or boolean dtype, or finite
+    floats without a fractional part)."""
     return y.dtype.kind in "iub" or (
         y.dtype.kind == "f" and bool(np.isfinite(y).all()) and bool((y == np.round(y)).all())
     )
 
 
-def _infer_task(y: np.ndarray, task: str | None, where: str) -> tuple[np.ndarray, str]:
+def infer_task(y: np.ndarray, task: str | None, where: str) -> tuple[np.ndarray, str]:
     """Decide classification or regression for targets ``y``; integer-valued labels become int64.
 
     Text, booleans and integer dtypes are class labels; floats are class labels when they are
@@ -93,7 +96,7 @@ def _infer_task(y: np.ndarray, task: str | None, where: str) -> tuple[np.ndarray
     if task is None:
         if text or y.dtype.kind in "iub":
             task = "classification"
-        elif (y.ndim == 1 and _is_integer_valued(y)
+        elif (y.ndim == 1 and is_integer_valued(y)
               and len(np.unique(y)) <= MAX_INFERRED_CLASSES):
             task = "classification"
         else:
@@ -105,11 +108,12 @@ def _infer_task(y: np.ndarray, task: str | None, where: str) -> tuple[np.ndarray
         return y.astype(np.float64), task
     if y.ndim != 1:
         raise ValueError(f"{where}: class labels must be 1-D; got shape {y.shape}.")
-    if not text and _is_integer_valued(y):
+    if not text and is_integer_valued(y):
         y = y.astype(np.int64)
     return y, task
 
 
-def _class_names(y: np.ndarray) -> list[str]:
+def label_names(y: np.ndarray) -> list[str]:
+    """The distinct class labels of ``y``, sorted, as text."""
     return [str(c) for c in np.unique(y).tolist()]
 

@@ -12,7 +12,7 @@ from chainrule._io import MAX_DATA_BYTES, read_bounded, read_head
 from chainrule.data.dataset import Dataset
 
 __all__ = ["FASHION_MNIST_CLASSES", "IDX_FILES", "IDX_TYPES", "NAMED_IDX", "find_data_folder",
-           "load_idx", "load_idx_folder"]
+           "images_to_features", "load_idx", "load_idx_folder"]
 
 #: IDX type code (third byte of the magic number) -> big-endian element type.
 IDX_TYPES = {
@@ -161,7 +161,9 @@ def _find_idx(folder: Path, role: str) -> Path | None:
     return None
 
 
-def _images_to_features(images: np.ndarray, path: Path) -> np.ndarray:
+def images_to_features(images: np.ndarray, path: Path) -> np.ndarray:
+    """One row of pixels per image, in float32 (bytes divided by 255 into [0, 1], other types
+    as they are); ``path`` names the file in the error for arrays that hold no images."""
     if images.ndim < 2:
         raise ValueError(f"{path}: expected images (an IDX file with 2 or more dimensions); got "
                          f"shape {images.shape}. Are the image and label files swapped?")
@@ -218,7 +220,7 @@ def load_idx_folder(folder, name: str | None = None) -> Dataset:
         images_path, labels_path = paths[f"{split}_images"], paths[f"{split}_labels"]
         if images_path is None:
             return None, None
-        X = _images_to_features(_parse_idx(images_path), images_path)
+        X = images_to_features(_parse_idx(images_path), images_path)
         y = _labels(_parse_idx(labels_path), labels_path)
         if len(X) != len(y):
             raise ValueError(f"{folder}: {images_path.name} holds {len(X):,} images but "

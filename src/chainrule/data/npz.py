@@ -11,8 +11,8 @@ import numpy as np
 
 from chainrule._checks import as_float_array
 from chainrule._io import MAX_DATA_BYTES, check_input_file
-from chainrule.data.dataset import Dataset, _class_names, _infer_task
-from chainrule.data.idx import _images_to_features
+from chainrule.data.dataset import Dataset, infer_task, label_names
+from chainrule.data.idx import images_to_features
 
 __all__ = ["load_npz"]
 
@@ -28,7 +28,7 @@ def _npz_features(arr: np.ndarray, key: str, path: Path) -> np.ndarray:
                          "needs at least one feature.")
     if arr.ndim > 2 or arr.dtype == np.uint8:
         if arr.dtype == np.uint8:  # images: pixels 0-255 to [0, 1], as for IDX files
-            return _images_to_features(arr, path)
+            return images_to_features(arr, path)
         arr = arr.reshape(len(arr), -1)
     X = as_float_array(arr, key)
     if X.dtype == np.float16:
@@ -115,11 +115,11 @@ def load_npz(path, task: str | None = None) -> Dataset:
     if ("X_test" in arrays) != ("y_test" in arrays):
         raise ValueError(f"{path}: X_test and y_test come together; the archive has only one.")
     X = _npz_features(arrays["X"], "X", path)
-    y, task = _infer_task(arrays["y"], task, str(path))
+    y, task = infer_task(arrays["y"], task, str(path))
     X_test = y_test = None
     if "X_test" in arrays:
         X_test = _npz_features(arrays["X_test"], "X_test", path)
-        y_test, _ = _infer_task(arrays["y_test"], task, str(path))
+        y_test, _ = infer_task(arrays["y_test"], task, str(path))
         if X_test.shape[1] != X.shape[1]:
             raise ValueError(f"{path}: X has {X.shape[1]} features but X_test has "
                              f"{X_test.shape[1]}.")
@@ -127,5 +127,5 @@ def load_npz(path, task: str | None = None) -> Dataset:
         if targets is not None and len(targets) != len(features):
             raise ValueError(f"{path}: X{split} has {len(features)} rows but y{split} has "
                              f"{len(targets)}.")
-    class_names = _class_names(y) if task == "classification" else None
+    class_names = label_names(y) if task == "classification" else None
     return Dataset(X, y, X_test, y_test, task=task, name=path.name, class_names=class_names)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from chainrule._checks import check_scalar
-from chainrule.data.dataset import _is_integer_valued
+from chainrule.data.dataset import is_integer_valued
 
 __all__ = ["train_test_split"]
 
@@ -53,7 +53,7 @@ def train_test_split(X, y, test_size: float = 0.2, stratify: bool = True, seed: 
     if y.ndim != 1:
         raise ValueError(f"stratify=True needs 1-D class labels; y has shape {y.shape}. Pass "
                          "stratify=False.")
-    if y.dtype.kind == "f" and not _is_integer_valued(y):
+    if y.dtype.kind == "f" and not is_integer_valued(y):
         raise ValueError(f"stratify=True needs class labels, but y holds values such as "
                          f"{y[~(y == np.round(y))][0]}; for regression targets pass "
                          "stratify=False.")

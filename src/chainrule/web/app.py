@@ -9,13 +9,15 @@ Routes
 ``/api/check?...``    exactly what ``chainrule check ... --format json`` prints
 ``/api``              the parameters of both, as JSON
 
-Query names are the command line's option names (``expression``, ``activation``, ``loss``,
-``weights``, ``method``, ``half``, ``wrt``; ``formula``, ``function``, ``mean``, ``layer``,
-``network``, ``sum``), so every
-result has a link that reproduces it and ``/derive?...`` and ``/api/derive?...`` take the same
-query. The panels' fields are declared once, in :mod:`chainrule.web.fields`: the forms, the
-API's parameter check, ``/api`` and the command line each request runs are all built from them,
-so a new option of ``chainrule derive`` or ``check`` is one more :class:`Field` there.
+Query names are the parameters of the library functions the panels call, which are also the
+command line's option names (``expression``, ``activation``, ``loss``, ``weights``, ``method``,
+``half``, ``wrt``; ``formula``, ``function``, ``mean``, ``layer``, ``network``, ``sum``), so
+every result has a link that reproduces it and ``/derive?...`` and ``/api/derive?...`` take the
+same query. The panels' inputs are declared once, in :mod:`chainrule._panels`, for the page and
+the command line alike: the forms, the API's parameter check and ``/api`` are built from them,
+and the workers call the library through the same functions as ``chainrule derive`` and
+``chainrule check``, so a new option of either is one more :class:`~chainrule._panels.Option`
+there.
 
 Safety: the engine runs in :class:`~chainrule.web.worker.EnginePool`'s processes under a
 time budget; queries longer than :data:`MAX_QUERY_BYTES` and bodies longer than
@@ -40,7 +42,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from chainrule.web.fields import CHECK_FIELDS, DERIVE_FIELDS, PANELS, Field
+from chainrule._panels import CHECK, DERIVE, PANELS, Option
 from chainrule.web.worker import Busy, EnginePool, TaskError, TaskTimeout
 
 __all__ = ["create_app"]
@@ -61,7 +63,7 @@ class BadQuery(ValueError):
     """A query the page or the API cannot use; the message says what to change."""
 
 
-def parse_query(fields: tuple[Field, ...], items: list[tuple[str, str]], strict: bool) -> dict:
+def parse_query(fields: tuple[Option, ...], items: list[tuple[str, str]], strict: bool) -> dict:
     """The panel's values from the query ``items``: empty fields are left out; with ``strict``
     (the API), an unknown or repeated name is an error."""
     known = {f.name: f for f in fields}
@@ -88,7 +90,7 @@ def parse_query(fields: tuple[Field, ...], items: list[tuple[str, str]], strict:
     return values
 
 
-def canonical_query(fields: tuple[Field, ...], values: dict) -> str:
+def canonical_query(fields: tuple[Option, ...], values: dict) -> str:
     """The query that reproduces ``values``, in the panel's field order."""
     pairs = [(f.name, "1" if values[f.name] is True else values[f.name])
              for f in fields if values.get(f.name)]
@@ -103,7 +105,7 @@ def _template(name: str) -> Template:
         encoding="utf-8"))
 
 
-def _control(panel: str, field: Field, value) -> str:
+def _control(panel: str, field: Option, value) -> str:
     ident = f"{panel}-{field.name}"
     title = f' title="{escape(field.help)}"' if field.help else ""
     if field.kind == "flag":
@@ -211,9 +213,9 @@ async def api_index(request: Request) -> Response:
                          "help": f.help, **({"choices": list(f.choices)} if f.choices else {})}
                 for f in fields}
 
-    body = {"derive": {"path": "/api/derive", "parameters": describe(DERIVE_FIELDS),
+    body = {"derive": {"path": "/api/derive", "parameters": describe(DERIVE),
                        "returns": "what `chainrule derive ... --format json` prints"},
-            "check": {"path": "/api/check", "parameters": describe(CHECK_FIELDS),
+            "check": {"path": "/api/check", "parameters": describe(CHECK),
                       "returns": "what `chainrule check ... --format json` prints"}}
     return Response(json.dumps(body, indent=2, ensure_ascii=False) + "\n",
                     media_type="application/json")

@@ -1,31 +1,28 @@
 """What a worker process does for the server: derive, check, and draw the page's pieces.
 
-Each task takes the validated query (names as the command line's options) and returns JSON-able
-values. The JSON answers come from running the command itself, ``chainrule derive ... --format
-json`` or ``chainrule check ... --format json``, in the worker with its output captured, so the
-API prints exactly what the command line prints, option for option. Runs inside
+Each task takes the validated query (the panel's parameters, named as in
+:mod:`chainrule._panels`) and returns JSON-able values. The answers come from the same library
+calls that ``chainrule derive`` and ``chainrule check`` make (:func:`chainrule._panels.derive`
+and :func:`chainrule._panels.check`), written by the same :func:`chainrule._panels.show`, so
+the API answers exactly what the command line prints with ``--format json``. Runs inside
 :mod:`chainrule.web.worker`'s processes only (SymPy is imported here).
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import importlib
-import io
 import json
 from types import SimpleNamespace
 
 import numpy as np
 import sympy
 
+from chainrule import _panels
 from chainrule._display import formula_check_html
 from chainrule._svg import line_chart
-from chainrule.derivation import derive, library
+from chainrule.derivation import library
 from chainrule.derivation.domain import numeric_function
 from chainrule.derivation.printing import to_text
 from chainrule.derivation.symbols import SYMBOLS
-from chainrule.web.fields import command_line
 
 __all__ = ["TASKS"]
 
@@ -37,15 +34,6 @@ _GRID_POINTS = 401
 _LABEL_CHARS = 70
 
 
-def _derivation(params: dict):
-    return derive(params.get("expression"), activation=params.get("activation"),
-                  loss=params.get("loss"), weights=bool(params.get("weights")),
-                  method=params.get("method"), half=bool(params.get("half")),
-                  wrt=params.get("wrt"), mean=bool(params.get("mean")),
-                  layer=bool(params.get("layer")), network=params.get("network"),
-                  vector=bool(params.get("vector")))
-
-
 def _plain_html(d) -> str:
     """A derivation without an HTML form of its own (vectors and matrices): its text."""
     from html import escape
@@ -55,38 +43,14 @@ def _plain_html(d) -> str:
             "</pre></div>")
 
 
-@functools.cache
-def _parser():
-    from chainrule.cli import build_parser
-
-    return build_parser()
-
-
-def run_command(panel: str, params: dict) -> str:
-    """What ``chainrule <panel> ...`` prints for the query ``params`` (its exit status aside:
-    a wrong formula is an answer). A usage error raises ValueError with argparse's message."""
-    argv = command_line(panel, params)
-    errors = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(errors):
-            args = _parser().parse_args(argv)
-    except SystemExit:
-        lines = errors.getvalue().strip().splitlines() or ["the query cannot be used"]
-        raise ValueError(lines[-1].split(" error: ", 1)[-1]) from None
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        importlib.import_module(f"chainrule._cli.{panel}").run(args)
-    return out.getvalue()
-
-
 def derive_json(params: dict) -> str:
     """What ``chainrule derive ... --format json`` prints."""
-    return run_command("derive", params)
+    return _panels.show(_panels.derive(params), "json")
 
 
 def check_json(params: dict) -> str:
     """What ``chainrule check ... --format json`` prints."""
-    return run_command("check", params)
+    return _panels.show(_panels.check(params), "json")
 
 
 def _short(text: str) -> str:
@@ -136,7 +100,7 @@ def plot_svg(d, params: dict) -> tuple[str | None, str]:
 
 def derive_page(params: dict) -> dict:
     """The derive panel: the JSON, the steps as HTML with MathML, the plot."""
-    d = _derivation(params)
+    d = _panels.derive(params)
     if not hasattr(d, "to_html"):  # a vector or matrix derivation
         # The check panel starts from the same network or layer, in matrix form.
         names = ("loss", "network", "activation", "layer", "half")
@@ -162,7 +126,7 @@ def derive_page(params: dict) -> dict:
 
 
 def check_page(params: dict) -> dict:
-    """The check panel: the verdict with its diagnosis as HTML, drawn from the command's JSON
+    """The check panel: the verdict with its diagnosis as HTML, drawn from the JSON answer
     (a one-variable check or a matrix one alike)."""
     text = check_json(params)
     data = json.loads(text)

@@ -9,7 +9,8 @@ own request an error message and one worker for the budget, never the server.
 
 Requests and answers travel as JSON between the processes (no pickled user data), and a
 worker writes nothing to disk. :data:`TASKS` names what a worker can do; the tasks return
-exactly what the command line prints (``to_json()``) plus, for the page, the rendered HTML.
+exactly what the command line prints with ``--format json`` plus, for the page, the rendered
+HTML.
 """
 
 from __future__ import annotations
@@ -64,8 +65,7 @@ def _worker_main(conn, soft_limit: float | None, memory_limit: int | None) -> No
             import resource
 
             resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
-    from chainrule._cli import TimeUp, time_limit
-    from chainrule.cli import CommandError
+    from chainrule._panels import TimeUp, time_limit
     from chainrule.web import tasks
 
     tasks.warm_up()
@@ -81,7 +81,7 @@ def _worker_main(conn, soft_limit: float | None, memory_limit: int | None) -> No
             answer = {"status": "ok", "value": value}
         except TimeUp:
             answer = {"status": "timeout"}
-        except (CommandError, ValueError, KeyError, ImportError, FloatingPointError) as exc:
+        except (ValueError, KeyError, ImportError, FloatingPointError) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
             answer = {"status": "error", "message": str(message)}
         except MemoryError:
