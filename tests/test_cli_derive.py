@@ -56,7 +56,7 @@ def test_weights(capsys):
         (["derive", "--activation", "sigmoid", "--loss", "bce_with_logits"],
          "apply the sigmoid twice"),
         (["derive", "--activation", "sigmoid", "--loss", "bce", "--layer", "--wrt", "q"],
-         "got wrt='q'"),
+         "got --wrt 'q'"),
     ],
 )
 def test_bad_input_exits_1_with_one_line(capsys, argv, needle):

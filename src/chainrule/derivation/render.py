@@ -118,7 +118,7 @@ _LATEX_TEXT = {"·": r"$\cdot$", "²": "$^2$", "Σ": r"$\Sigma$", "δ": r"$\delt
                "^": r"\^{}", "%": r"\%", "&": r"\&", "#": r"\#"}
 
 
-def _latex_text(text: str) -> str:
+def latex_text(text: str) -> str:
     """Escape the Unicode and underscores of plain explanation text for LaTeX."""
     out, in_math = [], False
     for ch in text:
@@ -132,7 +132,7 @@ def _latex_text(text: str) -> str:
 
 def _step_latex(step: Step, lines: list[str], depth: int) -> None:
     law = LAWS.get(step.rule)
-    head = rf"\item \textbf{{{_latex_text(_title(step))}.}} {_latex_text(step.explain('latex'))}"
+    head = rf"\item \textbf{{{latex_text(_title(step))}.}} {latex_text(step.explain('latex'))}"
     if law:
         head += rf" \quad (${law[1]}$)"
     lines.append(head)

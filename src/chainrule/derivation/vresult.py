@@ -195,7 +195,7 @@ class VectorDerivation:
         return f"{c.lhs[1]} = {c.rhs('latex')}"
 
     def to_latex(self) -> str:
-        from chainrule.derivation.render import _latex_text as _escape
+        from chainrule.derivation.render import latex_text as _escape
 
         def _latex_text(text: str) -> str:
             for ch, tex in _LATEX_SYMBOLS.items():
