@@ -296,6 +296,16 @@ def test_positional_embedding_adds_a_row_per_step_and_sums_its_gradient_over_the
         layer.forward(np.zeros((2, 7, 3)))
 
 
+@pytest.mark.parametrize("kwargs, message", [
+    ({"max_len": 0, "d_model": 4}, r"'max_len' parameter of PositionalEmbedding"),
+    ({"max_len": 4, "d_model": 2.5}, r"'d_model' parameter of PositionalEmbedding"),
+    ({"max_len": 4, "d_model": 4, "dtype": "int8"}, r"floating dtype; got int8"),
+])
+def test_positional_embedding_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        PositionalEmbedding(**kwargs)
+
+
 def test_mean_over_time_by_hand_and_by_finite_differences(rng):
     layer = MeanOverTime()
     # the mean of the rows [1, 2] and [3, 6]: [2, 4]
@@ -340,6 +350,22 @@ def test_residual_passes_training_mode_to_its_layers():
     assert not dropout.training
     model.train()
     assert dropout.training
+
+
+def test_fit_seed_reseeds_dropout_inside_a_residual_block(rng):
+    X, y = rng.normal(size=(40, 4)), np.arange(40) % 2
+    model = Sequential([Dense(4, 4), Residual([Dense(4, 4), ReLU(), Dropout(0.5)]),
+                        Dense(4, 2), Softmax()], seed=0)
+    start = [p.copy() for p in model.parameters()]
+    trained = []
+    for _ in range(2):
+        for p, s in zip(model.parameters(), start, strict=True):
+            p[...] = s
+        model.fit(X, y, loss="ce", epochs=2, batch_size=8, verbose=0, seed=7)
+        trained.append([p.copy() for p in model.parameters()])
+    for a, b in zip(*trained, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not hasattr(Residual([LayerNorm(4)]), "rng")
 
 
 def test_residual_seed_draws_the_block_reproducibly():

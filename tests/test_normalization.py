@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chainrule.nn import BatchNorm, Dense, LayerNorm, ReLU, Sequential, Softmax, load
 from chainrule.serialization import ModelFileError, read_safetensors, write_safetensors
@@ -172,6 +174,31 @@ def test_backward_before_forward_is_refused():
     for layer in (BatchNorm(2), LayerNorm(2)):
         with pytest.raises(RuntimeError, match=r"backward\(\) was called before forward"):
             layer.backward(np.ones((2, 2)))
+
+
+@given(m=st.integers(2, 6), n=st.integers(1, 4), seed=st.integers(0, 2**32 - 1),
+       scale=st.sampled_from([1e-3, 1.0, 1e3]), batch=st.booleans())
+def test_the_input_gradient_is_blind_to_a_shift_and_nearly_to_a_scale(m, n, seed, scale, batch):
+    # The output depends on x only through xhat = (x - mu) / sqrt(var + eps). Shifting the m
+    # values by c changes nothing, so dX sums to 0 over them; stretching x - mu by (1 + a)
+    # changes y by gamma (x - mu) eps / (var + eps)^(3/2) per unit of a, so
+    # sum dX (x - mu) = eps / (var + eps) * sum G gamma xhat.
+    rng = np.random.default_rng(seed)
+    layer = randomized((BatchNorm if batch else LayerNorm)(n, dtype="float64"), rng)
+    x = rng.normal(size=(m, n)) * scale
+    axis = 0 if batch else -1
+    g = rng.normal(size=x.shape)
+    out = layer.forward(x)
+    dx = layer.backward(g)
+    centered = x - x.mean(axis=axis, keepdims=True)
+    var = np.mean(centered**2, axis=axis, keepdims=True)
+    xhat = centered / np.sqrt(var + layer.eps)
+    size = np.abs(g * layer.gamma).sum(axis=axis) / np.sqrt(var + layer.eps).squeeze(axis)
+    np.testing.assert_allclose(dx.sum(axis=axis), 0.0, atol=1e-12 * (1 + size.max()))
+    want = (layer.eps / (var + layer.eps)).squeeze(axis) * np.sum(g * layer.gamma * xhat, axis)
+    np.testing.assert_allclose(np.sum(dx * centered, axis=axis), want, rtol=1e-6,
+                               atol=1e-12 * (1 + size.max()) * scale)
+    assert np.isfinite(out).all()
 
 
 # --- BatchNorm: running statistics and evaluation mode ------------------------------------------

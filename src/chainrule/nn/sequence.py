@@ -201,6 +201,7 @@ class Residual(Layer):
             )
         self.layers = layers
         self._training = True
+        self._rng = np.random.default_rng(seed)
         self._x_shape: tuple | None = None
         rng = np.random.default_rng(seed)
         for j, layer in enumerate(layers):
@@ -218,6 +219,22 @@ class Residual(Layer):
         self._training = flag
         for layer in self.layers:
             layer.training = flag
+
+    @property
+    def rng(self) -> np.random.Generator:
+        """Setting it re-seeds the block's Dropout layers from it, one draw each, as
+        ``fit(seed=...)`` does for a model's own Dropout layers; a block without any has no
+        ``rng``."""
+        if not any(hasattr(layer, "rng") for layer in self.layers):
+            raise AttributeError("this Residual block holds no layer that draws random numbers")
+        return self._rng
+
+    @rng.setter
+    def rng(self, rng: np.random.Generator) -> None:
+        self._rng = rng
+        for layer in self.layers:
+            if hasattr(layer, "rng"):
+                layer.rng = np.random.default_rng(rng.integers(2**63))
 
     @property
     def input_ndim(self) -> int | None:
