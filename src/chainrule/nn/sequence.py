@@ -201,9 +201,8 @@ class Residual(Layer):
             )
         self.layers = layers
         self._training = True
-        self._rng = np.random.default_rng(seed)
         self._x_shape: tuple | None = None
-        rng = np.random.default_rng(seed)
+        self._rng = rng = np.random.default_rng(seed)
         for j, layer in enumerate(layers):
             if isinstance(layer, Dense) and (seed is not None or layer.init == "auto"):
                 layer.reset_parameters(rng, activation_after(layers, j))
