@@ -654,13 +654,18 @@ def test_from_config_loads_the_module_of_a_missing_optional_builder(monkeypatch)
         if key == "formula":
             CUSTOM_BUILDERS["formula"] = lambda formula, name=None: Tanh()
 
-    monkeypatch.delitem(CUSTOM_BUILDERS, "formula", raising=False)
-    monkeypatch.setattr(_registry, "load_optional_builder", provide)
-    assert isinstance(from_config("t", {"formula": "tanh(z)", "name": "t"}), Tanh)
-    assert asked == ["formula"]
-    monkeypatch.delitem(CUSTOM_BUILDERS, "formula")
-    with pytest.raises(ValueError, match="Unknown activation 'mine'"):
-        from_config("mine", {"slope": 2.0})  # nothing provides "slope": get() names the name
+    saved = dict(CUSTOM_BUILDERS)  # restored whole: later tests load real formula models
+    try:
+        CUSTOM_BUILDERS.pop("formula", None)
+        monkeypatch.setattr(_registry, "load_optional_builder", provide)
+        assert isinstance(from_config("t", {"formula": "tanh(z)", "name": "t"}), Tanh)
+        assert asked == ["formula"]
+        del CUSTOM_BUILDERS["formula"]
+        with pytest.raises(ValueError, match="Unknown activation 'mine'"):
+            from_config("mine", {"slope": 2.0})  # nothing provides "slope": get() names it
+    finally:
+        CUSTOM_BUILDERS.clear()
+        CUSTOM_BUILDERS.update(saved)
 
 
 def test_only_the_fixed_list_of_builder_modules_is_ever_imported(monkeypatch):

@@ -246,13 +246,15 @@ def _class_labels(y: np.ndarray, n_out: int, name: str) -> np.ndarray:
 
 def _prepare_inputs(model, X, name: str = "X") -> np.ndarray:
     X = as_float_array(X, name)
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (samples x features); got shape {X.shape}.")
+    ndim = getattr(model, "input_ndim", 2)  # 3 for a model of sequences (m, time, features)
+    if X.ndim != ndim:
+        shape = "3-D (samples x time x features)" if ndim == 3 else "2-D (samples x features)"
+        raise ValueError(f"{name} must be {shape}; got shape {X.shape}.")
     if X.shape[0] == 0:
         raise ValueError(f"{name} is empty (0 samples); training needs at least one sample.")
-    if X.shape[1] != model.in_features:
+    if X.shape[-1] != model.in_features:
         raise ValueError(
-            f"{name} has {X.shape[1]} features but the model's first layer expects "
+            f"{name} has {X.shape[-1]} features but the model's first layer expects "
             f"{model.in_features}."
         )
     check_finite(X, name)
@@ -418,7 +420,7 @@ class Batches:
         self.n = X.shape[0]
         self.batch_size = int(batch_size)
         dense = isinstance(X, np.ndarray)
-        self._xbuf = np.empty((self.batch_size, X.shape[1]), X.dtype) if dense else None
+        self._xbuf = np.empty((self.batch_size, *X.shape[1:]), X.dtype) if dense else None
         self._ybuf = np.empty((self.batch_size, *y.shape[1:]), y.dtype)
 
     def __len__(self) -> int:

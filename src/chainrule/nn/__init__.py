@@ -5,15 +5,25 @@
 
 from chainrule.nn.activations import *  # noqa: F403
 from chainrule.nn.activations import __all__ as _activation_names
+from chainrule.nn.attention import MultiHeadAttention
 from chainrule.nn.layers import INITIALIZERS, Dense, Dropout, Layer
 from chainrule.nn.model import Sequential, load, mlp
+from chainrule.nn.normalization import BatchNorm, LayerNorm
+from chainrule.nn.sequence import DenseOverTime, MeanOverTime, PositionalEmbedding, Residual
 
 __all__ = [
     *_activation_names,
     "INITIALIZERS",
+    "BatchNorm",
     "Dense",
+    "DenseOverTime",
     "Dropout",
     "Layer",
+    "LayerNorm",
+    "MeanOverTime",
+    "MultiHeadAttention",
+    "PositionalEmbedding",
+    "Residual",
     "Sequential",
     "load",
     "mlp",

@@ -111,6 +111,112 @@ def _check_dropout(c: _Checker, field: str, config: dict, i: int, tensors: dict,
 _LAYER_CHECKS = {Dense.kind: _check_dense, Dropout.kind: _check_dropout}
 
 
+# --- normalization, attention and sequence layers ---------------------------------------------
+
+
+def _check_tensors(c: _Checker, i, kind: str, tensors: dict, shapes: dict[str, tuple]) -> None:
+    """Each tensor ``{i}.{name}`` is in the file with its shape, before anything is allocated."""
+    for name, shape in shapes.items():
+        value = tensors.get(f"{i}.{name}")
+        if value is None:
+            raise ModelFileError(f"{c.where}: tensor '{i}.{name}' is missing (layer {i} is "
+                                 f"{kind}).")
+        if value.shape != shape:
+            raise ModelFileError(f"{c.where}: tensor '{i}.{name}' has shape {value.shape}; "
+                                 f"layer {i} ({kind}) needs {shape}.")
+
+
+def _check_width(c: _Checker, field: str, n: int, width: int | None) -> int:
+    if width is not None and n != width:
+        c.fail(field, f"is {n} but the layer before outputs {width}")
+    return n
+
+
+def _check_dtype_and_eps(c: _Checker, field: str, config: dict) -> None:
+    c.choice(config.get("dtype", "float32"), f"{field}.config.dtype",
+             ("float16", "float32", "float64"))
+    if "eps" in config and c.number(config["eps"], f"{field}.config.eps") <= 0:
+        c.fail(f"{field}.config.eps", f"must be positive; got {config['eps']}")
+
+
+def _check_norm(c: _Checker, field: str, config: dict, i, tensors: dict, width: int | None,
+                kind: str) -> int:
+    n = c.int(config.get("num_features"), f"{field}.config.num_features", 1, 2**31)
+    _check_dtype_and_eps(c, field, config)
+    shapes = {"weight": (n,), "bias": (n,)}
+    if kind == "BatchNorm":
+        if config.get("momentum") is not None:
+            momentum = c.number(config["momentum"], f"{field}.config.momentum")
+            if not 0.0 <= momentum <= 1.0:
+                c.fail(f"{field}.config.momentum", f"must be in [0, 1] or null; got {momentum}")
+        shapes.update({"running_mean": (n,), "running_var": (n,), "num_batches_tracked": ()})
+    _check_tensors(c, i, kind, tensors, shapes)
+    return _check_width(c, f"{field}.config.num_features", n, width)
+
+
+def _check_batch_norm(c: _Checker, field: str, config: dict, i, tensors: dict,
+                      width: int | None) -> int:
+    return _check_norm(c, field, config, i, tensors, width, "BatchNorm")
+
+
+def _check_layer_norm(c: _Checker, field: str, config: dict, i, tensors: dict,
+                      width: int | None) -> int:
+    return _check_norm(c, field, config, i, tensors, width, "LayerNorm")
+
+
+def _check_attention(c: _Checker, field: str, config: dict, i, tensors: dict,
+                     width: int | None) -> int:
+    d = c.int(config.get("d_model"), f"{field}.config.d_model", 1, 2**20)
+    heads = c.int(config.get("num_heads", 1), f"{field}.config.num_heads", 1, d)
+    if d % heads:
+        c.fail(f"{field}.config.num_heads", f"must divide d_model={d}; got {heads}")
+    c.choice(config.get("causal", False), f"{field}.config.causal", (True, False))
+    _check_dtype_and_eps(c, field, config)
+    _check_tensors(c, i, "MultiHeadAttention", tensors, {
+        "in_proj_weight": (3 * d, d), "in_proj_bias": (3 * d,),
+        "out_proj.weight": (d, d), "out_proj.bias": (d,)})
+    return _check_width(c, f"{field}.config.d_model", d, width)
+
+
+def _check_residual(c: _Checker, field: str, config: dict, i, tensors: dict,
+                    width: int | None) -> int | None:
+    specs = config.get("layers")
+    if not isinstance(specs, list) or not specs:
+        c.fail(f"{field}.config.layers", f"must be a non-empty list of layers; got "
+                                         f"{_show(specs)}")
+    if len(specs) > MAX_LAYERS:
+        c.fail(f"{field}.config.layers", f"lists {len(specs):,} layers")
+    inner = width
+    for j, spec in enumerate(specs):
+        inner = _check_layer(c, spec, f"{i}.{j}", tensors, inner, f"{field}.config.layers[{j}]")
+    if width is not None and inner is not None and inner != width:
+        c.fail(f"{field}.config.layers", f"turn {width} features into {inner}; a residual "
+                                         "block must keep the width")
+    return inner
+
+
+def _check_positions(c: _Checker, field: str, config: dict, i, tensors: dict,
+                     width: int | None) -> int:
+    n = c.int(config.get("max_len"), f"{field}.config.max_len", 1, 2**31)
+    d = c.int(config.get("d_model"), f"{field}.config.d_model", 1, 2**31)
+    _check_dtype_and_eps(c, field, config)
+    _check_tensors(c, i, "PositionalEmbedding", tensors, {"weight": (n, d)})
+    return _check_width(c, f"{field}.config.d_model", d, width)
+
+
+def _keeps_width(c: _Checker, field: str, config: dict, i, tensors: dict,
+                 width: int | None) -> int | None:
+    return width
+
+
+_LAYER_CHECKS.update({
+    "BatchNorm": _check_batch_norm, "LayerNorm": _check_layer_norm,
+    "MultiHeadAttention": _check_attention,
+    "DenseOverTime": _check_dense, "PositionalEmbedding": _check_positions,
+    "MeanOverTime": _keeps_width, "Residual": _check_residual,
+})
+
+
 def _check_activation(c: _Checker, field: str, spec: dict, config: dict) -> None:
     name = spec.get("name")
     if not isinstance(name, str):
@@ -127,9 +233,11 @@ def _check_activation(c: _Checker, field: str, spec: dict, config: dict) -> None
                                 f"{', '.join(sorted(_act.ACTIVATIONS))})")
 
 
-def _check_layer(c: _Checker, spec, i: int, tensors: dict, width: int | None) -> int | None:
-    """Check layer ``i``; return the width after it (None when it is not known yet)."""
-    field = f"layers[{i}]"
+def _check_layer(c: _Checker, spec, i, tensors: dict, width: int | None,
+                 field: str | None = None) -> int | None:
+    """Check layer ``i`` (``"3.0"`` for the first layer of the block at 3); return the width
+    after it (None when it is not known yet)."""
+    field = field or f"layers[{i}]"
     spec = c.dict(spec, field)
     c.choice(spec.get("type"), f"{field}.type", (*_LAYER_CHECKS, "Activation"))
     config = c.dict(spec.get("config", {}), f"{field}.config")
@@ -161,6 +269,26 @@ def _check_classes(c: _Checker, meta: dict, width: int) -> None:
                               f"output{'s' if width != 1 else ''}, so it needs {needed}")
 
 
+def _check_preprocessing(c: _Checker, prep: dict, first_in: int) -> None:
+    """The scaler (its width against the first layer's) and the feature names."""
+    scaler = prep.get("scaler")
+    if scaler is not None:
+        from chainrule import data as _data
+
+        c.dict(scaler, "preprocessing.scaler")
+        try:
+            fitted = _data.scaler_from_config(scaler)
+        except ValueError as exc:
+            c.fail("preprocessing.scaler", f"is invalid ({exc})")
+        n = fitted.n_features_
+        if n is not None and n != first_in:
+            c.fail("preprocessing.scaler", f"scales {n} features but the first layer takes "
+                                           f"{first_in}")
+    names = prep.get("feature_names", [])
+    if not isinstance(names, list) or not all(isinstance(v, str) for v in names):
+        c.fail("preprocessing.feature_names", f"must be a list of strings; got {_show(names)}")
+
+
 def check_metadata(meta, where: str, tensors: dict[str, np.ndarray]) -> dict:
     """Check the parsed metadata against the schema and the tensors; return it unchanged."""
     c = _Checker(where)
@@ -183,31 +311,14 @@ def check_metadata(meta, where: str, tensors: dict[str, np.ndarray]) -> dict:
     width = None
     for i, spec in enumerate(specs):
         width = _check_layer(c, spec, i, tensors, width)
-    if width is None:
+    dense = [s for s in specs if s["type"] in (Dense.kind, "DenseOverTime")]
+    if width is None or not dense:
         raise ModelFileError(f"{where}: the model has no Dense layer.")
-    first_in = specs[next(i for i, s in enumerate(specs) if s["type"] == Dense.kind)]["config"][
-        "in_features"]
+    first_in = dense[0]["config"]["in_features"]
 
     _check_classes(c, meta, width)
-    prep = meta.get("preprocessing")
-    if prep is not None:
-        prep = c.dict(prep, "preprocessing")
-        scaler = prep.get("scaler")
-        if scaler is not None:
-            from chainrule import data as _data
-
-            c.dict(scaler, "preprocessing.scaler")
-            try:
-                fitted = _data.scaler_from_config(scaler)
-            except ValueError as exc:
-                c.fail("preprocessing.scaler", f"is invalid ({exc})")
-            n = fitted.n_features_
-            if n is not None and n != first_in:
-                c.fail("preprocessing.scaler", f"scales {n} features but the first layer takes "
-                                               f"{first_in}")
-        names = prep.get("feature_names", [])
-        if not isinstance(names, list) or not all(isinstance(v, str) for v in names):
-            c.fail("preprocessing.feature_names", f"must be a list of strings; got {_show(names)}")
+    if meta.get("preprocessing") is not None:
+        _check_preprocessing(c, c.dict(meta["preprocessing"], "preprocessing"), first_in)
     training = meta.get("training")
     if training is not None:
         c.dict(training, "training")

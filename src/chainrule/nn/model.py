@@ -33,14 +33,29 @@ import numpy as np
 from chainrule._checks import as_float_array, check_finite
 from chainrule.nn import activations as _act
 from chainrule.nn._metadata import FORMAT_NAME, FORMAT_VERSION, check_metadata, load_json
+from chainrule.nn.attention import MultiHeadAttention
 from chainrule.nn.layers import Dense, Dropout, Layer
+from chainrule.nn.normalization import BatchNorm, LayerNorm
+from chainrule.nn.sequence import (
+    DenseOverTime,
+    MeanOverTime,
+    PositionalEmbedding,
+    Residual,
+    check_widths,
+    input_ndim,
+)
+from chainrule.nn.state import load_state, state_of
 
 __all__ = ["FORMAT_NAME", "LAYER_KINDS", "Sequential", "load", "mlp"]
 
 
 #: The layers with a model-file entry of their own, by their ``kind`` (activations are entries
 #: of kind "Activation", by name).
-LAYER_KINDS: dict[str, type[Layer]] = {cls.kind: cls for cls in (Dense, Dropout)}
+LAYER_KINDS: dict[str, type[Layer]] = {
+    cls.kind: cls
+    for cls in (Dense, Dropout, BatchNorm, LayerNorm, MultiHeadAttention, DenseOverTime,
+                PositionalEmbedding, MeanOverTime, Residual)
+}
 
 
 class Sequential:
@@ -52,8 +67,14 @@ class Sequential:
     (2, 3)
 
     ``seed`` (an int or a Generator) initializes every :class:`Dense` layer in order, resolving
-    ``init="auto"`` by the activation that follows it. Without a seed the layers keep the
-    weights they were built with (``"auto"`` layers are re-drawn from fresh entropy).
+    ``init="auto"`` by the activation that follows it, and every other layer that draws its
+    parameters (attention, positional embeddings, the layers of a residual block). Without a
+    seed the layers keep the weights they were built with (``"auto"`` layers are re-drawn from
+    fresh entropy).
+
+    The input is ``(m, in_features)`` rows, or ``(m, time, in_features)`` sequences for a
+    model that starts with a sequence layer (:class:`DenseOverTime`, attention): see
+    :attr:`input_ndim`.
     """
 
     def __init__(self, layers: list, seed: int | np.random.Generator | None = None):
@@ -77,6 +98,8 @@ class Sequential:
                 layer.reset_parameters(rng, self._activation_after(i))
             elif isinstance(layer, Dropout) and seed is not None:
                 layer.rng = np.random.default_rng(rng.integers(2**63))
+            elif seed is not None and hasattr(layer, "reset_parameters"):  # attention, blocks
+                layer.reset_parameters(rng)
         self._check_shapes()
 
     # --- structure ------------------------------------------------------------------------------
@@ -91,15 +114,7 @@ class Sequential:
         return None
 
     def _check_shapes(self) -> None:
-        width = None
-        for i, layer in enumerate(self.layers):
-            if isinstance(layer, Dense):
-                if width is not None and layer.in_features != width:
-                    raise ValueError(
-                        f"Layer {i} is Dense({layer.in_features}, {layer.out_features}) but the "
-                        f"layer before it outputs {width} features; make in_features={width}."
-                    )
-                width = layer.out_features
+        check_widths(self.layers)
 
     @property
     def dense_layers(self) -> list[Dense]:
@@ -119,6 +134,12 @@ class Sequential:
         return dense[0].dtype if dense else np.dtype(np.float64)
 
     @property
+    def input_ndim(self) -> int:
+        """2 for a model of rows ``(m, in_features)``, 3 for one of sequences
+        ``(m, time, in_features)`` (it starts with attention or DenseOverTime)."""
+        return input_ndim(self.layers) or 2
+
+    @property
     def output_activation(self) -> str | None:
         last = self.layers[-1]
         return last.name if isinstance(last, _act.Activation) else None
@@ -133,9 +154,11 @@ class Sequential:
         return int(sum(p.size for p in self.parameters()))
 
     def astype(self, dtype) -> Sequential:
-        """Convert every Dense layer to ``dtype`` (float32 or float64) in place; returns self."""
-        for layer in self.dense_layers:
-            layer.astype(dtype)
+        """Convert every layer with parameters to ``dtype`` (float32 or float64) in place;
+        returns self."""
+        for layer in self.layers:
+            if hasattr(layer, "astype"):
+                layer.astype(dtype)
         return self
 
     def train(self) -> Sequential:
@@ -169,11 +192,13 @@ class Sequential:
 
     def _as_input(self, x) -> np.ndarray:
         x = as_float_array(x, "X")
-        if x.ndim == 1:
-            x = x.reshape(1, -1)
-        if x.ndim != 2 or x.shape[1] != self.in_features:
+        ndim = self.input_ndim
+        if x.ndim == ndim - 1:
+            x = x[np.newaxis]
+        if x.ndim != ndim or x.shape[-1] != self.in_features:
+            shape = "(m, time, " if ndim == 3 else "(m, "
             raise ValueError(
-                f"The model expects X of shape (m, {self.in_features}); got {x.shape}."
+                f"The model expects X of shape {shape}{self.in_features}); got {x.shape}."
             )
         return x.astype(self.dtype, copy=False)
 
@@ -251,12 +276,14 @@ class Sequential:
     def summary(self) -> str:
         """A table of layers, output shapes and parameter counts."""
         rows = [("#", "layer", "output shape", "parameters")]
-        width = self.in_features
+        width, lead = self.in_features, "(m, time, " if self.input_ndim == 3 else "(m, "
         for i, layer in enumerate(self.layers):
             if isinstance(layer, Dense):
                 width = layer.out_features
+            if isinstance(layer, MeanOverTime):
+                lead = "(m, "
             n = sum(p.size for p in layer.parameters())
-            rows.append((str(i), repr(layer), f"(m, {width})", f"{n:,}"))
+            rows.append((str(i), repr(layer), f"{lead}{width})", f"{n:,}"))
         widths = [max(len(r[c]) for r in rows) for c in range(4)]
         line = "  ".join("-" * w for w in widths)
         fmt = [
@@ -296,6 +323,14 @@ class Sequential:
                 tensors[f"{i}.weight"] = np.ascontiguousarray(layer.W.T)
                 if layer.b is not None:
                     tensors[f"{i}.bias"] = layer.b
+            else:  # normalization, attention, residual blocks: PyTorch's names
+                for name, value in state_of(layer).items():
+                    if value.dtype.kind == "f" and not np.isfinite(value).all():
+                        raise ValueError(
+                            f"Not saved: the tensor {i}.{name} of {layer!r} holds NaN or inf "
+                            "(training diverged?). Retrain with a lower learning rate."
+                        )
+                    tensors[f"{i}.{name}"] = value
         meta = self.get_config()
         meta["task"] = self.task
         meta["classes"] = None if self.classes_ is None else self.classes_.tolist()
@@ -310,6 +345,9 @@ def _layer_entry(layer) -> dict:
     """A layer's model-file entry: its kind (or "Activation" and its name) and its config."""
     if isinstance(layer, _act.Activation):
         return {"type": "Activation", "name": layer.name, "config": layer.get_config()}
+    if isinstance(layer, Residual):
+        return {"type": Residual.kind,
+                "config": {"layers": [_layer_entry(inner) for inner in layer.layers]}}
     kind = getattr(layer, "kind", None)
     if kind in LAYER_KINDS and isinstance(layer, LAYER_KINDS[kind]):
         return {"type": kind, "config": layer.get_config()}
@@ -325,6 +363,8 @@ def _build_layer(spec: dict, where: str):
     kind = spec.get("type")
     config = spec.get("config", {})
     try:
+        if kind == Residual.kind:
+            return Residual([_build_layer(inner, where) for inner in config.get("layers", [])])
         if kind in LAYER_KINDS:
             cls = LAYER_KINDS[kind]
             accepted = set(inspect.signature(cls).parameters) - {"seed"}
@@ -359,6 +399,12 @@ def load(path) -> Sequential:
         raise ModelFileError(str(exc)) from exc
     for i, layer in enumerate(model.layers):
         if not isinstance(layer, Dense):
+            prefix = f"{i}."
+            try:
+                load_state(layer, {key.removeprefix(prefix): value
+                                   for key, value in tensors.items() if key.startswith(prefix)})
+            except ValueError as exc:
+                raise ModelFileError(f"{path}: layer {i}: {exc}") from None
             continue
         for key, attr, shape in (
             (f"{i}.weight", "W", (layer.out_features, layer.in_features)),
