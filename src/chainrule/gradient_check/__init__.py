@@ -16,7 +16,9 @@ sign, ...
 - :func:`check_formula` checks a hand-derived formula symbolically (SymPy, loaded on first use)
   and says which term has the wrong sign and which rule gives the right one;
 - :func:`check_matrix` checks a hand-written matrix gradient of a dense layer or network
-  (``X.T @ (Yhat - Y) / m``) against finite differences and names the mistake.
+  (``X.T @ (Yhat - Y) / m``) against finite differences and names the mistake;
+- :func:`check_backward` checks a hand-written backward pass (NumPy, a
+  ``torch.autograd.Function``, a ``jax.custom_vjp``) input by input and names the mistake.
 
 The finite differences of the matrix checks live in :mod:`chainrule._oracle`.
 Only NumPy is imported here; :mod:`chainrule.gradient_check.symbolic` imports SymPy.
@@ -36,6 +38,7 @@ from chainrule.gradient_check.numeric import (
 
 __all__ = [
     "CATALOGUE",
+    "BackwardCheck",
     "Diagnosis",
     "FormulaCheck",
     "GradcheckReport",
@@ -44,6 +47,7 @@ __all__ = [
     "MatrixCheck",
     "ModelCheckReport",
     "PrecisionWarning",
+    "check_backward",
     "check_formula",
     "check_matrix",
     "check_model",
@@ -63,6 +67,12 @@ def __getattr__(name: str):
         from chainrule.gradient_check import matrix
 
         value = getattr(matrix, name)
+        globals()[name] = value
+        return value
+    if name in ("check_backward", "BackwardCheck"):
+        from chainrule.gradient_check import backward
+
+        value = getattr(backward, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'chainrule.gradient_check' has no attribute {name!r}")
