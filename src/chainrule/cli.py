@@ -17,7 +17,8 @@ import sys
 import threading
 import warnings
 
-COMMANDS = ("train", "predict", "evaluate", "derive", "check", "plot", "data", "serve")
+COMMANDS = ("train", "predict", "evaluate", "derive", "check", "check_backward", "plot", "data",
+            "serve")
 
 
 class CommandError(Exception):

@@ -131,6 +131,10 @@ def _activation_spec(name: str) -> LayerSpec:
     )
 
 
+# Activations with a Jacobian rather than an element-wise derivative; softmax has its own entry.
+_NOT_ELEMENTWISE = ("log_softmax", "logsoftmax", "softmax")
+
+
 def get_layer(name) -> LayerSpec:
     """The :class:`LayerSpec` of ``name`` (a layer of :data:`LAYERS` or an activation's name or
     alias); a ValueError naming the known layers otherwise."""
@@ -142,7 +146,7 @@ def get_layer(name) -> LayerSpec:
     canonical = nn.activations.canonical_name(key) if key else None
     if canonical in LAYERS:
         return LAYERS[canonical]
-    if canonical is not None and canonical not in ("logsoftmax",):
+    if canonical is not None and canonical not in _NOT_ELEMENTWISE:
         return register_layer(_activation_spec(canonical))
-    known = sorted({*LAYERS, *(n for n in nn.ACTIVATIONS if n != "logsoftmax")})
+    known = sorted({*LAYERS, *(n for n in nn.ACTIVATIONS if n not in _NOT_ELEMENTWISE)})
     raise ValueError(f"layer= must be one of {', '.join(known)}; got {name!r}.")
