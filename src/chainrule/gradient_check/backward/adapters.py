@@ -401,13 +401,12 @@ def adapt(fn, backward=None, *, style: str = "auto", probe=None) -> Subject:
 def _guess_style(fn, backward, probe) -> str:
     """'cache' when the backward takes exactly (dout, cache) and the forward returns a pair."""
     names = _names(backward)
-    forward_names = _names(fn)
     if names is None or len(names) != 2:
         return "inputs"
-    if forward_names is not None and len(forward_names) == 1 and probe is not None:
-        try:
-            result = fn(*[np.array(p, copy=True) for p in probe])
-        except Exception:  # noqa: BLE001 - the check reports the failure itself
-            return "inputs"
-        return "cache" if isinstance(result, tuple) and len(result) == 2 else "inputs"
-    return "cache"
+    if probe is None:
+        return "inputs" if _names(fn) is not None and len(_names(fn)) == 1 else "cache"
+    try:
+        result = fn(*[np.array(p, copy=True) for p in probe])
+    except Exception:  # noqa: BLE001 - the check reports the failure itself
+        return "inputs"
+    return "cache" if isinstance(result, tuple) and len(result) == 2 else "inputs"

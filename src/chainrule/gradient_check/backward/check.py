@@ -105,11 +105,14 @@ def check_backward(
     spec = get_layer(layer) if layer is not None else None
     rng = np.random.default_rng(seed)
     xs = input_arrays(inputs, shapes, spec, dtype, rng)
-    subject = adapt(fn, backward, style=style, probe=xs)
-    run = Run.prepare(subject, xs, rng, cotangents)
-    numeric = [run.differences(k, max_elements, rng) for k in range(len(xs))]
-    names = _input_names(subject, spec, len(xs))
-    return judge_inputs(run, numeric, names, Tolerance(rtol, atol), spec, rng)
+    # Overflow and NaN in the user's code are found and named below; NumPy's warnings would
+    # only say it first, in its own words.
+    with np.errstate(all="ignore"):
+        subject = adapt(fn, backward, style=style, probe=xs)
+        run = Run.prepare(subject, xs, rng, cotangents)
+        numeric = [run.differences(k, max_elements, rng) for k in range(len(xs))]
+        names = _input_names(subject, spec, len(xs))
+        return judge_inputs(run, numeric, names, Tolerance(rtol, atol), spec, rng)
 
 
 def _input_names(subject: Subject, spec: LayerSpec | None, n: int) -> list[str]:

@@ -62,6 +62,8 @@ def _index(flat: int, shape: tuple) -> str:
 
 
 def _one_index(bad, known, shape) -> str | None:
+    if len(shape) < 2:
+        return None
     for axis in range(len(shape)):
         at = np.unique(np.nonzero(bad)[axis])
         if len(at) == 1 and shape[axis] > 1:
