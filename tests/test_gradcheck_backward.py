@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from chainrule.gradient_check import check_backward
-from chainrule.gradient_check.catalogue import MISTAKES
 from chainrule.gradient_check.backward import LAYERS, get_layer
 from chainrule.gradient_check.backward.relations import locate
+from chainrule.gradient_check.catalogue import MISTAKES
 
 
 def matmul(x, W):
@@ -26,7 +26,7 @@ def affine_forward(x, w, b):
 
 def _affine(db):
     def affine_backward(dout, cache):
-        x, w, b = cache
+        x, w, _ = cache
         return dout @ w.T, x.T @ dout, db(dout)
     return affine_backward
 

@@ -128,7 +128,7 @@ def run(args) -> int:
     except SyntaxError as exc:
         return _usage(f"{args.target}: the file is not valid Python (line {exc.lineno}: "
                       f"{exc.msg}); fix it and run again")
-    except Exception as exc:  # noqa: BLE001 - the user's module failed while being imported
+    except Exception as exc:
         print(f"chainrule check-backward: error: importing {args.target.rpartition(':')[0]} "
               f"raised {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
@@ -142,7 +142,7 @@ def run(args) -> int:
             return _usage(text)
         print(f"chainrule check-backward: error: {text}", file=sys.stderr)
         return 1
-    except Exception as exc:  # noqa: BLE001 - the user's forward or backward raised
+    except Exception as exc:
         print(f"chainrule check-backward: error: the forward or backward raised "
               f"{type(exc).__name__}: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1

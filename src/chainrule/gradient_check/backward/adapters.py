@@ -272,6 +272,11 @@ class TorchModule(Subject):
                                     allow_unused=True)
         return Pullback([_to_numpy(o) for o in outs], [_to_numpy(g) for g in grads])
 
+    def traced_forward(self, xs, k, tracker):
+        from chainrule.gradient_check.backward.uses import torch_forward
+
+        return torch_forward(self.module, xs, k, tracker)
+
 
 # --- JAX ------------------------------------------------------------------------------------------
 
@@ -315,6 +320,11 @@ class JaxCustomVjp(Subject):
         return Pullback([np.asarray(o) for o in _as_list(out)],
                         [None if g is None else np.asarray(g) for g in grads])
 
+    def traced_forward(self, xs, k, tracker):
+        from chainrule.gradient_check.backward.uses import jax_forward
+
+        return jax_forward(self.function.fun, xs, k, tracker)
+
 
 class JaxPair(NumpyPair):
     """Any JAX function and a hand-written ``vjp(dout, *inputs)``, run with float64 enabled."""
@@ -337,17 +347,18 @@ class JaxPair(NumpyPair):
         return result
 
     def traced_forward(self, xs, k, tracker):
-        return None
+        from chainrule.gradient_check.backward.uses import jax_forward
+
+        return jax_forward(self._forward, xs, k, tracker)
 
 
 # --- choosing the adapter ------------------------------------------------------------------------
 
 
 def _framework(obj) -> str:
-    module = getattr(type(obj), "__module__", "") or ""
-    if inspect.isclass(obj):
-        module = " ".join(c.__module__ for c in obj.__mro__)
-    return module
+    """The modules of ``obj``'s class and its bases (``obj``'s own bases for a class)."""
+    cls = obj if inspect.isclass(obj) else type(obj)
+    return " ".join(str(getattr(c, "__module__", "")) for c in cls.__mro__)
 
 
 def _is_torch_function(obj) -> bool:
@@ -361,7 +372,7 @@ def _returns_jax(forward, probe) -> bool:
         return False
     try:
         out = forward(*[copy.deepcopy(p) for p in probe])
-    except Exception:  # noqa: BLE001 - a failing probe is reported by the check itself
+    except Exception:
         return False
     first = out[0] if isinstance(out, tuple) and out else out
     return type(first).__module__.startswith("jax")
@@ -407,6 +418,6 @@ def _guess_style(fn, backward, probe) -> str:
         return "inputs" if _names(fn) is not None and len(_names(fn)) == 1 else "cache"
     try:
         result = fn(*[np.array(p, copy=True) for p in probe])
-    except Exception:  # noqa: BLE001 - the check reports the failure itself
+    except Exception:
         return "inputs"
     return "cache" if isinstance(result, tuple) and len(result) == 2 else "inputs"

@@ -33,8 +33,9 @@ _SHRINK = 6
 
 @dataclass
 class Projection:
-    r"""The forward at a point, seen through the cotangents: ``value(xs)`` gives, per cotangent,
-    :math:`\langle v_p, f(x)\rangle` and :math:`\sum_i |v_{p,i} f_i|` (the scale of its rounding)."""
+    r"""The forward at a point, seen through the cotangents: ``value(xs)`` gives, per
+    cotangent, :math:`\langle v_p, f(x)\rangle` and :math:`\sum_i |v_{p,i} f_i|` (the scale of
+    its rounding)."""
 
     forward: object  # Callable[[list[np.ndarray]], list[np.ndarray]]
     douts: list  # P lists of one array per output

@@ -54,7 +54,7 @@ def path_finding(run, k: int, G: np.ndarray, name: str, rng) -> Finding | None:
     try:
         if run.subject.traced_forward([x.copy() for x in run.work], k, tracker) is None:
             return None
-    except Exception:  # noqa: BLE001 - a forward that cannot be traced is simply not traced
+    except Exception:
         return None
     uses = tracker.differentiable
     if not 2 <= len(uses) <= _MAX_USES:

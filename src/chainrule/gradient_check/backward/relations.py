@@ -81,7 +81,8 @@ def _border(bad, known, shape) -> str | None:
     if len(shape) < 2 or min(shape[-2:]) < 4:
         return None
     rows, cols = np.indices(shape[-2:])
-    depth = np.minimum(np.minimum(rows, shape[-2] - 1 - rows), np.minimum(cols, shape[-1] - 1 - cols))
+    depth = np.minimum(np.minimum(rows, shape[-2] - 1 - rows),
+                       np.minimum(cols, shape[-1] - 1 - cols))
     depth = np.broadcast_to(depth, shape)
     width = int(depth[bad].max()) + 1
     if 2 * width >= min(shape[-2:]):

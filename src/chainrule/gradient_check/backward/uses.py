@@ -12,6 +12,8 @@ operation that reads it counts as one *use*; in one run a single use (number ``t
   (``x.T``, ``x[0]``, ``x.reshape``) counts one use per argument.
 - PyTorch: a ``torch.Tensor`` subclass whose ``__torch_function__`` counts every operation
   on it; a ``torch.autograd.Function``'s ``forward`` is run directly with a stand-in context.
+- JAX: the forward's jaxpr (``jax.make_jaxpr``) is evaluated equation by equation; every
+  equation that reads :math:`x` counts one use per argument.
 
 A copy of :math:`x` (``x.copy()``, ``x.astype``) is not followed: its uses stay fixed, so the
 paths found then add up to less than the whole gradient and no path is named.
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["Tracker", "torch_forward"]
+__all__ = ["Tracker", "jax_forward", "torch_forward"]
 
 
 class Tracker:
@@ -147,7 +149,8 @@ class _Context:
 
 
 def torch_forward(function, xs: list[np.ndarray], k: int, tracker: Tracker) -> list[np.ndarray]:
-    """The outputs of ``function.forward`` with input ``k`` tracked (see :class:`Tracker`)."""
+    """The outputs of ``function.forward`` (a ``torch.autograd.Function``; any other callable is
+    called as it is) with input ``k`` tracked (see :class:`Tracker`)."""
     import torch
 
     class Tracked(torch.Tensor):
@@ -164,7 +167,9 @@ def torch_forward(function, xs: list[np.ndarray], k: int, tracker: Tracker) -> l
     ts = [torch.tensor(x) for x in xs]
     ts[k] = torch.tensor(tracker.root).as_subclass(Tracked)
     with torch.no_grad():
-        if _has_setup_context(function, torch):
+        if not isinstance(function, type):
+            out = function(*ts)
+        elif _has_setup_context(function, torch):
             out = function.forward(*ts)
         else:
             out = function.forward(_Context(len(xs)), *ts)
@@ -193,3 +198,45 @@ def _torch_substitute(items, tracker: Tracker, tracked_type, depth: int = 0):
         else:
             out.append(item)
     return uses, out
+
+
+# --- JAX -----------------------------------------------------------------------------------------
+
+
+def jax_forward(fun, xs: list[np.ndarray], k: int, tracker: Tracker) -> list[np.ndarray]:
+    """The outputs of the JAX function ``fun``, its jaxpr evaluated one equation at a time
+    with input ``k`` tracked (see :class:`Tracker`)."""
+    import jax
+
+    with jax.enable_x64(True):
+        closed = jax.make_jaxpr(fun)(*xs)
+        jaxpr = closed.jaxpr
+        env = dict(zip(jaxpr.constvars, closed.consts, strict=True))
+        env.update(zip(jaxpr.invars, xs, strict=True))
+        target = jaxpr.invars[k]
+        tracker.root = np.ascontiguousarray(xs[k], dtype=np.float64).copy()
+
+        def read(v, uses):
+            if type(v).__name__ == "Literal":
+                return v.val
+            if v is target:
+                use = tracker.next_use()
+                uses.append(use)
+                return tracker.source(use)
+            return env[v]
+
+        for eqn in jaxpr.eqns:
+            uses: list[int] = []
+            args = [read(v, uses) for v in eqn.invars]
+            out = eqn.primitive.bind(*args, **eqn.params)
+            outs = out if eqn.primitive.multiple_results else [out]
+            for use in uses:
+                tracker.note(use, outs, eqn.primitive.name)
+            env.update(zip(eqn.outvars, outs, strict=True))
+        finals = []
+        for v in jaxpr.outvars:
+            uses = []
+            finals.append(np.asarray(read(v, uses)))
+            for use in uses:
+                tracker.note(use, finals[-1], "the output")
+        return finals
