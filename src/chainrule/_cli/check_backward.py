@@ -106,6 +106,18 @@ def _load(target: str):
     return found
 
 
+def fill(report: str, width: int) -> str:
+    """The report with each line wrapped to ``width``, continuations indented under it."""
+    import textwrap
+
+    lines = []
+    for line in report.splitlines():
+        indent = line[: len(line) - len(line.lstrip())]
+        lines.append(textwrap.fill(line, width, subsequent_indent=indent + "  ",
+                                   break_long_words=False, break_on_hyphens=False))
+    return "\n".join(lines)
+
+
 def _flags(message: str) -> str:
     for parameter, flag in _PARAMETER_FLAGS.items():
         message = message.replace(parameter, flag)
@@ -146,5 +158,10 @@ def run(args) -> int:
         print(f"chainrule check-backward: error: the forward or backward raised "
               f"{type(exc).__name__}: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
-    print(report.to_json() if args.format == "json" else str(report))
+    if args.format == "json":
+        print(report.to_json())
+    else:
+        import shutil
+
+        print(fill(str(report), min(shutil.get_terminal_size().columns, 100)))
     return 0 if report.correct else 1

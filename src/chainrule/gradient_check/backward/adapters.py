@@ -53,7 +53,18 @@ def _names(fn, n_skip: int = 0) -> list[str] | None:
 
 def _as_outputs(value) -> list[np.ndarray]:
     values = list(value) if isinstance(value, list | tuple) else [value]
-    return [np.asarray(v) for v in values]
+    outputs = []
+    for j, v in enumerate(values):
+        try:
+            outputs.append(np.asarray(v))
+        except ValueError:
+            outputs.append(None)
+        if outputs[-1] is None or outputs[-1].dtype == object:
+            raise ValueError(
+                f"The forward returned {len(values)} values and value {j} is not an array; a "
+                "forward that returns (out, cache) goes with backward(dout, cache): pass "
+                "style='cache'.")
+    return outputs
 
 
 def _as_grads(value, n: int, owner: str) -> list:

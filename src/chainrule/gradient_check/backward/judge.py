@@ -56,7 +56,8 @@ def _layer_finding(spec, run, k: int, grads: list, tol: Tolerance) -> Finding | 
                 matches = False
                 break
         if matches:
-            return Finding(candidate.kind, candidate.sentence + f" (right: {candidate.expected})")
+            return Finding(candidate.kind, f"{candidate.sentence} (right: {candidate.expected})",
+                           expected=candidate.expected)
     return None
 
 
@@ -100,12 +101,15 @@ def _judge_missing(k, name, d: Differences, tol: Tolerance) -> InputCheck:
 def _judge_shape(k, name, run, spec, d: Differences, tol: Tolerance) -> InputCheck:
     grads = _stack(run, k)
     found = _layer_finding(spec, run, k, grads, tol)
-    if found is None:
+    if found is not None:
+        found = Finding(found.kind, f"it has shape {np.shape(grads[0])}, not "
+                        f"{run.work[k].shape}: {found.sentence}", expected=found.expected)
+    else:
         found = shape_relation(np.asarray(grads[0], dtype=np.float64), d.values[0], d.noise[0],
                                tol, name or f"input {k}")
     size = int(np.prod(run.work[k].shape))
     return _result(k, name, False, found.kind, found.sentence, location="the whole gradient "
-                   "(its shape)", n_checked=size, n_failed=size)
+                   "(its shape)", n_checked=size, n_failed=size, expected=found.expected)
 
 
 def _method(d: Differences) -> str:
@@ -138,6 +142,7 @@ def judge_input(k, name, run, d: Differences, tol: Tolerance, spec, rng) -> Inpu
         return _result(k, name, False, None if found is None else found.kind,
                        _failed_sentence(found, location, max_abs, run), location=location,
                        factor=None if found is None else found.factor,
+                       expected=None if found is None else found.expected,
                        n_failed=int(np.count_nonzero(where)), **fields)
     dtype = np.asarray(raw).dtype
     if dtype != x.dtype:

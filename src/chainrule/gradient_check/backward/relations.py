@@ -26,11 +26,13 @@ __all__ = ["Finding", "Tolerance", "locate", "relation", "shape_relation"]
 
 @dataclass(frozen=True)
 class Finding:
-    """A relation that holds: its ``kind``, a ``sentence`` and, for a factor, its value."""
+    """A relation that holds: its ``kind``, a ``sentence``, for a factor its value, and the
+    right form where one is known as text (``expected``)."""
 
     kind: str
     sentence: str
     factor: float | None = None
+    expected: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,8 @@ def locate(bad: np.ndarray, known: np.ndarray) -> str:
         eye = np.broadcast_to(np.eye(shape[-1], dtype=bool), shape)
         if not np.any(bad & ~eye) and np.all(bad[eye & known]):
             return "the diagonal"
+        if not np.any(bad & eye) and np.all(bad[~eye & known]):
+            return "every element off the diagonal"
     if n_known == bad.size:
         for test in (_one_index, _border, _stride):
             found = test(bad, known, shape)
