@@ -29,6 +29,7 @@ from chainrule.gradient_check.backward.inputs import input_arrays
 from chainrule.gradient_check.backward.judge import judge_inputs
 from chainrule.gradient_check.backward.layers import LayerSpec, get_layer
 from chainrule.gradient_check.backward.relations import Tolerance
+from chainrule.training import blas_threads
 from chainrule.gradient_check.backward.report import BackwardCheck
 
 __all__ = ["Run", "check_backward"]
@@ -106,8 +107,9 @@ def check_backward(
     rng = np.random.default_rng(seed)
     xs = input_arrays(inputs, shapes, spec, dtype, rng)
     # Overflow and NaN in the user's code are found and named below; NumPy's warnings would
-    # only say it first, in its own words.
-    with np.errstate(all="ignore"):
+    # only say it first, in its own words. The many small forward passes of the differences run
+    # fastest on one BLAS thread (where threadpoolctl is installed to set it).
+    with np.errstate(all="ignore"), blas_threads(None, 0, owner):
         subject = adapt(fn, backward, style=style, probe=xs)
         run = Run.prepare(subject, xs, rng, cotangents)
         numeric = [run.differences(k, max_elements, rng) for k in range(len(xs))]
