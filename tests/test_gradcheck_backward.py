@@ -9,6 +9,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chainrule.gradient_check import check_backward
 from chainrule.gradient_check.backward import LAYERS, get_layer
@@ -253,6 +255,44 @@ def test_extreme_inputs(value):
     assert tanh.correct, str(tanh)
     flipped = check_backward(matmul, lambda d, x, W: (-(d @ W.T), x.T @ d), inputs=[x, W])
     assert flipped.kind == "sign_flipped"
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (0, 3)])
+def test_scalar_one_element_and_empty_inputs(shape):
+    report = check_backward(np.tanh, lambda d, z: d * (1 - np.tanh(z) ** 2), shapes=[shape])
+    assert report.correct, str(report)
+    flipped = check_backward(np.tanh, lambda d, z: -d * (1 - np.tanh(z) ** 2), shapes=[shape])
+    assert flipped.correct is (shape == (0, 3))
+
+
+@given(factor=st.sampled_from([-1.0, 2.0, 3.0, 0.5]), rows=st.integers(1, 4),
+       seed=st.integers(0, 2**16))
+def test_a_planted_constant_factor_is_named_at_any_point(factor, rows, seed):
+    A = np.random.default_rng(seed).standard_normal((3, 2))
+    report = check_backward(lambda x: x @ A, lambda d, x: factor * (d @ A.T),
+                            shapes=[(rows, 3)], seed=seed)
+    expected = {-1.0: "sign_flipped"}.get(factor, "scaled")
+    if rows > 1 and factor == rows:
+        expected = "mean_forgotten"
+    if rows > 1 and factor == 1 / rows:
+        expected = "mean_twice"
+    assert report.kind == expected, str(report)
+    assert report.inputs[0].location == "every element"
+
+
+def test_a_forward_that_changes_its_input_is_refused():
+    def forward(x):
+        x *= 2.0
+        return x
+
+    with pytest.raises(ValueError, match="changed input 0 in place"):
+        check_backward(forward, lambda d, x: 2 * d, shapes=[(3,)])
+
+
+def test_the_new_kinds_are_in_the_one_catalogue():
+    for kind in ("gradients_swapped", "path_missing", "wrong_dtype", "gradient_none",
+                 "inputs_modified", "nondeterministic"):
+        assert MISTAKES[kind].meaning and MISTAKES[kind].fix
 
 
 @pytest.mark.parametrize("mask, where", [

@@ -185,7 +185,14 @@ class Run:
 
 
 def _outputs(subject: Subject, xs) -> list[np.ndarray]:
-    outs = subject.forward([x.copy() for x in xs])
+    copies = [x.copy() for x in xs]
+    outs = subject.forward(copies)
+    for k, (x, c) in enumerate(zip(xs, copies, strict=True)):
+        if not np.array_equal(x, c, equal_nan=True):
+            raise ValueError(
+                f"The forward changed input {k} in place (x *= ..., x += ... or out=); a "
+                "forward must leave its inputs alone for its gradient to be checked: compute "
+                "into a new array (x = x * 2).")
     for j, o in enumerate(outs):
         if o.dtype.kind not in "fc" or not np.all(np.isfinite(o)):
             what = f"dtype {o.dtype}" if o.dtype.kind not in "fc" else "values that are not finite"

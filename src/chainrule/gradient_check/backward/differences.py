@@ -122,7 +122,7 @@ def element_differences(projection: Projection, xs: list, k: int, indices, label
                         computed) -> tuple[np.ndarray, np.ndarray]:
     """The numeric gradient of input ``k`` at the flat ``indices``: ``(values, noise)`` of shape
     ``(P, *shape)``, NaN elsewhere. ``computed`` is the dtype the forward computes in."""
-    work = [np.ascontiguousarray(x).copy() for x in xs]
+    work = [np.array(x, order="C", copy=True) for x in xs]
     arr = work[k]
     eps = float(np.finfo(computed).eps)
     P = len(projection.douts)

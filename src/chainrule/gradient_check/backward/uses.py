@@ -48,7 +48,7 @@ class Tracker:
 
     def wrap(self, xs: list[np.ndarray], k: int) -> list:
         """The inputs with input ``k`` replaced by a tracked copy."""
-        self.root = np.ascontiguousarray(xs[k], dtype=np.float64).copy()
+        self.root = np.array(xs[k], dtype=np.float64, order="C", copy=True)
         tracked = self.root.view(_Tracked)
         tracked._tracker = self
         return [tracked if j == k else x.copy() for j, x in enumerate(xs)]
@@ -163,7 +163,7 @@ def torch_forward(function, xs: list[np.ndarray], k: int, tracker: Tracker) -> l
                 tracker.note(use, result, getattr(func, "__name__", str(func)))
             return result
 
-    tracker.root = np.ascontiguousarray(xs[k], dtype=np.float64).copy()
+    tracker.root = np.array(xs[k], dtype=np.float64, order="C", copy=True)
     ts = [torch.tensor(x) for x in xs]
     ts[k] = torch.tensor(tracker.root).as_subclass(Tracked)
     with torch.no_grad():
@@ -214,7 +214,7 @@ def jax_forward(fun, xs: list[np.ndarray], k: int, tracker: Tracker) -> list[np.
         env = dict(zip(jaxpr.constvars, closed.consts, strict=True))
         env.update(zip(jaxpr.invars, xs, strict=True))
         target = jaxpr.invars[k]
-        tracker.root = np.ascontiguousarray(xs[k], dtype=np.float64).copy()
+        tracker.root = np.array(xs[k], dtype=np.float64, order="C", copy=True)
 
         def read(v, uses):
             if type(v).__name__ == "Literal":
