@@ -29,8 +29,8 @@ from chainrule.gradient_check.backward.inputs import input_arrays
 from chainrule.gradient_check.backward.judge import judge_inputs
 from chainrule.gradient_check.backward.layers import LayerSpec, get_layer
 from chainrule.gradient_check.backward.relations import Tolerance
-from chainrule.training import blas_threads
 from chainrule.gradient_check.backward.report import BackwardCheck
+from chainrule.training import blas_threads
 
 __all__ = ["Run", "check_backward"]
 
