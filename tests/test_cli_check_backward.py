@@ -35,6 +35,9 @@ LAYERS = textwrap.dedent("""
     def affine(x, w, b):
         return x @ w + b
 
+    def wrong_backward(dout, x, w, b):
+        return dout @ w.T, x.T @ dout * 1.5, dout.sum(axis=0)
+
     def broken_backward(dout, x, w, b):
         raise TypeError("unsupported operand")
 """)
@@ -56,7 +59,7 @@ def test_a_correct_course_style_layer_exits_0(layers, capsys):
 def test_a_mistake_exits_1_with_the_report(layers, capsys):
     code = main(["check-backward", f"{layers}:affine_forward,affine_backward_mean",
                  "--shapes", "4x3,3x5,5"])
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())
     assert code == 1
     assert "FAILED" in out and "input 1 (w)" in out and "1/4 of the true gradient" in out
 
@@ -67,6 +70,12 @@ def test_a_layers_known_mistake_is_named(layers, capsys):
     data = json.loads(capsys.readouterr().out)
     assert code == 1 and data["kind"] == "derivative_missing"
     assert data["inputs"][0]["name"] == "z"
+
+
+def test_the_report_names_flags_not_parameters(layers, capsys):
+    code = main(["check-backward", f"{layers}:affine,wrong_backward", "--shapes", "4x3,3x5,5"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert code == 1 and "--layer adds the known mistakes" in out and "layer=" not in out
 
 
 def test_float32_and_a_seed(layers, capsys):
@@ -113,4 +122,4 @@ def test_the_command_runs_in_a_real_process(layers):
                            f"{layers}:affine_forward,affine_backward_mean", "--shapes",
                            "4x3,3x5,5"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "mean_twice" not in proc.stderr
-    assert "the 1/m of the mean is applied again" in proc.stdout
+    assert "the 1/m of the mean is applied again" in " ".join(proc.stdout.split())

@@ -301,7 +301,7 @@ def test_the_new_kinds_are_in_the_one_catalogue():
     (np.zeros((4, 5), bool) | (np.arange(5) == 2), "column 2"),
     (np.zeros((4, 5), bool) | (np.arange(4) == 1)[:, None], "row 1"),
     (np.pad(np.zeros((4, 4), bool), 1, constant_values=True), "the border (1 element wide"),
-    (np.arange(12) % 3 == 1, "every 3th element, from 1 (a stride of 3)"),
+    (np.arange(12) % 3 == 1, "every 3rd element, from 1 (a stride of 3)"),
     (np.arange(12) == 5, "1 of 12 elements: 5"),
 ])
 def test_where_a_difference_lies_is_said_in_words(mask, where):
@@ -315,7 +315,7 @@ def test_a_stride_mistake_is_located():
         return g
 
     report = check_backward(square, backward, shapes=[(3, 6)])
-    assert "every 2th index along axis 1" in report.inputs[0].location
+    assert "every 2nd index along axis 1" in report.inputs[0].location
 
 
 def test_a_padding_mistake_is_located_at_the_border():
@@ -326,6 +326,16 @@ def test_a_padding_mistake_is_located_at_the_border():
 
     report = check_backward(square, backward, shapes=[(2, 6, 6)])
     assert report.inputs[0].location.startswith("the border (1 element wide")
+
+
+def test_the_examples_in_the_docstrings_run():
+    import doctest
+
+    from chainrule.gradient_check import backward
+    from chainrule.gradient_check.backward import check
+
+    for module in (backward, check):
+        assert doctest.testmod(module).failed == 0
 
 
 def test_layers_form_a_registry_of_candidate_mistakes():

@@ -15,8 +15,10 @@ import importlib.util
 import sys
 from pathlib import Path
 
-_PARAMETER_FLAGS = {"shapes=": "--shapes", "layer=": "--layer", "dtype=": "--dtype",
-                    "style=": "--style", "max_elements=": "--max-elements"}
+# Library messages name parameters; the command line speaks of its flags (longest first).
+_PARAMETER_FLAGS = {"style='cache'": "--style cache", "max_elements=": "--max-elements",
+                    "shapes=": "--shapes", "layer=": "--layer", "dtype=": "--dtype",
+                    "style=": "--style"}
 
 
 def register(subparsers) -> None:
@@ -163,5 +165,5 @@ def run(args) -> int:
     else:
         import shutil
 
-        print(fill(str(report), min(shutil.get_terminal_size().columns, 100)))
+        print(fill(_flags(str(report)), min(shutil.get_terminal_size().columns, 100)))
     return 0 if report.correct else 1

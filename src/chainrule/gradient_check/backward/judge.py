@@ -140,7 +140,7 @@ def judge_input(k, name, run, d: Differences, tol: Tolerance, spec, rng) -> Inpu
                     "some elements, seen along random directions (pass max_elements= above "
                     f"{x.size} to locate them)")
         return _result(k, name, False, None if found is None else found.kind,
-                       _failed_sentence(found, location, max_abs, run), location=location,
+                       _failed_sentence(found, location, max_abs, run, k, spec), location=location,
                        factor=None if found is None else found.factor,
                        expected=None if found is None else found.expected,
                        n_failed=int(np.count_nonzero(where)), **fields)
@@ -165,10 +165,13 @@ def _value_finding(k, name, run, d, G, grads, tol, spec, rng) -> Finding | None:
     return found
 
 
-def _failed_sentence(found: Finding | None, location: str, max_abs: float, run) -> str:
+def _failed_sentence(found: Finding | None, location: str, max_abs: float, run, k: int,
+                     spec) -> str:
     if found is None:
-        what = ("no known mistake explains the difference; compare report[k].claimed with "
-                "report[k].numeric")
+        what = (f"no known mistake explains the difference; compare report[{k}].claimed with "
+                f"report[{k}].numeric")
+        if spec is None:
+            what += " (layer= adds the known mistakes of a dense layer, softmax or an activation)"
     else:
         what = found.sentence
     rounding = (" (far beyond float32 rounding: a mistake, not precision)"
@@ -204,9 +207,10 @@ def _swapped(checks: list[InputCheck], numeric: list[Differences], tols: list) -
                     c.location = "every element"
 
 
-def _whole(run, tol: Tolerance) -> tuple[str, str] | None:
+def _whole(run, tol: Tolerance, labels: list[str]) -> tuple[str, str] | None:
     changed = run.native_pullback.changed or next((p.changed for p in run.pullbacks
                                                    if p.changed), [])
+    changed = [labels[int(c.split()[1])] if c.startswith("input ") else c for c in changed]
     if changed:
         return ("inputs_modified", f"the backward changed {', '.join(changed)} in place (an "
                 "x += ..., x *= ... or out= on a saved array): a second backward, or anything "
@@ -218,8 +222,8 @@ def _whole(run, tol: Tolerance) -> tuple[str, str] | None:
         if np.array_equal(a64, b64, equal_nan=True):
             continue
         if not tol.close(a64, b64, np.zeros_like(a64)):
-            return ("nondeterministic", f"the backward gave two different gradients of input "
-                    f"{k} for the same dout (largest difference "
+            return ("nondeterministic", f"the backward gave two different gradients of "
+                    f"{labels[k]} for the same dout (largest difference "
                     f"{float(np.max(np.abs(a64 - b64))):.3g}): it draws random numbers or "
                     "reads state that changes between calls")
     return None
@@ -230,7 +234,7 @@ def judge_inputs(run, numeric, names, tol: Tolerance, spec, rng) -> BackwardChec
     checks = [judge_input(k, names[k], run, numeric[k], tol, spec, rng)
               for k in range(len(run.work))]
     _swapped(checks, numeric, [_tolerance(tol, run, d) for d in numeric])
-    whole = _whole(run, tol)
+    whole = _whole(run, tol, [c.where for c in checks])
     first = next((c for c in checks if not c.correct), None)
     if whole is not None:
         kind, sentence, where = whole[0], whole[1], None

@@ -95,6 +95,11 @@ def _border(bad, known, shape) -> str | None:
     return f"the border ({width} element{'s' if width > 1 else ''} wide: where padding reaches)"
 
 
+def _ordinal(k: int) -> str:
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"
+
+
 def _stride(bad, known, shape) -> str | None:
     for axis in range(len(shape)):
         if shape[axis] < 4:
@@ -111,7 +116,7 @@ def _stride(bad, known, shape) -> str | None:
         if np.any(sel[~on]) or not np.all(sel[on][seen[on]]):
             continue
         what = "element" if len(shape) == 1 else f"index along axis {axis}"
-        return f"every {k}th {what}, from {r} (a stride of {k})"
+        return f"every {_ordinal(k)} {what}, from {r} (a stride of {k})"
     return None
 
 

@@ -76,7 +76,7 @@ class BackwardCheck(CheckResult):
         lines = [head]
         for check in self.inputs:
             lines.append(f"  {check.sentence}")
-        if self.kind in ("inputs_modified", "nondeterministic", "gradients_swapped"):
+        if self.kind in ("inputs_modified", "nondeterministic"):
             lines.append(f"  {self.sentence}")
         lines.extend(f"  note: {note}" for note in self.notes)
         if not self.correct and self.mistake is not None:
