@@ -115,6 +115,8 @@ MISTAKE_CORPUS = [
      dict(shapes=[(6,)]), "scaled"),
     ("x * y gradients swapped", product, lambda d, x, y: (d * x, d * y),
      dict(shapes=[(3, 4), (3, 4)]), "gradients_swapped"),
+    ("dx and dW swapped", matmul, lambda d, x, W: (x.T @ d, d @ W.T),
+     dict(shapes=[(4, 3), (3, 5)]), "gradients_swapped"),
     ("None for x", product, lambda d, x, y: (None, d * x),
      dict(shapes=[(3, 4), (3, 4)]), "gradient_none"),
     ("a flattened gradient of a wrong size", matmul, lambda d, x, W: (d @ W.T, (x.T @ d)[:, :2]),
@@ -200,14 +202,16 @@ def test_a_float32_only_forward_has_its_rounding_allowed_for_but_not_a_mistake()
         return np.tanh(x.astype(np.float32))
 
     def wrong(d, x):
-        return (d * (1 - np.tanh(x.astype(np.float32)) ** 2) * 1.01).astype(x.dtype)
+        return (d * (1 - np.tanh(x.astype(np.float32)) ** 2) * 1.002).astype(x.dtype)
 
     right = check_backward(forward, lambda d, x: (d * (1 - np.tanh(x.astype(np.float32)) ** 2))
                            .astype(x.dtype), shapes=[(3, 4)])
     assert right.correct and right.computed_in == "float32"
     assert "float32 rounding" in right.inputs[0].sentence
     report = check_backward(forward, wrong, shapes=[(3, 4)])
-    assert not report.correct and "beyond float32 rounding" in report.inputs[0].sentence
+    assert not report.correct and "times the float32 rounding" in report.inputs[0].sentence
+    way_off = check_backward(forward, lambda d, x: -d.astype(x.dtype), shapes=[(3, 4)])
+    assert "far beyond float32 rounding" in way_off.inputs[0].sentence
 
 
 def test_the_report_names_the_input_and_holds_one_result_per_input():

@@ -62,15 +62,20 @@ def _layer_finding(spec, run, k: int, grads: list, tol: Tolerance) -> Finding | 
 
 
 def _errors(G, T, noise, tol: Tolerance):
+    """The differing elements, the largest absolute and relative error, and the largest ratio
+    of an error to its allowed bound."""
     known = np.isfinite(T)
     with np.errstate(invalid="ignore", over="ignore"):
         err = np.where(known, np.abs(G - T), 0.0)
     err = np.where(np.isfinite(err), err, np.inf)
-    bad = (err > np.where(known, tol.bound(np.nan_to_num(T), np.nan_to_num(noise)), np.inf))
+    bound = np.where(known, tol.bound(np.nan_to_num(T), np.nan_to_num(noise)), np.inf)
+    bad = err > bound
     scale = np.maximum(np.abs(np.nan_to_num(T)), max(tol.atol, 1e-300))
     max_abs = float(np.max(err)) if err.size else 0.0
     max_rel = float(np.max(err / scale)) if err.size else 0.0
-    return bad, max_abs, max_rel
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = float(np.max(np.where(bound > 0, err / bound, 0.0))) if err.size else 0.0
+    return bad, max_abs, max_rel, ratio
 
 
 def _along_bad(G, d: Differences, tol: Tolerance) -> bool:
@@ -108,8 +113,12 @@ def _judge_shape(k, name, run, spec, d: Differences, tol: Tolerance) -> InputChe
         found = shape_relation(np.asarray(grads[0], dtype=np.float64), d.values[0], d.noise[0],
                                tol, name or f"input {k}")
     size = int(np.prod(run.work[k].shape))
+    claimed = None
+    if len({np.shape(g) for g in grads}) == 1:
+        claimed = np.stack([np.asarray(g, dtype=np.float64) for g in grads])
     return _result(k, name, False, found.kind, found.sentence, location="the whole gradient "
-                   "(its shape)", n_checked=size, n_failed=size, expected=found.expected)
+                   "(its shape)", n_checked=size, n_failed=size, expected=found.expected,
+                   claimed=claimed)
 
 
 def _method(d: Differences) -> str:
@@ -130,7 +139,7 @@ def judge_input(k, name, run, d: Differences, tol: Tolerance, spec, rng) -> Inpu
     if any(np.shape(g) != x.shape for g in [raw, *grads]):
         return _judge_shape(k, name, run, spec, d, tol)
     G = np.stack([np.asarray(g, dtype=np.float64) for g in grads])
-    bad, max_abs, max_rel = _errors(G, d.values, d.noise, tol)
+    bad, max_abs, max_rel, ratio = _errors(G, d.values, d.noise, tol)
     fields = dict(max_abs_error=max_abs, max_rel_error=max_rel, method=_method(d),
                   n_checked=int(np.count_nonzero(d.known)), claimed=G, numeric=d.values)
     where = bad.any(axis=0)
@@ -140,7 +149,8 @@ def judge_input(k, name, run, d: Differences, tol: Tolerance, spec, rng) -> Inpu
                     "some elements, seen along random directions (pass max_elements= above "
                     f"{x.size} to locate them)")
         return _result(k, name, False, None if found is None else found.kind,
-                       _failed_sentence(found, location, max_abs, run, k, spec), location=location,
+                       _failed_sentence(found, location, (max_abs, ratio), run, k, spec),
+                       location=location,
                        factor=None if found is None else found.factor,
                        expected=None if found is None else found.expected,
                        n_failed=int(np.count_nonzero(where)), **fields)
@@ -165,8 +175,9 @@ def _value_finding(k, name, run, d, G, grads, tol, spec, rng) -> Finding | None:
     return found
 
 
-def _failed_sentence(found: Finding | None, location: str, max_abs: float, run, k: int,
+def _failed_sentence(found: Finding | None, location: str, errors: tuple, run, k: int,
                      spec) -> str:
+    max_abs, ratio = errors
     if found is None:
         what = (f"no known mistake explains the difference; compare report[{k}].claimed with "
                 f"report[{k}].numeric")
@@ -174,8 +185,12 @@ def _failed_sentence(found: Finding | None, location: str, max_abs: float, run, 
             what += " (layer= adds the known mistakes of a dense layer, softmax or an activation)"
     else:
         what = found.sentence
-    rounding = (" (far beyond float32 rounding: a mistake, not precision)"
-                if run.computed.itemsize < 8 else "")
+    rounding = ""
+    if run.computed.itemsize < 8:
+        name = run.computed.name
+        rounding = (f" (far beyond {name} rounding: a mistake, not precision)" if ratio > 10
+                    else f" ({ratio:.2g} times the {name} rounding estimated: most likely a "
+                    f"mistake; a forward that runs in float64 would settle it)")
     return f"differs at {location} (largest difference {max_abs:.3g}){rounding}; {what}"
 
 
@@ -194,9 +209,10 @@ def _swapped(checks: list[InputCheck], numeric: list[Differences], tols: list) -
     failing = [c for c in checks if not c.correct and c.claimed is not None]
     for a in failing:
         for b in failing:
-            if a.index >= b.index or a.claimed.shape != b.claimed.shape:
-                continue
             da, db = numeric[a.index], numeric[b.index]
+            if (a.index >= b.index or a.claimed.shape != db.values.shape
+                    or b.claimed.shape != da.values.shape):
+                continue
             if (tols[a.index].close(a.claimed, db.values, db.noise)
                     and tols[b.index].close(b.claimed, da.values, da.noise)):
                 for c, other in ((a, b), (b, a)):
