@@ -293,6 +293,14 @@ def test_a_forward_that_changes_its_input_is_refused():
         check_backward(forward, lambda d, x: 2 * d, shapes=[(3,)])
 
 
+def test_a_random_forward_is_refused():
+    def dropout(x):
+        return x * (np.random.default_rng().random(x.shape) > 0.5)
+
+    with pytest.raises(ValueError, match="different outputs for the same inputs"):
+        check_backward(dropout, lambda d, x: d, shapes=[(3,)])
+
+
 def test_the_new_kinds_are_in_the_one_catalogue():
     for kind in ("gradients_swapped", "path_missing", "wrong_dtype", "gradient_none",
                  "inputs_modified", "nondeterministic"):

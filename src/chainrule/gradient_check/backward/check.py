@@ -193,6 +193,12 @@ def _outputs(subject: Subject, xs) -> list[np.ndarray]:
                 f"The forward changed input {k} in place (x *= ..., x += ... or out=); a "
                 "forward must leave its inputs alone for its gradient to be checked: compute "
                 "into a new array (x = x * 2).")
+    again = subject.forward([x.copy() for x in xs])
+    if any(not np.array_equal(a, b, equal_nan=True) for a, b in zip(outs, again, strict=True)):
+        raise ValueError(
+            "The forward gives different outputs for the same inputs (a dropout mask or noise "
+            "drawn inside it?); its gradient can only be checked with its randomness fixed: "
+            "seed it the same way on every call, or switch it off (evaluation mode).")
     for j, o in enumerate(outs):
         if o.dtype.kind not in "fc" or not np.all(np.isfinite(o)):
             what = f"dtype {o.dtype}" if o.dtype.kind not in "fc" else "values that are not finite"

@@ -116,9 +116,10 @@ def _judge_shape(k, name, run, spec, d: Differences, tol: Tolerance) -> InputChe
     claimed = None
     if len({np.shape(g) for g in grads}) == 1:
         claimed = np.stack([np.asarray(g, dtype=np.float64) for g in grads])
-    return _result(k, name, False, found.kind, found.sentence, location="the whole gradient "
-                   "(its shape)", n_checked=size, n_failed=size, expected=found.expected,
-                   claimed=claimed)
+    location = ("the broadcast axis (its shape)" if found.kind == "bias_not_summed"
+                else "the whole gradient (its shape)")
+    return _result(k, name, False, found.kind, found.sentence, location=location,
+                   n_checked=size, n_failed=size, expected=found.expected, claimed=claimed)
 
 
 def _method(d: Differences) -> str:
