@@ -225,6 +225,12 @@ def test_the_report_names_the_input_and_holds_one_result_per_input():
     assert "FAILED" in html and "<table>" in html
 
 
+def test_the_json_report_is_strict_json_even_for_infinite_errors():
+    report = check_backward(square, _inf_backward, shapes=[(3,)])
+    data = json.loads(report.to_json(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    assert data["kind"] == "non_finite" and data["inputs"][0]["max_abs_error"] == "inf"
+
+
 def test_the_html_report_escapes_the_names():
     def forward(x):
         return x * 3.0

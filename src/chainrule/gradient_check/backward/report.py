@@ -42,8 +42,16 @@ class InputCheck(CheckResult):
         return f"input {self.index} ({self.name})" if self.name else f"input {self.index}"
 
     def to_dict(self) -> dict:
-        out = {k: v for k, v in vars(self).items() if k not in ("claimed", "numeric")}
-        return {k: (float(v) if isinstance(v, np.floating) else v) for k, v in out.items()}
+        """Every field but the arrays; an infinite error as the string ``"inf"`` (JSON has no
+        infinity)."""
+        out = {}
+        for key, value in vars(self).items():
+            if key in ("claimed", "numeric"):
+                continue
+            if isinstance(value, float | np.floating):
+                value = float(value) if np.isfinite(value) else str(float(value))
+            out[key] = value
+        return out
 
 
 @dataclass
