@@ -52,6 +52,9 @@ OPTIONAL = {
     "pooch": ["chainrule.download"],
     "requests": ["chainrule.download"],
     "urllib3": ["chainrule.download"],
+    # The backward checker's adapters, inside functions, for the user's own PyTorch or JAX code.
+    "torch": ["chainrule.gradient_check.backward"],
+    "jax": ["chainrule.gradient_check.backward"],
 }
 
 # The modules that may load an optional package when they are imported (the others import only

@@ -103,7 +103,7 @@ def _readme_check_examples():
         parts = re.split(r"^\$ ", block, flags=re.M)[1:]
         for part in parts:
             command, _, output = part.partition("\n")
-            if command.startswith("uv run chainrule check"):
+            if command.startswith("uv run chainrule check "):
                 yield shlex.split(command)[4:], output
 
 

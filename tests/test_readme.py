@@ -145,11 +145,24 @@ def _setup_mnist_mirror(tmp_path, monkeypatch):
     return server.shutdown
 
 
+def _setup_backward_layers(tmp_path, monkeypatch):
+    """layers.py: the course-style affine layer of "Check a backward pass you wrote", whose
+    bias gradient is not summed over the batch."""
+    (tmp_path / "layers.py").write_text(
+        "def affine_forward(x, w, b):\n"
+        "    return x @ w + b, (x, w, b)\n\n\n"
+        "def affine_backward(dout, cache):\n"
+        "    x, w, b = cache\n"
+        "    return dout @ w.T, x.T @ dout, dout\n"
+    )
+
+
 #: ``setup NAME`` markers: NAME -> a function of (tmp_path, monkeypatch) run before the block.
 SETUPS = {
     "wine-samples": _setup_wine_samples,
     "digits-model": _setup_digits_model,
     "mnist-mirror": _setup_mnist_mirror,
+    "backward-layers": _setup_backward_layers,
 }
 
 

@@ -23,6 +23,7 @@ _LAZY = {
     "check_formula": ("chainrule.gradient_check", "check_formula"),
     "check_matrix": ("chainrule.gradient_check", "check_matrix"),
     "MISTAKES": ("chainrule.gradient_check", "MISTAKES"),
+    "check_backward": ("chainrule.gradient_check", "check_backward"),
     "sklearn": ("chainrule.sklearn", None),  # needs the optional extra "sklearn"
 }
 

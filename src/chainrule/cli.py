@@ -22,7 +22,8 @@ from chainrule._cli import CommandError
 
 __all__ = ["COMMANDS", "CommandError", "build_parser", "flags_for_parameters", "main"]
 
-COMMANDS = ("train", "predict", "evaluate", "derive", "check", "plot", "data", "serve")
+COMMANDS = ("train", "predict", "evaluate", "derive", "check", "check_backward", "plot", "data",
+            "serve")
 
 
 class _Parser(argparse.ArgumentParser):

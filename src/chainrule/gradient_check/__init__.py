@@ -16,7 +16,9 @@ sign, ...
 - :func:`check_formula` checks a hand-derived formula symbolically (SymPy, loaded on first use)
   and says which term has the wrong sign and which rule gives the right one;
 - :func:`check_matrix` checks a hand-written matrix gradient of a dense layer or network
-  (``X.T @ (Yhat - Y) / m``) against finite differences and names the mistake.
+  (``X.T @ (Yhat - Y) / m``) against finite differences and names the mistake;
+- :func:`check_backward` checks a hand-written backward pass (NumPy, a
+  ``torch.autograd.Function``, a ``jax.custom_vjp``) input by input and names the mistake.
 
 Every checker names a mistake by a ``kind`` of :data:`MISTAKES`, the one catalogue (kind ->
 :class:`Mistake`: what it means, and the rule that fixes it), and answers a
@@ -42,6 +44,7 @@ from chainrule.gradient_check.verdict import Finding, FormulaCheck
 
 __all__ = [
     "MISTAKES",
+    "BackwardCheck",
     "CheckResult",
     "Diagnosis",
     "Finding",
@@ -53,6 +56,7 @@ __all__ = [
     "Mistake",
     "ModelCheckReport",
     "PrecisionWarning",
+    "check_backward",
     "check_formula",
     "check_matrix",
     "check_model",
@@ -72,6 +76,12 @@ def __getattr__(name: str):
         from chainrule.gradient_check import matrix
 
         value = getattr(matrix, name)
+        globals()[name] = value
+        return value
+    if name in ("check_backward", "BackwardCheck"):
+        from chainrule.gradient_check import backward
+
+        value = getattr(backward, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'chainrule.gradient_check' has no attribute {name!r}")

@@ -103,6 +103,24 @@ MISTAKES: dict[str, Mistake] = _entries(
 )
 
 
+# --- a hand-written backward pass (check_backward) ------------------------------------------------
+MISTAKES.update(_entries(
+    ("gradients_swapped", "the gradients of two inputs are returned in each other's place",
+     "return the gradients in the order of the forward's inputs"),
+    ("path_missing", "an input used more than once in the forward gets the gradient of only "
+     "some of its uses",
+     "an input used twice gets the sum of the gradients through both uses (x * x: 2x)"),
+    ("wrong_dtype", "the gradient has another dtype than its input",
+     "return each gradient in its input's dtype (a float64 constant promotes float32 arrays)"),
+    ("gradient_none", "no gradient (None) for an input the output depends on",
+     "return a gradient for every input that needs one; None only where none is needed"),
+    ("inputs_modified", "the backward changes its inputs or saved arrays in place",
+     "never modify saved arrays in the backward: compute into new arrays (dx = dout * mask, "
+     "not dout *= mask)"),
+    ("nondeterministic", "the backward gives different gradients for the same inputs and dout",
+     "draw random numbers (a dropout mask) in the forward and save them for the backward"),
+))
+
 def mistake(kind: str) -> Mistake:
     """The catalogue entry of ``kind``; a ValueError naming the known kinds otherwise."""
     try:
