@@ -23,15 +23,14 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS = [
     ("helpers", ["chainrule", "chainrule._checks", "chainrule._numerics", "chainrule._erf",
                  "chainrule._registry", "chainrule._oracle", "chainrule._io", "chainrule._extras",
-                 "chainrule._svg",
+                 "chainrule._svg", "chainrule._threads", "chainrule._progress",
                  "chainrule._display", "chainrule._figures"]),
     ("data and files", ["chainrule.serialization", "chainrule.data", "chainrule.download"]),
     ("nn", ["chainrule.nn"]),
     ("losses and optimizers", ["chainrule.losses", "chainrule.optim"]),
     ("training", ["chainrule.training"]),
     ("derivation", ["chainrule.derivation"]),
-    ("checks and estimators", ["chainrule.gradient_check", "chainrule.sklearn",
-                               "chainrule._sklearn_io"]),
+    ("checks and estimators", ["chainrule.gradient_check", "chainrule.sklearn"]),
     ("faces", ["chainrule.cli", "chainrule.__main__", "chainrule._cli", "chainrule.web"]),
 ]
 
@@ -45,7 +44,7 @@ OPTIONAL = {
     "matplotlib": ["chainrule.derivation.plot", "chainrule._cli._plotting"],
     "starlette": ["chainrule.web"],
     "uvicorn": ["chainrule._cli.serve"],
-    "threadpoolctl": ["chainrule.training", "chainrule.sklearn"],
+    "threadpoolctl": ["chainrule._threads"],
     "platformdirs": ["chainrule.download"],
     "pooch": ["chainrule.download"],
     "requests": ["chainrule.download"],

@@ -296,11 +296,11 @@ def test_weighted_fit_with_an_unfused_loss_reports_the_mean_and_leaves_the_loss_
     assert history.loss[0] == pytest.approx(expected, rel=1e-9)
 
 
-def test_blas_threads_names_its_caller_in_the_error():
-    from chainrule.training import blas_threads
+def test_blas_threads_name_their_caller_in_the_error():
+    from chainrule.training import BlasThreads
 
     with pytest.raises(ValueError, match="'threads' parameter of MyLoop must be an integer"):
-        blas_threads(0, 1, owner="MyLoop")
+        BlasThreads(0, owner="MyLoop")
 
 
 def test_sample_weight_equals_repeating_samples(rng):
@@ -382,19 +382,93 @@ def test_threads_limit_is_restored_when_training_diverges(rng):
         assert set(_blas_threads_now()) == {3}
 
 
-def test_default_threads_one_for_small_products_blas_setting_for_large(rng, monkeypatch):
+class _StepClock:
+    """A stand-in for time.perf_counter: each reading adds ``cost[threads]`` seconds, the BLAS
+    threads set at that moment, so that a measured step takes what its setting costs."""
+
+    def __init__(self, cost: dict):
+        self.cost, self.now = cost, 0.0
+
+    def __call__(self) -> float:
+        self.now += self.cost[max(_blas_threads_now())]
+        return self.now
+
+
+def _fit_under_clock(monkeypatch, cost, epochs=2, **kwargs):
+    from chainrule import _threads
+
+    clock = _StepClock(cost)
+    monkeypatch.setattr(_threads.time, "perf_counter", clock)
+    monkeypatch.setattr(_threads.BlasThreads, "remeasure_after", 0.0)  # measure every epoch
+    X, y = blobs(np.random.default_rng(0))  # 300 samples: 10 batches of 32 an epoch
+    seen = []
+    history = mlp([4, 8, 3], output="softmax", seed=0).fit(
+        X, y, loss="ce", epochs=epochs, batch_size=32, seed=0,
+        callbacks=[lambda epoch, logs, m: seen.append(max(_blas_threads_now()))], **kwargs)
+    return seen, history, clock
+
+
+@pytest.mark.parametrize(("cost", "chosen"), [({1: 1.0, 3: 5.0}, 1), ({1: 5.0, 3: 1.0}, 3)])
+def test_default_threads_keep_the_faster_of_one_and_all_measured_on_the_steps(
+    monkeypatch, cost, chosen
+):
     from threadpoolctl import threadpool_limits
 
-    from chainrule import training
-
-    X, y = blobs(rng)
-    model = mlp([4, 8, 3], output="softmax", seed=0)
-    # 32 * (4*8 + 8*3) = 1792 multiply-adds per batch
-    assert training.matmul_work(model, 32) == 1792
     with threadpool_limits(limits=3, user_api="blas"):
-        assert {1} == {n for epoch in _fit_recording_threads(model, X, y) for n in epoch}
-        monkeypatch.setattr(training, "ONE_THREAD_WORK", 1792)  # now "large": left as it is
-        assert {3} == {n for epoch in _fit_recording_threads(model, X, y) for n in epoch}
+        seen, _, _ = _fit_under_clock(monkeypatch, cost, verbose=0)
+        assert seen == [chosen, chosen]
+        assert _blas_threads_now() == [3] * len(_blas_threads_now())  # restored
+
+
+def test_default_threads_are_measured_again_each_epoch_and_follow_a_machine_that_gets_busy(
+    monkeypatch,
+):
+    from threadpoolctl import threadpool_limits
+
+    from chainrule import _threads
+
+    quiet, busy = {1: 5.0, 3: 1.0}, {1: 1.0, 3: 5.0}
+    clock = _StepClock(quiet)
+    monkeypatch.setattr(_threads.time, "perf_counter", clock)
+    monkeypatch.setattr(_threads.BlasThreads, "remeasure_after", 0.0)
+    X, y = blobs(np.random.default_rng(0))
+    seen = []
+
+    def record_then_get_busy(epoch, logs, model):
+        seen.append(max(_blas_threads_now()))
+        clock.cost = busy  # another process takes a core after the first epoch
+
+    with threadpool_limits(limits=3, user_api="blas"):
+        mlp([4, 8, 3], output="softmax", seed=0).fit(
+            X, y, loss="ce", epochs=2, batch_size=32, verbose=0, callbacks=[record_then_get_busy])
+    assert seen == [3, 1]
+
+
+def test_verbose_names_the_threads_chosen(monkeypatch):
+    from threadpoolctl import threadpool_limits
+
+    out = io.StringIO()
+    with threadpool_limits(limits=3, user_api="blas"):
+        _fit_under_clock(monkeypatch, {1: 1e-3, 3: 4e-3}, verbose=1, stream=out)
+    assert "BLAS threads: 1 (a step took 1.00 ms on 1 thread, 4.00 ms on 3)" in out.getvalue()
+
+
+def test_default_threads_and_one_thread_train_the_same_model(rng):
+    """The measured choice changes only which BLAS threads run the products: the model agrees
+    with one trained on one thread to rounding (float64)."""
+    X, y = blobs(rng)
+
+    def train(threads):
+        model = mlp([4, 64, 32, 3], output="softmax", dtype="float64", seed=0)
+        history = model.fit(X, y, loss="ce", optimizer="sgd", lr=0.05, epochs=3, batch_size=16,
+                            verbose=0, seed=0, threads=threads)
+        return history.loss, model.parameters()
+
+    loss1, params1 = train(1)
+    loss_default, params_default = train(None)
+    np.testing.assert_allclose(loss1, loss_default, rtol=1e-12)
+    for a, b in zip(params1, params_default, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
 
 
 def test_one_and_two_threads_train_the_same_model(rng):
