@@ -398,7 +398,7 @@ def _fit_under_clock(monkeypatch, cost, epochs=2, **kwargs):
     from chainrule import _threads
 
     clock = _StepClock(cost)
-    monkeypatch.setattr(_threads.time, "perf_counter", clock)
+    monkeypatch.setattr(_threads, "clock", clock)
     monkeypatch.setattr(_threads.BlasThreads, "remeasure_after", 0.0)  # measure every epoch
     X, y = blobs(np.random.default_rng(0))  # 300 samples: 10 batches of 32 an epoch
     seen = []
@@ -429,7 +429,7 @@ def test_default_threads_are_measured_again_each_epoch_and_follow_a_machine_that
 
     quiet, busy = {1: 5.0, 3: 1.0}, {1: 1.0, 3: 5.0}
     clock = _StepClock(quiet)
-    monkeypatch.setattr(_threads.time, "perf_counter", clock)
+    monkeypatch.setattr(_threads, "clock", clock)
     monkeypatch.setattr(_threads.BlasThreads, "remeasure_after", 0.0)
     X, y = blobs(np.random.default_rng(0))
     seen = []
@@ -444,13 +444,33 @@ def test_default_threads_are_measured_again_each_epoch_and_follow_a_machine_that
     assert seen == [3, 1]
 
 
-def test_verbose_names_the_threads_chosen(monkeypatch):
+@pytest.mark.parametrize(("cost", "words"), [({1: 1.0, 3: 4.0}, "  1 BLAS thread"),
+                                             ({1: 4.0, 3: 1.0}, "  3 BLAS threads")])
+def test_verbose_ends_each_epoch_line_with_the_threads_chosen(monkeypatch, cost, words):
     from threadpoolctl import threadpool_limits
 
     out = io.StringIO()
     with threadpool_limits(limits=3, user_api="blas"):
-        _fit_under_clock(monkeypatch, {1: 1e-3, 3: 4e-3}, verbose=1, stream=out)
-    assert "BLAS threads: 1 (a step took 1.00 ms on 1 thread, 4.00 ms on 3)" in out.getvalue()
+        _fit_under_clock(monkeypatch, cost, verbose=1, stream=out)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and all(line.endswith(words) for line in lines)
+
+
+def test_blas_threads_report_the_measured_step_times(monkeypatch):
+    from threadpoolctl import threadpool_limits
+
+    from chainrule import _threads
+
+    monkeypatch.setattr(_threads, "clock", _StepClock({1: 1e-3, 3: 4e-3}))
+    said = []
+    with threadpool_limits(limits=3, user_api="blas"):
+        with _threads.BlasThreads(None, report=said.append) as blas:
+            blas.remeasure()
+            while blas.probing:
+                blas.before()
+                blas.after()
+    assert blas.choice == 1
+    assert said == ["BLAS threads: 1 (a step took 1.00 ms on 1 thread, 4.00 ms on 3)"]
 
 
 def test_default_threads_and_one_thread_train_the_same_model(rng):
@@ -663,3 +683,104 @@ def test_bad_labels_validation_data_and_shapes_are_refused_before_training(kwarg
         model.fit(X, y, loss="ce", epochs=1, verbose=0, **args)
     for a, b in zip(before, model.parameters(), strict=True):
         assert a.tobytes() == b.tobytes()
+
+
+# --- the epoch loop as a public piece ---------------------------------------------------------
+
+
+class _Frozen:
+    """An optimizer whose step changes nothing: the loop then scores fixed weights."""
+
+    lr = 0.0
+
+    def step(self, params, grads):
+        pass
+
+
+@pytest.mark.parametrize(("sizes", "output", "loss", "k"), [
+    ([4, 8, 3], "softmax", "ce", 3),
+    ([4, 8, 1], "sigmoid", "bce", 2),
+])
+def test_epoch_loop_reports_the_loss_and_accuracy_of_the_batches_it_ran(sizes, output, loss, k):
+    """With weights that do not move, the epoch's loss is the mean loss over all samples and its
+    accuracy the model's accuracy, whatever the shuffle (both computed here from the outputs)."""
+    from chainrule.training import Batches, EpochLoop, Trainer
+
+    X, y = blobs(np.random.default_rng(3), n=100, k=k)
+    model = mlp(sizes, output=output, dtype="float64", seed=0)
+    target = y.reshape(-1, 1).astype(float) if k == 2 else y
+    trainer = Trainer(model, loss, _Frozen())
+    loop = EpochLoop(trainer, Batches(X.astype(np.float64), target, 32), accuracy=True,
+                     rng=np.random.default_rng(0))
+    stats = loop.epoch(0)
+    model.eval()
+    p = model.forward(X.astype(np.float64))
+    if k == 2:
+        p = p[:, 0]
+        expected = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+        right = np.mean((p > 0.5) == (y == 1))
+    else:
+        expected = -np.mean(np.log(p[np.arange(len(y)), y]))
+        right = np.mean(np.argmax(p, axis=1) == y)
+    assert stats.loss == pytest.approx(expected, rel=1e-12)
+    assert stats.accuracy == pytest.approx(right, abs=1e-12) and stats.seen == 100
+
+
+def test_epoch_loop_leaves_zero_weight_batches_out_of_the_accuracy():
+    from chainrule.training import Batches, EpochLoop, Trainer
+
+    X, y = blobs(np.random.default_rng(4), n=64)
+    model = mlp([4, 3], output="softmax", dtype="float64", seed=0)
+    weights = np.r_[np.zeros(32), np.ones(32)]  # in order: the first batch weighs nothing
+    trainer = Trainer(model, "ce", _Frozen(), weighted=True)
+    stats = EpochLoop(trainer, Batches(X.astype(np.float64), y, 32, weights), shuffle=False,
+                      accuracy=True).epoch(0)
+    model.eval()
+    kept = np.argmax(model.forward(X[32:].astype(np.float64)), axis=1) == y[32:]
+    assert stats.seen == 32 and stats.accuracy == pytest.approx(np.mean(kept), abs=1e-12)
+
+
+def test_epoch_loop_restores_the_epoch_start_and_raises_what_the_hooks_return(rng):
+    from chainrule.training import Batches, EpochLoop, LoopHooks, Trainer
+
+    class Overflow:  # each step multiplies the weights by 1e30: the loss soon overflows
+        lr = 1.0
+
+        def step(self, params, grads):
+            for p in params:
+                p *= 1e30
+
+    class Hooks(LoopHooks):
+        def diverged(self, epoch, what, batch):
+            return RuntimeError(f"{what} at batch {batch}")
+
+    X, y = blobs(rng, n=200)
+    model = mlp([4, 8, 3], output="softmax", dtype="float64", seed=0)
+    start = [p.copy() for p in model.parameters()]
+    loop = EpochLoop(Trainer(model, "ce", Overflow()), Batches(X, y, 10), Hooks())
+    with pytest.raises(RuntimeError, match=r"the loss became (inf|nan) at batch \d+"):
+        with np.errstate(all="ignore"):
+            loop.run(3)
+    for p, s in zip(model.parameters(), start, strict=True):
+        np.testing.assert_array_equal(p, s)
+
+
+def test_epoch_loop_carries_on_when_the_hooks_return_nothing(rng):
+    from chainrule.training import Batches, EpochLoop, LoopHooks, Trainer
+
+    class Keep(LoopHooks):
+        def __init__(self):
+            self.calls = []
+
+        def diverged(self, epoch, what, batch):
+            self.calls.append(batch)
+
+    X, y = blobs(rng, n=40)
+    X[5, 0] = np.inf  # the batch holding sample 5 gives a NaN loss; the others train
+    model = mlp([4, 3], output="softmax", dtype="float64", seed=0)
+    hooks = Keep()
+    with np.errstate(all="ignore"):
+        epochs = EpochLoop(Trainer(model, "ce", optim.SGD(lr=0.01)), Batches(X, y, 10), hooks,
+                           shuffle=False).run(2)
+    assert epochs == 2 and hooks.calls == [1, 1]
+    assert all(np.isfinite(p).all() for p in model.parameters())

@@ -44,12 +44,8 @@ class Progress:
         )
         self.stream.flush()
 
-    def note(self, line: str) -> None:
-        """A line of its own (the BLAS threads chosen), between the bar and the epoch lines."""
-        self.stream.write(("\r" + line + " " * 40 + "\n") if self.live else line + "\n")
-        self.stream.flush()
-
-    def epoch(self, epoch: int, logs: dict) -> None:
+    def epoch(self, epoch: int, logs: dict, threads: int | None = None) -> None:
+        """The epoch's line; ``threads``, the BLAS threads measured fastest, ends it."""
         if self.verbose < 1:
             return
         parts = [f"Epoch {epoch + 1}/{self.epochs}"]
@@ -58,6 +54,8 @@ class Progress:
                 parts.append(f"{key} {logs[key]:.4f}")
         parts.append(f"{logs['samples_per_second']:,.0f} samples/s")
         parts.append(f"{logs['time']:.2f}s")
+        if threads is not None:
+            parts.append(f"{threads} BLAS thread{'s' if threads > 1 else ''}")
         line = "  ".join(parts)
         self.stream.write(("\r" + line + " " * 20 + "\n") if self.live else line + "\n")
         self.stream.flush()

@@ -23,6 +23,9 @@ from chainrule._checks import check_scalar
 
 __all__ = ["BlasThreads", "check_threads"]
 
+#: The clock the steps are timed with.
+clock = time.perf_counter
+
 
 def check_threads(threads, owner: str = "fit") -> int | None:
     """``threads`` (BLAS threads) as None or an int >= 1, else a ValueError naming the value."""
@@ -102,7 +105,7 @@ class BlasThreads:
 
     def remeasure(self) -> None:
         """Measure again over the next steps (unless the last measurement is recent)."""
-        now = time.perf_counter()
+        now = clock()
         if not self.adaptive or self.probing or now - self._measured_at < self.remeasure_after:
             return
         self._measured_at = now
@@ -116,11 +119,11 @@ class BlasThreads:
         threads = self._plan[0]
         if threads:
             self._set(threads)
-        self._t0 = time.perf_counter()
+        self._t0 = clock()
 
     def after(self) -> None:
         """Stop the step's clock; after the last measured step, keep the faster setting."""
-        elapsed = time.perf_counter() - self._t0
+        elapsed = clock() - self._t0
         threads = self._plan.pop(0)
         if threads:
             self._times[threads].append(elapsed)

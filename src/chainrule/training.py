@@ -636,8 +636,8 @@ def fit(
     threads : BLAS threads for the matrix products during training (restored afterwards). The
         default, None, measures: the first steps of an epoch alternate between one thread and
         BLAS's own setting, and the faster is kept for the rest of it (measured again at the
-        next epoch, so a machine that becomes busy goes back to one thread; ``verbose`` names
-        the choice). Setting threads, and measuring them, needs threadpoolctl
+        next epoch, so a machine that becomes busy goes back to one thread; ``verbose`` ends
+        each epoch's line with the choice). Setting threads, and measuring them, needs threadpoolctl
         (``chainrule[threads]``); without it BLAS is left as it is.
 
     If the loss becomes NaN or inf, or the weights do in an epoch's last update (after which no
@@ -662,10 +662,10 @@ def fit(
     with (
         StopFlag() as flag,
         np.errstate(over="ignore", invalid="ignore"),
-        BlasThreads(threads, report=progress.note if verbose else None) as blas,
+        BlasThreads(threads) as blas,
     ):
         run = _FitRun(model, trainer, data, sched, early_stopping, restore_best, callbacks,
-                      progress, flag)
+                      progress, flag, blas)
         loop = EpochLoop(trainer, batches, run, rng=data.rng, shuffle=shuffle,
                          accuracy=run.classification, blas=blas, progress=progress, flag=flag)
         run.train(loop, epochs)
@@ -751,10 +751,11 @@ class _FitRun(LoopHooks):
     and what it keeps from one epoch to the next."""
 
     def __init__(self, model, trainer: Trainer, data: _Data, sched, early_stopping,
-                 restore_best, callbacks, progress: Progress, flag: StopFlag):
+                 restore_best, callbacks, progress: Progress, flag: StopFlag,
+                 blas: BlasThreads):
         self.model, self.trainer, self.data, self.sched = model, trainer, data, sched
         self.early_stopping, self.restore_best = early_stopping, restore_best
-        self.callbacks, self.progress, self.flag = callbacks, progress, flag
+        self.callbacks, self.progress, self.flag, self.blas = callbacks, progress, flag, blas
         self.classification = data.task == "classification"
         self.history = History()
         self.base_lr = trainer.optimizer.lr
@@ -783,7 +784,7 @@ class _FitRun(LoopHooks):
                 return True  # a part of an epoch is not recorded
         logs = self._logs(stats)
         _record(self.history, epoch, logs)
-        self.progress.epoch(epoch, logs)
+        self.progress.epoch(epoch, logs, self.blas.choice if self.blas.adaptive else None)
         return self._should_stop(epoch, logs) or self.flag.stop
 
     def diverged(self, epoch: int, what: str, batch: int | None) -> TrainingDivergedError:
