@@ -473,6 +473,26 @@ def test_blas_threads_report_the_measured_step_times(monkeypatch):
     assert said == ["BLAS threads: 1 (a step took 1.00 ms on 1 thread, 4.00 ms on 3)"]
 
 
+@pytest.mark.parametrize(("cost", "steps"), [({1: 1.0, 3: 5.0}, 3), ({1: 1.0, 3: 1.2}, 7)])
+def test_blas_threads_stop_measuring_once_one_setting_is_clearly_slower(monkeypatch, cost, steps):
+    """A warm-up step, then pairs (1 thread, 3 threads): one pair decides when one side is
+    more than 1.5 times slower; otherwise all three pairs run."""
+    from threadpoolctl import threadpool_limits
+
+    from chainrule import _threads
+
+    monkeypatch.setattr(_threads, "clock", _StepClock(cost))
+    measured = 0
+    with threadpool_limits(limits=3, user_api="blas"):
+        with _threads.BlasThreads(None) as blas:
+            blas.remeasure()
+            while blas.probing:
+                blas.before()
+                blas.after()
+                measured += 1
+    assert measured == steps and blas.choice == 1
+
+
 def test_default_threads_and_one_thread_train_the_same_model(rng):
     """The measured choice changes only which BLAS threads run the products: the model agrees
     with one trained on one thread to rounding (float64)."""

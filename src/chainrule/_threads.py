@@ -38,9 +38,10 @@ class BlasThreads:
     ``threads=N`` runs the block's products on ``N`` threads. ``threads=None`` chooses between
     one thread and BLAS's own setting (all cores, unless the environment sets fewer): after
     :meth:`remeasure`, while :attr:`probing` is true, a loop brackets each step with
-    :meth:`before` and :meth:`after`; the first step is a warm-up, the next ``2 * probes``
-    alternate between the two settings, and the faster median is kept (and named through
-    ``report``, a callable taking one line, when it is given). ``owner`` names the caller in
+    :meth:`before` and :meth:`after`; the first step is a warm-up, the next ``2 * probes`` at
+    most alternate between the two settings (fewer when one is at once :attr:`clear_ratio`
+    times slower), and the faster median is kept (and named through ``report``, a callable
+    taking one line, when it is given). ``owner`` names the caller in
     the error for a bad ``threads``.
 
     >>> import numpy as np
@@ -56,6 +57,8 @@ class BlasThreads:
 
     #: Seconds between two measurements: a new epoch measures again once this much has passed.
     remeasure_after: float = 1.0
+    #: A ratio of step times that decides at once (see :meth:`after`).
+    clear_ratio: float = 1.5
 
     def __init__(self, threads: int | None = None, owner: str = "fit", probes: int = 3,
                  report=None):
@@ -127,9 +130,20 @@ class BlasThreads:
         threads = self._plan.pop(0)
         if threads:
             self._times[threads].append(elapsed)
-        if not self._plan:
+        if not self._plan or self._clear():
+            self._plan = []
             self.probing = False
             self._decide()
+
+    def _clear(self) -> bool:
+        """True once as many steps ran on each setting and every one on one side took more than
+        :attr:`clear_ratio` times the slowest on the other: more steps would not change the
+        choice, and each costs a slow step."""
+        one, most = self._times[1], self._times[self._most]
+        if not one or len(one) != len(most):
+            return False
+        return (min(one) > self.clear_ratio * max(most)
+                or min(most) > self.clear_ratio * max(one))
 
     def _decide(self) -> None:
         medians = {n: statistics.median(t) for n, t in self._times.items() if t}

@@ -466,16 +466,14 @@ class EpochLoop:
                  flag=None):
         self.trainer, self.batches = trainer, batches
         self.hooks = hooks if hooks is not None else LoopHooks()
-        self.rng = rng if rng is not None else np.random.default_rng()
-        self.shuffle = shuffle
+        self.rng, self.shuffle = (rng if rng is not None else np.random.default_rng()), shuffle
         self.blas, self.progress = blas, progress
         self.flag = flag if flag is not None else StopFlag()  # never set unless entered
         # under "mean" each batch's loss counts by its size; under "sum" the losses add up
-        self.mean = getattr(trainer.objective, "reduction", "mean") != "sum" or trainer.weighted
+        self.mean = trainer.weighted or getattr(trainer.objective, "reduction", "mean") == "mean"
         self._hits = _Hits(batches.y, trainer.threshold, batches.n) if accuracy else None
         self.start_weights: list[np.ndarray] = []
-        self.last_batch = None
-        self.seen = 0
+        self.last_batch, self.seen = None, 0
 
     def run(self, epochs: int) -> int:
         """Train up to ``epochs`` epochs; returns the epochs begun."""
@@ -632,7 +630,7 @@ def fit(
     sample_weight : optional per-sample weights (>= 0); a batch's loss is then
         :math:`\sum_i w_i \ell_i / \sum_i w_i`.
     seed : shuffling and dropout draw from ``numpy.random.default_rng(seed)``: the same seed and
-        data give bit-identical weights.
+        data give bit-identical weights on the same BLAS threads (``threads=1`` fixes them).
     threads : BLAS threads for the matrix products during training (restored afterwards). The
         default, None, measures: the first steps of an epoch alternate between one thread and
         BLAS's own setting, and the faster is kept for the rest of it (measured again at the

@@ -65,10 +65,11 @@ Where chainrule differs
   :class:`~chainrule.training.TrainingDivergedError` (a ValueError) that names the epoch and
   the batch, and the weights from the start of that epoch are restored.
 
-The mini-batch steps are :class:`chainrule.training.Trainer`'s over
-:class:`chainrule.training.Batches`, the loop of :func:`chainrule.training.fit`, with the L2
-penalty added to the gradients before each optimizer step; BLAS runs on one thread below
-:data:`chainrule.training.ONE_THREAD_WORK` multiply-adds per batch, as in ``fit``.
+The epochs are :class:`chainrule.training.EpochLoop`'s, the loop of
+:func:`chainrule.training.fit`, with scikit-learn's bookkeeping as its hooks
+(:mod:`chainrule.sklearn.stochastic`) and the L2 penalty added to the gradients before each
+optimizer step; the BLAS threads are measured as in ``fit`` (one thread or all, whichever steps
+faster, measured again each epoch), and ``verbose`` names the choice.
 """
 
 from __future__ import annotations
