@@ -41,8 +41,8 @@ class BlasThreads:
     :meth:`before` and :meth:`after`; the first step is a warm-up, the next ``2 * probes`` at
     most alternate between the two settings (fewer when one is at once :attr:`clear_ratio`
     times slower), and the faster median is kept (and named through ``report``, a callable
-    taking one line, when it is given). ``owner`` names the caller in
-    the error for a bad ``threads``.
+    taking one line, when it is given). ``owner`` names the caller in the error for a bad
+    ``threads``.
 
     >>> import numpy as np
     >>> with BlasThreads(None) as blas:
@@ -63,7 +63,7 @@ class BlasThreads:
     def __init__(self, threads: int | None = None, owner: str = "fit", probes: int = 3,
                  report=None):
         self.explicit = check_threads(threads, owner)
-        self.probes = int(probes)
+        self.probes = check_scalar(probes, "probes", "BlasThreads", kind=int, low=1)
         self.report = report
         self.choice: int | None = self.explicit
         self.probing = False
