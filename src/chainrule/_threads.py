@@ -38,11 +38,11 @@ class BlasThreads:
     ``threads=N`` runs the block's products on ``N`` threads. ``threads=None`` chooses between
     one thread and BLAS's own setting (all cores, unless the environment sets fewer): after
     :meth:`remeasure`, while :attr:`probing` is true, a loop brackets each step with
-    :meth:`before` and :meth:`after`; the first step is a warm-up, the next ``2 * probes`` at
-    most alternate between the two settings (fewer when one is at once :attr:`clear_ratio`
-    times slower), and the faster median is kept (and named through ``report``, a callable
-    taking one line, when it is given). ``owner`` names the caller in the error for a bad
-    ``threads``.
+    :meth:`before` and :meth:`after`; the first step is a warm-up on one thread, the next
+    ``2 * probes`` at most alternate between the two settings (fewer when one is at once
+    :attr:`clear_ratio` times slower), and the faster median is kept (and named through
+    ``report``, a callable taking one line, when it is given). ``owner`` names the caller in
+    the error for a bad ``threads``.
 
     >>> import numpy as np
     >>> with BlasThreads(None) as blas:
@@ -113,22 +113,21 @@ class BlasThreads:
             return
         self._measured_at = now
         self._times = {1: [], self._most: []}
-        # a warm-up step on the current setting, then one thread and all of them in turn
-        self._plan = [0] + [1, self._most] * self.probes
+        # a warm-up step on one thread (the setting that costs least on a busy machine), then
+        # one thread and all of them in turn
+        self._plan = [-1] + [1, self._most] * self.probes
         self.probing = True
 
     def before(self) -> None:
         """Set the threads of the next measured step and start its clock."""
-        threads = self._plan[0]
-        if threads:
-            self._set(threads)
+        self._set(abs(self._plan[0]))
         self._t0 = clock()
 
     def after(self) -> None:
         """Stop the step's clock; after the last measured step, keep the faster setting."""
         elapsed = clock() - self._t0
         threads = self._plan.pop(0)
-        if threads:
+        if threads > 0:  # the warm-up (-1) is not counted
             self._times[threads].append(elapsed)
         if not self._plan or self._clear():
             self._plan = []
