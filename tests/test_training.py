@@ -493,37 +493,21 @@ def test_blas_threads_stop_measuring_once_one_setting_is_clearly_slower(monkeypa
     assert measured == steps and blas.choice == 1
 
 
-def test_default_threads_and_one_thread_train_the_same_model(rng):
-    """The measured choice changes only which BLAS threads run the products: the model agrees
-    with one trained on one thread to rounding (float64)."""
-    X, y = blobs(rng)
-
-    def train(threads):
-        model = mlp([4, 64, 32, 3], output="softmax", dtype="float64", seed=0)
-        history = model.fit(X, y, loss="ce", optimizer="sgd", lr=0.05, epochs=3, batch_size=16,
-                            verbose=0, seed=0, threads=threads)
-        return history.loss, model.parameters()
-
-    loss1, params1 = train(1)
-    loss_default, params_default = train(None)
-    np.testing.assert_allclose(loss1, loss_default, rtol=1e-12)
-    for a, b in zip(params1, params_default, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
-
-
-def test_one_and_two_threads_train_the_same_model(rng):
-    """Threads split the products' output blocks, not their sums: the results agree to rounding
+@pytest.mark.parametrize(("threads", "batch_size"), [(2, 64), (None, 16)])
+def test_every_thread_setting_trains_the_same_model_to_rounding(rng, threads, batch_size):
+    """Threads split the products' output blocks, not their sums, and the measured default only
+    picks which BLAS threads run them: the results agree with one thread's to rounding
     (float64, so that the check does not depend on float32's resolution)."""
     X, y = blobs(rng)
 
     def train(threads):
         model = mlp([4, 64, 32, 3], output="softmax", dtype="float64", seed=0)
-        history = model.fit(X, y, loss="ce", optimizer="sgd", lr=0.05, epochs=3, batch_size=64,
-                            verbose=0, seed=0, threads=threads)
+        history = model.fit(X, y, loss="ce", optimizer="sgd", lr=0.05, epochs=3,
+                            batch_size=batch_size, verbose=0, seed=0, threads=threads)
         return history.loss, model.parameters()
 
     loss1, params1 = train(1)
-    loss2, params2 = train(2)
+    loss2, params2 = train(threads)
     np.testing.assert_allclose(loss1, loss2, rtol=1e-12)
     for a, b in zip(params1, params2, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
