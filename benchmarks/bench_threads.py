@@ -3,9 +3,10 @@
 ``model.fit(..., threads=N)`` on MNIST (the first ``--samples`` training images), one epoch per
 measurement, float32, plain SGD, for three settings: the command line's default network
 (784-128-10, batch 32), and bench_mlp's 784-256-128-10 at batch 128 and at batch 1024. Each is
-timed with ``threads=1``, ``threads=2`` and the default (``threads=None``, which picks by the
-size of the products), first on the machine as it is, then while a second process, started and
-stopped by this script, keeps one core busy. Printed: the median over ``--repeats``.
+timed with ``threads=1``, ``threads=2`` and the default (``threads=None``, which measures one
+thread against all on the first steps of each epoch and keeps the faster), first on the machine
+as it is, then while a second process, started and stopped by this script, keeps one core busy.
+Printed: the median over ``--repeats``, and the same as a Markdown table.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE uv run python benchmarks/bench_threads.py
 """
@@ -13,16 +14,12 @@ stopped by this script, keeps one core busy. Printed: the median over ``--repeat
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
-import subprocess
-import sys
 import time
 
-from bench_mlp import load_mnist
+from bench_mlp import busy_core, load_mnist
 from blas_info import print_environment
 from chainrule.nn import mlp
-from chainrule.training import ONE_THREAD_WORK, matmul_work
 
 SETTINGS = (  # (sizes, batch)
     ([784, 128, 10], 32),
@@ -30,18 +27,6 @@ SETTINGS = (  # (sizes, batch)
     ([784, 256, 128, 10], 1024),
 )
 THREADS = (1, 2, None)
-
-
-@contextlib.contextmanager
-def busy_core():
-    """A child process spinning on one core for as long as the block runs."""
-    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        time.sleep(0.5)  # let it reach the scheduler
-        yield
-    finally:
-        spinner.terminate()
-        spinner.wait()
 
 
 def epoch_time(sizes, batch, threads, X, y) -> float:
@@ -72,21 +57,24 @@ def main(argv=None) -> None:
     X, y = X[: args.samples], y[: args.samples]
     print_environment()
     print(f"one epoch of {len(X):,} MNIST samples, SGD, median of {args.repeats}; default "
-          f"threads: 1 below {ONE_THREAD_WORK:,} multiply-adds per batch")
+          "threads: measured (one thread or all, the faster on the first steps of each epoch)")
     quiet = measure(X, y, args.repeats)
     with busy_core():
         busy = measure(X, y, args.repeats)
-    print(f"{'network, batch':<24}{'madds/batch':>13}{'':>3}"
-          f"{'1 thread':>10}{'2 threads':>11}{'default':>9}   (quiet | one core busy)")
+    print(f"{'network, batch':<24}{'1 thread':>10}{'2 threads':>11}{'default':>9}   "
+          "(quiet | one core busy)")
+    rows = []
     for sizes, batch in SETTINGS:
         name = f"{'-'.join(map(str, sizes))}, {batch}"
-        work = matmul_work(mlp(sizes), batch)
-        cells = []
-        for table in (quiet, busy):
-            cells.append("".join(
-                f"{table[(tuple(sizes), batch, t)]:>{w}.3f}s" for t, w in zip(THREADS, (9, 10, 8),
-                                                                              strict=True)))
-        print(f"{name:<24}{work:>13,}   {cells[0]}   |{cells[1]}")
+        cells = [table[(tuple(sizes), batch, t)] for table in (quiet, busy) for t in THREADS]
+        rows.append((name, cells))
+        text = [f"{c:>{w}.3f}s" for c, w in zip(cells, (9, 10, 8) * 2, strict=True)]
+        print(f"{name:<24}{''.join(text[:3])}   |{''.join(text[3:])}")
+    print("\n| network, batch | 1 thread | 2 threads | default | busy: 1 thread | "
+          "busy: 2 threads | busy: default |")
+    print("|---|---|---|---|---|---|---|")
+    for name, cells in rows:
+        print(f"| {name} | " + " | ".join(f"{c:.3f} s" for c in cells) + " |")
 
 
 if __name__ == "__main__":

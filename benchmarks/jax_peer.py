@@ -60,7 +60,7 @@ def _serve(threads: int, lr: float) -> None:
     from bench_mlp import SIZES, load_mnist
     from chainrule.nn import mlp
 
-    X_np, y_np = load_mnist()
+    X_np, y_np = load_mnist(quiet=True)
     X, y = jnp.asarray(X_np), jnp.asarray(y_np.astype(np.int32))
     model = mlp(SIZES, activation="relu", output="softmax", seed=0)  # bench_mlp's start
     start = [(jnp.asarray(d.W), jnp.asarray(d.b)) for d in model.dense_layers]

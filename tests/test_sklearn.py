@@ -36,6 +36,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import chainrule
 from chainrule import nn
 from chainrule.sklearn import HIDDEN_ACTIVATIONS, SOLVERS, MLPClassifier, MLPRegressor
+from sklearn_fixtures import binary_fixture, iris_fixture, quiet_fit  # noqa: F401 (fixtures)
 
 # Checks that demand two fits to agree to 1e-7 relative: fitting with integer sample_weight and
 # fitting on the repeated rows are the same objective, but in float32 their gradient sums round
@@ -73,27 +74,6 @@ def test_sklearn_estimator_checks(estimator, check):
         check(estimator)
 
 
-# --- fixtures ----------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def iris():
-    X, y = load_iris(return_X_y=True)
-    return StandardScaler().fit_transform(X), y
-
-
-@pytest.fixture(scope="module")
-def binary():
-    X, y = make_classification(n_samples=300, n_features=8, n_informative=5, random_state=0)
-    return X, y
-
-
-def _quiet(est, *args, **kwargs):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return est.fit(*args, **kwargs)
-
-
 # --- the objective, checked against a hand-written NumPy oracle --------------------------------
 
 
@@ -109,11 +89,11 @@ def test_one_sgd_step_matches_the_formula():
     est = MLPClassifier((4,), activation="tanh", solver="sgd", momentum=0.0, alpha=alpha,
                         batch_size=n, shuffle=False, max_iter=1, dtype="float64",
                         learning_rate_init=1e-12, random_state=0)
-    _quiet(est, X, y)
+    quiet_fit(est, X, y)
     W1, W2 = (c.copy() for c in est.coefs_)
     b1, b2 = (b.copy() for b in est.intercepts_)
     est.set_params(warm_start=True, learning_rate_init=lr)
-    _quiet(est, X, y)
+    quiet_fit(est, X, y)
 
     H = np.tanh(X @ W1 + b1)
     Z = H @ W2 + b2
@@ -150,11 +130,11 @@ def test_same_weights_same_trajectory_as_sklearn(solver, rtol, atol):
     reference = SklearnMLP(**kw)
     ours = MLPClassifier(**{**kw, "max_iter": 1, "learning_rate_init": 1e-300}, dtype="float64")
     for est in (init, reference, ours):
-        _quiet(est, X, y)
+        quiet_fit(est, X, y)
     for mine, theirs in zip([*ours.coefs_, *ours.intercepts_],
                             [*init.coefs_, *init.intercepts_], strict=True):
         mine[...] = theirs
-    _quiet(ours.set_params(warm_start=True, learning_rate_init=0.01, max_iter=20), X, y)
+    quiet_fit(ours.set_params(warm_start=True, learning_rate_init=0.01, max_iter=20), X, y)
     np.testing.assert_allclose(ours.loss_curve_[1:], reference.loss_curve_, rtol=rtol)
     np.testing.assert_allclose(ours.predict_proba(X), reference.predict_proba(X), atol=atol)
 
@@ -166,7 +146,7 @@ def test_regression_loss_is_half_squared_error_averaged_over_outputs():
     est = MLPRegressor(hidden_layer_sizes=(5,), solver="sgd", momentum=0.0, batch_size=30,
                        shuffle=False, max_iter=1, dtype="float64", learning_rate_init=1e-300,
                        alpha=0.3, random_state=0)
-    _quiet(est, X, Y)
+    quiet_fit(est, X, Y)
     pred = est.predict(X)
     penalty = 0.5 * 0.3 * sum(np.sum(c**2) for c in est.coefs_) / 30
     assert est.loss_ == pytest.approx(0.5 * np.mean((pred - Y) ** 2) + penalty, rel=1e-10)
@@ -177,7 +157,7 @@ def test_classifier_loss_curve_is_the_log_loss(binary):
     est = MLPClassifier((8,), solver="sgd", momentum=0.0, batch_size=len(X), shuffle=False,
                         max_iter=1, learning_rate_init=1e-300, alpha=0.0, dtype="float64",
                         random_state=0)
-    _quiet(est, X, y)
+    quiet_fit(est, X, y)
     assert est.loss_ == pytest.approx(log_loss(y, est.predict_proba(X)), rel=1e-10)
 
 
@@ -187,7 +167,7 @@ def test_classifier_loss_curve_is_the_log_loss(binary):
 def test_fitted_attributes_multiclass(iris):
     X, y = iris
     est = MLPClassifier((16, 8), max_iter=30, random_state=0)
-    _quiet(est, X, y)
+    quiet_fit(est, X, y)
     assert est.classes_.tolist() == [0, 1, 2]
     assert est.n_layers_ == 4 and est.n_outputs_ == 3 and est.out_activation_ == "softmax"
     assert [c.shape for c in est.coefs_] == [(4, 16), (16, 8), (8, 3)]
@@ -207,7 +187,7 @@ def test_fitted_attributes_multiclass(iris):
 def test_binary_string_labels_and_one_sigmoid_output(binary):
     X, y = binary
     labels = np.array(["no", "yes"])[y]
-    est = _quiet(MLPClassifier((8,), max_iter=50, learning_rate_init=0.01, random_state=0),
+    est = quiet_fit(MLPClassifier((8,), max_iter=50, learning_rate_init=0.01, random_state=0),
                  X, labels)
     assert est.classes_.tolist() == ["no", "yes"]
     assert est.n_outputs_ == 1 and est.out_activation_ == "logistic"
@@ -223,7 +203,7 @@ def test_multilabel():
     X, Y = make_multilabel_classification(n_samples=200, n_features=10, n_classes=4,
                                           random_state=0)
     X = StandardScaler().fit_transform(X)
-    est = _quiet(MLPClassifier((32,), max_iter=200, learning_rate_init=0.01, random_state=0),
+    est = quiet_fit(MLPClassifier((32,), max_iter=200, learning_rate_init=0.01, random_state=0),
                  X, Y)
     assert est.classes_.tolist() == [0, 1, 2, 3]
     assert est.n_outputs_ == 4 and est.out_activation_ == "logistic"
@@ -237,7 +217,7 @@ def test_multilabel():
 
 def test_one_class_predicts_it():
     X = np.random.default_rng(0).normal(size=(10, 2))
-    est = _quiet(MLPClassifier((4,), max_iter=5, random_state=0), X, ["a"] * 10)
+    est = quiet_fit(MLPClassifier((4,), max_iter=5, random_state=0), X, ["a"] * 10)
     assert est.predict(X).tolist() == ["a"] * 10
     np.testing.assert_array_equal(est.predict_proba(X), np.ones((10, 1)))
 
@@ -253,7 +233,7 @@ def test_multioutput_regression_and_losses():
     X, Y = make_regression(n_samples=200, n_features=5, n_targets=2, noise=0.5, random_state=0)
     Y = Y / 100
     for loss in ("squared_error", "huber"):
-        est = _quiet(MLPRegressor(loss=loss, hidden_layer_sizes=(32,), max_iter=300,
+        est = quiet_fit(MLPRegressor(loss=loss, hidden_layer_sizes=(32,), max_iter=300,
                                   learning_rate_init=0.01, random_state=0), X, Y)
         assert est.predict(X).shape == (200, 2) and est.n_outputs_ == 2
         assert est.out_activation_ == "identity"
@@ -267,8 +247,8 @@ def test_huber_resists_outliers():
     y_dirty = y.copy()
     y_dirty[::10] += 30.0  # 10% gross outliers
     kw = dict(hidden_layer_sizes=(16,), max_iter=400, learning_rate_init=0.01, random_state=0)
-    mse = _quiet(MLPRegressor(**kw), X, y_dirty)
-    huber = _quiet(MLPRegressor(loss="huber", **kw), X, y_dirty)
+    mse = quiet_fit(MLPRegressor(**kw), X, y_dirty)
+    huber = quiet_fit(MLPRegressor(loss="huber", **kw), X, y_dirty)
     err = [np.abs(m.predict(X) - y).mean() for m in (mse, huber)]
     assert err[1] < err[0] / 3
 
@@ -277,7 +257,7 @@ def test_poisson_regression():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(400, 3))
     y = rng.poisson(np.exp(0.5 * X[:, 0] + 0.2))
-    est = _quiet(MLPRegressor(loss="poisson", hidden_layer_sizes=(4,), max_iter=200,
+    est = quiet_fit(MLPRegressor(loss="poisson", hidden_layer_sizes=(4,), max_iter=200,
                               learning_rate_init=0.01, random_state=0), X, y)
     assert est.out_activation_ == "exp"
     pred = est.predict(X)
@@ -289,7 +269,7 @@ def test_poisson_regression():
 
 def test_no_hidden_layer_is_logistic_regression(iris):
     X, y = iris
-    est = _quiet(MLPClassifier(hidden_layer_sizes=(), max_iter=200, learning_rate_init=0.01,
+    est = quiet_fit(MLPClassifier(hidden_layer_sizes=(), max_iter=200, learning_rate_init=0.01,
                                random_state=0), X, y)
     assert est.n_layers_ == 2 and [c.shape for c in est.coefs_] == [(4, 3)]
     assert est.score(X, y) > 0.9
@@ -298,7 +278,7 @@ def test_no_hidden_layer_is_logistic_regression(iris):
 @pytest.mark.parametrize("activation", sorted(HIDDEN_ACTIVATIONS))
 def test_every_activation_trains(iris, activation):
     X, y = iris
-    est = _quiet(MLPClassifier((16,), activation=activation, max_iter=60,
+    est = quiet_fit(MLPClassifier((16,), activation=activation, max_iter=60,
                                learning_rate_init=0.01, random_state=0), X, y)
     assert np.isfinite(est.loss_) and est.loss_curve_[-1] < est.loss_curve_[0]
 
@@ -306,8 +286,8 @@ def test_every_activation_trains(iris, activation):
 def test_sparse_input_matches_dense(iris):
     X, y = iris
     X = np.where(np.abs(X) < 0.5, 0.0, X)
-    dense = _quiet(MLPClassifier((8,), max_iter=20, dtype="float64", random_state=0), X, y)
-    sparse = _quiet(MLPClassifier((8,), max_iter=20, dtype="float64", random_state=0),
+    dense = quiet_fit(MLPClassifier((8,), max_iter=20, dtype="float64", random_state=0), X, y)
+    sparse = quiet_fit(MLPClassifier((8,), max_iter=20, dtype="float64", random_state=0),
                     sp.csr_matrix(X), y)
     np.testing.assert_allclose(sparse.predict_proba(sp.csr_matrix(X)), dense.predict_proba(X),
                                rtol=1e-9)
@@ -320,16 +300,16 @@ def test_zero_weight_is_removal_bit_for_bit(binary):
     X, y = binary
     w = np.ones(len(X))
     w[::3] = 0
-    a = _quiet(MLPClassifier((8,), max_iter=20, random_state=0), X, y, sample_weight=w)
-    b = _quiet(MLPClassifier((8,), max_iter=20, random_state=0), X[w > 0], y[w > 0])
+    a = quiet_fit(MLPClassifier((8,), max_iter=20, random_state=0), X, y, sample_weight=w)
+    b = quiet_fit(MLPClassifier((8,), max_iter=20, random_state=0), X[w > 0], y[w > 0])
     np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
 
 
 def test_class_weight_is_a_sample_weight_per_class(binary):
     X, y = binary
-    a = _quiet(MLPClassifier((8,), max_iter=20, class_weight={0: 1.0, 1: 3.0}, random_state=0),
+    a = quiet_fit(MLPClassifier((8,), max_iter=20, class_weight={0: 1.0, 1: 3.0}, random_state=0),
                X, y)
-    b = _quiet(MLPClassifier((8,), max_iter=20, random_state=0), X, y,
+    b = quiet_fit(MLPClassifier((8,), max_iter=20, random_state=0), X, y,
                sample_weight=np.where(y == 1, 3.0, 1.0))
     np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
 
@@ -338,8 +318,8 @@ def test_balanced_class_weight_lifts_minority_recall():
     X, y = make_classification(n_samples=600, n_features=6, weights=[0.93], flip_y=0.02,
                                class_sep=0.6, random_state=1)
     kw = dict(hidden_layer_sizes=(16,), max_iter=60, random_state=0)
-    plain = _quiet(MLPClassifier(**kw), X, y)
-    balanced = _quiet(MLPClassifier(class_weight="balanced", **kw), X, y)
+    plain = quiet_fit(MLPClassifier(**kw), X, y)
+    balanced = quiet_fit(MLPClassifier(class_weight="balanced", **kw), X, y)
     assert recall_score(y, balanced.predict(X)) > recall_score(y, plain.predict(X)) + 0.1
     with pytest.raises(ValueError, match="partial_fit never sees"):
         MLPClassifier(class_weight="balanced").partial_fit(X, y, classes=[0, 1])
@@ -351,111 +331,13 @@ def test_negative_sample_weight_is_refused(binary):
         MLPClassifier().fit(X, y, sample_weight=-np.ones(len(X)))
 
 
-# --- the training loop's rules -----------------------------------------------------------------
-
-
-def test_same_random_state_same_model_and_dropout_only_in_training(iris):
-    X, y = iris
-    make = lambda rs: MLPClassifier((16,), dropout=0.3, max_iter=20, random_state=rs)  # noqa: E731
-    a, b, c = (_quiet(make(rs), X, y) for rs in (0, 0, 1))
-    for ca, cb in zip(a.coefs_, b.coefs_, strict=True):
-        np.testing.assert_array_equal(ca, cb)
-    assert not np.array_equal(a.coefs_[0], c.coefs_[0])
-    np.testing.assert_array_equal(a.predict_proba(X), a.predict_proba(X))  # no dropout at predict
-    no_dropout = _quiet(clone(a).set_params(dropout=0.0), X, y)
-    assert not np.array_equal(a.coefs_[1], no_dropout.coefs_[1])
-
-
-def test_convergence_warning_at_max_iter(iris):
-    X, y = iris
-    with pytest.warns(ConvergenceWarning, match=r"Maximum iterations \(3\) reached"):
-        MLPClassifier((4,), max_iter=3, random_state=0).fit(X, y)
-
-
-def test_tol_stops_training(iris):
-    X, y = iris
-    est = MLPClassifier((4,), max_iter=500, tol=1.0, n_iter_no_change=2, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", ConvergenceWarning)
-        est.fit(X, y)
-    assert est.n_iter_ == 4  # epoch 1 improves on inf; epochs 2-4 miss tol=1.0, and 3 > 2
-
-
-def test_early_stopping_keeps_the_best_epoch(binary):
-    X, y = binary
-    est = _quiet(MLPClassifier((16,), early_stopping=True, n_iter_no_change=5, max_iter=200,
-                               random_state=0), X, y)
-    assert est.best_loss_ is None and len(est.validation_scores_) == est.n_iter_
-    assert est.best_validation_score_ == max(est.validation_scores_)
-    # the split is stratified (as scikit-learn's): its own error first, then the size check
-    with pytest.raises(ValueError, match=r"test_size = 1 should be greater or equal to the "
-                                         r"number of classes = 2.*early_stopping=False"):
-        MLPClassifier(early_stopping=True, validation_fraction=0.01).fit(X[:20], y[:20])
-    with pytest.raises(ValueError, match=r"validation set is too small.*leaves 1"):
-        MLPRegressor(early_stopping=True, validation_fraction=0.01).fit(X[:20], y[:20])
-    with pytest.raises(ValueError, match="partial_fit does not support early_stopping"):
-        MLPClassifier(early_stopping=True).partial_fit(X, y, classes=[0, 1])
-    # switching early stopping on for a warm start
-    warm = _quiet(MLPClassifier((8,), max_iter=5, warm_start=True, random_state=0), X, y)
-    _quiet(warm.set_params(early_stopping=True), X, y)
-    assert len(warm.validation_scores_) == warm.n_iter_
-
-
-def test_learning_rate_schedules(iris):
-    X, y = iris
-    est = _quiet(MLPClassifier((4,), solver="sgd", learning_rate="invscaling", power_t=0.5,
-                               learning_rate_init=0.1, max_iter=4, random_state=0), X, y)
-    assert est._optimizer.learning_rate == pytest.approx(0.1 / (est.t_ + 1) ** 0.5)
-    # "adaptive": every epoch after the first misses tol=1e9, so every second epoch divides the
-    # rate by 5; at 0.1 / 5^8 = 2.56e-7 <= 1e-6 the next trigger stops: 1 + 2 * 9 epochs.
-    est = MLPClassifier((4,), solver="sgd", learning_rate="adaptive", learning_rate_init=0.1,
-                        tol=1e9, n_iter_no_change=1, max_iter=500, random_state=0).fit(X, y)
-    assert est._optimizer.learning_rate == pytest.approx(0.1 / 5**8)
-    assert est.n_iter_ == 19
-
-
-@pytest.mark.parametrize("solver", ["sgd", "adam", "adamw", "rmsprop"])
-def test_every_solver_learns(iris, solver):
-    X, y = iris
-    lr = 0.05 if solver == "sgd" else 0.01
-    est = _quiet(MLPClassifier((16,), solver=solver, learning_rate_init=lr, max_iter=100,
-                               random_state=0), X, y)
-    assert est.score(X, y) > 0.9
-
-
-def test_divergence_names_the_fix():
-    X, y = make_regression(n_samples=50, n_features=3, random_state=0)
-    est = MLPRegressor(solver="sgd", learning_rate_init=10.0, max_iter=50, random_state=0)
-    with pytest.raises(ValueError, match=r"^Solver produced non-finite parameter weights\. The "
-                                         r"input data may contain large values.*StandardScaler"):
-        est.fit(X * 1e3, y * 1e3)
-
-
-def test_divergence_is_fits_error_and_restores_the_weights_of_the_epoch():
-    from chainrule.training import TrainingDivergedError
-
-    X, y = make_regression(n_samples=50, n_features=3, random_state=0)
-    est = MLPRegressor(solver="sgd", learning_rate_init=10.0, batch_size=10, max_iter=50,
-                       random_state=0)
-    with pytest.raises(TrainingDivergedError, match=r"Training diverged at epoch \d+, batch "
-                                                    r"\d+: the loss became .* were restored\."):
-        est.fit(X * 1e3, y * 1e3)
-    assert all(np.isfinite(p).all() for p in (*est.coefs_, *est.intercepts_))
-
-
-def test_verbose_prints_the_loss(iris, capsys):
-    X, y = iris
-    _quiet(MLPClassifier((4,), max_iter=2, verbose=True, random_state=0), X, y)
-    assert "Iteration 1, loss = " in capsys.readouterr().out
-
-
 # --- partial_fit and warm_start ------------------------------------------------------------------
 
 
 def test_partial_fit_continues_like_fit(iris):
     X, y = iris
     kw = dict(hidden_layer_sizes=(8,), shuffle=False, random_state=0, n_iter_no_change=99)
-    fitted = _quiet(MLPClassifier(max_iter=5, **kw), X, y)
+    fitted = quiet_fit(MLPClassifier(max_iter=5, **kw), X, y)
     stepped = MLPClassifier(**kw)
     with pytest.raises(ValueError, match="classes must be passed"):
         stepped.partial_fit(X, y)
@@ -481,9 +363,9 @@ def test_partial_fit_with_a_subset_of_classes(iris):
 
 def test_warm_start(iris):
     X, y = iris
-    est = _quiet(MLPClassifier((8,), max_iter=5, warm_start=True, random_state=0), X, y)
+    est = quiet_fit(MLPClassifier((8,), max_iter=5, warm_start=True, random_state=0), X, y)
     first = est.coefs_[0].copy()
-    _quiet(est, X, y)
+    quiet_fit(est, X, y)
     assert len(est.loss_curve_) == 10 and not np.array_equal(first, est.coefs_[0])
     with pytest.raises(ValueError, match="same classes"):
         est.fit(X[y < 2], y[y < 2])
@@ -549,7 +431,7 @@ def test_pipeline_grid_search_cross_val_and_clone(iris):
 
 def test_pickle_roundtrip_and_continue(iris):
     X, y = iris
-    est = _quiet(MLPClassifier((8,), max_iter=10, random_state=0), X, y)
+    est = quiet_fit(MLPClassifier((8,), max_iter=10, random_state=0), X, y)
     copy = pickle.loads(pickle.dumps(est))
     np.testing.assert_array_equal(copy.predict_proba(X), est.predict_proba(X))
     copy.partial_fit(X, y)
@@ -560,7 +442,7 @@ def test_pickle_roundtrip_and_continue(iris):
 def test_safetensors_roundtrip(iris, tmp_path):
     X, y = iris
     labels = np.array(["setosa", "versicolor", "virginica"])[y]
-    est = _quiet(MLPClassifier((8, 4), activation="silu", max_iter=20, random_state=0),
+    est = quiet_fit(MLPClassifier((8, 4), activation="silu", max_iter=20, random_state=0),
                  X, labels)
     path = est.save(tmp_path / "iris.safetensors")
     back = MLPClassifier.load(path)
@@ -578,11 +460,11 @@ def test_safetensors_roundtrip(iris, tmp_path):
 
 def test_safetensors_regressor_and_multilabel(tmp_path):
     X, Y = make_regression(n_samples=50, n_features=3, n_targets=2, random_state=0)
-    reg = _quiet(MLPRegressor(hidden_layer_sizes=(8,), max_iter=5, random_state=0), X, Y)
+    reg = quiet_fit(MLPRegressor(hidden_layer_sizes=(8,), max_iter=5, random_state=0), X, Y)
     back = MLPRegressor.load(reg.save(tmp_path / "reg.safetensors"))
     np.testing.assert_array_equal(back.predict(X), reg.predict(X))
     Xm, Ym = make_multilabel_classification(n_samples=50, n_classes=3, random_state=0)
-    clf = _quiet(MLPClassifier((8,), max_iter=5, class_weight="balanced", random_state=0),
+    clf = quiet_fit(MLPClassifier((8,), max_iter=5, class_weight="balanced", random_state=0),
                  Xm, Ym)
     back = MLPClassifier.load(clf.save(tmp_path / "ml.safetensors"))
     np.testing.assert_array_equal(back.predict(Xm), clf.predict(Xm))
@@ -596,8 +478,8 @@ def test_safetensors_regressor_and_multilabel(tmp_path):
 def test_parameters_and_predictions_follow_xs_dtype(iris, dtype):
     X, y = iris
     X = X.astype(dtype)
-    clf = _quiet(MLPClassifier((8,), max_iter=5, random_state=0), X, y)
-    reg = _quiet(MLPRegressor(hidden_layer_sizes=(8,), max_iter=5, random_state=0), X, X[:, 0])
+    clf = quiet_fit(MLPClassifier((8,), max_iter=5, random_state=0), X, y)
+    reg = quiet_fit(MLPRegressor(hidden_layer_sizes=(8,), max_iter=5, random_state=0), X, X[:, 0])
     for est in (clf, reg):
         assert {a.dtype for a in (*est.coefs_, *est.intercepts_)} == {np.dtype(dtype)}
     assert reg.predict(X).dtype == dtype
@@ -609,7 +491,7 @@ def test_parameters_and_predictions_follow_xs_dtype(iris, dtype):
 
 def test_explicit_dtype_overrides_x_and_continuing_keeps_the_fitted_dtype(iris):
     X, y = iris
-    est = _quiet(MLPClassifier((8,), max_iter=5, dtype="float32", random_state=0), X, y)
+    est = quiet_fit(MLPClassifier((8,), max_iter=5, dtype="float32", random_state=0), X, y)
     assert est.coefs_[0].dtype == np.float32
     assert est.predict_proba(X).dtype == np.float64  # float64 X, float32 weights
     follow = MLPClassifier((8,), random_state=0)
@@ -621,8 +503,8 @@ def test_explicit_dtype_overrides_x_and_continuing_keeps_the_fitted_dtype(iris):
 def test_float32_and_float64_fits_agree_to_float32_precision(iris):
     X, _ = iris
     kw = dict(hidden_layer_sizes=(8,), solver="sgd", max_iter=20, random_state=0)
-    a = _quiet(MLPRegressor(**kw), X, X[:, 0])
-    b = _quiet(MLPRegressor(**kw), X.astype(np.float32), X[:, 0])
+    a = quiet_fit(MLPRegressor(**kw), X, X[:, 0])
+    b = quiet_fit(MLPRegressor(**kw), X.astype(np.float32), X[:, 0])
     # same initial weights (drawn in float64, then rounded), same arithmetic in two precisions
     np.testing.assert_allclose(b.predict(X), a.predict(X), rtol=1e-3, atol=1e-4)
 
@@ -648,7 +530,7 @@ def _lbfgs_case(kind):
         Y = rng.integers(0, 3, size=12)
         est = MLPClassifier((4,), activation="tanh", solver="lbfgs")
     est.set_params(alpha=0.7, max_iter=1, random_state=0)
-    _quiet(est, X, Y, sample_weight=sw)
+    quiet_fit(est, X, Y, sample_weight=sw)
     theta = rng.normal(scale=0.5, size=sum(a.size for a in (*est.coefs_, *est.intercepts_)))
     return est, X, Y, sw, theta
 
@@ -696,12 +578,12 @@ def test_lbfgs_follows_scikit_learns_lbfgs_from_the_same_weights(binary, Estimat
     theirs_cls = getattr(neural_network, Estimator.__name__)
     kw = dict(hidden_layer_sizes=(6,), activation="tanh", solver="lbfgs", alpha=0.01,
               random_state=0)
-    ours = _quiet(Estimator(**kw, max_iter=1), X, y)
-    theirs = _quiet(theirs_cls(**kw, max_iter=1), X, y)
+    ours = quiet_fit(Estimator(**kw, max_iter=1), X, y)
+    theirs = quiet_fit(theirs_cls(**kw, max_iter=1), X, y)
     theirs.coefs_ = [c.copy() for c in ours.coefs_]
     theirs.intercepts_ = [b.copy() for b in ours.intercepts_]
     for est in (ours, theirs):
-        _quiet(est.set_params(warm_start=True, max_iter=15), X, y)
+        quiet_fit(est.set_params(warm_start=True, max_iter=15), X, y)
     assert ours.n_iter_ == theirs.n_iter_ == 15
     assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-6)
     for mine, ref in zip(ours.coefs_, theirs.coefs_, strict=True):
@@ -721,7 +603,7 @@ def test_lbfgs_iterations_curve_and_warnings(iris):
     with pytest.warns(ConvergenceWarning, match="EVALUATIONS EXCEEDS LIMIT"):
         capped = MLPClassifier((8,), solver="lbfgs", max_fun=4, random_state=0).fit(X, y)
     assert capped.n_iter_ <= 4
-    loose = _quiet(MLPClassifier((8,), solver="lbfgs", tol=1e9, random_state=0), X, y)
+    loose = quiet_fit(MLPClassifier((8,), solver="lbfgs", tol=1e9, random_state=0), X, y)
     assert loose.n_iter_ == 0  # the first gradient is already below tol
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
@@ -733,12 +615,12 @@ def test_lbfgs_sparse_input_and_sample_weights(iris):
     X, y = iris
     X = np.where(np.abs(X) < 0.5, 0.0, X)
     kw = dict(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=30, random_state=0)
-    dense = _quiet(MLPClassifier(**kw), X, y)
-    sparse = _quiet(MLPClassifier(**kw), sp.csr_matrix(X), y)
+    dense = quiet_fit(MLPClassifier(**kw), X, y)
+    sparse = quiet_fit(MLPClassifier(**kw), sp.csr_matrix(X), y)
     np.testing.assert_allclose(sparse.predict_proba(X), dense.predict_proba(X), rtol=1e-7,
                                atol=1e-9)
-    twice = _quiet(MLPClassifier(**kw), np.vstack([X, X[:10]]), np.r_[y, y[:10]])
-    weighted = _quiet(MLPClassifier(**kw), X, y, sample_weight=np.r_[[2.0] * 10, [1.0] * 140])
+    twice = quiet_fit(MLPClassifier(**kw), np.vstack([X, X[:10]]), np.r_[y, y[:10]])
+    weighted = quiet_fit(MLPClassifier(**kw), X, y, sample_weight=np.r_[[2.0] * 10, [1.0] * 140])
     np.testing.assert_allclose(weighted.predict_proba(X), twice.predict_proba(X), rtol=1e-6,
                                atol=1e-8)
 
@@ -750,36 +632,17 @@ def test_lbfgs_refuses_dropout_and_extreme_inputs_end_finite_or_named(iris):
     for scale in (1e3, 1e9):
         est = MLPRegressor(hidden_layer_sizes=(4,), solver="lbfgs", max_iter=20, random_state=0)
         try:
-            _quiet(est, X * scale, y)
+            quiet_fit(est, X * scale, y)
         except ValueError as err:
             assert str(err).startswith("Solver produced non-finite parameter weights.")
         else:
             assert all(np.isfinite(c).all() for c in est.coefs_)
             assert np.isfinite(est.predict(X * scale)).all()
-    zeros = _quiet(MLPClassifier((4,), solver="lbfgs", random_state=0), np.zeros_like(X), y)
+    zeros = quiet_fit(MLPClassifier((4,), solver="lbfgs", random_state=0), np.zeros_like(X), y)
     # no signal in X: only the intercepts can learn, and they learn the class frequencies
     np.testing.assert_allclose(zeros.predict_proba(np.zeros_like(X)), 1 / 3, atol=1e-3)
     with pytest.raises(ValueError, match="NaN"):
         MLPClassifier(solver="lbfgs").fit(np.where(X > 2, np.nan, X), y)
-
-
-# --- divergence -----------------------------------------------------------------------------------
-
-
-def test_divergence_with_early_stopping_keeps_the_best_weights(iris):
-    X, y = iris
-    est = MLPRegressor(hidden_layer_sizes=(32,), activation="identity", solver="sgd",
-                       learning_rate_init=1.0, max_iter=15, early_stopping=True, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        est.fit(X, y)
-    assert np.isnan(est.validation_scores_[-1]) and np.isnan(est.loss_curve_[-1])
-    assert len(est.validation_scores_) == est.n_iter_ == 15  # NaN never counts as a stall
-    assert est.best_validation_score_ == np.nanmax(est.validation_scores_)
-    assert all(np.isfinite(c).all() for c in est.coefs_)
-    assert np.isfinite(est.predict(X)).all()
-    with pytest.raises(ValueError, match=r"non-finite parameter weights.*early_stopping=True"):
-        _quiet(clone(est).set_params(early_stopping=False), X, y)
 
 
 # --- the early-stopping split ---------------------------------------------------------------------
@@ -788,7 +651,7 @@ def test_divergence_with_early_stopping_keeps_the_best_weights(iris):
 def test_early_stopping_split_is_stratified_for_classifiers():
     X = np.arange(40.0).reshape(20, 2)
     y = np.array([0] * 10 + [1] * 6 + [2] * 4)
-    est = _quiet(MLPClassifier((4,), early_stopping=True, validation_fraction=0.5, max_iter=2,
+    est = quiet_fit(MLPClassifier((4,), early_stopping=True, validation_fraction=0.5, max_iter=2,
                                random_state=0), X, y)
     # half of each class is held out: 5 + 3 + 2 samples, so 10 are trained on per epoch
     assert est.t_ == 2 * 10
@@ -811,12 +674,12 @@ def test_class_weight_must_be_finite_and_non_negative(binary, class_weight):
 
 def test_optimizer_attributes_have_scikit_learns_names(iris):
     X, y = iris
-    sgd = _quiet(MLPClassifier((4,), solver="sgd", momentum=0.5, max_iter=2, random_state=0),
+    sgd = quiet_fit(MLPClassifier((4,), solver="sgd", momentum=0.5, max_iter=2, random_state=0),
                  X, y)
     opt = sgd._optimizer
     assert opt.learning_rate == opt.learning_rate_init == 0.001
     assert opt.momentum == 0.5 and opt.nesterov is True and opt.lr_schedule == "constant"
-    adam = _quiet(MLPClassifier((4,), beta_1=0.8, max_iter=2, random_state=0), X, y)
+    adam = quiet_fit(MLPClassifier((4,), beta_1=0.8, max_iter=2, random_state=0), X, y)
     assert adam._optimizer.beta_1 == 0.8 and adam._optimizer.epsilon == 1e-8
     with pytest.raises(AttributeError, match="no attribute 'velocities'"):
         _ = adam._optimizer.velocities
@@ -856,7 +719,7 @@ def _first_layer_after_two_epochs(X, y, batch_size):
     est = MLPRegressor(hidden_layer_sizes=(4,), solver="sgd", batch_size=batch_size,
                        shuffle=False, max_iter=2, learning_rate_init=0.01, dtype="float64",
                        random_state=0)
-    return _quiet(est, X, y).coefs_[0]
+    return quiet_fit(est, X, y).coefs_[0]
 
 
 def test_batch_size_auto_is_min_200_n():
@@ -876,7 +739,7 @@ def test_regressor_fitted_attributes_and_pickle():
     rng = np.random.default_rng(1)
     X = rng.normal(size=(40, 3))
     Y = np.c_[X[:, 0] - X[:, 1], 2 * X[:, 2]]
-    est = _quiet(MLPRegressor(hidden_layer_sizes=(5, 4), max_iter=7, random_state=0), X, Y)
+    est = quiet_fit(MLPRegressor(hidden_layer_sizes=(5, 4), max_iter=7, random_state=0), X, Y)
     assert est.n_features_in_ == 3 and est.n_outputs_ == 2 and est.n_layers_ == 4
     assert est.out_activation_ == "identity"
     assert [c.shape for c in est.coefs_] == [(3, 5), (5, 4), (4, 2)]

@@ -296,11 +296,32 @@ def test_weighted_fit_with_an_unfused_loss_reports_the_mean_and_leaves_the_loss_
     assert history.loss[0] == pytest.approx(expected, rel=1e-9)
 
 
-def test_blas_threads_names_its_caller_in_the_error():
-    from chainrule.training import blas_threads
+def test_blas_threads_name_their_caller_in_the_error():
+    from chainrule.training import BlasThreads
 
     with pytest.raises(ValueError, match="'threads' parameter of MyLoop must be an integer"):
-        blas_threads(0, 1, owner="MyLoop")
+        BlasThreads(0, owner="MyLoop")
+
+
+@pytest.mark.parametrize("threads", [10**24, 4097, -3])
+def test_a_thread_count_out_of_range_is_refused_before_blas_sees_it(threads):
+    # A 25-digit count used to reach the C library and fail with a ctypes overflow.
+    from chainrule.training import BlasThreads
+
+    with pytest.raises(ValueError, match=r"range \[1, 4096\] or None; got -?\d+ instead"):
+        BlasThreads(threads)
+
+
+def test_blas_stays_as_it_is_without_threadpoolctl_when_the_count_is_only_a_wish(monkeypatch):
+    import sys
+
+    from chainrule.training import BlasThreads
+
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)
+    with BlasThreads(1, required=False) as blas:
+        assert blas.choice == 1
+    with pytest.raises(ImportError, match="threads=1 needs threadpoolctl"), BlasThreads(1):
+        pass
 
 
 def test_sample_weight_equals_repeating_samples(rng):
@@ -382,34 +403,132 @@ def test_threads_limit_is_restored_when_training_diverges(rng):
         assert set(_blas_threads_now()) == {3}
 
 
-def test_default_threads_one_for_small_products_blas_setting_for_large(rng, monkeypatch):
+class _StepClock:
+    """A stand-in for time.perf_counter: each reading adds ``cost[threads]`` seconds, the BLAS
+    threads set at that moment, so that a measured step takes what its setting costs."""
+
+    def __init__(self, cost: dict):
+        self.cost, self.now = cost, 0.0
+
+    def __call__(self) -> float:
+        self.now += self.cost[max(_blas_threads_now())]
+        return self.now
+
+
+def _fit_under_clock(monkeypatch, cost, epochs=2, **kwargs):
+    from chainrule import _threads
+
+    clock = _StepClock(cost)
+    monkeypatch.setattr(_threads, "clock", clock)
+    monkeypatch.setattr(_threads.BlasThreads, "remeasure_after", 0.0)  # measure every epoch
+    X, y = blobs(np.random.default_rng(0))  # 300 samples: 10 batches of 32 an epoch
+    seen = []
+    history = mlp([4, 8, 3], output="softmax", seed=0).fit(
+        X, y, loss="ce", epochs=epochs, batch_size=32, seed=0,
+        callbacks=[lambda epoch, logs, m: seen.append(max(_blas_threads_now()))], **kwargs)
+    return seen, history, clock
+
+
+@pytest.mark.parametrize(("cost", "chosen"), [({1: 1.0, 3: 5.0}, 1), ({1: 5.0, 3: 1.0}, 3)])
+def test_default_threads_keep_the_faster_of_one_and_all_measured_on_the_steps(
+    monkeypatch, cost, chosen
+):
     from threadpoolctl import threadpool_limits
 
-    from chainrule import training
-
-    X, y = blobs(rng)
-    model = mlp([4, 8, 3], output="softmax", seed=0)
-    # 32 * (4*8 + 8*3) = 1792 multiply-adds per batch
-    assert training.matmul_work(model, 32) == 1792
     with threadpool_limits(limits=3, user_api="blas"):
-        assert {1} == {n for epoch in _fit_recording_threads(model, X, y) for n in epoch}
-        monkeypatch.setattr(training, "ONE_THREAD_WORK", 1792)  # now "large": left as it is
-        assert {3} == {n for epoch in _fit_recording_threads(model, X, y) for n in epoch}
+        seen, _, _ = _fit_under_clock(monkeypatch, cost, verbose=0)
+        assert seen == [chosen, chosen]
+        assert _blas_threads_now() == [3] * len(_blas_threads_now())  # restored
 
 
-def test_one_and_two_threads_train_the_same_model(rng):
-    """Threads split the products' output blocks, not their sums: the results agree to rounding
+def test_default_threads_are_measured_again_each_epoch_and_follow_a_machine_that_gets_busy(
+    monkeypatch,
+):
+    from threadpoolctl import threadpool_limits
+
+    from chainrule import _threads
+
+    quiet, busy = {1: 5.0, 3: 1.0}, {1: 1.0, 3: 5.0}
+    clock = _StepClock(quiet)
+    monkeypatch.setattr(_threads, "clock", clock)
+    monkeypatch.setattr(_threads.BlasThreads, "remeasure_after", 0.0)
+    X, y = blobs(np.random.default_rng(0))
+    seen = []
+
+    def record_then_get_busy(epoch, logs, model):
+        seen.append(max(_blas_threads_now()))
+        clock.cost = busy  # another process takes a core after the first epoch
+
+    with threadpool_limits(limits=3, user_api="blas"):
+        mlp([4, 8, 3], output="softmax", seed=0).fit(
+            X, y, loss="ce", epochs=2, batch_size=32, verbose=0, callbacks=[record_then_get_busy])
+    assert seen == [3, 1]
+
+
+@pytest.mark.parametrize(("cost", "words"), [({1: 1.0, 3: 4.0}, "  1 BLAS thread"),
+                                             ({1: 4.0, 3: 1.0}, "  3 BLAS threads")])
+def test_verbose_ends_each_epoch_line_with_the_threads_chosen(monkeypatch, cost, words):
+    from threadpoolctl import threadpool_limits
+
+    out = io.StringIO()
+    with threadpool_limits(limits=3, user_api="blas"):
+        _fit_under_clock(monkeypatch, cost, verbose=1, stream=out)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and all(line.endswith(words) for line in lines)
+
+
+def test_blas_threads_report_the_measured_step_times(monkeypatch):
+    from threadpoolctl import threadpool_limits
+
+    from chainrule import _threads
+
+    monkeypatch.setattr(_threads, "clock", _StepClock({1: 1e-3, 3: 4e-3}))
+    said = []
+    with threadpool_limits(limits=3, user_api="blas"):
+        with _threads.BlasThreads(None, report=said.append) as blas:
+            blas.remeasure()
+            while blas.probing:
+                blas.before()
+                blas.after()
+    assert blas.choice == 1
+    assert said == ["BLAS threads: 1 (a step took 1.00 ms on 1 thread, 4.00 ms on 3)"]
+
+
+@pytest.mark.parametrize(("cost", "steps"), [({1: 1.0, 3: 5.0}, 3), ({1: 1.0, 3: 1.2}, 7)])
+def test_blas_threads_stop_measuring_once_one_setting_is_clearly_slower(monkeypatch, cost, steps):
+    """A warm-up step, then pairs (1 thread, 3 threads): one pair decides when one side is
+    more than 1.5 times slower; otherwise all three pairs run."""
+    from threadpoolctl import threadpool_limits
+
+    from chainrule import _threads
+
+    monkeypatch.setattr(_threads, "clock", _StepClock(cost))
+    measured = 0
+    with threadpool_limits(limits=3, user_api="blas"):
+        with _threads.BlasThreads(None) as blas:
+            blas.remeasure()
+            while blas.probing:
+                blas.before()
+                blas.after()
+                measured += 1
+    assert measured == steps and blas.choice == 1
+
+
+@pytest.mark.parametrize(("threads", "batch_size"), [(2, 64), (None, 16)])
+def test_every_thread_setting_trains_the_same_model_to_rounding(rng, threads, batch_size):
+    """Threads split the products' output blocks, not their sums, and the measured default only
+    picks which BLAS threads run them: the results agree with one thread's to rounding
     (float64, so that the check does not depend on float32's resolution)."""
     X, y = blobs(rng)
 
     def train(threads):
         model = mlp([4, 64, 32, 3], output="softmax", dtype="float64", seed=0)
-        history = model.fit(X, y, loss="ce", optimizer="sgd", lr=0.05, epochs=3, batch_size=64,
-                            verbose=0, seed=0, threads=threads)
+        history = model.fit(X, y, loss="ce", optimizer="sgd", lr=0.05, epochs=3,
+                            batch_size=batch_size, verbose=0, seed=0, threads=threads)
         return history.loss, model.parameters()
 
     loss1, params1 = train(1)
-    loss2, params2 = train(2)
+    loss2, params2 = train(threads)
     np.testing.assert_allclose(loss1, loss2, rtol=1e-12)
     for a, b in zip(params1, params2, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
@@ -623,3 +742,104 @@ def test_a_logits_loss_after_a_probability_output_is_refused_with_the_fix(output
     with pytest.raises(ValueError, match="applied twice") as err:
         fused_objective(model, loss)
     assert fix in str(err.value)
+
+
+# --- the epoch loop as a public piece ---------------------------------------------------------
+
+
+class _Frozen:
+    """An optimizer whose step changes nothing: the loop then scores fixed weights."""
+
+    lr = 0.0
+
+    def step(self, params, grads):
+        pass
+
+
+@pytest.mark.parametrize(("sizes", "output", "loss", "k"), [
+    ([4, 8, 3], "softmax", "ce", 3),
+    ([4, 8, 1], "sigmoid", "bce", 2),
+])
+def test_epoch_loop_reports_the_loss_and_accuracy_of_the_batches_it_ran(sizes, output, loss, k):
+    """With weights that do not move, the epoch's loss is the mean loss over all samples and its
+    accuracy the model's accuracy, whatever the shuffle (both computed here from the outputs)."""
+    from chainrule.training import Batches, EpochLoop, Trainer
+
+    X, y = blobs(np.random.default_rng(3), n=100, k=k)
+    model = mlp(sizes, output=output, dtype="float64", seed=0)
+    target = y.reshape(-1, 1).astype(float) if k == 2 else y
+    trainer = Trainer(model, loss, _Frozen())
+    loop = EpochLoop(trainer, Batches(X.astype(np.float64), target, 32), accuracy=True,
+                     rng=np.random.default_rng(0))
+    stats = loop.epoch(0)
+    model.eval()
+    p = model.forward(X.astype(np.float64))
+    if k == 2:
+        p = p[:, 0]
+        expected = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+        right = np.mean((p > 0.5) == (y == 1))
+    else:
+        expected = -np.mean(np.log(p[np.arange(len(y)), y]))
+        right = np.mean(np.argmax(p, axis=1) == y)
+    assert stats.loss == pytest.approx(expected, rel=1e-12)
+    assert stats.accuracy == pytest.approx(right, abs=1e-12) and stats.seen == 100
+
+
+def test_epoch_loop_leaves_zero_weight_batches_out_of_the_accuracy():
+    from chainrule.training import Batches, EpochLoop, Trainer
+
+    X, y = blobs(np.random.default_rng(4), n=64)
+    model = mlp([4, 3], output="softmax", dtype="float64", seed=0)
+    weights = np.r_[np.zeros(32), np.ones(32)]  # in order: the first batch weighs nothing
+    trainer = Trainer(model, "ce", _Frozen(), weighted=True)
+    stats = EpochLoop(trainer, Batches(X.astype(np.float64), y, 32, weights), shuffle=False,
+                      accuracy=True).epoch(0)
+    model.eval()
+    kept = np.argmax(model.forward(X[32:].astype(np.float64)), axis=1) == y[32:]
+    assert stats.seen == 32 and stats.accuracy == pytest.approx(np.mean(kept), abs=1e-12)
+
+
+def test_epoch_loop_restores_the_epoch_start_and_raises_what_the_hooks_return(rng):
+    from chainrule.training import Batches, EpochLoop, LoopHooks, Trainer
+
+    class Overflow:  # each step multiplies the weights by 1e30: the loss soon overflows
+        lr = 1.0
+
+        def step(self, params, grads):
+            for p in params:
+                p *= 1e30
+
+    class Hooks(LoopHooks):
+        def diverged(self, epoch, what, batch):
+            return RuntimeError(f"{what} at batch {batch}")
+
+    X, y = blobs(rng, n=200)
+    model = mlp([4, 8, 3], output="softmax", dtype="float64", seed=0)
+    start = [p.copy() for p in model.parameters()]
+    loop = EpochLoop(Trainer(model, "ce", Overflow()), Batches(X, y, 10), Hooks())
+    with pytest.raises(RuntimeError, match=r"the loss became (inf|nan) at batch \d+"):
+        with np.errstate(all="ignore"):
+            loop.run(3)
+    for p, s in zip(model.parameters(), start, strict=True):
+        np.testing.assert_array_equal(p, s)
+
+
+def test_epoch_loop_carries_on_when_the_hooks_return_nothing(rng):
+    from chainrule.training import Batches, EpochLoop, LoopHooks, Trainer
+
+    class Keep(LoopHooks):
+        def __init__(self):
+            self.calls = []
+
+        def diverged(self, epoch, what, batch):
+            self.calls.append(batch)
+
+    X, y = blobs(rng, n=40)
+    X[5, 0] = np.inf  # the batch holding sample 5 gives a NaN loss; the others train
+    model = mlp([4, 3], output="softmax", dtype="float64", seed=0)
+    hooks = Keep()
+    with np.errstate(all="ignore"):
+        epochs = EpochLoop(Trainer(model, "ce", optim.SGD(lr=0.01)), Batches(X, y, 10), hooks,
+                           shuffle=False).run(2)
+    assert epochs == 2 and hooks.calls == [1, 1]
+    assert all(np.isfinite(p).all() for p in model.parameters())

@@ -23,12 +23,8 @@ Everything that can be wrong with the data is checked once, before the first ste
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
-import signal
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,20 +34,23 @@ import numpy as np
 from chainrule import losses as _losses
 from chainrule import optim as _optim
 from chainrule._checks import as_float_array, check_finite, check_scalar
-from chainrule.nn import activations as _act
+from chainrule._progress import Progress, StopFlag
+from chainrule._threads import BlasThreads, check_threads
+from chainrule.fusion import default_loss, fused_objective
 
 __all__ = [
-    "ONE_THREAD_WORK",
     "Batches",
+    "BlasThreads",
+    "EpochLoop",
+    "EpochStats",
     "History",
+    "LoopHooks",
     "Trainer",
     "TrainingDivergedError",
-    "blas_threads",
     "default_loss",
     "evaluate",
     "fit",
     "fused_objective",
-    "matmul_work",
 ]
 
 
@@ -118,72 +117,6 @@ class History:
         from chainrule._display import history_markdown
 
         return history_markdown(self)
-
-
-# --- the objective: which output activation is fused with which loss ----------------------------
-
-def fused_objective(model, loss) -> tuple[int, _losses.Loss]:
-    r"""``(n, loss_fn)``: training runs the first ``n`` layers of ``model`` against ``loss_fn``.
-
-    A loss with a with-logits sibling (``loss.logits_loss``: BCE, CE) needs its ``fuses_with``
-    output activation (sigmoid, softmax): training drops that activation and uses the sibling,
-    whose delta at the logits is :math:`(\hat y - y)/m` (no division by
-    :math:`\hat y(1-\hat y)`, so a saturated output cannot produce NaN); Identity + MSE drops
-    the identity. Any other activation in front of such a loss is refused, and so is a
-    with-logits loss behind an activation that already makes probabilities.
-    """
-    loss = _losses.get(loss)
-    n = len(model.layers)
-    last = model.output_activation
-    if loss.logits_loss is not None:
-        if last != loss.fuses_with:
-            raise ValueError(_unfusable(model, loss))
-        kwargs = {"reduction": loss.reduction} if hasattr(loss, "reduction") else {}
-        return n - 1, _losses.get(loss.logits_loss, **kwargs)
-    if loss.applies is not None and last in _probability_outputs():
-        fused = default_loss(last)
-        fix = (f"loss={fused!r} (chainrule fuses it with the output activation)"
-               if _losses.LOSSES[fused].logits_loss else "a softmax output with loss='ce'")
-        raise ValueError(
-            f"Loss {loss.name!r} takes raw scores (logits) but the model already ends in "
-            f"{type(model.layers[-1]).__name__}, which would be applied twice. Use "
-            f"{fix} or remove the output activation."
-        )
-    return (n - 1, loss) if last == "identity" else (n, loss)
-
-
-def _probability_outputs() -> set[str]:
-    """The output activations that a with-logits loss must not follow: those the with-logits
-    losses apply themselves (sigmoid, softmax) and the ones over a whole row (log-softmax)."""
-    applied = {cls.applies for cls in _losses.LOSSES.values() if cls.applies}
-    return applied | {name for name, cls in _act.ACTIVATIONS.items() if not cls.elementwise}
-
-
-def default_loss(output_activation: str | None) -> str:
-    """The loss a model with this output activation is scored with when none is named: the one
-    that fuses with it (``"ce"`` after a softmax, ``"bce"`` after a sigmoid), ``"mse"`` else."""
-    for name, cls in _losses.LOSSES.items():
-        if output_activation is not None and cls.fuses_with == output_activation:
-            return name
-    return "mse"
-
-
-def _unfusable(model, loss) -> str:
-    """Why ``loss`` cannot follow the model's output, and the two fixes."""
-    last = model.output_activation
-    wanted, fused_name = loss.fuses_with, loss.logits_loss
-    ends = (f"ends in {type(model.layers[-1]).__name__}" if last
-            else "has no output activation (it outputs raw scores)")
-    hint = ""
-    if last == "tanh":
-        hint = (" Tanh outputs values in (-1, 1): the loss would take the log of a negative "
-                "number, and its gradient divides by zero at yhat = 0. (tanh(z) + 1)/2 = "
-                "sigmoid(2z) is the rescaled form.")
-    return (
-        f"{type(loss).__name__} needs predicted probabilities in [0, 1], but the model {ends}."
-        f"{hint} Use a {_act.ACTIVATIONS[wanted].__name__} output layer (chainrule then trains "
-        f"it from the logits), or loss={fused_name!r} on the raw scores."
-    )
 
 
 # --- data preparation -----------------------------------------------------------------------------
@@ -257,8 +190,18 @@ def _prepare_inputs(model, X, name: str = "X") -> np.ndarray:
             f"{name} has {X.shape[-1]} features but the model's first layer expects "
             f"{model.in_features}."
         )
-    check_finite(X, name)
+    _check_all_finite(X, name)
     return np.ascontiguousarray(X, dtype=model.dtype)
+
+
+def _check_all_finite(X: np.ndarray, name: str) -> None:
+    """:func:`check_finite` at the cost of one sum: a NaN or an infinity makes the sum NaN or
+    infinite, so a finite sum proves every value finite; only a sum that is not (a non-finite
+    value, or finite values that overflow it) is searched for the value to name."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.add.reduce(X, axis=None)
+    if not np.isfinite(total):
+        check_finite(X, name)
 
 
 def _accuracy(out: np.ndarray, target: np.ndarray, threshold: float = 0.0) -> float:
@@ -268,56 +211,6 @@ def _accuracy(out: np.ndarray, target: np.ndarray, threshold: float = 0.0) -> fl
     pred = np.argmax(out, axis=1)
     truth = target if target.ndim == 1 else np.argmax(target, axis=1)
     return float(np.mean(pred == truth))
-
-
-# --- BLAS threads ---------------------------------------------------------------------------------
-
-# Multiply-adds per batch (the forward products of the dense layers) below which training runs
-# BLAS on one thread by default. OpenBLAS's threads wait for each other after every product: on
-# a machine where another process holds a core, a product waits for a descheduled thread, and
-# training on 2 threads ran 2-6x slower than on 1 (20x for small products), while on a quiet
-# machine a second thread saves at most about a third of the time at this size
-# (benchmarks/bench_threads.py measures both). Past 2**28 (about 10 ms of products per batch on
-# one core) a lost time slice costs a smaller share, and BLAS's own setting is kept.
-ONE_THREAD_WORK = 1 << 28
-
-
-def matmul_work(model, batch_size: int) -> int:
-    """Multiply-adds of one batch's forward products: ``batch_size * sum(in * out)``."""
-    return int(batch_size) * sum(
-        layer.in_features * layer.out_features
-        for layer in model.layers
-        if hasattr(layer, "in_features") and hasattr(layer, "out_features")
-    )
-
-
-def check_threads(threads, owner: str = "fit") -> int | None:
-    """``threads`` (BLAS threads) as None or an int >= 1, else a ValueError naming the value."""
-    return check_scalar(threads, "threads", owner, kind=int, low=1, allow_none=True)
-
-
-def blas_threads(threads: int | None, work: int, owner: str = "fit"):
-    """A context that limits BLAS to ``threads`` threads (and restores the limit on exit).
-
-    ``threads=None`` chooses: one thread when ``work`` (multiply-adds per batch) is below
-    :data:`ONE_THREAD_WORK`, otherwise BLAS's current setting is left as it is. The limit is set
-    with threadpoolctl (``pip install "chainrule[threads]"``), imported only when a limit is
-    applied; without it the default leaves BLAS as it is, and an explicit ``threads`` is refused.
-    ``owner`` names the caller in the error for a bad ``threads``.
-    """
-    explicit = check_threads(threads, owner)
-    if explicit is None and work >= ONE_THREAD_WORK:
-        return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        if explicit is None:
-            return contextlib.nullcontext()
-        raise ImportError(
-            f"threads={explicit} needs threadpoolctl to set the BLAS threads; install it with "
-            '`pip install threadpoolctl` (or "chainrule[threads]"), or leave threads unset.'
-        ) from None
-    return threadpool_limits(limits=explicit or 1, user_api="blas")
 
 
 # --- the step and the batches --------------------------------------------------------------------
@@ -461,74 +354,168 @@ class Batches:
         return order
 
 
-# --- progress -------------------------------------------------------------------------------------
+# --- the epoch loop -------------------------------------------------------------------------------
 
 
-class _Progress:
-    """A live bar on a terminal; one line per epoch otherwise (or nothing when verbose=0)."""
+@dataclass
+class EpochStats:
+    """One pass over the batches: the loss, the accuracy (None unless asked for), the samples
+    trained on and the seconds it took."""
 
-    def __init__(self, verbose: int, epochs: int, n_batches: int, stream=None):
-        self.stream = stream or sys.stderr
-        self.verbose = verbose
-        self.live = verbose >= 1 and getattr(self.stream, "isatty", lambda: False)()
-        self.epochs = epochs
-        self.n_batches = n_batches
-        self._last = 0.0
-
-    def batch(self, epoch: int, b: int, loss: float, seen: int, t0: float) -> None:
-        if not self.live:
-            return
-        now = time.perf_counter()
-        if now - self._last < 0.1 and b + 1 < self.n_batches:
-            return
-        self._last = now
-        elapsed = now - t0
-        frac = (b + 1) / self.n_batches
-        eta = elapsed / frac - elapsed
-        width = 24
-        filled = int(width * frac)
-        bar = "=" * filled + (">" if filled < width else "") + "." * (width - filled - 1)
-        self.stream.write(
-            f"\rEpoch {epoch + 1}/{self.epochs} [{bar}] {b + 1}/{self.n_batches} "
-            f"loss {loss:.4f}  {seen / max(elapsed, 1e-9):,.0f} samples/s  ETA {eta:4.1f}s "
-        )
-        self.stream.flush()
-
-    def epoch(self, epoch: int, logs: dict) -> None:
-        if self.verbose < 1:
-            return
-        parts = [f"Epoch {epoch + 1}/{self.epochs}"]
-        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-            if logs.get(key) is not None:
-                parts.append(f"{key} {logs[key]:.4f}")
-        parts.append(f"{logs['samples_per_second']:,.0f} samples/s")
-        parts.append(f"{logs['time']:.2f}s")
-        line = "  ".join(parts)
-        self.stream.write(("\r" + line + " " * 20 + "\n") if self.live else line + "\n")
-        self.stream.flush()
+    loss: float
+    accuracy: float | None
+    seen: int
+    time: float
 
 
-class _StopFlag:
-    """Ctrl-C during fit: finish the current batch, then stop (a second Ctrl-C aborts at once)."""
+class LoopHooks:
+    """What a training loop does around :class:`EpochLoop`'s steps; each hook here does nothing.
 
-    def __init__(self):
-        self.stop = False
-        self._previous = None
+    :func:`fit` keeps its history, schedule, callbacks and early stopping in its hooks; the
+    scikit-learn estimators keep ``loss_curve_``, ``n_iter_no_change`` and ``tol``, the L2 term
+    and their divergence message in theirs.
+    """
 
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
-        return self
+    #: None, or ``penalty(s) -> float``: called before each step with the batch's weight sum
+    #: :math:`s` (its size without weights); what it returns is added to the batch's loss, and
+    #: it may prepare the step (the estimators' L2 term sets its gradient's coefficient there).
+    penalty = None
+    #: Each batch's loss counts this many times in the epoch's loss (the estimators average the
+    #: squared error over the outputs too).
+    loss_scale: float = 1.0
 
-    def _handler(self, signum, frame):
-        if self.stop:  # second Ctrl-C
-            raise KeyboardInterrupt
-        self.stop = True
+    def begin_epoch(self, epoch: int) -> None:
+        """Before ``epoch`` (counted from 0): a schedule sets the learning rate here."""
 
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+    def end_epoch(self, epoch: int, stats: EpochStats) -> bool:
+        """After ``epoch``: bookkeeping; True ends training."""
         return False
+
+    def diverged(self, epoch: int, what: str, batch: int | None) -> Exception | None:
+        """The loss (at ``batch``, from 1) or, after the epoch's last update, the weights became
+        NaN or inf. The error returned is raised once the weights from the start of the epoch
+        are restored; None carries on (the step is then the hook's to take or skip)."""
+        return TrainingDivergedError.at(epoch + 1, what, "Lower the learning rate.", batch=batch)
+
+
+class EpochLoop:
+    r"""The one epoch loop: :func:`fit` and the scikit-learn estimators both train through it.
+
+    Each epoch: ``hooks.begin_epoch``, a fresh shuffle drawn from ``rng`` (the samples in order
+    without ``shuffle``), :meth:`Trainer.step` on each of the :class:`Batches`, then
+    ``hooks.end_epoch``, which may end training. A step adds nothing to the trainer's work but
+    a finiteness test of the loss, a running sum and the predicted class written into one array
+    (with ``accuracy``); the accuracy and the epoch's loss are computed once per epoch. A
+    non-finite loss (or, after the epoch, non-finite weights) goes to ``hooks.diverged``.
+    With ``blas`` (an entered :class:`BlasThreads`) the threads are measured on the first steps
+    of an epoch; with ``progress`` a live bar follows the batches; a ``flag`` whose ``stop``
+    becomes true (Ctrl-C) ends the epoch after the current batch.
+    """
+
+    def __init__(self, trainer: Trainer, batches: Batches, hooks: LoopHooks | None = None, *,
+                 rng: np.random.Generator | None = None, shuffle: bool = True,
+                 accuracy: bool = False, blas: BlasThreads | None = None, progress=None,
+                 flag=None):
+        self.trainer, self.batches = trainer, batches
+        self.hooks = hooks if hooks is not None else LoopHooks()
+        self.rng, self.shuffle = (rng if rng is not None else np.random.default_rng()), shuffle
+        self.blas, self.progress = blas, progress
+        self.flag = flag if flag is not None else StopFlag()  # never set unless entered
+        # under "mean" each batch's loss counts by its size; under "sum" the losses add up
+        self.mean = trainer.weighted or getattr(trainer.objective, "reduction", "mean") == "mean"
+        self._hits = _Hits(batches.y, trainer.threshold, batches.n) if accuracy else None
+        self.start_weights: list[np.ndarray] = []
+        self.last_batch, self.seen = None, 0
+
+    def run(self, epochs: int) -> int:
+        """Train up to ``epochs`` epochs; returns the epochs begun."""
+        epoch = -1
+        for epoch in range(epochs):
+            self.hooks.begin_epoch(epoch)
+            if self.hooks.end_epoch(epoch, self.epoch(epoch)):
+                break
+        return epoch + 1
+
+    def epoch(self, epoch: int) -> EpochStats:
+        """One pass over the batches (see the class)."""
+        trainer, hooks, flag, blas, hits = (self.trainer, self.hooks, self.flag, self.blas,
+                                            self._hits)
+        order = self.rng.permutation(self.batches.n) if self.shuffle else None
+        self.start_weights = trainer.snapshot()
+        penalty, scale, step, mean = hooks.penalty, hooks.loss_scale, trainer.step, self.mean
+        live = self.progress is not None and self.progress.live
+        if blas is not None:
+            blas.remeasure()
+        total, seen, pos, b, skipped = 0.0, 0, 0, -1, []
+        t0 = time.perf_counter()
+        for b, (xb, yb, wb) in enumerate(self.batches(order)):
+            m = len(yb)
+            if wb is not None and not wb.any():
+                skipped.append((pos, pos + m))  # a batch of zero-weight samples teaches nothing
+                pos += m
+                continue
+            extra = 0.0 if penalty is None else penalty(m if wb is None else float(wb.sum()))
+            probing = blas is not None and blas.probing
+            if probing:
+                blas.before()
+            loss, scores = step(xb, yb, wb)
+            if probing:
+                blas.after()
+            if not math.isfinite(loss):
+                # Even finite weights that give an inf loss are not the "last finite" ones.
+                self._diverged(epoch, f"the loss became {loss}", b + 1)
+            total += (loss * scale + extra) * m if mean else loss * scale + extra
+            if hits is not None:
+                hits.record(scores, pos, m)
+            pos += m
+            seen += m
+            if live:
+                self.progress.batch(epoch, b, loss, seen, t0)
+            if flag.stop:
+                break
+        elapsed = time.perf_counter() - t0
+        self.seen, self.last_batch = seen, (xb if b >= 0 else None)
+        # The loss is computed before each update, so the epoch's last update is checked here:
+        # weights that became NaN or inf are never kept.
+        if not trainer.weights_finite():
+            self._diverged(epoch, "the weights became NaN or inf in its last update", None)
+        accuracy = None if hits is None else hits.accuracy(order, pos, skipped, seen)
+        return EpochStats(total / self.batches.n if mean else total, accuracy, seen, elapsed)
+
+    def _diverged(self, epoch: int, what: str, batch: int | None) -> None:
+        error = self.hooks.diverged(epoch, what, batch)
+        if error is not None:
+            self.trainer.restore(self.start_weights)
+            raise error
+
+
+class _Hits:
+    """Each batch's predicted class, written into one array as the batches go; compared with
+    the targets, in the epoch's order, once at its end."""
+
+    def __init__(self, target: np.ndarray, threshold: float, n: int):
+        self.threshold = threshold
+        self.binary = target.ndim == 2 and target.shape[1] == 1
+        if self.binary:
+            self.truth = target[:, 0] > 0.5
+            self.pred = np.empty(n, dtype=bool)
+        else:
+            self.truth = target if target.ndim == 1 else np.argmax(target, axis=1)
+            self.pred = np.empty(n, dtype=np.intp)
+
+    def record(self, scores: np.ndarray, pos: int, m: int) -> None:
+        if self.binary:
+            np.greater(scores[:, 0], self.threshold, out=self.pred[pos : pos + m])
+        else:
+            scores.argmax(axis=1, out=self.pred[pos : pos + m])
+
+    def accuracy(self, order, end: int, skipped: list[tuple[int, int]], seen: int) -> float:
+        """The share of the ``seen`` samples in the first ``end`` positions predicted right."""
+        truth = self.truth[:end] if order is None else self.truth[order[:end]]
+        hit = self.pred[:end] == truth
+        for a, b in skipped:
+            hit[a:b] = False
+        return float(np.count_nonzero(hit)) / max(seen, 1)
 
 
 # --- fit ------------------------------------------------------------------------------------------
@@ -595,12 +582,13 @@ def fit(
     sample_weight : optional per-sample weights (>= 0); a batch's loss is then
         :math:`\sum_i w_i \ell_i / \sum_i w_i`.
     seed : shuffling and dropout draw from ``numpy.random.default_rng(seed)``: the same seed and
-        data give bit-identical weights.
+        data give bit-identical weights on the same BLAS threads (``threads=1`` fixes them).
     threads : BLAS threads for the matrix products during training (restored afterwards). The
-        default, None, is one thread when a batch's products are small (fewer than
-        :data:`ONE_THREAD_WORK` multiply-adds), where threads cost more than they save, and
-        BLAS's own setting otherwise. Setting threads needs threadpoolctl
-        (``chainrule[threads]``).
+        default, None, measures: the first steps of an epoch alternate between one thread and
+        BLAS's own setting, and the faster is kept for the rest of it (measured again at the
+        next epoch, so a machine that becomes busy goes back to one thread; ``verbose`` ends
+        each epoch's line with the choice). Setting threads, and measuring them, needs threadpoolctl
+        (``chainrule[threads]``); without it BLAS is left as it is.
 
     If the loss becomes NaN or inf, or the weights do in an epoch's last update (after which no
     loss is computed), training stops, the weights from the start of that epoch (the last known
@@ -619,15 +607,18 @@ def fit(
     model.training_config = {"loss": loss_fn.name, "optimizer": repr(opt), "epochs": epochs,
                              "batch_size": batch_size, "seed": seed, "schedule": repr(sched)}
     batches = Batches(data.X, data.target, min(int(batch_size), data.n), data.weights)
-    run = _Run(model, trainer, loss_fn, data, batches, sched, epochs, shuffle, early_stopping,
-               restore_best, callbacks, _Progress(verbose, epochs, len(batches), stream))
+    progress = Progress(verbose, epochs, len(batches), stream)
     # Overflow during a diverging step is reported by the loss check, not as warnings.
     with (
-        _StopFlag() as flag,
+        StopFlag() as flag,
         np.errstate(over="ignore", invalid="ignore"),
-        blas_threads(threads, matmul_work(model, batches.batch_size)),
+        BlasThreads(threads) as blas,
     ):
-        run.epochs(flag)
+        run = _FitRun(model, trainer, data, sched, early_stopping, restore_best, callbacks,
+                      progress, flag, blas)
+        loop = EpochLoop(trainer, batches, run, rng=data.rng, shuffle=shuffle,
+                         accuracy=run.classification, blas=blas, progress=progress, flag=flag)
+        run.train(loop, epochs)
     model.eval()
     return run.history
 
@@ -704,48 +695,52 @@ def _prepare_weights(model, sample_weight, n: int) -> np.ndarray:
     return weights
 
 
-class _Run:
-    """One call of :func:`fit`: the epoch loop and what it keeps from one epoch to the next."""
+class _FitRun(LoopHooks):
+    """:func:`fit`'s hooks into the :class:`EpochLoop`: the schedule, the history and its
+    progress lines, the validation scores, callbacks and early stopping, the divergence message,
+    and what it keeps from one epoch to the next."""
 
-    def __init__(self, model, trainer: Trainer, loss_fn, data: _Data, batches: Batches, sched,
-                 epochs, shuffle, early_stopping, restore_best, callbacks, progress: _Progress):
-        self.model, self.trainer, self.data, self.batches = model, trainer, data, batches
-        self.sched, self.n_epochs, self.shuffle = sched, epochs, shuffle
+    def __init__(self, model, trainer: Trainer, data: _Data, sched, early_stopping,
+                 restore_best, callbacks, progress: Progress, flag: StopFlag,
+                 blas: BlasThreads):
+        self.model, self.trainer, self.data, self.sched = model, trainer, data, sched
         self.early_stopping, self.restore_best = early_stopping, restore_best
-        self.callbacks, self.progress = callbacks, progress
+        self.callbacks, self.progress, self.flag, self.blas = callbacks, progress, flag, blas
         self.classification = data.task == "classification"
-        # The epoch's loss weighs each batch by its size under the "mean" reduction.
-        self.mean = loss_fn.reduction == "mean"
         self.history = History()
         self.base_lr = trainer.optimizer.lr
         self.best: tuple[float, list[np.ndarray] | None] = (math.inf, None)
         self.bad_epochs = 0
-        self.start_weights: list[np.ndarray] = []
-        self.last_batch: np.ndarray | None = None
-        self.seen = 0
 
-    def epochs(self, flag: _StopFlag) -> None:
-        """Train epoch after epoch until the last one, a stop, Ctrl-C or a divergence."""
+    def train(self, loop: EpochLoop, epochs: int) -> None:
+        """Epoch after epoch until the last one, a stop, Ctrl-C or a divergence; then the best
+        epoch's weights back, or a check of the last update."""
         self.model.train()
-        for epoch in range(self.n_epochs):
-            self.trainer.optimizer.lr = self.sched.lr(epoch, self.base_lr, self._monitor())
-            self.start_weights = self.trainer.snapshot()
-            total, correct, elapsed = self._train_epoch(epoch, flag)
-            if flag.stop:
-                self.history.interrupted = True
-                if self.seen < self.data.n:
-                    break
-            logs = self._logs(total, correct, elapsed)
-            _record(self.history, epoch, logs)
-            self.progress.epoch(epoch, logs)
-            if self._should_stop(epoch, logs) or flag.stop:
-                break
+        begun = loop.run(epochs)
         # Ctrl-C between the last batch of an epoch and the end of its bookkeeping counts too.
-        self.history.interrupted = self.history.interrupted or flag.stop
+        self.history.interrupted = self.history.interrupted or self.flag.stop
         if self._restoring_best():
             self.trainer.restore(self.best[1])
-        elif self.history.epochs_run or self.seen:
-            self._check_last_update(epoch)
+        elif self.history.epochs_run or loop.seen:
+            self._check_last_update(loop, begun - 1)
+
+    def begin_epoch(self, epoch: int) -> None:
+        self.trainer.optimizer.lr = self.sched.lr(epoch, self.base_lr, self._monitor())
+
+    def end_epoch(self, epoch: int, stats: EpochStats) -> bool:
+        if self.flag.stop:
+            self.history.interrupted = True
+            if stats.seen < self.data.n:
+                return True  # a part of an epoch is not recorded
+        logs = self._logs(stats)
+        _record(self.history, epoch, logs)
+        self.progress.epoch(epoch, logs, self.blas.choice if self.blas.adaptive else None)
+        return self._should_stop(epoch, logs) or self.flag.stop
+
+    def diverged(self, epoch: int, what: str, batch: int | None) -> TrainingDivergedError:
+        self.model.eval()
+        hint = _divergence_hint(self.trainer.optimizer, self.data.target, self.model)
+        return TrainingDivergedError.at(epoch + 1, what, hint, batch=batch, history=self.history)
 
     def _monitor(self) -> float | None:
         """The value a plateau schedule watches: the last validation loss, else training loss."""
@@ -753,46 +748,16 @@ class _Run:
         return history.val_loss[-1] if history.val_loss else (
             history.loss[-1] if history.loss else None)
 
-    def _train_epoch(self, epoch: int, flag: _StopFlag) -> tuple[float, float, float]:
-        """One pass over the batches; returns the epoch's loss, correct count and seconds."""
-        trainer, n = self.trainer, self.data.n
-        order = self.data.rng.permutation(n) if self.shuffle else None
-        t0 = time.perf_counter()
-        total, correct, seen = 0.0, 0.0, 0
-        for b, (xb, yb, wb) in enumerate(self.batches(order)):
-            self.last_batch = xb
-            if wb is not None and not wb.any():
-                continue  # a batch of zero-weight samples teaches nothing
-            batch_loss, scores = trainer.step(xb, yb, wb)
-            if not math.isfinite(batch_loss):
-                # Even finite weights that give an inf loss are not the "last finite" ones.
-                raise self._diverged(epoch, f"the loss became {batch_loss}", batch=b + 1)
-            m = len(yb)
-            total += batch_loss * (m / n) if self.mean else batch_loss
-            seen += m
-            if self.classification:
-                correct += _accuracy(scores, yb, trainer.threshold) * m
-            self.progress.batch(epoch, b, batch_loss, seen, t0)
-            if flag.stop:
-                break
-        self.seen = seen
-        elapsed = time.perf_counter() - t0
-        # The loss is computed before each update, so the last update of the epoch is checked
-        # here: weights that became NaN or inf are never kept.
-        if not trainer.weights_finite():
-            raise self._diverged(epoch, "the weights became NaN or inf in its last update")
-        return total, correct, elapsed
-
-    def _logs(self, total: float, correct: float, elapsed: float) -> dict:
+    def _logs(self, stats: EpochStats) -> dict:
         """The epoch's figures, the validation loss and accuracy included."""
         logs = {
-            "loss": total,
+            "loss": stats.loss,
             "lr": self.trainer.optimizer.lr,
-            "time": elapsed,
-            "samples_per_second": self.seen / max(elapsed, 1e-12),
+            "time": stats.time,
+            "samples_per_second": stats.seen / max(stats.time, 1e-12),
         }
         if self.classification:
-            logs["accuracy"] = correct / max(self.seen, 1)  # running accuracy over the epoch
+            logs["accuracy"] = stats.accuracy  # running accuracy over the epoch
         if self.data.X_val is not None:
             self.model.eval()
             scores = self.trainer.scores(self.data.X_val)
@@ -820,20 +785,15 @@ class _Run:
     def _restoring_best(self) -> bool:
         return bool(self.early_stopping and self.restore_best and self.best[1] is not None)
 
-    def _check_last_update(self, epoch: int) -> None:
+    def _check_last_update(self, loop: EpochLoop, epoch: int) -> None:
         """Finite weights can still be so large that the outputs overflow: the last update is
         followed by no loss, so one forward pass over the last batch checks it."""
         self.model.eval()
-        if not np.isfinite(self.trainer.scores(self.last_batch)).all():
-            raise self._diverged(
-                epoch, "after its last update the model's outputs overflow to inf or NaN")
-
-    def _diverged(self, epoch: int, what: str, batch: int | None = None) -> TrainingDivergedError:
-        """Restore the weights from the start of ``epoch``; the error that says so."""
-        self.trainer.restore(self.start_weights)
-        self.model.eval()
-        hint = _divergence_hint(self.trainer.optimizer, self.data.target, self.model)
-        return TrainingDivergedError.at(epoch + 1, what, hint, batch=batch, history=self.history)
+        last = loop.last_batch
+        if last is not None and not np.isfinite(self.trainer.scores(last)).all():
+            self.trainer.restore(loop.start_weights)
+            raise self.diverged(
+                epoch, "after its last update the model's outputs overflow to inf or NaN", None)
 
 
 def _divergence_hint(opt, target: np.ndarray, model) -> str:

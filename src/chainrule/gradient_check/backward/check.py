@@ -30,7 +30,7 @@ from chainrule.gradient_check.backward.judge import judge_inputs
 from chainrule.gradient_check.backward.layers import LayerSpec, get_layer
 from chainrule.gradient_check.backward.relations import Tolerance
 from chainrule.gradient_check.backward.report import BackwardCheck
-from chainrule.training import blas_threads
+from chainrule._threads import BlasThreads
 
 __all__ = ["Run", "check_backward"]
 
@@ -109,7 +109,7 @@ def check_backward(
     # Overflow and NaN in the user's code are found and named below; NumPy's warnings would
     # only say it first, in its own words. The many small forward passes of the differences run
     # fastest on one BLAS thread (where threadpoolctl is installed to set it).
-    with np.errstate(all="ignore"), blas_threads(None, 0, owner):
+    with np.errstate(all="ignore"), BlasThreads(1, owner, required=False):
         subject = adapt(fn, backward, style=style, probe=xs)
         run = Run.prepare(subject, xs, rng, cotangents)
         numeric = [run.differences(k, max_elements, rng) for k in range(len(xs))]
