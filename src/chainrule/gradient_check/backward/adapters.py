@@ -126,13 +126,17 @@ def _changed(before: list[np.ndarray], after: list[np.ndarray], names: list[str]
             if b.shape != a.shape or not np.array_equal(b, a, equal_nan=True)]
 
 
-class NumpyPair(Subject):
-    """``forward(*inputs) -> out`` and ``backward(dout, *inputs) -> gradients``."""
+class _NumpyFunctions(Subject):
+    """A user's two NumPy functions, ``forward`` and ``backward``."""
 
     def __init__(self, forward, backward):
         self._forward, self._backward = forward, backward
         self.label = getattr(backward, "__name__", "backward")
         self.arg_names = _names(forward)
+
+
+class NumpyPair(_NumpyFunctions):
+    """``forward(*inputs) -> out`` and ``backward(dout, *inputs) -> gradients``."""
 
     def forward(self, xs):
         return _as_outputs(self._forward(*xs))
@@ -149,13 +153,8 @@ class NumpyPair(Subject):
         return _as_outputs(self._forward(*tracker.wrap(xs, k)))
 
 
-class NumpyCache(Subject):
+class NumpyCache(_NumpyFunctions):
     """The course style: ``forward(*inputs) -> (out, cache)``, ``backward(dout, cache)``."""
-
-    def __init__(self, forward, backward):
-        self._forward, self._backward = forward, backward
-        self.label = getattr(backward, "__name__", "backward")
-        self.arg_names = _names(forward)
 
     def _run(self, xs):
         result = self._forward(*xs)
