@@ -119,9 +119,12 @@ def inner_dropped(U, target: Target, formula: str):
     E, var = target.function, target.var
     if E is None:
         return None
+    # A Piecewise (relu, binary_step) holds (expression, condition) pairs, not an inner
+    # function: it has no single inner derivative to drop.
     candidates = [h for h in sympy.preorder_traversal(E)
                   if (isinstance(h, sympy.Function) or (h.is_Pow and not h.exp.has(var)))
-                  and h.has(var) and len(h.args) >= 1]
+                  and not isinstance(h, sympy.Piecewise) and h.has(var) and len(h.args) >= 1
+                  and isinstance(h.base if h.is_Pow else h.args[0], sympy.Expr)]
     for h in candidates[:12]:
         g = h.args[0] if not h.is_Pow else h.base
         if g == var:
