@@ -20,6 +20,7 @@ x*sigmoid(x)
 from __future__ import annotations
 
 import ast
+import difflib
 import functools
 from collections.abc import Callable, Iterable
 
@@ -67,6 +68,19 @@ FUNCTIONS: tuple[str, ...] = tuple(
 
 class FormulaError(ValueError):
     """A formula that the whitelist parser refuses; the message quotes the part and its column."""
+
+
+def unknown_name_hint(name: str, variables: Iterable[str]) -> str:
+    """What an unknown name probably is ("did you mean sigmoid?", by :mod:`difflib`), then the
+    activations, the losses and the variables a formula may use."""
+    variables = list(variables)
+    activations, losses = library.activation_names(), library.loss_names()
+    every = [*activations, "softmax", "log_softmax", *losses, *variables]
+    close = difflib.get_close_matches(name.lower(), every, n=1, cutoff=0.7)
+    guess = f"did you mean {close[0]}? " if close else ""
+    return (f"{guess}The activations are {', '.join(activations)}; the losses are "
+            f"{', '.join(losses)}; the variables of a formula are {', '.join(variables)} "
+            "(and e, pi)")
 
 
 def refuse_runaway(func: Callable) -> Callable:
@@ -332,9 +346,7 @@ class _Builder:
             return _CONSTANTS[node.id]
         if node.id in FUNCTIONS:
             raise self.fail(node, "function name without arguments", f"write {node.id}(x)")
-        raise self.fail(
-            node, "unknown name", f"the variables are {', '.join(self.allowed)} (and e, pi)"
-        )
+        raise self.fail(node, "unknown name", unknown_name_hint(node.id, self.allowed))
 
     def _binop(self, node: ast.BinOp, depth: int) -> sympy.Expr:
         left = self.build(node.left, depth + 1)
