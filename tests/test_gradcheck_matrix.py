@@ -71,6 +71,27 @@ CATALOGUE = [
      {**DEEP, "wrt": "W1"}, "derivative_missing", "tanh'(Z2) = (1 - H2**2) is missing"),
     ("deep_wrong_layer", "H2.T @ (Yhat - Y) / m", {**DEEP, "wrt": "W2"}, "wrong_layer",
      "gradient of layer 3, not of layer 2"),
+    ("sigmoid_output_form_for_tanh", "X.T @ (((Yhat - Y) @ W2.T) * (H1 * (1 - H1))) / m",
+     NET_TANH, "derivative_wrong_activation",
+     "in output form: H1 * (1 - H1) is sigmoid' written through its output, where layer 1's "
+     "activation is tanh"),
+    ("tanh_output_form_for_sigmoid", "X.T @ (((Yhat - Y) @ W2.T) * (1 - H1**2)) / m",
+     {**NET_TANH, "network": "sigmoid,sigmoid"}, "derivative_wrong_activation",
+     "(1 - H1**2) is tanh' written through its output, where layer 1's activation is sigmoid"),
+    ("preactivation_for_activation", "Z1.T @ (Yhat - Y) / m", {**NET_TANH, "wrt": "W2"},
+     "preactivation_for_activation", "The pre-activation Z1 is used where the activation H1 "
+     "belongs"),
+    ("preactivation_deep", "Z2.T @ (Yhat - Y) / m", {**DEEP, "wrt": "W3"},
+     "preactivation_for_activation", "dE/dW3 = H2.T @ D3 / m, not Z2.T @ D3 / m"),
+    ("relu_as_its_own_derivative", "X.T @ (((Yhat - Y) @ W2.T) * relu(Z1)) / m", NET_BCE,
+     "activation_for_derivative", "relu(Z1) where the chain rule through H1 = relu(Z1) "
+     "multiplies by relu'(Z1) = (Z1 > 0)"),
+    ("bias_wrong_axis_keepdims", "np.sum(Yhat - Y, axis=1, keepdims=True) / m",
+     {**NET_BCE, "wrt": "b2"}, "bias_wrong_axis", "axis=1"),
+    ("softmax_derivative_after_fused_delta", "(P - T) * P * (1 - P) / m",
+     {"activation": "softmax", "loss": "ce", "wrt": "Z"}, "derivative_twice",
+     "Softmax has no element-wise derivative: Yhat * (1 - Yhat) is the diagonal of its "
+     "Jacobian diag(p) - p pᵀ, and it is multiplied in after the fused delta Yhat - Y"),
     ("deep4_halved", "H1.T @ ((((Yhat - Y) * Yhat * (1 - Yhat)) @ W4.T * H3 * (1 - H3)) @ W3.T"
      " * (Z2 > 0)) / m / 2", {**DEEP4, "wrt": "W2"}, "scaled", "2"),
 ]
@@ -345,3 +366,39 @@ def test_cli_contradictions_get_one_line(argv, words, capsys):
     assert main(["check", *argv]) == 1
     err = capsys.readouterr().err
     assert words in err and err.count("\n") == 1
+
+
+# --- one convention for the deltas: the derivation engine's -----------------------------------
+
+
+@pytest.mark.parametrize(("network", "loss"), [("relu,tanh,sigmoid", "bce"),
+                                               ("relu,sigmoid", "mse"), ("tanh,softmax", "ce")])
+def test_the_deltas_are_the_engines_without_the_one_over_m(network, loss):
+    """D_l = m·dE/dZ_l, as chainrule.derive writes it: the 1/m of the batch mean sits in the
+    weight and bias gradients, and the output delta of a fused pair is Yhat - Y."""
+    import chainrule
+
+    pytest.importorskip("sympy")
+    derived = chainrule.derive(network=network.split(","), loss=loss).to_dict()["result"]
+    expected = check_matrix("X", network=network, loss=loss, wrt="W1").expected
+    assert expected.startswith("X.T @ D1 / m where ")
+    assert derived["dE/dW1"] == "X.T @ D1 / m"
+    assert f"D1 = {derived['D1']}" in expected
+    assert "/ m," not in expected and not expected.endswith("/ m")
+    assert check_matrix("sum(Z2, axis=0)", network=network, loss=loss, wrt="b2").expected \
+        .startswith("sum(D2, axis=0) / m where D2 = ")
+    if network.endswith("sigmoid") and loss == "bce":
+        assert expected.endswith(", D3 = Yhat - Y")
+
+
+def test_a_summed_loss_has_no_one_over_m_anywhere():
+    expected = check_matrix("X", network="relu,sigmoid", loss="bce", wrt="W1", mean=False).expected
+    assert expected == "X.T @ D1 where D1 = (D2 @ W2.T) * (Z1 > 0), D2 = Yhat - Y"
+
+
+@pytest.mark.parametrize(("formula", "gives"), [("(P - T).sum() / m", "gives a number, but"),
+                                                ("X", "gives an array of shape m×n, but")])
+def test_a_gradient_of_the_wrong_shape_is_described_in_words(formula, gives):
+    result = check_matrix(formula, **{**LAYER_BCE, "wrt": "b"})
+    assert result.kind == "shape" and gives in result.paragraph
+    assert "a a " not in result.paragraph

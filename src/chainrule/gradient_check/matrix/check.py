@@ -148,8 +148,9 @@ def _diagnose(G_all, spec, configs, truths, kind, layer) -> tuple[str, str] | No
         if found is not None:
             return _with_extras(spec, variable, *other_node_sentence(spec, other, kind, layer),
                                 *found)
-    if kind == "b":
-        found = _match(G_all, configs, [np.sum(t[f"Z{layer}"], axis=1) for t in truths])
+    for keepdims in (False, True) if kind == "b" else ():
+        found = _match(G_all, configs, [np.sum(t[f"Z{layer}"], axis=1, keepdims=keepdims)
+                                        for t in truths])
         if found is not None:
             return _with_extras(spec, variable, "bias_wrong_axis", (
                 "the sum runs over the wrong axis: axis=1 adds up the outputs of each example; "
@@ -391,7 +392,8 @@ def _unexplained(p: _Problem, G0: np.ndarray, head: str) -> MatrixCheck:
     if G0.shape != T0.shape:
         want = "×".join(p.symbols.get(s, str(s)) for s in T0.shape) or "a number"
         got = "×".join(p.symbols.get(s, str(s)) for s in G0.shape) or "a number"
-        sentence = (f"Your formula gives a {got} array, but {p.subject} has the shape of "
+        gives = "a number" if G0.ndim == 0 else f"an array of shape {got}"
+        sentence = (f"Your formula gives {gives}, but {p.subject} has the shape of "
                     f"{p.variable}, {want}; no single mistake of the catalogue explains the rest.")
         return p.wrong("shape", "shape", sentence, f"{head} {sentence}")
     idx = np.unravel_index(int(np.argmax(np.abs(G0 - T0))), T0.shape)
