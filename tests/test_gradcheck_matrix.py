@@ -402,3 +402,36 @@ def test_a_gradient_of_the_wrong_shape_is_described_in_words(formula, gives):
     result = check_matrix(formula, **{**LAYER_BCE, "wrt": "b"})
     assert result.kind == "shape" and gives in result.paragraph
     assert "a a " not in result.paragraph
+
+
+# --- cross-entropy targets: one-hot rows and soft rows ------------------------------------------
+
+
+@pytest.mark.parametrize("formula", ["(P - T**2) / m", "(P - (T > 0.5)) / m",
+                                     "(P - T**3 * 2 + T) / m"])
+def test_a_formula_right_only_for_one_hot_targets_is_wrong(formula):
+    """CrossEntropy takes probability rows as targets, not only one-hot ones: T**2 = T holds
+    for one-hot rows alone."""
+    result = check_matrix(formula, activation="softmax", loss="ce", wrt="Z")
+    assert not result.correct, result.paragraph
+
+
+@pytest.mark.parametrize("formula", ["(P - T) / m", "(P * T.sum(1, keepdims=True)**3 - T) / m"])
+def test_a_formula_right_for_every_row_that_sums_to_one_is_right(formula):
+    # Σ_k t_k = 1 for every target CrossEntropy accepts, so T 1 = 1 and any power of it is 1
+    assert check_matrix(formula, activation="softmax", loss="ce", wrt="Z").correct
+
+
+def test_the_cross_entropy_targets_hold_a_soft_row_that_sums_to_one():
+    spec = build_spec("softmax", "ce", None, "Z", True, False, False)
+    for cfg in draw_configs(spec, False, seed=0):
+        assert np.allclose(cfg.Y.sum(axis=1), 1.0) and np.all(cfg.Y >= 0)
+        assert np.any((cfg.Y > 0) & (cfg.Y < 1))
+
+
+def test_the_vector_form_judges_soft_targets_too():
+    from chainrule.gradient_check import check_formula
+
+    pytest.importorskip("sympy")
+    assert not check_formula("p - t**2", loss="ce", activation="softmax").correct
+    assert check_formula("p*sum(t)**3 - t", loss="ce", activation="softmax").correct

@@ -146,8 +146,9 @@ def _make_config(spec: Spec, sizes, m, rng, bias: bool) -> Config:
         elif spec.loss == "bce":
             Y = rng.integers(0, 2, size=(m, k)).astype(np.float64)
             Y[0, 0] = rng.uniform(0.1, 0.9)  # a soft target too
-        else:
+        else:  # one-hot rows, and a soft one: a right formula holds for every row summing to 1
             Y = np.eye(k)[rng.integers(0, k, size=m)]
+            Y[0] = rng.dirichlet(np.ones(k))
         cfg = Config(tuple(sizes), m, X, Y, Ws, bs, {})
         cfg.nodes = _forward(spec, cfg)[1]
         # Keep away from a ReLU's kink and from saturation, where differences mislead.
