@@ -435,3 +435,68 @@ def test_the_vector_form_judges_soft_targets_too():
     pytest.importorskip("sympy")
     assert not check_formula("p - t**2", loss="ce", activation="softmax").correct
     assert check_formula("p*sum(t)**3 - t", loss="ce", activation="softmax").correct
+
+
+# --- einsum with literal subscripts, ones with a literal shape -----------------------------------
+
+
+@pytest.mark.parametrize(("formula", "options"), [
+    ('np.einsum("ij,ik->jk", X, Yhat - Y) / m', LAYER_BCE),
+    ('np.einsum("ij,ik", X, Yhat - Y) / m', LAYER_BCE),
+    ('np.einsum("ij, ik -> jk", X, (((Yhat - Y) @ W2.T) * (Z1 > 0))) / m', NET_BCE),
+    ("np.ones((1, m)) @ (Yhat - Y) / m", {**LAYER_BCE, "wrt": "b"}),
+    ("np.ones(m) @ (Yhat - Y) / m", {**LAYER_BCE, "wrt": "b"}),
+    ("np.ones((1, m)) @ (Yhat - Y) / m", {**NET_BCE, "wrt": "b2"}),
+])
+def test_einsum_and_ones_are_read(formula, options):
+    result = check_matrix(formula, **options)
+    assert result.correct, result.paragraph
+
+
+@pytest.mark.parametrize(("formula", "options", "kind"), [
+    ('np.einsum("ij,ik->kj", X, Yhat - Y) / m', LAYER_BCE, "transposed"),
+    ('np.einsum("ij,ik->jk", X, Yhat - Y)', LAYER_BCE, "mean_forgotten"),
+    ("np.ones((1, m)) @ (Yhat - Y)", {**LAYER_BCE, "wrt": "b"}, "mean_forgotten"),
+    ('np.einsum("ij,jk->ik", X, Yhat - Y) / m', LAYER_BCE, "shape"),
+])
+def test_wrong_einsum_and_ones_forms_are_named(formula, options, kind):
+    result = check_matrix(formula, **options)
+    assert not result.correct and result.kind == kind, result.paragraph
+
+
+@pytest.mark.parametrize(("formula", "words"), [
+    ("np.einsum(s, X)", "einsum needs its subscripts as a literal string"),
+    ('np.einsum("ij->", X, Y)', "the subscripts name 1 operand(s) and 2 follow"),
+    ('np.einsum("i...j", X)', "unsupported einsum subscripts"),
+    ('np.einsum("abcdefg,a->a", X, Y)', "up to 6 axis letters"),
+    ('np.einsum("ij,ik->jk", X, Y, optimize=True)', "literal string"),
+    ("np.ones((1, X))", "a size of ones must be a whole number"),
+    ("np.ones((1, 1e9))", "a size of ones must be a whole number from 1 to 10000"),
+    ("np.ones((1, m, 1))", "one or two sizes"),
+    ("np.ones(m, m)", "ones takes one shape"),
+])
+def test_bad_einsum_and_ones_are_refused_with_the_fix(formula, words):
+    with pytest.raises(MatrixFormulaError, match=re.escape(words)):
+        check_matrix(formula, **LAYER_BCE)
+
+
+# --- an unreadable formula is its own error -----------------------------------------------------
+
+
+@pytest.mark.parametrize("formula", ["X.T @@ Y", "X.T @ (Yhat - Y", "   ", "X +* Y"])
+def test_an_unreadable_matrix_formula_raises_the_syntax_error(formula):
+    from chainrule._checks import UnreadableFormulaError
+    from chainrule.gradient_check.matrix import MatrixFormulaSyntaxError
+
+    with pytest.raises(MatrixFormulaSyntaxError) as info:
+        check_matrix(formula, **LAYER_BCE)
+    assert isinstance(info.value, MatrixFormulaError | UnreadableFormulaError)
+
+
+@pytest.mark.parametrize("formula", ["foo(X)", "X.T @ Q", "X[0]"])
+def test_a_readable_formula_that_is_refused_is_no_syntax_error(formula):
+    from chainrule._checks import UnreadableFormulaError
+
+    with pytest.raises(MatrixFormulaError) as info:
+        check_matrix(formula, **LAYER_BCE)
+    assert not isinstance(info.value, UnreadableFormulaError)

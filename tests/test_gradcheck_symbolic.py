@@ -317,7 +317,7 @@ def test_check_formula_correct_forms_are_not_flagged_for_other_losses():
                          activation="sigmoid").correct
 
 
-# --- piecewise functions: relu and binary_step inside a formula ------------------------------------
+# --- piecewise functions: relu and binary_step inside a formula -----------------------------------
 
 
 @pytest.mark.parametrize(("function", "claim"), [("relu(x)**2", "2*x"),

@@ -133,14 +133,15 @@ def _diagnose(G_all, spec, configs, truths, kind, layer) -> tuple[str, str] | No
     node = f"{kind}{layer}"
     variable = layer_name(spec, kind, layer)
     right = [t[node] for t in truths]
-    found = _match(G_all, configs, right)
+    flat = [_flat_row(G, r) for G, r in zip(G_all, right, strict=True)]
+    found = _match(flat, configs, right)
     if found is not None:
         return _whole_relation(spec, configs, right, kind, variable, found)
     for mistake in learner_mistakes(spec):
         variants = [backward_pass(spec, c, mistake)[node] for c in configs]
         if all(_close(v, t) for v, t in zip(variants, right, strict=True)):
             continue  # the mistake changes nothing here
-        found = _match(G_all, configs, variants)
+        found = _match(flat, configs, variants)
         if found is not None:
             return _with_extras(spec, variable, *mistake_sentence(*mistake, spec), *found)
     for other in [n for n in truths[0] if n != node and n != "H0"]:
@@ -354,10 +355,16 @@ def _shape_verdict(problem: _Problem, tree, exc: ShapeMismatch, recheck) -> Matr
                    f"{p.of}, which is {p.derivative}. {sentence}")
 
 
-def _same(G: np.ndarray, T: np.ndarray) -> bool:
+def _flat_row(G: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """A bias gradient kept as a 1×k row (``keepdims=True``, ``ones((1, m)) @ D``) read as the
+    k entries of the bias."""
     if G.shape != T.shape and G.size == T.size and T.ndim == 1 and G.ndim == 2 and 1 in G.shape:
-        G = G.reshape(T.shape)  # a bias gradient kept as a 1×k row
-    return _close(G, T)
+        return G.reshape(T.shape)
+    return G
+
+
+def _same(G: np.ndarray, T: np.ndarray) -> bool:
+    return _close(_flat_row(G, T), T)
 
 
 def _verdict(p: _Problem, G_all: list[np.ndarray]) -> MatrixCheck:

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from chainrule import _oracle as oracle
+from chainrule._checks import UnreadableFormulaError
 from chainrule.gradient_check.names import MATRIX_LOSSES
 
 __all__ = [
     "Config",
     "MatrixFormulaError",
+    "MatrixFormulaSyntaxError",
     "Spec",
     "backward_pass",
     "canonical_activation",
@@ -39,6 +41,11 @@ __all__ = [
 
 class MatrixFormulaError(ValueError):
     """A matrix formula that the whitelist refuses, or whose shapes do not fit."""
+
+
+class MatrixFormulaSyntaxError(MatrixFormulaError, UnreadableFormulaError):
+    """A matrix formula that cannot be read: empty, not text, or not an expression by Python's
+    grammar (a :class:`MatrixFormulaError` that a face treats as bad usage)."""
 
 
 @dataclass(frozen=True)

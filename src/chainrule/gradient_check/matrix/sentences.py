@@ -186,6 +186,14 @@ def mistake_sentence(kind: str, layer: int, spec: Spec) -> tuple[str, str]:
                      "loss's denominator)")
         return "derivative_twice", (
             f"the derivative {name}'({Z}) = {form} is applied twice{extra}")
+    return _wrong_form_sentence(kind, layer, spec, form)
+
+
+def _wrong_form_sentence(kind: str, layer: int, spec: Spec, form: str) -> tuple[str, str]:
+    """The sentence of a derivative taken of the wrong array or the wrong activation, of the
+    activation used as its derivative, or of the pre-activation used as the next input."""
+    name = spec.acts[layer - 1]
+    Z, H = layer_name(spec, "Z", layer), layer_name(spec, "H", layer)
     if kind == "derivative_at_output":
         return "derivative_wrong_array", (
             f"the derivative g' is applied to the wrong array: {name}_prime({H}) instead of "
