@@ -368,6 +368,8 @@ class _Evaluator:
                 raise self.fail(item, "a size of ones must be a whole number from 1 to 10000,",
                                 fix)
             sizes.append(int(value))
+        if np.prod(sizes) > 10_000:
+            raise self.fail(node, "ones of more than 10000 entries in", fix)
         return np.ones(tuple(sizes))
 
     def callee(self, func: ast.AST) -> tuple[str, ast.AST | None]:
