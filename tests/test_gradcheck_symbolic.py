@@ -341,3 +341,20 @@ def test_a_piecewise_function_under_a_power_still_names_a_dropped_inner_derivati
     # d/dx relu(x)**2 is 2 relu(x); with an inner 3x: d/dx relu(3x)**2 = 6 relu(3x)
     result = check_formula("2*relu(3*x)", function="relu(3*x)**2")
     assert not result.correct
+
+
+# --- the derivative of the other activation, in output form ------------------------------------
+
+
+@pytest.mark.parametrize(("formula", "options", "words"), [
+    ("(yhat - y)*yhat*(1 - yhat)", {"loss": "mse", "half": True, "activation": "tanh"},
+     "yhat(1 - yhat) is sigmoid' written through its output, where the activation is tanh"),
+    ("(yhat - y)*(1 - yhat**2)", {"loss": "mse", "half": True, "activation": "sigmoid"},
+     "1 - yhat² is tanh' written through its output, where the activation is sigmoid"),
+    ("-(y/yhat - (1-y)/(1-yhat))*(1 - yhat**2)", {"loss": "bce", "activation": "sigmoid"},
+     "tanh' written through its output"),
+])
+def test_the_other_activations_output_form_is_named(formula, options, words):
+    result = check_formula(formula, **options)
+    assert not result.correct and result.kind == "derivative_wrong_activation"
+    assert words in result.paragraph
