@@ -66,7 +66,7 @@ def test_an_unknown_name_far_from_every_name_lists_them_without_a_guess():
 @pytest.mark.parametrize(("kwargs", "guess"), [({"activation": "sigmod"}, "sigmoid"),
                                                ({"loss": "bcee"}, "bce")])
 def test_an_unknown_activation_or_loss_argument_guesses_too(kwargs, guess):
-    with pytest.raises(ValueError, match=f"did you mean {guess}\\? known: "):
+    with pytest.raises(ValueError, match=f"; known: .*\\. Did you mean {guess}\\?$"):
         chainrule.derive(**kwargs)
 
 

@@ -217,14 +217,16 @@ def canonical_activation(name: str) -> str:
     if key in ACTIVATION_INFO or key in NOT_ELEMENTWISE:
         return key
     known = (*ACTIVATION_INFO, *NOT_ELEMENTWISE)
-    raise ValueError(f"Unknown activation {name!r}; {_did_you_mean(name, known)}known: "
-                     f"{', '.join(known)}.")
+    raise ValueError(f"Unknown activation {name!r}; known: {', '.join(known)}."
+                     f"{_did_you_mean(name, known)}")
 
 
 def _did_you_mean(name, known) -> str:
-    """"did you mean sigmoid? " for a near miss of one of ``known`` (:mod:`difflib`), else ""."""
+    """The sentence "Did you mean sigmoid?" for a near miss of one of ``known`` (by difflib), or "".
+
+    The sentence ends the "Unknown ..." message, after the list of known names."""
     close = difflib.get_close_matches(str(name).strip().lower(), known, n=1, cutoff=0.7)
-    return f"did you mean {close[0]}? " if close else ""
+    return f" Did you mean {close[0]}?" if close else ""
 
 
 def canonical_loss(name: str) -> str:
@@ -232,8 +234,8 @@ def canonical_loss(name: str) -> str:
     key = _losses.canonical_name(str(name))
     if key in LOSS_INFO:
         return key
-    raise ValueError(f"Unknown loss {name!r}; {_did_you_mean(name, tuple(LOSS_INFO))}known: "
-                     f"{', '.join(LOSS_INFO)}.")
+    raise ValueError(f"Unknown loss {name!r}; known: {', '.join(LOSS_INFO)}."
+                     f"{_did_you_mean(name, tuple(LOSS_INFO))}")
 
 
 def refuse_logits_pairing(act: str, lss: str) -> None:
