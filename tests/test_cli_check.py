@@ -115,3 +115,21 @@ def test_readme_check_examples_print_what_the_readme_shows(argv, expected, capsy
     out = capsys.readouterr().out
     assert out == expected
     assert code == (0 if expected.startswith("Correct") else 1)
+
+
+@pytest.mark.parametrize("argv", [
+    ["check", "--layer", "--activation", "sigmoid", "--loss", "bce",
+     'np.einsum("ij,ik->jk", X, Yhat - Y) / m'],
+    ["check", "--layer", "--activation", "sigmoid", "--loss", "bce", "--wrt", "b",
+     "np.ones((1, m)) @ (Yhat - Y) / m"],
+    ["check", "--function", "relu(x)**2", "2*relu(x)"],
+])
+def test_einsum_ones_and_piecewise_functions_are_checked(argv, capsys):
+    assert main(argv) == 0
+    assert capsys.readouterr().out.startswith("Correct:")
+
+
+def test_a_wrong_derivative_of_a_piecewise_function_exits_1(capsys):
+    assert main(["check", "--function", "binary_step(x)*x", "0"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith("Not correct:") and captured.err == ""

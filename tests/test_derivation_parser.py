@@ -199,3 +199,35 @@ def test_the_exponent_limit_is_exactly_the_documented_one():
                  "(x**8)**9", "x**1e30", f"2**{MAX_NUMERIC_EXPONENT + 1}"):
         with pytest.raises(FormulaError, match=f"±{MAX_NUMERIC_EXPONENT}"):
             parse_expression(text)
+
+
+# --- an unreadable formula is its own error -----------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["x +* 2", "x +", "(x", "", "  ", "x\0", "sigmoid(x))"])
+def test_an_unreadable_formula_raises_the_syntax_error(text):
+    from chainrule._checks import UnreadableFormulaError
+    from chainrule.derivation import FormulaSyntaxError
+
+    with pytest.raises(FormulaSyntaxError) as info:
+        parse_expression(text)
+    assert isinstance(info.value, FormulaError) and isinstance(info.value, UnreadableFormulaError)
+
+
+@pytest.mark.parametrize("text", ["f(x)", "q + x", "x[0]", "x**1000"])
+def test_a_readable_formula_that_is_refused_is_no_syntax_error(text):
+    from chainrule._checks import UnreadableFormulaError
+
+    with pytest.raises(FormulaError) as info:
+        parse_expression(text)
+    assert not isinstance(info.value, UnreadableFormulaError)
+
+
+def test_the_checks_pass_the_syntax_error_on():
+    from chainrule.derivation import FormulaSyntaxError
+    from chainrule.gradient_check import check_formula
+
+    with pytest.raises(FormulaSyntaxError):
+        check_formula("yhat -* y", loss="mse")
+    with pytest.raises(FormulaSyntaxError):
+        check_formula("2*x", function="x**")

@@ -71,6 +71,27 @@ CATALOGUE = [
      {**DEEP, "wrt": "W1"}, "derivative_missing", "tanh'(Z2) = (1 - H2**2) is missing"),
     ("deep_wrong_layer", "H2.T @ (Yhat - Y) / m", {**DEEP, "wrt": "W2"}, "wrong_layer",
      "gradient of layer 3, not of layer 2"),
+    ("sigmoid_output_form_for_tanh", "X.T @ (((Yhat - Y) @ W2.T) * (H1 * (1 - H1))) / m",
+     NET_TANH, "derivative_wrong_activation",
+     "in output form: H1 * (1 - H1) is sigmoid' written through its output, where layer 1's "
+     "activation is tanh"),
+    ("tanh_output_form_for_sigmoid", "X.T @ (((Yhat - Y) @ W2.T) * (1 - H1**2)) / m",
+     {**NET_TANH, "network": "sigmoid,sigmoid"}, "derivative_wrong_activation",
+     "(1 - H1**2) is tanh' written through its output, where layer 1's activation is sigmoid"),
+    ("preactivation_for_activation", "Z1.T @ (Yhat - Y) / m", {**NET_TANH, "wrt": "W2"},
+     "preactivation_for_activation", "The pre-activation Z1 is used where the activation H1 "
+     "belongs"),
+    ("preactivation_deep", "Z2.T @ (Yhat - Y) / m", {**DEEP, "wrt": "W3"},
+     "preactivation_for_activation", "dE/dW3 = H2.T @ D3 / m, not Z2.T @ D3 / m"),
+    ("relu_as_its_own_derivative", "X.T @ (((Yhat - Y) @ W2.T) * relu(Z1)) / m", NET_BCE,
+     "activation_for_derivative", "relu(Z1) where the chain rule through H1 = relu(Z1) "
+     "multiplies by relu'(Z1) = (Z1 > 0)"),
+    ("bias_wrong_axis_keepdims", "np.sum(Yhat - Y, axis=1, keepdims=True) / m",
+     {**NET_BCE, "wrt": "b2"}, "bias_wrong_axis", "axis=1"),
+    ("softmax_derivative_after_fused_delta", "(P - T) * P * (1 - P) / m",
+     {"activation": "softmax", "loss": "ce", "wrt": "Z"}, "derivative_twice",
+     "Softmax has no element-wise derivative: Yhat * (1 - Yhat) is the diagonal of its "
+     "Jacobian diag(p) - p pᵀ, and it is multiplied in after the fused delta Yhat - Y"),
     ("deep4_halved", "H1.T @ ((((Yhat - Y) * Yhat * (1 - Yhat)) @ W4.T * H3 * (1 - H3)) @ W3.T"
      " * (Z2 > 0)) / m / 2", {**DEEP4, "wrt": "W2"}, "scaled", "2"),
 ]
@@ -345,3 +366,137 @@ def test_cli_contradictions_get_one_line(argv, words, capsys):
     assert main(["check", *argv]) == 1
     err = capsys.readouterr().err
     assert words in err and err.count("\n") == 1
+
+
+# --- one convention for the deltas: the derivation engine's -----------------------------------
+
+
+@pytest.mark.parametrize(("network", "loss"), [("relu,tanh,sigmoid", "bce"),
+                                               ("relu,sigmoid", "mse"), ("tanh,softmax", "ce")])
+def test_the_deltas_are_the_engines_without_the_one_over_m(network, loss):
+    """D_l = m·dE/dZ_l, as chainrule.derive writes it: the 1/m of the batch mean sits in the
+    weight and bias gradients, and the output delta of a fused pair is Yhat - Y."""
+    import chainrule
+
+    pytest.importorskip("sympy")
+    derived = chainrule.derive(network=network.split(","), loss=loss).to_dict()["result"]
+    expected = check_matrix("X", network=network, loss=loss, wrt="W1").expected
+    assert expected.startswith("X.T @ D1 / m where ")
+    assert derived["dE/dW1"] == "X.T @ D1 / m"
+    assert f"D1 = {derived['D1']}" in expected
+    assert "/ m," not in expected and not expected.endswith("/ m")
+    assert check_matrix("sum(Z2, axis=0)", network=network, loss=loss, wrt="b2").expected \
+        .startswith("sum(D2, axis=0) / m where D2 = ")
+    if network.endswith("sigmoid") and loss == "bce":
+        assert expected.endswith(", D3 = Yhat - Y")
+
+
+def test_a_summed_loss_has_no_one_over_m_anywhere():
+    expected = check_matrix("X", network="relu,sigmoid", loss="bce", wrt="W1", mean=False).expected
+    assert expected == "X.T @ D1 where D1 = (D2 @ W2.T) * (Z1 > 0), D2 = Yhat - Y"
+
+
+@pytest.mark.parametrize(("formula", "gives"), [("(P - T).sum() / m", "gives a number, but"),
+                                                ("X", "gives an array of shape m×n, but")])
+def test_a_gradient_of_the_wrong_shape_is_described_in_words(formula, gives):
+    result = check_matrix(formula, **{**LAYER_BCE, "wrt": "b"})
+    assert result.kind == "shape" and gives in result.paragraph
+    assert "a a " not in result.paragraph
+
+
+# --- cross-entropy targets: one-hot rows and soft rows ------------------------------------------
+
+
+@pytest.mark.parametrize("formula", ["(P - T**2) / m", "(P - (T > 0.5)) / m",
+                                     "(P - T**3 * 2 + T) / m"])
+def test_a_formula_right_only_for_one_hot_targets_is_wrong(formula):
+    """CrossEntropy takes probability rows as targets, not only one-hot ones: T**2 = T holds
+    for one-hot rows alone."""
+    result = check_matrix(formula, activation="softmax", loss="ce", wrt="Z")
+    assert not result.correct, result.paragraph
+
+
+@pytest.mark.parametrize("formula", ["(P - T) / m", "(P * T.sum(1, keepdims=True)**3 - T) / m"])
+def test_a_formula_right_for_every_row_that_sums_to_one_is_right(formula):
+    # Σ_k t_k = 1 for every target CrossEntropy accepts, so T 1 = 1 and any power of it is 1
+    assert check_matrix(formula, activation="softmax", loss="ce", wrt="Z").correct
+
+
+def test_the_cross_entropy_targets_hold_a_soft_row_that_sums_to_one():
+    spec = build_spec("softmax", "ce", None, "Z", True, False, False)
+    for cfg in draw_configs(spec, False, seed=0):
+        assert np.allclose(cfg.Y.sum(axis=1), 1.0) and np.all(cfg.Y >= 0)
+        assert np.any((cfg.Y > 0) & (cfg.Y < 1))
+
+
+def test_the_vector_form_judges_soft_targets_too():
+    from chainrule.gradient_check import check_formula
+
+    pytest.importorskip("sympy")
+    assert not check_formula("p - t**2", loss="ce", activation="softmax").correct
+    assert check_formula("p*sum(t)**3 - t", loss="ce", activation="softmax").correct
+
+
+# --- einsum with literal subscripts, ones with a literal shape -----------------------------------
+
+
+@pytest.mark.parametrize(("formula", "options"), [
+    ('np.einsum("ij,ik->jk", X, Yhat - Y) / m', LAYER_BCE),
+    ('np.einsum("ij,ik", X, Yhat - Y) / m', LAYER_BCE),
+    ('np.einsum("ij, ik -> jk", X, (((Yhat - Y) @ W2.T) * (Z1 > 0))) / m', NET_BCE),
+    ("np.ones((1, m)) @ (Yhat - Y) / m", {**LAYER_BCE, "wrt": "b"}),
+    ("np.ones(m) @ (Yhat - Y) / m", {**LAYER_BCE, "wrt": "b"}),
+    ("np.ones((1, m)) @ (Yhat - Y) / m", {**NET_BCE, "wrt": "b2"}),
+])
+def test_einsum_and_ones_are_read(formula, options):
+    result = check_matrix(formula, **options)
+    assert result.correct, result.paragraph
+
+
+@pytest.mark.parametrize(("formula", "options", "kind"), [
+    ('np.einsum("ij,ik->kj", X, Yhat - Y) / m', LAYER_BCE, "transposed"),
+    ('np.einsum("ij,ik->jk", X, Yhat - Y)', LAYER_BCE, "mean_forgotten"),
+    ("np.ones((1, m)) @ (Yhat - Y)", {**LAYER_BCE, "wrt": "b"}, "mean_forgotten"),
+    ('np.einsum("ij,jk->ik", X, Yhat - Y) / m', LAYER_BCE, "shape"),
+])
+def test_wrong_einsum_and_ones_forms_are_named(formula, options, kind):
+    result = check_matrix(formula, **options)
+    assert not result.correct and result.kind == kind, result.paragraph
+
+
+@pytest.mark.parametrize(("formula", "words"), [
+    ("np.einsum(s, X)", "einsum needs its subscripts as a literal string"),
+    ('np.einsum("ij->", X, Y)', "the subscripts name 1 operand(s) and 2 follow"),
+    ('np.einsum("i...j", X)', "unsupported einsum subscripts"),
+    ('np.einsum("abcdefg,a->a", X, Y)', "up to 6 axis letters"),
+    ('np.einsum("ij,ik->jk", X, Y, optimize=True)', "literal string"),
+    ("np.ones((1, X))", "a size of ones must be a whole number"),
+    ("np.ones((1, 1e9))", "a size of ones must be a whole number from 1 to 10000"),
+    ("np.ones((1, m, 1))", "one or two sizes"),
+    ("np.ones(m, m)", "ones takes one shape"),
+])
+def test_bad_einsum_and_ones_are_refused_with_the_fix(formula, words):
+    with pytest.raises(MatrixFormulaError, match=re.escape(words)):
+        check_matrix(formula, **LAYER_BCE)
+
+
+# --- an unreadable formula is its own error -----------------------------------------------------
+
+
+@pytest.mark.parametrize("formula", ["X.T @@ Y", "X.T @ (Yhat - Y", "   ", "X +* Y"])
+def test_an_unreadable_matrix_formula_raises_the_syntax_error(formula):
+    from chainrule._checks import UnreadableFormulaError
+    from chainrule.gradient_check.matrix import MatrixFormulaSyntaxError
+
+    with pytest.raises(MatrixFormulaSyntaxError) as info:
+        check_matrix(formula, **LAYER_BCE)
+    assert isinstance(info.value, MatrixFormulaError | UnreadableFormulaError)
+
+
+@pytest.mark.parametrize("formula", ["foo(X)", "X.T @ Q", "X[0]"])
+def test_a_readable_formula_that_is_refused_is_no_syntax_error(formula):
+    from chainrule._checks import UnreadableFormulaError
+
+    with pytest.raises(MatrixFormulaError) as info:
+        check_matrix(formula, **LAYER_BCE)
+    assert not isinstance(info.value, UnreadableFormulaError)

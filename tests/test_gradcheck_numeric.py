@@ -299,6 +299,35 @@ def test_gradient_of_wrong_shape_is_diagnosed(rng):
     W = rng.normal(size=(3, 2))
     report = gradcheck(lambda W: np.sum(W**2), lambda W: 2 * W.T, W)
     assert not report.passed and report.kind == "transposed"
+    assert report.sentence.startswith("The claimed gradient has shape (2, 3), the transpose of "
+                                      "the variable's shape (3, 2)")
+
+
+@pytest.mark.parametrize(("claim", "kind", "shapes"), [
+    (lambda W: np.zeros(5), "shape", "has shape (5,) but the variable has shape (3, 2)"),
+    (lambda W: (2 * W).ravel(), "shape", "has shape (6,) but the variable has shape (3, 2)"),
+    (lambda W: 2.0, "shape", "has shape () but the variable has shape (3, 2)"),
+    (lambda W: 2 * W[:1], "shape", "has shape (1, 2) but the variable has shape (3, 2)"),
+])
+def test_a_gradient_of_the_wrong_shape_names_both_shapes(claim, kind, shapes, rng):
+    report = gradcheck(lambda W: np.sum(W**2), claim, rng.normal(size=(3, 2)))
+    assert not report.passed and report.kind == kind
+    assert shapes in report.sentence
+
+
+@pytest.mark.parametrize(("backward", "kind", "shapes"), [
+    (lambda g, W: (2 * W * g).T, "transposed", "has shape (2, 3), the transpose of the "
+                                               "variable's shape (3, 2)"),
+    (lambda g, W: np.zeros(5), "shape", "has shape (5,) but the variable has shape (3, 2)"),
+    (lambda g, W: np.sum(2 * W * g, axis=0), "shape",
+     "has shape (2,) but the variable has shape (3, 2)"),
+])
+@pytest.mark.parametrize("f", [lambda W: W**2, lambda W: np.sum(W**2)], ids=["array", "scalar"])
+def test_a_vector_jacobian_product_of_the_wrong_shape_is_a_named_mistake(backward, kind, shapes,
+                                                                         f, rng):
+    report = gradcheck(f, backward, rng.normal(size=(3, 2)), vjp=True)
+    assert not report.passed and report.kind == kind
+    assert shapes in report.sentence
 
 
 @pytest.mark.parametrize(

@@ -315,3 +315,46 @@ def test_check_formula_correct_forms_are_not_flagged_for_other_losses():
     assert check_formula("(1 + yhat)*(yhat - y)/yhat", loss="bce", activation="tanh").correct
     assert check_formula("yhat*(1 - yhat)*(yhat - y)", loss="mse", half=True,
                          activation="sigmoid").correct
+
+
+# --- piecewise functions: relu and binary_step inside a formula -----------------------------------
+
+
+@pytest.mark.parametrize(("function", "claim"), [("relu(x)**2", "2*x"),
+                                                 ("binary_step(x)*x", "0")])
+def test_a_wrong_derivative_of_a_piecewise_function_is_answered(function, claim):
+    """relu and binary_step are Piecewise in SymPy: their (expression, condition) pairs are no
+    inner function whose derivative could be dropped, and the check must still answer."""
+    result = check_formula(claim, function=function)
+    assert not result.correct
+    assert "otherwise" in result.paragraph  # the piecewise derivative is written out
+
+
+@pytest.mark.parametrize(("function", "claim"), [("relu(x)**2", "2*relu(x)"),
+                                                 ("binary_step(x)*x", "binary_step(x)"),
+                                                 ("relu(x)**3", "3*relu(x)**2")])
+def test_the_right_derivative_of_a_piecewise_function_is_correct(function, claim):
+    assert check_formula(claim, function=function).correct
+
+
+def test_a_piecewise_function_under_a_power_still_names_a_dropped_inner_derivative():
+    # d/dx relu(x)**2 is 2 relu(x); with an inner 3x: d/dx relu(3x)**2 = 6 relu(3x)
+    result = check_formula("2*relu(3*x)", function="relu(3*x)**2")
+    assert not result.correct
+
+
+# --- the derivative of the other activation, in output form ------------------------------------
+
+
+@pytest.mark.parametrize(("formula", "options", "words"), [
+    ("(yhat - y)*yhat*(1 - yhat)", {"loss": "mse", "half": True, "activation": "tanh"},
+     "yhat(1 - yhat) is sigmoid' written through its output, where the activation is tanh"),
+    ("(yhat - y)*(1 - yhat**2)", {"loss": "mse", "half": True, "activation": "sigmoid"},
+     "1 - yhat² is tanh' written through its output, where the activation is sigmoid"),
+    ("-(y/yhat - (1-y)/(1-yhat))*(1 - yhat**2)", {"loss": "bce", "activation": "sigmoid"},
+     "tanh' written through its output"),
+])
+def test_the_other_activations_output_form_is_named(formula, options, words):
+    result = check_formula(formula, **options)
+    assert not result.correct and result.kind == "derivative_wrong_activation"
+    assert words in result.paragraph

@@ -268,3 +268,73 @@ def test_cli_refuses_runaway_formulas_in_one_line(argv, capsys, tmp_path):
     assert captured.out == ""
     assert len(captured.err.strip().splitlines()) == 1
     assert captured.err.startswith(f"chainrule {argv[0]}: error:")
+
+
+# --- hostile matrix formulas: einsum and ones, refused quickly with the fix ---------------------
+
+_MATRIX_PAYLOADS = [
+    'np.einsum("abcdef,abcdef,abcdef,abcdef->abc", X, X, X, X)',  # axes that X does not have
+    'np.einsum("i,j,k,l->ijk", m, m, m, m)',
+    'np.einsum("ij,jk,kl,lm,mn->in", X, X, X, X, X)',  # five operands
+    'np.einsum("ij" * 40, X)',
+    'np.einsum("...", X)',
+    "np.einsum(__import__('os').getcwd(), X)",
+    "np.ones((10000, 10000))",
+    "np.ones((10000, 2))",
+    "np.ones((1e308, 1))",
+    "np.ones((-1, m))",
+    "np.ones((1, m)) @ np.ones((1, m))",
+    "np.ones(X.shape)",
+]
+
+
+@pytest.mark.parametrize("formula", _MATRIX_PAYLOADS)
+def test_hostile_einsum_and_ones_are_refused_in_one_line(formula, tmp_path, monkeypatch):
+    """Refused with one line, or (shapes that do not fit) judged not correct, within 5 s."""
+    from chainrule.gradient_check.matrix import MatrixFormulaError, check_matrix
+
+    monkeypatch.chdir(tmp_path)
+    with deadline(5.0):
+        try:
+            result = check_matrix(formula, activation="sigmoid", loss="bce")
+        except MatrixFormulaError as exc:
+            message = str(exc)
+        else:
+            assert not result.correct and result.kind is not None
+            message = result.findings[0].rule
+    assert "\n" not in message and "Traceback" not in message and "einsum()" not in message
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- wrong types and misspelt names given to derive, and piecewise functions to check ---------
+
+
+@pytest.mark.parametrize("value", [["sigmoid"], {"sigmoid": 1}, {"sigmoid"}, 3, 2.5, b"sigmoid",
+                                   object()])
+@pytest.mark.parametrize("parameter", ["activation", "loss"])
+def test_derive_refuses_a_name_of_the_wrong_type_in_one_line(parameter, value):
+    with pytest.raises(TypeError) as info:
+        derive(**{parameter: value})
+    message = str(info.value)
+    assert f"{parameter}= takes one name" in message and "unhashable" not in message
+
+
+@pytest.mark.parametrize("argv", [["derive", "sigmod"], ["derive", "--activation", "tahn"],
+                                  ["derive", "--loss", "bcee"], ["plot", "tahn"]])
+def test_a_misspelt_name_gets_a_guess_on_the_command_line(argv, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with deadline(10.0):
+        assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "did you mean" in err.lower()
+
+
+@pytest.mark.parametrize(("function", "claim"), [("relu(x)**2", "2*x"),
+                                                 ("binary_step(x)*x", "0"),
+                                                 ("relu(-x)**2*binary_step(x)", "x"),
+                                                 ("relu(relu(x)**2)", "1")])
+def test_piecewise_functions_are_checked_on_the_command_line(function, claim, capsys):
+    with deadline(20.0):
+        assert main(["check", "--function", function, claim]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith("Not correct:") and captured.err == ""

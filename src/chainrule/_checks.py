@@ -11,6 +11,7 @@ import numbers
 import numpy as np
 
 __all__ = [
+    "UnreadableFormulaError",
     "as_float_array",
     "backward_before_forward",
     "check_finite",
@@ -18,6 +19,13 @@ __all__ = [
     "check_scalar",
     "describe_position",
 ]
+
+
+class UnreadableFormulaError(ValueError):
+    """A formula that cannot be read at all: empty, not text, or not parseable as an expression
+    (``X.T @@ Y``, ``x +* 2``). Every formula reader raises a subclass of it, so that a face can
+    treat an unreadable formula as bad usage, apart from a formula that reads but is refused or
+    wrong."""
 
 
 def check_scalar(

@@ -24,14 +24,15 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["Derivation", "FormulaError", "Step", "activation_from_formula", "derive",
-           "parse_expression"]
+__all__ = ["Derivation", "FormulaError", "FormulaSyntaxError", "Step", "activation_from_formula",
+           "derive", "parse_expression"]
 
 _LAZY = {
     "derive": "chainrule.derivation.api",
     "Derivation": "chainrule.derivation.api",
     "Step": "chainrule.derivation.rules",
     "FormulaError": "chainrule.derivation.parser",
+    "FormulaSyntaxError": "chainrule.derivation.parser",
     "parse_expression": "chainrule.derivation.parser",
     "activation_from_formula": "chainrule.derivation.custom",
 }

@@ -100,6 +100,8 @@ def derive(
     """
     if expression is not None and not isinstance(expression, str):
         raise FormulaError(f"The expression must be a string; got {type(expression).__name__}.")
+    activation = _name_of(activation, "activation")
+    loss = _name_of(loss, "loss")
     if layer or network is not None or vector:
         from chainrule.derivation import network as _network
 
@@ -114,6 +116,29 @@ def derive(
     )
     result = copy.deepcopy(result)
     return _over_batch(result) if mean else result
+
+
+def _name_of(value, what: str) -> str | None:
+    """The name an ``activation=`` or ``loss=`` argument stands for: a name string as it is, an
+    Activation or Loss object (or class) by its ``name``; anything else is refused, naming what
+    was expected and what was received."""
+    from chainrule import losses, nn
+
+    base = nn.Activation if what == "activation" else losses.Loss
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, base) or (isinstance(value, type) and issubclass(value, base)):
+        return value.name
+    example = ("'sigmoid' or an Activation such as chainrule.nn.Sigmoid()" if what == "activation"
+               else "'bce' or a Loss such as chainrule.losses.BinaryCrossEntropy()")
+    hint = (" (for one activation per layer, give network=[...] with loss=)"
+            if what == "activation" and isinstance(value, list | tuple) else "")
+    raise TypeError(f"{what}= takes one name, a string such as {example}; got "
+                    f"{_article(type(value).__name__)}: {value!r}{hint}.")
+
+
+def _article(noun: str) -> str:
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
 
 
 def _refuse_arguments(expression, activation, loss, method, mean, weights, wrt) -> None:

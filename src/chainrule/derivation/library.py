@@ -19,6 +19,7 @@ x*sigmoid(x)
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -215,9 +216,17 @@ def canonical_activation(name: str) -> str:
         key = _ACTIVATION_ALIASES.get(key, key)
     if key in ACTIVATION_INFO or key in NOT_ELEMENTWISE:
         return key
-    raise ValueError(
-        f"Unknown activation {name!r}; known: {', '.join((*ACTIVATION_INFO, *NOT_ELEMENTWISE))}."
-    )
+    known = (*ACTIVATION_INFO, *NOT_ELEMENTWISE)
+    raise ValueError(f"Unknown activation {name!r}; known: {', '.join(known)}."
+                     f"{_did_you_mean(name, known)}")
+
+
+def _did_you_mean(name, known) -> str:
+    """The sentence "Did you mean sigmoid?" for a near miss of one of ``known`` (by difflib), or "".
+
+    The sentence ends the "Unknown ..." message, after the list of known names."""
+    close = difflib.get_close_matches(str(name).strip().lower(), known, n=1, cutoff=0.7)
+    return f" Did you mean {close[0]}?" if close else ""
 
 
 def canonical_loss(name: str) -> str:
@@ -225,7 +234,8 @@ def canonical_loss(name: str) -> str:
     key = _losses.canonical_name(str(name))
     if key in LOSS_INFO:
         return key
-    raise ValueError(f"Unknown loss {name!r}; known: {', '.join(LOSS_INFO)}.")
+    raise ValueError(f"Unknown loss {name!r}; known: {', '.join(LOSS_INFO)}."
+                     f"{_did_you_mean(name, tuple(LOSS_INFO))}")
 
 
 def refuse_logits_pairing(act: str, lss: str) -> None:

@@ -20,16 +20,19 @@ x*sigmoid(x)
 from __future__ import annotations
 
 import ast
+import difflib
 import functools
 from collections.abc import Callable, Iterable
 
 import sympy
 
+from chainrule._checks import UnreadableFormulaError
 from chainrule.derivation import library
 from chainrule.derivation.functions import sigmoid, softplus
 from chainrule.derivation.symbols import SYMBOLS
 
-__all__ = ["FUNCTIONS", "MAX_DEPTH", "MAX_LENGTH", "SYMBOLS", "FormulaError", "parse_expression"]
+__all__ = ["FUNCTIONS", "MAX_DEPTH", "MAX_LENGTH", "SYMBOLS", "FormulaError", "FormulaSyntaxError",
+           "parse_expression"]
 
 #: Longest formula accepted, in characters.
 MAX_LENGTH = 500
@@ -69,6 +72,24 @@ class FormulaError(ValueError):
     """A formula that the whitelist parser refuses; the message quotes the part and its column."""
 
 
+class FormulaSyntaxError(FormulaError, UnreadableFormulaError):
+    """A formula that cannot be read: empty, holding characters that are not text, or not an
+    expression by Python's grammar (a :class:`FormulaError` that a face treats as bad usage)."""
+
+
+def unknown_name_hint(name: str, variables: Iterable[str]) -> str:
+    """What an unknown name probably is ("did you mean sigmoid?", by :mod:`difflib`), then the
+    activations, the losses and the variables a formula may use."""
+    variables = list(variables)
+    activations, losses = library.activation_names(), library.loss_names()
+    every = [*activations, "softmax", "log_softmax", *losses, *variables]
+    close = difflib.get_close_matches(name.lower(), every, n=1, cutoff=0.7)
+    guess = f"did you mean {close[0]}? " if close else ""
+    return (f"{guess}The activations are {', '.join(activations)}; the losses are "
+            f"{', '.join(losses)}; the variables of a formula are {', '.join(variables)} "
+            "(and e, pi)")
+
+
 def refuse_runaway(func: Callable) -> Callable:
     """Turn SymPy or mpmath running out of stack or memory on a user's formula into a
     :class:`FormulaError` (a power tower such as ``x**x**x**x**x**x**x**x`` has values with
@@ -103,18 +124,18 @@ def parse_expression(text: str, symbols: Iterable[str] | None = None) -> sympy.E
         For any syntax outside the whitelist, naming the part, its column and the fix.
     """
     if not isinstance(text, str):
-        raise FormulaError(f"A formula must be a string; got {type(text).__name__}.")
+        raise FormulaSyntaxError(f"A formula must be a string; got {type(text).__name__}.")
     if len(text) > MAX_LENGTH:
         raise FormulaError(
             f"The formula is {len(text)} characters long; the limit is {MAX_LENGTH}. "
             "Split it into smaller parts."
         )
     if not text.strip():
-        raise FormulaError("The formula is empty; write one such as 'x * sigmoid(x)'.")
+        raise FormulaSyntaxError("The formula is empty; write one such as 'x * sigmoid(x)'.")
     for col, ch in enumerate(text):
         if ch == "\0" or "\ud800" <= ch <= "\udfff":
             what = "a NUL character" if ch == "\0" else "a byte that is not UTF-8 text"
-            raise FormulaError(f"The formula holds {what} at column {col + 1}; write it as "
+            raise FormulaSyntaxError(f"The formula holds {what} at column {col + 1}; write it as "
                                "plain text such as 'x * sigmoid(x)'.")
     allowed = _allowed_symbols(symbols)
     _check_paren_depth(text)
@@ -125,12 +146,12 @@ def parse_expression(text: str, symbols: Iterable[str] | None = None) -> sympy.E
     except SyntaxError as exc:
         if not exc.offset:  # Python's offset 0: the text ended where more was expected
             end = len(text.rstrip())
-            raise FormulaError(
+            raise FormulaSyntaxError(
                 f"Cannot parse {text.strip()!r}: it ends too early at column {end + 1} (after "
                 f"{text.strip()[-12:]!r}); an operand or a closing parenthesis is missing."
             ) from None
         col = columns[min(lead + max((exc.offset or 1) - 1, 0), len(columns) - 1)]
-        raise FormulaError(
+        raise FormulaSyntaxError(
             f"Cannot parse {text.strip()!r}: {exc.msg} at column {col + 1} "
             f"(near {text[col:col + 12]!r})."
         ) from None
@@ -332,9 +353,7 @@ class _Builder:
             return _CONSTANTS[node.id]
         if node.id in FUNCTIONS:
             raise self.fail(node, "function name without arguments", f"write {node.id}(x)")
-        raise self.fail(
-            node, "unknown name", f"the variables are {', '.join(self.allowed)} (and e, pi)"
-        )
+        raise self.fail(node, "unknown name", unknown_name_hint(node.id, self.allowed))
 
     def _binop(self, node: ast.BinOp, depth: int) -> sympy.Expr:
         left = self.build(node.left, depth + 1)

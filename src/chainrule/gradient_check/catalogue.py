@@ -78,6 +78,8 @@ MISTAKES: dict[str, Mistake] = _entries(
      "take g' at the activation's input z, or write it in output form through yhat = g(z)"),
     ("derivative_wrong_activation", "the derivative of another activation is used",
      "use the derivative of the layer's own activation"),
+    ("activation_for_derivative", "the activation g(z) is used in place of its derivative g'(z)",
+     "multiply by g'(z): relu'(z) = [z > 0], not relu(z); sigmoid'(z) = σ(z)(1 - σ(z))"),
     ("softmax_diagonal", "the softmax Jacobian is treated as diagonal: p(1 - p) instead of "
      "diag(p) - p pᵀ",
      "softmax couples its outputs: dE/dz = p ⊙ (g - (g·p)), or p - t with cross-entropy"),
@@ -86,6 +88,9 @@ MISTAKES: dict[str, Mistake] = _entries(
      "follow the chain rule to the variable asked for"),
     ("wrong_layer", "the gradient of another layer is given",
      "index each layer's arrays by that layer: X for layer 1, H1 for layer 2, ..."),
+    ("preactivation_for_activation", "the pre-activation z = Wx + b is used where the "
+     "activation h = g(z) belongs", "a layer's input is the previous layer's activation: "
+     "dE/dW_l = H_(l-1)ᵀ·Δ_l with H_(l-1) = g(Z_(l-1)), not Z_(l-1)ᵀ·Δ_l"),
     ("bias_not_summed", "the bias gradient is not summed over the batch",
      "a bias is broadcast over the batch, so its gradient sums over the batch axis"),
     ("bias_wrong_axis", "the bias gradient is summed over the wrong axis",

@@ -287,7 +287,7 @@ def gradcheck(
     check_tolerances(rtol, atol, eps, projections, "gradcheck")
     point = _Point.at(f, _float64_inputs(inputs), seed, projections)
     if vjp:
-        claimed, shape_problems = _claimed_by_vjp(grad_f, point), {}
+        claimed, shape_problems = _claimed_by_vjp(grad_f, point)
     else:
         claimed, shape_problems = _claimed_by_jacobian(grad_f, point)
     numeric, noise = _numeric_stacks(f, point, eps)
@@ -395,23 +395,27 @@ def _claimed_by_jacobian(grad_f, point: _Point):
     return claimed, shape_problems
 
 
-def _claimed_by_vjp(grad_f, point: _Point) -> list[np.ndarray]:
-    """The vector-Jacobian products ``grad_f(v, *inputs)``, one per projection, stacked."""
+def _claimed_by_vjp(grad_f, point: _Point):
+    """The vector-Jacobian products ``grad_f(v, *inputs)``, one per projection, stacked; a
+    product of the wrong shape is set aside (None) for the diagnosis, as in
+    :func:`_claimed_by_jacobian`."""
     per_projection = []
     for j in range(point.n_proj):
         v = np.array(1.0) if point.scalar else point.V[j].copy()
         raw = _as_tuple(grad_f(v, *point.fresh()), len(point.inputs), "grad_f")
-        per_projection.append([np.asarray(g, dtype=np.float64) for g in raw])
-    claimed = []
+        per_projection.append([np.asarray(as_float_array(g, f"grad_f's product {k}"),
+                                          dtype=np.float64) for k, g in enumerate(raw)])
+    claimed: list[np.ndarray | None] = []
+    shape_problems: dict[int, np.ndarray] = {}
     for k, a in enumerate(point.inputs):
         stack = [grads[k] for grads in per_projection]
-        if any(g.shape != a.shape for g in stack):
-            raise ValueError(
-                f"The vector-Jacobian product grad_f(v, *inputs) returned shape {stack[0].shape} "
-                f"for input {k}; it must have the input's shape {a.shape}."
-            )
-        claimed.append(np.stack(stack))
-    return claimed
+        wrong = next((g for g in stack if g.shape != a.shape), None)
+        if wrong is not None:
+            shape_problems[k] = wrong if wrong is stack[0] else stack[0]
+            claimed.append(None)
+        else:
+            claimed.append(np.stack(stack))
+    return claimed, shape_problems
 
 
 def _numeric_stacks(f, point: _Point, eps):

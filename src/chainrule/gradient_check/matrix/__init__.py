@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from chainrule.gradient_check.matrix.check import MatrixCheck, check_matrix
 from chainrule.gradient_check.matrix.grammar import MAX_DEPTH, MAX_LENGTH
-from chainrule.gradient_check.matrix.network import MatrixFormulaError
+from chainrule.gradient_check.matrix.network import MatrixFormulaError, MatrixFormulaSyntaxError
 
-__all__ = ["MAX_DEPTH", "MAX_LENGTH", "MatrixCheck", "MatrixFormulaError", "check_matrix"]
+__all__ = ["MAX_DEPTH", "MAX_LENGTH", "MatrixCheck", "MatrixFormulaError",
+           "MatrixFormulaSyntaxError", "check_matrix"]

@@ -133,14 +133,15 @@ def _diagnose(G_all, spec, configs, truths, kind, layer) -> tuple[str, str] | No
     node = f"{kind}{layer}"
     variable = layer_name(spec, kind, layer)
     right = [t[node] for t in truths]
-    found = _match(G_all, configs, right)
+    flat = [_flat_row(G, r) for G, r in zip(G_all, right, strict=True)]
+    found = _match(flat, configs, right)
     if found is not None:
         return _whole_relation(spec, configs, right, kind, variable, found)
     for mistake in learner_mistakes(spec):
         variants = [backward_pass(spec, c, mistake)[node] for c in configs]
         if all(_close(v, t) for v, t in zip(variants, right, strict=True)):
             continue  # the mistake changes nothing here
-        found = _match(G_all, configs, variants)
+        found = _match(flat, configs, variants)
         if found is not None:
             return _with_extras(spec, variable, *mistake_sentence(*mistake, spec), *found)
     for other in [n for n in truths[0] if n != node and n != "H0"]:
@@ -148,8 +149,9 @@ def _diagnose(G_all, spec, configs, truths, kind, layer) -> tuple[str, str] | No
         if found is not None:
             return _with_extras(spec, variable, *other_node_sentence(spec, other, kind, layer),
                                 *found)
-    if kind == "b":
-        found = _match(G_all, configs, [np.sum(t[f"Z{layer}"], axis=1) for t in truths])
+    for keepdims in (False, True) if kind == "b" else ():
+        found = _match(G_all, configs, [np.sum(t[f"Z{layer}"], axis=1, keepdims=keepdims)
+                                        for t in truths])
         if found is not None:
             return _with_extras(spec, variable, "bias_wrong_axis", (
                 "the sum runs over the wrong axis: axis=1 adds up the outputs of each example; "
@@ -353,10 +355,16 @@ def _shape_verdict(problem: _Problem, tree, exc: ShapeMismatch, recheck) -> Matr
                    f"{p.of}, which is {p.derivative}. {sentence}")
 
 
-def _same(G: np.ndarray, T: np.ndarray) -> bool:
+def _flat_row(G: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """A bias gradient kept as a 1×k row (``keepdims=True``, ``ones((1, m)) @ D``) read as the
+    k entries of the bias."""
     if G.shape != T.shape and G.size == T.size and T.ndim == 1 and G.ndim == 2 and 1 in G.shape:
-        G = G.reshape(T.shape)  # a bias gradient kept as a 1×k row
-    return _close(G, T)
+        return G.reshape(T.shape)
+    return G
+
+
+def _same(G: np.ndarray, T: np.ndarray) -> bool:
+    return _close(_flat_row(G, T), T)
 
 
 def _verdict(p: _Problem, G_all: list[np.ndarray]) -> MatrixCheck:
@@ -391,7 +399,8 @@ def _unexplained(p: _Problem, G0: np.ndarray, head: str) -> MatrixCheck:
     if G0.shape != T0.shape:
         want = "×".join(p.symbols.get(s, str(s)) for s in T0.shape) or "a number"
         got = "×".join(p.symbols.get(s, str(s)) for s in G0.shape) or "a number"
-        sentence = (f"Your formula gives a {got} array, but {p.subject} has the shape of "
+        gives = "a number" if G0.ndim == 0 else f"an array of shape {got}"
+        sentence = (f"Your formula gives {gives}, but {p.subject} has the shape of "
                     f"{p.variable}, {want}; no single mistake of the catalogue explains the rest.")
         return p.wrong("shape", "shape", sentence, f"{head} {sentence}")
     idx = np.unravel_index(int(np.argmax(np.abs(G0 - T0))), T0.shape)

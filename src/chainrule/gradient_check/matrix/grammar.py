@@ -11,11 +11,13 @@ factors) and the change that fits. Only NumPy is imported here.
 from __future__ import annotations
 
 import ast
+import re
 
 import numpy as np
 
 from chainrule.gradient_check.matrix.network import (
     MatrixFormulaError,
+    MatrixFormulaSyntaxError,
     Spec,
     environment,
     fresh_activation,
@@ -76,8 +78,9 @@ _BINARY = {"multiply": np.multiply, "maximum": np.maximum, "minimum": np.minimum
 _PRODUCTS = ("dot", "matmul")
 _METHODS = ("sum", "mean", "transpose", "dot", "astype")
 _KNOWN_FUNCTIONS = ("use an activation (sigmoid, tanh, relu, softmax, ...), its derivative "
-                    "(sigmoid_prime, tanh_prime, relu_prime, ...), exp, log, sqrt, abs, sum or "
-                    "mean")
+                    "(sigmoid_prime, tanh_prime, relu_prime, ...), exp, log, sqrt, abs, sum, "
+                    "mean, maximum, minimum, where, dot, matmul, einsum or ones")
+_EINSUM = re.compile(r"[a-zA-Z]{1,6}(,[a-zA-Z]{1,6}){0,3}(->[a-zA-Z]{0,3})?")
 _COMPARE = {ast.Gt: np.greater, ast.GtE: np.greater_equal, ast.Lt: np.less, ast.LtE: np.less_equal}
 
 
@@ -281,6 +284,10 @@ class _Evaluator:
         name, receiver = self.callee(node.func)
         if receiver is not None and name == "astype":
             return self.astype(node, receiver, depth)
+        if receiver is None and name == "einsum":
+            return self.einsum(node, depth)
+        if receiver is None and name == "ones":
+            return self.ones(node, depth)
         if not self.known(name):
             raise self.fail(node.func, "unknown function", _KNOWN_FUNCTIONS)
         if any(isinstance(a, ast.Starred) for a in node.args):
@@ -310,6 +317,60 @@ class _Evaluator:
             raise self.fail(node, f"{name} takes one argument, got {len(args)}, in",
                             f"write {name}(A)")
         return self.apply(node, name, args[0])
+
+    def einsum(self, node, depth):
+        """``np.einsum("ij,ik->jk", X, D)``: a literal subscript string, then one array per
+        operand; at most 4 operands and 6 axis letters, so that no product grows large."""
+        fix = 'write np.einsum("ij,ik->jk", X, D): the subscripts as a literal string first'
+        first = node.args[0] if node.args else None
+        if node.keywords or not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
+            raise self.fail(node, "einsum needs its subscripts as a literal string in", fix)
+        subscripts = first.value.replace(" ", "")
+        if not _EINSUM.fullmatch(subscripts) or len(set(subscripts) - set(",->")) > 6:
+            raise self.fail(first, "unsupported einsum subscripts",
+                            "write up to 6 axis letters for each operand, commas between the "
+                            'operands and -> before the result\'s letters, e.g. "ij,ik->jk"')
+        letters = subscripts.split("->")[0].split(",")
+        arrays = node.args[1:]
+        if len(letters) != len(arrays) or any(isinstance(a, ast.Starred) for a in arrays):
+            raise self.fail(node, f"the subscripts name {len(letters)} operand(s) and "
+                            f"{len(arrays)} follow in", fix)
+        values = [self.run(a, depth) for a in arrays]
+        shapes = ", ".join(f"{self.factor(a)} is {self.shape(v)}"
+                           for a, v in zip(arrays, values, strict=True))
+        if any(len(ax) != np.ndim(v) for ax, v in zip(letters, values, strict=True)):
+            raise ShapeMismatch(
+                f"operands that do not fit the subscripts {first.value!r} in "
+                f"{self.segment(node)!r}: {shapes}; each operand needs one letter per axis.",
+                "shape")
+        try:
+            return np.asarray(np.einsum(subscripts, *values), dtype=np.float64)
+        except ValueError:
+            raise ShapeMismatch(
+                f"shapes that do not fit the subscripts {first.value!r} in "
+                f"{self.segment(node)!r}: {shapes}; a letter names one size in every operand.",
+                "shape") from None
+
+    def ones(self, node, depth):
+        """``np.ones((1, m))``, ``np.ones(m)``: a literal shape of one or two sizes, each a
+        whole number or ``m``."""
+        fix = "write np.ones((1, m)) or np.ones(m): a shape of sizes such as 1 or m"
+        if len(node.args) != 1 or node.keywords:
+            raise self.fail(node, "ones takes one shape in", fix)
+        shape = node.args[0]
+        items = shape.elts if isinstance(shape, ast.Tuple | ast.List) else [shape]
+        if not 1 <= len(items) <= 2:
+            raise self.fail(node, "ones takes a shape of one or two sizes in", fix)
+        sizes = []
+        for item in items:
+            value = self.run(item, depth)
+            if np.ndim(value) or not float(value).is_integer() or not 1 <= value <= 10_000:
+                raise self.fail(item, "a size of ones must be a whole number from 1 to 10000,",
+                                fix)
+            sizes.append(int(value))
+        if np.prod(sizes) > 10_000:
+            raise self.fail(node, "ones of more than 10000 entries in", fix)
+        return np.ones(tuple(sizes))
 
     def callee(self, func: ast.AST) -> tuple[str, ast.AST | None]:
         """The called name, and the receiver of a method call (None otherwise)."""
@@ -390,14 +451,15 @@ class _Evaluator:
 
 def parse_formula(formula: str) -> ast.AST:
     if not isinstance(formula, str):
-        raise MatrixFormulaError(
+        raise MatrixFormulaSyntaxError(
             f"a formula must be text such as 'X.T @ (Yhat - Y) / m'; got {type(formula).__name__}.")
     if len(formula) > MAX_LENGTH:
         raise MatrixFormulaError(
             f"the formula is {len(formula)} characters long; the limit is {MAX_LENGTH}.")
     text = formula.strip()
     if not text:
-        raise MatrixFormulaError("the formula is empty; write one such as 'X.T @ (Yhat - Y) / m'.")
+        raise MatrixFormulaSyntaxError(
+            "the formula is empty; write one such as 'X.T @ (Yhat - Y) / m'.")
     depth = 0
     for ch in text:
         depth += ch == "("
@@ -408,7 +470,7 @@ def parse_formula(formula: str) -> ast.AST:
         return ast.parse(text, mode="eval").body
     except SyntaxError as exc:
         col = max((exc.offset or 1) - 1, 0)
-        raise MatrixFormulaError(
+        raise MatrixFormulaSyntaxError(
             f"cannot parse {text!r}: {exc.msg} at column {col + 1} (near {text[col:col + 12]!r})."
         ) from None
 

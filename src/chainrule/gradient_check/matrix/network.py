@@ -15,11 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from chainrule import _oracle as oracle
+from chainrule._checks import UnreadableFormulaError
 from chainrule.gradient_check.names import MATRIX_LOSSES
 
 __all__ = [
     "Config",
     "MatrixFormulaError",
+    "MatrixFormulaSyntaxError",
     "Spec",
     "backward_pass",
     "canonical_activation",
@@ -39,6 +41,11 @@ __all__ = [
 
 class MatrixFormulaError(ValueError):
     """A matrix formula that the whitelist refuses, or whose shapes do not fit."""
+
+
+class MatrixFormulaSyntaxError(MatrixFormulaError, UnreadableFormulaError):
+    """A matrix formula that cannot be read: empty, not text, or not an expression by Python's
+    grammar (a :class:`MatrixFormulaError` that a face treats as bad usage)."""
 
 
 @dataclass(frozen=True)
@@ -146,8 +153,9 @@ def _make_config(spec: Spec, sizes, m, rng, bias: bool) -> Config:
         elif spec.loss == "bce":
             Y = rng.integers(0, 2, size=(m, k)).astype(np.float64)
             Y[0, 0] = rng.uniform(0.1, 0.9)  # a soft target too
-        else:
+        else:  # one-hot rows, and a soft one: a right formula holds for every row summing to 1
             Y = np.eye(k)[rng.integers(0, k, size=m)]
+            Y[0] = rng.dirichlet(np.ones(k))
         cfg = Config(tuple(sizes), m, X, Y, Ws, bs, {})
         cfg.nodes = _forward(spec, cfg)[1]
         # Keep away from a ReLU's kink and from saturation, where differences mislead.
@@ -193,42 +201,47 @@ def _dloss(spec: Spec, H, Y, m):
     return -Y / H * scale
 
 
+def _step_through(name: str, kind: str | None, dH, Z, H):
+    """dE/dZ = dE/dH ⊙ g'(Z) through the activation ``name``, or a learner's ``kind`` of it."""
+    if name == "softmax":
+        full = H * (dH - np.sum(dH * H, axis=-1, keepdims=True))
+        return {"softmax_diagonal": dH * H * (1.0 - H), "derivative_missing": dH,
+                "derivative_twice": full * H * (1.0 - H)}.get(kind, full)
+    d = np.array(fresh_activation(name).derivative(Z.copy()), dtype=np.float64)
+    if kind == "derivative_missing":
+        return dH
+    if kind == "derivative_twice":
+        return dH * d * d
+    if kind == "derivative_at_output":
+        return dH * np.array(fresh_activation(name).derivative(H.copy()), dtype=np.float64)
+    if kind == "output_form_at_input":
+        return dH * (Z * (1.0 - Z) if name == "sigmoid" else 1.0 - Z**2)
+    if kind == "activation_for_derivative":
+        return dH * np.array(fresh_activation(name).forward(Z.copy()), dtype=np.float64)
+    if kind is not None and kind.startswith("other_output:"):
+        return dH * (H * (1.0 - H) if kind.endswith(":sigmoid") else 1.0 - H**2)
+    if kind is not None and kind.startswith("other:"):
+        other = kind.split(":", 1)[1]
+        return dH * np.array(fresh_activation(other).derivative(Z.copy()), dtype=np.float64)
+    return dH * d
+
+
 def backward_pass(spec: Spec, cfg: Config, mistake: tuple[str, int] | None = None) -> dict:
     """Every node's gradient by the textbook backward pass; ``mistake`` = (kind, layer) replaces
-    the step dE/dZ_l = dE/dH_l ⊙ g'(Z_l) by a learner's version of it."""
+    the step dE/dZ_l = dE/dH_l ⊙ g'(Z_l) by a learner's version of it, or (for
+    ``"preactivation_input"``) the weight step dE/dW_l = H_(l-1)ᵀ dE/dZ_l by Z_(l-1)ᵀ dE/dZ_l."""
     L = len(spec.acts)
     nodes = cfg.nodes
     grads = {}
     dH = _dloss(spec, nodes[f"H{L}"], cfg.Y, cfg.m)
     for layer in range(L, 0, -1):
         grads[f"H{layer}"] = dH
-        name = spec.acts[layer - 1]
-        Z, H = nodes[f"Z{layer}"], nodes[f"H{layer}"]
         kind = mistake[0] if mistake is not None and mistake[1] == layer else None
-        if name == "softmax":
-            full = H * (dH - np.sum(dH * H, axis=-1, keepdims=True))
-            dZ = dH * H * (1.0 - H) if kind == "softmax_diagonal" else full
-            if kind == "derivative_missing":
-                dZ = dH
-            elif kind == "derivative_twice":
-                dZ = full * H * (1.0 - H)
-        else:
-            d = np.array(fresh_activation(name).derivative(Z.copy()), dtype=np.float64)
-            if kind == "derivative_missing":
-                dZ = dH
-            elif kind == "derivative_twice":
-                dZ = dH * d * d
-            elif kind == "derivative_at_output":
-                dZ = dH * np.array(fresh_activation(name).derivative(H.copy()), dtype=np.float64)
-            elif kind == "output_form_at_input":
-                dZ = dH * (Z * (1.0 - Z) if name == "sigmoid" else 1.0 - Z**2)
-            elif kind is not None and kind.startswith("other:"):
-                other = kind.split(":", 1)[1]
-                dZ = dH * np.array(fresh_activation(other).derivative(Z.copy()), dtype=np.float64)
-            else:
-                dZ = dH * d
+        dZ = _step_through(spec.acts[layer - 1], kind, dH, nodes[f"Z{layer}"],
+                           nodes[f"H{layer}"])
         grads[f"Z{layer}"] = dZ
-        grads[f"W{layer}"] = nodes[f"H{layer - 1}"].T @ dZ
+        below = "Z" if kind == "preactivation_input" else "H"
+        grads[f"W{layer}"] = nodes[f"{below}{layer - 1}"].T @ dZ
         grads[f"b{layer}"] = np.sum(dZ, axis=0)
         dH = dZ @ nodes[f"W{layer}"].T
     grads["H0"] = dH
@@ -236,9 +249,13 @@ def backward_pass(spec: Spec, cfg: Config, mistake: tuple[str, int] | None = Non
 
 
 def learner_mistakes(spec: Spec) -> list[tuple[str, int]]:
+    """(kind, layer) of every learner's mistake that :func:`backward_pass` can make, last layer
+    first."""
     out = []
     for layer in range(len(spec.acts), 0, -1):
         name = spec.acts[layer - 1]
+        if layer > 1 and spec.acts[layer - 2] != "identity":
+            out.append(("preactivation_input", layer))
         if name == "identity":
             continue
         if name == "softmax":
@@ -252,6 +269,9 @@ def learner_mistakes(spec: Spec) -> list[tuple[str, int]]:
             out.append(("output_form_at_input", layer))
         out += [(f"other:{other}", layer) for other in ("sigmoid", "tanh", "relu")
                 if other != name]
+        out += [(f"other_output:{other}", layer) for other in ("sigmoid", "tanh")
+                if other != name]
+        out.append(("activation_for_derivative", layer))
     return out
 
 

@@ -29,10 +29,13 @@ __all__ = [
 
 
 def _derivative_texts(spec: Spec) -> list[str]:
-    """The output delta and each hidden one, in the formula grammar: [D_L, ..., D_1]."""
+    """The output delta and each hidden one, in the formula grammar: [D_L, ..., D_1].
+
+    The deltas follow the derivation engine's convention, D_l = m·dE/dZ_l for the mean loss
+    (dE/dZ_l itself for a sum): the 1/m of the batch mean sits in the weight and bias gradients,
+    where the batch is summed, and D_L of a fused pair is Yhat - Y."""
     L = len(spec.acts)
     yhat, y = layer_name(spec, "H", L), target_name(spec)
-    over_m = " / m" if spec.mean else ""
     two = "" if spec.half or spec.loss != "mse" else "2 * "
     lines = []
     for layer in range(L, 0, -1):
@@ -40,12 +43,11 @@ def _derivative_texts(spec: Spec) -> list[str]:
         Z, H = layer_name(spec, "Z", layer), layer_name(spec, "H", layer)
         if layer == L:
             if (name, spec.loss) in FUSED:
-                diff = f"{yhat} - {y}" if not (two or over_m) else f"({yhat} - {y})"
-                lines.append(f"{two}{diff}{over_m}")
+                lines.append(f"{two}({yhat} - {y})" if two else f"{yhat} - {y}")
                 continue
-            upstream = {"mse": f"{two}({yhat} - {y}){over_m}",
-                        "bce": f"({yhat} - {y}) / ({yhat} * (1 - {yhat})){over_m}",
-                        "ce": f"-{y} / {yhat}{over_m}"}[spec.loss]
+            upstream = {"mse": f"{two}({yhat} - {y})",
+                        "bce": f"({yhat} - {y}) / ({yhat} * (1 - {yhat}))",
+                        "ce": f"-{y} / {yhat}"}[spec.loss]
         else:
             D = layer_name(spec, "D", layer + 1)
             upstream = f"{D} @ {layer_name(spec, 'W', layer + 1)}.T"
@@ -59,6 +61,18 @@ def _derivative_texts(spec: Spec) -> list[str]:
     return lines
 
 
+def _over_m(text: str, spec: Spec) -> str:
+    """``text / m`` for the mean loss, bracketed where a sum or difference stands outside
+    brackets; ``text`` itself for a sum over the batch."""
+    if not spec.mean:
+        return text
+    depth, bare = 0, False
+    for i, ch in enumerate(text):
+        depth += (ch == "(") - (ch == ")")
+        bare = bare or (depth == 0 and ch in "+-" and 0 < i and text[i - 1] == " ")
+    return f"({text}) / m" if bare else f"{text} / m"
+
+
 def gradient_text(spec: Spec, kind: str, layer: int) -> str:
     lines = _derivative_texts(spec)
     L = len(spec.acts)
@@ -66,22 +80,22 @@ def gradient_text(spec: Spec, kind: str, layer: int) -> str:
         if layer == L:
             up = {"mse": "2 * " if not spec.half else "", "bce": "", "ce": ""}[spec.loss]
             yhat, y = layer_name(spec, "H", L), target_name(spec)
-            over_m = " / m" if spec.mean else ""
-            return {"mse": f"{up}({yhat} - {y}){over_m}",
-                    "bce": f"({yhat} - {y}) / ({yhat} * (1 - {yhat})){over_m}",
-                    "ce": f"-{y} / {yhat}{over_m}"}[spec.loss]
+            return _over_m({"mse": f"{up}({yhat} - {y})",
+                            "bce": f"({yhat} - {y}) / ({yhat} * (1 - {yhat}))",
+                            "ce": f"-{y} / {yhat}"}[spec.loss], spec)
         first = layer + 1
-        head = f"{layer_name(spec, 'D', first)} @ {layer_name(spec, 'W', first)}.T"
+        head = _over_m(f"{layer_name(spec, 'D', first)} @ {layer_name(spec, 'W', first)}.T",
+                       spec)
     else:
         first = layer
         D = layer_name(spec, "D", layer)
-        head = {"W": f"{layer_name(spec, 'H', layer - 1)}.T @ {D}",
-                "b": f"sum({D}, axis=0)", "Z": D}[kind]
+        head = _over_m({"W": f"{layer_name(spec, 'H', layer - 1)}.T @ {D}",
+                        "b": f"sum({D}, axis=0)", "Z": D}[kind], spec)
     wheres = [f"{layer_name(spec, 'D', L - i)} = {text}" for i, text in enumerate(lines)
               if L - i >= first]
     wheres.reverse()
-    if kind == "Z" and len(wheres) == 1:
-        return lines[-1 - (layer - 1)] if L == 1 else f"{head} where {wheres[0]}"
+    if kind == "Z" and L == 1 and " with " not in lines[-1]:
+        return _over_m(lines[-1], spec)
     return f"{head} where " + ", ".join(wheres)
 
 
@@ -162,6 +176,8 @@ def mistake_sentence(kind: str, layer: int, spec: Spec) -> tuple[str, str]:
             f"the element-wise factor {name}'({Z}) = {form} is missing: the chain rule through "
             f"{H} = {name}({Z}) multiplies by it, and since the Jacobian of an element-wise "
             f"function is diagonal it acts element-wise, (...) * {form}{extra}")
+    if kind == "derivative_twice" and name == "softmax":
+        return "derivative_twice", _softmax_diagonal_twice(spec, H)
     if kind == "derivative_twice":
         extra = ""
         if (name, spec.loss) in FUSED:
@@ -170,6 +186,14 @@ def mistake_sentence(kind: str, layer: int, spec: Spec) -> tuple[str, str]:
                      "loss's denominator)")
         return "derivative_twice", (
             f"the derivative {name}'({Z}) = {form} is applied twice{extra}")
+    return _wrong_form_sentence(kind, layer, spec, form)
+
+
+def _wrong_form_sentence(kind: str, layer: int, spec: Spec, form: str) -> tuple[str, str]:
+    """The sentence of a derivative taken of the wrong array or the wrong activation, of the
+    activation used as its derivative, or of the pre-activation used as the next input."""
+    name = spec.acts[layer - 1]
+    Z, H = layer_name(spec, "Z", layer), layer_name(spec, "H", layer)
     if kind == "derivative_at_output":
         return "derivative_wrong_array", (
             f"the derivative g' is applied to the wrong array: {name}_prime({H}) instead of "
@@ -181,6 +205,25 @@ def mistake_sentence(kind: str, layer: int, spec: Spec) -> tuple[str, str]:
         return "derivative_wrong_activation", (
             f"the derivative of the wrong activation: {other}'({Z}) where layer {layer}'s "
             f"activation is {name}, whose derivative is {form}")
+    if kind.startswith("other_output:"):
+        other = kind.split(":", 1)[1]
+        wrong = MATRIX_OUTPUT_FORM[other].format(H=H, Z=Z)
+        return "derivative_wrong_activation", (
+            f"the derivative of the wrong activation, in output form: {wrong} is {other}' "
+            f"written through its output, where layer {layer}'s activation is {name}, whose "
+            f"derivative is {form}")
+    if kind == "activation_for_derivative":
+        return "activation_for_derivative", (
+            f"the activation is used as its own derivative: {name}({Z}) where the chain rule "
+            f"through {H} = {name}({Z}) multiplies by {name}'({Z}) = {form}")
+    if kind == "preactivation_input":
+        below = layer - 1
+        Zb, Hb = layer_name(spec, "Z", below), layer_name(spec, "H", below)
+        W, D = layer_name(spec, "W", layer), layer_name(spec, "D", layer)
+        return "preactivation_for_activation", (
+            f"the pre-activation {Zb} is used where the activation {Hb} belongs: layer {layer} "
+            f"computes {Z} = {Hb} @ {W} + b from {Hb} = {spec.acts[below - 1]}({Zb}), so "
+            f"dE/d{W} = {_over_m(f'{Hb}.T @ {D}', spec)}, not {_over_m(f'{Zb}.T @ {D}', spec)}")
     if kind == "output_form_at_input":
         wrong = f"{Z} * (1 - {Z})" if name == "sigmoid" else f"1 - {Z}**2"
         return "derivative_wrong_array", (
@@ -188,6 +231,21 @@ def mistake_sentence(kind: str, layer: int, spec: Spec) -> tuple[str, str]:
             f"fed the input, "
             f"{wrong}, where it takes the output, {form}")
     raise AssertionError(kind)  # pragma: no cover
+
+
+def _softmax_diagonal_twice(spec: Spec, H: str) -> str:
+    """What ``(P - T) * P * (1 - P)`` is: softmax has no element-wise derivative; P * (1 - P)
+    is the diagonal of its Jacobian, multiplied in after a delta that holds the whole of it."""
+    diagonal = (f"softmax has no element-wise derivative: {H} * (1 - {H}) is the diagonal of its "
+                "Jacobian diag(p) - p pᵀ, and it is multiplied in after ")
+    if spec.loss == "ce":
+        y = target_name(spec)
+        yhat = "Yhat" if not spec.lower else H
+        return diagonal + (f"the fused delta {yhat} - {y} of softmax + cross-entropy, which "
+                           "already holds the whole Jacobian (it cancelled the loss's "
+                           "denominator): leave the product out")
+    return diagonal + (f"the whole Jacobian was already applied, {H} * (G - sum(G * {H}, "
+                       "axis=1, keepdims=True)): leave the product out")
 
 
 def _node_label(spec: Spec, node: str) -> str:

@@ -47,6 +47,9 @@ def global_relation(U, D, target: Target, formula: str) -> tuple[str, str, Findi
                 f"The formula has an extra activation factor {chain}: dyhat/dz = {chain} is "
                 "multiplied in twice (the fused delta already contains it)."), Finding(
                     formula, f"extra factor {chain}", expected, f"dyhat/dz = {chain}, once")
+        swapped = _other_output_form(r, target, formula, expected)
+        if swapped is not None:
+            return swapped
         if equal_exprs(r * target.chain, 1):
             return "derivative_missing", (
                 f"The formula is dE/dyhat, not dE/dz: the activation's derivative dyhat/dz = "
@@ -67,6 +70,25 @@ def global_relation(U, D, target: Target, formula: str) -> tuple[str, str, Findi
                     f"with activation={name!r}, or divide it by {form_text}."
                 ), Finding(formula, f"extra factor {form_text}", expected,
                            f"dE/dz = dE/d{var.name}·dyhat/dz")
+    return None
+
+
+def _other_output_form(r, target: Target, formula: str, expected: str):
+    """U = D·g_other'/g': the derivative of another activation in output form (yhat(1 - yhat),
+    sigmoid's, for a tanh layer), where the layer's own is ``target.chain``."""
+    yhat = SYMBOLS["yhat"]
+    for name in ("sigmoid", "tanh"):
+        form = library.output_derivative(name, yhat)
+        if name == target.activation or equal_exprs(form, target.chain):
+            continue
+        if equal_exprs(r * target.chain, form):
+            wrong, right = term_text(form), term_text(target.chain)
+            return "derivative_wrong_activation", (
+                f"The derivative of the wrong activation, in output form: {wrong} is {name}' "
+                f"written through its output, where the activation is {target.activation}, "
+                f"whose derivative is {right}."
+            ), Finding(formula, f"{wrong} for {right}", expected,
+                       f"dyhat/dz for the {target.activation} is {right}")
     return None
 
 
@@ -119,9 +141,12 @@ def inner_dropped(U, target: Target, formula: str):
     E, var = target.function, target.var
     if E is None:
         return None
+    # A Piecewise (relu, binary_step) holds (expression, condition) pairs, not an inner
+    # function: it has no single inner derivative to drop.
     candidates = [h for h in sympy.preorder_traversal(E)
                   if (isinstance(h, sympy.Function) or (h.is_Pow and not h.exp.has(var)))
-                  and h.has(var) and len(h.args) >= 1]
+                  and not isinstance(h, sympy.Piecewise) and h.has(var) and len(h.args) >= 1
+                  and isinstance(h.base if h.is_Pow else h.args[0], sympy.Expr)]
     for h in candidates[:12]:
         g = h.args[0] if not h.is_Pow else h.base
         if g == var:
