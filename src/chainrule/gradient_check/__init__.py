@@ -16,7 +16,8 @@ sign, ...
 - :func:`check_formula` checks a hand-derived formula symbolically (SymPy, loaded on first use)
   and says which term has the wrong sign and which rule gives the right one;
 - :func:`check_matrix` checks a hand-written matrix gradient of a dense layer or network
-  (``X.T @ (Yhat - Y) / m``) against finite differences and names the mistake.
+  (``X.T @ (Yhat - Y) / m``) against finite differences and names the mistake;
+  :func:`check_layer` does the same for batch norm, layer norm and attention.
 
 Every checker names a mistake by a ``kind`` of :data:`MISTAKES`, the one catalogue (kind ->
 :class:`Mistake`: what it means, and the rule that fixes it), and answers a
@@ -54,6 +55,7 @@ __all__ = [
     "ModelCheckReport",
     "PrecisionWarning",
     "check_formula",
+    "check_layer",
     "check_matrix",
     "check_model",
     "diagnose",
@@ -68,7 +70,7 @@ def __getattr__(name: str):
         value = getattr(symbolic, name)
         globals()[name] = value
         return value
-    if name in ("check_matrix", "MatrixCheck"):
+    if name in ("check_matrix", "check_layer", "MatrixCheck"):
         from chainrule.gradient_check import matrix
 
         value = getattr(matrix, name)
