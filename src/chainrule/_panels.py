@@ -124,7 +124,7 @@ DERIVE: tuple[Option, ...] = (
     _MEAN,
     Option("vector", "Through the sum over K outputs", "flag",
            "with an activation and a loss: the explicit sum over the outputs", advanced=True),
-    Option("layer", "One dense layer (matrix form)", "flag",
+    Option("layer", "Layer (matrix form)", "flag",
            "with an activation and a loss: Z = XW + b over a batch, with shapes; or "
            "batchnorm, layernorm, attention: that layer's backward pass", advanced=True,
            values=_LAYERS),
@@ -151,7 +151,7 @@ CHECK: tuple[Option, ...] = (
                         "layer; the last layer's W for a network)"),
     _MEAN,
     _HALF,
-    Option("layer", "Matrix form: one dense layer", "flag",
+    Option("layer", "Layer (matrix form)", "flag",
            "X @ W + b, then the activation (implied by a formula with @ or .T); or batchnorm, "
            "layernorm, attention", advanced=True, values=_LAYERS,
            command_help="a matrix formula for one dense layer Z = X @ W + b, Yhat = "
