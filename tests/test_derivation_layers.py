@@ -105,7 +105,8 @@ def test_the_batch_norm_result_agrees_with_sympy_on_a_batch_of_three():
     gamma, beta, eps = sympy.symbols("gamma beta epsilon", positive=True)
     mu = sum(xs) / 3
     var = sum((x - mu) ** 2 for x in xs) / 3
-    E = sum(g * (gamma * (x - mu) / sympy.sqrt(var + eps) + beta) for g, x in zip(gs, xs))
+    E = sum(g * (gamma * (x - mu) / sympy.sqrt(var + eps) + beta)
+            for g, x in zip(gs, xs, strict=True))
     values = {xs[0]: 0.3, xs[1]: -1.2, xs[2]: 2.0, gs[0]: 0.7, gs[1]: -0.4, gs[2]: 1.1,
               gamma: 1.5, beta: 0.2, eps: 0.01}
     exact = np.array([[float(sympy.diff(E, x).subs(values))] for x in xs])

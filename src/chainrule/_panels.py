@@ -107,7 +107,8 @@ _LAYERS = ("dense", "batchnorm", "layernorm", "attention")
 
 DERIVE: tuple[Option, ...] = (
     Option("expression", "Formula", placeholder="x*sigmoid(x)", positional=True,
-           help="a formula in x (or z, yhat, y, w, p, t), an activation or a loss name"),
+           help="a formula in x (or z, yhat, y, w, p, t), an activation or a loss name, or a "
+                "layer: batchnorm, layernorm, attention"),
     Option("activation", "Activation", "choice", "or pick an activation", _activation_names,
            metavar="NAME", command_help="an activation name, e.g. tanh"),
     Option("loss", "Loss", "choice", "and/or a loss: with both, dE/dz", _loss_names,
@@ -145,10 +146,13 @@ CHECK: tuple[Option, ...] = (
     Option("activation", "Activation", "choice",
            "with a loss: dE/dz through this activation; alone: its own derivative",
            _activation_names, metavar="NAME"),
-    Option("wrt", "Variable", help="default: yhat, or p; z with an activation; W for a layer",
+    Option("wrt", "Variable", help="default: yhat, or p; z with an activation; W for a layer "
+                                   "(X, gamma or beta for a normalization; Q, K or V for "
+                                   "attention)",
            placeholder="yhat", metavar="VAR", advanced=True,
            command_help="the variable (default: yhat, or p; z with an activation; W for a "
-                        "layer; the last layer's W for a network)"),
+                        "layer; the last layer's W for a network; X, gamma, beta for "
+                        "batchnorm and layernorm; Q, K, V for attention)"),
     _MEAN,
     _HALF,
     Option("layer", "Layer (matrix form)", "flag",
@@ -268,7 +272,10 @@ def load_engine() -> None:
     and an import stopped halfway would leave the engine unusable for the rest of the
     process."""
     import chainrule.derivation.api
+    import chainrule.derivation.attention
+    import chainrule.derivation.layers
     import chainrule.derivation.network
+    import chainrule.derivation.normalization
     import chainrule.derivation.vector
     import chainrule.gradient_check.matrix
     import chainrule.gradient_check.symbolic  # noqa: F401

@@ -21,9 +21,10 @@ from chainrule import _oracle as oracle
 from chainrule.derivation.matrix import Node, ShapeError, Sym, shape_text
 from chainrule.derivation.vcheck import compare
 
-__all__ = ["Div", "Group", "Mean", "Scale", "Sqrt", "Sum", "broadcast_shape", "numeric", "verify_claims"]
+__all__ = ["Div", "Group", "Mean", "Scale", "Sqrt", "Sum", "broadcast_shape", "numeric",
+           "verify_claims"]
 
-_ADD, _MUL, _ATOM = 1, 2, 3
+_MUL, _ATOM = 2, 3  # the precedences of chainrule.derivation.matrix
 _STEP = 1e-5
 
 

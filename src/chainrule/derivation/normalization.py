@@ -163,31 +163,35 @@ def _draws(axis: int):
     claim names, and where."""
     rng = np.random.default_rng(23)
     for m, k in _SHAPES:
-        X = rng.normal(0.5, 1.5, (m, k))
-        gamma, beta = rng.normal(1.0, 0.5, (1, k)), rng.normal(0.0, 0.5, (1, k))
-        eps, G = float(rng.uniform(0.05, 0.5)), rng.normal(0.0, 1.0, (m, k))
-        mu, var, Xhat, Y = normalization_forward(X, gamma, beta, eps, axis)
-        env = {"X": X, "dY": G, "gamma": gamma, "beta": beta, "mu": mu, "var": var,
-               "Xhat": Xhat, "eps": eps, "m": float(m), "n": float(k)}
+        yield _draw(rng, m, k, axis)
 
-        def loss(**kw):
-            return float(np.sum(normalization_forward(
-                kw.pop("X", X), kw.pop("gamma", gamma), kw.pop("beta", beta), eps, axis,
-                **kw)[3] * G))
 
-        truths = {
-            "mu": mu, "var": var, "Xhat": Xhat, "Y": Y,
-            "dbeta": numeric(lambda v: loss(beta=v), beta),
-            "dgamma": numeric(lambda v: loss(gamma=v), gamma),
-            "dXhat": numeric(lambda v: float(np.sum((gamma * v + beta) * G)), Xhat),
-            "dvar": numeric(lambda v: loss(mu=mu, var=v), var),
-            "dmu": numeric(lambda v: loss(mu=v, var=var), mu),
-            "direct": numeric(lambda v: loss(X=v, mu=mu, var=var), X),
-            "via_mu": numeric(lambda v: loss(X_mu=v), X),
-            "via_var": numeric(lambda v: loss(X_var=v), X),
-            "dX": numeric(lambda v: loss(X=v), X),
-        }
-        yield env, truths, f"m = {m}, n = {k}"
+def _draw(rng, m: int, k: int, axis: int):
+    X = rng.normal(0.5, 1.5, (m, k))
+    gamma, beta = rng.normal(1.0, 0.5, (1, k)), rng.normal(0.0, 0.5, (1, k))
+    eps, G = float(rng.uniform(0.05, 0.5)), rng.normal(0.0, 1.0, (m, k))
+    mu, var, Xhat, Y = normalization_forward(X, gamma, beta, eps, axis)
+    env = {"X": X, "dY": G, "gamma": gamma, "beta": beta, "mu": mu, "var": var,
+           "Xhat": Xhat, "eps": eps, "m": float(m), "n": float(k)}
+
+    def loss(**kw):
+        return float(np.sum(normalization_forward(
+            kw.pop("X", X), kw.pop("gamma", gamma), kw.pop("beta", beta), eps, axis,
+            **kw)[3] * G))
+
+    truths = {
+        "mu": mu, "var": var, "Xhat": Xhat, "Y": Y,
+        "dbeta": numeric(lambda v: loss(beta=v), beta),
+        "dgamma": numeric(lambda v: loss(gamma=v), gamma),
+        "dXhat": numeric(lambda v: float(np.sum((gamma * v + beta) * G)), Xhat),
+        "dvar": numeric(lambda v: loss(mu=mu, var=v), var),
+        "dmu": numeric(lambda v: loss(mu=v, var=var), mu),
+        "direct": numeric(lambda v: loss(X=v, mu=mu, var=var), X),
+        "via_mu": numeric(lambda v: loss(X_mu=v), X),
+        "via_var": numeric(lambda v: loss(X_var=v), X),
+        "dX": numeric(lambda v: loss(X=v), X),
+    }
+    return env, truths, f"m = {m}, n = {k}"
 
 
 def derive_normalization(name: str) -> VectorDerivation:

@@ -116,7 +116,7 @@ def _norm_mistakes(e, axis, wrt):
     yield "norm_wrong_axis", _norm_dx(e, axis, mean_mu=other_mean, mean_var=other_mean)
     yield "norm_wrong_axis", e["gamma"] * _norm_dx(e, axis, D=e["dY"], mean_mu=other_mean,
                                                    mean_var=other_mean)
-    mu_o, var_o, xhat_o, _ = oracle.normalization_forward(e["X"], e["gamma"], e["beta"],
+    _, var_o, xhat_o, _ = oracle.normalization_forward(e["X"], e["gamma"], e["beta"],
                                                           e["eps"], other)
     yield "norm_wrong_axis", _norm_dx(e, other, Xhat=xhat_o, std=np.sqrt(var_o + e["eps"]))
     yield "norm_gamma_forgotten", _norm_dx(e, axis, D=e["dY"])
@@ -285,8 +285,8 @@ def check_layer(formula: str, *, layer: str, wrt: str | None = None, causal: boo
     MatrixFormulaError
         (a ValueError) for syntax outside the whitelist, unknown names or options.
     """
-    names, variables, truths = LAYERS[_layer(layer)]
     layer = _layer(layer)
+    names, variables, _ = LAYERS[layer]
     wrt = variables[0] if wrt is None else str(wrt).strip()
     if wrt not in variables:
         raise MatrixFormulaError(f"the {layer} check takes wrt= one of {', '.join(variables)}; "
