@@ -96,7 +96,8 @@ def _norm_mistakes(e, axis, wrt):
         if wrt == "beta":
             yield "wrong_variable", np.sum(unsummed * e["Xhat"], axis=0, keepdims=True)
         return
-    zero = lambda A: 0.0 * A  # noqa: E731 - a path dropped
+    def zero(A):  # a path dropped
+        return 0.0 * A
 
     def total(A):
         return A.sum(axis=axis, keepdims=True)
