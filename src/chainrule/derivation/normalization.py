@@ -224,6 +224,7 @@ def _derive(name: str) -> VectorDerivation:
         checked=("every formula against float64 central differences of a forward pass "
                  "written apart from the layer, on random arrays (m × n = 3 × 4, 5 × 2, "
                  "2 × 3), each path term by its own copy of X"),
-        assumptions=["training mode: μ and σ² are the statistics of the current batch, the "
-                     "variance biased (divided by the count, not the count - 1)"],
+        assumptions=["training mode: the mean and the variance are the statistics of the "
+                     "current batch, the variance biased (divided by the count, not the count "
+                     "- 1)"],
     )
