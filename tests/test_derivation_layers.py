@@ -214,6 +214,7 @@ def test_attention_shows_the_softmax_jacobian_the_element_wise_mistake_and_the_m
 def test_every_face_of_a_layer_derivation_renders(layer):
     d = derive(layer)
     assert d.to_latex().count(r"\item") == len(d.steps)
+    assert d.to_latex().isascii()  # every symbol of the explanations written as maths
     assert d.to_markdown().startswith("### Backpropagation through")
     body = json.loads(d.to_json())
     assert body["kind"] in ("normalization", "attention")

@@ -261,6 +261,13 @@ def test_a_network_derivation_is_shown_as_its_text(client):
     assert "No plot: the derivation is of vectors or matrices." in response.text
 
 
+def test_a_layer_derivation_is_shown_as_its_text(client):
+    response = client.get("/derive", params={"expression": "batchnorm"})
+    assert response.status_code == 200
+    assert '<pre class="derivation-text">' in response.text
+    assert "Backpropagation through batch normalization" in response.text
+
+
 def test_empty_form_fields_redirect_to_the_short_link(client):
     response = client.get("/derive?expression=tanh&activation=&loss=&method=&wrt=",
                           follow_redirects=False)
