@@ -117,9 +117,10 @@ PLANTED = [
 ]
 
 
+@pytest.mark.parametrize("seed", [0, 7])
 @pytest.mark.parametrize("layer, wrt, formula, kind", PLANTED)
-def test_each_planted_mistake_is_named(layer, wrt, formula, kind):
-    result = check_layer(formula, layer=layer, wrt=wrt)
+def test_each_planted_mistake_is_named(layer, wrt, formula, kind, seed):
+    result = check_layer(formula, layer=layer, wrt=wrt, seed=seed)
     assert not result.correct
     assert result.kind == kind, result.sentence
     assert MISTAKES[kind].fix in result.sentence

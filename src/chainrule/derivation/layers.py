@@ -36,8 +36,8 @@ def derive_layer(name: str, **others):
     if given:
         key, value = next(iter(given.items()))
         raise ValueError(
-            f"The {name} derivation takes no other option; got {key}={value!r}. Leave it out "
-            f"(derive({name!r}) derives the whole layer: every gradient, with shapes).")
+            f"The {name} derivation takes no other option; got {key}={value!r}. Leave it out: "
+            "the derivation gives every gradient of the layer, with its shapes.")
     if name == "attention":
         from chainrule.derivation.attention import derive_attention
 
