@@ -63,6 +63,8 @@ def _cli(argv, capsys) -> tuple[int, str]:
     ({"expression": "softmax"}, ["softmax"]),
     ({"activation": "sigmoid", "loss": "bce", "mean": "1"},
      ["--activation", "sigmoid", "--loss", "bce", "--mean"]),
+    ({"expression": "batchnorm"}, ["batchnorm"]),
+    ({"layer": "attention"}, ["--layer", "attention"]),
 ])
 def test_api_derive_is_what_the_cli_prints(client, capsys, query, argv):
     response = client.get("/api/derive", params=query)
@@ -86,6 +88,10 @@ def test_api_derive_is_what_the_cli_prints(client, capsys, query, argv):
       "loss": "bce"},
      ["--layer", "--activation", "sigmoid", "--loss", "bce", "X.T @ (sigmoid(X @ W) - Y) / m"],
      True),
+    ({"formula": "gamma * dY / sqrt(var + eps)", "layer": "batchnorm", "wrt": "X"},
+     ["--layer", "batchnorm", "--wrt", "X", "gamma * dY / sqrt(var + eps)"], False),
+    ({"formula": "P.T @ dO", "layer": "attention", "wrt": "V", "causal": "1"},
+     ["--layer", "attention", "--wrt", "V", "--causal", "P.T @ dO"], True),
 ])
 def test_api_check_is_what_the_cli_prints(client, capsys, query, argv, correct):
     response = client.get("/api/check", params=query)
@@ -101,6 +107,15 @@ def test_api_index_lists_the_panels_fields(client):
     assert list(body["derive"]["parameters"]) == [f.name for f in DERIVE]
     assert list(body["check"]["parameters"]) == [f.name for f in CHECK]
     assert body["derive"]["parameters"]["weights"]["type"] == "boolean"
+    assert body["check"]["parameters"]["layer"]["values"] == [
+        "dense", "batchnorm", "layernorm", "attention"]
+
+
+def test_the_layer_control_offers_the_named_layers(client):
+    page = client.get("/check", params={"formula": "P.T @ dO", "layer": "attention",
+                                        "wrt": "V"}).text
+    assert '<option value="attention" selected>attention</option>' in page
+    assert "Correct" in page
 
 
 # --- errors are messages ------------------------------------------------------------------------
@@ -244,6 +259,13 @@ def test_a_network_derivation_is_shown_as_its_text(client):
     title = derive(network="relu,sigmoid", loss="bce").title
     assert title in response.text
     assert "No plot: the derivation is of vectors or matrices." in response.text
+
+
+def test_a_layer_derivation_is_shown_as_its_text(client):
+    response = client.get("/derive", params={"expression": "batchnorm"})
+    assert response.status_code == 200
+    assert '<pre class="derivation-text">' in response.text
+    assert "Backpropagation through batch normalization" in response.text
 
 
 def test_empty_form_fields_redirect_to_the_short_link(client):

@@ -22,6 +22,7 @@ _LAZY = {
     "check_model": ("chainrule.gradient_check", "check_model"),
     "check_formula": ("chainrule.gradient_check", "check_formula"),
     "check_matrix": ("chainrule.gradient_check", "check_matrix"),
+    "check_layer": ("chainrule.gradient_check", "check_layer"),
     "MISTAKES": ("chainrule.gradient_check", "MISTAKES"),
     "check_backward": ("chainrule.gradient_check", "check_backward"),
     "sklearn": ("chainrule.sklearn", None),  # needs the optional extra "sklearn"

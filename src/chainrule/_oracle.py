@@ -21,8 +21,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["HUBER_DELTA", "five_point_gradient", "forward", "log_softmax", "loss_value",
-           "softmax"]
+__all__ = ["HUBER_DELTA", "attention_forward", "five_point_gradient", "forward", "log_softmax",
+           "loss_value", "normalization_forward", "softmax"]
 
 #: The threshold :math:`\delta` of the Huber loss.
 HUBER_DELTA = 0.5
@@ -114,3 +114,36 @@ def five_point_gradient(f: Callable[[np.ndarray], float], x: np.ndarray,
         x[idx] = old
         g[idx] = (8 * (values[0] - values[1]) - (values[2] - values[3])) / (12 * h)
     return g
+
+
+def normalization_forward(X, gamma, beta, eps, axis, X_mu=None, X_var=None, mu=None, var=None):
+    r"""``(mu, var, Xhat, Y)`` of batch (``axis=0``) or layer (``axis=1``) normalization:
+    :math:`\hat X = (X - \mu)/\sqrt{\sigma^2 + \epsilon}`, :math:`Y = \gamma \hat X + \beta`,
+    the biased variance.
+
+    ``X_mu`` and ``X_var`` (default ``X``) are the copies of the input the mean and the
+    variance are taken of, so that a difference by each follows one path of the three;
+    ``mu`` or ``var`` given are used as they are (a difference by a statistic)."""
+    X_mu = X if X_mu is None else X_mu
+    X_var = X if X_var is None else X_var
+    if mu is None:
+        mu = X_mu.mean(axis=axis, keepdims=True)
+    if var is None:
+        centre = X_var - X_var.mean(axis=axis, keepdims=True)
+        var = (centre * centre).mean(axis=axis, keepdims=True)
+    Xhat = (X - mu) / np.sqrt(var + eps)
+    return mu, var, Xhat, gamma * Xhat + beta
+
+
+def attention_forward(Q, K, V, causal=False, S=None, P=None):
+    r"""``(S, P, O)`` of one attention head, :math:`S = QK^\top/\sqrt d`, :math:`P` the softmax
+    of each row (entries above the diagonal masked out when ``causal``), :math:`O = PV`; ``S``
+    or ``P`` given are used as they are (a difference by them)."""
+    t = Q.shape[0]
+    if P is None:
+        if S is None:
+            S = Q @ K.T / np.sqrt(Q.shape[1])
+        scores = np.where(np.tril(np.ones((t, t), dtype=bool)), S, -np.inf) if causal else S
+        e = np.exp(scores - scores.max(axis=1, keepdims=True))
+        P = e / e.sum(axis=1, keepdims=True)
+    return S, P, P @ V

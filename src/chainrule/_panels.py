@@ -41,7 +41,8 @@ class Option:
     options sharing this word may not be given together on the command line. ``advanced``
     options sit under "Options" on the page. ``help`` is shown on both faces, except where
     the page's words lean on the form's label ("or pick an activation"): there the command
-    line shows ``command_help``.
+    line shows ``command_help``. A flag with ``values`` may also name one of them instead of
+    yes (``--layer batchnorm``, ``layer=batchnorm``); yes alone is the first of them.
     """
 
     name: str
@@ -57,6 +58,7 @@ class Option:
     required: bool = False
     exclusive: str = ""
     command_help: str = ""
+    values: tuple[str, ...] = ()
 
     @property
     def choices(self) -> tuple[str, ...]:
@@ -68,12 +70,15 @@ class Option:
         empty)."""
         if self.kind == "flag":
             low = value.strip().lower()
+            if low in self.values:
+                return low
             if low in _TRUE:
                 return True
             if low in _FALSE:
                 return False
-            raise ValueError(f"{self.name} is a yes/no option; got {value!r}. Use {self.name}=1 "
-                             "or leave it out.")
+            named = f", or one of {', '.join(self.values)}" if self.values else ""
+            raise ValueError(f"{self.name} is a yes/no option; got {value!r}. Use {self.name}=1"
+                             f"{named}, or leave it out.")
         return value.strip() or None
 
 
@@ -96,9 +101,14 @@ _HALF = Option("half", "Half squared error", "flag", "with the mse loss: (yhat -
 _MEAN = Option("mean", "Mean over m examples", "flag",
                "the loss is a mean (its derivative has 1/m)", advanced=True)
 
+# What layer= may name besides yes: the dense layer (the same as yes) and the layers whose
+# backward pass the engine derives and the matrix check checks.
+_LAYERS = ("dense", "batchnorm", "layernorm", "attention")
+
 DERIVE: tuple[Option, ...] = (
     Option("expression", "Formula", placeholder="x*sigmoid(x)", positional=True,
-           help="a formula in x (or z, yhat, y, w, p, t), an activation or a loss name"),
+           help="a formula in x (or z, yhat, y, w, p, t), an activation or a loss name, or a "
+                "layer: batchnorm, layernorm, attention"),
     Option("activation", "Activation", "choice", "or pick an activation", _activation_names,
            metavar="NAME", command_help="an activation name, e.g. tanh"),
     Option("loss", "Loss", "choice", "and/or a loss: with both, dE/dz", _loss_names,
@@ -115,8 +125,10 @@ DERIVE: tuple[Option, ...] = (
     _MEAN,
     Option("vector", "Through the sum over K outputs", "flag",
            "with an activation and a loss: the explicit sum over the outputs", advanced=True),
-    Option("layer", "One dense layer (matrix form)", "flag",
-           "with an activation and a loss: Z = XW + b over a batch, with shapes", advanced=True),
+    Option("layer", "Layer (matrix form)", "flag",
+           "with an activation and a loss: Z = XW + b over a batch, with shapes; or "
+           "batchnorm, layernorm, attention: that layer's backward pass", advanced=True,
+           values=_LAYERS),
     Option("wrt", "Variable", help="the variable of a formula (default: x, then z, ...)",
            placeholder="x", metavar="VAR", advanced=True),
 )
@@ -134,16 +146,24 @@ CHECK: tuple[Option, ...] = (
     Option("activation", "Activation", "choice",
            "with a loss: dE/dz through this activation; alone: its own derivative",
            _activation_names, metavar="NAME"),
-    Option("wrt", "Variable", help="default: yhat, or p; z with an activation; W for a layer",
+    Option("wrt", "Variable", help="default: yhat, or p; z with an activation; W for a layer "
+                                   "(X, gamma or beta for a normalization; Q, K or V for "
+                                   "attention)",
            placeholder="yhat", metavar="VAR", advanced=True,
            command_help="the variable (default: yhat, or p; z with an activation; W for a "
-                        "layer; the last layer's W for a network)"),
+                        "layer; the last layer's W for a network; X, gamma, beta for "
+                        "batchnorm and layernorm; Q, K, V for attention)"),
     _MEAN,
     _HALF,
-    Option("layer", "Matrix form: one dense layer", "flag",
-           "X @ W + b, then the activation (implied by a formula with @ or .T)", advanced=True,
+    Option("layer", "Layer (matrix form)", "flag",
+           "X @ W + b, then the activation (implied by a formula with @ or .T); or batchnorm, "
+           "layernorm, attention", advanced=True, values=_LAYERS,
            command_help="a matrix formula for one dense layer Z = X @ W + b, Yhat = "
-                        "activation(Z) (implied by a formula with @ or .T)"),
+                        "activation(Z) (implied by a formula with @ or .T); --layer batchnorm, "
+                        "layernorm or attention: a gradient of that layer"),
+    Option("causal", "Causal mask", "flag",
+           "with layer=attention: each step attends to itself and the steps before",
+           advanced=True),
     Option("network", "Network activations", placeholder="relu,sigmoid", metavar="ACTS",
            help="matrix form for a network: every layer's activation, first to last",
            advanced=True),
@@ -162,7 +182,9 @@ def values_of(panel: str, source) -> dict:
     values = {}
     for option in PANELS[panel]:
         value = get(option.name)
-        values[option.name] = bool(value) if option.kind == "flag" else value
+        if option.kind == "flag":
+            value = value if isinstance(value, str) and option.values else bool(value)
+        values[option.name] = value
     return values
 
 
@@ -189,6 +211,10 @@ def check(values: dict):
     """:func:`chainrule.gradient_check.check_matrix` for a matrix formula, else
     :func:`chainrule.gradient_check.check_formula`, with the check panel's ``values``."""
     v = values_of("check", values)
+    if isinstance(v["layer"], str) and v["layer"] != "dense":
+        return _check_layer(v)
+    if v["causal"]:
+        raise ValueError("causal=True is for layer='attention'.")
     if is_matrix_check(v):
         from chainrule.gradient_check.matrix import check_matrix
 
@@ -208,6 +234,19 @@ def check(values: dict):
     return check_formula(v["formula"], loss=v["loss"], function=v["function"],
                          activation=v["activation"], wrt=v["wrt"], mean=v["mean"],
                          half=v["half"])
+
+
+def _check_layer(v: dict):
+    """:func:`chainrule.gradient_check.check_layer` with the check panel's values ``v``; an
+    option of the dense checks is refused by its name."""
+    from chainrule.gradient_check.matrix import check_layer
+
+    for name in ("loss", "function", "activation", "network", "mean", "half", "sum"):
+        if v[name]:
+            raise ValueError(f"{name}= does not apply to layer={v['layer']!r}: its gradient is "
+                             "checked against dY (dO for attention), the gradient from above; "
+                             f"leave out {name}=.")
+    return check_layer(v["formula"], layer=v["layer"], wrt=v["wrt"], causal=v["causal"])
 
 
 #: How a derivation or a check is written out, by format name.
@@ -233,7 +272,10 @@ def load_engine() -> None:
     and an import stopped halfway would leave the engine unusable for the rest of the
     process."""
     import chainrule.derivation.api
+    import chainrule.derivation.attention
+    import chainrule.derivation.layers
     import chainrule.derivation.network
+    import chainrule.derivation.normalization
     import chainrule.derivation.vector
     import chainrule.gradient_check.matrix
     import chainrule.gradient_check.symbolic  # noqa: F401

@@ -66,7 +66,12 @@ def register(subparsers) -> None:
             "  chainrule check --layer --activation sigmoid --loss bce \\\n"
             '      "X.T @ (sigmoid(X @ W) - Y) / m"\n'
             '  chainrule check --network relu,sigmoid --loss bce --wrt W1 \\\n'
-            '      "X.T @ (((Yhat - Y) @ W2.T) * (Z1 > 0)) / m"'
+            '      "X.T @ (((Yhat - Y) @ W2.T) * (Z1 > 0)) / m"\n'
+            "batch norm, layer norm, attention (--layer batchnorm|layernorm|attention):\n"
+            "  names: X, dY (the gradient from above), gamma, beta, mu, var, Xhat, eps, m, n;\n"
+            "         attention: Q, K, V, S, P, O, dO, d (and mask with --causal)\n"
+            '  chainrule check --layer batchnorm --wrt X "gamma * dY / sqrt(var + eps)"\n'
+            '  chainrule check --layer attention --wrt V --causal "P.T @ dO"'
         ),
     )
     parser.__class__ = _FormulaArgumentParser

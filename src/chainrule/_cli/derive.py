@@ -10,6 +10,8 @@ Examples::
     chainrule derive softmax
     chainrule derive --layer --activation sigmoid --loss bce
     chainrule derive --network relu,tanh,sigmoid --loss bce
+    chainrule derive batchnorm
+    chainrule derive attention --format json
 """
 
 from __future__ import annotations

@@ -17,7 +17,11 @@ SymPy is imported by this package only, never by the core, so ``import chainrule
   any depth in matrix form, with shapes; both start from the output delta of
   :mod:`~chainrule.derivation.delta`, write their formulas with
   :mod:`~chainrule.derivation.matrix` and check them with :mod:`~chainrule.derivation.vcheck`
-  (finite differences) before returning a :class:`~chainrule.derivation.vresult.VectorDerivation`.
+  (finite differences) before returning a :class:`~chainrule.derivation.vresult.VectorDerivation`;
+- :mod:`~chainrule.derivation.normalization` (batch and layer norm) and
+  :mod:`~chainrule.derivation.attention` derive those layers stage by stage with the nodes of
+  :mod:`~chainrule.derivation.layernodes`, each claim checked the same way;
+  :mod:`~chainrule.derivation.layers` says which one a name asks for.
 """
 
 from __future__ import annotations

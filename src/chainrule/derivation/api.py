@@ -41,7 +41,7 @@ def derive(
     half: bool = False,
     wrt: str | None = None,
     mean: bool = False,
-    layer: bool = False,
+    layer: bool | str = False,
     network=None,
     vector: bool = False,
 ) -> Derivation:
@@ -77,7 +77,11 @@ def derive(
     layer:
         With ``activation=`` and ``loss=``: one dense layer :math:`Z = XW + b` over a batch of
         ``m`` samples, in index form and in matrix form with every shape, checked against
-        finite differences (:mod:`chainrule.derivation.network`).
+        finite differences (:mod:`chainrule.derivation.network`). ``"batchnorm"``,
+        ``"layernorm"`` or ``"attention"`` (also as the expression, ``derive("batchnorm")``):
+        that layer's backward pass stage by stage, every gradient with its shapes, checked the
+        same way (:mod:`chainrule.derivation.normalization`,
+        :mod:`chainrule.derivation.attention`).
     network:
         A list of activations (or one comma-separated string), one per dense layer, with
         ``loss=``: the whole backward pass with named deltas, checked the same way.
@@ -102,6 +106,15 @@ def derive(
         raise FormulaError(f"The expression must be a string; got {type(expression).__name__}.")
     activation = _name_of(activation, "activation")
     loss = _name_of(loss, "loss")
+    named_layer = _layer_derivation(expression, layer)
+    if named_layer is not None:
+        from chainrule.derivation.layers import derive_layer
+
+        return derive_layer(named_layer, activation=activation, loss=loss, weights=weights,
+                            method=method, half=half, wrt=wrt, mean=mean, network=network,
+                            vector=vector)
+    if isinstance(layer, str):
+        layer = True  # "dense"
     if layer or network is not None or vector:
         from chainrule.derivation import network as _network
 
@@ -139,6 +152,24 @@ def _name_of(value, what: str) -> str | None:
 
 def _article(noun: str) -> str:
     return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
+
+
+def _layer_derivation(expression, layer) -> str | None:
+    """The layer derivation asked for, by ``derive("batchnorm")`` or ``layer="batchnorm"``;
+    None for the rest (``layer=True`` or ``"dense"`` is the dense layer)."""
+    from chainrule.derivation.layers import LAYER_DERIVATIONS, layer_name
+
+    if isinstance(layer, str):
+        name = layer_name(layer)
+        if name is None and layer.strip().lower() != "dense":
+            raise ValueError(
+                f"Unknown layer={layer!r}; use True or 'dense' (one dense layer), or one of "
+                f"{', '.join(repr(k) for k in LAYER_DERIVATIONS)}.")
+        if name is not None and expression is not None:
+            raise ValueError(f"layer={layer!r} derives the whole layer; drop the expression "
+                             f"{expression!r}.")
+        return name
+    return layer_name(expression) if expression is not None and not layer else None
 
 
 def _refuse_arguments(expression, activation, loss, method, mean, weights, wrt) -> None:

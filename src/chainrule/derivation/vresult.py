@@ -20,6 +20,8 @@ __all__ = ["Claim", "VStep", "VectorDerivation"]
 
 #: Unicode of the explanations that LaTeX's text mode lacks, as inline maths.
 _LATEX_SYMBOLS = {
+    "X̂": r"$\hat X$", "μ": r"$\mu$", "ε": r"$\epsilon$", "γ": r"$\gamma$", "β": r"$\beta$",
+    "√": r"$\surd$", "∞": r"$\infty$",
     "×": r"$\times$", "ᵀ": r"$^\top$", "∂": r"$\partial$", "≠": r"$\ne$", "⊙": r"$\odot$",
     "←": r"$\leftarrow$", "ŷ": r"$\hat y$", "Ŷ": r"$\hat Y$", "½": r"$\frac12$",
     "σ": r"$\sigma$", "²": "$^2$", **{chr(0x2080 + d): f"$_{d}$" for d in range(10)},

@@ -17,6 +17,7 @@ sign, ...
   and says which term has the wrong sign and which rule gives the right one;
 - :func:`check_matrix` checks a hand-written matrix gradient of a dense layer or network
   (``X.T @ (Yhat - Y) / m``) against finite differences and names the mistake;
+  :func:`check_layer` does the same for batch norm, layer norm and attention.
 - :func:`check_backward` checks a hand-written backward pass (NumPy, a
   ``torch.autograd.Function``, a ``jax.custom_vjp``) input by input and names the mistake.
 
@@ -58,6 +59,7 @@ __all__ = [
     "PrecisionWarning",
     "check_backward",
     "check_formula",
+    "check_layer",
     "check_matrix",
     "check_model",
     "diagnose",
@@ -72,7 +74,7 @@ def __getattr__(name: str):
         value = getattr(symbolic, name)
         globals()[name] = value
         return value
-    if name in ("check_matrix", "MatrixCheck"):
+    if name in ("check_matrix", "check_layer", "MatrixCheck"):
         from chainrule.gradient_check import matrix
 
         value = getattr(matrix, name)

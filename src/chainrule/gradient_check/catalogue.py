@@ -105,6 +105,53 @@ MISTAKES: dict[str, Mistake] = _entries(
      "each link of the chain contributes its factor once"),
     ("inner_derivative_dropped", "the derivative of an inner function is dropped",
      "the chain rule: (f(g(x)))' = f'(g(x))·g'(x)"),
+    # --- batch and layer normalization -----------------------------------------------------------
+    ("norm_mean_path_dropped", "the path through the mean μ is dropped: the term "
+     "-mean(dY) inside the bracket is missing",
+     "X reaches the loss directly, through μ and through σ²: dX = γ/√(σ² + ε) ⊙ (dY - mean(dY) "
+     "- X̂ ⊙ mean(dY ⊙ X̂))"),
+    ("norm_variance_path_dropped", "the path through the variance σ² is dropped: the term "
+     "-X̂ ⊙ mean(dY ⊙ X̂) is missing",
+     "σ² depends on X too; its path gives -X̂ ⊙ mean(dY ⊙ X̂) inside the bracket"),
+    ("norm_both_paths_dropped", "the statistics are treated as constants: dX = γ ⊙ dY/√(σ² + ε), "
+     "the paths through μ and σ² both dropped",
+     "in training μ and σ² are computed from the batch, so both paths add their terms: "
+     "dX = γ/√(σ² + ε) ⊙ (dY - mean(dY) - X̂ ⊙ mean(dY ⊙ X̂))"),
+    ("norm_unbiased_variance", "the unbiased variance (divided by m - 1) is used where training "
+     "divides by m",
+     "batch and layer normalization standardize with the biased variance, mean((X - μ)²), in "
+     "training; the variance path carries 1/m, not 1/(m - 1)"),
+    ("norm_eps_outside_sqrt", "ε is added outside the square root: √σ² + ε for √(σ² + ε)",
+     "the layer divides by √(σ² + ε): ε goes under the square root"),
+    ("norm_wrong_axis", "the statistics or sums run over the wrong axis (the batch for the "
+     "features, or the reverse)",
+     "batch normalization averages over the batch (axis 0), layer normalization over the "
+     "features (axis 1, keepdims=True); γ and β always sum over the batch"),
+    ("norm_gamma_forgotten", "the scale γ is forgotten: dY is used where dX̂ = γ ⊙ dY belongs",
+     "Y = γ ⊙ X̂ + β, so dX̂ = γ ⊙ dY before the paths into X"),
+    ("norm_gamma_outside_means", "γ is taken out of the means of layer normalization, where "
+     "it varies along the features the means run over",
+     "with D = dY ⊙ γ, dX = (D - mean(D) - X̂ ⊙ mean(D ⊙ X̂))/√(σ² + ε): γ stays inside the "
+     "means (it comes out only in batch normalization)"),
+    ("norm_sum_for_mean", "a sum is written where a mean belongs (a factor m too many in the "
+     "mean's or the variance's term)",
+     "the two path terms are means over the group: mean(dY) = sum(dY)/m"),
+    # --- attention -----------------------------------------------------------------------------
+    ("attention_softmax_elementwise", "the softmax of each row is treated as element-wise: "
+     "dS = dP ⊙ P ⊙ (1 - P)",
+     "every P_ij of a row shares its denominator: dS = P ⊙ (dP - rowsum(dP ⊙ P))"),
+    ("attention_scale_forgotten", "the scale 1/√d of the scores is forgotten in dQ or dK",
+     "S = Q Kᵀ/√d, so dQ = dS K/√d and dK = dSᵀ Q/√d"),
+    ("attention_dk_transpose_missing", "dK = dS Q: the transpose of dS is missing (S is "
+     "square, so the shapes still fit)",
+     "S = Q Kᵀ/√d gives dK = dSᵀ Q/√d: key j collects the scores of column j"),
+    ("attention_dv_transpose_missing", "dV = P dO: the transpose of P is missing (P is square, "
+     "so the shapes still fit)",
+     "O = P V gives dV = Pᵀ dO: value j collects the weights of column j"),
+    ("attention_mask_ignored", "the causal mask is ignored: the softmax of the unmasked scores "
+     "is used",
+     "the masked P has zeros above the diagonal; use it (not softmax(Q Kᵀ/√d)) in every "
+     "gradient, and the masked scores get no gradient"),
 )
 
 

@@ -108,6 +108,13 @@ def _template(name: str) -> Template:
 def _control(panel: str, field: Option, value) -> str:
     ident = f"{panel}-{field.name}"
     title = f' title="{escape(field.help)}"' if field.help else ""
+    if field.kind == "flag" and field.values:  # no, yes (the first value) or another value
+        chosen = field.values[0] if value is True else value
+        options = ['<option value="">—</option>'] + [
+            f'<option value="{escape(c)}"{" selected" if c == chosen else ""}>{escape(c)}</option>'
+            for c in field.values]
+        return (f'<label for="{ident}"{title}>{escape(field.label)}</label>'
+                f'<select id="{ident}" name="{field.name}">{"".join(options)}</select>')
     if field.kind == "flag":
         checked = " checked" if value else ""
         return (f'<label class="flag"{title}><input type="checkbox" id="{ident}" '
@@ -210,7 +217,8 @@ async def api_check(request: Request) -> Response:
 async def api_index(request: Request) -> Response:
     def describe(fields):
         return {f.name: {"label": f.label, "type": {"flag": "boolean"}.get(f.kind, "string"),
-                         "help": f.help, **({"choices": list(f.choices)} if f.choices else {})}
+                         "help": f.help, **({"choices": list(f.choices)} if f.choices else {}),
+                         **({"values": list(f.values)} if f.values else {})}
                 for f in fields}
 
     body = {"derive": {"path": "/api/derive", "parameters": describe(DERIVE),

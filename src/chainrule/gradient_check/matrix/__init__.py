@@ -22,6 +22,7 @@ True
 
 The work is split by job: :mod:`.grammar` (the whitelist and the evaluation),
 :mod:`.network` (the network, its random matrices, its backward passes right and wrong),
+:mod:`.layers` (:func:`check_layer`: batch norm, layer norm and attention),
 :mod:`.sentences` (what the check says) and :mod:`.check` (the driver and the verdict).
 Only NumPy is imported here.
 """
@@ -30,7 +31,8 @@ from __future__ import annotations
 
 from chainrule.gradient_check.matrix.check import MatrixCheck, check_matrix
 from chainrule.gradient_check.matrix.grammar import MAX_DEPTH, MAX_LENGTH
+from chainrule.gradient_check.matrix.layers import check_layer
 from chainrule.gradient_check.matrix.network import MatrixFormulaError, MatrixFormulaSyntaxError
 
 __all__ = ["MAX_DEPTH", "MAX_LENGTH", "MatrixCheck", "MatrixFormulaError",
-           "MatrixFormulaSyntaxError", "check_matrix"]
+           "MatrixFormulaSyntaxError", "check_layer", "check_matrix"]

@@ -30,6 +30,7 @@ __all__ = [
     "Replace",
     "ShapeMismatch",
     "evaluate_formula",
+    "evaluate_names",
     "parse_formula",
     "uses_bias",
 ]
@@ -102,9 +103,11 @@ def _activation_functions() -> tuple[dict, dict]:
 class _Evaluator:
     """Evaluate a parsed formula on one set of matrices, refusing anything not whitelisted."""
 
-    def __init__(self, text: str, spec: Spec, env: dict, symbols: dict[int, str] | None):
+    def __init__(self, text: str, spec: Spec | None, env: dict, symbols: dict[int, str] | None,
+                 names: str = ""):
         self.text = text
         self.spec = spec
+        self.names = names
         self.env = env
         self.symbols = symbols
         self.forward, self.derivative = _activation_functions()
@@ -155,6 +158,8 @@ class _Evaluator:
             return self.env[node.id]
         if node.id in self.forward or node.id in self.derivative or node.id in _UNARY:
             raise self.fail(node, "function name without arguments", f"write {node.id}(Z)")
+        if self.spec is None:
+            raise self.fail(node, "unknown name", f"the names are {self.names}")
         hint = ""
         if not self.spec.single and not self.spec.lower and node.id in ("W", "b", "Z", "H", "D"):
             hint = " (in a network, number the layer: W1, Z2, ...)"
@@ -422,7 +427,7 @@ class _Evaluator:
             keywords["axis"] = int(args.pop())
         if len(args) != 1:
             raise self.fail(node, f"{name} takes one array in", f"write {name}(A, axis=0)")
-        if self.spec.lower and "axis" not in keywords:
+        if self.spec is not None and self.spec.lower and "axis" not in keywords:
             keywords.update(axis=-1, keepdims=True)  # over the k outputs of one example
         try:
             return _REDUCE[name](args[0], **keywords)
@@ -478,6 +483,14 @@ def parse_formula(formula: str) -> ast.AST:
 def evaluate_formula(tree, text, spec, cfg, symbols=None) -> np.ndarray:
     with np.errstate(all="ignore"):
         value = _Evaluator(text, spec, environment(spec, cfg), symbols).run(tree)
+    return np.asarray(value, dtype=np.float64)
+
+
+def evaluate_names(tree, text: str, env: dict, names: str, symbols=None) -> np.ndarray:
+    """The formula on the arrays ``env`` (name -> array or number) of a layer other than a dense
+    one; ``names`` lists them for the message about an unknown name."""
+    with np.errstate(all="ignore"):
+        value = _Evaluator(text, None, env, symbols, names).run(tree)
     return np.asarray(value, dtype=np.float64)
 
 
