@@ -211,6 +211,16 @@ class CheckResult:
             mistake(self.kind)
 
     @property
+    def passed(self) -> bool:
+        """The verdict, :attr:`correct` (the word of a numerical check)."""
+        return self.correct
+
+    @property
+    def diagnosis(self) -> str | None:
+        """The sentence naming the mistake found; None when correct or when none is named."""
+        return None if self.correct or self.kind is None else self.sentence
+
+    @property
     def mistake(self) -> Mistake | None:
         """The catalogue entry of :attr:`kind`, or None."""
         return None if self.kind is None else MISTAKES[self.kind]

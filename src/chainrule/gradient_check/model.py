@@ -65,16 +65,6 @@ class ModelCheckReport(CheckResult):
     layers: list[LayerCheck]
     end_to_end: GradcheckReport | None
 
-    @property
-    def passed(self) -> bool:
-        """The verdict, :attr:`correct`."""
-        return self.correct
-
-    @property
-    def diagnosis(self) -> str | None:
-        """The sentence naming the mistake found; None when it passed or none is named."""
-        return None if self.correct or self.kind is None else self.sentence
-
     def __str__(self) -> str:
         if self.passed:
             n = sum(len(c.parts) for c in self.layers)

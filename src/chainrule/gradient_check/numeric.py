@@ -85,16 +85,6 @@ class GradcheckReport(CheckResult):
     claimed: list = field(default_factory=list, repr=False)
     numeric: list = field(default_factory=list, repr=False)
 
-    @property
-    def passed(self) -> bool:
-        """The verdict, :attr:`correct`."""
-        return self.correct
-
-    @property
-    def diagnosis(self) -> str | None:
-        """The sentence naming the relation found; None when it passed or none holds."""
-        return None if self.correct or self.kind is None else self.sentence
-
     def __str__(self) -> str:
         where = ""
         if self.worst_input is not None:
