@@ -56,8 +56,8 @@ def test_a_port_in_use_is_a_one_line_error(capsys):
     (["--timeout", "0"], "--timeout must be a positive number of seconds; got 0"),
     (["--port", "70000"], "--port must be in 0..65535; got 70000"),
 ])
-def test_bad_settings_are_one_line_errors(capsys, argv, words):
-    assert main(["serve", *argv]) == 1
+def test_bad_settings_are_one_line_usage_errors(capsys, argv, words):
+    assert main(["serve", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("chainrule serve: error: ") and words in err
     assert len(err.strip().splitlines()) == 1

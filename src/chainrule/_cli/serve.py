@@ -13,7 +13,7 @@ import errno
 import socket
 import sys
 
-from chainrule._cli import CommandError
+from chainrule._cli import CommandError, UsageError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -45,7 +45,7 @@ def register(subparsers) -> None:
 
 def _bind(host: str, port: int) -> socket.socket:
     if not 0 <= port <= 65535:
-        raise CommandError(f"--port must be in 0..65535; got {port}")
+        raise UsageError(f"--port must be in 0..65535; got {port}")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -65,9 +65,9 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def run(args) -> int:
     if args.workers < 1:
-        raise CommandError(f"--workers must be at least 1; got {args.workers}")
+        raise UsageError(f"--workers must be at least 1; got {args.workers}")
     if not args.request_timeout > 0:
-        raise CommandError(f"--timeout must be a positive number of seconds; got "
+        raise UsageError(f"--timeout must be a positive number of seconds; got "
                            f"{args.request_timeout:g}")
     try:
         import uvicorn
