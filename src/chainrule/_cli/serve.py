@@ -41,7 +41,9 @@ def register(subparsers) -> None:
     p.add_argument("--port", type=int, default=DEFAULT_PORT,
                    help="port (default: %(default)s; 0 picks a free one)")
     p.add_argument("--workers", type=int, default=2, metavar="N",
-                   help="engine worker processes (default: %(default)s)")
+                   help="engine worker processes (default: %(default)s), plus one kept for "
+                        "requests that finish within a second, so that runaway formulas on the "
+                        "others never hold up an ordinary one")
     # Not "--timeout" as a dest: that name makes chainrule.cli time the whole command.
     p.add_argument("--timeout", dest="request_timeout", type=float, default=10.0,
                    metavar="SECONDS",
