@@ -59,13 +59,13 @@ def test_json_format(capsys):
 def test_bad_formula_is_one_line_error(capsys):
     code = main(["check", "--loss", "bce", "yhat +* 2"])
     err = capsys.readouterr().err
-    assert code == 1 and err.startswith("chainrule check: error: Cannot parse")
+    assert code == 2 and err.startswith("chainrule check: error: Cannot parse")
 
 
 def test_bad_options_are_one_line_errors(capsys):
-    assert main(["check", "yhat - y"]) == 1
+    assert main(["check", "yhat - y"]) == 2
     assert "--loss NAME" in capsys.readouterr().err
-    assert main(["check", "--loss", "bce", "--activation", "tanh", "--wrt", "yhat", "y"]) == 1
+    assert main(["check", "--loss", "bce", "--activation", "tanh", "--wrt", "yhat", "y"]) == 2
     assert "formula is dE/dz" in capsys.readouterr().err
 
 

@@ -59,8 +59,9 @@ def test_weights(capsys):
          "got --wrt 'q'"),
     ],
 )
-def test_bad_input_exits_1_with_one_line(capsys, argv, needle):
-    assert main(argv) == 1
+def test_bad_input_exits_2_with_one_line(capsys, argv, needle):
+    # an unreadable formula, an unknown name or options that contradict each other: bad usage
+    assert main(argv) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     err = captured.err.strip()

@@ -59,7 +59,7 @@ def test_a_library_error_is_printed_with_the_commands_flags(monkeypatch, capsys)
                          "activation='tanh'? With layer=True give loss= too.")
 
     monkeypatch.setattr(chainrule.derivation, "derive", derive)
-    assert main(["derive", "--activation", "tahn", "--loss", "bce"]) == 1
+    assert main(["derive", "--activation", "tahn", "--loss", "bce"]) == 2
     err = capsys.readouterr().err
     assert err == ("chainrule derive: error: --activation 'tahn' is not an activation; did you "
                    "mean --activation 'tanh'? With --layer give --loss too.\n")
@@ -71,7 +71,7 @@ def test_the_check_command_translates_with_its_own_options(monkeypatch, capsys):
                          "out wrt=, or give function= instead of loss=.")
 
     monkeypatch.setattr(chainrule.gradient_check.symbolic, "check_formula", check_formula)
-    assert main(["check", "--activation", "tanh", "--wrt", "yhat", "--loss", "bce", "y"]) == 1
+    assert main(["check", "--activation", "tanh", "--wrt", "yhat", "--loss", "bce", "y"]) == 2
     assert capsys.readouterr().err == (
         "chainrule check: error: with --activation 'tanh' the formula is dE/dz; got --wrt "
         "'yhat'. Leave out --wrt, or give --function instead of --loss.\n")
@@ -79,7 +79,7 @@ def test_the_check_command_translates_with_its_own_options(monkeypatch, capsys):
 
 def test_messages_of_the_panels_come_out_with_flags(capsys):
     # written with parameters in chainrule._panels, shared with the web page
-    assert main(["check", "--loss", "bce", "--sum", "yhat - y"]) == 1
+    assert main(["check", "--loss", "bce", "--sum", "yhat - y"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("chainrule check: error: --sum applies to matrix formulas (--layer or "
                           "--network)")

@@ -31,7 +31,7 @@ def test_serve_prints_the_url_answers_and_stops_on_ctrl_c_with_its_workers():
             assert json.load(r)["result_output_form"] == "yhat*(1 - yhat)"
         everyone = children(proc.pid)
         workers = [pid for pid in everyone if "spawn_main" in command_line(pid)]
-        assert len(workers) == 2
+        assert len(workers) == 3  # --workers 2, and the one kept for quick requests
         assert stop(proc) == 0
         assert proc.stderr.read().strip().endswith("chainrule serve: stopped")
     # The server kills and reaps its workers before it exits; multiprocessing's helper
@@ -56,8 +56,8 @@ def test_a_port_in_use_is_a_one_line_error(capsys):
     (["--timeout", "0"], "--timeout must be a positive number of seconds; got 0"),
     (["--port", "70000"], "--port must be in 0..65535; got 70000"),
 ])
-def test_bad_settings_are_one_line_errors(capsys, argv, words):
-    assert main(["serve", *argv]) == 1
+def test_bad_settings_are_one_line_usage_errors(capsys, argv, words):
+    assert main(["serve", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("chainrule serve: error: ") and words in err
     assert len(err.strip().splitlines()) == 1

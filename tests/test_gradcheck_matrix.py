@@ -304,8 +304,9 @@ def test_cli_layer_and_network_forms(capsys):
     # A formula with @ is a matrix formula without --layer.
     assert main(["check", "--activation", "sigmoid", "--loss", "bce", "X.T @ (Y - Yhat) / m"]) == 1
     assert "negative gradient" in capsys.readouterr().out
+    # a formula that cannot be read is bad usage
     assert main(["check", "--network", "relu,sigmoid", "--loss", "bce", "--wrt", "W1",
-                 "X.T @ (Yhat - Q) / m"]) == 1
+                 "X.T @ (Yhat - Q) / m"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("chainrule check: error: unknown name 'Q'") and err.count("\n") == 1
     assert main(["check", "--layer", "--loss", "mse", "--sum", "2 * X.T @ (Z - Y)"]) == 0
@@ -363,7 +364,7 @@ def test_numpy_spellings_of_the_relu_derivative(formula):
      "disagrees with the last layer"),
 ])
 def test_cli_contradictions_get_one_line(argv, words, capsys):
-    assert main(["check", *argv]) == 1
+    assert main(["check", *argv]) == 2  # options that contradict each other: bad usage
     err = capsys.readouterr().err
     assert words in err and err.count("\n") == 1
 

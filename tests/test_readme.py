@@ -311,3 +311,32 @@ def test_readme_loss_example_shows_the_textbook_gradient():
     # loss = (-ln 0.9 - ln 0.8)/2 = (0.1053605 + 0.2231436)/2 = 0.1642520
     assert "\n0.16425...\n" in code
     assert "array([-0.55555556,  0.625     ])" in code
+
+
+# --- what a reader pasting the examples in order meets ----------------------------------------
+
+
+def test_the_sample_file_is_written_before_predict_reads_it():
+    text = README.read_text(encoding="utf-8")
+    written = text.index('open("new_samples.csv", "w")')
+    assert written < text.index("predict wine.safetensors --data new_samples.csv")
+
+
+def test_the_first_python_block_says_how_to_run_it():
+    text = README.read_text(encoding="utf-8")
+    before = text[:text.index("```python")]
+    assert "uv run python" in before.rsplit("```", 1)[-1]
+
+
+def test_a_figure_no_test_reproduces_is_marked_a_benchmark_figure():
+    # the accuracies of a block the tests skip are a benchmark's: the prose just above says so
+    text = README.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    for block in BLOCKS:
+        if not any(kind == "skip" for kind, _ in block.markers):
+            continue
+        if not re.search(r"\d+\.\d+%", block.text):
+            continue
+        above = "\n".join(lines[max(0, block.line - 12):block.line - 1])
+        above = " ".join(above.split())
+        assert "benchmark figure" in above, f"README.md:{block.line}: {above[-300:]}"

@@ -100,3 +100,43 @@ def test_a_worker_that_ignores_the_alarm_is_killed_and_replaced():
 def test_pool_settings_are_checked(size, timeout, words):
     with pytest.raises(ValueError, match=words):
         EnginePool(size, timeout)
+
+
+def test_runaways_on_every_worker_do_not_hold_up_a_quick_request():
+    # Two runaways take both workers for their whole budget; an ordinary derivation sent after
+    # them is answered by the worker kept for quick requests before either runaway ends. A
+    # third runaway tries that worker, runs past its short budget and then waits for another:
+    # it still gets its whole budget, and the quick worker is free again for the next one.
+    async def scenario():
+        pool = EnginePool(2, BUDGET * 2, quick=0.5 * BUDGET)
+        await pool.start()
+        done = []
+
+        async def record(name, params):
+            result = await _timed(pool, "derive_json", params)
+            done.append(name)
+            return result
+
+        try:
+            runaways = [asyncio.ensure_future(record(f"runaway{i}", RUNAWAY)) for i in (1, 2)]
+            await asyncio.sleep(0.3)
+            third = asyncio.ensure_future(record("runaway3", RUNAWAY))
+            await asyncio.sleep(0.3)
+            text, _ = await record("ordinary", {"expression": "tanh"})
+            assert '"result_output_form": "1 - yhat**2"' in text
+            for runaway in [*runaways, third]:
+                error, _ = await runaway
+                assert isinstance(error, TaskTimeout)
+                assert f"gave up after {BUDGET * 2:g} s" in str(error)
+            assert done.index("ordinary") < min(done.index("runaway1"), done.index("runaway2"))
+            assert done[-1] == "runaway3"  # its full budget started on a normal worker
+            assert len(pool.pids()) == 3
+        finally:
+            await pool.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_quick_budget_is_checked():
+    with pytest.raises(ValueError, match=r"'quick' parameter of EnginePool"):
+        EnginePool(1, 1.0, quick=0.0)

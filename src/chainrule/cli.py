@@ -4,8 +4,12 @@ Each sub-command lives in ``chainrule._cli.<name>`` with two functions: ``regist
 adds its parser (cheap: no heavy imports), and ``run(args)`` does the work and returns the exit
 code. Heavy libraries (SymPy, matplotlib, scikit-learn) are imported inside ``run`` only.
 
-Exit codes: 0 success, 1 a data, model or formula error (one clear line on stderr, no
-traceback), 2 bad usage (argparse's convention), 130 interrupted.
+Exit codes: 0 success; 1 the command ran and the answer is no or it failed (a wrong derivative,
+unreadable data or model file, a diverged training, a time limit reached: one clear line on
+stderr, no traceback); 2 bad usage (argparse's convention): an unknown option, a missing
+argument, an invalid option value (an unknown activation or loss name, a variable that is not
+one, options that contradict each other) or a formula that cannot be read, in one line;
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -18,27 +22,61 @@ import sys
 import threading
 import warnings
 
-from chainrule._cli import CommandError
+from chainrule._cli import CommandError, UsageError, is_usage_error
 
-__all__ = ["COMMANDS", "CommandError", "build_parser", "flags_for_parameters", "main"]
+__all__ = ["COMMANDS", "EXIT_USAGE", "CommandError", "UsageError", "build_parser",
+           "flags_for_parameters", "main"]
 
 COMMANDS = ("train", "predict", "evaluate", "derive", "check", "check_backward", "plot", "data",
             "serve")
 
+#: Exit status of bad usage: an unknown option, an invalid value, a missing argument.
+EXIT_USAGE = 2
+
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, except that a value starting with "-" that is no option of the command (the
-    formula ``-x``, the number ``-1e308``) is read as a value, not as an unknown option."""
+    """argparse, with two differences.
+
+    A value starting with "-" that is no option of the command (the formula ``-y/yhat`` or
+    ``-yhat``, the number ``-1e308``) is read as a value, not as an unknown option; only an
+    argument that is exactly one of the command's options, or starts with "--", is an option.
+
+    A usage error is one line on stderr, ``chainrule train: error: ...`` (exit status 2),
+    rather than the whole usage: ``--help`` shows that.
+    """
 
     def _parse_optional(self, arg_string):
         if (
             len(arg_string) > 1
             and arg_string[0] == "-"
             and not arg_string.startswith("--")
-            and arg_string[:2] not in self._option_string_actions
+            and arg_string not in self._option_string_actions
+            and not self._takes_attached_value(arg_string[:2])
         ):
             return None
         return super()._parse_optional(arg_string)
+
+    def _takes_attached_value(self, short: str) -> bool:
+        """Whether ``short`` (``-o``) is an option with a value, as in ``-ofile``."""
+        action = self._option_string_actions.get(short)
+        return action is not None and action.nargs != 0
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {' '.join(message.split())}\n")
+
+    def unrecognized(self, extras: list[str]):
+        """Refuse the arguments no option of this command takes, with the nearest option."""
+        import difflib
+
+        message = f"unrecognized arguments: {' '.join(extras)}"
+        options = [o for o in self._option_string_actions if o.startswith("--")]
+        for extra in extras:
+            if extra.startswith("-"):
+                near = difflib.get_close_matches(extra.split("=")[0], options, n=1)
+                if near:
+                    message += f"; did you mean {near[0]}?"
+                    break
+        self.error(message)
 
 
 def _undecodable(argv: list[str]) -> str | None:
@@ -90,7 +128,9 @@ def _main(argv: list[str] | None) -> int:
     if bad is not None:
         parser.error(f"the argument '{bad}' is not valid UTF-8 text; pass file names and "
                      "formulas as UTF-8")
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        (parser.commands.get(args.command) or parser).unrecognized(extras)
     if args.command is None:
         parser.print_help()
         return 2
@@ -135,7 +175,7 @@ def _main(argv: list[str] | None) -> int:
     except (CommandError, ValueError, OSError, KeyError, ImportError, FloatingPointError) as exc:
         message = flags_for_parameters(_one_line(exc), parser.commands[args.command])
         print(f"chainrule {args.command}: error: {message}", file=sys.stderr)
-        return 1
+        return EXIT_USAGE if is_usage_error(exc) else 1
 
 
 def _one_line(exc: BaseException) -> str:

@@ -6,14 +6,66 @@ the web page and lives in :mod:`chainrule._panels`; ``--timeout`` is the command
 
 from __future__ import annotations
 
+import contextlib
+import re
+import sys
+
 from chainrule._panels import TimeUp, load_engine, time_limit
 
-__all__ = ["DEFAULT_TIMEOUT", "MAX_TIMEOUT", "CommandError", "TimeUp", "add_timeout",
-           "load_engine", "time_limit", "timeout_seconds"]
+__all__ = ["DEFAULT_TIMEOUT", "MAX_TIMEOUT", "CommandError", "TimeUp", "UsageError",
+           "add_timeout", "is_usage_error", "load_engine", "refused_as_usage", "time_limit",
+           "timeout_seconds"]
 
 
 class CommandError(Exception):
     """An error to report in one line on stderr with exit code 1."""
+
+
+class UsageError(ValueError):
+    """An invalid value given to a command (an unknown name, options that contradict each
+    other, nothing to work on): reported in one line on stderr with exit code 2, bad usage."""
+
+
+# A formula refused for its size rather than its writing: the work was too large to do, a
+# limit reached (exit status 1, like --timeout), not a mistake in the command.
+_SIZE_LIMIT = re.compile(r"too large|nested too deeply|too deep", re.IGNORECASE)
+
+# Errors of the derivation engine and the checks that mean "could not read this formula": bad
+# usage of a command, like an invalid option value. Named by module and class, so that the
+# command line loads neither SymPy nor the checks to recognise them.
+_UNREADABLE = (
+    ("chainrule.derivation.parser", "FormulaError"),
+    ("chainrule.gradient_check.matrix.network", "MatrixFormulaError"),
+)
+
+
+def is_usage_error(exc: BaseException) -> bool:
+    """Whether ``exc`` reports bad usage (exit status 2): a :class:`UsageError`, or a formula
+    the engine or the checks could not read (not one refused for its size)."""
+    if isinstance(exc, UsageError):
+        return True
+    for module, name in _UNREADABLE:
+        loaded = sys.modules.get(module)
+        kind = getattr(loaded, name, None) if loaded is not None else None
+        if isinstance(kind, type) and isinstance(exc, kind):
+            return not _SIZE_LIMIT.search(str(exc))
+    return False
+
+
+@contextlib.contextmanager
+def refused_as_usage():
+    """A ValueError of the library on the values a user gave a command (an unknown activation
+    or loss, a variable that is not one, a formula it cannot read, options that contradict each
+    other, nothing to work on) re-raised as a :class:`UsageError`: bad usage, exit status 2. A
+    formula refused for its size stays as it is: a limit reached, exit status 1."""
+    try:
+        yield
+    except UsageError:
+        raise
+    except ValueError as exc:
+        if _SIZE_LIMIT.search(str(exc)):
+            raise
+        raise UsageError(str(exc)) from exc
 
 
 #: Default wall-clock limit of the symbolic commands (derive, check, plot), in seconds.

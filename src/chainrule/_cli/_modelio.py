@@ -4,7 +4,8 @@ from __future__ import annotations
 
 
 def load_model_and_data(model_path: str, data: str, target: str | None,
-                        held_out: bool | None = None, features_only: bool = False):
+                        held_out: bool | None = None, features_only: bool = False,
+                        command: str = "predict"):
     """The model, and the dataset's features (test split when it has one) scaled as in training.
 
     With ``held_out`` True, data without a test split of its own that the model was trained on
@@ -12,6 +13,12 @@ def load_model_and_data(model_path: str, data: str, target: str | None,
     with ``held_out`` True or False a fourth value says which rows were used. With
     ``features_only`` (new samples to predict) and no ``target``, every column of a file is a
     feature: none is guessed to be a target and dropped.
+
+    A model file that records no preprocessing (a model saved from Python without
+    ``model.preprocessing``) says nothing of how its features were scaled or which rows it was
+    trained on: the features are fed as read, with a warning line on stderr naming what is
+    missing, and with ``held_out`` True on data without a test split of its own it is refused
+    (:class:`~chainrule._cli.UsageError`): only ``--all`` scores rows it may have been trained on.
     """
     import numpy as np
 
@@ -41,6 +48,8 @@ def load_model_and_data(model_path: str, data: str, target: str | None,
             f"{data} has {X.shape[1] if X.ndim == 2 else X.shape} features but the model "
             f"{model_path} expects {model.in_features}{hint}."
         )
+    if not model.preprocessing:
+        _unrecorded(model_path, data, command, bool(held_out) and ds.X_test is None)
     prep = model.preprocessing or {}
     scaler_cfg = prep.get("scaler")
     if scaler_cfg:
@@ -48,3 +57,23 @@ def load_model_and_data(model_path: str, data: str, target: str | None,
     if held_out is not None:
         return model, X, y, rows
     return model, X, y
+
+
+def _unrecorded(model_path: str, data: str, command: str, refuse: bool) -> None:
+    """Refuse (``refuse``) or warn about a model file that records no preprocessing."""
+    import sys
+
+    from chainrule._cli import UsageError
+
+    if refuse:
+        raise UsageError(
+            f"{model_path} records no preprocessing and no split (a model saved from Python), "
+            f"so the rows of {data} it was trained on cannot be told from the others: pass "
+            f"--all to score every row, training rows included, or evaluate on rows it never "
+            f"saw. A model trained with prepare_dataset and saved with its preprocessing (see "
+            f"the README) is scored on its held-out rows."
+        )
+    print(f"chainrule {command}: warning: {model_path} records no preprocessing (a model saved "
+          f"from Python): the features of {data} are fed as read, unscaled; if the model was "
+          f"trained on scaled features, its answers here are not those it was trained to give.",
+          file=sys.stderr)

@@ -3,7 +3,9 @@
     chainrule check --loss bce --wrt yhat "-(y/yhat + (1-y)/(1-yhat))"
 
 prints one paragraph (or JSON with ``--format json``) and exits 1 when the formula is wrong,
-0 when it is right. SymPy is imported when :func:`run` calls the check.
+0 when it is right, 2 when it cannot be read or an option's value is refused (bad usage). A
+formula that starts with a minus, "-(y/yhat+...)", is read as the formula (see
+:mod:`chainrule.cli`). SymPy is imported when :func:`run` calls the check.
 """
 
 from __future__ import annotations
@@ -13,30 +15,9 @@ import shutil
 import sys
 import textwrap
 
+from chainrule._cli import refused_as_usage
 from chainrule._cli._formula_args import add_output_options, add_panel_options
 from chainrule._panels import check, show, values_of
-
-_FORMULA_CHARS = set("()/*+^ .0123456789")
-
-
-class _FormulaArgumentParser(argparse.ArgumentParser):
-    """Reads a formula that starts with a minus, "-(y/yhat+...)", as the positional argument.
-
-    argparse takes any argument that starts with "-" for an option unless it contains a space
-    or is a plain negative number; no option of ``check`` contains a bracket, a slash or a digit
-    after its dash, so such an argument can only be the formula.
-    """
-
-    def _parse_optional(self, arg_string):
-        if (
-            arg_string.startswith("-")
-            and not arg_string.startswith("--")
-            and len(arg_string) > 1
-            and arg_string not in self._option_string_actions
-            and (arg_string[1] in _FORMULA_CHARS or set(arg_string[2:]) & _FORMULA_CHARS)
-        ):
-            return None
-        return super()._parse_optional(arg_string)
 
 
 def register(subparsers) -> None:
@@ -47,7 +28,8 @@ def register(subparsers) -> None:
         description=(
             "Check a hand-derived derivative against SymPy and, when it is wrong, say which\n"
             "term has the wrong sign, which factor is missing or extra, and the rule that\n"
-            "gives the right one. Exit status 1 when the formula is wrong, 0 when it is right."
+            "gives the right one. Exit status 1 when the formula is wrong, 0 when it is right,\n"
+            "2 when it cannot be read or an option's value is refused."
         ),
         epilog=(
             "symbols: yhat (prediction), y (target), z (pre-activation), x, w, p (probability),\n"
@@ -74,13 +56,13 @@ def register(subparsers) -> None:
             '  chainrule check --layer attention --wrt V --causal "P.T @ dO"'
         ),
     )
-    parser.__class__ = _FormulaArgumentParser
     add_panel_options(parser, "check")
     add_output_options(parser, ("text", "json"))
 
 
 def run(args) -> int:
-    result = check(values_of("check", args))
+    with refused_as_usage():
+        result = check(values_of("check", args))
     if args.format == "json":
         sys.stdout.write(show(result, "json"))
     else:

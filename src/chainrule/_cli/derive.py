@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sys
 
+from chainrule._cli import refused_as_usage
 from chainrule._cli._formula_args import add_output_options, add_panel_options
 from chainrule._panels import derive, show, values_of
 
@@ -40,5 +41,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    sys.stdout.write(show(derive(values_of("derive", args)), args.format))
+    with refused_as_usage():
+        result = derive(values_of("derive", args))
+    sys.stdout.write(show(result, args.format))
     return 0

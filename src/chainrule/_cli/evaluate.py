@@ -9,7 +9,9 @@ def register(subparsers) -> None:
         help="evaluate a saved model on a dataset",
         description="Loss (accuracy for classifiers, R^2 for regressors) on the dataset's "
         "test split when it has one; on the rows `chainrule train` held out when the model was "
-        "trained on this data; else (or with --all) on every row.",
+        "trained on this data; else (or with --all) on every row. A model file that records "
+        "no preprocessing (saved from Python) is scored on data without a test split of its "
+        "own only with --all, and its features are fed as read, with a warning.",
     )
     p.add_argument("model", help="a model file written by `chainrule train --out`")
     p.add_argument("--data", required=True, help="a dataset name, CSV, NPZ or IDX folder")
@@ -27,7 +29,7 @@ def run(args) -> int:
     from chainrule.data import encode_with
 
     model, X, y, rows = load_model_and_data(args.model, args.data, args.target,
-                                            held_out=not args.all)
+                                            held_out=not args.all, command="evaluate")
     if y is None:
         raise ValueError(f"{args.data} has no targets to evaluate against.")
     if model.task == "classification" and model.classes_ is not None:

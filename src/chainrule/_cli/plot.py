@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from chainrule._cli import add_timeout
+import math
+
+from chainrule._cli import UsageError, add_timeout
 
 
 def register(subparsers) -> None:
@@ -26,6 +28,10 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from chainrule.derivation.plot import plot_functions
 
+    low, high = args.range
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise UsageError(f"The range must be two finite numbers, low < high; got --range "
+                         f"{low:g} {high:g}.")
     path = plot_functions(
         args.functions, args.out, x_range=tuple(args.range), derivative=not args.no_derivative
     )

@@ -220,6 +220,7 @@ def _build_model(args, ds, prepared) -> tuple:
     """
     import numpy as np
 
+    from chainrule._cli import UsageError
     from chainrule.nn import mlp
 
     y = prepared["y"]
@@ -231,7 +232,7 @@ def _build_model(args, ds, prepared) -> tuple:
         n_out = y.shape[1] if np.ndim(y) == 2 else 1
     elif loss in ("bce", "bce_with_logits"):
         if n_classes != 2:
-            raise ValueError(
+            raise UsageError(
                 f"--loss {loss} is for two classes; {ds.name} has {n_classes}. Use --loss ce."
             )
         n_out = 1

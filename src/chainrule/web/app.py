@@ -43,7 +43,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from chainrule._panels import CHECK, DERIVE, PANELS, Option
-from chainrule.web.worker import Busy, EnginePool, TaskError, TaskTimeout
+from chainrule.web.worker import QUICK_SECONDS, Busy, EnginePool, TaskError, TaskTimeout
 
 __all__ = ["create_app"]
 
@@ -342,8 +342,10 @@ class LimitsMiddleware:
 
 def create_app(pool: EnginePool | None = None, *, workers: int = 2, timeout: float = 10.0):
     """The ASGI application; its lifespan starts the worker pool and stops it (every worker
-    process ends with the server)."""
-    pool = pool or EnginePool(workers, timeout)
+    process ends with the server). The pool made here keeps one more worker for quick
+    requests (:data:`~chainrule.web.worker.QUICK_SECONDS`), so that runaway formulas on the
+    others never hold up an ordinary derivation."""
+    pool = pool or EnginePool(workers, timeout, quick=QUICK_SECONDS)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
