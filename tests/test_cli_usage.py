@@ -36,6 +36,7 @@ BAD_USAGE = {
     "plot": ["plot", "sigmoid", "--range", "1", "0"],
     "data": ["data", "download", "nosuch"],
     "serve": ["serve", "--workers", "0"],
+    "check_backward": ["check-backward", "no_such_file.py:forward,backward", "--shapes", "3"],
 }
 
 # More of the usage errors a user makes: each one is 2 as well, never 1.
@@ -64,7 +65,17 @@ def _failing(name, tmp_path):
         "derive": ["derive", "exp(exp(exp(exp(x))))*log(log(log(x)))", "--timeout", "0.3"],
         "check": ["check", "--loss", "bce", "--wrt", "yhat", "-(y/yhat + (1-y)/(1-yhat))"],
         "plot": ["plot", "sigmoid", "--out", str(tmp_path / "nowhere" / "a.png")],
+        "check_backward": ["check-backward", f"{_doubled_backward(tmp_path)}:forward,backward",
+                           "--shapes", "4x3,3x5"],
     }.get(name)
+
+
+def _doubled_backward(tmp_path):
+    """A file whose backward pass doubles dW: a valid command whose answer is no."""
+    path = tmp_path / "doubled.py"
+    path.write_text("def forward(x, w):\n    return x @ w\n\n\n"
+                    "def backward(dout, x, w):\n    return dout @ w.T, 2 * (x.T @ dout)\n")
+    return path
 
 
 def test_the_readme_states_the_exit_codes_these_tests_check():
@@ -86,7 +97,8 @@ def test_bad_usage_exits_2_in_one_line(name, capsys):
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1, captured.err
-    prog = "chainrule data download" if name == "data" else f"chainrule {name}"
+    command = name.replace("_", "-")  # check_backward is the command check-backward
+    prog = "chainrule data download" if name == "data" else f"chainrule {command}"
     assert lines[0].startswith(f"{prog}: error: "), lines
     assert "usage:" not in captured.err and "Traceback" not in captured.err
 
@@ -103,7 +115,7 @@ def test_other_usage_errors_exit_2_in_one_line(argv, capsys):
 def test_a_valid_command_that_fails_exits_1(name, tmp_path, capsys):
     assert _run(_failing(name, tmp_path)) == 1
     err = capsys.readouterr().err
-    if name != "check":  # check says no on stdout: the diagnosis
+    if name not in ("check", "check_backward"):  # these say no on stdout: the diagnosis
         assert len(err.strip().splitlines()) == 1 and err.startswith(f"chainrule {name}: error:")
 
 

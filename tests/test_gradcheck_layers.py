@@ -248,5 +248,5 @@ def test_the_command_line_refuses_an_unknown_layer_with_the_choices(capsys):
         main(["check", "--layer", "conv", "dY"])
     assert exc.value.code == 2
     assert "invalid choice: 'conv'" in capsys.readouterr().err
-    assert main(["check", "--layer", "layernorm", "--loss", "mse", "dY"]) == 1
+    assert main(["check", "--layer", "layernorm", "--loss", "mse", "dY"]) == 2  # usage
     assert "--loss does not apply to --layer 'layernorm'" in capsys.readouterr().err

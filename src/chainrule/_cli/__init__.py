@@ -36,6 +36,7 @@ _SIZE_LIMIT = re.compile(r"too large|nested too deeply|too deep", re.IGNORECASE)
 _UNREADABLE = (
     ("chainrule.derivation.parser", "FormulaError"),
     ("chainrule.gradient_check.matrix.network", "MatrixFormulaError"),
+    ("chainrule._checks", "UnreadableFormulaError"),
 )
 
 
