@@ -17,6 +17,50 @@ __all__ = ["DEFAULT_TIMEOUT", "MAX_TIMEOUT", "CommandError", "TimeUp", "UsageErr
            "timeout_seconds"]
 
 
+#: Each command's one-line help (in ``chainrule --help``) and its description (in
+#: ``chainrule COMMAND --help``), for the commands whose parser needs nothing more.
+COMMAND_TEXT = {
+    "train": (
+        "train a multi-layer perceptron and print its test accuracy",
+        "Train a multi-layer perceptron. With no arguments: a 64-128-10 ReLU network "
+        "(dropout 0.2) on scikit-learn's digits, printing the test accuracy. Regression "
+        "targets are standardised for training; the saved model predicts in their units."
+    ),
+    "derive": (
+        "derive an activation, a loss, a formula or their composition step by step",
+        "Derive step by step (sum, product, quotient, chain rules...), simplify, check the "
+        "answer against SymPy, and flag singular points and domain conflicts. Symbols: x or "
+        "z (input), yhat (an activation's output), y (target), w (weight), p and t (softmax "
+        "+ cross-entropy), eta, alpha, m."
+    ),
+    "plot": (
+        "plot activations or formulas and their derivatives to a PNG",
+        "Draw each function (solid) and its derivative (dashed) on one figure, with both "
+        "formulas in the legend. Example: chainrule plot sigmoid tanh --out act.png"
+    ),
+    "data": (
+        "download MNIST or Fashion-MNIST, or show where they are kept",
+        "Download a data set from its public mirrors, check every file against its "
+        "published SHA-256, and keep it in $CHAINRULE_DATA_DIR (else the user cache "
+        "folder). `chainrule train --data mnist` does this on first use."
+    ),
+    "serve": (
+        "serve a web page that derives step by step and checks hand-derived gradients",
+        "Serve a page that derives formulas, activations and losses step by step, plots "
+        "them and checks a hand-derived gradient, with a JSON API under /api/. Each "
+        "request runs in a worker process under a time budget, so a runaway formula gets "
+        "an error and never holds the server."
+    ),
+}
+
+
+def add_command(subparsers, name: str, **kwargs):
+    """The parser of the command ``name``, with its help and description from
+    :data:`COMMAND_TEXT`."""
+    help_text, description = COMMAND_TEXT[name]
+    return subparsers.add_parser(name, help=help_text, description=description, **kwargs)
+
+
 class CommandError(Exception):
     """An error to report in one line on stderr with exit code 1."""
 

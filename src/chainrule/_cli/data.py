@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
+from chainrule._cli import add_command
+
 
 def register(subparsers) -> None:
     from chainrule.download import DATASETS
 
-    p = subparsers.add_parser(
-        "data",
-        help="download MNIST or Fashion-MNIST, or show where they are kept",
-        description=(
-            "Download a data set from its public mirrors, check every file against its "
-            "published SHA-256, and keep it in $CHAINRULE_DATA_DIR (else the user cache "
-            "folder). `chainrule train --data mnist` does this on first use."
-        ),
-    )
+    p = add_command(subparsers, "data")
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     down = sub.add_parser("download", help="download a data set (skipped when already there)")
     down.add_argument("name", choices=sorted(DATASETS), help="the data set")

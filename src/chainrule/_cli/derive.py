@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sys
 
-from chainrule._cli import refused_as_usage
+from chainrule._cli import add_command, refused_as_usage
 from chainrule._cli._formula_args import add_output_options, add_panel_options
 from chainrule._panels import derive, show, values_of
 
@@ -26,16 +26,7 @@ FORMATS = ("text", "latex", "markdown", "json")
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "derive",
-        help="derive an activation, a loss, a formula or their composition step by step",
-        description=(
-            "Derive step by step (sum, product, quotient, chain rules...), simplify, check the "
-            "answer against SymPy, and flag singular points and domain conflicts. Symbols: x or "
-            "z (input), yhat (an activation's output), y (target), w (weight), p and t (softmax "
-            "+ cross-entropy), eta, alpha, m."
-        ),
-    )
+    p = add_command(subparsers, "derive")
     add_panel_options(p, "derive")
     add_output_options(p, FORMATS)
 

@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import math
 
-from chainrule._cli import UsageError, add_timeout
+from chainrule._cli import UsageError, add_command, add_timeout
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "plot",
-        help="plot activations or formulas and their derivatives to a PNG",
-        description=(
-            "Draw each function (solid) and its derivative (dashed) on one figure, with both "
-            "formulas in the legend. Example: chainrule plot sigmoid tanh --out act.png"
-        ),
-    )
+    p = add_command(subparsers, "plot")
     p.add_argument("functions", nargs="+",
                    help="activation names (sigmoid, tanh, relu, ...) or formulas in x")
     p.add_argument("--out", default="activations.png", help="PNG file (default: %(default)s)")

@@ -13,7 +13,7 @@ import errno
 import socket
 import sys
 
-from chainrule._cli import CommandError, UsageError
+from chainrule._cli import CommandError, UsageError, add_command
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -26,16 +26,7 @@ MAX_HEAD_BYTES = 16 * 1024
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "serve",
-        help="serve a web page that derives step by step and checks hand-derived gradients",
-        description=(
-            "Serve a page that derives formulas, activations and losses step by step, plots "
-            "them and checks a hand-derived gradient, with a JSON API under /api/. Each "
-            "request runs in a worker process under a time budget, so a runaway formula gets "
-            "an error and never holds the server."
-        ),
-    )
+    p = add_command(subparsers, "serve")
     p.add_argument("--host", default=DEFAULT_HOST,
                    help="address to listen on (default: %(default)s, this computer only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT,

@@ -6,6 +6,8 @@ import json
 import sys
 import time
 
+from chainrule._cli import add_command
+
 DEFAULTS = {
     "data": "digits",
     "layers": "128",
@@ -73,15 +75,7 @@ def _layers(text: str) -> list[int]:
 
 def register(subparsers) -> None:
     """The `train` parser: the data, the network, the training, the split and the outputs."""
-    p = subparsers.add_parser(
-        "train",
-        help="train a multi-layer perceptron and print its test accuracy",
-        description=(
-            "Train a multi-layer perceptron. With no arguments: a 64-128-10 ReLU network "
-            "(dropout 0.2) on scikit-learn's digits, printing the test accuracy. Regression "
-            "targets are standardised for training; the saved model predicts in their units."
-        ),
-    )
+    p = add_command(subparsers, "train")
     _add_data_options(p)
     _add_network_options(p)
     _add_training_options(p)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from chainrule._checks import check_scalar
+from chainrule._threads import BlasThreads
 from chainrule.gradient_check.backward.adapters import Pullback, Subject, adapt
 from chainrule.gradient_check.backward.differences import (
     Differences,
@@ -30,7 +31,6 @@ from chainrule.gradient_check.backward.judge import judge_inputs
 from chainrule.gradient_check.backward.layers import LayerSpec, get_layer
 from chainrule.gradient_check.backward.relations import Tolerance
 from chainrule.gradient_check.backward.report import BackwardCheck
-from chainrule._threads import BlasThreads
 
 __all__ = ["Run", "check_backward"]
 
