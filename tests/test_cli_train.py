@@ -396,3 +396,11 @@ def test_cli_real_subprocess_exit_codes(tmp_path):
                               text=True, timeout=60, cwd=tmp_path)
         assert proc.returncode == code, proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+def test_a_learning_rate_far_too_large_is_named_in_one_warning_line(capsys):
+    assert main(["train", "--lr", "100", "--epochs", "5", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "warning" in line]
+    assert len(lines) == 1 and lines[0].startswith("chainrule train: warning: The training loss")
+    assert "lr=100 is most likely too large for Adam" in lines[0]

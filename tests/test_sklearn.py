@@ -458,6 +458,26 @@ def test_safetensors_roundtrip(iris, tmp_path):
         MLPRegressor.load(path)
 
 
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda st: st.pop("n_features_in"), "has nothing for 'n_features_in'"),
+    (lambda st: st.update(n_features_in="4"), "has str '4' for 'n_features_in'"),
+    (lambda st: st.update(n_features_in=7), "says 7 input features, but its network takes 4"),
+    (lambda st: st.update(n_outputs=True), "has bool True for 'n_outputs'"),
+    (lambda st: st.update(classes=None), "has no list of classes"),
+])
+def test_an_altered_estimator_state_is_refused_naming_the_field(iris, tmp_path, change,
+                                                                message):
+    # A crafted file used to fail with KeyError 'n_features_in' deep inside the loader.
+    X, y = iris
+    est = quiet_fit(MLPClassifier((4,), max_iter=5, random_state=0), X, y)
+    model = chainrule.load(est.save(tmp_path / "est.safetensors"))
+    change(model.training_config["sklearn"])
+    path = model.save(tmp_path / "altered.safetensors")
+    with pytest.raises(ValueError, match="altered or not written by MLPClassifier.save") as err:
+        MLPClassifier.load(path)
+    assert message in str(err.value)
+
+
 def test_safetensors_regressor_and_multilabel(tmp_path):
     X, Y = make_regression(n_samples=50, n_features=3, n_targets=2, random_state=0)
     reg = quiet_fit(MLPRegressor(hidden_layer_sizes=(8,), max_iter=5, random_state=0), X, Y)

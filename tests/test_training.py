@@ -843,3 +843,26 @@ def test_epoch_loop_carries_on_when_the_hooks_return_nothing(rng):
                            shuffle=False).run(2)
     assert epochs == 2 and hooks.calls == [1, 1]
     assert all(np.isfinite(p).all() for p in model.parameters())
+
+
+def test_a_loss_that_ends_far_above_its_start_warns_naming_the_learning_rate(rng):
+    # Adam at lr=100 ends with a loss thousands of times the untrained model's, with no NaN to
+    # stop it: the warning names the learning rate.
+    from chainrule.training import TrainingWarning
+
+    X, y = rng.normal(size=(300, 16)), rng.integers(0, 3, 300)
+    model = mlp([16, 64, 3], output="softmax", seed=0)
+    with pytest.warns(TrainingWarning, match=r"lr=100 is most likely too large for Adam"):
+        model.fit(X, y, loss="ce", optimizer="adam", lr=100, epochs=5, verbose=0, seed=0)
+
+
+def test_an_ordinary_fit_gives_no_training_warning(rng):
+    import warnings
+
+    from chainrule.training import TrainingWarning
+
+    X, y = blobs(rng, n=300)
+    model = mlp([4, 32, 3], output="softmax", seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrainingWarning)
+        model.fit(X, y, loss="ce", optimizer="adam", lr=1e-2, epochs=5, verbose=0, seed=0)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -47,6 +48,7 @@ __all__ = [
     "LoopHooks",
     "Trainer",
     "TrainingDivergedError",
+    "TrainingWarning",
     "default_loss",
     "evaluate",
     "fit",
@@ -614,13 +616,44 @@ def fit(
         np.errstate(over="ignore", invalid="ignore"),
         BlasThreads(threads) as blas,
     ):
+        start = _loss_before_training(model, trainer, data)
         run = _FitRun(model, trainer, data, sched, early_stopping, restore_best, callbacks,
                       progress, flag, blas)
         loop = EpochLoop(trainer, batches, run, rng=data.rng, shuffle=shuffle,
                          accuracy=run.classification, blas=blas, progress=progress, flag=flag)
         run.train(loop, epochs)
     model.eval()
+    _warn_if_the_loss_grew(run.history, start, opt)
     return run.history
+
+
+class TrainingWarning(UserWarning):
+    """Training finished, but how it went calls for a look: the loss ended far above where it
+    started (a learning rate too large for the optimizer, most often)."""
+
+
+def _loss_before_training(model, trainer, data) -> float:
+    """The loss of the untrained model on up to 1024 training rows (evaluation mode, so no
+    dropout and no running statistics move)."""
+    model.eval()
+    try:
+        n = min(len(data.X), 1024)
+        return trainer.loss_of(trainer.scores(data.X[:n]), data.target[:n])
+    finally:
+        model.train()
+
+
+def _warn_if_the_loss_grew(history: History, start: float, opt) -> None:
+    """A :class:`TrainingWarning` naming the learning rate when the last epoch's loss is over
+    ten times the loss before the first step."""
+    end = history.loss[-1] if history.loss else math.nan
+    if math.isfinite(start) and start > 0 and math.isfinite(end) and end > 10 * start:
+        warnings.warn(
+            f"The training loss ended at {end:.4g}, {end / start:,.0f} times the loss before the "
+            f"first step ({start:.4g}): the learning rate lr={opt.lr:g} is most likely too large "
+            f"for {type(opt).__name__}; try one 10 to 100 times smaller.",
+            TrainingWarning, stacklevel=4,  # the caller of model.fit
+        )
 
 
 def _objective_and_optimizer(loss, optimizer, lr, schedule):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import warnings
 
 from chainrule._cli import add_command
 
@@ -244,27 +245,23 @@ def _build_model(args, ds, prepared) -> tuple:
 def _train(model, args, prepared: dict, task: str, loss: str):
     """Fit ``model`` as the options say: ``history, seconds``. Regression targets are
     standardised for training when the output is linear, then folded into the last layer."""
-    from chainrule import optim
 
     X, y = prepared["X"], prepared["y"]
     y_fit, target_scaling = y, None
     if task == "regression" and _output_is_linear(model) and _squarable(y, model.dtype):
         y_fit, target_scaling = standardise_targets(y)
+    from chainrule.training import TrainingWarning
+
     t0 = time.perf_counter()
-    history = model.fit(
-        X,
-        y_fit,
-        loss=loss,
-        optimizer=optim.get(args.optimizer, lr=args.lr, clip_norm=args.clip_norm),
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        validation_split=args.validation_split,
-        early_stopping=args.early_stopping,
-        seed=args.seed,
-        verbose=0 if (args.quiet or args.json) else 1,
-        stream=sys.stderr if not args.json else None,
-        threads=args.threads,
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TrainingWarning)
+        history = _fit_with_options(model, X, y_fit, loss, args)
+    for warning in caught:
+        if issubclass(warning.category, TrainingWarning):
+            print(f"chainrule train: warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)
     seconds = time.perf_counter() - t0
     if target_scaling is not None:
         fold_target_scaling(model, *target_scaling)
@@ -403,3 +400,23 @@ def _squarable(y, dtype) -> bool:
 
     y = np.asarray(y, dtype=np.float64)
     return bool(y.size) and float(np.max(np.abs(y))) <= math.sqrt(float(np.finfo(dtype).max)) / 1e3
+
+
+def _fit_with_options(model, X, y, loss, args):
+    """``model.fit`` with the command's options (a line of progress per epoch unless quiet)."""
+    from chainrule import optim
+
+    return model.fit(
+        X,
+        y,
+        loss=loss,
+        optimizer=optim.get(args.optimizer, lr=args.lr, clip_norm=args.clip_norm),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        validation_split=args.validation_split,
+        early_stopping=args.early_stopping,
+        seed=args.seed,
+        verbose=0 if (args.quiet or args.json) else 1,
+        stream=sys.stderr if not args.json else None,
+        threads=args.threads,
+    )

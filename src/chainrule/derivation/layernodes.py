@@ -85,8 +85,8 @@ class Sum(_Reduce):
 
 
 @dataclass(eq=False)
-class Sqrt(Node):
-    """The element-wise square root ``√(A)``."""
+class _ElementWise(Node):
+    """A node of one operand, of the operand's shape, printed as an atom."""
 
     a: Node
     prec = _ATOM
@@ -94,15 +94,20 @@ class Sqrt(Node):
     def children(self):
         return (self.a,)
 
+    def shape(self):
+        return self.a.shape()
+
+
+@dataclass(eq=False)
+class Sqrt(_ElementWise):
+    """The element-wise square root ``√(A)``."""
+
     def _show(self, fmt):
         inner = self.a.show(fmt)
         if fmt == "text" and isinstance(self.a, Sym):
             return f"√{inner}"
         return {"text": f"√({inner})", "latex": rf"\sqrt{{{inner}}}",
                 "python": f"np.sqrt({inner})"}[fmt]
-
-    def shape(self):
-        return self.a.shape()
 
     def value(self, env):
         return np.sqrt(self.a.value(env))
@@ -156,21 +161,12 @@ class Scale(Node):
 
 
 @dataclass(eq=False)
-class Group(Node):
+class Group(_ElementWise):
     """``(A)``: brackets that make a product's left factor plain to read."""
-
-    a: Node
-    prec = _ATOM
-
-    def children(self):
-        return (self.a,)
 
     def _show(self, fmt):
         inner = self.a.show(fmt)
         return rf"\left({inner}\right)" if fmt == "latex" else f"({inner})"
-
-    def shape(self):
-        return self.a.shape()
 
     def value(self, env):
         return self.a.value(env)

@@ -136,4 +136,35 @@ def _state(model: Sequential, cls, path) -> dict:
             f"{path} holds a {state.get('estimator')}, not a {cls.__name__}; load it with "
             f"chainrule.sklearn.{state.get('estimator')}.load(path)."
         )
+    _check_state(state, model, cls, path)
     return state
+
+
+#: The fields of a saved estimator's state that loading reads, with their types.
+_STATE_FIELDS = {"params": dict, "n_features_in": int, "out_activation": str, "n_outputs": int,
+                 "n_iter": int, "t": int, "loss_curve": list}
+
+
+def _check_state(state: dict, model: Sequential, cls, path) -> None:
+    """Refuse a state that lacks a field, holds one of another type, or does not fit the
+    network in the file, naming the field (an altered or hand-made file)."""
+
+    def refuse(what: str):
+        raise ValueError(f"{path}: the {cls.__name__} state in this file {what}; the file was "
+                         f"altered or not written by {cls.__name__}.save. Save the estimator "
+                         "again.")
+
+    for key, kind in _STATE_FIELDS.items():
+        value = state.get(key)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            shown = "nothing" if key not in state else f"{type(value).__name__} {value!r:.40}"
+            refuse(f"has {shown} for {key!r}, where a {kind.__name__} belongs")
+    dense = model.dense_layers
+    if not dense or state["n_features_in"] != dense[0].W.shape[0]:
+        refuse(f"says {state['n_features_in']} input features, but its network takes "
+               f"{dense[0].W.shape[0] if dense else 'none'}")
+    if state["n_outputs"] != (dense[-1].W.shape[1] if dense else None):
+        refuse(f"says {state['n_outputs']} outputs, but its network gives "
+               f"{dense[-1].W.shape[1]}")
+    if "y_type" in state and not isinstance(state.get("classes"), list):
+        refuse("has no list of classes for its classifier")
