@@ -51,6 +51,10 @@ class Remote:
     sizes: dict[str, int] = field(default_factory=dict)
 
 
+#: The four files of MNIST and of Fashion-MNIST, under the same names.
+_IDX_NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+              "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
 DATASETS: dict[str, Remote] = {
     # The mirrors torchvision and TensorFlow Datasets download MNIST from; the SHA-256 are the
     # ones TensorFlow Datasets pins (their MD5 are LeCun's published ones).
@@ -71,8 +75,7 @@ DATASETS: dict[str, Remote] = {
         },
         reference="Y. LeCun, C. Cortes, C. J. C. Burges, The MNIST database of handwritten "
                   "digits (CC BY-SA 3.0)",
-        sizes={"train-images-idx3-ubyte.gz": 9_912_422, "train-labels-idx1-ubyte.gz": 28_881,
-               "t10k-images-idx3-ubyte.gz": 1_648_877, "t10k-labels-idx1-ubyte.gz": 4_542},
+        sizes=dict(zip(_IDX_NAMES, (9_912_422, 28_881, 1_648_877, 4_542), strict=True)),
     ),
     # Zalando Research's own download location (the URLs of its README).
     "fashion-mnist": Remote(
@@ -89,8 +92,7 @@ DATASETS: dict[str, Remote] = {
         },
         reference="H. Xiao, K. Rasul, R. Vollgraf, Fashion-MNIST, arXiv:1708.07747 (MIT "
                   "License, Copyright (c) 2017 Zalando SE)",
-        sizes={"train-images-idx3-ubyte.gz": 26_421_880, "train-labels-idx1-ubyte.gz": 29_515,
-               "t10k-images-idx3-ubyte.gz": 4_422_102, "t10k-labels-idx1-ubyte.gz": 5_148},
+        sizes=dict(zip(_IDX_NAMES, (26_421_880, 29_515, 4_422_102, 5_148), strict=True)),
     ),
 }
 
