@@ -92,9 +92,10 @@ def conv2d_backward(grad: np.ndarray, x: np.ndarray, W: np.ndarray, stride=1,
     (sh, sw), (ph, pw) = pair(stride, "stride", "conv2d", 1), pair(padding, "padding", "conv2d", 0)
     kh, kw = W.shape[2:]
     xp = _pad(x, ph, pw)
-    dW = np.tensordot(grad, _windows(xp, (kh, kw), (sh, sw)), axes=([0, 2, 3], [0, 2, 3]))
-    db = grad.sum(axis=(0, 2, 3))
     n, o, ho, wo = grad.shape
+    windows = _windows(xp, (kh, kw), (sh, sw))[:, :, :ho, :wo]
+    dW = np.tensordot(grad, windows, axes=([0, 2, 3], [0, 2, 3]))
+    db = grad.sum(axis=(0, 2, 3))
     dilated = np.zeros((n, o, (ho - 1) * sh + 1, (wo - 1) * sw + 1), dtype=grad.dtype)
     dilated[:, :, ::sh, ::sw] = grad
     # Full convolution: k - 1 zeros on each side, plus the rows the windows never reached.
