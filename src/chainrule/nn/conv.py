@@ -146,7 +146,7 @@ class Conv2D(Layer):
         self._x: np.ndarray | None = None
 
     def reset_parameters(self, rng: np.random.Generator, activation: str | None = None) -> None:
-        """Draw ``weight`` and ``bias`` from :math:`\\mathcal U(\\pm 1/\\sqrt{\\text{fan\\_in}})`."""
+        """Draw ``weight`` and ``bias`` from :math:`\\mathcal U(\\pm 1/\\sqrt{c k_h k_w})`."""
         shape = (self.out_channels, self.in_channels, *self.kernel_size)
         bound = 1.0 / math.sqrt(self.in_channels * self.kernel_size[0] * self.kernel_size[1])
         self.weight = rng.uniform(-bound, bound, shape).astype(self.dtype)

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from chainrule._checks import backward_before_forward
-from chainrule.nn.conv import output_size, pair
+from chainrule.nn.conv import pair
 from chainrule.nn.layers import Layer
 
 __all__ = ["AvgPool2D", "MaxPool2D"]

@@ -79,7 +79,8 @@ class _Recurrent(Layer):
         return x
 
     def _pre(self, x_t: np.ndarray, h: np.ndarray) -> np.ndarray:
-        return x_t @ self.weight_ih_l0.T + self.bias_ih_l0 + h @ self.weight_hh_l0.T + self.bias_hh_l0
+        return (x_t @ self.weight_ih_l0.T + self.bias_ih_l0 + h @ self.weight_hh_l0.T
+                + self.bias_hh_l0)
 
     def _accumulate(self, dz: np.ndarray, x_t: np.ndarray, h_prev: np.ndarray):
         """Add step t's share to the parameter gradients; return (dx_t, dh_prev)."""
