@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from chainrule.gradient_check import MISTAKES, check_backward
-from chainrule.nn import Conv2D, Flatten, Sequential, load
+from chainrule.nn import Conv2D, Dense, Flatten, Sequential, load
 from chainrule.nn.conv import conv2d, conv2d_backward
 
 
@@ -161,7 +161,7 @@ def test_conv2d_state_dict_round_trips_and_checks_shapes():
 
 
 def test_a_cnn_saves_and_loads_with_pytorch_names(tmp_path):
-    from chainrule.nn import Dense, MaxPool2D, ReLU
+    from chainrule.nn import MaxPool2D, ReLU
 
     model = Sequential([Conv2D(1, 2, 3, padding=1), ReLU(), MaxPool2D(2), Flatten(),
                         Dense(2 * 3 * 3, 4)], seed=0)
@@ -264,3 +264,22 @@ def test_the_right_conv_backward_passes_the_checker_in_float64_and_float32():
     assert check_backward(conv_forward, _right, layer="conv2d").correct
     assert check_backward(conv_forward, lambda d, x, W, b: tuple(
         g.astype(x.dtype) for g in _right(d, x, W, b)), layer="conv2d", dtype="float32").correct
+
+
+def test_a_model_file_whose_conv_tensors_disagree_with_its_config_is_refused(tmp_path):
+    import json
+
+    from chainrule.serialization import ModelFileError, read_safetensors, write_safetensors
+
+    model = Sequential([Conv2D(1, 2, 3), Flatten(), Dense(2 * 4 * 4, 3)], seed=0)
+    tensors, meta = read_safetensors(model.save(tmp_path / "cnn.safetensors"))
+    config = json.loads(meta["chainrule"])
+    config["layers"][0]["config"]["kernel_size"] = [5, 5]
+    write_safetensors(tmp_path / "bad.safetensors", tensors, {"chainrule": json.dumps(config)})
+    with pytest.raises(ModelFileError, match=r"tensor '0.weight' has shape \(2, 1, 3, 3\); "
+                                             r"layer 0 \(Conv2D\) needs \(2, 1, 5, 5\)"):
+        load(tmp_path / "bad.safetensors")
+    config["layers"][0]["config"]["kernel_size"] = 3
+    write_safetensors(tmp_path / "bad.safetensors", tensors, {"chainrule": json.dumps(config)})
+    with pytest.raises(ModelFileError, match=r"kernel_size must be a list of two integers"):
+        load(tmp_path / "bad.safetensors")
