@@ -165,8 +165,9 @@ def lstm_forward(x, W_ih, W_hh, b_ih, b_hh, keep=None):
     return np.stack(out, axis=1)
 
 
-def lstm_backward_without_cell_path(d, x, W_ih, W_hh, b_ih, b_hh):
-    """Full BPTT through h, but dc_t = dh_t * o * (1 - tanh(c_t)**2) only."""
+def lstm_backward_without_cell_path(d, x, W_ih, W_hh, b_ih, b_hh, through_h=True):
+    """BPTT through h (unless ``through_h`` is False: each step on its own), but
+    dc_t = dh_t * o * (1 - tanh(c_t)**2) only."""
     keep = []
     lstm_forward(x, W_ih, W_hh, b_ih, b_hh, keep)
     dx, dWi, dWh, db = np.zeros_like(x), np.zeros_like(W_ih), np.zeros_like(W_hh), 0.0
@@ -180,8 +181,12 @@ def lstm_backward_without_cell_path(d, x, W_ih, W_hh, b_ih, b_hh):
                              dc * i * (1 - g ** 2), dh * np.tanh(c) * o * (1 - o)], axis=1)
         dx[:, t] = dz @ W_ih
         dWi, dWh, db = dWi + dz.T @ x[:, t], dWh + dz.T @ h_prev, db + dz.sum(axis=0)
-        dh_next = dz @ W_hh
+        dh_next = dz @ W_hh if through_h else 0.0
     return dx, dWi, dWh, db, db
+
+
+def lstm_backward_one_step(d, x, W_ih, W_hh, b_ih, b_hh):
+    return lstm_backward_without_cell_path(d, x, W_ih, W_hh, b_ih, b_hh, through_h=False)
 
 
 def _layer_backward(cls):
@@ -198,6 +203,7 @@ def _layer_backward(cls):
 @pytest.mark.parametrize("forward, backward, layer, kind", [
     (rnn_forward, rnn_backward_one_step, "rnn", "bptt_truncated"),
     (lstm_forward, lstm_backward_without_cell_path, "lstm", "lstm_cell_path_dropped"),
+    (lstm_forward, lstm_backward_one_step, "lstm", "bptt_truncated"),
 ])
 def test_a_planted_recurrent_mistake_is_named(forward, backward, layer, kind, seed):
     assert kind in MISTAKES
