@@ -503,7 +503,7 @@ MODEL_FILES = {
     "meta_no_layers.safetensors": _with_meta(_set("layers", [])),
     "meta_layers_dict.safetensors": _with_meta(_set("layers", {"a": 1})),
     "meta_layer_str.safetensors": _with_meta(_set("layers.0", "Dense")),
-    "meta_layer_type.safetensors": _with_meta(_set("layers.0.type", "Conv2D")),
+    "meta_layer_type.safetensors": _with_meta(_set("layers.0.type", "Conv3D")),
     "meta_layer_config_list.safetensors": _with_meta(_set("layers.0.config", [1, 2])),
     "meta_in_features_huge.safetensors": _with_meta(_set("layers.0.config.in_features", 60000)),
     "meta_out_features_huge.safetensors": _with_meta(_set("layers.0.config.out_features",
@@ -600,7 +600,7 @@ MODEL_EXPECT = {
     "meta_layers_dict.safetensors": r"the model lists no layers",
     "meta_layer_str.safetensors": r"layers\[0\] must be a JSON object; got \"Dense\"",
     "meta_layer_type.safetensors": r"layers\[0\]\.type must be one of 'Dense', 'Dropout', "
-                                   r"(.*, )?'Activation'; got \"Conv2D\"",
+                                   r"(.*, )?'Activation'; got \"Conv3D\"",
     "meta_layer_config_list.safetensors": r"layers\[0\]\.config must be a JSON object",
     "meta_in_features_huge.safetensors": r"tensor '0\.weight' has shape \(4, 3\); layer 0 "
                                          r"\(60000 -> 4\) needs \(4, 60000\)",

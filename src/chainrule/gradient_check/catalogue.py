@@ -173,6 +173,37 @@ MISTAKES.update(_entries(
      "draw random numbers (a dropout mask) in the forward and save them for the backward"),
 ))
 
+
+# --- convolution, pooling and recurrent layers ------------------------------------------------
+MISTAKES.update(_entries(
+    ("conv_kernel_not_flipped", "dX of a convolution uses the kernel as it is, not rotated 180 "
+     "degrees",
+     "dX is the full convolution of dY (dilated by the stride) with W[:, :, ::-1, ::-1], "
+     "summed over the output channels and cropped by the padding"),
+    ("conv_valid_not_full", "dX of a convolution is a valid convolution, not a full one: the "
+     "pixels near the border, which fewer windows reach, get no gradient",
+     "pad the dilated dY with k - 1 zeros on each side (a full convolution), then crop the "
+     "padding p of the forward"),
+    ("conv_stride_ignored", "the stride is ignored in the backward: dY is used as if the windows "
+     "were one pixel apart",
+     "window (y, x) starts at pixel (s·y, s·x): dilate dY by the stride (s - 1 zeros between "
+     "entries) for dX, and correlate X with dY at the stride for dW"),
+    ("pool_max_to_every_entry", "the max-pool gradient goes to every entry of the window, not "
+     "only to its maximum",
+     "only the arg-max of each window (the first, on a tie) receives dY; the other entries get "
+     "zero"),
+    ("pool_average_not_divided", "the average-pool gradient is not divided by the window size",
+     "each entry of a k_h x k_w window receives dY / (k_h k_w)"),
+    ("bptt_truncated", "backpropagation through time is cut to one step: h_t gets the gradient "
+     "of its own output but none from step t + 1",
+     "dE/dh_t = dY_t + dE/dz_(t+1) · W_hh: add the gradient the next step sends back, from the "
+     "last step to the first"),
+    ("lstm_cell_path_dropped", "the LSTM cell state's own path is dropped: dE/dc_t gets nothing "
+     "from c_(t+1) = f ⊙ c_t + ...",
+     "dE/dc_t = dE/dh_t ⊙ o ⊙ (1 - tanh² c_t) + dE/dc_(t+1) ⊙ f_(t+1): carry the cell "
+     "gradient back through the forget gate"),
+))
+
 def mistake(kind: str) -> Mistake:
     """The catalogue entry of ``kind``; a ValueError naming the known kinds otherwise."""
     try:

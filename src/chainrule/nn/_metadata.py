@@ -217,6 +217,60 @@ _LAYER_CHECKS.update({
 })
 
 
+# --- convolution, pooling and recurrent layers ----------------------------------------------
+
+
+def _check_pair(c: _Checker, field: str, value, low: int) -> tuple[int, int]:
+    if not isinstance(value, list) or len(value) != 2:
+        c.fail(field, f"must be a list of two integers (height, width); got {_show(value)}")
+    return tuple(c.int(v, field, low, 2**20) for v in value)
+
+
+def _check_conv(c: _Checker, field: str, config: dict, i, tensors: dict,
+                width: int | None) -> None:
+    n_in = c.int(config.get("in_channels"), f"{field}.config.in_channels", 1, 2**20)
+    n_out = c.int(config.get("out_channels"), f"{field}.config.out_channels", 1, 2**20)
+    kh, kw = _check_pair(c, f"{field}.config.kernel_size", config.get("kernel_size"), 1)
+    _check_pair(c, f"{field}.config.stride", config.get("stride", [1, 1]), 1)
+    _check_pair(c, f"{field}.config.padding", config.get("padding", [0, 0]), 0)
+    _check_dtype_and_eps(c, field, config)
+    _check_tensors(c, i, "Conv2D", tensors, {"weight": (n_out, n_in, kh, kw), "bias": (n_out,)})
+    return None
+
+
+def _check_pool(c: _Checker, field: str, config: dict, i, tensors: dict,
+                width: int | None) -> None:
+    _check_pair(c, f"{field}.config.kernel_size", config.get("kernel_size"), 1)
+    if config.get("stride") is not None:
+        _check_pair(c, f"{field}.config.stride", config["stride"], 1)
+    return None
+
+
+def _no_width(c: _Checker, field: str, config: dict, i, tensors: dict, width) -> None:
+    return None
+
+
+def _check_recurrent(c: _Checker, field: str, config: dict, i, tensors: dict,
+                     width: int | None, kind: str) -> int:
+    n_in = c.int(config.get("input_size"), f"{field}.config.input_size", 1, 2**20)
+    hidden = c.int(config.get("hidden_size"), f"{field}.config.hidden_size", 1, 2**20)
+    _check_dtype_and_eps(c, field, config)
+    rows = (4 if kind == "LSTM" else 1) * hidden
+    _check_tensors(c, i, kind, tensors, {"weight_ih_l0": (rows, n_in), "weight_hh_l0":
+                                         (rows, hidden), "bias_ih_l0": (rows,),
+                                         "bias_hh_l0": (rows,)})
+    _check_width(c, f"{field}.config.input_size", n_in, width)
+    return hidden
+
+
+_LAYER_CHECKS.update({
+    "Conv2D": _check_conv, "MaxPool2D": _check_pool, "AvgPool2D": _check_pool,
+    "Flatten": _no_width,
+    "RNN": lambda *a: _check_recurrent(*a, kind="RNN"),
+    "LSTM": lambda *a: _check_recurrent(*a, kind="LSTM"),
+})
+
+
 def _check_activation(c: _Checker, field: str, spec: dict, config: dict) -> None:
     name = spec.get("name")
     if not isinstance(name, str):

@@ -34,8 +34,11 @@ from chainrule._checks import as_float_array, check_finite
 from chainrule.nn import activations as _act
 from chainrule.nn._metadata import FORMAT_NAME, FORMAT_VERSION, check_metadata, load_json
 from chainrule.nn.attention import MultiHeadAttention
+from chainrule.nn.conv import Conv2D, Flatten
 from chainrule.nn.layers import Dense, Dropout, Layer
 from chainrule.nn.normalization import BatchNorm, LayerNorm
+from chainrule.nn.pooling import AvgPool2D, MaxPool2D
+from chainrule.nn.recurrent import LSTM, RNN
 from chainrule.nn.sequence import (
     DenseOverTime,
     MeanOverTime,
@@ -54,7 +57,8 @@ __all__ = ["FORMAT_NAME", "LAYER_KINDS", "Sequential", "load", "mlp"]
 LAYER_KINDS: dict[str, type[Layer]] = {
     cls.kind: cls
     for cls in (Dense, Dropout, BatchNorm, LayerNorm, MultiHeadAttention, DenseOverTime,
-                PositionalEmbedding, MeanOverTime, Residual)
+                PositionalEmbedding, MeanOverTime, Residual, Conv2D, MaxPool2D, AvgPool2D,
+                Flatten, RNN, LSTM)
 }
 
 
@@ -195,11 +199,17 @@ class Sequential:
         ndim = self.input_ndim
         if x.ndim == ndim - 1:
             x = x[np.newaxis]
-        if x.ndim != ndim or x.shape[-1] != self.in_features:
-            shape = "(m, time, " if ndim == 3 else "(m, "
-            raise ValueError(
-                f"The model expects X of shape {shape}{self.in_features}); got {x.shape}."
-            )
+        first = next((layer for layer in self.layers if isinstance(layer, Conv2D | RNN | LSTM)
+                      or getattr(layer, "input_ndim", None)), None)
+        if isinstance(first, Conv2D):  # images: the channels on axis 1
+            axis, width = 1, first.in_channels
+            shape = f"(m, {width}, height, width)"
+        else:
+            axis, width = -1, first.input_size if isinstance(first, RNN | LSTM) else None
+            width = self.in_features if width is None else width
+            shape = ("(m, time, " if ndim == 3 else "(m, ") + f"{width})"
+        if x.ndim != ndim or x.shape[axis] != width:
+            raise ValueError(f"The model expects X of shape {shape}; got {x.shape}.")
         return x.astype(self.dtype, copy=False)
 
     # --- training and inference (see chainrule.training) -----------------------------------------

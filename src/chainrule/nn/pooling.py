@@ -1,0 +1,113 @@
+r"""Pooling on images: :class:`MaxPool2D` and :class:`AvgPool2D`, ``(batch, channels, h, w)``.
+
+Each window of :math:`k_h \times k_w` pixels (every :math:`s` pixels, no padding; the stride is
+the window by default, as in PyTorch) gives one output. Backward, with
+:math:`G = \partial E/\partial Y`:
+
+- max pooling: :math:`\partial E/\partial X` receives :math:`G_{y,x}` at the arg-max of window
+  :math:`(y, x)` only (the first one on a tie, as PyTorch), zero elsewhere in the window;
+- average pooling: every entry of the window receives :math:`G_{y,x} / (k_h k_w)`.
+
+Overlapping windows (a stride below the window) add their contributions. The loop runs over the
+:math:`k_h k_w` offsets of a window, never over the pixels.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from chainrule._checks import backward_before_forward
+from chainrule.nn.conv import pair
+from chainrule.nn.layers import Layer
+
+__all__ = ["AvgPool2D", "MaxPool2D"]
+
+
+class _Pool2D(Layer):
+    """What both pools share: the window, the stride, the windows of the input."""
+
+    kind: ClassVar[str] = ""
+
+    def __init__(self, kernel_size, stride=None):
+        owner = type(self).__name__
+        self.kernel_size = pair(kernel_size, "kernel_size", owner, 1)
+        self.stride = self.kernel_size if stride is None else pair(stride, "stride", owner, 1)
+        self._x_shape: tuple[int, ...] | None = None
+
+    def _windows(self, x: np.ndarray) -> np.ndarray:
+        """``(n, c, h_out, w_out, kh * kw)`` windows of ``x`` (a copy)."""
+        x = np.asarray(x)
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        if x.ndim != 4 or x.shape[2] < kh or x.shape[3] < kw:
+            raise ValueError(f"{self!r} expects images (batch, channels, height, width) of at "
+                             f"least {kh} x {kw} pixels; got shape {x.shape}.")
+        self._x_shape = x.shape
+        view = sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+        return view.reshape(*view.shape[:4], kh * kw)
+
+    def _spread(self, grad: np.ndarray, share) -> np.ndarray:
+        """Add ``grad * share(t)`` back onto the entries at offset ``t`` of every window."""
+        if self._x_shape is None:
+            raise backward_before_forward(type(self).__name__)
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        ho, wo = grad.shape[2:]
+        dx = np.zeros(self._x_shape, dtype=np.result_type(grad, np.float32))
+        for t in range(kh * kw):
+            i, j = divmod(t, kw)
+            dx[:, :, i: i + sh * (ho - 1) + 1: sh, j: j + sw * (wo - 1) + 1: sw] += grad * share(t)
+        return dx
+
+    def get_config(self) -> dict:
+        return {"kernel_size": list(self.kernel_size), "stride": list(self.stride)}
+
+    def __repr__(self) -> str:
+        k, s = self.kernel_size, self.stride
+        extra = "" if s == k else f", stride={s[0] if s[0] == s[1] else s}"
+        return f"{type(self).__name__}({k[0] if k[0] == k[1] else k}{extra})"
+
+
+class MaxPool2D(_Pool2D):
+    r"""The largest entry of each window; its gradient goes to that entry (the first on a tie,
+    as PyTorch's ``MaxPool2d``), the other entries of the window get none from it.
+
+    >>> MaxPool2D(2).forward(np.arange(16.0).reshape(1, 1, 4, 4))
+    array([[[[ 5.,  7.],
+             [13., 15.]]]])
+    """
+
+    kind: ClassVar[str] = "MaxPool2D"
+
+    def __init__(self, kernel_size, stride=None):
+        super().__init__(kernel_size, stride)
+        self._argmax: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        windows = self._windows(x)
+        self._argmax = np.argmax(windows, axis=-1)
+        return np.take_along_axis(windows, self._argmax[..., None], axis=-1)[..., 0]
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        return self._spread(np.asarray(grad), lambda t: self._argmax == t)
+
+
+class AvgPool2D(_Pool2D):
+    r"""The mean of each window; each entry of the window receives :math:`G / (k_h k_w)`
+    (PyTorch's ``AvgPool2d`` without padding).
+
+    >>> AvgPool2D(2).forward(np.arange(16.0).reshape(1, 1, 4, 4))
+    array([[[[ 2.5,  4.5],
+             [10.5, 12.5]]]])
+    """
+
+    kind: ClassVar[str] = "AvgPool2D"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self._windows(x).mean(axis=-1)
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        grad = np.asarray(grad)
+        size = self.kernel_size[0] * self.kernel_size[1]
+        return self._spread(grad / np.asarray(size, dtype=grad.dtype), lambda t: 1)
