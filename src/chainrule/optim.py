@@ -208,6 +208,8 @@ class Adam(Optimizer):
 
     name = "adam"
     decoupled = False
+    #: The weight decay when ``weight_decay`` is left out: none for Adam, 0.01 for AdamW.
+    default_weight_decay = 0.0
 
     def __init__(
         self,
@@ -215,9 +217,11 @@ class Adam(Optimizer):
         beta1: float = 0.9,
         beta2: float = 0.999,
         eps: float = 1e-8,
-        weight_decay: float = 0.0,
+        weight_decay: float | None = None,
         clip_norm: float | None = None,
     ):
+        if weight_decay is None:
+            weight_decay = self.default_weight_decay
         super().__init__(lr, weight_decay, clip_norm)
         owner = type(self).__name__
         self.beta1 = check_scalar(beta1, "beta1", owner, low=0.0, high=1.0, high_open=True)
@@ -255,21 +259,12 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay (default ``weight_decay=0.01``)."""
+    """Adam with decoupled weight decay, ``weight_decay=0.01`` when left out: the same
+    constructor, two settings."""
 
     name = "adamw"
     decoupled = True
-
-    def __init__(
-        self,
-        lr: float = 0.001,
-        beta1: float = 0.9,
-        beta2: float = 0.999,
-        eps: float = 1e-8,
-        weight_decay: float = 0.01,
-        clip_norm: float | None = None,
-    ):
-        super().__init__(lr, beta1, beta2, eps, weight_decay, clip_norm)
+    default_weight_decay = 0.01
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {cls.name: cls for cls in (SGD, RMSprop, Adam, AdamW)}

@@ -41,6 +41,7 @@ __all__ = [
     "PrecisionWarning",
     "check_tolerances",
     "compare_stacks",
+    "extrapolate",
     "gradcheck",
     "numeric_gradient",
 ]
@@ -139,26 +140,40 @@ def _central(evaluate, arr, idx, x0: float, h: float):
     return (fp - fm) / step, np.maximum(np.abs(fp), np.abs(fm))
 
 
-def _derivative(evaluate, arr, idx, x0: float, h0: float, where: str):
-    """Richardson-extrapolated central difference at one element, with its noise estimate."""
-    h = h0
-    best = None
-    for _ in range(_MAX_SHRINK):
-        coarse = _central(evaluate, arr, idx, x0, h)
-        fine = _central(evaluate, arr, idx, x0, h / 2) if coarse is not None else None
+def extrapolate(central, h0: float, shrink: int, settled: float, roundoff=None):
+    r"""Richardson's extrapolation of central differences, the step shrinking until it settles.
+
+    ``central(h)`` gives ``(quotient, r)`` at step :math:`h` (``r`` its round-off, or what
+    ``roundoff(r_coarse, r_fine, h)`` turns into it; by default the larger of the two), or None
+    where the function is not finite. Each round takes :math:`D_h` and :math:`D_{h/2}` and
+    extrapolates :math:`(4 D_{h/2} - D_h)/3`; the truncation left is :math:`|r - D_{h/2}|`.
+    Returns ``((derivative, noise), h)``: the round with the least noise, or None when no step
+    gave finite values, and the last step tried.
+    """
+    h, best = h0, None
+    for _ in range(shrink):
+        coarse = central(h)
+        fine = central(h / 2) if coarse is not None else None
         if coarse is None or fine is None:
             h /= 4.0
             continue
-        (d1, s1), (d2, s2) = coarse, fine
+        (d1, r1), (d2, r2) = coarse, fine
         r = (4.0 * d2 - d1) / 3.0
         trunc = np.abs(r - d2)
-        roundoff = 8.0 * _EPS * np.maximum(s1, s2) / h
-        noise = roundoff + trunc
+        off = np.maximum(r1, r2) if roundoff is None else roundoff(r1, r2, h)
+        noise = off + trunc
         if best is None or np.max(noise) < np.max(best[1]):
             best = (r, noise)
-        if np.all(trunc <= np.maximum(_SETTLED * np.abs(r), roundoff)):
+        if np.all(trunc <= np.maximum(settled * np.abs(r), off)):
             break
         h /= 4.0
+    return best, h
+
+
+def _derivative(evaluate, arr, idx, x0: float, h0: float, where: str):
+    """Richardson-extrapolated central difference at one element, with its noise estimate."""
+    best, h = extrapolate(lambda step: _central(evaluate, arr, idx, x0, step), h0, _MAX_SHRINK,
+                          _SETTLED, roundoff=lambda s1, s2, h: 8.0 * _EPS * np.maximum(s1, s2) / h)
     if best is None:
         raise ValueError(
             f"The function f is not finite near {where} (value {x0!r}) even with a step of "

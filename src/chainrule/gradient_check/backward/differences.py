@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from chainrule.gradient_check.numeric import extrapolate
+
 __all__ = ["Differences", "Projection", "directional", "element_differences", "sample_indices"]
 
 _SHRINK = 6
@@ -89,22 +91,8 @@ def _central(phi, set_point, x0: float, h: float, eps: float):
 
 def richardson(phi, set_point, x0: float, h0: float, eps: float, where: str):
     """The Richardson-extrapolated derivative of ``phi`` in one coordinate, and its noise."""
-    h, best = h0, None
-    for _ in range(_SHRINK):
-        coarse = _central(phi, set_point, x0, h, eps)
-        fine = _central(phi, set_point, x0, h / 2, eps) if coarse is not None else None
-        if coarse is None or fine is None:
-            h /= 4.0
-            continue
-        (d1, r1), (d2, r2) = coarse, fine
-        r = (4.0 * d2 - d1) / 3.0
-        trunc = np.abs(r - d2)
-        noise = trunc + np.maximum(r1, r2)
-        if best is None or np.max(noise) < np.max(best[1]):
-            best = (r, noise)
-        if np.all(trunc <= np.maximum(1e-8 * np.abs(r), np.maximum(r1, r2))):
-            break
-        h /= 4.0
+    best, h = extrapolate(lambda step: _central(phi, set_point, x0, step, eps), h0, _SHRINK,
+                          1e-8)
     if best is None:
         raise ValueError(
             f"The forward is not finite near {where} (value {x0!r}) even with a step of "
