@@ -180,29 +180,23 @@ def _pool_spread(xs, d):
     return layer.backward(d) * 9
 
 
-register_layer(LayerSpec(
-    name="maxpool2d",
-    forward=lambda x: nn.MaxPool2D(3, stride=2).forward(x),
-    shapes=((2, 2, 5, 5),),
-    names=("x",),
-    candidates=(
-        Candidate("pool_max_to_every_entry", "dout goes to every entry of its window, not "
-                  "only to the window's maximum", "dx = dout at each window's arg-max (the "
-                  "first on a tie), zero elsewhere", lambda xs, d: {0: _pool_spread(xs, d)}),
-    ),
-))
+def _pool_spec(name: str, layer, kind: str, mistake: str, right: str) -> LayerSpec:
+    """A 3 x 3 pool at stride 2 (its windows overlap), whose known mistake is the spread."""
+    return LayerSpec(
+        name=name, forward=lambda x: layer(3, stride=2).forward(x), shapes=((2, 2, 5, 5),),
+        names=("x",),
+        candidates=(Candidate(kind, mistake, right, lambda xs, d: {0: _pool_spread(xs, d)}),),
+    )
 
-register_layer(LayerSpec(
-    name="avgpool2d",
-    forward=lambda x: nn.AvgPool2D(3, stride=2).forward(x),
-    shapes=((2, 2, 5, 5),),
-    names=("x",),
-    candidates=(
-        Candidate("pool_average_not_divided", "dout is spread over the 3 x 3 window without "
-                  "dividing by its 9 entries", "dx = dout / 9 on every entry of the window",
-                  lambda xs, d: {0: _pool_spread(xs, d)}),
-    ),
-))
+
+register_layer(_pool_spec(
+    "maxpool2d", nn.MaxPool2D, "pool_max_to_every_entry",
+    "dout goes to every entry of its window, not only to the window's maximum",
+    "dx = dout at each window's arg-max (the first on a tie), zero elsewhere"))
+register_layer(_pool_spec(
+    "avgpool2d", nn.AvgPool2D, "pool_average_not_divided",
+    "dout is spread over the 3 x 3 window without dividing by its 9 entries",
+    "dx = dout / 9 on every entry of the window"))
 
 
 def _sigmoid(z):
