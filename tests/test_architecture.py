@@ -25,7 +25,7 @@ LAYERS = [
     ("helpers", ["chainrule", "chainrule._checks", "chainrule._numerics", "chainrule._erf",
                  "chainrule._registry", "chainrule._oracle", "chainrule._io", "chainrule._extras",
                  "chainrule._svg",
-                 "chainrule._display", "chainrule._figures"]),
+                 "chainrule._display", "chainrule._figures", "chainrule._mathml"]),
     ("data and files", ["chainrule.serialization", "chainrule.data", "chainrule.download"]),
     ("nn", ["chainrule.nn"]),
     ("losses and optimizers", ["chainrule.losses", "chainrule.optim"]),

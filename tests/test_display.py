@@ -102,7 +102,7 @@ def test_mathml_uses_the_house_notation():
     assert html.count('<mover accent="true"><mi>y</mi><mo>^</mo></mover>') == 2
     assert "&#963;" in html  # σ
     # 1 - ŷ, not -ŷ + 1: the constant first, as people write it
-    assert re.search(r"<mn>1</mn><mo>-</mo><mover", html)
+    assert re.search(r"<mn>1</mn><mo>\u2212</mo><mover", html)  # the minus sign, U+2212
     assert "yhat" not in html
 
 
@@ -321,3 +321,100 @@ def test_labels_are_escaped_and_extreme_values_draw():
     ET.fromstring(zeros)
     empty = line_chart([("nan", np.arange(3.0), np.full(3, np.nan))])
     assert ET.fromstring(empty).findall(f"{SVG}path") == []
+
+
+# --- vector and matrix derivations in MathML ------------------------------------------------------
+
+_VECTOR_QUERIES = [
+    {"activation": "softmax"},
+    {"activation": "tanh", "loss": "mse", "layer": True},
+    {"network": "relu,sigmoid", "loss": "bce"},
+    {"network": "tanh,softmax", "loss": "ce"},
+]
+
+
+def _maths(html: str) -> list:
+    root = ET.fromstring(f"<root>{html}</root>")  # well-formed XML
+    return list(root.iter(f"{MATHML}math"))
+
+
+@pytest.mark.parametrize("query", _VECTOR_QUERIES, ids=lambda q: "-".join(map(str, q.values())))
+def test_vector_derivations_are_mathml_with_alttext_and_a_formula_per_step(query):
+    d = derive(**query)
+    html = d._repr_html_()
+    maths = _maths(html)
+    assert maths and all(m.get("alttext") for m in maths)
+    assert "<pre" not in html and "0x" not in html
+    assert "<mo>-</mo>" not in html and "<mn>-" not in html  # the minus sign is U+2212
+    assert "<mo>^</mo>" not in html.replace('<mo>^</mo></mover>', "")  # a hat is an accent
+    root = ET.fromstring(f"<root>{d.to_html()}</root>")
+    for step in root.iter("li"):
+        assert step.find(f".//{MATHML}math") is not None, "".join(step.itertext())[:80]
+    assert html.count(d.title.split(":")[0]) <= 1 or "<math" in d.title  # the title once
+
+
+def test_a_network_derivation_has_transposes_hadamard_products_and_shapes():
+    html = derive(network="relu,sigmoid", loss="bce").to_html()
+    assert "<msup><mi>X</mi><mo>⊤</mo></msup>" in html  # Xᵀ Δ₁ / m
+    assert "<msubsup><mi>H</mi><mn>1</mn><mo>⊤</mo></msubsup>" in html  # H₁ᵀ
+    assert "<mo>⊙</mo>" in html
+    assert "<munder><mo" in html  # Σ_i with its limit below
+    assert '<annotation encoding="application/x-tex">' in html
+    assert 'class="shape"' in html and "<mo>×</mo>" in html  # (n₀ × m)(m × n₁) = n₀ × n₁
+    assert '<mover accent="true"><mi>Y</mi><mo>^</mo></mover>' in html
+
+
+def test_softmax_shows_the_kronecker_delta_and_the_matrix_form():
+    d = derive(activation="softmax")
+    html = d.to_html()
+    assert "<msub><mi>δ</mi><mrow><mi>i</mi><mi>j</mi></mrow></msub>" in html
+    assert '<mi>diag</mi>' in html and "<msup><mi>p</mi><mo>⊤</mo></msup>" in html
+    assert html.count(">Jacobian of softmax") == 1
+
+
+@pytest.mark.parametrize("tex, expected", [
+    (r"X^\top", "<msup><mi>X</mi><mo>⊤</mo></msup>"),
+    (r"\frac{\partial E}{\partial W_1}",
+     '<mfrac><mrow><mi mathvariant="normal">∂</mi><mi>E</mi></mrow><mrow><mi mathvariant='
+     '"normal">∂</mi><msub><mi>W</mi><mn>1</mn></msub></mrow></mfrac>'),
+    (r"\sum_{k=1}^{K} z_k", '<mrow><munderover><mo largeop="true" movablelimits="false">∑</mo>'
+                            "<mrow><mi>k</mi><mo>=</mo><mn>1</mn></mrow><mi>K</mi></munderover>"
+                            "<msub><mi>z</mi><mi>k</mi></msub></mrow>"),
+    (r"\hat{Y} - T", '<mrow><mover accent="true"><mi>Y</mi><mo>^</mo></mover><mo>−</mo>'
+                     "<mi>T</mi></mrow>"),
+    (r"\left(A \odot B\right)", "<mrow><mo>(</mo><mi>A</mi><mo>⊙</mo><mi>B</mi><mo>)</mo></mrow>"),
+])
+def test_latex_becomes_presentation_mathml(tex, expected):
+    from chainrule._mathml import latex_mathml
+
+    assert latex_mathml(tex) == expected
+
+
+@pytest.mark.parametrize("sentence, maths", [
+    ("p_i = e^(z_i)/S with S = Σ_k e^(z_k), for i = 1..K",
+     ["p_i = e^(z_i)/S", "S = Σ_k e^(z_k)", "i = 1..K"]),
+    ("the sum over the batch is the product H₁ᵀ Δ₂, and the bias sums the rows of Δ₂",
+     ["H₁ᵀ Δ₂", "Δ₂"]),
+    ("each h_ij feeds every z_ik of the next layer's element-wise relu", ["h_ij", "z_ik"]),
+    ("", []),
+])
+def test_prose_keeps_its_words_and_sets_its_maths(sentence, maths):
+    from chainrule._mathml import prose_html, segments
+
+    assert [piece for is_maths, piece in segments(sentence) if is_maths] == maths
+    assert "".join(piece for _, piece in segments(sentence)) == sentence
+    found = _maths(prose_html(sentence))
+    assert [m.get("alttext") for m in found] == maths
+
+
+def test_repr_latex_of_derivations_holds_the_steps():
+    scalar = derive(activation="tanh", loss="bce")._repr_latex_()
+    assert scalar.startswith("$$") and r"\textbf{1." in scalar and r"\textbf{2.1" in scalar
+    vector = derive(network="relu,sigmoid", loss="bce")._repr_latex_()
+    assert r"\textbf{8." in vector and r"H_1^\top" in vector
+
+
+def test_vector_derivation_repr_has_no_address():
+    d = derive(network="relu,sigmoid", loss="bce")
+    assert "0x" not in repr(d) and "functools" not in repr(d)
+    assert "∂E/∂W₁ = Xᵀ Δ₁ / m" in repr(d)

@@ -40,6 +40,15 @@ STYLE = (
     "#e69f00;padding-left:8px;margin:6px 0}"
     ".chainrule-derivation .warnings{border-color:#c62828}"
     ".chainrule-derivation .form{color:#555;font-size:90%;display:inline-block;width:8em}"
+    ".chainrule-derivation .claim{margin:2px 0 6px;overflow-x:auto;display:flex;"
+    "align-items:center;gap:14px}"
+    ".chainrule-derivation .shape{color:#555;font-size:85%}"
+    ".chainrule-derivation table.symbols{border-collapse:collapse;margin:4px 0}"
+    ".chainrule-derivation table.symbols td,.chainrule-derivation table.symbols th{"
+    "padding:1px 10px;text-align:left;border-bottom:1px solid #ddd}"
+    ".chainrule-derivation .result{background:#eef6fb;border-radius:6px;padding:4px 12px}"
+    ".chainrule-summary td.n{text-align:right;font-variant-numeric:tabular-nums}"
+    ".chainrule-check .forms td{padding:2px 10px}"
     "</style>"
 )
 
