@@ -185,7 +185,7 @@ def test_formula_check_html_shows_the_verdict_and_findings():
     root = ET.fromstring(f"<div>{wrong._repr_html_()}</div>")
     report = root.find(".//div[@data-correct]")
     assert report.get("data-correct") == "false"
-    cells = ["".join(td.itertext()) for td in root.iter("td")]
+    cells = ["".join(td.itertext()) for td in root.find(".//table[@class='findings']").iter("td")]
     assert cells[:3] == ["second term", "(1 - y)/(1 - yhat)", "wrong sign"]
     assert "| second term | (1 - y)/(1 - yhat) | wrong sign |" in wrong._repr_markdown_()
     right = check_formula("(yhat - y)/(yhat*(1 - yhat))", loss="bce")
@@ -418,3 +418,77 @@ def test_vector_derivation_repr_has_no_address():
     d = derive(network="relu,sigmoid", loss="bce")
     assert "0x" not in repr(d) and "functools" not in repr(d)
     assert "∂E/∂W₁ = Xᵀ Δ₁ / m" in repr(d)
+
+
+def test_a_wrong_matrix_check_sets_your_formula_the_expected_one_and_the_difference():
+    from chainrule.gradient_check.matrix import check_matrix
+
+    wrong = check_matrix("X @ ((Yhat - T) @ W2.T * (Z1 > 0)) / m", network="relu,sigmoid",
+                         loss="bce", wrt="W1")
+    html = wrong._repr_html_()
+    root = ET.fromstring(f"<div>{html}</div>")
+    forms = {"".join(tr.find("th").itertext()): tr.find("td")
+             for tr in root.find(".//table[@class='forms']").iter("tr")}
+    assert set(forms) == {"your formula", "expected", "difference"}
+    assert forms["your formula"].find(f"{MATHML}math").get("alttext") == wrong.formula
+    expected = ET.tostring(forms["expected"], encoding="unicode")
+    assert "<ns0:msup><ns0:mi>X</ns0:mi><ns0:mo>⊤</ns0:mo></ns0:msup>" in expected  # Xᵀ Δ₁
+    assert "⊙" in expected and "<ns0:mi>Δ</ns0:mi>" in expected
+    assert "transpose missing" in "".join(forms["difference"].itertext())
+    assert all(m.get("alttext") for m in _maths(html))
+    assert r"Expected: ${X}^\top" in wrong._repr_markdown_()
+
+
+def test_a_correct_check_sets_the_formula_as_maths_without_a_table():
+    right = check_formula("(yhat - y)/(yhat*(1 - yhat))", loss="bce")
+    html = right._repr_html_()
+    [math] = _maths(html)
+    assert math.get("alttext") == "(yhat - y)/(yhat*(1 - yhat))"
+    assert "⊙" not in html  # one-variable formulas multiply, they have no Hadamard product
+
+
+@pytest.mark.parametrize("text", ["__import__('os')", "x +", "lambda: 1", "[1, 2]", "a.b.c()"])
+def test_a_formula_that_is_not_maths_is_shown_as_written(text):
+    from chainrule._codemath import code_maths
+    from chainrule._display import formula_maths
+
+    assert code_maths(text) is None
+    assert formula_maths(text, True).startswith("<code>")
+
+
+def test_sequential_shows_a_layer_table_in_a_notebook():
+    from chainrule.nn import Dense, Sequential, get
+
+    model = Sequential([Dense(4, 8), get("relu"), Dense(8, 3)])
+    root = ET.fromstring(f"<div>{model._repr_html_()}</div>")
+    rows = [["".join(td.itertext()) for td in tr.iter("td")] for tr in root.iter("tr")][1:]
+    # 4·8 + 8 = 40 and 8·3 + 3 = 27 parameters
+    assert rows == [["0", "Dense(4, 8)", "(m, 8)", "40"], ["1", "ReLU()", "(m, 8)", "0"],
+                    ["2", "Dense(8, 3)", "(m, 3)", "27"]]
+    assert "Total parameters: 67" in model._repr_html_()
+
+
+def _printed_objects():
+    import numpy as np
+
+    from chainrule.gradient_check.matrix import check_matrix
+    from chainrule.nn import Dense, Sequential, get
+
+    model = Sequential([Dense(4, 8), get("relu"), Dense(8, 3), get("softmax")])
+    X = np.random.default_rng(0).normal(size=(5, 4))
+    return [derive("x*sigmoid(x)"), derive(activation="tanh", loss="bce", weights=True),
+            derive(activation="softmax"), derive(activation="tanh", loss="mse", layer=True),
+            derive(activation="sigmoid", loss="bce", vector=True),
+            derive(network="relu,tanh,softmax", loss="ce"),
+            check_formula("yhat - y", loss="mse"),
+            check_matrix("X.T @ (Yhat - T)", loss="mse", activation="sigmoid"),
+            model, check_model(model, X, np.array([0, 1, 2, 1, 0]), loss="ce")]
+
+
+def test_no_printed_object_shows_a_memory_address():
+    for obj in _printed_objects():
+        shown = [repr(obj), str(obj)] + [getattr(obj, name)() for name in
+                                          ("_repr_html_", "_repr_markdown_", "_repr_latex_")
+                                          if hasattr(obj, name)]
+        assert not re.search(r"0x[0-9a-f]{4,}", " ".join(shown)), type(obj).__name__
+        assert hasattr(obj, "_repr_html_"), type(obj).__name__

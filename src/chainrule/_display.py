@@ -14,17 +14,21 @@ from html import escape
 
 import numpy as np
 
+from chainrule._codemath import expected_maths
+from chainrule._mathml import math_element
 from chainrule._svg import line_chart
 
 __all__ = [
     "STYLE",
     "formula_check_html",
     "formula_check_markdown",
+    "formula_maths",
     "gradcheck_html",
     "gradcheck_markdown",
     "history_html",
     "history_markdown",
     "model_check_html",
+    "model_summary_html",
 ]
 
 #: The few rules every fragment uses, scoped to chainrule's own classes.
@@ -121,6 +125,17 @@ def model_check_html(report) -> str:
             f"{_table(rows)}</div>")
 
 
+def model_summary_html(rows: list[tuple[str, str, str, str]], total: str) -> str:
+    """A model as a table: one row per layer (position, layer, output shape, parameters) and
+    the total, in the manner of Keras' ``summary()``."""
+    head = "".join(f"<th>{h}</th>" for h in ("#", "layer", "output shape", "parameters"))
+    body = "".join(f"<tr><td>{escape(i)}</td><td><code>{escape(layer)}</code></td>"
+                   f"<td><code>{escape(shape)}</code></td>"
+                   f'<td class="n">{escape(n)}</td></tr>' for i, layer, shape, n in rows)
+    return (f'{STYLE}<div class="chainrule-report chainrule-summary"><p><strong>Sequential'
+            f"</strong></p><table><tr>{head}</tr>{body}</table><p>{escape(total)}</p></div>")
+
+
 # --- check_formula ------------------------------------------------------------------------------
 
 
@@ -129,15 +144,49 @@ def _finding_rows(check) -> list[tuple[str, str, str, str]]:
             for f in check.findings]
 
 
+def _is_matrix(check) -> bool:
+    return bool(getattr(check, "shapes", None))
+
+
+def formula_maths(text: str, matrices: bool, display: bool = False) -> str:
+    """A formula typed in Python syntax as a ``<math>`` element (its text as alttext), or as
+    ``<code>`` where it is not a formula."""
+    got = expected_maths(text, matrices) if text else None
+    if got is None:
+        return f"<code>{escape(text)}</code>"
+    return math_element(got[0], text, display=display)
+
+
+def _forms_table(check) -> str:
+    """Your formula, the expected one and, per finding, your term beside what it should be."""
+    matrices = _is_matrix(check)
+    rows = [("your formula", formula_maths(check.formula, matrices)),
+            ("expected", formula_maths(check.expected, matrices))]
+    for f in check.findings:
+        problem = f'<span class="problem">{escape(f.problem)}</span>'
+        if f.term == check.formula and f.should_be == check.expected:
+            rows.append(("difference", problem))
+        else:
+            rows.append(("difference", f"{formula_maths(f.term, matrices)} &#8594; "
+                                       f"{formula_maths(f.should_be, matrices)} ({problem})"))
+    body = "".join(f"<tr><th>{escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
+    return f'<table class="forms">{body}</table>'
+
+
 def formula_check_html(check, style: bool = True) -> str:
-    """A ``FormulaCheck``: the verdict, the paragraph and one row per finding (``style``:
-    with the ``<style>`` element, which a page with its own style sheet leaves out)."""
+    """A ``FormulaCheck`` or ``MatrixCheck``: the verdict with the formula set as maths, the
+    paragraph, then (when wrong) your formula, the expected one and the difference as maths,
+    and one row per finding (``style``: with the ``<style>`` element, which a page with its
+    own style sheet leaves out)."""
     verdict = _verdict(check.correct, "correct", "not correct")
+    formula = formula_maths(check.formula, _is_matrix(check))
     parts = [f'{STYLE if style else ""}<div class="chainrule-report chainrule-check" '
              f'data-correct="{str(check.correct).lower()}">',
-             f"<p>{verdict} <code>{escape(check.formula)}</code> as d/d{escape(check.variable)} "
+             f"<p>{verdict} {formula} as d/d{escape(check.variable)} "
              f"of the {escape(check.of)}</p>",
              f'<p class="paragraph">{escape(check.sentence)}</p>']
+    if not check.correct:
+        parts.append(_forms_table(check))
     if not check.correct and check.findings:
         head = "".join(f"<th>{h}</th>" for h in ("where", "your term", "problem", "should be"))
         body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>"
@@ -149,6 +198,10 @@ def formula_check_html(check, style: bool = True) -> str:
 
 def formula_check_markdown(check) -> str:
     lines = [_md_cell(check.sentence)]
+    for label, text in (("Your formula", check.formula), ("Expected", check.expected)):
+        got = expected_maths(text, _is_matrix(check)) if text else None
+        if got is not None and not check.correct:
+            lines += ["", f"{label}: ${got[1]}$"]
     if not check.correct and check.findings:
         lines += ["", "| where | your term | problem | should be |", "| --- | --- | --- | --- |"]
         lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |"
