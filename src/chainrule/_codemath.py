@@ -144,6 +144,8 @@ def _show(node: ast.AST) -> tuple[str, str, int]:
         return f"<mrow><mo>{sign[0]}</mo>{m}</mrow>", f"{sign[1]}{t}", _ADD
     if isinstance(node, ast.Attribute) and node.attr == "T":
         m, t = _paren(_show(node.value), _ATOM)
+        if m.startswith("<msub>") and m.count("<msub>") == 1:  # W₂ᵀ: one script element
+            return (f"<msubsup>{m[6:-7]}<mo>⊤</mo></msubsup>", t + r"^\top", _POW)
         return f"<msup>{m}<mo>⊤</mo></msup>", rf"{{{t}}}^\top", _POW
     if isinstance(node, ast.Call):
         return _call(node)

@@ -52,7 +52,10 @@ STYLE = (
     "padding:1px 10px;text-align:left;border-bottom:1px solid #ddd}"
     ".chainrule-derivation .result{background:#eef6fb;border-radius:6px;padding:4px 12px}"
     ".chainrule-summary td.n{text-align:right;font-variant-numeric:tabular-nums}"
-    ".chainrule-check .forms td{padding:2px 10px}"
+    ".chainrule-check table.forms{width:100%}"
+    ".chainrule-check table.forms td{padding:2px 10px;max-width:0;width:100%;overflow-x:auto}"
+    ".chainrule-check table.forms th{white-space:nowrap;vertical-align:middle}"
+    ".chainrule-check math{math-style:normal}"
     "</style>"
 )
 

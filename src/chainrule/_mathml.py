@@ -260,8 +260,9 @@ _NAMES = {"relu", "sigmoid", "softmax", "tanh", "log", "exp", "diag", "softplus"
           "elu", "gelu", "swish", "leaky_relu", "selu", "sum", "mean", "rank", "sign", "abs"}
 _LETTERS = "A-Za-zα-ωΑ-ΩŷŶŝ"
 _WORD = re.compile(rf"[{_LETTERS}]+")
+_CODE_WORD = re.compile(r"[A-Za-z]{2,}\d+|\d+(?:-\d+)+")  # float64, sizes 2-3-2: words
 _PROSE_TOKEN = re.compile(
-    rf"[{_LETTERS}]+|\d+(?:\.\d+)?|[{_SUBSCRIPT_DIGITS}]+|\.\.|\s+|.", re.S)
+    rf"[A-Za-z]{{2,}}\d+(?![\w₀-₉])|\d+(?:-\d+)+|[{_LETTERS}]+|\d+(?:\.\d+)?|[{_SUBSCRIPT_DIGITS}]+|\.\.|\s+|.", re.S)
 _MATH_SIGNS = set("=+-−/·⊙←≠≤≥×∂Σ_^²³ᵀ'|") | set(_SUBSCRIPT_DIGITS)
 
 
@@ -288,6 +289,8 @@ def _kind(tokens: list[str], k: int) -> str:
     last = k + 1 == len(tokens) or tokens[k + 1].isspace()
     if _WORD.fullmatch(token):
         return "prose" if _is_prose_word(tokens, k) else "maths"
+    if _CODE_WORD.fullmatch(token):
+        return "prose"
     if token.isspace() or token in "()[]":
         return "either"
     if token in ",;:" or (token == "." and last) or token in "’\"!?":
