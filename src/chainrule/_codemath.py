@@ -15,7 +15,7 @@ import ast
 import re
 from html import escape
 
-__all__ = ["code_maths", "expected_maths"]
+__all__ = ["code_maths", "expected_maths", "split_definitions"]
 
 _FUNCTIONS = {"exp", "log", "tanh", "sigmoid", "relu", "softmax", "softplus", "sqrt", "abs",
               "diag", "sum", "mean", "max", "min", "sin", "cos", "sign", "elu", "gelu", "swish"}
@@ -178,6 +178,12 @@ def _top_level_split(text: str, sep: str) -> list[str]:
             start = i + len(sep)
     parts.append(text[start:])
     return [p.strip() for p in parts]
+
+
+def split_definitions(text: str) -> tuple[str, list[str]]:
+    """``"X.T @ D1 where D1 = ..., D2 = ..."`` -> ``("X.T @ D1", ["D1 = ...", "D2 = ..."])``."""
+    head, _, rest = text.partition(" where ")
+    return head, (_top_level_split(rest, ", ") if rest else [])
 
 
 def expected_maths(text: str, matrices: bool = True) -> tuple[str, str] | None:

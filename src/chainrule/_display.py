@@ -14,7 +14,7 @@ from html import escape
 
 import numpy as np
 
-from chainrule._codemath import expected_maths
+from chainrule._codemath import code_maths, expected_maths, split_definitions
 from chainrule._mathml import math_element
 from chainrule._svg import line_chart
 
@@ -153,11 +153,24 @@ def _is_matrix(check) -> bool:
 
 def formula_maths(text: str, matrices: bool, display: bool = False) -> str:
     """A formula typed in Python syntax as a ``<math>`` element (its text as alttext), or as
-    ``<code>`` where it is not a formula."""
+    ``<code>`` where it is not a formula. A formula with definitions (``A where B = ...,
+    C = ...``) is one element per formula, so that a narrow page wraps between them."""
     got = expected_maths(text, matrices) if text else None
     if got is None:
         return f"<code>{escape(text)}</code>"
-    return math_element(got[0], text, display=display)
+    head, definitions = split_definitions(text)
+    if not definitions:
+        return math_element(got[0], text, display=display)
+    pieces = [(head, code_maths(head, matrices))]
+    for definition in definitions:
+        name, _, value = definition.partition(" = ")
+        left, right = code_maths(name, matrices), code_maths(value, matrices)
+        pieces.append((definition, None if left is None or right is None else
+                       (f"<mrow>{left[0]}<mo>=</mo>{right[0]}</mrow>", "")))
+    if any(got is None for _, got in pieces):
+        return math_element(got[0], text, display=display)
+    parts = [math_element(got[0], piece) for piece, got in pieces]
+    return f"{parts[0]} where " + ", ".join(parts[1:])
 
 
 def _forms_table(check) -> str:

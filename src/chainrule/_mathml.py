@@ -262,8 +262,8 @@ _LETTERS = "A-Za-zα-ωΑ-ΩŷŶŝ"
 _WORD = re.compile(rf"[{_LETTERS}]+")
 _CODE_WORD = re.compile(r"[A-Za-z]{2,}\d+|\d+(?:-\d+)+")  # float64, sizes 2-3-2: words
 _PROSE_TOKEN = re.compile(
-    rf"[A-Za-z]{{2,}}\d+(?![\w₀-₉])|\d+(?:-\d+)+|[{_LETTERS}]+|\d+(?:\.\d+)?|[{_SUBSCRIPT_DIGITS}]+|\.\.|\s+|.", re.S)
-_MATH_SIGNS = set("=+-−/·⊙←≠≤≥×∂Σ_^²³ᵀ'|") | set(_SUBSCRIPT_DIGITS)
+    rf"[A-Za-z]{{2,}}\d+(?![\w₀-₉])|\d+(?:-\d+)+|[{_LETTERS}]+|\d+(?:\.\d+)?"
+    rf"|[{_SUBSCRIPT_DIGITS}]+|\.\.|\s+|.", re.S)
 
 
 def _is_prose_word(tokens: list[str], k: int) -> bool:
