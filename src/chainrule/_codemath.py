@@ -28,9 +28,6 @@ _COMPARE = {ast.Gt: (">", ">"), ast.Lt: ("<", "<"), ast.GtE: ("≥", r"\ge"),
             ast.LtE: ("≤", r"\le")}
 
 
-_ELEMENTWISE = [True]  # whether ``*`` is the element-wise product (set by code_maths)
-
-
 class _Unreadable(Exception):
     """The text uses what a formula never needs."""
 
@@ -71,8 +68,8 @@ def _matmul(node: ast.AST) -> bool:
     return isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult)
 
 
-def _binop(node: ast.BinOp) -> tuple[str, str, int]:
-    left, right = _show(node.left), _show(node.right)
+def _binop(node: ast.BinOp, matrices: bool) -> tuple[str, str, int]:
+    left, right = _show(node.left, matrices), _show(node.right, matrices)
     op = type(node.op)
     if op in (ast.Add, ast.Sub):
         sign = ("+", "+") if op is ast.Add else ("−", "-")
@@ -86,12 +83,12 @@ def _binop(node: ast.BinOp) -> tuple[str, str, int]:
         return f"<msup>{lm}{rm}</msup>", f"{{{lt}}}^{{{rt}}}", _POW
     if op in (ast.Mult, ast.MatMult):
         (lm, lt), (rm, rt) = _paren(left, _MUL), _paren(right, _MUL + 1)
-        if op is ast.Mult and _ELEMENTWISE[0]:  # (A B) ⊙ C: the product in parentheses
+        if op is ast.Mult and matrices:  # (A B) ⊙ C: the product in parentheses
             (lm, lt), (rm, rt) = (_paren(left, _MUL + 1 if _matmul(node.left) else _MUL),
                                   _paren(right, _MUL + 1))
         if op is ast.MatMult:
             sep = ("<mo>&#8290;</mo>", r"\,")
-        elif not _ELEMENTWISE[0]:
+        elif not matrices:
             sep = ("<mo>&#8290;</mo>", " ")
         elif _scalar(node.left) or _scalar(node.right):
             sep = ("<mo>⋅</mo>", r"\cdot ")
@@ -101,19 +98,19 @@ def _binop(node: ast.BinOp) -> tuple[str, str, int]:
     raise _Unreadable
 
 
-def _call(node: ast.Call) -> tuple[str, str, int]:
+def _call(node: ast.Call, matrices: bool) -> tuple[str, str, int]:
     func = node.func
     if isinstance(func, ast.Attribute) and func.attr == "sum" and node.keywords:
         axis = next((k.value.value for k in node.keywords if k.arg == "axis"
                      and isinstance(k.value, ast.Constant)), None)
-        inner = _paren(_show(func.value), _ATOM)
+        inner = _paren(_show(func.value, matrices), _ATOM)
         if axis == 0:  # 1ᵀ A, the column sums
             return (f'<mrow><msup><mn mathvariant="bold">1</mn><mo>⊤</mo></msup>{inner[0]}'
                     "</mrow>", rf"\mathbf{{1}}^\top {inner[1]}", _MUL)
         return (f'<mrow>{inner[0]}<mn mathvariant="bold">1</mn></mrow>',
                 rf"{inner[1]}\,\mathbf{{1}}", _MUL)
     name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
-    args = [_show(a) for a in node.args]
+    args = [_show(a, matrices) for a in node.args]
     if name is None or not args:
         raise _Unreadable
     inner_m = "<mo>,</mo>".join(a[0] for a in args)
@@ -128,29 +125,30 @@ def _call(node: ast.Call) -> tuple[str, str, int]:
             "</mrow>", rf"{tex}\left({inner_t}\right)", _ATOM)
 
 
-def _show(node: ast.AST) -> tuple[str, str, int]:
+def _show(node: ast.AST, matrices: bool) -> tuple[str, str, int]:
     if isinstance(node, ast.Expression):
-        return _show(node.body)
+        return _show(node.body, matrices)
     if isinstance(node, ast.Name):
         return (*_name(node.id), _ATOM)
     if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
         text = repr(node.value)
         return f"<mn>{text}</mn>", text, _ATOM
     if isinstance(node, ast.BinOp):
-        return _binop(node)
+        return _binop(node, matrices)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
         sign = ("−", "-") if isinstance(node.op, ast.USub) else ("+", "+")
-        m, t = _paren(_show(node.operand), _MUL)
+        m, t = _paren(_show(node.operand, matrices), _MUL)
         return f"<mrow><mo>{sign[0]}</mo>{m}</mrow>", f"{sign[1]}{t}", _ADD
     if isinstance(node, ast.Attribute) and node.attr == "T":
-        m, t = _paren(_show(node.value), _ATOM)
+        m, t = _paren(_show(node.value, matrices), _ATOM)
         if m.startswith("<msub>") and m.count("<msub>") == 1:  # W₂ᵀ: one script element
             return (f"<msubsup>{m[6:-7]}<mo>⊤</mo></msubsup>", t + r"^\top", _POW)
         return f"<msup>{m}<mo>⊤</mo></msup>", rf"{{{t}}}^\top", _POW
     if isinstance(node, ast.Call):
-        return _call(node)
+        return _call(node, matrices)
     if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _COMPARE:
-        (lm, lt, _), (rm, rt, _) = _show(node.left), _show(node.comparators[0])
+        (lm, lt, _), (rm, rt, _) = (_show(node.left, matrices),
+                                    _show(node.comparators[0], matrices))
         om, ot = _COMPARE[type(node.ops[0])]
         return (f"<mrow><mo>[</mo>{lm}<mo>{escape(om)}</mo>{rm}<mo>]</mo></mrow>",
                 f"[{lt} {ot} {rt}]", _ATOM)
@@ -160,10 +158,9 @@ def _show(node: ast.AST) -> tuple[str, str, int]:
 def code_maths(text: str, matrices: bool = True) -> tuple[str, str] | None:
     """A formula in Python syntax as (MathML body, LaTeX), or None when it is not one.
     ``matrices``: ``*`` between arrays is the element-wise product ⊙ (else a product)."""
-    _ELEMENTWISE[0] = matrices
     try:
         tree = ast.parse(text.strip(), mode="eval")
-        m, t, _ = _show(tree)
+        m, t, _ = _show(tree, matrices)
     except (SyntaxError, ValueError, _Unreadable, RecursionError):
         return None
     return m, t
