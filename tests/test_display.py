@@ -492,3 +492,42 @@ def test_no_printed_object_shows_a_memory_address():
                                           if hasattr(obj, name)]
         assert not re.search(r"0x[0-9a-f]{4,}", " ".join(shown)), type(obj).__name__
         assert hasattr(obj, "_repr_html_"), type(obj).__name__
+
+
+# --- any text at all: well-formed output, never an exception -------------------------------------
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_MATHS_ALPHABET = st.lists(st.sampled_from(
+    list("xyzXWHΔδΣσŷŶ∂_^()[]{}\\=+-−/·⊙ᵀ²₀₁₂ 0123456789.,;:'<>&\"") +
+    ["\\frac", "\\left(", "\\right)", "\\hat", "\\sum", "\\begin{cases}", "\\end{cases}",
+     "\\text{", "@", ".T", "*", "**", " where "]), max_size=40).map("".join)
+
+
+@given(_MATHS_ALPHABET)
+def test_any_text_gives_well_formed_mathml(text):
+    from chainrule._codemath import code_maths, expected_maths
+    from chainrule._display import formula_maths
+    from chainrule._mathml import latex_mathml, math_element, prose_html, prose_latex
+
+    ET.fromstring(math_element(latex_mathml(text), text))
+    ET.fromstring(f"<p>{prose_html(text)}</p>")
+    assert isinstance(prose_latex(text), str)
+    for got in (code_maths(text), expected_maths(text)):
+        if got is not None:
+            ET.fromstring(math_element(got[0], text))
+    ET.fromstring(f"<p>{formula_maths(text, True)}</p>")
+
+
+@pytest.mark.parametrize("text", ["", " ", "1e9", "-1e308", "nan", "NaN*x", "x" * 500,
+                                  "(" * 200 + "x" + ")" * 200, "\\frac{", "}}}", "^_^",
+                                  "\\left(", "Σ_", "x_(", "e^(",
+                                  "7[W@&\\begin{cases}\\right)"])  # a stray \right in cases
+def test_extreme_texts_give_well_formed_mathml(text):
+    from chainrule._display import formula_maths
+    from chainrule._mathml import latex_mathml, math_element, prose_html
+
+    ET.fromstring(math_element(latex_mathml(text), text))
+    ET.fromstring(f"<p>{prose_html(text)}</p>")
+    ET.fromstring(f"<p>{formula_maths(text, True)}</p>")

@@ -222,7 +222,10 @@ class _Latex:
                 rows.append([*cells, _row(current) if current else ""])
                 cells, current = [], []
             else:
-                current.extend(self.sequence(stop=("&", "\\\\")))
+                items = self.sequence(stop=("&", "\\\\"))
+                if not items:  # a stray \right: skip it, so the reading always moves on
+                    self.take()
+                current.extend(items)
         if current or cells:
             rows.append([*cells, _row(current) if current else ""])
         self.take()
@@ -450,6 +453,8 @@ class _Prose:
 
     def primary(self) -> list[tuple[str, str]]:
         token = self.take()
+        if not token:  # a script with nothing after it: "x_"
+            return []
         if _WORD.fullmatch(token):
             if token.lower() in _NAMES:
                 if len(token) == 1:
