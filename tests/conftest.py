@@ -16,6 +16,9 @@ settings.register_profile("ci", derandomize=True, deadline=None, max_examples=60
 settings.register_profile("dev", deadline=None, max_examples=60)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
+# No answer is kept between runs of the command line (tests of the cache give it a folder).
+os.environ["CHAINRULE_CACHE_DIR"] = ""
+
 
 
 def _real_data_folder() -> Path:

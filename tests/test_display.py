@@ -102,7 +102,7 @@ def test_mathml_uses_the_house_notation():
     assert html.count('<mover accent="true"><mi>y</mi><mo>^</mo></mover>') == 2
     assert "&#963;" in html  # σ
     # 1 - ŷ, not -ŷ + 1: the constant first, as people write it
-    assert re.search(r"<mn>1</mn><mo>-</mo><mover", html)
+    assert re.search(r"<mn>1</mn><mo>\u2212</mo><mover", html)  # the minus sign, U+2212
     assert "yhat" not in html
 
 
@@ -185,7 +185,7 @@ def test_formula_check_html_shows_the_verdict_and_findings():
     root = ET.fromstring(f"<div>{wrong._repr_html_()}</div>")
     report = root.find(".//div[@data-correct]")
     assert report.get("data-correct") == "false"
-    cells = ["".join(td.itertext()) for td in root.iter("td")]
+    cells = ["".join(td.itertext()) for td in root.find(".//table[@class='findings']").iter("td")]
     assert cells[:3] == ["second term", "(1 - y)/(1 - yhat)", "wrong sign"]
     assert "| second term | (1 - y)/(1 - yhat) | wrong sign |" in wrong._repr_markdown_()
     right = check_formula("(yhat - y)/(yhat*(1 - yhat))", loss="bce")
@@ -321,3 +321,213 @@ def test_labels_are_escaped_and_extreme_values_draw():
     ET.fromstring(zeros)
     empty = line_chart([("nan", np.arange(3.0), np.full(3, np.nan))])
     assert ET.fromstring(empty).findall(f"{SVG}path") == []
+
+
+# --- vector and matrix derivations in MathML ------------------------------------------------------
+
+_VECTOR_QUERIES = [
+    {"activation": "softmax"},
+    {"activation": "tanh", "loss": "mse", "layer": True},
+    {"network": "relu,sigmoid", "loss": "bce"},
+    {"network": "tanh,softmax", "loss": "ce"},
+]
+
+
+def _maths(html: str) -> list:
+    root = ET.fromstring(f"<root>{html}</root>")  # well-formed XML
+    return list(root.iter(f"{MATHML}math"))
+
+
+@pytest.mark.parametrize("query", _VECTOR_QUERIES, ids=lambda q: "-".join(map(str, q.values())))
+def test_vector_derivations_are_mathml_with_alttext_and_a_formula_per_step(query):
+    d = derive(**query)
+    html = d._repr_html_()
+    maths = _maths(html)
+    assert maths and all(m.get("alttext") for m in maths)
+    assert "<pre" not in html and "0x" not in html
+    assert "<mo>-</mo>" not in html and "<mn>-" not in html  # the minus sign is U+2212
+    assert "<mo>^</mo>" not in html.replace('<mo>^</mo></mover>', "")  # a hat is an accent
+    root = ET.fromstring(f"<root>{d.to_html()}</root>")
+    for step in root.iter("li"):
+        assert step.find(f".//{MATHML}math") is not None, "".join(step.itertext())[:80]
+    assert html.count(d.title.split(":")[0]) <= 1 or "<math" in d.title  # the title once
+
+
+def test_a_network_derivation_has_transposes_hadamard_products_and_shapes():
+    html = derive(network="relu,sigmoid", loss="bce").to_html()
+    assert "<msup><mi>X</mi><mo>⊤</mo></msup>" in html  # Xᵀ Δ₁ / m
+    assert "<msubsup><mi>H</mi><mn>1</mn><mo>⊤</mo></msubsup>" in html  # H₁ᵀ
+    assert "<mo>⊙</mo>" in html
+    assert "<munder><mo" in html  # Σ_i with its limit below
+    assert '<annotation encoding="application/x-tex">' in html
+    assert 'class="shape"' in html and "<mo>×</mo>" in html  # (n₀ × m)(m × n₁) = n₀ × n₁
+    assert '<mover accent="true"><mi>Y</mi><mo>^</mo></mover>' in html
+
+
+def test_softmax_shows_the_kronecker_delta_and_the_matrix_form():
+    d = derive(activation="softmax")
+    html = d.to_html()
+    assert "<msub><mi>δ</mi><mrow><mi>i</mi><mi>j</mi></mrow></msub>" in html
+    assert '<mi>diag</mi>' in html and "<msup><mi>p</mi><mo>⊤</mo></msup>" in html
+    assert html.count(">Jacobian of softmax") == 1
+
+
+@pytest.mark.parametrize("tex, expected", [
+    (r"X^\top", "<msup><mi>X</mi><mo>⊤</mo></msup>"),
+    (r"\frac{\partial E}{\partial W_1}",
+     '<mfrac><mrow><mi mathvariant="normal">∂</mi><mi>E</mi></mrow><mrow><mi mathvariant='
+     '"normal">∂</mi><msub><mi>W</mi><mn>1</mn></msub></mrow></mfrac>'),
+    (r"\sum_{k=1}^{K} z_k", '<mrow><munderover><mo largeop="true" movablelimits="false">∑</mo>'
+                            "<mrow><mi>k</mi><mo>=</mo><mn>1</mn></mrow><mi>K</mi></munderover>"
+                            "<msub><mi>z</mi><mi>k</mi></msub></mrow>"),
+    (r"\hat{Y} - T", '<mrow><mover accent="true"><mi>Y</mi><mo>^</mo></mover><mo>−</mo>'
+                     "<mi>T</mi></mrow>"),
+    (r"\left(A \odot B\right)", "<mrow><mo>(</mo><mi>A</mi><mo>⊙</mo><mi>B</mi><mo>)</mo></mrow>"),
+])
+def test_latex_becomes_presentation_mathml(tex, expected):
+    from chainrule._mathml import latex_mathml
+
+    assert latex_mathml(tex) == expected
+
+
+@pytest.mark.parametrize("sentence, maths", [
+    ("p_i = e^(z_i)/S with S = Σ_k e^(z_k), for i = 1..K",
+     ["p_i = e^(z_i)/S", "S = Σ_k e^(z_k)", "i = 1..K"]),
+    ("the sum over the batch is the product H₁ᵀ Δ₂, and the bias sums the rows of Δ₂",
+     ["H₁ᵀ Δ₂", "Δ₂"]),
+    ("each h_ij feeds every z_ik of the next layer's element-wise relu", ["h_ij", "z_ik"]),
+    ("", []),
+])
+def test_prose_keeps_its_words_and_sets_its_maths(sentence, maths):
+    from chainrule._mathml import prose_html, segments
+
+    assert [piece for is_maths, piece in segments(sentence) if is_maths] == maths
+    assert "".join(piece for _, piece in segments(sentence)) == sentence
+    found = _maths(prose_html(sentence))
+    assert [m.get("alttext") for m in found] == maths
+
+
+def test_repr_latex_of_derivations_holds_the_steps():
+    scalar = derive(activation="tanh", loss="bce")._repr_latex_()
+    assert scalar.startswith("$$") and r"\textbf{1." in scalar and r"\textbf{2.1" in scalar
+    vector = derive(network="relu,sigmoid", loss="bce")._repr_latex_()
+    assert r"\textbf{8." in vector and r"H_1^\top" in vector
+
+
+def test_vector_derivation_repr_has_no_address():
+    d = derive(network="relu,sigmoid", loss="bce")
+    assert "0x" not in repr(d) and "functools" not in repr(d)
+    assert "∂E/∂W₁ = Xᵀ Δ₁ / m" in repr(d)
+
+
+def test_a_wrong_matrix_check_sets_your_formula_the_expected_one_and_the_difference():
+    from chainrule.gradient_check.matrix import check_matrix
+
+    wrong = check_matrix("X @ ((Yhat - T) @ W2.T * (Z1 > 0)) / m", network="relu,sigmoid",
+                         loss="bce", wrt="W1")
+    html = wrong._repr_html_()
+    root = ET.fromstring(f"<div>{html}</div>")
+    forms = {"".join(tr.find("th").itertext()): tr.find("td")
+             for tr in root.find(".//table[@class='forms']").iter("tr")}
+    assert set(forms) == {"your formula", "expected", "difference"}
+    assert forms["your formula"].find(f"{MATHML}math").get("alttext") == wrong.formula
+    expected = ET.tostring(forms["expected"], encoding="unicode")
+    assert "<ns0:msup><ns0:mi>X</ns0:mi><ns0:mo>⊤</ns0:mo></ns0:msup>" in expected  # Xᵀ Δ₁
+    assert "⊙" in expected and "<ns0:mi>Δ</ns0:mi>" in expected
+    assert "transpose missing" in "".join(forms["difference"].itertext())
+    assert all(m.get("alttext") for m in _maths(html))
+    assert r"Expected: ${X}^\top" in wrong._repr_markdown_()
+
+
+def test_a_correct_check_sets_the_formula_as_maths_without_a_table():
+    right = check_formula("(yhat - y)/(yhat*(1 - yhat))", loss="bce")
+    html = right._repr_html_()
+    [math] = _maths(html)
+    assert math.get("alttext") == "(yhat - y)/(yhat*(1 - yhat))"
+    assert "⊙" not in html  # one-variable formulas multiply, they have no Hadamard product
+
+
+@pytest.mark.parametrize("text", ["__import__('os')", "x +", "lambda: 1", "[1, 2]", "a.b.c()"])
+def test_a_formula_that_is_not_maths_is_shown_as_written(text):
+    from chainrule._codemath import code_maths
+    from chainrule._display import formula_maths
+
+    assert code_maths(text) is None
+    assert formula_maths(text, True).startswith("<code>")
+
+
+def test_sequential_shows_a_layer_table_in_a_notebook():
+    from chainrule.nn import Dense, Sequential, get
+
+    model = Sequential([Dense(4, 8), get("relu"), Dense(8, 3)])
+    root = ET.fromstring(f"<div>{model._repr_html_()}</div>")
+    rows = [["".join(td.itertext()) for td in tr.iter("td")] for tr in root.iter("tr")][1:]
+    # 4·8 + 8 = 40 and 8·3 + 3 = 27 parameters
+    assert rows == [["0", "Dense(4, 8)", "(m, 8)", "40"], ["1", "ReLU()", "(m, 8)", "0"],
+                    ["2", "Dense(8, 3)", "(m, 3)", "27"]]
+    assert "Total parameters: 67" in model._repr_html_()
+
+
+def _printed_objects():
+    import numpy as np
+
+    from chainrule.gradient_check.matrix import check_matrix
+    from chainrule.nn import Dense, Sequential, get
+
+    model = Sequential([Dense(4, 8), get("relu"), Dense(8, 3), get("softmax")])
+    X = np.random.default_rng(0).normal(size=(5, 4))
+    return [derive("x*sigmoid(x)"), derive(activation="tanh", loss="bce", weights=True),
+            derive(activation="softmax"), derive(activation="tanh", loss="mse", layer=True),
+            derive(activation="sigmoid", loss="bce", vector=True),
+            derive(network="relu,tanh,softmax", loss="ce"),
+            check_formula("yhat - y", loss="mse"),
+            check_matrix("X.T @ (Yhat - T)", loss="mse", activation="sigmoid"),
+            model, check_model(model, X, np.array([0, 1, 2, 1, 0]), loss="ce")]
+
+
+def test_no_printed_object_shows_a_memory_address():
+    for obj in _printed_objects():
+        shown = [repr(obj), str(obj)] + [getattr(obj, name)() for name in
+                                          ("_repr_html_", "_repr_markdown_", "_repr_latex_")
+                                          if hasattr(obj, name)]
+        assert not re.search(r"0x[0-9a-f]{4,}", " ".join(shown)), type(obj).__name__
+        assert hasattr(obj, "_repr_html_"), type(obj).__name__
+
+
+# --- any text at all: well-formed output, never an exception -------------------------------------
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_MATHS_ALPHABET = st.lists(st.sampled_from([
+    *"xyzXWHΔδΣσŷŶ∂_^()[]{}\\=+-−/·⊙ᵀ²₀₁₂ 0123456789.,;:'<>&\"",
+    "\\frac", "\\left(", "\\right)", "\\hat", "\\sum", "\\begin{cases}", "\\end{cases}",
+    "\\text{", "@", ".T", "*", "**", " where "]), max_size=40).map("".join)
+
+
+@given(_MATHS_ALPHABET)
+def test_any_text_gives_well_formed_mathml(text):
+    from chainrule._codemath import code_maths, expected_maths
+    from chainrule._display import formula_maths
+    from chainrule._mathml import latex_mathml, math_element, prose_html, prose_latex
+
+    ET.fromstring(math_element(latex_mathml(text), text))
+    ET.fromstring(f"<p>{prose_html(text)}</p>")
+    assert isinstance(prose_latex(text), str)
+    for got in (code_maths(text), expected_maths(text)):
+        if got is not None:
+            ET.fromstring(math_element(got[0], text))
+    ET.fromstring(f"<p>{formula_maths(text, True)}</p>")
+
+
+@pytest.mark.parametrize("text", ["", " ", "1e9", "-1e308", "nan", "NaN*x", "x" * 500,
+                                  "(" * 200 + "x" + ")" * 200, "\\frac{", "}}}", "^_^",
+                                  "\\left(", "Σ_", "x_(", "e^(",
+                                  "7[W@&\\begin{cases}\\right)"])  # a stray \right in cases
+def test_extreme_texts_give_well_formed_mathml(text):
+    from chainrule._display import formula_maths
+    from chainrule._mathml import latex_mathml, math_element, prose_html
+
+    ET.fromstring(math_element(latex_mathml(text), text))
+    ET.fromstring(f"<p>{prose_html(text)}</p>")
+    ET.fromstring(f"<p>{formula_maths(text, True)}</p>")

@@ -89,3 +89,44 @@ def test_plot_draws_each_function_and_its_derivative(tmp_path, monkeypatch):
         # the dashed curve is the derivative of the solid one (central differences inside)
         slope = (fy[2:] - fy[:-2]) / (gx[2:] - gx[:-2])
         np.testing.assert_allclose(dfy[1:-1], slope, atol=1e-3)
+
+
+# --- where a function is undefined, and where the legend goes -------------------------------------
+
+
+def test_undefined_spans_cover_the_points_without_a_value():
+    from chainrule.derivation.plot import undefined_spans
+
+    grid = np.linspace(-2.0, 2.0, 9)  # step 0.5
+    defined = grid > 0.2  # undefined at -2 .. 0, defined at 0.5 .. 2
+    # widened by half a step (0.25) on the side where the next point has a value
+    assert undefined_spans(grid, defined) == [(-2.0, 0.25)]
+    assert undefined_spans(grid, np.ones(9, dtype=bool)) == []
+    holes = np.ones(9, dtype=bool)
+    holes[[0, 4, 8]] = False  # the ends and the middle (a pole at 0)
+    assert undefined_spans(grid, holes) == [(-2.0, -1.75), (-0.25, 0.25), (1.75, 2.0)]
+
+
+def test_the_plot_shades_where_log_is_undefined_and_keeps_the_legend_off_the_curves(
+        tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    seen = {}
+    original = Figure.savefig
+
+    def capture(self, *args, **kwargs):
+        ax = self.axes[0]
+        renderer = self.canvas.get_renderer()
+        seen["legend"] = ax.get_legend().get_window_extent(renderer)
+        seen["axes"] = ax.get_window_extent(renderer)
+        seen["spans"] = [p.get_x() for p in ax.patches] + [p.get_x() + p.get_width()
+                                                           for p in ax.patches]
+        seen["slope"] = [ln.get_ydata() for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", capture)
+    plot_functions(["log(x)"], tmp_path / "log.png", x_range=(-2.0, 2.0), points=401)
+    assert seen["legend"].y1 <= seen["axes"].y0  # the legend lies below the axes
+    assert min(seen["spans"]) == -2.0 and 0.0 <= max(seen["spans"]) <= 0.01  # x ≤ 0 shaded
+    [slope] = seen["slope"]
+    assert np.isnan(slope[:200]).all()  # 1/x is not drawn where log x has no value

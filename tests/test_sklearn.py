@@ -473,7 +473,7 @@ def test_an_altered_estimator_state_is_refused_naming_the_field(iris, tmp_path, 
     model = chainrule.load(est.save(tmp_path / "est.safetensors"))
     change(model.training_config["sklearn"])
     path = model.save(tmp_path / "altered.safetensors")
-    with pytest.raises(ValueError, match="altered or not written by MLPClassifier.save") as err:
+    with pytest.raises(ValueError, match=r"altered or not written by MLPClassifier\.save") as err:
         MLPClassifier.load(path)
     assert message in str(err.value)
 

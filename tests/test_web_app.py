@@ -250,12 +250,14 @@ def test_the_derive_page_shows_steps_result_singular_points_and_plot(client):
     assert 'href="/api/derive?expression=log%28x%29"' in html
 
 
-def test_a_network_derivation_is_shown_as_its_text(client):
+def test_a_network_derivation_is_shown_in_mathml(client):
     from chainrule.derivation import derive
 
     response = client.get("/derive", params={"network": "relu,sigmoid", "loss": "bce"})
     assert response.status_code == 200
-    assert '<pre class="derivation-text">' in response.text
+    assert "<pre" not in response.text and "derivation-text" not in response.text
+    assert response.text.count("<math") > 8
+    assert "<msup><mi>X</mi><mo>⊤</mo></msup>" in response.text  # the transpose of ∂E/∂W₁
     title = derive(network="relu,sigmoid", loss="bce").title
     assert title in response.text
     assert "No plot: the derivation is of vectors or matrices." in response.text

@@ -160,3 +160,51 @@ def test_a_bad_formula_shows_a_message_not_a_traceback(server, page):
     text = page.inner_text(".error")
     assert "Unknown function '__import__'" in text
     assert "Traceback" not in page.content()
+
+
+_MONOSPACE_MATHS = """root => [...root.querySelectorAll('*')].filter(e =>
+    getComputedStyle(e).fontFamily.includes('monospace') && e.closest('ol.steps, .result')
+    && e.textContent.trim()).map(e => e.tagName + ': ' + e.textContent.trim().slice(0, 40))"""
+
+
+def _maths_per_step(page, where: str) -> list[int]:
+    steps = page.locator(f"{where} ol.steps > li.step")
+    return [steps.nth(i).locator("math").count() for i in range(steps.count())]
+
+
+def test_a_network_derivation_is_set_in_mathml_step_by_step(server, page, shots):
+    page.goto(server + "derive?network=relu%2Csigmoid&loss=bce")
+    page.wait_for_selector("#derive-result")
+    result = page.locator("#derive-result")
+    assert result.locator("pre").count() == 0
+    assert result.evaluate(_MONOSPACE_MATHS) == []
+    counts = _maths_per_step(page, "#derive-result")
+    assert len(counts) == 8 and min(counts) >= 1, counts
+    # Xᵀ Δ₁ / m drawn by the browser: the transpose is a superscript above the baseline
+    transposed = result.locator("msup", has_text="X⊤").first
+    box, base = transposed.bounding_box(), transposed.locator("mi").first.bounding_box()
+    assert box["height"] > base["height"] * 0.9 and box["width"] > base["width"]
+    assert all(m.get_attribute("alttext") for m in result.locator("math").all())
+    _shot(page, shots, "derive-network.png")
+
+
+def test_the_softmax_jacobian_is_set_in_mathml_with_its_title_once(server, page, shots):
+    page.goto(server + "derive?activation=softmax")
+    page.wait_for_selector("#derive-result")
+    text = page.inner_text("#derive-result")
+    assert text.count("Jacobian of softmax") == 1
+    assert min(_maths_per_step(page, "#derive-result")) >= 1
+    assert page.locator("#derive-result pre").count() == 0
+    _shot(page, shots, "derive-softmax.png")
+
+
+def test_a_wrong_matrix_check_shows_the_formulas_as_maths(server, page, shots):
+    page.goto(server + "check?formula=X+%40+%28%28Yhat+-+T%29+%40+W2.T+%2A+%28Z1+%3E+0%29%29+"
+                       "%2F+m&loss=bce&network=relu%2Csigmoid&wrt=W1")
+    page.wait_for_selector("#check-result")
+    assert page.inner_text("#check-result .chainrule-verdict") == "not correct"
+    forms = page.locator("#check-result table.forms")
+    assert forms.locator("math").count() >= 2  # yours and the expected one
+    assert "transpose missing" in forms.inner_text()  # the difference
+    assert forms.locator("msup", has_text="X⊤").count() >= 1
+    _shot(page, shots, "check-matrix.png")

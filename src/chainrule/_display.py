@@ -14,17 +14,21 @@ from html import escape
 
 import numpy as np
 
+from chainrule._codemath import code_maths, expected_maths, split_definitions
+from chainrule._mathml import math_element
 from chainrule._svg import line_chart
 
 __all__ = [
     "STYLE",
     "formula_check_html",
     "formula_check_markdown",
+    "formula_maths",
     "gradcheck_html",
     "gradcheck_markdown",
     "history_html",
     "history_markdown",
     "model_check_html",
+    "model_summary_html",
 ]
 
 #: The few rules every fragment uses, scoped to chainrule's own classes.
@@ -40,6 +44,18 @@ STYLE = (
     "#e69f00;padding-left:8px;margin:6px 0}"
     ".chainrule-derivation .warnings{border-color:#c62828}"
     ".chainrule-derivation .form{color:#555;font-size:90%;display:inline-block;width:8em}"
+    ".chainrule-derivation .claim{margin:2px 0 6px;overflow-x:auto;display:flex;"
+    "align-items:center;gap:14px}"
+    ".chainrule-derivation .shape{color:#555;font-size:85%}"
+    ".chainrule-derivation table.symbols{border-collapse:collapse;margin:4px 0}"
+    ".chainrule-derivation table.symbols td,.chainrule-derivation table.symbols th{"
+    "padding:1px 10px;text-align:left;border-bottom:1px solid #ddd}"
+    ".chainrule-derivation .result{background:#eef6fb;border-radius:6px;padding:4px 12px}"
+    ".chainrule-summary td.n{text-align:right;font-variant-numeric:tabular-nums}"
+    ".chainrule-check table.forms{width:100%}"
+    ".chainrule-check table.forms td{padding:2px 10px;max-width:0;width:100%;overflow-x:auto}"
+    ".chainrule-check table.forms th{white-space:nowrap;vertical-align:middle}"
+    ".chainrule-check math{math-style:normal}"
     "</style>"
 )
 
@@ -112,6 +128,17 @@ def model_check_html(report) -> str:
             f"{_table(rows)}</div>")
 
 
+def model_summary_html(rows: list[tuple[str, str, str, str]], total: str) -> str:
+    """A model as a table: one row per layer (position, layer, output shape, parameters) and
+    the total, in the manner of Keras' ``summary()``."""
+    head = "".join(f"<th>{h}</th>" for h in ("#", "layer", "output shape", "parameters"))
+    body = "".join(f"<tr><td>{escape(i)}</td><td><code>{escape(layer)}</code></td>"
+                   f"<td><code>{escape(shape)}</code></td>"
+                   f'<td class="n">{escape(n)}</td></tr>' for i, layer, shape, n in rows)
+    return (f'{STYLE}<div class="chainrule-report chainrule-summary"><p><strong>Sequential'
+            f"</strong></p><table><tr>{head}</tr>{body}</table><p>{escape(total)}</p></div>")
+
+
 # --- check_formula ------------------------------------------------------------------------------
 
 
@@ -120,15 +147,62 @@ def _finding_rows(check) -> list[tuple[str, str, str, str]]:
             for f in check.findings]
 
 
+def _is_matrix(check) -> bool:
+    return bool(getattr(check, "shapes", None))
+
+
+def formula_maths(text: str, matrices: bool, display: bool = False) -> str:
+    """A formula typed in Python syntax as a ``<math>`` element (its text as alttext), or as
+    ``<code>`` where it is not a formula. A formula with definitions (``A where B = ...,
+    C = ...``) is one element per formula, so that a narrow page wraps between them."""
+    got = expected_maths(text, matrices) if text else None
+    if got is None:
+        return f"<code>{escape(text)}</code>"
+    head, definitions = split_definitions(text)
+    if not definitions:
+        return math_element(got[0], text, display=display)
+    pieces = [(head, code_maths(head, matrices))]
+    for definition in definitions:
+        name, _, value = definition.partition(" = ")
+        left, right = code_maths(name, matrices), code_maths(value, matrices)
+        pieces.append((definition, None if left is None or right is None else
+                       (f"<mrow>{left[0]}<mo>=</mo>{right[0]}</mrow>", "")))
+    if any(got is None for _, got in pieces):
+        return math_element(got[0], text, display=display)
+    parts = [math_element(got[0], piece) for piece, got in pieces]
+    return f"{parts[0]} where " + ", ".join(parts[1:])
+
+
+def _forms_table(check) -> str:
+    """Your formula, the expected one and, per finding, your term beside what it should be."""
+    matrices = _is_matrix(check)
+    rows = [("your formula", formula_maths(check.formula, matrices)),
+            ("expected", formula_maths(check.expected, matrices))]
+    for f in check.findings:
+        problem = f'<span class="problem">{escape(f.problem)}</span>'
+        if f.term == check.formula and f.should_be == check.expected:
+            rows.append(("difference", problem))
+        else:
+            rows.append(("difference", f"{formula_maths(f.term, matrices)} &#8594; "
+                                       f"{formula_maths(f.should_be, matrices)} ({problem})"))
+    body = "".join(f"<tr><th>{escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
+    return f'<table class="forms">{body}</table>'
+
+
 def formula_check_html(check, style: bool = True) -> str:
-    """A ``FormulaCheck``: the verdict, the paragraph and one row per finding (``style``:
-    with the ``<style>`` element, which a page with its own style sheet leaves out)."""
+    """A ``FormulaCheck`` or ``MatrixCheck``: the verdict with the formula set as maths, the
+    paragraph, then (when wrong) your formula, the expected one and the difference as maths,
+    and one row per finding (``style``: with the ``<style>`` element, which a page with its
+    own style sheet leaves out)."""
     verdict = _verdict(check.correct, "correct", "not correct")
+    formula = formula_maths(check.formula, _is_matrix(check))
     parts = [f'{STYLE if style else ""}<div class="chainrule-report chainrule-check" '
              f'data-correct="{str(check.correct).lower()}">',
-             f"<p>{verdict} <code>{escape(check.formula)}</code> as d/d{escape(check.variable)} "
+             f"<p>{verdict} {formula} as d/d{escape(check.variable)} "
              f"of the {escape(check.of)}</p>",
              f'<p class="paragraph">{escape(check.sentence)}</p>']
+    if not check.correct:
+        parts.append(_forms_table(check))
     if not check.correct and check.findings:
         head = "".join(f"<th>{h}</th>" for h in ("where", "your term", "problem", "should be"))
         body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>"
@@ -140,6 +214,10 @@ def formula_check_html(check, style: bool = True) -> str:
 
 def formula_check_markdown(check) -> str:
     lines = [_md_cell(check.sentence)]
+    for label, text in (("Your formula", check.formula), ("Expected", check.expected)):
+        got = expected_maths(text, _is_matrix(check)) if text else None
+        if got is not None and not check.correct:
+            lines += ["", f"{label}: ${got[1]}$"]
     if not check.correct and check.findings:
         lines += ["", "| where | your term | problem | should be |", "| --- | --- | --- | --- |"]
         lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |"

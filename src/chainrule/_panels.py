@@ -21,8 +21,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["CHECK", "DERIVE", "PANELS", "Option", "TimeUp", "check", "derive", "is_matrix_check",
-           "load_engine", "show", "time_limit", "values_of"]
+__all__ = ["CHECK", "DERIVE", "PANELS", "Option", "TimeUp", "answer", "cached", "check", "derive",
+           "is_matrix_check", "load_engine", "show", "time_limit", "values_of"]
 
 _TRUE = ("1", "true", "on", "yes")
 _FALSE = ("", "0", "false", "off", "no")
@@ -257,6 +257,36 @@ def show(result, fmt: str = "json") -> str:
     """``result`` (a derivation or a check) written in ``fmt``, ending with one newline: what
     the command line prints and what the API answers."""
     return getattr(result, _WRITERS[fmt])().rstrip("\n") + "\n"
+
+
+# --- answers kept on disk ------------------------------------------------------------------------
+
+
+def _request(panel: str, values, fmt: str) -> dict:
+    """The canonical query: every option of the panel by name, and the format."""
+    return {"values": values_of(panel, values), "format": fmt}
+
+
+def cached(panel: str, values, fmt: str) -> dict | None:
+    """The answer kept for this query (see :func:`answer`), or None; loads neither SymPy nor
+    the engine."""
+    from chainrule import _cache
+
+    return _cache.load(panel, _request(panel, values, fmt))
+
+
+def answer(panel: str, values, fmt: str) -> dict:
+    """Run the ``panel`` (``"derive"`` or ``"check"``) on ``values`` and keep the answer:
+    ``text`` (what :func:`show` writes in ``fmt``), ``paragraph`` (a check's explanation, else
+    None) and ``correct`` (a check's verdict, else True)."""
+    from chainrule import _cache
+
+    result = (derive if panel == "derive" else check)(values)
+    out = {"text": show(result, fmt) if panel == "derive" or fmt == "json" else None,
+           "paragraph": getattr(result, "paragraph", None),
+           "correct": bool(getattr(result, "correct", True))}
+    _cache.store(panel, _request(panel, values, fmt), out)
+    return out
 
 
 # --- the time limit ------------------------------------------------------------------------------

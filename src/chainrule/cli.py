@@ -91,7 +91,10 @@ def _undecodable(argv: list[str]) -> str | None:
     return None
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: tuple[str, ...] = COMMANDS) -> argparse.ArgumentParser:
+    """The parser of ``commands`` (all by default; the command line builds only the one it
+    runs when that is derive or check, which need neither NumPy nor SymPy to answer from the
+    cache)."""
     from chainrule import __version__
 
     parser = _Parser(
@@ -103,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"chainrule {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in commands:
         module = importlib.import_module(f"chainrule._cli.{name}")
         module.register(sub)
     parser.commands = sub.choices  # each command's own parser, by name
@@ -122,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser((argv[0],) if argv[:1] in (["derive"], ["check"]) else COMMANDS)
     bad = _undecodable(argv)
     if bad is not None:
         parser.error(f"the argument '{bad}' is not valid UTF-8 text; pass file names and "
@@ -138,6 +141,9 @@ def _main(argv: list[str] | None) -> int:
     from chainrule._panels import TimeUp, load_engine, time_limit
 
     timeout = getattr(args, "timeout", None)  # the commands that run SymPy on a formula
+    from_cache = getattr(module, "answer_from_cache", None)  # a repeated query: no SymPy
+    if from_cache is not None and (code := from_cache(args)) is not None:
+        return code
     try:
         if timeout:
             load_engine()

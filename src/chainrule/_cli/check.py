@@ -17,7 +17,7 @@ import textwrap
 
 from chainrule._cli import refused_as_usage
 from chainrule._cli._formula_args import add_output_options, add_panel_options
-from chainrule._panels import check, show, values_of
+from chainrule._panels import answer, cached
 
 
 def register(subparsers) -> None:
@@ -60,15 +60,29 @@ def register(subparsers) -> None:
     add_output_options(parser, ("text", "json"))
 
 
-def run(args) -> int:
-    with refused_as_usage():
-        result = check(values_of("check", args))
+def _print(found: dict, args) -> int:
     if args.format == "json":
-        sys.stdout.write(show(result, "json"))
+        sys.stdout.write(found["text"])
     else:
         width = min(max(shutil.get_terminal_size((100, 24)).columns, 40), 100)
-        print(fill(result.paragraph, width))
-    return 0 if result.correct else 1
+        print(fill(found["paragraph"], width))
+    return 0 if found["correct"] else 1
+
+
+def answer_from_cache(args) -> int | None:
+    """Print the answer kept from an earlier run of the same check (exit code 0 when correct,
+    1 when not), or None."""
+    found = cached("check", args, args.format)
+    field = "text" if args.format == "json" else "paragraph"
+    if found is None or not isinstance(found.get(field), str):
+        return None
+    return _print(found, args)
+
+
+def run(args) -> int:
+    with refused_as_usage():
+        found = answer("check", args, args.format)
+    return _print(found, args)
 
 
 _NBSP = "\u00a0"

@@ -20,7 +20,7 @@ import sys
 
 from chainrule._cli import add_command, refused_as_usage
 from chainrule._cli._formula_args import add_output_options, add_panel_options
-from chainrule._panels import derive, show, values_of
+from chainrule._panels import answer, cached
 
 FORMATS = ("text", "latex", "markdown", "json")
 
@@ -31,8 +31,17 @@ def register(subparsers) -> None:
     add_output_options(p, FORMATS)
 
 
+def answer_from_cache(args) -> int | None:
+    """Print the answer kept from an earlier run of the same query (exit code 0), or None."""
+    found = cached("derive", args, args.format)
+    if found is None or not isinstance(found.get("text"), str):
+        return None
+    sys.stdout.write(found["text"])
+    return 0
+
+
 def run(args) -> int:
     with refused_as_usage():
-        result = derive(values_of("derive", args))
-    sys.stdout.write(show(result, args.format))
+        found = answer("derive", args, args.format)
+    sys.stdout.write(found["text"])
     return 0

@@ -1,9 +1,10 @@
 r"""Functions and their derivatives on one figure (matplotlib, Agg backend, imported lazily).
 
 ``plot_functions(["sigmoid", "tanh"], "act.png")`` draws each function as a solid line and its
-derivative, as the engine derives it, as a dashed line of the same colour; the legend gives
-both formulas, as textbook figures of activations do. Formulas work too
-(``"x*sigmoid(x)"``). Symbolic slopes take the library's defaults (leaky ReLU
+derivative, as the engine derives it, as a dashed line of the same colour; the legend, below
+the axes where it hides no curve, gives both formulas, as textbook figures of activations do;
+where a function or its derivative is undefined (``log(x)`` for x ≤ 0) the figure is shaded.
+Formulas work too (``"x*sigmoid(x)"``). Symbolic slopes take the library's defaults (leaky ReLU
 :math:`\alpha = 0.01`, ELU :math:`\alpha = 1`).
 """
 
@@ -22,7 +23,7 @@ from chainrule.derivation.domain import numeric_function
 from chainrule.derivation.printing import to_text
 from chainrule.derivation.symbols import yhat
 
-__all__ = ["plot_functions"]
+__all__ = ["plot_functions", "undefined_spans"]
 
 MAX_CURVES = 8
 
@@ -53,6 +54,34 @@ def _curve(spec: str):
     f = numeric_function(d.function, var, params)
     df = numeric_function(d.result, var, params)
     return f_label, df_label, f, df, str(var)
+
+
+def undefined_spans(grid: np.ndarray, defined: np.ndarray) -> list[tuple[float, float]]:
+    """The intervals of ``grid`` where ``defined`` is False, each widened by half a grid step
+    on both sides (where the grid has no point, the function may be undefined too)."""
+    spans, step = [], (grid[1] - grid[0]) / 2 if len(grid) > 1 else 0.0
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], (~defined).astype(int), [0]))))
+    for start, stop in zip(edges[::2], edges[1::2], strict=True):
+        spans.append((max(grid[0], grid[start] - step), min(grid[-1], grid[stop - 1] + step)))
+    return spans
+
+
+def _shade_undefined(ax, grid: np.ndarray, defined: np.ndarray, color, name: str) -> None:
+    """Shade, in the curve's colour, where a function has no finite value (log x for x ≤ 0)."""
+    for i, (a, b) in enumerate(undefined_spans(grid, defined)):
+        ax.axvspan(a, b, color=color, alpha=0.12, lw=0, zorder=0,
+                   label=f"{name} undefined" if i == 0 else None)
+
+
+def _clip_poles(ax, values: list[np.ndarray]) -> None:
+    """Near a pole (1/x at 0) keep the axis on the bulk of the values, not on the spike."""
+    finite = np.concatenate([v[np.isfinite(v)] for v in values] or [np.zeros(0)])
+    if finite.size < 10:
+        return
+    lo, hi = np.percentile(finite, [1, 99])
+    pad = max(hi - lo, 1e-9) * 0.5
+    if finite.min() < lo - 4 * pad or finite.max() > hi + 4 * pad:
+        ax.set_ylim(lo - pad, hi + pad)
 
 
 def plot_functions(
@@ -93,11 +122,19 @@ def plot_functions(
     grid = np.linspace(lo, hi, points)
     fig, ax = plt.subplots(figsize=(8, 5))
     try:
+        shown = []
         for i, (f_label, df_label, f, df, _) in enumerate(curves):
             color = f"C{i}"
-            ax.plot(grid, f(grid), color=color, lw=2, label=f_label)
+            with np.errstate(all="ignore"):
+                fy, dfy = f(grid), np.asarray(df(grid), dtype=float)
+            dfy = np.where(np.isfinite(fy), dfy, np.nan)  # no slope where f is undefined
+            ax.plot(grid, fy, color=color, lw=2, label=f_label)
             if derivative:
-                ax.plot(grid, df(grid), color=color, lw=1.5, ls="--", label=df_label)
+                ax.plot(grid, dfy, color=color, lw=1.5, ls="--", label=df_label)
+            name = f_label.split(" = ")[-1] if f_label.startswith("f(") else f_label.split(" = ")[0]
+            _shade_undefined(ax, grid, np.isfinite(fy), color if len(curves) > 1 else "0.5", name)
+            shown += [fy, dfy] if derivative else [fy]
+        _clip_poles(ax, shown)
         ax.axhline(0, color="0.6", lw=0.8)
         ax.axvline(0, color="0.6", lw=0.8)
         ax.grid(alpha=0.3)
@@ -105,7 +142,9 @@ def plot_functions(
         names = ", ".join(specs)
         ax.set_title(f"{names} and {'their derivatives' if len(specs) > 1 else 'its derivative'}"
                      if derivative else names)
-        ax.legend(fontsize=8, loc="best")
+        # Below the axes, never over a curve: the labels are formulas, often long.
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12),
+                  ncol=1 if len(curves) < 3 else 2, frameon=False)
         fig.tight_layout()
         save_png(fig, path, dpi)
     finally:

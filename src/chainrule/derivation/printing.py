@@ -21,6 +21,7 @@ from sympy.printing.latex import LatexPrinter
 from sympy.printing.mathml import MathMLPresentationPrinter
 from sympy.printing.str import StrPrinter
 
+from chainrule._mathml import math_element
 from chainrule.derivation.functions import sigmoid, softplus
 
 __all__ = ["mathml", "mathml_body", "ordered_factors", "ordered_terms", "to_latex", "to_mathml",
@@ -151,25 +152,31 @@ _ENTITY = re.compile("|".join(map(re.escape, _ENTITIES)))
 
 
 def mathml_body(expr) -> str:
-    """The presentation MathML of ``expr`` without the ``<math>`` element around it."""
+    """The presentation MathML of ``expr`` without the ``<math>`` element around it; the
+    minus sign is U+2212."""
     body = _MathMLPrinter().doprint(sympy.sympify(expr, strict=True))
-    return _ENTITY.sub(lambda m: _ENTITIES[m.group(0)], body)
+    body = _ENTITY.sub(lambda m: _ENTITIES[m.group(0)], body)
+    return body.replace("<mo>-</mo>", "<mo>\u2212</mo>").replace("<mn>-", "<mo>\u2212</mo><mn>")
 
 
-def mathml(*bodies: str, display: bool = False) -> str:
-    """One ``<math>`` element around MathML ``bodies`` (see :func:`mathml_body`)."""
-    mode = ' display="block"' if display else ""
-    return f'<math xmlns="http://www.w3.org/1998/Math/MathML"{mode}>{"".join(bodies)}</math>'
+def mathml(*bodies: str, display: bool = False, alttext: str | None = None) -> str:
+    """One ``<math>`` element around MathML ``bodies`` (see :func:`mathml_body`), with its
+    ``alttext`` (the text of the bodies when None)."""
+    alt = None if alttext is None else alttext.replace("yhat", "ŷ")
+    return math_element("".join(bodies), alt, display=display)
 
 
 def to_mathml(expr, display: bool = False) -> str:
-    """A ``<math>`` element in presentation MathML, valid as XML (no named entities).
+    """A ``<math>`` element in presentation MathML, valid as XML (no named entities), with the
+    one-line text form as its ``alttext``.
 
     >>> from chainrule.derivation.symbols import x
-    >>> to_mathml(x**2)
-    '<math xmlns="http://www.w3.org/1998/Math/MathML"><msup><mi>x</mi><mn>2</mn></msup></math>'
+    >>> to_mathml(x**2).split(">", 1)[1]
+    '<msup><mi>x</mi><mn>2</mn></msup></math>'
+    >>> 'alttext="x²"' in to_mathml(x**2)
+    True
     """
-    return mathml(mathml_body(expr), display=display)
+    return mathml(mathml_body(expr), display=display, alttext=to_text(expr))
 
 
 def to_python(expr) -> str:

@@ -11,10 +11,12 @@ import re
 import string
 from html import escape
 
+from chainrule._mathml import prose_html
 from chainrule.derivation.printing import mathml, mathml_body, to_latex, to_text
 from chainrule.derivation.rules import LAWS, Step
 
-__all__ = ["render_html", "render_latex", "render_markdown", "render_text", "result_latex"]
+__all__ = ["notebook_steps", "render_html", "render_latex", "render_markdown", "render_text",
+           "result_latex"]
 
 _TITLES = {
     "constant multiple": "Constant multiple",
@@ -165,6 +167,25 @@ def result_latex(d) -> list[str]:
     return [rf"{lhs} = {rhs}"]
 
 
+def notebook_steps(d) -> list[tuple[str, str, str, list[str]]]:
+    """Every step, sub-steps included, as (number, title, explanation in maths mode, claims)
+    for :func:`chainrule.derivation.vrender.notebook_latex`."""
+    from chainrule.derivation.vrender import dollars_latex
+
+    out = []
+
+    def visit(step: Step, number: str) -> None:
+        claim = _claim_latex(step)
+        out.append((number, _title(step), dollars_latex(step.explain("latex")),
+                    [claim] if claim else []))
+        for i, sub in enumerate(step.substeps, 1):
+            visit(sub, f"{number.rstrip('.')}.{i}")
+
+    for i, step in enumerate(d.steps, 1):
+        visit(step, f"{i}.")
+    return out
+
+
 def render_latex(d) -> str:
     r"""A LaTeX fragment: an ``enumerate`` of the steps, then the results in display maths.
 
@@ -246,14 +267,14 @@ def _term_html(value) -> str:
     name = getattr(value, "name", value)
     if isinstance(name, str) and not name.isidentifier():
         return escape(name)
-    return mathml(mathml_body(value))
+    return mathml(mathml_body(value), alttext=to_text(value))
 
 
 def _explain_html(step: Step) -> str:
     """The explanation template with its text escaped and its expressions as MathML."""
     out = []
     for literal, name, _, _ in string.Formatter().parse(step.explanation):
-        out.append(escape(literal))
+        out.append(prose_html(literal))
         if name is not None:
             out.append(_term_html(step.terms[name]))
     return "".join(out)
@@ -270,7 +291,7 @@ def _claim_html(step: Step) -> str:
     parts = [lhs, _mo("="), mathml_body(step.after)]
     for k, v in step.given.items():
         parts += [_mo(","), "<mspace width=\"1em\"/>", mathml_body(k), _mo("="), mathml_body(v)]
-    return mathml(*parts, display=True)
+    return mathml(*parts, display=True, alttext=_claim_text(step))
 
 
 def _step_html(step: Step, lines: list[str]) -> None:
@@ -296,6 +317,7 @@ def _step_html(step: Step, lines: list[str]) -> None:
 
 def _result_html(d) -> list[str]:
     rows = []
+    texts = _result_lines(d, to_text)
     if d.kind == "composition":
         lhs = _label_mathml("dE/dw" if str(d.var) == "w" else "dE/dz")
         rows.append(("output form", mathml(lhs, _mo("="), mathml_body(d.result), display=True)))
@@ -312,7 +334,16 @@ def _result_html(d) -> list[str]:
             rows.append(("output form", mathml(lhs, _mo("="), mathml_body(d.result_output_form),
                                                display=True)))
     return [f'<div class="result-row" data-form="{form.split()[0]}">'
-            f'<span class="form">{escape(form)}</span>{math}</div>' for form, math in rows]
+            f'<span class="form">{escape(form)}</span>{_alttext(math, text)}</div>'
+            for (form, math), text in zip(rows, texts, strict=False)]
+
+
+def _alttext(math: str, line: str) -> str:
+    """``math`` with the text of its result line as its alttext."""
+    text = line.strip().removeprefix("Result:").removeprefix("Gradient-descent step:")
+    text = re.sub(r"^=|\s+\(in terms of the (input|output yhat)\)$", "", text.strip()).strip()
+    return re.sub(r'alttext="[^"]*"', lambda _: f'alttext="{escape(text, quote=True)}"', math,
+                  count=1)
 
 
 def render_html(d) -> str:

@@ -128,6 +128,8 @@ class Derivation:
         return self.to_markdown()
 
     def _repr_latex_(self) -> str:
-        from chainrule.derivation.render import result_latex
+        """The numbered steps with their rules and claims, then the result, as display maths."""
+        from chainrule.derivation.render import notebook_steps, result_latex
+        from chainrule.derivation.vrender import notebook_latex
 
-        return "$$\\begin{gathered}" + r" \\ ".join(result_latex(self)) + "\\end{gathered}$$"
+        return notebook_latex(self.title, notebook_steps(self), result_latex(self))

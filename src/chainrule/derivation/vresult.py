@@ -18,16 +18,6 @@ from chainrule.derivation.matrix import Node, shape_text
 
 __all__ = ["Claim", "VStep", "VectorDerivation"]
 
-#: Unicode of the explanations that LaTeX's text mode lacks, as inline maths.
-_LATEX_SYMBOLS = {
-    "X̂": r"$\hat X$", "μ": r"$\mu$", "ε": r"$\epsilon$", "γ": r"$\gamma$", "β": r"$\beta$",
-    "√": r"$\surd$", "∞": r"$\infty$",
-    "×": r"$\times$", "ᵀ": r"$^\top$", "∂": r"$\partial$", "≠": r"$\ne$", "⊙": r"$\odot$",
-    "←": r"$\leftarrow$", "ŷ": r"$\hat y$", "Ŷ": r"$\hat Y$", "½": r"$\frac12$",
-    "σ": r"$\sigma$", "²": "$^2$", **{chr(0x2080 + d): f"$_{d}$" for d in range(10)},
-}
-
-
 @dataclass
 class Claim:
     """``lhs = expr``; ``check`` names what the value is verified against (None: not numeric).
@@ -40,7 +30,7 @@ class Claim:
     expr: Node | None = None
     check: str | None = None
     index: tuple[str, str] | None = None
-    evaluate: Callable | None = None
+    evaluate: Callable | None = field(default=None, repr=False)
     assumes_normalised: bool = False
     show_shapes: bool = True
 
@@ -197,12 +187,7 @@ class VectorDerivation:
         return f"{c.lhs[1]} = {c.rhs('latex')}"
 
     def to_latex(self) -> str:
-        from chainrule.derivation.render import latex_text as _escape
-
-        def _latex_text(text: str) -> str:
-            for ch, tex in _LATEX_SYMBOLS.items():
-                text = text.replace(ch, tex)
-            return _escape(text)
+        from chainrule._mathml import prose_latex as _latex_text
 
         lines = [f"% {self.title}", r"\begin{enumerate}"]
         for step in self.steps:
@@ -220,14 +205,18 @@ class VectorDerivation:
         return "\n".join(lines)
 
     def to_markdown(self) -> str:
-        lines = [f"### {self.title}", ""]
+        from chainrule._mathml import prose_latex
+
+        lines = [f"### {prose_latex(self.title)}", ""]
         if self.symbols:
             lines += ["| symbol | shape | meaning |", "| --- | --- | --- |"]
-            lines += [f"| {s} | {sh} | {meaning} |" for s, sh, meaning in self.symbols]
+            lines += [f"| {prose_latex(s)} | {prose_latex(sh)} | {prose_latex(meaning)} |"
+                      for s, sh, meaning in self.symbols]
             lines.append("")
         lines += self._numbered_steps(
-            lambda i, step: f"{i}. **{step.title}**: {step.explanation}",
-            lambda c, note: f"   ${self._claim_latex(c)}$" + (f" ({note})" if note else ""),
+            lambda i, step: f"{i}. **{step.title}**: {prose_latex(step.explanation)}",
+            lambda c, note: f"   ${self._claim_latex(c)}$" + (f" ({prose_latex(note)})"
+                                                                  if note else ""),
         )
         lines.append("")
         lines.append("**Result**")
@@ -242,3 +231,32 @@ class VectorDerivation:
             lines.append("Warnings:")
             lines.extend(f"- {w}" for w in self.warnings)
         return "\n".join(lines).rstrip() + "\n"
+
+    # --- HTML and the notebook ---------------------------------------------------------------
+
+    def to_html(self) -> str:
+        """An HTML fragment with the maths in MathML: the symbols and their shapes, numbered
+        steps, each claim with its shapes, the result and what it was checked against."""
+        from chainrule.derivation.vrender import vector_html
+
+        return vector_html(self)
+
+    def __repr__(self) -> str:
+        results = ", ".join(f"{c.lhs[0]} = {c.rhs('text')}" for c in self.result.values())
+        return f"<VectorDerivation {self.title!r}: {results}>"
+
+    def _repr_html_(self) -> str:
+        from chainrule._display import STYLE
+
+        return STYLE + self.to_html()
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+    def _repr_latex_(self) -> str:
+        from chainrule.derivation.vrender import notebook_latex, sentence_latex
+
+        steps = [(f"{i}.", s.title, sentence_latex(s.explanation),
+                  [self._claim_latex(c) for c in s.claims]) for i, s in enumerate(self.steps, 1)]
+        return notebook_latex(self.title, steps,
+                              [self._claim_latex(c) for c in self.result.values()])

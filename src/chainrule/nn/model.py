@@ -283,9 +283,9 @@ class Sequential:
         inner = "\n".join(f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential(\n{inner}\n)"
 
-    def summary(self) -> str:
-        """A table of layers, output shapes and parameter counts."""
-        rows = [("#", "layer", "output shape", "parameters")]
+    def _summary_rows(self) -> list[tuple[str, str, str, str]]:
+        """(position, layer, output shape, parameter count) for each layer."""
+        rows = []
         width, lead = self.in_features, "(m, time, " if self.input_ndim == 3 else "(m, "
         for i, layer in enumerate(self.layers):
             if isinstance(layer, Dense):
@@ -294,6 +294,18 @@ class Sequential:
                 lead = "(m, "
             n = sum(p.size for p in layer.parameters())
             rows.append((str(i), repr(layer), f"{lead}{width})", f"{n:,}"))
+        return rows
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the :meth:`summary` as a table."""
+        from chainrule._display import model_summary_html
+
+        total = f"Total parameters: {self.n_parameters():,} ({self.dtype.name})"
+        return model_summary_html(self._summary_rows(), total)
+
+    def summary(self) -> str:
+        """A table of layers, output shapes and parameter counts."""
+        rows = [("#", "layer", "output shape", "parameters"), *self._summary_rows()]
         widths = [max(len(r[c]) for r in rows) for c in range(4)]
         line = "  ".join("-" * w for w in widths)
         fmt = [

@@ -34,15 +34,6 @@ _GRID_POINTS = 401
 _LABEL_CHARS = 70
 
 
-def _plain_html(d) -> str:
-    """A derivation without an HTML form of its own (vectors and matrices): its text."""
-    from html import escape
-
-    return (f'<div class="chainrule-derivation"><p class="derivation-title"><strong>'
-            f'{escape(d.title)}</strong></p><pre class="derivation-text">{escape(d.to_text())}'
-            "</pre></div>")
-
-
 def derive_json(params: dict) -> str:
     """What ``chainrule derive ... --format json`` prints."""
     return _panels.show(_panels.derive(params), "json")
@@ -101,12 +92,12 @@ def plot_svg(d, params: dict) -> tuple[str | None, str]:
 def derive_page(params: dict) -> dict:
     """The derive panel: the JSON, the steps as HTML with MathML, the plot."""
     d = _panels.derive(params)
-    if not hasattr(d, "to_html"):  # a vector or matrix derivation
+    if not hasattr(d, "var"):  # a vector or matrix derivation
         # The check panel starts from the same network or layer, in matrix form.
         names = ("loss", "network", "activation", "layer", "half")
         check = ({k: params[k] for k in names if params.get(k)}
                  if params.get("network") or params.get("layer") else {})
-        return {"json": d.to_json(), "html": _plain_html(d), "plot": None,
+        return {"json": d.to_json(), "html": d.to_html(), "plot": None,
                 "caption": "No plot: the derivation is of vectors or matrices.",
                 "title": d.title, "check": check}
     svg, caption = plot_svg(d, params)
