@@ -4,7 +4,9 @@ No test reaches the internet or the user's cache folder: downloads point at a cl
 127.0.0.1 (tests that download serve the files themselves) and land in a fresh folder.
 """
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -46,6 +48,7 @@ def _holds_idx_files(place: Path) -> bool:
 SHARED_DATA = _real_data_folder()
 os.environ["CHAINRULE_DATA_MIRROR"] = "http://127.0.0.1:9/"
 os.environ["CHAINRULE_DATA_DIR"] = tempfile.mkdtemp(prefix="chainrule-test-data-")
+atexit.register(shutil.rmtree, os.environ["CHAINRULE_DATA_DIR"], ignore_errors=True)
 
 
 @pytest.fixture
