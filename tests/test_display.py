@@ -436,7 +436,8 @@ def test_a_wrong_matrix_check_sets_your_formula_the_expected_one_and_the_differe
     assert "⊙" in expected and "<ns0:mi>Δ</ns0:mi>" in expected
     assert "transpose missing" in "".join(forms["difference"].itertext())
     assert all(m.get("alttext") for m in _maths(html))
-    assert r"Expected: ${X}^\top" in wrong._repr_markdown_()
+    markdown = wrong._repr_markdown_()
+    assert "Expected: $" in markdown and r"{X}^\top\,\Delta_{1}" in markdown  # Xᵀ Δ₁ / m
 
 
 def test_a_correct_check_sets_the_formula_as_maths_without_a_table():

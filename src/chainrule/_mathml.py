@@ -510,7 +510,8 @@ def prose_html(text: str) -> str:
 
 
 _LATEX_PROSE = {"_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "^": r"\^{}", "$": r"\$",
-                "’": "'", "—": "---", "–": "--"}
+                "’": "'", "—": "---", "–": "--", "√": r"$\surd$", "∞": r"$\infty$"}
+_HATTED = re.compile("(\\w)\u0302")  # a letter with a combining circumflex: X̂
 
 
 def prose_latex(text: str) -> str:
@@ -518,7 +519,10 @@ def prose_latex(text: str) -> str:
     out = []
     for is_maths, piece in segments(text):
         if is_maths:
-            out.append("$" + prose_maths(piece)[1].strip() + "$")
+            tex = _HATTED.sub(lambda m: f"\\hat{{{m.group(1)}}}", prose_maths(piece)[1].strip())
+            out.append("$" + tex.replace("√", r"\surd ").replace("∞", r"\infty ") + "$")
         else:
+            piece = _HATTED.sub(lambda m: f"${{\\hat {m.group(1)}}}$", piece)
             out.append("".join(_LATEX_PROSE.get(ch, ch) for ch in piece))
-    return "".join(out)
+    # A hat split from its letter at a change from words to maths ("dX̂ = ...").
+    return re.sub("(\\w)\\$\u0302", lambda m: f"$\\hat{{{m.group(1)}}}", "".join(out))
