@@ -51,48 +51,44 @@ class Remote:
     sizes: dict[str, int] = field(default_factory=dict)
 
 
-#: The four files of MNIST and of Fashion-MNIST, under the same names.
-_IDX_NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-              "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+#: The published files, as a checksum list: data set, file, SHA-256 and size in bytes. The
+#: MNIST hashes are the ones TensorFlow Datasets pins (their MD5 are LeCun's published ones);
+#: Fashion-MNIST's are those of Zalando Research's own download location.
+_PUBLISHED = """
+mnist train-images-idx3-ubyte.gz 440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609 9912422
+mnist train-labels-idx1-ubyte.gz 3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c 28881
+mnist t10k-images-idx3-ubyte.gz 8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6 1648877
+mnist t10k-labels-idx1-ubyte.gz f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6 4542
+fashion-mnist train-images-idx3-ubyte.gz 3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84 26421880
+fashion-mnist train-labels-idx1-ubyte.gz a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845 29515
+fashion-mnist t10k-images-idx3-ubyte.gz 346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073 4422102
+fashion-mnist t10k-labels-idx1-ubyte.gz 67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5 5148
+"""  # noqa: E501 (one file a line, as a checksum list is written)
+
+
+def _checksums(name: str) -> dict:
+    """``files`` (name -> SHA-256) and ``sizes`` (name -> bytes) of ``name`` in the list."""
+    rows = [line.split() for line in _PUBLISHED.strip().splitlines()]
+    ours = [row for row in rows if row[0] == name]
+    return {"files": {row[1]: row[2] for row in ours},
+            "sizes": {row[1]: int(row[3]) for row in ours}}
+
 
 DATASETS: dict[str, Remote] = {
-    # The mirrors torchvision and TensorFlow Datasets download MNIST from; the SHA-256 are the
-    # ones TensorFlow Datasets pins (their MD5 are LeCun's published ones).
+    # The mirrors torchvision and TensorFlow Datasets download MNIST from.
     "mnist": Remote(
-        mirrors=(
-            "https://ossci-datasets.s3.amazonaws.com/mnist/",
-            "https://storage.googleapis.com/cvdf-datasets/mnist/",
-        ),
-        files={
-            "train-images-idx3-ubyte.gz":
-                "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-            "train-labels-idx1-ubyte.gz":
-                "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-            "t10k-images-idx3-ubyte.gz":
-                "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-            "t10k-labels-idx1-ubyte.gz":
-                "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
-        },
+        mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/",
+                 "https://storage.googleapis.com/cvdf-datasets/mnist/"),
+        **_checksums("mnist"),
         reference="Y. LeCun, C. Cortes, C. J. C. Burges, The MNIST database of handwritten "
                   "digits (CC BY-SA 3.0)",
-        sizes=dict(zip(_IDX_NAMES, (9_912_422, 28_881, 1_648_877, 4_542), strict=True)),
     ),
     # Zalando Research's own download location (the URLs of its README).
     "fashion-mnist": Remote(
         mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
-        files={
-            "train-images-idx3-ubyte.gz":
-                "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
-            "train-labels-idx1-ubyte.gz":
-                "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
-            "t10k-images-idx3-ubyte.gz":
-                "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
-            "t10k-labels-idx1-ubyte.gz":
-                "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
-        },
+        **_checksums("fashion-mnist"),
         reference="H. Xiao, K. Rasul, R. Vollgraf, Fashion-MNIST, arXiv:1708.07747 (MIT "
                   "License, Copyright (c) 2017 Zalando SE)",
-        sizes=dict(zip(_IDX_NAMES, (26_421_880, 29_515, 4_422_102, 5_148), strict=True)),
     ),
 }
 

@@ -83,12 +83,12 @@ def _other_output_form(r, target: Target, formula: str, expected: str):
             continue
         if equal_exprs(r * target.chain, form):
             wrong, right = term_text(form), term_text(target.chain)
-            return "derivative_wrong_activation", (
-                f"The derivative of the wrong activation, in output form: {wrong} is {name}' "
-                f"written through its output, where the activation is {target.activation}, "
-                f"whose derivative is {right}."
-            ), Finding(formula, f"{wrong} for {right}", expected,
-                       f"dyhat/dz for the {target.activation} is {right}")
+            finding = Finding(formula, f"{wrong} for {right}", expected,
+                              f"dyhat/dz for the {target.activation} is {right}")
+            sentence = (f"The derivative of the wrong activation, in output form: {wrong} is "
+                        f"{name}' written through its output, where the activation is "
+                        f"{target.activation}, whose derivative is {right}.")
+            return "derivative_wrong_activation", sentence, finding
     return None
 
 
