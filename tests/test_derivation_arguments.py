@@ -73,7 +73,7 @@ def test_an_unknown_activation_or_loss_argument_guesses_too(kwargs, guess):
 @pytest.mark.parametrize("argv", [["derive", "sigmod"], ["plot", "tahn"]])
 def test_the_command_line_prints_the_guess(argv, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert main(argv) == 1
+    assert main(argv) == 2  # an unknown name is bad usage
     err = capsys.readouterr().err
     assert "did you mean" in err and "The activations are" in err
     assert list(tmp_path.iterdir()) == []

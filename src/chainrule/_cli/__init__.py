@@ -61,6 +61,14 @@ def add_command(subparsers, name: str, **kwargs):
     return subparsers.add_parser(name, help=help_text, description=description, **kwargs)
 
 
+def report_width() -> int:
+    """The width a report is wrapped to: the terminal's, between 40 and 100 columns; 100 when
+    the output is not a terminal (a file, a pipe)."""
+    import shutil
+
+    return min(max(shutil.get_terminal_size((100, 24)).columns, 40), 100)
+
+
 class CommandError(Exception):
     """An error to report in one line on stderr with exit code 1."""
 

@@ -11,11 +11,10 @@ formula that starts with a minus, "-(y/yhat+...)", is read as the formula (see
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import textwrap
 
-from chainrule._cli import refused_as_usage
+from chainrule._cli import refused_as_usage, report_width
 from chainrule._cli._formula_args import add_output_options, add_panel_options
 from chainrule._panels import answer, cached
 
@@ -64,8 +63,7 @@ def _print(found: dict, args) -> int:
     if args.format == "json":
         sys.stdout.write(found["text"])
     else:
-        width = min(max(shutil.get_terminal_size((100, 24)).columns, 40), 100)
-        print(fill(found["paragraph"], width))
+        print(fill(found["paragraph"], report_width()))
     return 0 if found["correct"] else 1
 
 

@@ -163,7 +163,7 @@ def run(args) -> int:
     if args.format == "json":
         print(report.to_json())
     else:
-        import shutil
+        from chainrule._cli import report_width
 
-        print(fill(_flags(str(report)), min(shutil.get_terminal_size().columns, 100)))
+        print(fill(_flags(str(report)), report_width()))
     return 0 if report.correct else 1
