@@ -324,6 +324,7 @@ def test_a_download_cut_short_is_completed_on_the_next_load(shared_data, serve, 
 
 def test_each_file_is_hashed_once_then_known_by_size_and_time(shared_data, home, monkeypatch):
     shutil.copytree(shared_data / "mnist", home / "mnist")
+    (home / "mnist").chmod(0o755)  # the copy of a read-only folder is read-only too
     assert download.check_folder("mnist", home / "mnist") == {}
     monkeypatch.setattr(download, "_sha256_of", lambda path: pytest.fail(f"hashed {path}"))
     assert download.check_folder("mnist", home / "mnist") == {}
@@ -332,3 +333,27 @@ def test_each_file_is_hashed_once_then_known_by_size_and_time(shared_data, home,
     labels = home / "mnist" / "t10k-labels-idx1-ubyte.gz"
     labels.write_bytes(labels.read_bytes() + b"\0")
     assert list(download.check_folder("mnist", home / "mnist")) == ["t10k-labels-idx1-ubyte.gz"]
+
+
+def test_a_memo_copied_with_other_files_vouches_for_nothing(shared_data, home):
+    # Fashion-MNIST verified in its own folder, then the folder copied (memo and modification
+    # times included) to where MNIST belongs: the memo names the hashes it checked, not MNIST's.
+    shutil.copytree(shared_data / "fashion-mnist", home / "fashion-mnist")
+    (home / "fashion-mnist").chmod(0o755)  # the copy of a read-only folder is read-only too
+    assert download.check_folder("fashion-mnist", home / "fashion-mnist") == {}
+    assert (home / "fashion-mnist" / download.VERIFIED_MEMO).is_file()
+    shutil.copytree(home / "fashion-mnist", home / "mnist")
+    with pytest.raises(ValueError, match="does not hold the published mnist files"):
+        load_dataset("mnist", download=False)
+
+
+def test_a_read_only_data_folder_gets_no_memo(shared_data, home):
+    folder = home / "mnist"
+    shutil.copytree(shared_data / "mnist", folder)
+    (folder / download.VERIFIED_MEMO).unlink(missing_ok=True)
+    folder.chmod(0o555)
+    try:
+        assert download.check_folder("mnist", folder) == {}
+        assert not (folder / download.VERIFIED_MEMO).exists()  # even for root
+    finally:
+        folder.chmod(0o755)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import sys
 import time
 from dataclasses import dataclass, field
@@ -266,7 +267,7 @@ def _fetch_one(name, file, sha256, folder, progress, stream, pooch, requests) ->
             failures.append(f"{url}: {_reason(exc)}")
             continue
         _follow_umask(Path(path))
-        _remember(target)
+        _remember(target, sha256)
         return
     raise DownloadError(f"Cannot download {name} ({'; '.join(failures)}). "
                         + manual_instructions(name))
@@ -355,9 +356,11 @@ def _sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _stamp(path: Path) -> list[int]:
+def _stamp(path: Path, sha256: str) -> list:
+    """What the memo keeps of a verified file: its size, its modification time and the hash it
+    was verified against (so a memo copied beside other files vouches for nothing)."""
     info = path.stat()
-    return [info.st_size, info.st_mtime_ns]
+    return [info.st_size, info.st_mtime_ns, sha256]
 
 
 def _memo(folder: Path) -> dict:
@@ -368,12 +371,16 @@ def _memo(folder: Path) -> dict:
     return memo if isinstance(memo, dict) else {}
 
 
-def _remember(path: Path) -> None:
-    """Note in the folder's memo that ``path``, as it is now, was verified (where writable)."""
+def _remember(path: Path, sha256: str) -> None:
+    """Note in the folder's memo that ``path``, as it is now, is the file of ``sha256``; a
+    folder without its owner's write permission (a shared, read-only copy) is left as it is,
+    even for a user allowed to write anyway."""
     from chainrule._io import atomic_write
 
+    if not path.parent.stat().st_mode & stat.S_IWUSR:
+        return
     memo = _memo(path.parent)
-    memo[path.name] = _stamp(path)
+    memo[path.name] = _stamp(path, sha256)
     try:
         atomic_write(path.parent / VERIFIED_MEMO, lambda fh: fh.write(json.dumps(memo).encode()),
                      what="the memo of verified files")
@@ -384,11 +391,11 @@ def _remember(path: Path) -> None:
 def _is_published(path: Path, sha256: str) -> bool:
     """Whether ``path`` is the published file: by the memo when its size and mtime are those
     verified before, else by its SHA-256 (then remembered)."""
-    if _memo(path.parent).get(path.name) == _stamp(path):
+    if _memo(path.parent).get(path.name) == _stamp(path, sha256):
         return True
     if _sha256_of(path) != sha256:
         return False
-    _remember(path)
+    _remember(path, sha256)
     return True
 
 
