@@ -204,6 +204,23 @@ MISTAKES.update(_entries(
      "gradient back through the forget gate"),
 ))
 
+
+# --- more convolution, pooling and recurrent mistakes -----------------------------------------
+MISTAKES.update(_entries(
+    ("lstm_tanh_derivative_of_raw_cell", "the LSTM's tanh' is applied to the cell state c_t "
+     "itself: 1 - c_t², not 1 - tanh²(c_t)",
+     "h_t = o ⊙ tanh(c_t), so dE/dc_t = dE/dh_t ⊙ o ⊙ (1 - tanh²(c_t)): the output form "
+     "1 - y² needs y = tanh(c_t), not c_t (save tanh(c_t) in the forward)"),
+    ("lstm_forget_gate_new_cell", "the LSTM forget gate's gradient uses the new cell state: "
+     "dE/df_t = dE/dc_t ⊙ c_t, not ⊙ c_(t-1)",
+     "c_t = f_t ⊙ c_(t-1) + i_t ⊙ g_t, so dE/df_t = dE/dc_t ⊙ c_(t-1): save the previous cell "
+     "state of each step for the backward"),
+    ("pool_max_to_every_tie", "the max-pool gradient goes to every entry that ties for the "
+     "window's maximum (a mask x == max), so a tie passes dY on several times",
+     "send dY to one arg-max per window (the first, as np.argmax and PyTorch do), so that each "
+     "window passes dY on exactly once"),
+))
+
 def mistake(kind: str) -> Mistake:
     """The catalogue entry of ``kind``; a ValueError naming the known kinds otherwise."""
     try:

@@ -26,10 +26,12 @@ from chainrule.gradient_check.backward.layers import (
     LAYERS,
     Candidate,
     LayerSpec,
+    conv2d_layer,
     get_layer,
+    pool_layer,
     register_layer,
 )
 from chainrule.gradient_check.backward.report import BackwardCheck, InputCheck
 
 __all__ = ["LAYERS", "BackwardCheck", "Candidate", "InputCheck", "LayerSpec", "check_backward",
-           "get_layer", "register_layer"]
+           "conv2d_layer", "get_layer", "pool_layer", "register_layer"]

@@ -28,7 +28,7 @@ from chainrule.gradient_check.backward.differences import (
 )
 from chainrule.gradient_check.backward.inputs import input_arrays
 from chainrule.gradient_check.backward.judge import judge_inputs
-from chainrule.gradient_check.backward.layers import LayerSpec, get_layer
+from chainrule.gradient_check.backward.layers import LayerSpec, get_layer, settled
 from chainrule.gradient_check.backward.relations import Tolerance
 from chainrule.gradient_check.backward.report import BackwardCheck
 
@@ -67,7 +67,9 @@ def check_backward(
         from (``[(4, 3), (3, 5)]``). A ``layer=`` gives default shapes.
     layer:
         A layer of :data:`~chainrule.gradient_check.backward.LAYERS` (``"dense"``, ``"softmax"``,
-        an activation's name): its known mistakes are tried to name a difference.
+        an activation's name): its known mistakes are tried to name a difference. For
+        ``"conv2d"``, ``"maxpool2d"`` and ``"avgpool2d"`` the stride, padding and window are
+        those under which the layer reproduces ``fn`` at the inputs.
     dtype:
         The dtype of drawn inputs (default float64) or to cast given ones to.
     seed:
@@ -111,6 +113,7 @@ def check_backward(
     # fastest on one BLAS thread (where threadpoolctl is installed to set it).
     with np.errstate(all="ignore"), BlasThreads(1, owner, required=False):
         subject = adapt(fn, backward, style=style, probe=xs)
+        spec = settled(spec, subject.forward, xs)
         run = Run.prepare(subject, xs, rng, cotangents)
         numeric = [run.differences(k, max_elements, rng) for k in range(len(xs))]
         names = _input_names(subject, spec, len(xs))

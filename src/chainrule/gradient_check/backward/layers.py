@@ -12,8 +12,11 @@ A new layer (normalization, attention, convolution, pooling, recurrent) adds one
 - ``"dense"``: :math:`Z = XW + b` with inputs ``(x, W, b)``;
 - every activation of :data:`chainrule.nn.ACTIVATIONS` (by name or alias) with input ``z``;
 - ``"softmax"``: :math:`p = \mathrm{softmax}(z)` over the last axis;
-- ``"conv2d"``: :math:`Y = X^p \star W + b` with inputs ``(x, W, b)``, NCHW, stride 2, padding 1;
-- ``"maxpool2d"``, ``"avgpool2d"``: 3 x 3 windows at stride 2 (they overlap), input ``x``;
+- ``"conv2d"``: :math:`Y = X^p \star W + b` with inputs ``(x, W, b)``, NCHW; its stride and
+  padding are found from the forward checked (the first that reproduces it; stride 2, padding 1
+  when none does), or fixed with :func:`conv2d_layer`;
+- ``"maxpool2d"``, ``"avgpool2d"``: input ``x``; the window and stride are found the same way
+  (3 x 3 at stride 2 by default), or fixed with :func:`pool_layer`;
 - ``"rnn"``, ``"lstm"``: a whole sequence ``(batch, time, features)`` with inputs
   ``(x, W_ih, W_hh, b_ih, b_hh)`` (PyTorch's layouts, LSTM gates i, f, g, o), output every
   hidden state.
@@ -21,6 +24,7 @@ A new layer (normalization, attention, convolution, pooling, recurrent) adds one
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,7 +32,8 @@ import numpy as np
 
 from chainrule import nn
 
-__all__ = ["LAYERS", "Candidate", "LayerSpec", "get_layer", "register_layer"]
+__all__ = ["LAYERS", "Candidate", "LayerSpec", "conv2d_layer", "get_layer", "pool_layer",
+           "register_layer", "settled"]
 
 
 @dataclass(frozen=True)
@@ -45,17 +50,38 @@ class Candidate:
 @dataclass(frozen=True)
 class LayerSpec:
     """A layer: its ``forward(*xs)`` in float64, default ``shapes``, input ``names`` and the
-    ``candidates`` to try."""
+    ``candidates`` to try; ``settle(spec, points)``, where given, returns the spec of the
+    settings (stride, padding, window) under which the layer reproduces the checked forward at
+    each point ``(inputs, outputs)``."""
 
     name: str
     forward: Callable[..., np.ndarray]
     shapes: tuple[tuple[int, ...], ...]
     names: tuple[str, ...]
     candidates: tuple[Candidate, ...]
+    settle: Callable[[LayerSpec, list], LayerSpec] | None = None
 
 
 #: name -> :class:`LayerSpec`; the activations are added on first use by :func:`get_layer`.
 LAYERS: dict[str, LayerSpec] = {}
+
+
+def settled(spec: LayerSpec | None, forward, xs: list) -> LayerSpec | None:
+    """``spec`` at the settings the checked ``forward`` (a list of inputs -> a list of
+    outputs) shows at ``xs`` and at a random draw of their shapes (two points rule out a
+    setting that agrees by chance, as ties can); ``spec`` itself where it has none to find
+    or none fits."""
+    if spec is None or spec.settle is None or len(spec.shapes) != len(xs):
+        return spec
+    draw = np.random.default_rng(0)
+    points = []
+    for inputs in (xs, [draw.standard_normal(np.shape(x)).astype(x.dtype) for x in xs]):
+        try:
+            outputs = forward([np.array(x, copy=True) for x in inputs])
+        except Exception:  # the check itself reports a forward that fails
+            continue
+        points.append((inputs, outputs))
+    return spec.settle(spec, points) if points else spec
 
 
 def register_layer(spec: LayerSpec) -> LayerSpec:
@@ -110,94 +136,197 @@ register_layer(LayerSpec(
 ))
 
 
-# --- convolution, pooling and recurrent layers ------------------------------------------------
+# --- convolution and pooling: candidates built for the settings of the layer checked ----------
 
-_STRIDE, _PADDING = 2, 1
+def _dxp(d, x, W, stride, padding):
+    """The right dX of the padded input (before the padding is cropped)."""
+    (ph, pw) = padding
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    return nn.conv.conv2d_backward(d, xp, W, stride, 0)[0]
 
 
-def _conv_valid_region(xs, d):
-    """The right dX, zero outside the rows and columns a valid convolution of the dilated dY
-    reaches (the border the full convolution's zero padding adds)."""
+def _conv_valid(xs, d, stride, padding, keep_shape: bool):
+    """dX as the valid correlation of the dilated dY with the rotated kernel: where a full
+    convolution puts it with zeros around (``keep_shape``), or in its own smaller shape."""
     x, W = xs[0], xs[1]
-    dX = nn.conv.conv2d_backward(d, x, W, _STRIDE, _PADDING)[0]
-    k, size = W.shape[2], (np.array(d.shape[2:]) - 1) * _STRIDE + 1
-    rows = np.arange(x.shape[2]) + _PADDING
-    cols = np.arange(x.shape[3]) + _PADDING
-    inside = ((rows >= k - 1) & (rows < size[0]))[:, None] & ((cols >= k - 1) & (cols < size[1]))
-    return dX * inside
+    (kh, kw), (sh, sw), (ph, pw) = W.shape[2:], stride, padding
+    dh, dw = (d.shape[2] - 1) * sh + 1, (d.shape[3] - 1) * sw + 1
+    if dh < kh or dw < kw:
+        return {}
+    dxp = _dxp(d, x, W, stride, padding)
+    if not keep_shape:
+        return {0: dxp[:, :, kh - 1: dh, kw - 1: dw]}
+    inside = np.zeros(dxp.shape[2:], dtype=bool)
+    inside[kh - 1: dh, kw - 1: dw] = True
+    dxp = dxp * inside
+    return {0: dxp[:, :, ph: ph + x.shape[2], pw: pw + x.shape[3]]}
 
 
-def _conv_valid_shape(xs, d):
-    """The valid correlation of the dilated dY with the rotated kernel, in its own shape."""
-    W = xs[1]
-    k = W.shape[2]
-    dX = nn.conv.conv2d_backward(d, xs[0], W, _STRIDE, _PADDING)[0]
-    size = (np.array(d.shape[2:]) - 1) * _STRIDE + 1
-    lo = k - 1 - _PADDING
-    return dX[:, :, lo: lo + size[0] - k + 1, lo: lo + size[1] - k + 1]
-
-
-def _conv_stride_ignored_dW(xs, d):
-    xp = np.pad(xs[0], ((0, 0), (0, 0), (_PADDING,) * 2, (_PADDING,) * 2))
+def _conv_stride_ignored_dW(xs, d, padding):
+    (ph, pw) = padding
+    xp = np.pad(xs[0], ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     windows = np.lib.stride_tricks.sliding_window_view(xp, xs[1].shape[2:], axis=(2, 3))
     windows = windows[:, :, : d.shape[2], : d.shape[3]]
-    return np.tensordot(d, windows, axes=([0, 2, 3], [0, 2, 3]))
+    if windows.shape[2:4] != d.shape[2:]:
+        return {}
+    return {1: np.tensordot(d, windows, axes=([0, 2, 3], [0, 2, 3]))}
 
 
-register_layer(LayerSpec(
-    name="conv2d",
-    forward=lambda x, W, b: nn.conv.conv2d(x, W, b, _STRIDE, _PADDING),
-    shapes=((2, 2, 5, 5), (3, 2, 3, 3), (3,)),
-    names=("x", "W", "b"),
-    candidates=(
-        Candidate("conv_kernel_not_flipped", "dx correlates the dilated dout with W as it is, "
-                  "not with W rotated 180 degrees", "dx = full convolution of the dilated dout "
-                  "with W[:, :, ::-1, ::-1], cropped by the padding",
-                  lambda xs, d: {0: nn.conv.conv2d_backward(d, xs[0], xs[1][:, :, ::-1, ::-1],
-                                                            _STRIDE, _PADDING)[0]}),
-        Candidate("conv_valid_not_full", "dx is a valid convolution of the dilated dout: the "
-                  "border pixels get no gradient", "dx = full convolution (k - 1 zeros around "
-                  "the dilated dout), cropped by the padding",
-                  lambda xs, d: {0: _conv_valid_region(xs, d)}),
-        Candidate("conv_valid_not_full", "dx is a valid convolution of the dilated dout, "
-                  "smaller than x", "dx = full convolution (k - 1 zeros around the dilated "
-                  "dout), cropped by the padding", lambda xs, d: {0: _conv_valid_shape(xs, d)}),
-        Candidate("conv_stride_ignored", "dx spreads dout over windows one pixel apart, as if "
-                  "the stride were 1", "dx = full convolution of dout dilated by the stride "
-                  "with the rotated W", lambda xs, d: {
-                      0: nn.conv.conv2d_backward(d, xs[0], xs[1], 1, _PADDING)[0]}),
-        Candidate("conv_stride_ignored", "dW correlates x with dout at stride 1, not at the "
-                  "stride", "dW[o, c, i, j] = sum of x_pad[n, c, s*y + i, s*x + j] * "
-                  "dout[n, o, y, x]", lambda xs, d: {1: _conv_stride_ignored_dW(xs, d)}),
-    ),
-))
-
-
-def _pool_spread(xs, d):
-    """dout sent whole to every entry of its window (the average pool's spread times k²)."""
-    layer = nn.AvgPool2D(3, stride=2)
-    layer.forward(xs[0])
-    return layer.backward(d) * 9
-
-
-def _pool_spec(name: str, layer, kind: str, mistake: str, right: str) -> LayerSpec:
-    """A 3 x 3 pool at stride 2 (its windows overlap), whose known mistake is the spread."""
+def conv2d_layer(stride=2, padding=1) -> LayerSpec:
+    r"""The ``"conv2d"`` :class:`LayerSpec` of :math:`Y = X^p \star W + b` at this ``stride`` and
+    ``padding`` (ints or pairs); the kernel is W's. ``layer="conv2d"`` finds them by itself:
+    the first setting whose convolution reproduces the forward at the inputs checked."""
+    s = nn.conv.pair(stride, "stride", "conv2d_layer", 1)
+    p = nn.conv.pair(padding, "padding", "conv2d_layer", 0)
+    words = f"stride {s[0] if s[0] == s[1] else s}, padding {p[0] if p[0] == p[1] else p}"
     return LayerSpec(
-        name=name, forward=lambda x: layer(3, stride=2).forward(x), shapes=((2, 2, 5, 5),),
-        names=("x",),
-        candidates=(Candidate(kind, mistake, right, lambda xs, d: {0: _pool_spread(xs, d)}),),
+        name="conv2d",
+        forward=lambda x, W, b: nn.conv.conv2d(x, W, b, s, p),
+        shapes=((2, 2, 5, 5), (3, 2, 3, 3), (3,)),
+        names=("x", "W", "b"),
+        candidates=(
+            Candidate("conv_kernel_not_flipped", "dx correlates the dilated dout with W as it "
+                      "is, not with W rotated 180 degrees", "dx = full convolution of the "
+                      "dilated dout with W[:, :, ::-1, ::-1], cropped by the padding",
+                      lambda xs, d: {0: nn.conv.conv2d_backward(
+                          d, xs[0], xs[1][:, :, ::-1, ::-1], s, p)[0]}),
+            Candidate("conv_valid_not_full", "dx is a valid convolution of the dilated dout: "
+                      "the border pixels get no gradient", "dx = full convolution (k - 1 zeros "
+                      "around the dilated dout), cropped by the padding",
+                      lambda xs, d: _conv_valid(xs, d, s, p, True)),
+            Candidate("conv_valid_not_full", "dx is a valid convolution of the dilated dout, "
+                      "smaller than x", "dx = full convolution (k - 1 zeros around the dilated "
+                      "dout), cropped by the padding",
+                      lambda xs, d: _conv_valid(xs, d, s, p, False)),
+            Candidate("conv_stride_ignored", "dx spreads dout over windows one pixel apart, as "
+                      f"if the stride were 1 ({words})", "dx = full convolution of dout dilated "
+                      "by the stride with the rotated W", lambda xs, d: {
+                          0: nn.conv.conv2d_backward(d, xs[0], xs[1], 1, p)[0]}),
+            Candidate("conv_stride_ignored", "dW correlates x with dout at stride 1, not at the "
+                      f"stride ({words})", "dW[o, c, i, j] = sum of x_pad[n, c, s*y + i, s*x + j]"
+                      " * dout[n, o, y, x]", lambda xs, d: _conv_stride_ignored_dW(xs, d, p)),
+        ),
+        settle=_settle_conv,
     )
 
 
-register_layer(_pool_spec(
-    "maxpool2d", nn.MaxPool2D, "pool_max_to_every_entry",
-    "dout goes to every entry of its window, not only to the window's maximum",
-    "dx = dout at each window's arg-max (the first on a tie), zero elsewhere"))
-register_layer(_pool_spec(
-    "avgpool2d", nn.AvgPool2D, "pool_average_not_divided",
-    "dout is spread over the 3 x 3 window without dividing by its 9 entries",
-    "dx = dout / 9 on every entry of the window"))
+def _agrees(ours, theirs) -> bool:
+    theirs = np.asarray(theirs)
+    if np.shape(ours) != theirs.shape or theirs.dtype.kind != "f":
+        return False
+    rtol = max(1e-9, 1e3 * float(np.finfo(theirs.dtype).eps))
+    top = float(np.max(np.abs(ours))) if np.size(ours) else 0.0
+    return bool(np.allclose(theirs.astype(np.float64), ours, rtol=rtol, atol=rtol * top))
 
+
+def _settings(size: int, out: int, kernel: int, paddings) -> list[tuple[int, int]]:
+    """The (stride, padding) pairs that give ``out`` outputs along an axis of ``size``."""
+    return [(s, p) for p in paddings for s in range(1, size + 2 * p + 1)
+            if size + 2 * p >= kernel and nn.conv.output_size(size, kernel, s, p) == out]
+
+
+def _shows(layer, points) -> bool:
+    """Whether ``layer(*inputs)`` gives the checked forward's output at every point."""
+    return all(len(outs) == 1 and _agrees(layer(*(np.asarray(v, dtype=np.float64) for v in xs)),
+                                          outs[0]) for xs, outs in points)
+
+
+def _settle_conv(spec: LayerSpec, points) -> LayerSpec:
+    xs, outputs = points[0]
+    x, W = np.shape(xs[0]), np.shape(xs[1])
+    if len(x) != 4 or len(W) != 4 or len(outputs) != 1 or np.ndim(outputs[0]) != 4:
+        return spec
+    (kh, kw), (ho, wo) = W[2:], np.shape(outputs[0])[2:]
+    for (sh, ph) in _settings(x[2], ho, kh, range(kh)):
+        for (sw, pw) in _settings(x[3], wo, kw, range(kw)):
+            found = conv2d_layer((sh, sw), (ph, pw))
+            if _shows(found.forward, points):
+                return found
+    return spec
+
+
+def _spread(shape, d, share, kernel, stride):
+    """``d * share(t)`` added back onto the entries at offset ``t`` of every window."""
+    (kh, kw), (sh, sw) = kernel, stride
+    ho, wo = d.shape[2:]
+    dx = np.zeros(shape)
+    for t in range(kh * kw):
+        i, j = divmod(t, kw)
+        dx[:, :, i: i + sh * (ho - 1) + 1: sh, j: j + sw * (wo - 1) + 1: sw] += d * share(t)
+    return dx
+
+
+def _windows(x, kernel, stride):
+    view = np.lib.stride_tricks.sliding_window_view(x, kernel, axis=(2, 3))
+    view = view[:, :, :: stride[0], :: stride[1]]
+    return view.reshape(*view.shape[:4], kernel[0] * kernel[1])
+
+
+def _to_every_tie(xs, d, kernel, stride):
+    """dout sent to every entry equal to its window's maximum (all of a tie)."""
+    windows = _windows(xs[0], kernel, stride)[:, :, : d.shape[2], : d.shape[3]]
+    ties = windows == windows.max(axis=-1, keepdims=True)
+    if not np.any(ties.sum(axis=-1) > 1):
+        return {}
+    return {0: _spread(xs[0].shape, d, lambda t: ties[..., t], kernel, stride)}
+
+
+def pool_layer(name: str, kernel_size=3, stride=None) -> LayerSpec:
+    """The ``"maxpool2d"`` or ``"avgpool2d"`` :class:`LayerSpec` of this ``kernel_size`` and
+    ``stride`` (ints or pairs; the stride is the window by default, as PyTorch's). The names
+    find them by themselves: the first setting whose pool reproduces the forward."""
+    cls = {"maxpool2d": nn.MaxPool2D, "avgpool2d": nn.AvgPool2D}.get(name)
+    if cls is None:
+        raise ValueError(f"pool_layer needs name='maxpool2d' or 'avgpool2d'; got {name!r}.")
+    k = nn.conv.pair(kernel_size, "kernel_size", "pool_layer", 1)
+    s = k if stride is None else nn.conv.pair(stride, "stride", "pool_layer", 1)
+    size = k[0] * k[1]
+    every = Candidate(
+        "pool_max_to_every_entry" if cls is nn.MaxPool2D else "pool_average_not_divided",
+        "dout goes to every entry of its window, not only to the window's maximum"
+        if cls is nn.MaxPool2D else f"dout is spread over the {k[0]} x {k[1]} window without "
+        f"dividing by its {size} entries",
+        "dx = dout at each window's arg-max (the first on a tie), zero elsewhere"
+        if cls is nn.MaxPool2D else f"dx = dout / {size} on every entry of the window",
+        lambda xs, d: {0: _spread(xs[0].shape, d, lambda t: 1.0, k, s)})
+    ties = Candidate("pool_max_to_every_tie", "dout goes to every entry that ties for its "
+                     "window's maximum (a mask x == max), so a tie of n entries passes it on "
+                     "n times", "dx = dout at one arg-max per window (the first, as "
+                     "np.argmax and PyTorch), zero elsewhere",
+                     lambda xs, d: _to_every_tie(xs, d, k, s))
+    return LayerSpec(
+        name=name, forward=lambda x: cls(k, s).forward(x), shapes=((2, 2, 5, 5),),
+        names=("x",), candidates=(every, ties) if cls is nn.MaxPool2D else (every,),
+        settle=lambda spec, points: _settle_pool(spec, name, points))
+
+
+def _settle_pool(spec: LayerSpec, name: str, points) -> LayerSpec:
+    xs, outputs = points[0]
+    x = np.shape(xs[0])
+    if len(x) != 4 or len(outputs) != 1 or np.ndim(outputs[0]) != 4:
+        return spec
+    ho, wo = np.shape(outputs[0])[2:]
+    rows = [(k, s) for k in range(1, x[2] + 1) for s, _ in _settings(x[2], ho, k, [0])]
+    cols = [(k, s) for k in range(1, x[3] + 1) for s, _ in _settings(x[3], wo, k, [0])]
+    # Square windows whose stride is the window (PyTorch's default) first; at most _TRIES.
+    tries = sorted(itertools.product(rows, cols),
+                   key=lambda rc: (rc[0] != rc[1], rc[0][0] != rc[0][1], rc))
+    for (kh, sh), (kw, sw) in tries[:_TRIES]:
+        found = pool_layer(name, (kh, kw), (sh, sw))
+        if _shows(found.forward, points):
+            return found
+    return spec
+
+
+_TRIES = 256
+
+
+register_layer(conv2d_layer())
+register_layer(pool_layer("maxpool2d", 3, 2))
+register_layer(pool_layer("avgpool2d", 3, 2))
+
+
+# --- recurrent layers ------------------------------------------------------------------------
 
 def _sigmoid(z):
     return 0.5 * (1.0 + np.tanh(0.5 * z))
@@ -224,9 +353,12 @@ def _recurrent_steps(xs, lstm: bool) -> dict:
     return {"x": x, "W_ih": W_ih, "W_hh": W_hh, "steps": steps}
 
 
-def _recurrent_vjp(xs, d, lstm: bool, through_time: bool = True, cell_path: bool = True):
+def _recurrent_vjp(xs, d, lstm: bool, through_time: bool = True, cell_path: bool = True,
+                   slip: str | None = None):
     """The gradients of the five inputs; ``through_time=False`` cuts dh from the next step,
-    ``cell_path=False`` cuts dc from the next step (the mistakes the candidates name)."""
+    ``cell_path=False`` cuts dc from the next step, ``slip="raw_cell"`` takes tanh' as
+    1 - c_t², ``slip="forget_c_t"`` takes df_t with c_t for c_(t-1) (the mistakes the
+    candidates name)."""
     run = _recurrent_steps(xs, lstm)
     x, W_ih, W_hh = run["x"], run["W_ih"], run["W_hh"]
     grads = [np.zeros_like(x), np.zeros_like(W_ih), np.zeros_like(W_hh),
@@ -237,9 +369,11 @@ def _recurrent_vjp(xs, d, lstm: bool, through_time: bool = True, cell_path: bool
         dh = d[:, t] + (dh_next if through_time else 0.0)
         if lstm:
             tanh_c = np.tanh(s["c"])
-            dc = dh * s["o"] * (1 - tanh_c ** 2) + (dc_next if cell_path else 0.0)
+            slope = 1 - (s["c"] if slip == "raw_cell" else tanh_c) ** 2
+            dc = dh * s["o"] * slope + (dc_next if cell_path else 0.0)
+            c_f = s["c"] if slip == "forget_c_t" else s["c_prev"]
             dz = np.concatenate([dc * s["g"] * s["i"] * (1 - s["i"]),
-                                 dc * s["c_prev"] * s["f"] * (1 - s["f"]),
+                                 dc * c_f * s["f"] * (1 - s["f"]),
                                  dc * s["i"] * (1 - s["g"] ** 2),
                                  dh * tanh_c * s["o"] * (1 - s["o"])], axis=1)
             dc_next = dc * s["f"]
@@ -281,6 +415,14 @@ register_layer(LayerSpec(
                   "state's path through the forget gate is dropped",
                   "dc_t = dh_t * o * (1 - tanh(c_t)**2) + dc_(t+1) * f_(t+1)",
                   lambda xs, d: _recurrent_vjp(xs, d, True, cell_path=False)),
+        Candidate("lstm_tanh_derivative_of_raw_cell", "the derivative of tanh(c_t) in "
+                  "h_t = o * tanh(c_t) is taken as 1 - c_t**2, on the cell state itself",
+                  "dc_t = dh_t * o * (1 - tanh(c_t)**2) + dc_(t+1) * f_(t+1)",
+                  lambda xs, d: _recurrent_vjp(xs, d, True, slip="raw_cell")),
+        Candidate("lstm_forget_gate_new_cell", "the forget gate's gradient multiplies dc_t by "
+                  "c_t, the new cell state, where the c_(t-1) it scales belongs",
+                  "df_t = dc_t * c_(t-1) (then times f * (1 - f) for its pre-activation)",
+                  lambda xs, d: _recurrent_vjp(xs, d, True, slip="forget_c_t")),
     ),
 ))
 
