@@ -57,7 +57,20 @@ def test_average_pool_spreads_over_the_window_divided_by_its_size():
     np.testing.assert_array_equal(dx, np.full((1, 1, 4, 4), 2.0))
 
 
-@pytest.mark.parametrize("value", [1e3, -1e9, 0.0])
+@pytest.mark.parametrize("cls", [MaxPool2D, AvgPool2D])
+def test_float32_pool_backward_matches_float64_finite_differences_loosely(cls):
+    shape, kernel, stride = CASES[1]  # 3 x 3 windows at stride 2, odd sizes, batch 1
+    x = np.random.default_rng(0).permutation(np.prod(shape)).reshape(shape) / 7.0
+    pool = cls(kernel, stride)
+    y = pool.forward(x.astype(np.float32))
+    G = np.random.default_rng(1).standard_normal(y.shape)
+    dx = pool.backward(G.astype(np.float32))
+    [numeric] = numeric_vjp(lambda: cls(kernel, stride).forward(x), [x], G)
+    assert dx.dtype == np.float32
+    np.testing.assert_allclose(dx, numeric, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("value", [1e3, -1e3, 1e9, -1e9, 0.0])
 def test_pools_of_extreme_and_zero_inputs(value):
     x = np.full((1, 2, 4, 4), value)
     for cls in (MaxPool2D, AvgPool2D):
@@ -72,6 +85,13 @@ def test_nan_stays_in_its_window():
     for cls in (MaxPool2D, AvgPool2D):
         y = cls(2).forward(x)
         assert np.isnan(y[0, 0, 0, 0]) and np.isfinite(y.ravel()[1:]).all()
+        # the average spreads dY without reading x; the max sends it to the NaN (NumPy's
+        # argmax, like PyTorch, takes NaN as the maximum): finite either way
+        pool = cls(2)
+        pool.forward(x)
+        dx = pool.backward(np.ones((1, 1, 2, 2)))
+        assert np.isfinite(dx).all()
+        assert dx[0, 0, 0, 0] == (1.0 if cls is MaxPool2D else 0.25)
 
 
 def test_pools_keep_float32():

@@ -52,7 +52,7 @@ def test_float32_stays_float32_and_agrees_with_float64(cls):
 
 
 @pytest.mark.parametrize("cls", [RNN, LSTM])
-@pytest.mark.parametrize("value", [1e3, -1e9, 0.0])
+@pytest.mark.parametrize("value", [1e3, -1e3, 1e9, -1e9, 0.0])
 def test_extreme_inputs_saturate_without_overflow(cls, value):
     layer = cls(2, 3, dtype="float64", seed=0)
     with np.errstate(over="raise", invalid="raise", divide="raise"):
@@ -61,8 +61,9 @@ def test_extreme_inputs_saturate_without_overflow(cls, value):
     assert np.isfinite(y).all() and np.isfinite(dx).all() and np.abs(y).max() <= 1.0
 
 
-def test_nan_in_one_sample_stays_in_that_sample():
-    layer = LSTM(2, 3, dtype="float64", seed=0)
+@pytest.mark.parametrize("cls", [RNN, LSTM])
+def test_nan_in_one_sample_stays_in_that_sample(cls):
+    layer = cls(2, 3, dtype="float64", seed=0)
     x = np.zeros((2, 3, 2))
     x[0, 1, 0] = np.nan
     y = layer.forward(x)
@@ -89,15 +90,16 @@ def test_a_recurrent_model_saves_and_loads(tmp_path):
         model.forward(np.zeros((2, 6, 4)))
 
 
+@pytest.mark.parametrize("batch, steps, features", [(2, 5, 3), (1, 1, 1)])
 @pytest.mark.parametrize("cls, name", [(RNN, "RNN"), (LSTM, "LSTM")])
-def test_matches_pytorch_with_copied_weights(cls, name):
+def test_matches_pytorch_with_copied_weights(cls, name, batch, steps, features):
     torch = pytest.importorskip("torch")
-    layer = cls(3, 4, dtype="float64", seed=0)
-    ref = getattr(torch.nn, name)(3, 4, batch_first=True).double()
+    layer = cls(features, 4, dtype="float64", seed=0)
+    ref = getattr(torch.nn, name)(features, 4, batch_first=True).double()
     with torch.no_grad():
         for key in NAMES:
             getattr(ref, key).copy_(torch.from_numpy(getattr(layer, key)))
-    x = np.random.default_rng(1).standard_normal((2, 5, 3))
+    x = np.random.default_rng(1).standard_normal((batch, steps, features))
     tx = torch.from_numpy(x).requires_grad_(True)
     ty = ref(tx)[0]
     G = np.random.default_rng(2).standard_normal(tuple(ty.shape))
