@@ -286,6 +286,10 @@ def test_the_settings_can_be_given_instead_of_found():
     report = check_backward(forward, conv_backward(1, 0, "not_flipped"),
                             shapes=[(1, 1, 5, 5), (1, 1, 3, 3), (1,)], layer=conv2d_layer(1, 0))
     assert report.kind == "conv_kernel_not_flipped"
+    # settings given are kept, even wrong ones: then no candidate fits
+    wrong = check_backward(forward, conv_backward(1, 0, "not_flipped"),
+                           shapes=[(1, 1, 5, 5), (1, 1, 3, 3), (1,)], layer=conv2d_layer(2, 1))
+    assert not wrong.correct and wrong.kind is None
     pool = pool_layer("avgpool2d", 2, 1)
     assert pool.name == "avgpool2d" and "4 entries" in pool.candidates[0].sentence
     report = check_backward(pool_forward("avg", 2, 1), pool_backward("avg", 2, 1, "not_divided"),

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -174,8 +174,8 @@ def _conv_stride_ignored_dW(xs, d, padding):
 
 def conv2d_layer(stride=2, padding=1) -> LayerSpec:
     r"""The ``"conv2d"`` :class:`LayerSpec` of :math:`Y = X^p \star W + b` at this ``stride`` and
-    ``padding`` (ints or pairs); the kernel is W's. ``layer="conv2d"`` finds them by itself:
-    the first setting whose convolution reproduces the forward at the inputs checked."""
+    ``padding`` (ints or pairs), kept as given; the kernel is W's. ``layer="conv2d"`` finds
+    them by itself: the first setting whose convolution reproduces the forward checked."""
     s = nn.conv.pair(stride, "stride", "conv2d_layer", 1)
     p = nn.conv.pair(padding, "padding", "conv2d_layer", 0)
     words = f"stride {s[0] if s[0] == s[1] else s}, padding {p[0] if p[0] == p[1] else p}"
@@ -206,7 +206,6 @@ def conv2d_layer(stride=2, padding=1) -> LayerSpec:
                       f"stride ({words})", "dW[o, c, i, j] = sum of x_pad[n, c, s*y + i, s*x + j]"
                       " * dout[n, o, y, x]", lambda xs, d: _conv_stride_ignored_dW(xs, d, p)),
         ),
-        settle=_settle_conv,
     )
 
 
@@ -273,8 +272,9 @@ def _to_every_tie(xs, d, kernel, stride):
 
 def pool_layer(name: str, kernel_size=3, stride=None) -> LayerSpec:
     """The ``"maxpool2d"`` or ``"avgpool2d"`` :class:`LayerSpec` of this ``kernel_size`` and
-    ``stride`` (ints or pairs; the stride is the window by default, as PyTorch's). The names
-    find them by themselves: the first setting whose pool reproduces the forward."""
+    ``stride`` (ints or pairs; the stride is the window by default, as PyTorch's), kept as
+    given. The names find them by themselves: the first setting whose pool reproduces the
+    forward checked."""
     cls = {"maxpool2d": nn.MaxPool2D, "avgpool2d": nn.AvgPool2D}.get(name)
     if cls is None:
         raise ValueError(f"pool_layer needs name='maxpool2d' or 'avgpool2d'; got {name!r}.")
@@ -296,11 +296,10 @@ def pool_layer(name: str, kernel_size=3, stride=None) -> LayerSpec:
                      lambda xs, d: _to_every_tie(xs, d, k, s))
     return LayerSpec(
         name=name, forward=lambda x: cls(k, s).forward(x), shapes=((2, 2, 5, 5),),
-        names=("x",), candidates=(every, ties) if cls is nn.MaxPool2D else (every,),
-        settle=lambda spec, points: _settle_pool(spec, name, points))
+        names=("x",), candidates=(every, ties) if cls is nn.MaxPool2D else (every,))
 
 
-def _settle_pool(spec: LayerSpec, name: str, points) -> LayerSpec:
+def _settle_pool(spec: LayerSpec, points) -> LayerSpec:
     xs, outputs = points[0]
     x = np.shape(xs[0])
     if len(x) != 4 or len(outputs) != 1 or np.ndim(outputs[0]) != 4:
@@ -312,7 +311,7 @@ def _settle_pool(spec: LayerSpec, name: str, points) -> LayerSpec:
     tries = sorted(itertools.product(rows, cols),
                    key=lambda rc: (rc[0] != rc[1], rc[0][0] != rc[0][1], rc))
     for (kh, sh), (kw, sw) in tries[:_TRIES]:
-        found = pool_layer(name, (kh, kw), (sh, sw))
+        found = pool_layer(spec.name, (kh, kw), (sh, sw))
         if _shows(found.forward, points):
             return found
     return spec
@@ -321,9 +320,10 @@ def _settle_pool(spec: LayerSpec, name: str, points) -> LayerSpec:
 _TRIES = 256
 
 
-register_layer(conv2d_layer())
-register_layer(pool_layer("maxpool2d", 3, 2))
-register_layer(pool_layer("avgpool2d", 3, 2))
+# The registered names find their settings; a spec built with given settings keeps them.
+register_layer(replace(conv2d_layer(), settle=_settle_conv))
+register_layer(replace(pool_layer("maxpool2d", 3, 2), settle=_settle_pool))
+register_layer(replace(pool_layer("avgpool2d", 3, 2), settle=_settle_pool))
 
 
 # --- recurrent layers ------------------------------------------------------------------------
