@@ -58,6 +58,8 @@ class MultiHeadAttention(Layer):
     All heads and samples go through batched matrix products on 4-D arrays
     ``(batch, heads, time, d_k)``; the softmax is max-shifted, so scores of any size stay finite.
 
+    Examples
+    --------
     >>> layer = MultiHeadAttention(8, num_heads=2, causal=True, seed=0)
     >>> layer.forward(np.zeros((3, 5, 8), dtype=np.float32)).shape
     (3, 5, 8)

@@ -122,6 +122,8 @@ class Conv2D(Layer):
     :math:`G`; :math:`\partial E/\partial X` is the full convolution of :math:`G` dilated by the
     stride with the kernel rotated 180 degrees, cropped by the padding.
 
+    Examples
+    --------
     >>> layer = Conv2D(1, 4, kernel_size=3, stride=2, padding=1, seed=0)
     >>> layer.forward(np.zeros((2, 1, 7, 7), np.float32)).shape
     (2, 4, 4, 4)
@@ -222,7 +224,16 @@ class Conv2D(Layer):
 
 class Flatten(Layer):
     """``(batch, d1, d2, ...) -> (batch, d1 * d2 * ...)``, C order (PyTorch's ``nn.Flatten``);
-    the backward reshapes the gradient back."""
+    the backward reshapes the gradient back.
+
+    Examples
+    --------
+    >>> layer = Flatten()
+    >>> layer.forward(np.zeros((2, 3, 4, 4))).shape
+    (2, 48)
+    >>> layer.backward(np.ones((2, 48))).shape
+    (2, 3, 4, 4)
+    """
 
     kind: ClassVar[str] = "Flatten"
 

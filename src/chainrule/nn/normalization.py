@@ -128,6 +128,8 @@ class BatchNorm(_Normalization):
     Model files hold ``weight``, ``bias``, ``running_mean``, ``running_var`` and
     ``num_batches_tracked``, PyTorch's names.
 
+    Examples
+    --------
     >>> layer = BatchNorm(2, dtype="float64")
     >>> layer.forward(np.array([[1.0, 10.0], [3.0, 30.0]]))   # mean 2, 20; variance 1, 100
     array([[-0.999995  , -0.99999995],
@@ -246,6 +248,8 @@ class LayerNorm(_Normalization):
             \big(D - \operatorname{mean}(D) - \hat x \operatorname{mean}(D \odot \hat x)\big),
             \ D = G \odot \gamma .
 
+    Examples
+    --------
     >>> LayerNorm(2, dtype="float64").forward(np.array([[1.0, 3.0]]))   # mean 2, variance 1
     array([[-0.999995,  0.999995]])
     """

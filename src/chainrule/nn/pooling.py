@@ -73,6 +73,8 @@ class MaxPool2D(_Pool2D):
     r"""The largest entry of each window; its gradient goes to that entry (the first on a tie,
     as PyTorch's ``MaxPool2d``), the other entries of the window get none from it.
 
+    Examples
+    --------
     >>> MaxPool2D(2).forward(np.arange(16.0).reshape(1, 1, 4, 4))
     array([[[[ 5.,  7.],
              [13., 15.]]]])
@@ -97,6 +99,8 @@ class AvgPool2D(_Pool2D):
     r"""The mean of each window; each entry of the window receives :math:`G / (k_h k_w)`
     (PyTorch's ``AvgPool2d`` without padding).
 
+    Examples
+    --------
     >>> AvgPool2D(2).forward(np.arange(16.0).reshape(1, 1, 4, 4))
     array([[[[ 2.5,  4.5],
              [10.5, 12.5]]]])

@@ -127,6 +127,8 @@ class RNN(_Recurrent):
     ``batch_first=True``). Backward through time with
     :math:`\delta_t = (G_t + \delta_{t+1} W_{hh}) \odot (1 - h_t^2)`.
 
+    Examples
+    --------
     >>> RNN(3, 5, seed=0).forward(np.zeros((2, 4, 3), np.float32)).shape
     (2, 4, 5)
     """
@@ -171,6 +173,8 @@ class LSTM(_Recurrent):
     :math:`\partial E/\partial c_t = \partial E/\partial h_t \odot \sigma(o)(1 - \tanh^2 c_t)
     + \partial E/\partial c_{t+1} \odot \sigma(f_{t+1})`, beside the hidden state's.
 
+    Examples
+    --------
     >>> LSTM(3, 5, seed=0).forward(np.zeros((2, 4, 3), np.float32)).shape
     (2, 4, 5)
     """

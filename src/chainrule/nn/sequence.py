@@ -35,6 +35,8 @@ class DenseOverTime(Dense):
     Same parameters, options and file layout as Dense (``weight`` :math:`W^\top`, ``bias``),
     which is PyTorch's ``nn.Linear``.
 
+    Examples
+    --------
     >>> DenseOverTime(28, 16, seed=0).forward(np.zeros((2, 28, 28), np.float32)).shape
     (2, 28, 16)
     """
@@ -70,6 +72,24 @@ class PositionalEmbedding(Layer):
     passes unchanged, and row :math:`s` of the table receives the sum over the batch,
     :math:`\partial E/\partial p_s = \sum_{i} G_{i,s}`. In a model file: ``weight``, shape
     ``(max_len, d_model)`` (an ``nn.Parameter`` added to the input in PyTorch).
+
+    Parameters
+    ----------
+    max_len : int
+        The longest sequence the table covers.
+    d_model : int
+        The width of each step's vector.
+    dtype : str, default "float32"
+        The table's dtype.
+
+    Examples
+    --------
+    >>> layer = PositionalEmbedding(max_len=10, d_model=4, seed=0)
+    >>> layer.forward(np.zeros((2, 3, 4), np.float32)).shape  # the first 3 rows of the table
+    (2, 3, 4)
+    >>> _ = layer.backward(np.ones((2, 3, 4), np.float32))
+    >>> layer.dP[:4, 0]  # the sum over the batch of 2, for the 3 steps used
+    array([2., 2., 2., 0.], dtype=float32)
     """
 
     kind: ClassVar[str] = "PositionalEmbedding"
@@ -140,6 +160,8 @@ class MeanOverTime(Layer):
     :math:`y = \frac{1}{t}\sum_{s=1}^{t} x_s`, so every step receives an equal share of the
     gradient: :math:`\partial E/\partial x_s = G / t`. In PyTorch, ``x.mean(dim=1)``.
 
+    Examples
+    --------
     >>> MeanOverTime().forward(np.array([[[1.0, 2.0], [3.0, 6.0]]]))
     array([[2., 4.]])
     """
@@ -181,6 +203,24 @@ class Residual(Layer):
     is the weight of layer ``j`` of the block at position ``i`` (PyTorch's names for an
     ``nn.Sequential`` subclass whose forward returns ``x + super().forward(x)``). ``seed``
     initializes the block's layers as :class:`~chainrule.nn.Sequential` does.
+
+    Parameters
+    ----------
+    layers : list of Layer
+        The block :math:`f`, applied in order.
+    seed : int, numpy.random.Generator or None
+        Initializes the block's layers, as :class:`~chainrule.nn.Sequential` does.
+
+    Examples
+    --------
+    >>> from chainrule.nn import Dense, Identity
+    >>> block = Residual([Dense(2, 2, dtype="float64"), Identity()], seed=0)
+    >>> x = np.array([[1.0, -1.0]])
+    >>> bool(np.allclose(block.forward(x), x + block.layers[0].forward(x)))
+    True
+    >>> W = block.layers[0].W
+    >>> bool(np.allclose(block.backward(np.ones((1, 2))), 1 + np.ones((1, 2)) @ W.T))  # G + J^T G
+    True
     """
 
     kind: ClassVar[str] = "Residual"
