@@ -1,4 +1,4 @@
-"""Every public name has a numpydoc Examples section, and every example runs and prints what it shows.
+"""Every public name has a numpydoc Examples section whose examples run and print what they show.
 
 The public names are the ``__all__`` of :mod:`chainrule`, :mod:`chainrule.nn`,
 :mod:`chainrule.losses`, :mod:`chainrule.optim` and :mod:`chainrule.sklearn`. Where the example
@@ -116,6 +116,23 @@ def _unique_homes() -> list[tuple[str, str]]:
     return pairs
 
 
+class _Collecting(doctest.DocTestRunner):
+    """A runner that keeps each failure as a short text instead of printing it."""
+
+    def __init__(self):
+        super().__init__(optionflags=doctest.ELLIPSIS)
+        self.problems: list[str] = []
+
+    def report_failure(self, out, test, example, got):
+        self.problems.append(f"{example.source.strip()}\n  expected: {example.want.strip()!r}"
+                             f"\n  got:      {got.strip()!r}")
+
+    def report_unexpected_exception(self, out, test, example, exc_info):
+        self.problems.append(f"{example.source.strip()}\n  raised: {exc_info[0].__name__}: "
+                             f"{exc_info[1]}")
+
+
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer:Warning")  # a short fit is the example
 @pytest.mark.parametrize("pair", _unique_homes(), ids=_id)
 def test_every_example_prints_what_it_shows(pair):
     tests = _doctests(pair)
@@ -123,14 +140,9 @@ def test_every_example_prints_what_it_shows(pair):
     state = np.get_printoptions()
     try:
         for test in tests:
-            runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
-            failures: list[str] = []
-            runner.report_failure = lambda out, t, ex, got: failures.append(  # type: ignore[method-assign]
-                f"{ex.source.strip()}\n  expected: {ex.want.strip()!r}\n  got:      {got.strip()!r}")
-            runner.report_unexpected_exception = lambda out, t, ex, exc: failures.append(  # type: ignore[method-assign]
-                f"{ex.source.strip()}\n  raised: {exc[0].__name__}: {exc[1]}")
+            runner = _Collecting()
             runner.run(test, out=lambda _text: None)
-            assert not failures, f"{test.name}:\n" + "\n".join(failures)
+            assert not runner.problems, f"{test.name}:\n" + "\n".join(runner.problems)
     finally:
         np.set_printoptions(**state)
 

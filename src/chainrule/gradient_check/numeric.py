@@ -281,6 +281,8 @@ def gradcheck(
     -------
     GradcheckReport
 
+    Examples
+    --------
     >>> import numpy as np
     >>> w = np.array([0.5, -1.0])
     >>> report = gradcheck(lambda w: np.sum(w ** 2), lambda w: -2 * w, w)

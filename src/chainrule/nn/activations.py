@@ -626,7 +626,7 @@ class Softmax(Activation):
     >>> s = act(np.array([[1.0, 2.0, 3.0]]))
     >>> s.round(4)
     array([[0.09  , 0.2447, 0.6652]])
-    >>> act.backward(np.array([[1.0, 0.0, 0.0]])).round(4)  # s_1 (e_1 - s), the Jacobian's first row
+    >>> act.backward(np.array([[1.0, 0.0, 0.0]])).round(4)  # s_1 (e_1 - s): a Jacobian row
     array([[ 0.0819, -0.022 , -0.0599]])
     """
 

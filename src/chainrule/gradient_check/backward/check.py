@@ -89,6 +89,8 @@ def check_backward(
     BackwardCheck
         ``correct``, ``kind``, ``where``, ``sentence`` and one ``InputCheck`` per input.
 
+    Examples
+    --------
     >>> import numpy as np
     >>> def forward(x, W):
     ...     return x @ W

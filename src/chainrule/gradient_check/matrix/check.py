@@ -245,6 +245,14 @@ def check_matrix(
     MatrixFormulaError
         (a ValueError) for syntax outside the whitelist, unknown names, shapes that cannot
         multiply, or options that contradict each other; one line naming the problem.
+
+    Examples
+    --------
+    >>> result = check_matrix("X.T @ (Yhat - Y)", loss="mse", half=True)
+    >>> result.correct, result.kind
+    (False, 'mean_forgotten')
+    >>> check_matrix("X.T @ (Yhat - Y) / m", loss="mse", half=True).correct
+    True
     """
     tree = parse_formula(formula)
     spec = build_spec(activation, loss, network, wrt, mean, half, _vector)

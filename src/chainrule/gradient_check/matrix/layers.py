@@ -285,6 +285,14 @@ def check_layer(formula: str, *, layer: str, wrt: str | None = None, causal: boo
     ------
     MatrixFormulaError
         (a ValueError) for syntax outside the whitelist, unknown names or options.
+
+    Examples
+    --------
+    >>> check_layer("dY.sum(axis=0)", layer="batchnorm", wrt="beta").correct
+    True
+    >>> result = check_layer("(dY * Xhat).sum(axis=1)", layer="batchnorm", wrt="gamma")
+    >>> result.correct, result.kind
+    (False, 'norm_wrong_axis')
     """
     layer = _layer(layer)
     names, variables, _ = LAYERS[layer]

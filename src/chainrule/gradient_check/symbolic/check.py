@@ -92,6 +92,14 @@ def check_formula(
         When the formula is not in the whitelist syntax (the message points at the part).
     ValueError
         For an unknown loss or activation, or options that contradict each other.
+
+    Examples
+    --------
+    >>> check_formula("yhat - y", loss="bce", activation="sigmoid").correct
+    True
+    >>> result = check_formula("y - yhat", loss="mse", half=True)
+    >>> result.correct, result.kind
+    (False, 'sign_flipped')
     """
     _check_text(formula)
     if activation is not None and library.canonical_activation(activation) == "softmax":
