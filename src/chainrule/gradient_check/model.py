@@ -216,8 +216,9 @@ def check_model(
     >>> report = check_model(model, X, np.array([0, 1, 1, 0, 1]), loss="ce")
     >>> report.passed
     True
-    >>> print(report)
-    check_model: passed (4 layers and the loss, 9 gradients checked locally, and every parameter's gradient of the loss)
+    >>> print(report)  # doctest: +NORMALIZE_WHITESPACE
+    check_model: passed (4 layers and the loss, 9 gradients checked locally, and every
+    parameter's gradient of the loss)
     """
     check_tolerances(rtol, atol, eps, 1, "check_model")
     check_scalar(max_elements, "max_elements", "check_model", kind=int, low=1, allow_none=True)
