@@ -380,6 +380,13 @@ class AdamW(Adam):
     :math:`w \leftarrow w - \eta\lambda w`, instead of adding :math:`\lambda w` to the
     gradient (Loshchilov & Hutter, 2019).
 
+    Parameters
+    ----------
+    lr, beta1, beta2, eps, clip_norm
+        As :class:`Adam`'s.
+    weight_decay : float or None, default 0.01
+        :math:`\lambda`; None for 0.01.
+
     Examples
     --------
     >>> w = np.array([1.0])

@@ -202,6 +202,14 @@ def check_model(
         Its targets, as the loss takes them.
     loss : str or Loss
         The loss, by name or as an object.
+    rtol, atol : float, default 1e-5 and 1e-7
+        An element passes when :math:`|G - T| \le \mathrm{atol} + \mathrm{rtol}|T|`.
+    eps : float or None
+        The finite-difference step; None chooses one per element.
+    seed : int, default 0
+        Seeds the upstream gradients and the sampled elements.
+    max_elements : int or None, default 64
+        The elements checked per array (a seeded random subset beyond it; None checks all).
 
     Returns
     -------

@@ -117,6 +117,19 @@ class Dense(Layer):
     family, LeCun normal for SELU, Glorot uniform otherwise. ``dtype`` is float32 by default (the
     speed of the field); use float64 for gradient checking.
 
+    Parameters
+    ----------
+    in_features, out_features : int
+        The widths of :math:`X`'s rows and of :math:`Z`'s.
+    init : str, default "auto"
+        A key of :data:`INITIALIZERS`, or "auto".
+    bias : bool, default True
+        Whether :math:`b` is used.
+    dtype : str or numpy.dtype, default "float32"
+        The parameters' dtype (float64 for gradient checking).
+    seed : int, numpy.random.Generator or None
+        Where the initial parameters come from; the same seed gives the same layer.
+
     Examples
     --------
     >>> layer = Dense(3, 2, seed=0)
@@ -218,8 +231,10 @@ class Dense(Layer):
 
 
 class Dropout(Layer):
-    r"""Inverted dropout: in training, zero each unit with probability ``p`` and scale the rest by
-    :math:`1/(1-p)`, so evaluation (which passes the input through unchanged) needs no rescaling.
+    r"""Inverted dropout: zero each unit with probability ``p`` in training, scale the rest.
+
+    The kept units are scaled by :math:`1/(1-p)`, so evaluation (which passes the input through
+    unchanged) needs no rescaling.
 
     Backward multiplies by the same mask: :math:`\partial E/\partial x = G \odot M / (1-p)`.
 

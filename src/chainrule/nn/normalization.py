@@ -128,6 +128,17 @@ class BatchNorm(_Normalization):
     Model files hold ``weight``, ``bias``, ``running_mean``, ``running_var`` and
     ``num_batches_tracked``, PyTorch's names.
 
+    Parameters
+    ----------
+    num_features : int
+        The features of the last axis, each with its own :math:`\gamma`, :math:`\beta`.
+    eps : float, default 1e-5
+        :math:`\epsilon`, added to the variance.
+    momentum : float or None, default 0.1
+        The weight of each batch in the running statistics; None for their plain average.
+    dtype : str or numpy.dtype, default "float32"
+        The parameters' dtype (float64 for gradient checking).
+
     Examples
     --------
     >>> layer = BatchNorm(2, dtype="float64")
@@ -247,6 +258,15 @@ class LayerNorm(_Normalization):
         \frac{\partial E}{\partial x} = \frac{1}{\sqrt{\sigma^2 + \epsilon}}
             \big(D - \operatorname{mean}(D) - \hat x \operatorname{mean}(D \odot \hat x)\big),
             \ D = G \odot \gamma .
+
+    Parameters
+    ----------
+    num_features : int
+        The features of the last axis, each with its own :math:`\gamma`, :math:`\beta`.
+    eps : float, default 1e-5
+        :math:`\epsilon`, added to the variance.
+    dtype : str or numpy.dtype, default "float32"
+        The parameters' dtype (float64 for gradient checking).
 
     Examples
     --------

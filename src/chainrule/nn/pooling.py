@@ -70,8 +70,17 @@ class _Pool2D(Layer):
 
 
 class MaxPool2D(_Pool2D):
-    r"""The largest entry of each window; its gradient goes to that entry (the first on a tie,
-    as PyTorch's ``MaxPool2d``), the other entries of the window get none from it.
+    r"""Max pooling: the largest entry of each window of ``(batch, channels, height, width)``.
+
+    Its gradient goes to that entry (the first on a tie, as PyTorch's ``MaxPool2d``); the other
+    entries of the window get none from it.
+
+    Parameters
+    ----------
+    kernel_size : int or tuple of int
+        The window :math:`(k_h, k_w)`; an int for a square one.
+    stride : int, tuple of int or None
+        The step between windows; None for ``kernel_size`` (windows that do not overlap).
 
     Examples
     --------
@@ -96,8 +105,17 @@ class MaxPool2D(_Pool2D):
 
 
 class AvgPool2D(_Pool2D):
-    r"""The mean of each window; each entry of the window receives :math:`G / (k_h k_w)`
-    (PyTorch's ``AvgPool2d`` without padding).
+    r"""Average pooling: the mean of each window of ``(batch, channels, height, width)``.
+
+    Each entry of the window receives :math:`G / (k_h k_w)` (PyTorch's ``AvgPool2d`` without
+    padding).
+
+    Parameters
+    ----------
+    kernel_size : int or tuple of int
+        The window :math:`(k_h, k_w)`; an int for a square one.
+    stride : int, tuple of int or None
+        The step between windows; None for ``kernel_size`` (windows that do not overlap).
 
     Examples
     --------

@@ -123,9 +123,21 @@ class _Recurrent(Layer):
 
 
 class RNN(_Recurrent):
-    r"""Elman recurrent layer :math:`h_t = \tanh(z_t)` (PyTorch's ``nn.RNN``, one layer,
-    ``batch_first=True``). Backward through time with
+    r"""Elman recurrent layer :math:`h_t = \tanh(z_t)` over ``(batch, time, features)``.
+
+    PyTorch's ``nn.RNN``, one layer, ``batch_first=True``. Backward through time with
     :math:`\delta_t = (G_t + \delta_{t+1} W_{hh}) \odot (1 - h_t^2)`.
+
+    Parameters
+    ----------
+    input_size : int
+        The features of each step of the input.
+    hidden_size : int
+        The width of :math:`h_t`.
+    dtype : str or numpy.dtype, default "float32"
+        The parameters' dtype (float64 for gradient checking).
+    seed : int, numpy.random.Generator or None
+        Where the initial parameters come from; the same seed gives the same layer.
 
     Examples
     --------
@@ -161,8 +173,10 @@ class RNN(_Recurrent):
 
 
 class LSTM(_Recurrent):
-    r"""Long short-term memory (Hochreiter & Schmidhuber, 1997; PyTorch's ``nn.LSTM``, one
-    layer, ``batch_first=True``). With :math:`z_t` split into the gates :math:`i, f, g, o`:
+    r"""Long short-term memory (Hochreiter & Schmidhuber, 1997) over ``(batch, time, features)``.
+
+    PyTorch's ``nn.LSTM``, one layer, ``batch_first=True``. With :math:`z_t` split into the
+    gates :math:`i, f, g, o`:
 
     .. math::
 
@@ -172,6 +186,17 @@ class LSTM(_Recurrent):
     Backward through time: the cell state carries a second path,
     :math:`\partial E/\partial c_t = \partial E/\partial h_t \odot \sigma(o)(1 - \tanh^2 c_t)
     + \partial E/\partial c_{t+1} \odot \sigma(f_{t+1})`, beside the hidden state's.
+
+    Parameters
+    ----------
+    input_size : int
+        The features of each step of the input.
+    hidden_size : int
+        The width of :math:`h_t` and :math:`c_t`.
+    dtype : str or numpy.dtype, default "float32"
+        The parameters' dtype (float64 for gradient checking).
+    seed : int, numpy.random.Generator or None
+        Where the initial parameters come from; the same seed gives the same layer.
 
     Examples
     --------

@@ -25,7 +25,8 @@ __all__ = ["DenseOverTime", "MeanOverTime", "PositionalEmbedding", "Residual", "
 
 
 class DenseOverTime(Dense):
-    r"""A :class:`~chainrule.nn.Dense` layer applied at every time step:
+    r"""A :class:`~chainrule.nn.Dense` layer applied at every time step.
+
     ``(batch, time, in_features) -> (batch, time, out_features)``.
 
     The steps are rows of one matrix, so forward and backward are Dense's on
@@ -34,6 +35,19 @@ class DenseOverTime(Dense):
     :math:`\partial E/\partial b = \mathbf 1^\top G`, :math:`\partial E/\partial X = G W^\top`.
     Same parameters, options and file layout as Dense (``weight`` :math:`W^\top`, ``bias``),
     which is PyTorch's ``nn.Linear``.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        The widths of each step's input and output.
+    init : str, default "auto"
+        A key of :data:`~chainrule.nn.INITIALIZERS`, or "auto".
+    bias : bool, default True
+        Whether :math:`b` is used.
+    dtype : str or numpy.dtype, default "float32"
+        The parameters' dtype (float64 for gradient checking).
+    seed : int, numpy.random.Generator or None
+        Where the initial parameters come from; the same seed gives the same layer.
 
     Examples
     --------
@@ -62,8 +76,9 @@ class DenseOverTime(Dense):
 
 
 class PositionalEmbedding(Layer):
-    r"""A learned vector added at each time step: :math:`y_{s} = x_{s} + p_{s}` for the steps
-    :math:`s = 1 \dots t` of every sample, ``(batch, time, d_model)`` in and out.
+    r"""A learned vector added at each time step: :math:`y_{s} = x_{s} + p_{s}`.
+
+    For the steps :math:`s = 1 \dots t` of every sample, ``(batch, time, d_model)`` in and out.
 
     Self-attention treats the steps as a set: permuting them permutes its output the same way,
     so without this layer (or a causal mask) a model cannot tell which step is which. The
@@ -81,6 +96,8 @@ class PositionalEmbedding(Layer):
         The width of each step's vector.
     dtype : str, default "float32"
         The table's dtype.
+    seed : int, numpy.random.Generator or None
+        Where the table's initial values come from.
 
     Examples
     --------
@@ -189,8 +206,10 @@ class MeanOverTime(Layer):
 
 
 class Residual(Layer):
-    r"""A residual connection around a block of layers: :math:`y = x + f(x)` (He et al., 2016,
-    arXiv:1512.03385), :math:`f` the layers in order, which must keep the input's shape.
+    r"""A residual connection around a block of layers: :math:`y = x + f(x)`.
+
+    He et al., 2016, arXiv:1512.03385; :math:`f` is the layers in order, which must keep the
+    input's shape.
 
     Backward adds the two paths: :math:`\partial E/\partial x = G + J_f^\top G`, the identity
     passing the upstream gradient :math:`G` on unchanged. A pre-norm transformer block is two
