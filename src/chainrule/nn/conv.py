@@ -142,6 +142,9 @@ class Conv2D(Layer):
     >>> layer = Conv2D(1, 4, kernel_size=3, stride=2, padding=1, seed=0)
     >>> layer.forward(np.zeros((2, 1, 7, 7), np.float32)).shape
     (2, 4, 4, 4)
+
+    >>> layer.backward(np.ones((2, 4, 4, 4), np.float32)).shape, layer.dweight.shape
+    ((2, 1, 7, 7), (4, 1, 3, 3))
     """
 
     kind: ClassVar[str] = "Conv2D"

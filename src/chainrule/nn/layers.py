@@ -135,6 +135,13 @@ class Dense(Layer):
     >>> layer = Dense(3, 2, seed=0)
     >>> layer.forward(np.ones((4, 3), dtype=np.float32)).shape
     (4, 2)
+
+    >>> layer = Dense(3, 2, dtype="float64", seed=0)
+    >>> X, G = np.ones((4, 3)), np.ones((4, 2))
+    >>> _ = layer.forward(X)
+    >>> dX = layer.backward(G)  # and dW = X^T G, db = 1^T G
+    >>> bool(np.allclose(layer.dW, X.T @ G)), layer.db, bool(np.allclose(dX, G @ layer.W.T))
+    (True, array([4., 4.]), True)
     """
 
     kind: ClassVar[str] = "Dense"

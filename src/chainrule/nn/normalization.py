@@ -145,6 +145,10 @@ class BatchNorm(_Normalization):
     >>> layer.forward(np.array([[1.0, 10.0], [3.0, 30.0]]))   # mean 2, 20; variance 1, 100
     array([[-0.999995  , -0.99999995],
            [ 0.999995  ,  0.99999995]])
+
+    >>> dX = layer.backward(np.array([[1.0, 2.0], [3.0, 4.0]]))
+    >>> layer.dbeta, layer.dgamma.round(4)  # 1^T G and 1^T (G * Xhat)
+    (array([4., 6.]), array([2., 2.]))
     """
 
     kind: ClassVar[str] = "BatchNorm"
@@ -272,6 +276,12 @@ class LayerNorm(_Normalization):
     --------
     >>> LayerNorm(2, dtype="float64").forward(np.array([[1.0, 3.0]]))   # mean 2, variance 1
     array([[-0.999995,  0.999995]])
+
+    >>> layer = LayerNorm(3, dtype="float64")
+    >>> _ = layer.forward(np.array([[1.0, 2.0, 4.0]]))
+    >>> dx = layer.backward(np.ones((1, 3)))
+    >>> bool(np.allclose(dx, 0.0))  # a shift of every output changes nothing
+    True
     """
 
     kind: ClassVar[str] = "LayerNorm"

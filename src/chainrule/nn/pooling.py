@@ -87,6 +87,12 @@ class MaxPool2D(_Pool2D):
     >>> MaxPool2D(2).forward(np.arange(16.0).reshape(1, 1, 4, 4))
     array([[[[ 5.,  7.],
              [13., 15.]]]])
+
+    >>> layer = MaxPool2D(2)
+    >>> _ = layer.forward(np.array([[[[1.0, 3.0], [2.0, 0.0]]]]))
+    >>> layer.backward(np.array([[[[5.0]]]]))  # all of G to the maximum
+    array([[[[0., 5.],
+             [0., 0.]]]])
     """
 
     kind: ClassVar[str] = "MaxPool2D"
@@ -122,6 +128,12 @@ class AvgPool2D(_Pool2D):
     >>> AvgPool2D(2).forward(np.arange(16.0).reshape(1, 1, 4, 4))
     array([[[[ 2.5,  4.5],
              [10.5, 12.5]]]])
+
+    >>> layer = AvgPool2D(2)
+    >>> _ = layer.forward(np.zeros((1, 1, 2, 2)))
+    >>> layer.backward(np.array([[[[4.0]]]]))  # G / (k_h k_w) to each entry
+    array([[[[1., 1.],
+             [1., 1.]]]])
     """
 
     kind: ClassVar[str] = "AvgPool2D"

@@ -143,6 +143,11 @@ class RNN(_Recurrent):
     --------
     >>> RNN(3, 5, seed=0).forward(np.zeros((2, 4, 3), np.float32)).shape
     (2, 4, 5)
+
+    >>> layer = RNN(3, 5, dtype="float64", seed=0)
+    >>> _ = layer.forward(np.ones((2, 4, 3)))
+    >>> layer.backward(np.ones((2, 4, 5))).shape  # dE/dX, through time
+    (2, 4, 3)
     """
 
     kind: ClassVar[str] = "RNN"

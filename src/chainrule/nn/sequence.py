@@ -181,6 +181,12 @@ class MeanOverTime(Layer):
     --------
     >>> MeanOverTime().forward(np.array([[[1.0, 2.0], [3.0, 6.0]]]))
     array([[2., 4.]])
+
+    >>> layer = MeanOverTime()
+    >>> _ = layer.forward(np.zeros((1, 2, 2)))
+    >>> layer.backward(np.array([[3.0, 6.0]]))  # G / t to every step
+    array([[[1.5, 3. ],
+            [1.5, 3. ]]])
     """
 
     kind: ClassVar[str] = "MeanOverTime"
