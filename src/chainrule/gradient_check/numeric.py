@@ -257,7 +257,7 @@ def gradcheck(
         it returns the Jacobian of shape ``S + input.shape``; with ``vjp=True`` it is instead
         a vector-Jacobian product ``grad_f(v, *inputs)`` = :math:`v^\top J` (what a layer's
         ``backward(v)`` computes).
-    inputs
+    *inputs
         The point, one or more arrays. They are never changed; float32 inputs trigger a
         :class:`PrecisionWarning` and are checked as float64 copies.
     eps
@@ -268,7 +268,13 @@ def gradcheck(
         estimated numerical noise of :math:`T`.
     seed
         Seeds the random projections.
-    hints
+    projections
+        How many random projections :math:`v^\top f` check an array output (default 3).
+    vjp
+        Whether ``grad_f`` is a vector-Jacobian product ``grad_f(v, *inputs)``.
+    label
+        The name that begins the report's text (default ``"gradcheck"``).
+    hints, **hint_fields
         Optional context for the diagnosis, a :class:`~chainrule.gradient_check.Hints`, or its
         fields as keywords (``activation``, ``z``, ``wrt``, ``x``, ``y``, ``m``, ``terms``; see
         :mod:`chainrule.gradient_check.diagnosis`): the activation and its input ``z`` (then
