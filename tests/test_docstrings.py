@@ -12,8 +12,8 @@ lives:
   shows it on the module's page.
 
 The examples run as doctests in the globals of the module that defines the object (as
-``python -m doctest`` would), with ELLIPSIS and NORMALIZE_WHITESPACE allowed where a docstring
-asks for them.
+``python -m doctest`` would), with ELLIPSIS on and NORMALIZE_WHITESPACE where an example asks
+for it.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ load only when first used, so ``import chainrule`` stays fast.
 Attributes
 ----------
 __version__
-    The version of the package, as installed.
+    The version of the package, a string such as ``"0.1.0"``.
 MISTAKES
     The one catalogue of gradient mistakes (:mod:`chainrule.gradient_check.catalogue`): kind
     -> ``Mistake(kind, meaning, fix)``. Every checker names what it finds by one of these kinds.
@@ -16,8 +16,9 @@ Examples
 --------
 >>> import numpy as np
 >>> import chainrule
->>> chainrule.__version__
-'0.1.0'
+>>> from importlib.metadata import version
+>>> chainrule.__version__ == version("chainrule")  # the installed distribution's version
+True
 >>> from chainrule import MISTAKES
 >>> MISTAKES["sign_flipped"].meaning
 'the whole gradient has the wrong sign (G = -T)'
