@@ -3,6 +3,30 @@
 The core (:mod:`chainrule.nn`, :mod:`chainrule.losses`, :mod:`chainrule.optim`) imports only
 NumPy. The derivation engine (SymPy), the plots (matplotlib) and the scikit-learn estimators
 load only when first used, so ``import chainrule`` stays fast.
+
+Attributes
+----------
+__version__
+    The version of the package, a string such as ``"0.1.0"``.
+MISTAKES
+    The one catalogue of gradient mistakes (:mod:`chainrule.gradient_check.catalogue`): kind
+    -> ``Mistake(kind, meaning, fix)``. Every checker names what it finds by one of these kinds.
+
+Examples
+--------
+>>> import numpy as np
+>>> import chainrule
+>>> from importlib.metadata import version
+>>> chainrule.__version__ == version("chainrule")  # the installed distribution's version
+True
+>>> from chainrule import MISTAKES
+>>> MISTAKES["sign_flipped"].meaning
+'the whole gradient has the wrong sign (G = -T)'
+>>> MISTAKES["sign_flipped"].fix
+'d(-u) = -du; t - p is the update direction, p - t the gradient'
+>>> report = chainrule.gradcheck(lambda w: np.sum(w ** 2), lambda w: -2 * w, np.array([0.5, -1.0]))
+>>> report.kind in MISTAKES, report.kind
+(True, 'sign_flipped')
 """
 
 import importlib as _importlib

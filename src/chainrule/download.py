@@ -12,6 +12,14 @@ pooch and platformdirs are the optional extra ``data`` (``pip install ".[data]"`
 
 ``$CHAINRULE_DATA_MIRROR`` replaces the public mirrors by one base URL under which the files lie
 as ``<base>/<name>/<file>`` (an institution's mirror, or a local server).
+
+Examples
+--------
+>>> from chainrule.download import DATASETS
+>>> list(DATASETS)
+['mnist', 'fashion-mnist']
+>>> sorted(DATASETS["mnist"].files)[:2]
+['t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz']
 """
 
 from __future__ import annotations

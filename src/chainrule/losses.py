@@ -49,6 +49,12 @@ shape and dtype, or, for the cross-entropies, an integer array of ``m`` class la
 to ``forward`` are kept, not copied, until ``backward``: do not modify them in between.
 
 float32 in gives float32 out; no float64 temporary is made from float32 input.
+
+Examples
+--------
+>>> from chainrule.losses import ALIASES, LOSSES
+>>> sorted(LOSSES), ALIASES["log_loss"], ALIASES["softmax_cross_entropy"]
+(['bce', 'bce_with_logits', 'ce', 'ce_with_logits', 'huber', 'mse'], 'bce', 'ce_with_logits')
 """
 
 from __future__ import annotations
@@ -195,6 +201,8 @@ class Loss:
       without forming ``fuses_with``'s output (``"bce_with_logits"`` for BCE); None where the
       loss itself takes the logits (MSE behind the identity).
 
+    Examples
+    --------
     >>> from chainrule.losses import LOSSES
     >>> [(n, c.fuses_with, c.logits_loss) for n, c in LOSSES.items() if c.logits_loss]
     [('bce', 'sigmoid', 'bce_with_logits'), ('ce', 'softmax', 'ce_with_logits')]
@@ -306,8 +314,14 @@ class MSE(Loss):
     :math:`E = \tfrac12\sum_k (g_k - t_k)^2`, whose gradient is the plain residual). "mean"
     divides by the number of samples :math:`m`, not by the number of elements.
 
-    >>> MSE()(np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[0.0, 2.0], [3.0, 6.0]]))
+    Examples
+    --------
+    >>> loss = MSE()
+    >>> loss(np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[0.0, 2.0], [3.0, 6.0]]))
     2.5
+    >>> loss.backward()  # 2 (yhat - y) / m, m = 2
+    array([[ 1.,  0.],
+           [ 0., -2.]])
     """
 
     name = "mse"
@@ -354,8 +368,13 @@ class Huber(Loss):
     its second derivative jumps at :math:`|r| = \delta`. Computed branch-free as
     :math:`a\,(|r| - a/2)` with :math:`a = \min(|r|, \delta)`.
 
-    >>> Huber(delta=1.0, reduction="sum")(np.array([0.5, -3.0]), np.array([0.0, 0.0]))
+    Examples
+    --------
+    >>> loss = Huber(delta=1.0, reduction="sum")
+    >>> loss(np.array([0.5, -3.0]), np.array([0.0, 0.0]))
     2.625
+    >>> loss.backward()  # clip(r, -1, 1)
+    array([ 0.5, -1. ])
     """
 
     name = "huber"
@@ -411,6 +430,8 @@ class BinaryCrossEntropy(Loss):
     \hat y)` gives :math:`(\hat y - y)/m`, which the with-logits form computes without dividing
     by :math:`\hat y(1 - \hat y)`.
 
+    Examples
+    --------
     >>> round(BinaryCrossEntropy()(np.array([0.8, 0.4]), np.array([1.0, 0.0])), 6)
     0.366985
     """
@@ -489,8 +510,13 @@ class BinaryCrossEntropyWithLogits(Loss):
     ``pos_weight`` is a positive number, or an array broadcast along the trailing axes of
     ``pred`` (one weight per output column).
 
-    >>> round(BinaryCrossEntropyWithLogits()(np.array([0.0, np.log(3.0)]), np.array([1.0, 0.0])), 6)
+    Examples
+    --------
+    >>> loss = BinaryCrossEntropyWithLogits()
+    >>> round(loss(np.array([0.0, np.log(3.0)]), np.array([1.0, 0.0])), 6)
     1.039721
+    >>> loss.backward()  # (sigmoid(x) - y) / m
+    array([-0.25 ,  0.375])
     """
 
     name = "bce_with_logits"
@@ -641,6 +667,8 @@ class CrossEntropy(Loss):
     it, so a predicted 0 gives a loss of at most :math:`-\log\epsilon` per sample and a finite
     gradient. For a softmax output, prefer :class:`CrossEntropyWithLogits` on the scores.
 
+    Examples
+    --------
     >>> round(CrossEntropy()(np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]]), np.array([0, 2])), 6)
     0.289909
     """
@@ -726,6 +754,8 @@ class CrossEntropyWithLogits(Loss):
     probabilities, so a confident correct prediction gets its tiny gradient with full
     relative accuracy.
 
+    Examples
+    --------
     >>> loss = CrossEntropyWithLogits()
     >>> round(loss(np.log([[1.0, 2.0, 5.0]]), np.array([2])), 6)   # -ln(5/8)
     0.470004
@@ -847,11 +877,22 @@ def get(name_or_instance, **kwargs) -> Loss:
     ``kwargs`` go to the constructor: ``get("ce_with_logits", label_smoothing=0.1)``. A
     :class:`Loss` instance is returned as it is (and then takes no ``kwargs``): the rule of every
     ``get`` in chainrule, see :mod:`chainrule._registry`.
+
+    Examples
+    --------
+    >>> get("ce_with_logits", label_smoothing=0.1)
+    CrossEntropyWithLogits(label_smoothing=0.1, class_weight=None, reduction='mean')
     """
     return _registry.build(name_or_instance, kwargs, kind="loss", base=Loss, registry=LOSSES,
                            aliases=ALIASES, example="mse")
 
 
 def canonical_name(name: str) -> str | None:
-    """The key of :data:`LOSSES` that ``name`` means (case, aliases, class names), or None."""
+    """The key of :data:`LOSSES` that ``name`` means (case, aliases, class names), or None.
+
+    Examples
+    --------
+    >>> canonical_name("Log_Loss"), canonical_name("BinaryCrossEntropyWithLogits")
+    ('bce', 'bce_with_logits')
+    """
     return _registry.canonical(name, LOSSES, ALIASES)

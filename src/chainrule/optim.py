@@ -13,6 +13,21 @@ parameter arrays in place; the state (velocities, moments) is kept per parameter
 >>> w = np.array([1.0, -2.0]); g = np.array([0.5, 0.5])
 >>> SGD(lr=0.1).step([w], [g]); w
 array([ 0.95, -2.05])
+
+Attributes
+----------
+OPTIMIZERS
+    Name -> optimizer class: the one list of names that :func:`get` and the command line read.
+SCHEDULES
+    Name -> learning-rate schedule class, for :func:`get_schedule`.
+
+Examples
+--------
+>>> from chainrule.optim import OPTIMIZERS, SCHEDULES
+>>> list(OPTIMIZERS), list(SCHEDULES)
+(['sgd', 'rmsprop', 'adam', 'adamw'], ['constant', 'step', 'exponential', 'cosine', 'plateau'])
+>>> OPTIMIZERS["adamw"]().weight_decay
+0.01
 """
 
 from __future__ import annotations
@@ -50,6 +65,26 @@ def clip_grad_norm(grads: list[np.ndarray], max_norm: float) -> float:
     .. math:: g \leftarrow g \cdot \min\left(1, \frac{\text{max\_norm}}{\lVert g \rVert_2}\right)
 
     Returns the norm before clipping.
+
+    Parameters
+    ----------
+    grads : list of numpy.ndarray
+        The gradients, scaled in place.
+    max_norm : float
+        The largest joint norm allowed.
+
+    Returns
+    -------
+    float
+        :math:`\lVert g \rVert_2` before clipping.
+
+    Examples
+    --------
+    >>> g = [np.array([3.0]), np.array([4.0])]
+    >>> clip_grad_norm(g, max_norm=1.0)  # the joint norm of (3, 4)
+    5.0
+    >>> [a.round(4) for a in g]
+    [array([0.6]), array([0.8])]
     """
     total = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
     if total > max_norm > 0.0:
@@ -60,7 +95,25 @@ def clip_grad_norm(grads: list[np.ndarray], max_norm: float) -> float:
 
 
 class Optimizer:
-    """Base class: holds the learning rate ``lr`` (changed by schedules) and per-parameter state."""
+    r"""Base class: holds the learning rate ``lr`` (changed by schedules) and per-parameter state.
+
+    Parameters
+    ----------
+    lr : float
+        The learning rate :math:`\eta > 0`.
+    weight_decay : float, default 0.0
+        The weight decay :math:`\lambda \ge 0`.
+    clip_norm : float or None
+        Clip the gradients' joint norm to this before each step (see :func:`clip_grad_norm`).
+
+    Examples
+    --------
+    >>> opt = SGD(lr=0.1)
+    >>> isinstance(opt, Optimizer), opt.get_config()
+    (True, {'lr': 0.1, 'momentum': 0.0, 'nesterov': False, 'weight_decay': 0.0, 'clip_norm': None})
+    >>> w = np.array([1.0]); opt.step([w], [np.array([2.0])]); opt.t, w
+    (1, array([0.8]))
+    """
 
     name = "optimizer"
 
@@ -110,6 +163,28 @@ class SGD(Optimizer):
         w &\leftarrow w - \eta\,(g + \mu v \text{ if Nesterov else } v)
 
     With ``momentum=0`` this is exactly :math:`w \leftarrow w - \eta\,\partial E/\partial w`.
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+        The learning rate :math:`\eta`.
+    momentum : float, default 0.0
+        :math:`\mu` in :math:`[0, 1)`.
+    nesterov : bool, default False
+        Nesterov's look-ahead (needs ``momentum > 0``).
+    weight_decay : float, default 0.0
+        The L2 coefficient :math:`\lambda`.
+    clip_norm : float or None
+        See :class:`Optimizer`.
+
+    Examples
+    --------
+    >>> w = np.array([1.0, -2.0])
+    >>> opt = SGD(lr=0.1, momentum=0.9)
+    >>> for _ in range(2):
+    ...     opt.step([w], [np.array([0.5, 0.5])])
+    >>> w  # steps of 0.05, then 0.1 * (0.9 * 0.5 + 0.5) = 0.095
+    array([ 0.855, -2.145])
     """
 
     name = "sgd"
@@ -157,6 +232,26 @@ class RMSprop(Optimizer):
 
         s \leftarrow \rho s + (1 - \rho) g^2, \qquad
         w \leftarrow w - \eta\, \frac{g}{\sqrt{s} + \epsilon}
+
+    Parameters
+    ----------
+    lr : float, default 0.001
+        The learning rate :math:`\eta`.
+    rho : float, default 0.9
+        The decay :math:`\rho` of the running mean square, in :math:`[0, 1)`.
+    eps : float, default 1e-8
+        :math:`\epsilon > 0`.
+    weight_decay : float, default 0.0
+        The L2 coefficient :math:`\lambda`.
+    clip_norm : float or None
+        See :class:`Optimizer`.
+
+    Examples
+    --------
+    >>> w = np.array([1.0, 1.0])
+    >>> RMSprop(lr=0.01).step([w], [np.array([1e-3, 1e3])])
+    >>> w.round(6)  # both steps are lr / sqrt(1 - rho): the scale of g cancels
+    array([0.968378, 0.968377])
     """
 
     name = "rmsprop"
@@ -204,6 +299,26 @@ class Adam(Optimizer):
 
     Plain Adam adds ``weight_decay * w`` to the gradient (L2); AdamW (Loshchilov & Hutter, 2019)
     instead shrinks the weights directly: :math:`w \leftarrow w - \eta\lambda w`.
+
+    Parameters
+    ----------
+    lr : float, default 0.001
+        The learning rate :math:`\eta`.
+    beta1, beta2 : float, default 0.9 and 0.999
+        The moments' decays, in :math:`[0, 1)`.
+    eps : float, default 1e-8
+        :math:`\epsilon > 0`.
+    weight_decay : float or None
+        :math:`\lambda`; None for the class's default (0 for Adam, 0.01 for AdamW).
+    clip_norm : float or None
+        See :class:`Optimizer`.
+
+    Examples
+    --------
+    >>> w = np.array([1.0, 1.0])
+    >>> Adam(lr=0.1).step([w], [np.array([1e-3, 1e3])])
+    >>> w.round(6)  # a first step of lr * sign(g): after bias correction m/sqrt(v) = +-1
+    array([0.900001, 0.9     ])
     """
 
     name = "adam"
@@ -259,8 +374,26 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay, ``weight_decay=0.01`` when left out: the same
-    constructor, two settings."""
+    r"""Adam with decoupled weight decay: :class:`Adam`'s constructor, two settings changed.
+
+    ``weight_decay`` is 0.01 when left out, and it shrinks the weights directly,
+    :math:`w \leftarrow w - \eta\lambda w`, instead of adding :math:`\lambda w` to the
+    gradient (Loshchilov & Hutter, 2019).
+
+    Parameters
+    ----------
+    lr, beta1, beta2, eps, clip_norm
+        As :class:`Adam`'s.
+    weight_decay : float or None, default 0.01
+        :math:`\lambda`; None for 0.01.
+
+    Examples
+    --------
+    >>> w = np.array([1.0])
+    >>> AdamW(lr=0.1).step([w], [np.array([0.0])])  # no gradient: only the decay
+    >>> w  # 1 - lr * weight_decay = 1 - 0.1 * 0.01
+    array([0.999])
+    """
 
     name = "adamw"
     decoupled = True
@@ -276,6 +409,23 @@ def get(name_or_optimizer, **kwargs) -> Optimizer:
     ``kwargs`` go to the constructor: ``get("sgd", lr=0.1, momentum=0.9)``. An instance is
     returned as it is and takes no ``kwargs`` (set its attributes instead): the rule of every
     ``get`` in chainrule, see :mod:`chainrule._registry`.
+
+    Parameters
+    ----------
+    name_or_optimizer : str, type or Optimizer
+        A key of :data:`OPTIMIZERS`, an optimizer class, or an instance.
+    **kwargs
+        The constructor's arguments, for a name or a class.
+
+    Returns
+    -------
+    Optimizer
+        A new optimizer, or ``name_or_optimizer`` itself when it is one.
+
+    Examples
+    --------
+    >>> get("sgd", lr=0.1, momentum=0.9)
+    SGD(lr=0.1, momentum=0.9, nesterov=False, weight_decay=0.0, clip_norm=None)
     """
     return _registry.build(name_or_optimizer, kwargs, kind="optimizer", base=Optimizer,
                            registry=OPTIMIZERS, aliases={}, example="adam")
@@ -285,7 +435,17 @@ def get(name_or_optimizer, **kwargs) -> Optimizer:
 
 
 class Schedule:
-    """A learning-rate schedule: ``lr(epoch, base_lr, metric)`` is the rate of ``epoch``."""
+    """A learning-rate schedule: ``lr(epoch, base_lr, metric)`` is the rate of ``epoch``.
+
+    Examples
+    --------
+    A subclass implements ``lr``; the base class keeps the rate constant:
+
+    >>> Schedule().lr(epoch=7, base_lr=0.1)
+    0.1
+    >>> isinstance(CosineLR(), Schedule)
+    True
+    """
 
     name = "schedule"
 
@@ -301,13 +461,34 @@ class Schedule:
 
 
 class ConstantLR(Schedule):
-    r""":math:`\eta_t = \eta_0`."""
+    r""":math:`\eta_t = \eta_0`.
+
+    Examples
+    --------
+    >>> s = ConstantLR()
+    >>> [round(s.lr(t, 0.1), 4) for t in range(5)]
+    [0.1, 0.1, 0.1, 0.1, 0.1]
+    """
 
     name = "constant"
 
 
 class StepLR(Schedule):
-    r""":math:`\eta_t = \eta_0\,\gamma^{\lfloor t / s \rfloor}`."""
+    r""":math:`\eta_t = \eta_0\,\gamma^{\lfloor t / s \rfloor}`.
+
+    Parameters
+    ----------
+    step_size : int, default 10
+        :math:`s`, the epochs between two drops.
+    gamma : float, default 0.1
+        :math:`\gamma`, the factor of each drop.
+
+    Examples
+    --------
+    >>> s = StepLR(step_size=2, gamma=0.5)
+    >>> [round(s.lr(t, 0.1), 4) for t in range(5)]
+    [0.1, 0.1, 0.05, 0.05, 0.025]
+    """
 
     name = "step"
 
@@ -320,7 +501,19 @@ class StepLR(Schedule):
 
 
 class ExponentialLR(Schedule):
-    r""":math:`\eta_t = \eta_0\,\gamma^{t}`."""
+    r""":math:`\eta_t = \eta_0\,\gamma^{t}`.
+
+    Parameters
+    ----------
+    gamma : float, default 0.95
+        :math:`\gamma`, the factor per epoch.
+
+    Examples
+    --------
+    >>> s = ExponentialLR(gamma=0.5)
+    >>> [round(s.lr(t, 0.1), 4) for t in range(5)]
+    [0.1, 0.05, 0.025, 0.0125, 0.0063]
+    """
 
     name = "exponential"
 
@@ -332,8 +525,23 @@ class ExponentialLR(Schedule):
 
 
 class CosineLR(Schedule):
-    r"""Cosine annealing (Loshchilov & Hutter, 2017) over ``t_max`` epochs:
-    :math:`\eta_t = \eta_{min} + \tfrac12(\eta_0 - \eta_{min})(1 + \cos(\pi t / T))`."""
+    r"""Cosine annealing (Loshchilov & Hutter, 2017) over ``t_max`` epochs.
+
+    .. math:: \eta_t = \eta_{min} + \tfrac12(\eta_0 - \eta_{min})(1 + \cos(\pi t / T))
+
+    Parameters
+    ----------
+    t_max : int, default 50
+        :math:`T`, the epochs from :math:`\eta_0` down to :math:`\eta_{min}`; constant after.
+    eta_min : float, default 0.0
+        :math:`\eta_{min}`.
+
+    Examples
+    --------
+    >>> s = CosineLR(t_max=4)
+    >>> [round(s.lr(t, 0.1), 4) for t in range(5)]
+    [0.1, 0.0854, 0.05, 0.0146, 0.0]
+    """
 
     name = "cosine"
 
@@ -349,8 +557,28 @@ class CosineLR(Schedule):
 
 
 class ReduceLROnPlateau(Schedule):
-    """Multiply the rate by ``factor`` when ``metric`` (a loss) has not improved by more than
-    ``threshold`` (relative) for ``patience`` epochs; never below ``min_lr``."""
+    """Reduce the rate when the loss stops improving.
+
+    The rate is multiplied by ``factor`` when ``metric`` (a loss) has not improved by more than
+    ``threshold`` (relative) for ``patience`` epochs; never below ``min_lr``.
+
+    Parameters
+    ----------
+    factor : float, default 0.1
+        The factor of each reduction, in :math:`(0, 1)`.
+    patience : int, default 5
+        The epochs without improvement tolerated before reducing.
+    threshold : float, default 1e-4
+        The relative improvement that counts.
+    min_lr : float, default 0.0
+        The floor of the rate.
+
+    Examples
+    --------
+    >>> s = ReduceLROnPlateau(factor=0.5, patience=1)
+    >>> [s.lr(t, 0.1, metric=loss) for t, loss in enumerate([1.0, 0.5, 0.5, 0.5, 0.5])]
+    [0.1, 0.1, 0.1, 0.05, 0.05]
+    """
 
     name = "plateau"
 
@@ -386,9 +614,28 @@ SCHEDULES: dict[str, type[Schedule]] = {
 
 
 def get_schedule(name_or_schedule, **kwargs) -> Schedule:
-    """A fresh schedule by name (``"constant"``, ``"step"``, ``"exponential"``, ``"cosine"``,
-    ``"plateau"``) or class; ``None`` means constant; a Schedule instance is returned as is
-    (without ``kwargs``, as every ``get``)."""
+    """A fresh learning-rate schedule by name or class; ``None`` means constant.
+
+    Names: ``"constant"``, ``"step"``, ``"exponential"``, ``"cosine"``, ``"plateau"``. A
+    Schedule instance is returned as is (without ``kwargs``, as every ``get``).
+
+    Parameters
+    ----------
+    name_or_schedule : str, type, Schedule or None
+        A key of :data:`SCHEDULES`, a schedule class, an instance, or None.
+    **kwargs
+        The constructor's arguments, for a name or a class.
+
+    Returns
+    -------
+    Schedule
+        A new schedule, or ``name_or_schedule`` itself when it is one.
+
+    Examples
+    --------
+    >>> get_schedule("cosine", t_max=10), get_schedule(None)
+    (CosineLR(t_max=10, eta_min=0.0), ConstantLR())
+    """
     if name_or_schedule is None:
         name_or_schedule = "constant"
     return _registry.build(name_or_schedule, kwargs, kind="learning-rate schedule", base=Schedule,

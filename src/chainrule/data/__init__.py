@@ -23,6 +23,19 @@ saved model carries its preprocessing and :func:`scaler_from_config` rebuilds it
 does.
 
 Only NumPy and the standard library are used; every error names the file and what to do.
+
+Examples
+--------
+>>> import numpy as np
+>>> from chainrule.data import one_hot, train_test_split
+>>> X, y = np.arange(20.0).reshape(10, 2), np.array([0, 1] * 5)
+>>> X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, seed=0)
+>>> X_train.shape, X_test.shape, np.bincount(y_test)  # stratified: one of each class
+((8, 2), (2, 2), array([1, 1]))
+>>> one_hot(np.array([0, 2, 1]), 3)
+array([[1., 0., 0.],
+       [0., 0., 1.],
+       [0., 1., 0.]], dtype=float32)
 """
 
 from __future__ import annotations

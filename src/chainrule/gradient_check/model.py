@@ -191,6 +191,42 @@ def check_model(
 
     ``loss`` is a name of :func:`chainrule.losses.get` or an object with ``forward(pred,
     target)`` and ``backward()``.
+
+    Parameters
+    ----------
+    model : chainrule.nn.Sequential
+        The model whose backward pass is checked.
+    X : numpy.ndarray
+        A small batch of inputs.
+    y : numpy.ndarray
+        Its targets, as the loss takes them.
+    loss : str or Loss
+        The loss, by name or as an object.
+    rtol, atol : float, default 1e-5 and 1e-7
+        An element passes when :math:`|G - T| \le \mathrm{atol} + \mathrm{rtol}|T|`.
+    eps : float or None
+        The finite-difference step; None chooses one per element.
+    seed : int, default 0
+        Seeds the upstream gradients and the sampled elements.
+    max_elements : int or None, default 64
+        The elements checked per array (a seeded random subset beyond it; None checks all).
+
+    Returns
+    -------
+    ModelCheck
+        ``passed``, and for a failure the layer, the parameter and the mistake.
+
+    Examples
+    --------
+    >>> from chainrule.nn import mlp
+    >>> model = mlp([3, 4, 2], "tanh", "softmax", dtype="float64", seed=0)
+    >>> X = np.random.default_rng(0).normal(size=(5, 3))
+    >>> report = check_model(model, X, np.array([0, 1, 1, 0, 1]), loss="ce")
+    >>> report.passed
+    True
+    >>> print(report)  # doctest: +NORMALIZE_WHITESPACE
+    check_model: passed (4 layers and the loss, 9 gradients checked locally, and every
+    parameter's gradient of the loss)
     """
     check_tolerances(rtol, atol, eps, 1, "check_model")
     check_scalar(max_elements, "max_elements", "check_model", kind=int, low=1, allow_none=True)

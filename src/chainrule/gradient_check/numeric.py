@@ -248,27 +248,33 @@ def gradcheck(
 
     Parameters
     ----------
-    f:
+    f
         ``f(*inputs)`` returns a scalar, or an array (then checked through ``projections``
         random projections :math:`v^\top f`).
-    grad_f:
+    grad_f
         The claimed gradient. For a scalar ``f``, ``grad_f(*inputs)`` returns an array of each
         input's shape (a tuple of them for several inputs). For an array ``f`` of shape ``S``,
         it returns the Jacobian of shape ``S + input.shape``; with ``vjp=True`` it is instead
         a vector-Jacobian product ``grad_f(v, *inputs)`` = :math:`v^\top J` (what a layer's
         ``backward(v)`` computes).
-    inputs:
+    *inputs
         The point, one or more arrays. They are never changed; float32 inputs trigger a
         :class:`PrecisionWarning` and are checked as float64 copies.
-    eps:
+    eps
         The first finite-difference step (default :math:`10^{-3}\max(1, |x|)`); it shrinks
         where needed.
-    rtol, atol:
+    rtol, atol
         An element passes when :math:`|G - T| \le \mathrm{atol} + \mathrm{rtol}|T|` plus the
         estimated numerical noise of :math:`T`.
-    seed:
+    seed
         Seeds the random projections.
-    hints:
+    projections
+        How many random projections :math:`v^\top f` check an array output (default 3).
+    vjp
+        Whether ``grad_f`` is a vector-Jacobian product ``grad_f(v, *inputs)``.
+    label
+        The name that begins the report's text (default ``"gradcheck"``).
+    hints, **hint_fields
         Optional context for the diagnosis, a :class:`~chainrule.gradient_check.Hints`, or its
         fields as keywords (``activation``, ``z``, ``wrt``, ``x``, ``y``, ``m``, ``terms``; see
         :mod:`chainrule.gradient_check.diagnosis`): the activation and its input ``z`` (then
@@ -281,6 +287,8 @@ def gradcheck(
     -------
     GradcheckReport
 
+    Examples
+    --------
     >>> import numpy as np
     >>> w = np.array([0.5, -1.0])
     >>> report = gradcheck(lambda w: np.sum(w ** 2), lambda w: -2 * w, w)

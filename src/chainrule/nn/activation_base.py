@@ -49,6 +49,20 @@ class Activation:
       where backpropagation computes it so (``"yhat(1 - yhat)"``, ``"1 - yhat²"``), else None;
       :meth:`output_form` evaluates it;
     - ``elementwise``: False for the activations over an axis (softmax, log-softmax).
+
+    Examples
+    --------
+    A subclass needs ``forward``, ``backward`` and ``derivative``; the registry's classes are the
+    models:
+
+    >>> from chainrule.nn import Activation, Tanh
+    >>> issubclass(Tanh, Activation), Tanh.name, Tanh.derivative_text
+    (True, 'tanh', "tanh'(z) = 1 - tanh²(z)")
+    >>> act = Tanh()
+    >>> act.derivative(np.array([0.0, 1.0])).round(4)
+    array([1.  , 0.42])
+    >>> act.output_form(act(np.array([0.0, 1.0]))).round(4)  # the same, from the output 1 - yhat^2
+    array([1.  , 0.42])
     """
 
     name: ClassVar[str] = ""

@@ -86,6 +86,16 @@ class Identity(Activation):
 
     ``forward`` returns a copy of ``z``; ``backward`` a copy of ``grad`` (nothing is cached but
     the shape and dtype).
+
+    Examples
+    --------
+    >>> from chainrule.nn import Identity
+    >>> z = np.array([-2.0, 0.0, 1.5])
+    >>> act = Identity()
+    >>> act(z).round(4)
+    array([-2. ,  0. ,  1.5])
+    >>> act.backward(np.ones(3)).round(4)  # f'(z), from what forward cached
+    array([1., 1., 1.])
     """
 
     name = "identity"
@@ -125,6 +135,18 @@ class Sigmoid(Activation):
     finite at :math:`\pm 10^9`). ``backward`` reads the cached **output** :math:`s`:
     ``grad * s * (1 - s)``. ``derivative(z)`` uses :math:`\sigma(z)\sigma(-z)`, which keeps its
     relative accuracy for large :math:`z` where :math:`1 - s` rounds.
+
+    Examples
+    --------
+    >>> from chainrule.nn import Sigmoid
+    >>> z = np.array([-2.0, 0.0, 1.5])
+    >>> act = Sigmoid()
+    >>> act(z).round(4)
+    array([0.1192, 0.5   , 0.8176])
+    >>> act.backward(np.ones(3)).round(4)  # f'(z), from what forward cached
+    array([0.105 , 0.25  , 0.1491])
+    >>> act.derivative(np.array([0.0, 40.0]))  # sigma(z) sigma(-z): e^-40 survives
+    array([2.50000000e-01, 4.24835426e-18])
     """
 
     name = "sigmoid"
@@ -169,6 +191,16 @@ class Tanh(Activation):
     ``backward`` reads the cached **output** :math:`t`: ``grad * (1 - t**2)``.
     ``derivative(z)`` uses :math:`\operatorname{sech}^2 z = 4e^{-2|z|}/(1 + e^{-2|z|})^2`, which
     neither overflows nor loses relative accuracy for large :math:`|z|`.
+
+    Examples
+    --------
+    >>> from chainrule.nn import Tanh
+    >>> z = np.array([-2.0, 0.0, 1.5])
+    >>> act = Tanh()
+    >>> act(z).round(4)
+    array([-0.964 ,  0.    ,  0.9051])
+    >>> act.backward(np.ones(3)).round(4)  # f'(z), from what forward cached
+    array([0.0707, 1.    , 0.1807])
     """
 
     name = "tanh"
@@ -217,6 +249,18 @@ class ReLU(Activation):
     :math:`f'(0) = 0` by convention (PyTorch's; the kink has no derivative). ``backward`` reads
     the cached **output**: :math:`f'` is 1 exactly where the output is positive (a NaN output
     gives a NaN derivative, so a NaN is never turned into a zero gradient).
+
+    Examples
+    --------
+    >>> from chainrule.nn import ReLU
+    >>> z = np.array([-2.0, 0.0, 1.5])
+    >>> act = ReLU()
+    >>> act(z).round(4)
+    array([0. , 0. , 1.5])
+    >>> act.backward(np.ones(3)).round(4)  # f'(z), from what forward cached
+    array([0., 0., 1.])
+    >>> act.derivative(np.array([0.0]))  # the kink takes the left branch
+    array([0.])
     """
 
     name = "relu"
@@ -258,6 +302,21 @@ class LeakyReLU(Activation):
 
     :math:`f'(0) = \alpha` by convention. ``backward`` reads the cached **input** (its sign), so
     that any finite :math:`\alpha` works, negative or above 1 included.
+
+    Parameters
+    ----------
+    alpha : float, default 0.01
+        The slope for :math:`z \le 0`; any finite value.
+
+    Examples
+    --------
+    >>> from chainrule.nn import LeakyReLU
+    >>> z = np.array([-2.0, 0.0, 1.5])
+    >>> act = LeakyReLU(alpha=0.1)
+    >>> act(z).round(4)
+    array([-0.2,  0. ,  1.5])
+    >>> act.backward(np.ones(3)).round(4)  # f'(z), from what forward cached
+    array([0.1, 0.1, 1. ])
     """
 
     name = "leaky_relu"
@@ -308,6 +367,21 @@ class ELU(Activation):
     ``backward`` reads the cached **output**: 1 where it is positive, :math:`f + \alpha` elsewhere.
     That needs :math:`\alpha \ge 0` (so that the output's sign is the input's).
     ``forward`` uses ``expm1(min(z, 0))``, exact near 0 and never overflowing.
+
+    Parameters
+    ----------
+    alpha : float, default 1.0
+        The scale of the negative branch, :math:`\alpha \ge 0`.
+
+    Examples
+    --------
+    >>> from chainrule.nn import ELU
+    >>> z = np.array([-2.0, 0.0, 1.5])
+    >>> act = ELU()
+    >>> act(z).round(4)
+    array([-0.8647,  0.    ,  1.5   ])
+    >>> act.backward(np.ones(3)).round(4)  # f'(z), from what forward cached
+    array([0.1353, 1.    , 1.    ])
     """
 
     name = "elu"
@@ -361,6 +435,16 @@ class SELU(Activation):
     :math:`f'(0) = \lambda\alpha \approx 1.7581` by convention (the left branch, as PyTorch).
     ``backward`` reads the cached **output**: :math:`\lambda` where it is positive,
     :math:`f + \lambda\alpha` elsewhere.
+
+    Examples
+    --------
+    >>> from chainrule.nn import SELU
+    >>> z = np.array([-2.0, 0.0, 1.5])
+    >>> act = SELU()
+    >>> act(z).round(4)
+    array([-1.5202,  0.    ,  1.5761])
+    >>> act.backward(np.ones(3)).round(4)  # f'(z), from what forward cached
+    array([0.2379, 1.7581, 1.0507])
     """
 
     name = "selu"
@@ -413,6 +497,16 @@ class Softplus(Activation):
     ``forward`` is ``logaddexp(0, z)``. ``backward`` reads the cached **output**:
     :math:`1 - e^{-f}`, evaluated as ``-expm1(-f)`` so that it stays accurate when :math:`f` is
     tiny (very negative :math:`z`). ``derivative(z)`` is the stable sigmoid of :math:`z`.
+
+    Examples
+    --------
+    >>> from chainrule.nn import Softplus
+    >>> z = np.array([-2.0, 0.0, 1.5])
+    >>> act = Softplus()
+    >>> act(z).round(4)
+    array([0.1269, 0.6931, 1.7014])
+    >>> act.backward(np.ones(3)).round(4)  # f'(z), from what forward cached
+    array([0.1192, 0.5   , 0.8176])
     """
 
     name = "softplus"
@@ -454,6 +548,16 @@ class Softsign(Activation):
     ``backward`` reads the cached **denominator** :math:`1 + |z|` rather than the output: the
     output form :math:`(1 - |f|)^2` cancels catastrophically for large :math:`|z|`. It divides
     twice instead of squaring, so that nothing overflows.
+
+    Examples
+    --------
+    >>> from chainrule.nn import Softsign
+    >>> z = np.array([-2.0, 0.0, 1.5])
+    >>> act = Softsign()
+    >>> act(z).round(4)
+    array([-0.6667,  0.    ,  0.6   ])
+    >>> act.backward(np.ones(3)).round(4)  # f'(z), from what forward cached
+    array([0.1111, 1.    , 0.16  ])
     """
 
     name = "softsign"
@@ -509,6 +613,21 @@ class Softmax(Activation):
 
     ``forward`` shifts by the row maximum. ``backward`` reads the cached **output** and returns the
     full Jacobian-vector product above, never the diagonal :math:`s_i(1 - s_i)` alone.
+
+    Parameters
+    ----------
+    axis : int, default -1
+        The axis the distribution runs along.
+
+    Examples
+    --------
+    >>> from chainrule.nn import Softmax
+    >>> act = Softmax()
+    >>> s = act(np.array([[1.0, 2.0, 3.0]]))
+    >>> s.round(4)
+    array([[0.09  , 0.2447, 0.6652]])
+    >>> act.backward(np.array([[1.0, 0.0, 0.0]])).round(4)  # s_1 (e_1 - s): a Jacobian row
+    array([[ 0.0819, -0.022 , -0.0599]])
     """
 
     name = "softmax"
@@ -551,6 +670,22 @@ class LogSoftmax(Activation):
     where :math:`s = \operatorname{softmax}(z)`. ``forward`` is max-shifted
     (:math:`f = (z - m) - \log\sum_j e^{z_j - m}`, :math:`m = \max_j z_j`) and caches
     :math:`s`, which ``backward`` reads.
+
+    Parameters
+    ----------
+    axis : int, default -1
+        The axis the distribution runs along.
+
+    Examples
+    --------
+    >>> from chainrule.nn import LogSoftmax
+    >>> act = LogSoftmax()
+    >>> act(np.array([[1.0, 2.0, 3.0]])).round(4)
+    array([[-2.4076, -1.4076, -0.4076]])
+    >>> act.backward(np.array([[1.0, 0.0, 0.0]])).round(4)  # e_1 - s
+    array([[ 0.91  , -0.2447, -0.6652]])
+    >>> LogSoftmax()(np.array([[0.0, 1e9]]))  # max-shifted: finite at 1e9
+    array([[-1.e+09,  0.e+00]])
     """
 
     name = "log_softmax"
@@ -606,13 +741,51 @@ def get(name_or_instance, **kwargs) -> Activation:
     Names are those of :data:`ACTIVATIONS` and :data:`ALIASES`, case-insensitive; an unknown name
     raises ValueError listing the known ones. An instance is returned as it is and takes no
     keyword arguments (the rule of every ``get`` in chainrule, see :mod:`chainrule._registry`).
+
+    Parameters
+    ----------
+    name_or_instance : str, type or Activation
+        A name of :data:`ACTIVATIONS` or :data:`ALIASES` (any case), an activation class, or an
+        instance.
+    **kwargs
+        The constructor's arguments, for a name or a class.
+
+    Returns
+    -------
+    Activation
+        A new activation, or ``name_or_instance`` itself when it is one.
+
+    Examples
+    --------
+    >>> from chainrule.nn import get
+    >>> get("leaky_relu", alpha=0.1)(np.array([-1.0, 2.0]))
+    array([-0.1,  2. ])
+    >>> type(get("Logistic")).__name__
+    'Sigmoid'
     """
     return _registry.build(name_or_instance, kwargs, kind="activation", base=Activation,
                            registry=ACTIVATIONS, aliases=ALIASES, example="relu")
 
 
 def canonical_name(name: str) -> str | None:
-    """The key of :data:`ACTIVATIONS` that ``name`` means (case, aliases, class names), or None."""
+    """The key of :data:`ACTIVATIONS` that ``name`` means (case, aliases, class names), or None.
+
+    Parameters
+    ----------
+    name : str
+        A name, an alias or a class name, in any case.
+
+    Returns
+    -------
+    str or None
+        The registry key, or None for a name that means no activation.
+
+    Examples
+    --------
+    >>> from chainrule.nn import canonical_name
+    >>> canonical_name("Logistic"), canonical_name("LeakyReLU"), canonical_name("swishy")
+    ('sigmoid', 'leaky_relu', None)
+    """
     return _registry.canonical(name, ACTIVATIONS, ALIASES)
 
 
@@ -632,6 +805,26 @@ def from_config(name: str, config: dict | None = None) -> Activation:
     derivation engine, which needs SymPy) has its module imported first, through that fixed
     list of module names. Any other config goes to :func:`get` with its name (built-ins,
     aliases, and the error for an unknown name).
+
+    Parameters
+    ----------
+    name : str
+        The activation's name as saved.
+    config : dict or None
+        What :meth:`Activation.get_config` returned (None or empty for no settings).
+
+    Returns
+    -------
+    Activation
+        A new activation equal to the saved one.
+
+    Examples
+    --------
+    >>> from chainrule.nn import LeakyReLU, from_config
+    >>> saved = LeakyReLU(alpha=0.2)
+    >>> act = from_config(saved.name, saved.get_config())
+    >>> type(act).__name__, act.alpha
+    ('LeakyReLU', 0.2)
     """
     config = config or {}
     for key in config:

@@ -58,6 +58,21 @@ class MultiHeadAttention(Layer):
     All heads and samples go through batched matrix products on 4-D arrays
     ``(batch, heads, time, d_k)``; the softmax is max-shifted, so scores of any size stay finite.
 
+    Parameters
+    ----------
+    d_model : int
+        The width of each step, in and out.
+    num_heads : int, default 1
+        The heads, each of width ``d_model // num_heads``.
+    causal : bool, default False
+        Whether step :math:`s` attends only to the steps up to :math:`s`.
+    dtype : str or numpy.dtype, default "float32"
+        The parameters' dtype (float64 for gradient checking).
+    seed : int, numpy.random.Generator or None
+        Where the initial parameters come from; the same seed gives the same layer.
+
+    Examples
+    --------
     >>> layer = MultiHeadAttention(8, num_heads=2, causal=True, seed=0)
     >>> layer.forward(np.zeros((3, 5, 8), dtype=np.float32)).shape
     (3, 5, 8)

@@ -122,9 +122,29 @@ class Conv2D(Layer):
     :math:`G`; :math:`\partial E/\partial X` is the full convolution of :math:`G` dilated by the
     stride with the kernel rotated 180 degrees, cropped by the padding.
 
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        The channels :math:`c` of the input and of the output.
+    kernel_size : int or tuple of int
+        :math:`(k_h, k_w)`; an int for a square kernel.
+    stride : int or tuple of int, default 1
+        The step of the kernel.
+    padding : int or tuple of int, default 0
+        Zeros added on each side of the height and the width.
+    dtype : str or numpy.dtype, default "float32"
+        The parameters' dtype (float64 for gradient checking).
+    seed : int, numpy.random.Generator or None
+        Where the initial parameters come from; the same seed gives the same layer.
+
+    Examples
+    --------
     >>> layer = Conv2D(1, 4, kernel_size=3, stride=2, padding=1, seed=0)
     >>> layer.forward(np.zeros((2, 1, 7, 7), np.float32)).shape
     (2, 4, 4, 4)
+
+    >>> layer.backward(np.ones((2, 4, 4, 4), np.float32)).shape, layer.dweight.shape
+    ((2, 1, 7, 7), (4, 1, 3, 3))
     """
 
     kind: ClassVar[str] = "Conv2D"
@@ -221,8 +241,18 @@ class Conv2D(Layer):
 
 
 class Flatten(Layer):
-    """``(batch, d1, d2, ...) -> (batch, d1 * d2 * ...)``, C order (PyTorch's ``nn.Flatten``);
-    the backward reshapes the gradient back."""
+    """Flatten all but the first axis: ``(batch, d1, d2, ...) -> (batch, d1 * d2 * ...)``.
+
+    C order (PyTorch's ``nn.Flatten``); the backward reshapes the gradient back.
+
+    Examples
+    --------
+    >>> layer = Flatten()
+    >>> layer.forward(np.zeros((2, 3, 4, 4))).shape
+    (2, 48)
+    >>> layer.backward(np.ones((2, 48))).shape
+    (2, 3, 4, 4)
+    """
 
     kind: ClassVar[str] = "Flatten"
 

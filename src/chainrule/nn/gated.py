@@ -69,6 +69,21 @@ class GELU(Activation):
     negative :math:`z`; :math:`z` is clipped to :math:`\pm 10^4` inside :math:`u` (where
     :math:`\sigma(2u)` is already exactly 0 or 1) so that :math:`z^3` cannot overflow.
     ``backward`` reads the cached **input** and :math:`\Phi(z)` (or :math:`\sigma(2u)`).
+
+    Parameters
+    ----------
+    approximate : {"none", "tanh"}, default "none"
+        "none" for the exact erf form, "tanh" for the tanh approximation.
+
+    Examples
+    --------
+    >>> from chainrule.nn import GELU
+    >>> z = np.array([-2.0, 0.0, 1.5])
+    >>> act = GELU()
+    >>> act(z).round(4)
+    array([-0.0455,  0.    ,  1.3998])
+    >>> act.backward(np.ones(3)).round(4)  # f'(z), from what forward cached
+    array([-0.0852,  0.5   ,  1.1275])
     """
 
     name = "gelu"
@@ -151,6 +166,16 @@ class SiLU(Activation):
     ``backward`` reads the cached **input** and :math:`\sigma(z)`. (The output form
     :math:`f + \sigma(1 - f)` cancels for large :math:`z`: in float32 it gives 0 at
     :math:`z = 10^9`.)
+
+    Examples
+    --------
+    >>> from chainrule.nn import SiLU
+    >>> z = np.array([-2.0, 0.0, 1.5])
+    >>> act = SiLU()
+    >>> act(z).round(4)
+    array([-0.2384,  0.    ,  1.2264])
+    >>> act.backward(np.ones(3)).round(4)  # f'(z), from what forward cached
+    array([-0.0908,  0.5   ,  1.0413])
     """
 
     name = "silu"
@@ -199,6 +224,16 @@ class Mish(Activation):
     since :math:`\operatorname{softplus}'(z) = \sigma(z) = 1 - e^{-\operatorname{softplus}(z)}`.
     ``backward`` reads the cached **input**, :math:`t = \tanh(\operatorname{softplus} z)` and
     :math:`\operatorname{softplus} z` (for :math:`\sigma(z)` as ``-expm1(-softplus)``).
+
+    Examples
+    --------
+    >>> from chainrule.nn import Mish
+    >>> z = np.array([-2.0, 0.0, 1.5])
+    >>> act = Mish()
+    >>> act(z).round(4)
+    array([-0.2525,  0.    ,  1.4034])
+    >>> act.backward(np.ones(3)).round(4)  # f'(z), from what forward cached
+    array([-0.1084,  0.6   ,  1.0885])
     """
 
     name = "mish"

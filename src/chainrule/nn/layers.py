@@ -26,7 +26,23 @@ __all__ = ["INITIALIZERS", "Dense", "Dropout", "Layer", "initialize"]
 
 
 class Layer:
-    """Base class of the layers: ``forward``, ``backward``, parameters and their gradients."""
+    """Base class of the layers: ``forward``, ``backward``, parameters and their gradients.
+
+    Examples
+    --------
+    A layer caches what its backward pass needs; ``backward`` returns the gradient of the
+    input and leaves the gradients of the parameters beside them:
+
+    >>> from chainrule.nn import Dense, Layer
+    >>> layer = Dense(3, 2, dtype="float64", seed=0)
+    >>> isinstance(layer, Layer)
+    True
+    >>> x = np.ones((4, 3))
+    >>> layer.forward(x).shape, layer.backward(np.ones((4, 2))).shape
+    ((4, 2), (4, 3))
+    >>> [p.shape for p in layer.parameters()], [g.shape for g in layer.gradients()]
+    ([(3, 2), (2,)], [(3, 2), (2,)])
+    """
 
     training: bool = True
 
@@ -101,9 +117,31 @@ class Dense(Layer):
     family, LeCun normal for SELU, Glorot uniform otherwise. ``dtype`` is float32 by default (the
     speed of the field); use float64 for gradient checking.
 
+    Parameters
+    ----------
+    in_features, out_features : int
+        The widths of :math:`X`'s rows and of :math:`Z`'s.
+    init : str, default "auto"
+        A key of :data:`INITIALIZERS`, or "auto".
+    bias : bool, default True
+        Whether :math:`b` is used.
+    dtype : str or numpy.dtype, default "float32"
+        The parameters' dtype (float64 for gradient checking).
+    seed : int, numpy.random.Generator or None
+        Where the initial parameters come from; the same seed gives the same layer.
+
+    Examples
+    --------
     >>> layer = Dense(3, 2, seed=0)
     >>> layer.forward(np.ones((4, 3), dtype=np.float32)).shape
     (4, 2)
+
+    >>> layer = Dense(3, 2, dtype="float64", seed=0)
+    >>> X, G = np.ones((4, 3)), np.ones((4, 2))
+    >>> _ = layer.forward(X)
+    >>> dX = layer.backward(G)  # and dW = X^T G, db = 1^T G
+    >>> bool(np.allclose(layer.dW, X.T @ G)), layer.db, bool(np.allclose(dX, G @ layer.W.T))
+    (True, array([4., 4.]), True)
     """
 
     kind: ClassVar[str] = "Dense"
@@ -200,10 +238,30 @@ class Dense(Layer):
 
 
 class Dropout(Layer):
-    r"""Inverted dropout: in training, zero each unit with probability ``p`` and scale the rest by
-    :math:`1/(1-p)`, so evaluation (which passes the input through unchanged) needs no rescaling.
+    r"""Inverted dropout: zero each unit with probability ``p`` in training, scale the rest.
+
+    The kept units are scaled by :math:`1/(1-p)`, so evaluation (which passes the input through
+    unchanged) needs no rescaling.
 
     Backward multiplies by the same mask: :math:`\partial E/\partial x = G \odot M / (1-p)`.
+
+    Parameters
+    ----------
+    p : float, default 0.5
+        The probability of zeroing a unit, in :math:`[0, 1)`.
+    seed : int, numpy.random.Generator or None
+        Where the masks come from; the same seed gives the same masks.
+
+    Examples
+    --------
+    >>> layer = Dropout(0.5, seed=0)
+    >>> layer.forward(np.ones((1, 6)))  # kept units scaled by 1/(1 - p) = 2
+    array([[0., 2., 2., 2., 0., 0.]])
+    >>> layer.backward(np.ones((1, 6)))  # the same mask
+    array([[0., 2., 2., 2., 0., 0.]])
+    >>> layer.training = False  # evaluation passes the input through
+    >>> layer.forward(np.ones((1, 6)))
+    array([[1., 1., 1., 1., 1., 1.]])
     """
 
     kind: ClassVar[str] = "Dropout"

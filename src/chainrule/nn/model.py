@@ -65,11 +65,6 @@ LAYER_KINDS: dict[str, type[Layer]] = {
 class Sequential:
     """A stack of layers applied in order.
 
-    >>> from chainrule.nn import Dense, ReLU, Softmax
-    >>> model = Sequential([Dense(4, 8), ReLU(), Dense(8, 3), Softmax()], seed=0)
-    >>> model.forward(np.zeros((2, 4), dtype=np.float32)).shape
-    (2, 3)
-
     ``seed`` (an int or a Generator) initializes every :class:`Dense` layer in order, resolving
     ``init="auto"`` by the activation that follows it, and every other layer that draws its
     parameters (attention, positional embeddings, the layers of a residual block). Without a
@@ -79,6 +74,22 @@ class Sequential:
     The input is ``(m, in_features)`` rows, or ``(m, time, in_features)`` sequences for a
     model that starts with a sequence layer (:class:`DenseOverTime`, attention): see
     :attr:`input_ndim`.
+
+    Parameters
+    ----------
+    layers : list of Layer
+        The layers and activations, in order.
+    seed : int, numpy.random.Generator or None
+        Initializes the layers that draw parameters (see above).
+
+    Examples
+    --------
+    >>> from chainrule.nn import Dense, ReLU, Softmax
+    >>> model = Sequential([Dense(4, 8), ReLU(), Dense(8, 3), Softmax()], seed=0)
+    >>> model.forward(np.zeros((2, 4), dtype=np.float32)).shape
+    (2, 3)
+    >>> model.backward(np.ones((2, 3), dtype=np.float32)).shape  # dE/dX; dW, db kept per layer
+    (2, 4)
     """
 
     def __init__(self, layers: list, seed: int | np.random.Generator | None = None):
@@ -401,7 +412,31 @@ def _build_layer(spec: dict, where: str):
 
 
 def load(path) -> Sequential:
-    """Load a model written by :meth:`Sequential.save`. Never executes code from the file."""
+    """Load a model written by :meth:`Sequential.save`. Never executes code from the file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.safetensors`` file written by :meth:`Sequential.save`.
+
+    Returns
+    -------
+    Sequential
+        The model, its layers and weights as they were saved.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from chainrule.nn import load, mlp
+    >>> model = mlp([4, 8, 3], "tanh", "softmax", seed=0)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = model.save(Path(folder) / "model.safetensors")
+    ...     again = load(path)
+    >>> x = np.ones((2, 4), np.float32)
+    >>> bool(np.array_equal(again.predict_proba(x), model.predict_proba(x)))
+    True
+    """
     from chainrule.serialization import ModelFileError, read_safetensors
 
     tensors, metadata = read_safetensors(path)
@@ -471,6 +506,34 @@ def mlp(
     ``sizes`` lists the input width, the hidden widths and the output width; ``activation``
     follows every hidden Dense layer (then ``Dropout(dropout)`` if > 0); ``output`` names the
     output activation (None for raw scores).
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Input width, hidden widths, output width.
+    activation : str or Activation, default "relu"
+        The hidden activation.
+    output : str, Activation or None
+        The output activation; None leaves raw scores.
+    dropout : float, default 0.0
+        The dropout probability after each hidden activation.
+    dtype : str, default "float32"
+        The parameters' dtype.
+    seed : int, numpy.random.Generator or None
+        Initializes every layer (see :class:`Sequential`).
+
+    Returns
+    -------
+    Sequential
+        The model.
+
+    Examples
+    --------
+    >>> model = mlp([4, 16, 3], "relu", "softmax", seed=0)
+    >>> [type(layer).__name__ for layer in model.layers]
+    ['Dense', 'ReLU', 'Dense', 'Softmax']
+    >>> model.predict_proba(np.zeros((2, 4), np.float32)).shape
+    (2, 3)
     """
     sizes = [int(s) for s in sizes]
     if len(sizes) < 2 or min(sizes) < 1:

@@ -128,10 +128,27 @@ class BatchNorm(_Normalization):
     Model files hold ``weight``, ``bias``, ``running_mean``, ``running_var`` and
     ``num_batches_tracked``, PyTorch's names.
 
+    Parameters
+    ----------
+    num_features : int
+        The features of the last axis, each with its own :math:`\gamma`, :math:`\beta`.
+    eps : float, default 1e-5
+        :math:`\epsilon`, added to the variance.
+    momentum : float or None, default 0.1
+        The weight of each batch in the running statistics; None for their plain average.
+    dtype : str or numpy.dtype, default "float32"
+        The parameters' dtype (float64 for gradient checking).
+
+    Examples
+    --------
     >>> layer = BatchNorm(2, dtype="float64")
     >>> layer.forward(np.array([[1.0, 10.0], [3.0, 30.0]]))   # mean 2, 20; variance 1, 100
     array([[-0.999995  , -0.99999995],
            [ 0.999995  ,  0.99999995]])
+
+    >>> dX = layer.backward(np.array([[1.0, 2.0], [3.0, 4.0]]))
+    >>> layer.dbeta, layer.dgamma.round(4)  # 1^T G and 1^T (G * Xhat)
+    (array([4., 6.]), array([2., 2.]))
     """
 
     kind: ClassVar[str] = "BatchNorm"
@@ -246,8 +263,25 @@ class LayerNorm(_Normalization):
             \big(D - \operatorname{mean}(D) - \hat x \operatorname{mean}(D \odot \hat x)\big),
             \ D = G \odot \gamma .
 
+    Parameters
+    ----------
+    num_features : int
+        The features of the last axis, each with its own :math:`\gamma`, :math:`\beta`.
+    eps : float, default 1e-5
+        :math:`\epsilon`, added to the variance.
+    dtype : str or numpy.dtype, default "float32"
+        The parameters' dtype (float64 for gradient checking).
+
+    Examples
+    --------
     >>> LayerNorm(2, dtype="float64").forward(np.array([[1.0, 3.0]]))   # mean 2, variance 1
     array([[-0.999995,  0.999995]])
+
+    >>> layer = LayerNorm(3, dtype="float64")
+    >>> _ = layer.forward(np.array([[1.0, 2.0, 4.0]]))
+    >>> dx = layer.backward(np.ones((1, 3)))
+    >>> bool(np.allclose(dx, 0.0))  # a shift of every output changes nothing
+    True
     """
 
     kind: ClassVar[str] = "LayerNorm"

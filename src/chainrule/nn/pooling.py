@@ -70,12 +70,29 @@ class _Pool2D(Layer):
 
 
 class MaxPool2D(_Pool2D):
-    r"""The largest entry of each window; its gradient goes to that entry (the first on a tie,
-    as PyTorch's ``MaxPool2d``), the other entries of the window get none from it.
+    r"""Max pooling: the largest entry of each window of ``(batch, channels, height, width)``.
 
+    Its gradient goes to that entry (the first on a tie, as PyTorch's ``MaxPool2d``); the other
+    entries of the window get none from it.
+
+    Parameters
+    ----------
+    kernel_size : int or tuple of int
+        The window :math:`(k_h, k_w)`; an int for a square one.
+    stride : int, tuple of int or None
+        The step between windows; None for ``kernel_size`` (windows that do not overlap).
+
+    Examples
+    --------
     >>> MaxPool2D(2).forward(np.arange(16.0).reshape(1, 1, 4, 4))
     array([[[[ 5.,  7.],
              [13., 15.]]]])
+
+    >>> layer = MaxPool2D(2)
+    >>> _ = layer.forward(np.array([[[[1.0, 3.0], [2.0, 0.0]]]]))
+    >>> layer.backward(np.array([[[[5.0]]]]))  # all of G to the maximum
+    array([[[[0., 5.],
+             [0., 0.]]]])
     """
 
     kind: ClassVar[str] = "MaxPool2D"
@@ -94,12 +111,29 @@ class MaxPool2D(_Pool2D):
 
 
 class AvgPool2D(_Pool2D):
-    r"""The mean of each window; each entry of the window receives :math:`G / (k_h k_w)`
-    (PyTorch's ``AvgPool2d`` without padding).
+    r"""Average pooling: the mean of each window of ``(batch, channels, height, width)``.
 
+    Each entry of the window receives :math:`G / (k_h k_w)` (PyTorch's ``AvgPool2d`` without
+    padding).
+
+    Parameters
+    ----------
+    kernel_size : int or tuple of int
+        The window :math:`(k_h, k_w)`; an int for a square one.
+    stride : int, tuple of int or None
+        The step between windows; None for ``kernel_size`` (windows that do not overlap).
+
+    Examples
+    --------
     >>> AvgPool2D(2).forward(np.arange(16.0).reshape(1, 1, 4, 4))
     array([[[[ 2.5,  4.5],
              [10.5, 12.5]]]])
+
+    >>> layer = AvgPool2D(2)
+    >>> _ = layer.forward(np.zeros((1, 1, 2, 2)))
+    >>> layer.backward(np.array([[[[4.0]]]]))  # G / (k_h k_w) to each entry
+    array([[[[1., 1.],
+             [1., 1.]]]])
     """
 
     kind: ClassVar[str] = "AvgPool2D"

@@ -123,12 +123,31 @@ class _Recurrent(Layer):
 
 
 class RNN(_Recurrent):
-    r"""Elman recurrent layer :math:`h_t = \tanh(z_t)` (PyTorch's ``nn.RNN``, one layer,
-    ``batch_first=True``). Backward through time with
+    r"""Elman recurrent layer :math:`h_t = \tanh(z_t)` over ``(batch, time, features)``.
+
+    PyTorch's ``nn.RNN``, one layer, ``batch_first=True``. Backward through time with
     :math:`\delta_t = (G_t + \delta_{t+1} W_{hh}) \odot (1 - h_t^2)`.
 
+    Parameters
+    ----------
+    input_size : int
+        The features of each step of the input.
+    hidden_size : int
+        The width of :math:`h_t`.
+    dtype : str or numpy.dtype, default "float32"
+        The parameters' dtype (float64 for gradient checking).
+    seed : int, numpy.random.Generator or None
+        Where the initial parameters come from; the same seed gives the same layer.
+
+    Examples
+    --------
     >>> RNN(3, 5, seed=0).forward(np.zeros((2, 4, 3), np.float32)).shape
     (2, 4, 5)
+
+    >>> layer = RNN(3, 5, dtype="float64", seed=0)
+    >>> _ = layer.forward(np.ones((2, 4, 3)))
+    >>> layer.backward(np.ones((2, 4, 5))).shape  # dE/dX, through time
+    (2, 4, 3)
     """
 
     kind: ClassVar[str] = "RNN"
@@ -159,8 +178,10 @@ class RNN(_Recurrent):
 
 
 class LSTM(_Recurrent):
-    r"""Long short-term memory (Hochreiter & Schmidhuber, 1997; PyTorch's ``nn.LSTM``, one
-    layer, ``batch_first=True``). With :math:`z_t` split into the gates :math:`i, f, g, o`:
+    r"""Long short-term memory (Hochreiter & Schmidhuber, 1997) over ``(batch, time, features)``.
+
+    PyTorch's ``nn.LSTM``, one layer, ``batch_first=True``. With :math:`z_t` split into the
+    gates :math:`i, f, g, o`:
 
     .. math::
 
@@ -171,6 +192,19 @@ class LSTM(_Recurrent):
     :math:`\partial E/\partial c_t = \partial E/\partial h_t \odot \sigma(o)(1 - \tanh^2 c_t)
     + \partial E/\partial c_{t+1} \odot \sigma(f_{t+1})`, beside the hidden state's.
 
+    Parameters
+    ----------
+    input_size : int
+        The features of each step of the input.
+    hidden_size : int
+        The width of :math:`h_t` and :math:`c_t`.
+    dtype : str or numpy.dtype, default "float32"
+        The parameters' dtype (float64 for gradient checking).
+    seed : int, numpy.random.Generator or None
+        Where the initial parameters come from; the same seed gives the same layer.
+
+    Examples
+    --------
     >>> LSTM(3, 5, seed=0).forward(np.zeros((2, 4, 3), np.float32)).shape
     (2, 4, 5)
     """

@@ -25,7 +25,8 @@ __all__ = ["DenseOverTime", "MeanOverTime", "PositionalEmbedding", "Residual", "
 
 
 class DenseOverTime(Dense):
-    r"""A :class:`~chainrule.nn.Dense` layer applied at every time step:
+    r"""A :class:`~chainrule.nn.Dense` layer applied at every time step.
+
     ``(batch, time, in_features) -> (batch, time, out_features)``.
 
     The steps are rows of one matrix, so forward and backward are Dense's on
@@ -35,6 +36,21 @@ class DenseOverTime(Dense):
     Same parameters, options and file layout as Dense (``weight`` :math:`W^\top`, ``bias``),
     which is PyTorch's ``nn.Linear``.
 
+    Parameters
+    ----------
+    in_features, out_features : int
+        The widths of each step's input and output.
+    init : str, default "auto"
+        A key of :data:`~chainrule.nn.INITIALIZERS`, or "auto".
+    bias : bool, default True
+        Whether :math:`b` is used.
+    dtype : str or numpy.dtype, default "float32"
+        The parameters' dtype (float64 for gradient checking).
+    seed : int, numpy.random.Generator or None
+        Where the initial parameters come from; the same seed gives the same layer.
+
+    Examples
+    --------
     >>> DenseOverTime(28, 16, seed=0).forward(np.zeros((2, 28, 28), np.float32)).shape
     (2, 28, 16)
     """
@@ -60,8 +76,9 @@ class DenseOverTime(Dense):
 
 
 class PositionalEmbedding(Layer):
-    r"""A learned vector added at each time step: :math:`y_{s} = x_{s} + p_{s}` for the steps
-    :math:`s = 1 \dots t` of every sample, ``(batch, time, d_model)`` in and out.
+    r"""A learned vector added at each time step: :math:`y_{s} = x_{s} + p_{s}`.
+
+    For the steps :math:`s = 1 \dots t` of every sample, ``(batch, time, d_model)`` in and out.
 
     Self-attention treats the steps as a set: permuting them permutes its output the same way,
     so without this layer (or a causal mask) a model cannot tell which step is which. The
@@ -70,6 +87,26 @@ class PositionalEmbedding(Layer):
     passes unchanged, and row :math:`s` of the table receives the sum over the batch,
     :math:`\partial E/\partial p_s = \sum_{i} G_{i,s}`. In a model file: ``weight``, shape
     ``(max_len, d_model)`` (an ``nn.Parameter`` added to the input in PyTorch).
+
+    Parameters
+    ----------
+    max_len : int
+        The longest sequence the table covers.
+    d_model : int
+        The width of each step's vector.
+    dtype : str, default "float32"
+        The table's dtype.
+    seed : int, numpy.random.Generator or None
+        Where the table's initial values come from.
+
+    Examples
+    --------
+    >>> layer = PositionalEmbedding(max_len=10, d_model=4, seed=0)
+    >>> layer.forward(np.zeros((2, 3, 4), np.float32)).shape  # the first 3 rows of the table
+    (2, 3, 4)
+    >>> _ = layer.backward(np.ones((2, 3, 4), np.float32))
+    >>> layer.dP[:4, 0]  # the sum over the batch of 2, for the 3 steps used
+    array([2., 2., 2., 0.], dtype=float32)
     """
 
     kind: ClassVar[str] = "PositionalEmbedding"
@@ -140,8 +177,16 @@ class MeanOverTime(Layer):
     :math:`y = \frac{1}{t}\sum_{s=1}^{t} x_s`, so every step receives an equal share of the
     gradient: :math:`\partial E/\partial x_s = G / t`. In PyTorch, ``x.mean(dim=1)``.
 
+    Examples
+    --------
     >>> MeanOverTime().forward(np.array([[[1.0, 2.0], [3.0, 6.0]]]))
     array([[2., 4.]])
+
+    >>> layer = MeanOverTime()
+    >>> _ = layer.forward(np.zeros((1, 2, 2)))
+    >>> layer.backward(np.array([[3.0, 6.0]]))  # G / t to every step
+    array([[[1.5, 3. ],
+            [1.5, 3. ]]])
     """
 
     kind: ClassVar[str] = "MeanOverTime"
@@ -167,8 +212,10 @@ class MeanOverTime(Layer):
 
 
 class Residual(Layer):
-    r"""A residual connection around a block of layers: :math:`y = x + f(x)` (He et al., 2016,
-    arXiv:1512.03385), :math:`f` the layers in order, which must keep the input's shape.
+    r"""A residual connection around a block of layers: :math:`y = x + f(x)`.
+
+    He et al., 2016, arXiv:1512.03385; :math:`f` is the layers in order, which must keep the
+    input's shape.
 
     Backward adds the two paths: :math:`\partial E/\partial x = G + J_f^\top G`, the identity
     passing the upstream gradient :math:`G` on unchanged. A pre-norm transformer block is two
@@ -181,6 +228,24 @@ class Residual(Layer):
     is the weight of layer ``j`` of the block at position ``i`` (PyTorch's names for an
     ``nn.Sequential`` subclass whose forward returns ``x + super().forward(x)``). ``seed``
     initializes the block's layers as :class:`~chainrule.nn.Sequential` does.
+
+    Parameters
+    ----------
+    layers : list of Layer
+        The block :math:`f`, applied in order.
+    seed : int, numpy.random.Generator or None
+        Initializes the block's layers, as :class:`~chainrule.nn.Sequential` does.
+
+    Examples
+    --------
+    >>> from chainrule.nn import Dense, Identity
+    >>> block = Residual([Dense(2, 2, dtype="float64"), Identity()], seed=0)
+    >>> x = np.array([[1.0, -1.0]])
+    >>> bool(np.allclose(block.forward(x), x + block.layers[0].forward(x)))
+    True
+    >>> W = block.layers[0].W
+    >>> bool(np.allclose(block.backward(np.ones((1, 2))), 1 + np.ones((1, 2)) @ W.T))  # G + J^T G
+    True
     """
 
     kind: ClassVar[str] = "Residual"

@@ -70,6 +70,25 @@ The epochs are :class:`chainrule.training.EpochLoop`'s, the loop of
 (:mod:`chainrule.sklearn.stochastic`) and the L2 penalty added to the gradients before each
 optimizer step; the BLAS threads are measured as in ``fit`` (one thread or all, whichever steps
 faster, measured again each epoch), and ``verbose`` names the choice.
+
+Attributes
+----------
+HIDDEN_ACTIVATIONS
+    The values ``activation`` accepts: every elementwise chainrule activation and its aliases
+    (scikit-learn's four among them).
+SOLVERS
+    Name -> optimizer class of :mod:`chainrule.optim` (``"lbfgs"`` -> None: it runs through
+    SciPy instead).
+
+Examples
+--------
+>>> from chainrule.sklearn import HIDDEN_ACTIVATIONS, SOLVERS
+>>> {"relu", "tanh", "logistic", "identity", "gelu"} <= HIDDEN_ACTIVATIONS
+True
+>>> "softmax" in HIDDEN_ACTIVATIONS  # an output activation, chosen by the estimator
+False
+>>> sorted(SOLVERS), SOLVERS["adamw"].__name__
+(['adam', 'adamw', 'lbfgs', 'rmsprop', 'sgd'], 'AdamW')
 """
 
 from __future__ import annotations

@@ -26,6 +26,11 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     An identity output trained with half squared error (or Huber), or an exponential output
     trained with the half Poisson deviance; one output per target column.
 
+    The parameters other than those below are :class:`MLPClassifier`'s (less ``class_weight``),
+    with the same meanings; ``early_stopping`` monitors the validation :math:`R^2`. The fitted
+    attributes are :class:`MLPClassifier`'s, less ``classes_``; ``out_activation_`` is
+    "identity" (or "exp" for Poisson) and ``validation_scores_`` holds :math:`R^2` scores.
+
     Parameters
     ----------
     loss : {"squared_error", "huber", "poisson"}, default="squared_error"
@@ -34,14 +39,6 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         half Poisson deviance with a log link (counts and rates; y >= 0).
     huber_delta : float, default=1.0
         The Huber loss's threshold, in units of y.
-
-    The other parameters are :class:`MLPClassifier`'s (less ``class_weight``), with the same
-    meanings; ``early_stopping`` monitors the validation :math:`R^2`.
-
-    Attributes
-    ----------
-    The same as :class:`MLPClassifier`'s, less ``classes_``; ``out_activation_`` is "identity"
-    (or "exp" for Poisson) and ``validation_scores_`` holds :math:`R^2` scores.
 
     Examples
     --------

@@ -54,35 +54,35 @@ def check_backward(
 
     Parameters
     ----------
-    fn, backward:
+    fn, backward
         A NumPy ``forward(*inputs) -> out`` and ``backward(dout, *inputs)`` returning one
         gradient per input (None for an input without one); or the course style
         ``forward(*inputs) -> (out, cache)`` and ``backward(dout, cache)``; or, with no
         ``backward``, a ``torch.autograd.Function`` subclass (or its ``apply``), a torch module
         whose backward is custom, or a ``jax.custom_vjp`` function. A JAX function with a
         hand-written ``backward(dout, *inputs)`` is a pair like NumPy's.
-    inputs, shapes:
+    inputs, shapes
         The point: arrays (float32 ones are checked as float32 for the dtype of the gradients,
         and through float64 copies for their values), or shapes to draw standard normal inputs
         from (``[(4, 3), (3, 5)]``). A ``layer=`` gives default shapes.
-    layer:
+    layer
         A layer of :data:`~chainrule.gradient_check.backward.LAYERS` (``"dense"``, ``"softmax"``,
         an activation's name): its known mistakes are tried to name a difference. For
         ``"conv2d"``, ``"maxpool2d"`` and ``"avgpool2d"`` the stride, padding and window are
         those under which the layer reproduces ``fn`` at the inputs.
-    dtype:
+    dtype
         The dtype of drawn inputs (default float64) or to cast given ones to.
-    seed:
+    seed
         Seeds the drawn inputs, cotangents and directions.
-    rtol, atol:
+    rtol, atol
         An element passes when :math:`|G - T| \le \mathrm{atol} + \mathrm{rtol}|T|` plus the
         noise of :math:`T` (and, for a forward that computes in float32, float32 rounding).
-    cotangents:
+    cotangents
         How many random output cotangents ``dout`` each gradient is checked with.
-    max_elements:
+    max_elements
         An input with more elements is checked along random directions and on a random sample
         of its elements (a 256x256 weight matrix takes a fraction of a second).
-    style:
+    style
         ``"auto"``, ``"inputs"`` (``backward(dout, *inputs)``) or ``"cache"``
         (``backward(dout, cache)``), for NumPy pairs.
 
@@ -91,6 +91,8 @@ def check_backward(
     BackwardCheck
         ``correct``, ``kind``, ``where``, ``sentence`` and one ``InputCheck`` per input.
 
+    Examples
+    --------
     >>> import numpy as np
     >>> def forward(x, W):
     ...     return x @ W

@@ -214,7 +214,7 @@ def check_matrix(
 
     Parameters
     ----------
-    formula:
+    formula
         The gradient in NumPy notation: ``X.T @ (Yhat - Y) / m``. Names: ``X`` (m×n input),
         ``Y`` or ``T`` (m×k targets), ``Yhat``, ``P`` or ``O`` (m×k output), ``m``; for one
         layer ``W`` (n×k), ``b`` (k), ``Z`` (m×k); in a network ``W1``, ``b1``, ``Z1``,
@@ -222,29 +222,43 @@ def check_matrix(
         number, comparisons such as ``(Z > 0)``, ``sum`` and ``mean`` (``axis=0``, also as
         ``.sum(axis=0)``), ``exp``, ``log``, ``sqrt``, ``abs``, every built-in activation
         (``sigmoid(Z)``, ``softmax(Z)`` row by row) and its derivative (``sigmoid_prime(Z)``).
-    loss:
+    loss
         ``"mse"``, ``"bce"`` or ``"ce"``; summed over the k outputs of an example.
-    activation:
+    activation
         The output activation of one dense layer (default identity).
-    network:
+    network
         Instead of ``activation``: the activation of every layer, first to last
         (``"relu,sigmoid"`` or a list); names then carry the layer's number.
-    wrt:
+    wrt
         The variable: ``"W"`` (default), ``"b"``, ``"Z"``, ``"X"``, ``"Yhat"``; in a network
         ``"W1"``, ``"b2"``, ``"Z1"``, ``"H1"``, ...
-    mean:
+    mean
         The loss is the mean over the m examples (default; the gradient carries 1/m); False:
         the sum.
-    half:
+    half
         With ``loss="mse"``: the loss is ½(Yhat - Y)².
-    seed:
+    seed
         The random matrices are drawn from ``numpy.random.default_rng(seed)``.
+
+    Returns
+    -------
+    MatrixCheck
+        ``correct``, ``kind`` (a key of :data:`~chainrule.gradient_check.MISTAKES`),
+        ``sentence``, the expected gradient and the shapes.
 
     Raises
     ------
     MatrixFormulaError
         (a ValueError) for syntax outside the whitelist, unknown names, shapes that cannot
         multiply, or options that contradict each other; one line naming the problem.
+
+    Examples
+    --------
+    >>> result = check_matrix("X.T @ (Yhat - Y)", loss="mse", half=True)
+    >>> result.correct, result.kind
+    (False, 'mean_forgotten')
+    >>> check_matrix("X.T @ (Yhat - Y) / m", loss="mse", half=True).correct
+    True
     """
     tree = parse_formula(formula)
     spec = build_spec(activation, loss, network, wrt, mean, half, _vector)

@@ -263,7 +263,7 @@ def check_layer(formula: str, *, layer: str, wrt: str | None = None, causal: boo
 
     Parameters
     ----------
-    formula:
+    formula
         The gradient in NumPy notation. Batch and layer norm: ``X``, ``dY`` (the gradient from
         above), ``gamma``, ``beta`` (1 × n rows), ``mu``, ``var`` (the statistics: 1 × n for
         batch norm, m × 1 for layer norm), ``Xhat``, ``eps``, ``m``, ``n``; attention: ``Q``,
@@ -271,20 +271,34 @@ def check_layer(formula: str, *, layer: str, wrt: str | None = None, causal: boo
         (and ``mask``, 1 on and below the diagonal, with ``causal=True``). The operations of
         :func:`~chainrule.gradient_check.check_matrix`: ``@ .T + - * / **``, ``sum``, ``mean``
         (``axis=``, ``keepdims=True``), ``sqrt``, ``exp``, ``softmax`` (row by row), ...
-    layer:
+    layer
         ``"batchnorm"``, ``"layernorm"`` or ``"attention"``.
-    wrt:
+    wrt
         ``"X"`` (default), ``"gamma"`` or ``"beta"``; for attention ``"Q"`` (default), ``"K"``
         or ``"V"``.
-    causal:
+    causal
         Attention with the causal mask (each step attends to itself and the steps before).
-    seed:
+    seed
         The random arrays are drawn from ``numpy.random.default_rng(seed)``.
+
+    Returns
+    -------
+    MatrixCheck
+        ``correct``, ``kind`` (a key of :data:`~chainrule.gradient_check.MISTAKES`) and
+        ``sentence``, as :func:`~chainrule.gradient_check.check_matrix`.
 
     Raises
     ------
     MatrixFormulaError
         (a ValueError) for syntax outside the whitelist, unknown names or options.
+
+    Examples
+    --------
+    >>> check_layer("dY.sum(axis=0)", layer="batchnorm", wrt="beta").correct
+    True
+    >>> result = check_layer("(dY * Xhat).sum(axis=1)", layer="batchnorm", wrt="gamma")
+    >>> result.correct, result.kind
+    (False, 'norm_wrong_axis')
     """
     layer = _layer(layer)
     names, variables, _ = LAYERS[layer]

@@ -60,31 +60,35 @@ def check_formula(
 
     Parameters
     ----------
-    formula:
+    formula
         The derivative as text, in the derivation engine's symbols (``yhat``, ``y``, ``z``,
         ``x``, ``w``, ``p``, ``t``, and ``m`` for the batch size).
-    loss:
+    loss
         A loss name (``"bce"``, ``"mse"``, ``"ce"``, ...): check dE/dyhat of one example's
         loss. If the formula uses ``p`` and ``t`` instead of ``yhat`` and ``y``, the loss is
         written in those.
-    function:
+    function
         Any expression instead of a loss (``"x*sigmoid(x)"``); ``wrt`` picks the variable
         (``x`` when present, else the only variable).
-    activation:
+    activation
         Check dE/dz, where ``yhat`` in the formula stands for the activation of ``z`` (so
         ``(yhat + 1)(yhat - y)/yhat`` is right for tanh + BCE). Alone, without a loss or
         a function, it checks the activation's own derivative dyhat/dz.
-    wrt:
+    wrt
         The variable (default ``yhat``, or ``p``; with ``activation``, ``z``).
-    mean:
+    mean
         The loss is the mean over ``m`` examples: the derivative carries ``1/m``.
-    half:
+    half
         With ``loss="mse"``: the loss is :math:`\tfrac12(\hat y - y)^2`.
 
-    With ``activation="softmax"`` every output depends on every input: the formula (in ``p``,
-    ``t``, ``z``) is judged in vector form over k outputs by
-    :func:`chainrule.gradient_check.check_matrix`, whose :class:`MatrixCheck` has the same keys
-    plus the shapes.
+    Returns
+    -------
+    FormulaCheck
+        ``correct``, ``kind`` (a key of :data:`~chainrule.gradient_check.MISTAKES`),
+        ``sentence`` and the expected derivative. With ``activation="softmax"`` every output
+        depends on every input: the formula (in ``p``, ``t``, ``z``) is judged in vector form
+        over k outputs by :func:`chainrule.gradient_check.check_matrix`, whose
+        :class:`MatrixCheck` has the same keys plus the shapes.
 
     Raises
     ------
@@ -92,6 +96,14 @@ def check_formula(
         When the formula is not in the whitelist syntax (the message points at the part).
     ValueError
         For an unknown loss or activation, or options that contradict each other.
+
+    Examples
+    --------
+    >>> check_formula("yhat - y", loss="bce", activation="sigmoid").correct
+    True
+    >>> result = check_formula("y - yhat", loss="mse", half=True)
+    >>> result.correct, result.kind
+    (False, 'sign_flipped')
     """
     _check_text(formula)
     if activation is not None and library.canonical_activation(activation) == "softmax":
