@@ -774,3 +774,17 @@ def test_output_form_at_extreme_inputs_is_finite_and_propagates_nan(name):
 def test_output_form_is_refused_where_the_derivative_needs_the_input():
     with pytest.raises(TypeError, match="derivative\\(z\\)"):
         GELU().output_form(np.zeros(2))
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("value", [0.5, -2.0, 0.0, 1e3, -1e9])
+def test_a_scalar_is_the_one_element_vector_it_stands_for(name, value):
+    # Python floats and 0-d arrays go through the in-place primitives as one-element vectors
+    # and come back as 0-d arrays, equal to the vector's one entry.
+    scalar, vector = get(name), get(name)
+    as_vector = np.array([value])
+    np.testing.assert_array_equal(scalar.forward(value), vector.forward(as_vector)[0])
+    assert np.ndim(scalar.forward(np.array(value))) == 0
+    np.testing.assert_array_equal(scalar.backward(1.0), vector.backward(np.ones(1))[0])
+    if scalar.elementwise:
+        np.testing.assert_array_equal(scalar.derivative(value), vector.derivative(as_vector)[0])

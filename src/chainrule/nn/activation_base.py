@@ -31,6 +31,24 @@ def silent_softplus(z: np.ndarray) -> np.ndarray:
 
 
 
+_SCALAR_SAFE = ("forward", "backward", "derivative", "output_form")
+
+
+def _scalar_safe(method):
+    """``method`` taking a scalar or 0-d array as the one-element vector it is, and answering
+    with a 0-d array: the primitives write in place (``out=``), which NumPy refuses for the
+    scalars its ufuncs return on 0-d input."""
+
+    def call(self, x, *args, **kwargs):
+        if np.ndim(x) != 0:
+            return method(self, x, *args, **kwargs)
+        return np.reshape(method(self, np.reshape(x, 1), *args, **kwargs), ())
+
+    call.__name__, call.__qualname__, call.__doc__ = method.__name__, method.__qualname__, method.__doc__
+    call.__wrapped__ = method
+    return call
+
+
 class Activation:
     r"""Base class of the activations: a layer without parameters.
 
@@ -73,6 +91,12 @@ class Activation:
     output_form_text: ClassVar[str | None] = None
     elementwise: ClassVar[bool] = True
     training: bool = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for method in _SCALAR_SAFE:
+            if method in cls.__dict__:
+                setattr(cls, method, _scalar_safe(cls.__dict__[method]))
 
     def forward(self, z) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
