@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("tutorial_record",
                                                ROOT / "docs" / "tutorials" / "record.py")
 record = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = record  # dataclasses look their module up there
 _spec.loader.exec_module(record)
 
 TUTORIALS = record.tutorials()
@@ -82,3 +84,10 @@ def test_timings_speeds_and_rounding_noise_are_normalised_and_nothing_else():
 def test_a_changed_recording_is_parsed_back_cell_by_cell():
     cells = [record.Cell(1, "import chainrule", "a\nb"), record.Cell(2, "x = 1", "")]
     assert record.parse(record.render(Path("01-x.md"), cells)) == {1: "a\nb", 2: ""}
+
+
+def test_a_print_sent_in_pieces_is_one_line():
+    pieces = [{"output_type": "stream", "name": "stdout", "text": t}
+              for t in ("loss:", " 1.5", "\n")]
+    shown = {"output_type": "execute_result", "data": {"text/plain": "2"}}
+    assert record.cell_text([*pieces, shown]) == "loss: 1.5\n2"

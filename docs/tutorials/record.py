@@ -14,8 +14,8 @@ each formula as its ``alttext`` (what a screen reader reads), one line per block
 other images are recorded as ``[image/png]``. Times and speeds, which change from run to run,
 are replaced by ``<time>`` and ``<speed>``, and rounding noise (a number below 1e-8 in
 scientific notation, which another BLAS rounds otherwise) by ``<tiny>``. A tutorial cell
-tagged ``mnist`` shows results on the MNIST files; where they are absent
-(``CHAINRULE_DATA_DIR``, or ``shared/data`` beside the project) the tutorial falls back to a
+tagged ``mnist`` shows results on the MNIST files; where they are absent (looked up in
+``CHAINRULE_DATA_DIR``, then beside the project, as the tests do) the tutorial falls back to a
 built-in data set and those cells are not compared.
 """
 
@@ -55,8 +55,8 @@ def tutorials() -> list[Path]:
 
 
 def data_folder() -> Path | None:
-    """Where the MNIST IDX files are: ``$CHAINRULE_DATA_DIR``, else ``shared/data`` beside the
-    project; None when neither holds them."""
+    """Where the MNIST IDX files are: ``$CHAINRULE_DATA_DIR``, else the data folder beside the
+    project (as the tests look them up); None when neither holds them."""
     for place in (os.environ.get("CHAINRULE_DATA_DIR"), ROOT.parent / "shared" / "data"):
         if place and (Path(place) / "mnist" / "train-images-idx3-ubyte.gz").is_file():
             return Path(place)
@@ -99,6 +99,22 @@ def output_text(output: dict) -> str:
     return data.get("text/plain", "")
 
 
+def cell_text(outputs: list[dict]) -> str:
+    """A cell's outputs as one text: printed text as a terminal shows it (a kernel may send one
+    print in several pieces), each displayed value on lines of its own."""
+    parts: list[str] = []
+    after_print = False
+    for output in outputs:
+        text = output_text(output)
+        printed = output["output_type"] == "stream"
+        if printed and after_print:
+            parts[-1] += text
+        else:
+            parts.append(text)
+        after_print = printed
+    return "\n".join(part.rstrip("\n") for part in parts)
+
+
 def execute(path: Path, timeout: int = 120) -> list[Cell]:
     """Run the tutorial in a python3 kernel, in a fresh temporary folder (the files a tutorial
     writes land there), and return its code cells."""
@@ -126,7 +142,7 @@ def execute(path: Path, timeout: int = 120) -> list[Cell]:
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue
-        text = "\n".join(output_text(o).rstrip("\n") for o in cell.outputs)
+        text = cell_text(cell.outputs)
         first = next((ln for ln in cell.source.splitlines() if ln.strip()), "")
         cells.append(Cell(len(cells) + 1, first.strip()[:70],
                           normalise(text), tuple(cell.metadata.get("tags", ()))))
