@@ -53,6 +53,7 @@ README = ROOT / "README.md"
 PAGES = [README, *sorted((ROOT / "docs" / "guide").glob("*.md"))]
 MARKER = re.compile(r"^<!--\s*readme-test:\s*(\w+)\s*(.*?)\s*-->\s*$")
 FENCE = re.compile(r"^```(\w*)\s*$")
+DIRECTIVE = re.compile(r"^```\{[\w-]+\}")
 
 
 @dataclass
@@ -80,6 +81,12 @@ def parse_readme(text: str, page: str = "README.md") -> list[Block]:
     just above each."""
     blocks, lines, i = [], text.splitlines(), 0
     while i < len(lines):
+        if DIRECTIVE.match(lines[i]):  # a MyST directive of a docs page (a toctree): not an example
+            i += 1
+            while i < len(lines) and lines[i].rstrip() != "```":
+                i += 1
+            i += 1
+            continue
         m = FENCE.match(lines[i])
         if not m:
             i += 1
@@ -303,6 +310,7 @@ def test_markers_and_blocks_are_parsed():
     console, python = parse_readme(text)
     assert console.markers == [("skip", ", takes minutes")] and console.line == 3
     assert console.text == "$ uv run chainrule x\nout" and python.markers == []
+    assert parse_readme("```{toctree}\nguide\n```\n```text\nx\n```\n")[0].lang == "text"
     assert _commands(console.text) == [("uv run chainrule x", ["out"])]
 
 
