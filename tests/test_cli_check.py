@@ -98,7 +98,9 @@ def _readme_check_examples():
     import shlex
     from pathlib import Path
 
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    root = Path(__file__).resolve().parents[1]
+    pages = [root / "README.md", *sorted((root / "docs" / "guide").glob("*.md"))]
+    text = "\n".join(page.read_text(encoding="utf-8") for page in pages)
     for block in re.findall(r"```console\n(.*?)```", text, re.S):
         parts = re.split(r"^\$ ", block, flags=re.M)[1:]
         for part in parts:

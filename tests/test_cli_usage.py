@@ -1,6 +1,6 @@
-"""Exit codes and usage errors of every command, as the README states them: 0 success, 1 the
-command ran and the answer is no or it failed, 2 bad usage (an unknown option, a missing
-argument, any invalid option value, a formula that cannot be read), always in one line."""
+"""Exit codes and usage errors of every command, as docs/guide/training.md states them: 0
+success, 1 the command ran and the answer is no or it failed, 2 bad usage (an unknown option, a
+missing argument, any invalid option value, a formula that cannot be read), always in one line."""
 
 from __future__ import annotations
 
@@ -79,7 +79,8 @@ def _doubled_backward(tmp_path):
 
 
 def test_the_readme_states_the_exit_codes_these_tests_check():
-    text = " ".join(README.read_text(encoding="utf-8").split())
+    guide = README.parent / "docs" / "guide" / "training.md"  # where the README links for them
+    text = " ".join(guide.read_text(encoding="utf-8").split())
     assert re.search(r"Exit codes: 0 success; 1 the command ran and the answer is no or it "
                      r"failed [^;]*; 2 bad usage, in one line: an unknown option, a missing "
                      r"argument, any invalid option value .* or a formula that cannot be read\.",

@@ -422,13 +422,14 @@ def test_mean_loss_is_derivable(capsys):
     assert "Result: d/dyhat (yhat - y)²/m = (2yhat - 2y)/m" in out
 
 
-# --- the README's examples are what the program prints ------------------------------------------
+# --- the examples of docs/guide/derivation.md are what the program prints -----------------------
 
 
 def _readme_section():
     from pathlib import Path
 
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    guide = Path(__file__).resolve().parents[1] / "docs" / "guide" / "derivation.md"
+    text = guide.read_text(encoding="utf-8")
     return text.split("## Vectors and matrices", 1)[1].split("\n## ", 1)[0]
 
 
@@ -465,7 +466,7 @@ def test_readme_console_examples(capsys):
                     position = start + len(block)
                     break
             else:
-                raise AssertionError(f"{first}: the README's lines {block} are not printed")
+                raise AssertionError(f"{first}: the guide's lines {block} are not printed")
         if expected[0] != "...":
             assert printed[0] == expected[0]
 

@@ -49,8 +49,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+#: The README and the guide pages that hold what the README links to; their examples run alike.
+PAGES = [README, *sorted((ROOT / "docs" / "guide").glob("*.md"))]
 MARKER = re.compile(r"^<!--\s*readme-test:\s*(\w+)\s*(.*?)\s*-->\s*$")
 FENCE = re.compile(r"^```(\w*)\s*$")
+DIRECTIVE = re.compile(r"^```\{[\w-]+\}")
 
 
 @dataclass
@@ -59,18 +62,31 @@ class Block:
     line: int  # 1-based line of the opening fence
     text: str
     markers: list[tuple[str, str]] = field(default_factory=list)
+    page: str = "README.md"
 
     @property
     def id(self) -> str:
         first = next((ln for ln in self.text.splitlines() if ln.strip()), "")
         first = first.removeprefix("$ uv run ").removeprefix(">>> ")
-        return f"L{self.line}-{self.lang}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', first)[:40]}"
+        where = "" if self.page == "README.md" else Path(self.page).stem + "-"
+        return f"{where}L{self.line}-{self.lang}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', first)[:40]}"
+
+    @property
+    def where(self) -> str:
+        return f"{self.page}:{self.line}"
 
 
-def parse_readme(text: str) -> list[Block]:
-    """The fenced blocks of ``text`` with the readme-test markers just above each."""
+def parse_readme(text: str, page: str = "README.md") -> list[Block]:
+    """The fenced blocks of ``text`` (the README or a guide page) with the readme-test markers
+    just above each."""
     blocks, lines, i = [], text.splitlines(), 0
     while i < len(lines):
+        if DIRECTIVE.match(lines[i]):  # a MyST directive of a docs page (a toctree): not an example
+            i += 1
+            while i < len(lines) and lines[i].rstrip() != "```":
+                i += 1
+            i += 1
+            continue
         m = FENCE.match(lines[i])
         if not m:
             i += 1
@@ -82,7 +98,7 @@ def parse_readme(text: str) -> list[Block]:
         end = i + 1
         while end < len(lines) and lines[end].rstrip() != "```":
             end += 1
-        blocks.append(Block(m.group(1), i + 1, "\n".join(lines[i + 1:end]), markers))
+        blocks.append(Block(m.group(1), i + 1, "\n".join(lines[i + 1:end]), markers, page))
         i = end + 1
     return blocks
 
@@ -188,7 +204,7 @@ def _run_console(block: Block, cwd: Path) -> None:
     commands = _commands(block.text)
     last_code = None
     for k, (command, expected) in enumerate(commands):
-        where = f"README.md:{block.line} `{command}`"
+        where = f"{block.where} `{command}`"
         if command == "echo $?":
             actual = [str(last_code)]
         else:
@@ -211,7 +227,7 @@ def _run_console(block: Block, cwd: Path) -> None:
 
 
 def _run_python(block: Block, source: str) -> None:
-    name = f"README.md:{block.line}"
+    name = block.where
     if any(line.lstrip().startswith(">>>") for line in source.splitlines()):
         test = doctest.DocTestParser().get_doctest(source, {"__name__": "readme"}, name, name,
                                                    block.line)
@@ -224,7 +240,9 @@ def _run_python(block: Block, source: str) -> None:
         exec(compile(source, name, "exec"), {"__name__": "readme"})
 
 
-BLOCKS = parse_readme(README.read_text(encoding="utf-8"))
+BLOCKS = [block for page in PAGES
+          for block in parse_readme(page.read_text(encoding="utf-8"),
+                                    str(page.relative_to(ROOT)))]
 RUN = [b for b in BLOCKS if b.lang in ("console", "python")]
 
 
@@ -240,19 +258,20 @@ def test_readme_example(block, tmp_path, monkeypatch):
                 pytest.importorskip(module)
         elif kind == "replace":
             old, new = shlex.split(arg)
-            assert old in source, f"README.md:{block.line}: replace marker: {old!r} not found"
+            assert old in source, f"{block.where}: replace marker: {old!r} not found"
             source = source.replace(old, new)
         elif kind == "setup":
-            assert arg in SETUPS, f"README.md:{block.line}: unknown setup {arg!r}"
+            assert arg in SETUPS, f"{block.where}: unknown setup {arg!r}"
             cleanup = SETUPS[arg](tmp_path, monkeypatch)
             if cleanup:
                 cleanups.append(cleanup)
         else:
-            raise AssertionError(f"README.md:{block.line}: unknown readme-test marker {kind!r}")
+            raise AssertionError(f"{block.where}: unknown readme-test marker {kind!r}")
     monkeypatch.chdir(tmp_path)
     try:
         if block.lang == "console":
-            _run_console(Block(block.lang, block.line, source, block.markers), tmp_path)
+            _run_console(Block(block.lang, block.line, source, block.markers, block.page),
+                         tmp_path)
         else:
             _run_python(block, source)
     finally:
@@ -264,10 +283,10 @@ def test_every_block_is_run_or_skipped_for_a_reason():
     assert len(RUN) >= 10
     for block in BLOCKS:
         assert block.lang in ("console", "python", "bash", "text"), (
-            f"README.md:{block.line}: fence ```{block.lang}: say console, python, bash or text")
+            f"{block.where}: fence ```{block.lang}: say console, python, bash or text")
         for kind, arg in block.markers:
             if kind == "skip":
-                assert arg.lstrip(",: "), f"README.md:{block.line}: a skip needs its reason"
+                assert arg.lstrip(",: "), f"{block.where}: a skip needs its reason"
     skipped = [b for b in RUN if any(k == "skip" for k, _ in b.markers)]
     assert len(skipped) <= 3, "skip sparingly: " + ", ".join(b.id for b in skipped)
 
@@ -291,6 +310,7 @@ def test_markers_and_blocks_are_parsed():
     console, python = parse_readme(text)
     assert console.markers == [("skip", ", takes minutes")] and console.line == 3
     assert console.text == "$ uv run chainrule x\nout" and python.markers == []
+    assert parse_readme("```{toctree}\nguide\n```\n```text\nx\n```\n")[0].lang == "text"
     assert _commands(console.text) == [("uv run chainrule x", ["out"])]
 
 
@@ -317,7 +337,7 @@ def test_readme_loss_example_shows_the_textbook_gradient():
 
 
 def test_the_sample_file_is_written_before_predict_reads_it():
-    text = README.read_text(encoding="utf-8")
+    text = (ROOT / "docs" / "guide" / "training.md").read_text(encoding="utf-8")
     written = text.index('open("new_samples.csv", "w")')
     assert written < text.index("predict wine.safetensors --data new_samples.csv")
 
@@ -330,13 +350,12 @@ def test_the_first_python_block_says_how_to_run_it():
 
 def test_a_figure_no_test_reproduces_is_marked_a_benchmark_figure():
     # the accuracies of a block the tests skip are a benchmark's: the prose just above says so
-    text = README.read_text(encoding="utf-8")
-    lines = text.splitlines()
     for block in BLOCKS:
         if not any(kind == "skip" for kind, _ in block.markers):
             continue
         if not re.search(r"\d+\.\d+%", block.text):
             continue
+        lines = (ROOT / block.page).read_text(encoding="utf-8").splitlines()
         above = "\n".join(lines[max(0, block.line - 12):block.line - 1])
         above = " ".join(above.split())
-        assert "benchmark figure" in above, f"README.md:{block.line}: {above[-300:]}"
+        assert "benchmark figure" in above, f"{block.where}: {above[-300:]}"
