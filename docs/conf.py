@@ -21,7 +21,7 @@ import chainrule  # noqa: E402
 
 project = "chainrule"
 author = "chainrule developers"
-copyright = "chainrule developers"  # noqa: A001
+copyright = "chainrule developers"
 release = version = chainrule.__version__
 
 extensions = [

@@ -80,11 +80,13 @@ def test_every_public_name_has_a_reference_entry(site):
         assert (html / "api" / "generated" / f"{name}.html").is_file()
 
 
+# The attribute of each tag that loads an address (a link's href does not).
+_LOADING = {"script": "src", "img": "src", "iframe": "src", "source": "src",
+            "video": "src", "audio": "src", "embed": "src", "object": "data"}
+
+
 class _Loads(HTMLParser):
     """The addresses a page loads (scripts, styles, images, frames, media), not its links."""
-
-    LOADING = {"script": "src", "img": "src", "iframe": "src", "source": "src",
-               "video": "src", "audio": "src", "embed": "src", "object": "data"}
 
     def __init__(self):
         super().__init__()
@@ -92,8 +94,8 @@ class _Loads(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
-        if tag in self.LOADING and attrs.get(self.LOADING[tag]):
-            self.loads.append(attrs[self.LOADING[tag]])
+        if tag in _LOADING and attrs.get(_LOADING[tag]):
+            self.loads.append(attrs[_LOADING[tag]])
         if tag == "img" and attrs.get("srcset"):
             self.loads.append(attrs["srcset"])
         if tag == "link" and attrs.get("href") and set((attrs.get("rel") or "").split()) & {
@@ -142,3 +144,36 @@ def test_docstring_maths_is_mathml(site):
         assert re.search(r'<math xmlns="http://www\.w3\.org/1998/Math/MathML" '
                          r'display="block">', page), f"{name}: its .. math:: is no <math>"
         assert "\\frac" not in page, f"{name}: LaTeX left unconverted on its page"
+
+
+def test_every_command_has_its_help_on_the_command_line_page(site):
+    from chainrule.cli import COMMANDS, build_parser
+
+    html, _ = site
+    page = (html / "cli.html").read_text(encoding="utf-8")
+    commands = build_parser().commands
+    for name in COMMANDS:
+        command = name.replace("_", "-")
+        assert f'id="chainrule-{command}"' in page, f"no section for chainrule {command}"
+        usage = commands[command].format_usage().split()[:3]  # usage: chainrule COMMAND
+        assert " ".join(usage) in page, f"chainrule {command}: its usage is not on the page"
+
+
+@pytest.mark.parametrize(("latex", "read_as"), [
+    (r"1, \dots, K", r"1, \ldots, K"),
+    (r"\big(G - \bar G\big)", r"(G - \bar G)"),
+    (r"\Bigl[ x \Bigr]", r"[ x ]"),
+    (r"\textstyle\sum_i x_i", r"\sum_i x_i"),
+    (r"c = \tfrac12,\ \frac1m", r"c = \tfrac{1}{2},\ \frac{1}{m}"),
+    (r"\frac{\partial L}{\partial w}", r"\frac{\partial L}{\partial w}"),
+])
+def test_latex_the_converter_lacks_is_rewritten(latex, read_as):
+    from docutils.utils.math.latex2mathml import tex2mathml
+
+    sys.path.insert(0, str(DOCS / "_ext"))
+    try:
+        from mathml import to_docutils
+    finally:
+        sys.path.remove(str(DOCS / "_ext"))
+    assert to_docutils(latex) == read_as
+    assert "<math" in tex2mathml(to_docutils(latex))
