@@ -38,7 +38,8 @@ API_MODULES = ["chainrule", "chainrule.nn", "chainrule.losses", "chainrule.optim
                "chainrule.sklearn"]
 
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
-exclude_patterns = ["_build", "jupyter_execute", "notebook.ipynb", "**.ipynb_checkpoints",
+# notebook.ipynb is the README's notebook (tests/test_notebook.py), not a page of the site.
+exclude_patterns = ["_build", "notebook.ipynb", "**.ipynb_checkpoints",
                     "_templates"]
 templates_path = ["_templates"]
 
@@ -49,7 +50,7 @@ autosummary_imported_members = True  # the names are re-exported from private mo
 autosummary_context = {"api_modules": API_MODULES}
 autodoc_typehints = "none"  # numpydoc's Parameters sections already give the types
 autoclass_content = "class"
-numpydoc_show_class_members = False  # autosummary lists the members; numpydoc would repeat them
+numpydoc_show_class_members = False  # a class page documents its methods (autodoc :members:)
 numpydoc_class_members_toctree = False
 numpydoc_attributes_as_param_list = False
 numpydoc_xref_param_type = False
