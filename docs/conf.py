@@ -80,5 +80,35 @@ def _skip_foreign_members(app, what, name, obj, skip, options):
     return None
 
 
+def _attribute_comment(name: str, obj) -> list[str]:
+    """The ``#:`` comment above ``name`` in the chainrule module that defines ``obj`` under that
+    name (a module re-exporting it has none); searched among the modules already imported."""
+    from sphinx.pycode import ModuleAnalyzer, PycodeError
+
+    for module_name, module in list(sys.modules.items()):
+        if not module_name.startswith("chainrule.") or getattr(module, name, None) is not obj:
+            continue
+        try:
+            comments = ModuleAnalyzer.for_module(module_name).find_attr_docs()
+        except PycodeError:
+            continue
+        if ("", name) in comments:
+            return list(comments[("", name)])
+    return []
+
+
+def _data_docstring(app, what, name, obj, options, lines):
+    """A constant's description: its ``#:`` comment where it is defined, never the docstring
+    of its type (``str``, ``dict``) that autodoc falls back to."""
+    if what not in ("data", "attribute"):
+        return
+    own = "\n".join(lines).strip()
+    if own and own != (type(obj).__doc__ or "").strip():
+        return
+    lines[:] = _attribute_comment(name.rpartition(".")[2], obj)
+
+
 def setup(app):
     app.connect("autodoc-skip-member", _skip_foreign_members)
+    # Before numpydoc (priority 500), which rewrites every docstring, an empty one too.
+    app.connect("autodoc-process-docstring", _data_docstring, priority=400)

@@ -7,6 +7,7 @@ load only when first used, so ``import chainrule`` stays fast.
 
 import importlib as _importlib
 
+#: The version of chainrule, a string such as "0.1.0".
 __version__ = "0.1.0"
 
 # Attributes resolved on first access: name -> (module, attribute or None for the module).
