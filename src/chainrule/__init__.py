@@ -31,6 +31,7 @@ True
 
 import importlib as _importlib
 
+#: The version of chainrule, a string such as "0.1.0".
 __version__ = "0.1.0"
 
 # Attributes resolved on first access: name -> (module, attribute or None for the module).

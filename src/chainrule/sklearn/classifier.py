@@ -133,7 +133,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         ``intercepts_[l]`` is the bias of layer ``l``.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (``n_features_in_``,)
+    feature_names_in_ : ndarray of shape ``(n_features_in_,)``
         Feature names, when X has string column names.
     n_iter_ : int
         Epochs (L-BFGS iterations) run by the last call to fit (1 after partial_fit).
