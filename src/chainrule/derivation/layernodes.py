@@ -16,12 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.lib.stride_tricks  # loaded here: a formula reads np.lib.stride_tricks
 
 from chainrule import _oracle as oracle
 from chainrule.derivation.matrix import Node, ShapeError, Sym, shape_text
 from chainrule.derivation.vcheck import compare
 
-__all__ = ["Div", "Group", "Mean", "Scale", "Sqrt", "Sum", "broadcast_shape", "numeric",
+__all__ = ["Code", "Div", "Group", "Mean", "Scale", "Sqrt", "Sum", "broadcast_shape", "numeric",
            "verify_claims"]
 
 _MUL, _ATOM = 2, 3  # the precedences of chainrule.derivation.matrix
@@ -170,6 +171,35 @@ class Group(_ElementWise):
 
     def value(self, env):
         return self.a.value(env)
+
+
+@dataclass(eq=False)
+class Code(Node):
+    r"""An array formula of any number of axes, written out in its three forms: ``text`` (an
+    index form, ``dW[o,c,p,q] = Σ_{n,i,j} ...``), ``latex`` and ``python``, a NumPy expression
+    of the named arrays (``np.einsum(...)``). Its value is that of the ``python`` form,
+    compiled from this module's own text (never from user input) and evaluated with NumPy
+    only, so the expression that ``--format json`` carries is the one that was checked.
+    """
+
+    text: str
+    latex: str
+    python: str
+    dims: tuple[str, ...]
+    prec = _ATOM
+
+    def _show(self, fmt):
+        return {"text": self.text, "latex": self.latex, "python": self.python}[fmt]
+
+    def shape(self):
+        return self.dims
+
+    def value(self, env):
+        code = self.__dict__.get("_code")
+        if code is None:
+            code = self.__dict__["_code"] = compile(self.python, "<formula>", "eval")
+        return np.asarray(eval(code, {"__builtins__": {}, "np": np}, dict(env)),
+                          dtype=float)
 
 
 def numeric(loss, x: np.ndarray) -> np.ndarray:
