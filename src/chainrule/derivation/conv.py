@@ -153,9 +153,9 @@ def _results() -> dict[str, Claim]:
     return {
         "dX": Claim(_lhs("dX", "dX", "dX"), Code(
             "crop_pad(Σ_o pad(dilate_s(dY), kh - 1, kw - 1) ⋆ rot180(W))",
-            r"\operatorname{crop}_{\mathrm{pad}}\Big(\sum_o \operatorname{pad}"
+            r"\operatorname{crop}_{\mathrm{pad}}\left(\sum_o \operatorname{pad}"
             r"(\operatorname{dilate}_s(dY), k_h - 1, k_w - 1) \star "
-            r"\operatorname{rot}_{180}(W)\Big)", dX, _X), "dX"),
+            r"\operatorname{rot}_{180}(W)\right)", dX, _X), "dX"),
         "dW": Claim(_lhs("dW", "dW", "dW"), Code(
             "Σ_{n,i,j} dY[n,o,i,j] Xᵖ[n,c,s·i+p,s·j+q]",
             _SUM_NIJ + r" dY_{n,o,i,j}\, X^p_{n,c,\,si+p,\,sj+q}", _dW(_PAD_X), _W), "dW"),

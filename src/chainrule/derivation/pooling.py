@@ -67,8 +67,8 @@ def _max_steps() -> list[VStep]:
               "PyTorch, routes to one entry, the first in row-major order (np.argmax)", [
                   Claim(_lhs("R[n,c,i,j,p,q]", "R_{n,c,i,j,p,q}", "R"), Code(
                       "[(p, q) = first arg-max_{p',q'} X[n,c,s·i+p',s·j+q']]",
-                      r"\big[(p, q) = \operatorname{first\,argmax}_{p',q'} "
-                      r"X_{n,c,\,si+p',\,sj+q'}\big]", _ROUTE, _R), "R")]),
+                      r"\left[(p, q) = \operatorname{argmax}_{p',q'} "
+                      r"X_{n,c,\,si+p',\,sj+q'}\right]", _ROUTE, _R), "R")]),
         VStep("chain", "Back into the windows",
               "each dY[n,c,i,j] goes to the entry its window took the maximum from; an entry "
               "in several windows (s < k) adds what each sends, one in none gets 0", [

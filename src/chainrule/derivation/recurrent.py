@@ -144,8 +144,8 @@ def _lstm_steps() -> list[VStep]:
               "σ' = σ(1 - σ) and tanh' = 1 - tanh², read from the gates; stacked in the "
               "order i, f, g, o of W_ih's rows", [
                   _claim(("dz_t", "dz_t", "dZ"), "[di ⊙ i(1 - i), df ⊙ f(1 - f), dg ⊙ (1 - g²), "
-                         "do ⊙ o(1 - o)]_t", r"\big[di \odot i(1 - i),\ df \odot f(1 - f),\ "
-                         r"dg \odot (1 - g^2),\ do \odot o(1 - o)\big]_t", _GATES, _NG)]),
+                         "do ⊙ o(1 - o)]_t", r"\left[di \odot i(1 - i),\ df \odot f(1 - f),\ "
+                         r"dg \odot (1 - g^2),\ do \odot o(1 - o)\right]_t", _GATES, _NG)]),
         VStep("chain", "Back to step t - 1",
               "c_{t-1} reaches the loss through c_t = f_t ⊙ c_{t-1} + ... (the cell path, "
               "where the gradient is only scaled by f_t) and through h_{t-1}, which the next "
@@ -329,5 +329,5 @@ def _derive(name: str) -> VectorDerivation:
         checked=("every formula against float64 central differences of a forward pass "
                  "written apart from the layer, at every step of random sequences (N, T, D, H = "
                  "2, 3, 3, 2; 1, 1, 2, 3; 2, 4, 2, 2), each path by its own copy of the state"),
-        assumptions=["one layer, batch first, h₀ = 0" + (", c₀ = 0" if lstm else "")],
+        assumptions=["one layer, batch first, h_0 = 0" + (", c_0 = 0" if lstm else "")],
     )
