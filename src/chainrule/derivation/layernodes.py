@@ -13,6 +13,7 @@ claims; a disagreement raises ``RuntimeError`` and nothing is printed.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -219,6 +220,7 @@ def verify_claims(claims, draws) -> None:
             value = c.value(env)
             truth = truths[c.check]
             if np.shape(value) != np.shape(truth) and c.check not in env:
-                value = np.broadcast_to(value, np.shape(truth))  # a term that repeats
+                with contextlib.suppress(ValueError):  # else compare names both shapes
+                    value = np.broadcast_to(value, np.shape(truth))  # a term that repeats
             compare(f"{c.lhs[0]} = {c.rhs('text')}", value, truth, where)
             env[c.check] = value
