@@ -282,12 +282,17 @@ def test_the_results_stay_finite_and_right_at_extreme_inputs(scale):
     Gp = rng.normal(size=pool.forward(X).shape)
     value = _evaluate(_json("maxpool")["result"]["dX"], _pool_names(X, Gp, (2, 2), 2))
     np.testing.assert_array_equal(value, pool.backward(Gp))
-    rnn = nn.RNN(2, 2, dtype="float64", seed=0)
+    avg = nn.AvgPool2D(2, 1)
+    Ga = rng.normal(size=avg.forward(X).shape)
+    value = _evaluate(_json("avgpool")["result"]["dX"], _pool_names(X, Ga, (2, 2), 1))
+    np.testing.assert_allclose(value, avg.backward(Ga), atol=1e-15)
     Xs, Gs = rng.normal(size=(1, 3, 2)) * scale, rng.normal(size=(1, 3, 2))
-    names = _run_recursion(_json("rnn"), _recurrent_names(rnn, Xs, Gs), False)
-    value = _evaluate(_json("rnn")["result"]["dX"], names)
-    assert np.all(np.isfinite(value))  # a saturated tanh passes (almost) nothing back
-    np.testing.assert_allclose(value, rnn.backward(Gs), atol=1e-12)
+    for name, core in (("rnn", nn.RNN), ("lstm", nn.LSTM)):
+        layer = core(2, 2, dtype="float64", seed=0)
+        names = _run_recursion(_json(name), _recurrent_names(layer, Xs, Gs), name == "lstm")
+        value = _evaluate(_json(name)["result"]["dX"], names)
+        assert np.all(np.isfinite(value))  # saturated gates pass (almost) nothing back
+        np.testing.assert_allclose(value, layer.backward(Gs), atol=1e-12)
 
 
 def test_a_nan_input_gives_nan_gradients_not_a_silent_number():
@@ -337,3 +342,28 @@ def test_an_unknown_layer_lists_the_new_names():
         derive(layer="gru")
     with pytest.raises(ValueError, match="takes no other option; got wrt='X'"):
         derive("conv2d", wrt="X")
+
+
+def test_the_kernel_left_unrotated_is_refused():
+    from chainrule.derivation import conv
+    from chainrule.derivation.layernodes import Code, verify_claims
+    from chainrule.derivation.vresult import Claim
+
+    unrotated = conv._full("dY").replace("W[:, :, ::-1, ::-1]", "W")
+    wrong = Claim(("dX", "dX", "dX"), Code("Σ_o pad(dY) ⋆ W", "", unrotated, conv._X), "dX")
+    plain = [d for d in conv._draws() if (d[0]["s"], d[0]["pad"]) == (1, 0)]
+    with pytest.raises(RuntimeError, match=r"dX = Σ_o pad\(dY\) ⋆ W disagrees"):
+        verify_claims([wrong], plain)
+
+
+def test_the_forget_gate_times_the_new_cell_state_is_refused():
+    from chainrule.derivation import recurrent
+    from chainrule.derivation.layernodes import Code, verify_claims
+    from chainrule.derivation.vresult import Claim
+
+    steps = recurrent._lstm_steps()
+    into = [c for s in steps[1:3] for c in s.claims if c.check != "df"]
+    wrong = Claim(("df_t", "df_t", "df"), Code("dc_t ⊙ c_t", "", "dc * c[:, t]", ("N", "H")),
+                  "df")
+    with pytest.raises(RuntimeError, match="df_t = dc_t ⊙ c_t disagrees"):
+        verify_claims([*into, wrong], recurrent._draws(True, whole=False))

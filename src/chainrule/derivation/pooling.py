@@ -53,14 +53,19 @@ def _max_dx(route: str) -> str:
 _AVG_DX = f"np.einsum('ncij,ipr,jqt->ncrt', dY, {_ROWS}, {_COLS}) / (kh * kw)"
 
 
+def _forward_step(word: str, text: str, latex: str) -> VStep:
+    """Y as the maximum or the mean (``word``, NumPy's name) of each window."""
+    return VStep("definition", "Forward, in index form",
+                 f"the {'largest entry' if word == 'max' else 'mean'} of window (i, j), the "
+                 "kh × kw block whose corner is (s·i, s·j); h' = ⌊(h - kh)/s⌋ + 1", [
+                     Claim(_lhs("Y[n,c,i,j]", "Y_{n,c,i,j}", "Y"), Code(
+                         text, latex, f"np.{word}({_WIN}, axis=(4, 5))", _Y), "Y")])
+
+
 def _max_steps() -> list[VStep]:
     return [
-        VStep("definition", "Forward, in index form",
-              "window (i, j) is the kh × kw block whose corner is (s·i, s·j); "
-              "h' = ⌊(h - kh)/s⌋ + 1", [
-                  Claim(_lhs("Y[n,c,i,j]", "Y_{n,c,i,j}", "Y"), Code(
-                      "max_{p,q} X[n,c,s·i+p,s·j+q]", r"\max_{p,q} X_{n,c,\,si+p,\,sj+q}",
-                      f"np.max({_WIN}, axis=(4, 5))", _Y), "Y")]),
+        _forward_step("max", "max_{p,q} X[n,c,s·i+p,s·j+q]",
+                      r"\max_{p,q} X_{n,c,\,si+p,\,sj+q}"),
         VStep("jacobian", "The derivative of a maximum",
               "the maximum moves with its largest entry only: ∂Y[n,c,i,j]/∂X[n,c,s·i+p,s·j+q] "
               "is 1 at the arg-max of the window and 0 elsewhere; on a tie the core layer, as "
@@ -81,13 +86,8 @@ def _max_steps() -> list[VStep]:
 
 def _avg_steps() -> list[VStep]:
     return [
-        VStep("definition", "Forward, in index form",
-              "the mean of the kh × kw window whose corner is (s·i, s·j); "
-              "h' = ⌊(h - kh)/s⌋ + 1", [
-                  Claim(_lhs("Y[n,c,i,j]", "Y_{n,c,i,j}", "Y"), Code(
-                      "Σ_{p,q} X[n,c,s·i+p,s·j+q] / (kh kw)",
-                      r"\frac{1}{k_h k_w} \sum_{p,q} X_{n,c,\,si+p,\,sj+q}",
-                      f"np.mean({_WIN}, axis=(4, 5))", _Y), "Y")]),
+        _forward_step("mean", "Σ_{p,q} X[n,c,s·i+p,s·j+q] / (kh kw)",
+                      r"\frac{1}{k_h k_w} \sum_{p,q} X_{n,c,\,si+p,\,sj+q}"),
         VStep("chain", "Spread over the window",
               "∂Y[n,c,i,j]/∂X[n,c,s·i+p,s·j+q] = 1/(kh kw) for every entry of the window: "
               "each entry gets dY divided by the window size, and an entry in several windows "
