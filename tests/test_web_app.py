@@ -65,6 +65,7 @@ def _cli(argv, capsys) -> tuple[int, str]:
      ["--activation", "sigmoid", "--loss", "bce", "--mean"]),
     ({"expression": "batchnorm"}, ["batchnorm"]),
     ({"layer": "attention"}, ["--layer", "attention"]),
+    ({"layer": "rnn"}, ["--layer", "rnn"]),
 ])
 def test_api_derive_is_what_the_cli_prints(client, capsys, query, argv):
     response = client.get("/api/derive", params=query)
@@ -263,11 +264,17 @@ def test_a_network_derivation_is_shown_in_mathml(client):
     assert "No plot: the derivation is of vectors or matrices." in response.text
 
 
-def test_a_layer_derivation_is_shown_in_mathml(client):
-    response = client.get("/derive", params={"expression": "batchnorm"})
+@pytest.mark.parametrize("layer, title", [
+    ("batchnorm", "Backpropagation through batch normalization"),
+    ("conv2d", "Backpropagation through a 2-D convolution"),
+    ("maxpool", "Backpropagation through max pooling"),
+    ("lstm", "Backpropagation through time in an LSTM"),
+])
+def test_a_layer_derivation_is_shown_in_mathml(client, layer, title):
+    response = client.get("/derive", params={"expression": layer})
     assert response.status_code == 200
     assert "<pre" not in response.text and "<math" in response.text
-    assert "Backpropagation through batch normalization" in response.text
+    assert title in response.text
 
 
 def test_empty_form_fields_redirect_to_the_short_link(client):

@@ -188,6 +188,24 @@ def test_a_network_derivation_is_set_in_mathml_step_by_step(server, page, shots)
     _shot(page, shots, "derive-network.png")
 
 
+@pytest.mark.parametrize("layer, steps", [("conv2d", 7), ("maxpool", 3), ("avgpool", 2),
+                                          ("rnn", 4), ("lstm", 6)])
+def test_a_layer_derivation_is_set_in_mathml_step_by_step(server, page, shots, layer, steps):
+    page.goto(server + f"derive?expression={layer}")
+    page.wait_for_selector("#derive-result")
+    result = page.locator("#derive-result")
+    assert result.locator("pre").count() == 0
+    assert result.evaluate(_MONOSPACE_MATHS) == []
+    counts = _maths_per_step(page, "#derive-result")
+    assert len(counts) == steps and min(counts) >= 1, counts
+    # every formula has a real size on screen: the browser drew it as maths
+    blocks = result.locator("math[display=block]").all()
+    assert len(blocks) >= steps
+    for box in (m.bounding_box() for m in blocks[:4]):
+        assert box is not None and box["width"] > 20 and box["height"] > 8
+    _shot(page, shots, f"derive-{layer}.png")
+
+
 def test_the_softmax_jacobian_is_set_in_mathml_with_its_title_once(server, page, shots):
     page.goto(server + "derive?activation=softmax")
     page.wait_for_selector("#derive-result")

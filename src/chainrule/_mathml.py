@@ -31,7 +31,8 @@ _GREEK = {name: chr(code) for name, code in (
 _OPERATORS = {"top": "⊤", "odot": "⊙", "cdot": "⋅", "times": "×", "le": "≤", "leq": "≤",
               "ge": "≥", "geq": "≥", "ne": "≠", "neq": "≠", "leftarrow": "←", "to": "→",
               "rightarrow": "→", "infty": "∞", "pm": "±", "approx": "≈", "in": "∈",
-              "ldots": "…", "cdots": "⋯", "prime": "′", "mid": "∣", "otimes": "⊗"}
+              "ldots": "…", "cdots": "⋯", "prime": "′", "mid": "∣", "otimes": "⊗",
+              "star": "⋆", "ast": "∗", "lfloor": "⌊", "rfloor": "⌋"}
 _BIG = {"sum": "∑", "prod": "∏"}
 _FUNCTIONS = {"log", "ln", "exp", "sin", "cos", "tan", "tanh", "sinh", "cosh", "max", "min",
               "det", "operatorname", "diag", "sign"}
@@ -510,7 +511,12 @@ def prose_html(text: str) -> str:
 
 
 _LATEX_PROSE = {"_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "^": r"\^{}", "$": r"\$",
-                "’": "'", "—": "---", "–": "--", "√": r"$\surd$", "∞": r"$\infty$"}
+                "’": "'", "—": "---", "–": "--", "√": r"$\surd$", "∞": r"$\infty$",
+                "×": r"$\times$", "⌊": r"$\lfloor$", "⌋": r"$\rfloor$", "ᵖ": r"$^p$",
+                "ᵈ": r"$^d$", **{chr(0x2080 + k): f"$_{k}$" for k in range(10)}}
+# What is left of Unicode in a piece of maths, as LaTeX.
+_LATEX_MATHS = {"√": r"\surd ", "∞": r"\infty ", "⌊": r"\lfloor ", "⌋": r"\rfloor ",
+                "ᵖ": "^p", "ᵈ": "^d", **{chr(0x2080 + k): f"_{k}" for k in range(10)}}
 _HATTED = re.compile("(\\w)\u0302")  # a letter with a combining circumflex: X̂
 
 
@@ -520,7 +526,7 @@ def prose_latex(text: str) -> str:
     for is_maths, piece in segments(text):
         if is_maths:
             tex = _HATTED.sub(lambda m: f"\\hat{{{m.group(1)}}}", prose_maths(piece)[1].strip())
-            out.append("$" + tex.replace("√", r"\surd ").replace("∞", r"\infty ") + "$")
+            out.append("$" + "".join(_LATEX_MATHS.get(ch, ch) for ch in tex) + "$")
         else:
             piece = _HATTED.sub(lambda m: f"${{\\hat {m.group(1)}}}$", piece)
             out.append("".join(_LATEX_PROSE.get(ch, ch) for ch in piece))

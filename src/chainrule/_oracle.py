@@ -21,8 +21,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["HUBER_DELTA", "attention_forward", "five_point_gradient", "forward", "log_softmax",
-           "loss_value", "normalization_forward", "softmax"]
+__all__ = ["HUBER_DELTA", "attention_forward", "conv2d_forward", "five_point_gradient", "forward",
+           "log_softmax", "loss_value", "lstm_step", "normalization_forward", "pool_forward",
+           "rnn_step", "softmax"]
 
 #: The threshold :math:`\delta` of the Huber loss.
 HUBER_DELTA = 0.5
@@ -147,3 +148,53 @@ def attention_forward(Q, K, V, causal=False, S=None, P=None):
         e = np.exp(scores - scores.max(axis=1, keepdims=True))
         P = e / e.sum(axis=1, keepdims=True)
     return S, P, P @ V
+
+
+def conv2d_forward(X, W, b, stride: int, pad: int):
+    r"""The output of a convolution layer (a cross-correlation, PyTorch's ``conv2d``) of ``X``
+    ``(N, C, h, w)`` with ``W`` ``(O, C, kh, kw)`` and ``b`` ``(O,)``, by a loop over the
+    kernel offsets: :math:`Y_{n,o,i,j} = b_o + \sum_{c,p,q} W_{o,c,p,q}
+    X^p_{n,c,si+p,sj+q}`."""
+    N, C, h, w = X.shape
+    kh, kw = W.shape[2:]
+    Xp = np.zeros((N, C, h + 2 * pad, w + 2 * pad))
+    Xp[:, :, pad: pad + h, pad: pad + w] = X
+    ho, wo = (h + 2 * pad - kh) // stride + 1, (w + 2 * pad - kw) // stride + 1
+    Y = np.zeros((N, W.shape[0], ho, wo)) + b[None, :, None, None]
+    for p in range(kh):
+        for q in range(kw):
+            patch = Xp[:, :, p: p + stride * (ho - 1) + 1: stride,
+                       q: q + stride * (wo - 1) + 1: stride]
+            Y += np.einsum("ncij,oc->noij", patch, W[:, :, p, q])
+    return Y
+
+
+def pool_forward(X, kernel: tuple[int, int], stride: int, kind: str):
+    """Max (``kind="max"``) or average pooling of ``X`` ``(N, C, h, w)``, no padding, by a loop
+    over the offsets of the window."""
+    kh, kw = kernel
+    ho, wo = (X.shape[2] - kh) // stride + 1, (X.shape[3] - kw) // stride + 1
+    patches = [X[:, :, p: p + stride * (ho - 1) + 1: stride, q: q + stride * (wo - 1) + 1: stride]
+               for p in range(kh) for q in range(kw)]
+    return np.max(patches, axis=0) if kind == "max" else np.mean(patches, axis=0)
+
+
+def rnn_step(x_t, h_prev, W_ih, W_hh, b_ih, b_hh):
+    r"""One step of the tanh recurrence, PyTorch's layout:
+    :math:`h_t = \tanh(x_t W_{ih}^\top + b_{ih} + h_{t-1} W_{hh}^\top + b_{hh})`."""
+    return np.tanh(x_t @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh)
+
+
+def lstm_step(x_t, h_prev, c_prev, W_ih, W_hh, b_ih, b_hh, z=None, gates=None):
+    r"""One LSTM step, PyTorch's layout and gate order :math:`i, f, g, o`: returns
+    ``(z, (i, f, g, o), c, h)``. ``z`` (the pre-activations) or ``gates`` given are used as
+    they are (a difference by them)."""
+    H = h_prev.shape[1]
+    if gates is None:
+        if z is None:
+            z = x_t @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh
+        s = 1.0 / (1.0 + np.exp(-z))
+        gates = (s[:, :H], s[:, H: 2 * H], np.tanh(z[:, 2 * H: 3 * H]), s[:, 3 * H:])
+    i, f, g, o = gates
+    c = f * c_prev + i * g
+    return z, gates, c, o * np.tanh(c)

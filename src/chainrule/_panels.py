@@ -104,11 +104,14 @@ _MEAN = Option("mean", "Mean over m examples", "flag",
 # What layer= may name besides yes: the dense layer (the same as yes) and the layers whose
 # backward pass the engine derives and the matrix check checks.
 _LAYERS = ("dense", "batchnorm", "layernorm", "attention")
+# What derive's layer= may name besides: the layers whose backward pass the engine derives
+# (and the matrix check does not check).
+_DERIVED_LAYERS = (*_LAYERS, "conv2d", "maxpool", "avgpool", "rnn", "lstm")
 
 DERIVE: tuple[Option, ...] = (
     Option("expression", "Formula", placeholder="x*sigmoid(x)", positional=True,
            help="a formula in x (or z, yhat, y, w, p, t), an activation or a loss name, or a "
-                "layer: batchnorm, layernorm, attention"),
+                "layer: batchnorm, layernorm, attention, conv2d, maxpool, avgpool, rnn, lstm"),
     Option("activation", "Activation", "choice", "or pick an activation", _activation_names,
            metavar="NAME", command_help="an activation name, e.g. tanh"),
     Option("loss", "Loss", "choice", "and/or a loss: with both, dE/dz", _loss_names,
@@ -127,8 +130,8 @@ DERIVE: tuple[Option, ...] = (
            "with an activation and a loss: the explicit sum over the outputs", advanced=True),
     Option("layer", "Layer (matrix form)", "flag",
            "with an activation and a loss: Z = XW + b over a batch, with shapes; or "
-           "batchnorm, layernorm, attention: that layer's backward pass", advanced=True,
-           values=_LAYERS),
+           "batchnorm, layernorm, attention, conv2d, maxpool, avgpool, rnn, lstm: that layer's "
+           "backward pass", advanced=True, values=_DERIVED_LAYERS),
     Option("wrt", "Variable", help="the variable of a formula (default: x, then z, ...)",
            placeholder="x", metavar="VAR", advanced=True),
 )
@@ -303,9 +306,12 @@ def load_engine() -> None:
     process."""
     import chainrule.derivation.api
     import chainrule.derivation.attention
+    import chainrule.derivation.conv
     import chainrule.derivation.layers
     import chainrule.derivation.network
     import chainrule.derivation.normalization
+    import chainrule.derivation.pooling
+    import chainrule.derivation.recurrent
     import chainrule.derivation.vector
     import chainrule.gradient_check.matrix
     import chainrule.gradient_check.symbolic  # noqa: F401

@@ -12,6 +12,8 @@ Examples::
     chainrule derive --network relu,tanh,sigmoid --loss bce
     chainrule derive batchnorm
     chainrule derive attention --format json
+    chainrule derive conv2d
+    chainrule derive lstm --format json
 """
 
 from __future__ import annotations

@@ -21,6 +21,9 @@ SymPy is imported by this package only, never by the core, so ``import chainrule
 - :mod:`~chainrule.derivation.normalization` (batch and layer norm) and
   :mod:`~chainrule.derivation.attention` derive those layers stage by stage with the nodes of
   :mod:`~chainrule.derivation.layernodes`, each claim checked the same way;
+  :mod:`~chainrule.derivation.conv` (2-D convolution), :mod:`~chainrule.derivation.pooling`
+  (max and average pooling) and :mod:`~chainrule.derivation.recurrent` (RNN, LSTM) write their
+  index forms beside NumPy expressions checked the same way;
   :mod:`~chainrule.derivation.layers` says which one a name asks for.
 """
 

@@ -78,10 +78,12 @@ def derive(
         With ``activation=`` and ``loss=``: one dense layer :math:`Z = XW + b` over a batch of
         ``m`` samples, in index form and in matrix form with every shape, checked against
         finite differences (:mod:`chainrule.derivation.network`). ``"batchnorm"``,
-        ``"layernorm"`` or ``"attention"`` (also as the expression, ``derive("batchnorm")``):
-        that layer's backward pass stage by stage, every gradient with its shapes, checked the
-        same way (:mod:`chainrule.derivation.normalization`,
-        :mod:`chainrule.derivation.attention`).
+        ``"layernorm"``, ``"attention"``, ``"conv2d"``, ``"maxpool"``, ``"avgpool"``, ``"rnn"``
+        or ``"lstm"`` (also as the expression, ``derive("batchnorm")``): that layer's backward
+        pass stage by stage, every gradient with its shapes, checked the same way
+        (:mod:`chainrule.derivation.normalization`, :mod:`chainrule.derivation.attention`,
+        :mod:`chainrule.derivation.conv`, :mod:`chainrule.derivation.pooling`,
+        :mod:`chainrule.derivation.recurrent`).
     network
         A list of activations (or one comma-separated string), one per dense layer, with
         ``loss=``: the whole backward pass with named deltas, checked the same way.

@@ -1,4 +1,5 @@
-"""Which layer derivation a name asks for: ``batchnorm``, ``layernorm`` or ``attention``.
+"""Which layer derivation a name asks for: ``batchnorm``, ``layernorm``, ``attention``,
+``conv2d``, ``maxpool``, ``avgpool``, ``rnn`` or ``lstm``.
 
 ``derive("batchnorm")`` and ``derive(layer="batchnorm")`` give the same derivation; ``layer=True``
 (or ``"dense"``) stays the dense layer of :mod:`chainrule.derivation.network`.
@@ -15,6 +16,11 @@ LAYER_DERIVATIONS = {
     "batchnorm": ("batchnorm", "batch_norm", "batchnormalization", "batch_normalization"),
     "layernorm": ("layernorm", "layer_norm", "layernormalization", "layer_normalization"),
     "attention": ("attention", "self_attention", "scaled_dot_product_attention"),
+    "conv2d": ("conv2d", "conv_2d", "convolution", "convolution2d", "convolution_2d"),
+    "maxpool": ("maxpool", "max_pool", "maxpool2d", "max_pool2d", "max_pooling"),
+    "avgpool": ("avgpool", "avg_pool", "avgpool2d", "avg_pool2d", "average_pooling"),
+    "rnn": ("rnn", "elman", "tanh_rnn"),
+    "lstm": ("lstm",),
 }
 
 
@@ -42,6 +48,18 @@ def derive_layer(name: str, **others):
         from chainrule.derivation.attention import derive_attention
 
         return copy.deepcopy(derive_attention())
+    if name == "conv2d":
+        from chainrule.derivation.conv import derive_conv2d
+
+        return copy.deepcopy(derive_conv2d())
+    if name in ("maxpool", "avgpool"):
+        from chainrule.derivation.pooling import derive_pooling
+
+        return copy.deepcopy(derive_pooling(name))
+    if name in ("rnn", "lstm"):
+        from chainrule.derivation.recurrent import derive_recurrent
+
+        return copy.deepcopy(derive_recurrent(name))
     from chainrule.derivation.normalization import derive_normalization
 
     return copy.deepcopy(derive_normalization(name))

@@ -64,8 +64,9 @@ def dim_text(d: str) -> str:
     return d
 
 
-def shape_text(shape: tuple[str, str]) -> str:
-    return f"{dim_text(shape[0])} × {dim_text(shape[1])}"
+def shape_text(shape: tuple[str, ...]) -> str:
+    """``m × n`` (any number of axes: ``N × C × h × w``)."""
+    return " × ".join(dim_text(d) for d in shape)
 
 
 class Node:
