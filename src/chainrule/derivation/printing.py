@@ -166,7 +166,7 @@ class _MathMLPrinter(MathMLPresentationPrinter):
         if expr.could_extract_minus_sign():
             row.appendChild(self._element("mo", text="-"))
             expr = -expr
-        numer, denom = sympy.fraction(expr)
+        numer, denom = sympy.fraction(expr, exact=True)  # e^(-x) stays on top, as in text
         if denom is not sympy.S.One:
             row.appendChild(self._element("mfrac", self._print(numer), self._print(denom)))
             return row
