@@ -94,9 +94,11 @@ def _result_lines(d, printer) -> list[str]:
         if "update" in d.extra:
             out.append(f"Gradient-descent step: Δw = {printer(_shown(d.extra['update']))}")
     else:
-        out.append(f"Result: d/d{printer(d.var)} {printer(d.function)} = {printer(_shown(d.result))}")
+        result = printer(_shown(d.result))
+        out.append(f"Result: d/d{printer(d.var)} {printer(d.function)} = {result}")
         if d.result_output_form is not None:
-            out.append(f"        = {printer(_shown(d.result_output_form))}  (in terms of the output yhat)")
+            output = printer(_shown(d.result_output_form))
+            out.append(f"        = {output}  (in terms of the output yhat)")
     return out
 
 
@@ -321,7 +323,8 @@ def _result_html(d) -> list[str]:
     texts = _result_lines(d, to_text)
     if d.kind == "composition":
         lhs = _label_mathml("dE/dw" if str(d.var) == "w" else "dE/dz")
-        rows.append(("output form", mathml(lhs, _mo("="), mathml_body(_shown(d.result)), display=True)))
+        rows.append(("output form", mathml(lhs, _mo("="), mathml_body(_shown(d.result)),
+                                           display=True)))
         rows.append(("input form", mathml(lhs, _mo("="), mathml_body(_shown(d.result_input_form)),
                                           display=True)))
         if "update" in d.extra:
@@ -330,10 +333,11 @@ def _result_html(d) -> list[str]:
                                 mathml_body(_shown(d.extra["update"])), display=True)))
     else:
         lhs = _derivative_of(d.var) + mathml_body(d.function)
-        rows.append(("input form", mathml(lhs, _mo("="), mathml_body(_shown(d.result)), display=True)))
+        rows.append(("input form", mathml(lhs, _mo("="), mathml_body(_shown(d.result)),
+                                          display=True)))
         if d.result_output_form is not None:
-            rows.append(("output form", mathml(lhs, _mo("="), mathml_body(_shown(d.result_output_form)),
-                                               display=True)))
+            output = mathml_body(_shown(d.result_output_form))
+            rows.append(("output form", mathml(lhs, _mo("="), output, display=True)))
     return [f'<div class="result-row" data-form="{form.split()[0]}">'
             f'<span class="form">{escape(form)}</span>{_alttext(math, text)}</div>'
             for (form, math), text in zip(rows, texts, strict=False)]

@@ -8,11 +8,13 @@ import sympy
 
 from chainrule.derivation import library
 from chainrule.derivation.parser import parse_expression, refuse_runaway
+from chainrule.derivation.simplify import textbook_form
 from chainrule.gradient_check.symbolic.equality import POINTS, compare_exprs
 from chainrule.gradient_check.symbolic.relations import (
     global_relation,
     inner_dropped,
     learner_relation,
+    shortcut_relation,
     simple_ratio,
 )
 from chainrule.gradient_check.symbolic.target import (
@@ -100,7 +102,7 @@ def check_formula(
     rights, origin = derivative_terms(target)
     D = through_activation(target.sign * target.coeff * sympy.Add(*rights), target)
     derivative = derivative_text(target, rights)
-    simplified = text_of(tidy_expr(D))
+    simplified = text_of(textbook_form(tidy_expr(D)))
     equal, method = compare_exprs(U, D)
     shown = " ".join(formula.split())
     same = "" if len(simplified) >= len(derivative) - 2 else f" = {simplified}"
@@ -148,10 +150,12 @@ def _read(formula: str, loss, function, activation, wrt, mean, half):
 
 def _explain(U, D, formula: str, target, rights, origin, simplified: str):
     """(kind, findings, sentences) of a wrong formula: the first explanation that holds of the
-    inner function dropped, a relation of the whole, a learner's mistake, the terms one by one
-    and a simple ratio; else the difference itself."""
+    inner function dropped, another activation's fused shortcut, a relation of the whole, a
+    learner's mistake, the terms one by one and a simple ratio; else the difference itself."""
     shown = " ".join(formula.split())
     found = inner_dropped(U, target, shown) if target.function is not None else None
+    if found is None:
+        found = shortcut_relation(U, D, target, shown)
     if found is None:
         found = global_relation(U, D, target, shown)
     if found is None:

@@ -9,6 +9,7 @@ import sympy
 
 from chainrule.derivation import library
 from chainrule.derivation.parser import SYMBOLS
+from chainrule.derivation.simplify import textbook_form
 from chainrule.gradient_check.symbolic.equality import equal_exprs, ratio_of
 from chainrule.gradient_check.symbolic.target import Target, target_minus_prediction
 from chainrule.gradient_check.symbolic.text import (
@@ -24,6 +25,7 @@ __all__ = [
     "inner_dropped",
     "learner_relation",
     "scaled_relation",
+    "shortcut_relation",
     "simple_ratio",
 ]
 
@@ -90,6 +92,52 @@ def _other_output_form(r, target: Target, formula: str, expected: str):
                         f"{target.activation}, whose derivative is {right}.")
             return "derivative_wrong_activation", sentence, finding
     return None
+
+
+def shortcut_relation(U, D, target: Target, formula: str):
+    """U is the fused shortcut of another output activation with this loss (yhat - y, for a
+    sigmoid with BCE) handed in where the activation is a different one (tanh): the factor
+    that cancels for the one does not cancel for the other."""
+    if target.loss is None or target.activation is None or target.to_z:
+        return None
+    other = library.fused_activation(target.loss)
+    if other is None or other == target.activation:
+        return None
+    yhat = SYMBOLS["yhat"]
+    try:
+        form = library.output_derivative(other, yhat)
+    except ValueError:  # an activation the scalar engine does not know (softmax)
+        return None
+    if form is None or form.is_number:  # identity: the shortcut is dE/dyhat itself
+        return None
+    dE_dyhat = sympy.cancel(D / target.chain)
+    shortcut = sympy.cancel(dE_dyhat * form)
+    if not equal_exprs(U, shortcut):
+        return None
+    act, own = target.activation, term_text(target.chain)
+    expected = text_of(textbook_form(tidy_expr(D)))
+    sentence = (
+        f"{formula} is the shortcut of a {other} output with this loss: there dE/dyhat = "
+        f"{text_of(textbook_form(sympy.factor(dE_dyhat)))} meets {other}' = {term_text(form)} and "
+        f"the two cancel. It does not carry over to {act}: {act}' = {own}, not "
+        f"{term_text(form)}, so dE/dz = dE/dyhat·({own}) = {expected}.")
+    warnings = _pairing_warnings(act, target.loss)
+    if warnings:
+        sentence += " " + " ".join(warnings)
+    return "shortcut_wrong_activation", sentence, Finding(
+        formula, f"the {other} shortcut for a {act} output", expected,
+        f"dE/dz = dE/dyhat·dyhat/dz, with dyhat/dz = {own} for the {act}")
+
+
+def _pairing_warnings(act: str, lss: str) -> list[str]:
+    """What the derivation of this activation and loss warns of (a domain conflict, a point
+    where dE/dz divides by zero), so the check says it too."""
+    from chainrule.derivation import derive
+
+    try:
+        return list(derive(activation=act, loss=lss).warnings)
+    except ValueError:
+        return []
 
 
 def learner_relation(U, D, target: Target, formula: str):
