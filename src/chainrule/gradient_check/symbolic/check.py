@@ -8,7 +8,6 @@ import sympy
 
 from chainrule.derivation import library
 from chainrule.derivation.parser import parse_expression, refuse_runaway
-from chainrule.derivation.simplify import textbook_form
 from chainrule.gradient_check.symbolic.equality import POINTS, compare_exprs
 from chainrule.gradient_check.symbolic.relations import (
     global_relation,
@@ -26,7 +25,7 @@ from chainrule.gradient_check.symbolic.target import (
     through_activation,
 )
 from chainrule.gradient_check.symbolic.terms import term_by_term, term_paragraph
-from chainrule.gradient_check.symbolic.text import text_of, tidy_expr
+from chainrule.gradient_check.symbolic.text import expected_text, text_of, tidy_expr
 from chainrule.gradient_check.verdict import Finding, FormulaCheck
 
 __all__ = ["check_formula"]
@@ -102,7 +101,7 @@ def check_formula(
     rights, origin = derivative_terms(target)
     D = through_activation(target.sign * target.coeff * sympy.Add(*rights), target)
     derivative = derivative_text(target, rights)
-    simplified = text_of(textbook_form(tidy_expr(D)))
+    simplified = expected_text(D)
     equal, method = compare_exprs(U, D)
     shown = " ".join(formula.split())
     same = "" if len(simplified) >= len(derivative) - 2 else f" = {simplified}"

@@ -13,6 +13,7 @@ from chainrule.derivation.simplify import textbook_form
 from chainrule.gradient_check.symbolic.equality import equal_exprs, ratio_of
 from chainrule.gradient_check.symbolic.target import Target, target_minus_prediction
 from chainrule.gradient_check.symbolic.text import (
+    expected_text,
     factor_problem,
     term_text,
     text_of,
@@ -36,7 +37,7 @@ def global_relation(U, D, target: Target, formula: str) -> tuple[str, str, Findi
     if r is None or r == 0 or r.has(sympy.Piecewise, sympy.zoo, sympy.nan):
         return None
     var = target.var
-    expected = text_of(tidy_expr(D))
+    expected = expected_text(D)
     m = SYMBOLS["m"]
     if r.free_symbols <= {m}:
         c, k = r.as_coeff_exponent(m)
@@ -115,7 +116,7 @@ def shortcut_relation(U, D, target: Target, formula: str):
     if not equal_exprs(U, shortcut):
         return None
     act, own = target.activation, term_text(target.chain)
-    expected = text_of(textbook_form(tidy_expr(D)))
+    expected = expected_text(D)
     sentence = (
         f"{formula} is the shortcut of a {other} output with this loss: there dE/dyhat = "
         f"{text_of(textbook_form(sympy.factor(dE_dyhat)))} meets {other}' = {term_text(form)} and "
@@ -148,14 +149,14 @@ def learner_relation(U, D, target: Target, formula: str):
         return "derivative_missing", (
             f"The formula is dE/dyhat, not dE/dz: the activation's derivative dyhat/dz = "
             f"{chain} is missing (the chain rule through the {target.activation})."
-        ), Finding(formula, f"missing factor {chain}", text_of(tidy_expr(D)),
+        ), Finding(formula, f"missing factor {chain}", expected_text(D),
                    f"dE/dz = dE/dyhat·dyhat/dz, with dyhat/dz = {chain}")
     r = ratio_of(U, D)
     if r is None or r == 0:
         return None
     x, w, z = SYMBOLS["x"], SYMBOLS["w"], SYMBOLS["z"]
     var = target.var
-    expected = text_of(tidy_expr(D))
+    expected = expected_text(D)
     cases = []
     if var in (z, SYMBOLS["yhat"], SYMBOLS["p"]):
         cases += [(x, "w", "x"), (w, "x", "w")]
@@ -283,4 +284,4 @@ def simple_ratio(U, D, target: Target, formula: str) -> tuple[str, str, Finding]
                 + (", and the sign is wrong" if negative else "") + ".")
     if target.activation and not target.to_z:
         sentence += (f" (dyhat/dz for the {target.activation} is {term_text(target.chain)}.)")
-    return "wrong_factor", sentence, Finding(formula, what, text_of(tidy_expr(D)))
+    return "wrong_factor", sentence, Finding(formula, what, expected_text(D))
