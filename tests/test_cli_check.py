@@ -135,3 +135,12 @@ def test_a_wrong_derivative_of_a_piecewise_function_exits_1(capsys):
     assert main(["check", "--function", "binary_step(x)*x", "0"]) == 1
     captured = capsys.readouterr()
     assert captured.out.startswith("Not correct:") and captured.err == ""
+
+
+def test_the_sigmoid_bce_shortcut_after_tanh_names_its_kind(capsys):
+    code = main(["check", "--loss", "bce", "--activation", "tanh", "--format", "json", "yhat - y"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert data["kind"] == "shortcut_wrong_activation"
+    assert "Domain conflict" in data["sentence"]
+    assert main(["check", "--loss", "bce", "--activation", "sigmoid", "yhat - y"]) == 0

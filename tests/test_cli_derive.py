@@ -113,3 +113,45 @@ def test_a_layer_by_its_inputs_prints_the_input_gradient(capsys):
     out = capsys.readouterr().out
     result = out.split("Result:")[1]
     assert "∂E/∂X = Δ₁ W₁ᵀ / m" in result and "∂E/∂W₁" not in result
+
+
+# The quotient rule written out with the actual u, u', v, v' before it is simplified.
+_WRITTEN_OUT = {
+    "sigmoid": "(0·(1 + e^(-x)) - 1·(-e^(-x)))/(1 + e^(-x))² = e^(-x)/(1 + e^(-x))²",
+    "log(x)/x": "((1/x)·x - log(x)·1)/x² = (1 - log(x))/x²",
+}
+
+
+@pytest.mark.parametrize("expression", sorted(_WRITTEN_OUT))
+def test_quotient_rule_is_written_out_before_it_is_simplified(capsys, expression):
+    assert main(["derive", expression]) == 0
+    out = capsys.readouterr().out
+    assert "Substitute (Quotient rule)" in out
+    assert _WRITTEN_OUT[expression] in out
+
+
+@pytest.mark.parametrize("expression", sorted(_WRITTEN_OUT))
+def test_json_holds_the_written_out_quotient_rule(capsys, expression):
+    import sympy
+
+    assert main(["derive", expression, "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    steps = [s for top in data["steps"] for s in top["substeps"] if s["title"] == "Substitute"]
+    assert len(steps) == 1
+    x = sympy.Symbol("x")
+    written = sympy.sympify(steps[0]["before"], locals={"x": x})
+    truth = sympy.diff(sympy.sympify(expression.replace("sigmoid", "1/(1 + exp(-x))"),
+                                     locals={"x": x}), x)
+    assert sympy.simplify(written - truth) == 0
+
+
+def test_every_face_shows_the_written_out_quotient_rule():
+    from chainrule.derivation import derive
+
+    d = derive("sigmoid")
+    latex = r"0 \cdot \left(1 + e^{- x}\right) - 1 \cdot \left(- e^{- x}\right)"
+    assert latex in d.to_latex()
+    assert latex in d.to_markdown()
+    html = d.to_html()
+    assert "(0·(1 + e^(-x)) - 1·(-e^(-x)))/(1 + e^(-x))²" in html  # the alttext
+    assert "<mfrac><mrow><mn>0</mn><mo>" in html

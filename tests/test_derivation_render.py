@@ -2,11 +2,13 @@
 
 import json
 
+import pytest
 import sympy
 
 from chainrule.derivation import derive
 from chainrule.derivation.parser import parse_expression
-from chainrule.derivation.printing import to_latex, to_python, to_text
+from chainrule.derivation.printing import mathml_body, to_latex, to_python, to_text
+from chainrule.derivation.simplify import textbook_form
 from chainrule.derivation.symbols import x, y, yhat
 
 
@@ -68,3 +70,46 @@ def test_str_is_text():
     d = derive("relu")
     assert str(d) == d.to_text()
     assert "Corner at x = 0" in str(d)
+
+
+# --- one printed form of each derivative, in every face -------------------------------------------
+
+_TEXTBOOK = [  # (derive's arguments, check_formula's arguments, the output form as a textbook)
+    ({"expression": "sigmoid"}, {"activation": "sigmoid"}, "yhat(1 - yhat)"),
+    ({"expression": "tanh"}, {"activation": "tanh"}, "1 - yhat²"),
+    ({"expression": "bce"}, {"loss": "bce"}, "(yhat - y)/(yhat(1 - yhat))"),
+    ({"expression": "mse"}, {"loss": "mse"}, "2(yhat - y)"),
+    ({"activation": "sigmoid", "loss": "mse"}, {"loss": "mse", "activation": "sigmoid"},
+     "2yhat(1 - yhat)(yhat - y)"),
+]
+
+
+@pytest.mark.parametrize(("derive_args", "check_args", "printed"), _TEXTBOOK)
+def test_every_face_prints_the_one_textbook_form(derive_args, check_args, printed):
+    from chainrule.gradient_check import check_formula
+
+    d = derive(**derive_args)
+    shown = d.result_output_form if d.result_output_form is not None else d.result
+    form = textbook_form(shown)
+    assert to_text(form) == printed
+    assert check_formula("y", **check_args).expected == printed
+    assert f" = {printed}" in d.to_text()
+    assert to_latex(form) in d.to_latex()
+    assert to_latex(form) in d.to_markdown()
+    assert mathml_body(form) in d.to_html()
+
+
+def test_the_sigmoid_derivative_has_one_form_on_the_page_in_latex_and_in_the_legend():
+    from chainrule.derivation.plot import _curve
+
+    d = derive("sigmoid")
+    expression = sympy.exp(-x) / (1 + sympy.exp(-x)) ** 2
+    assert to_text(d.result) == "e^(-x)/(1 + e^(-x))²"
+    html = d.to_html()
+    assert mathml_body(expression) in html
+    assert mathml_body(expression).startswith("<mrow><mfrac><msup><mi>e</mi><mrow><mo>\u2212")
+    assert "<mfrac><mn>1</mn><mrow><msup><mi>e</mi><mi>x</mi>" not in html  # not 1/(e^x(...)²)
+    assert to_latex(expression) in d.to_latex()
+    # the legend writes the output form through the input, the form backprop uses
+    assert _curve("sigmoid")[1] == "sigmoid'(x) = σ(x)(1 - σ(x))"
+    assert _curve("tanh")[1] == "tanh'(x) = 1 - tanh(x)²"

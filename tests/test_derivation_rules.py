@@ -199,3 +199,25 @@ def test_a_wrong_composition_is_refused(monkeypatch, fresh_cache):
 def test_every_step_holds_by_the_chain_method_with_weights(activation, loss, half):
     d = derive(activation=activation, loss=loss, half=half, weights=True, method="chain")
     assert sum(check_tree(s) for s in d.steps) >= 5
+
+
+@pytest.mark.parametrize("expr, law", [
+    (1 / (1 + sympy.exp(-x)), "quotient"),
+    (sympy.log(x) / x, "quotient"),
+    (x * sympy.exp(x), "product"),
+    (sympy.sin(x) * x**2, "product"),
+])
+def test_quotient_and_product_rules_write_out_their_pieces(expr, law):
+    from chainrule.derivation.functions import product_form, quotient_form
+
+    step = differentiate(expr, x)
+    written = [n for n in step.walk() if n.kind == "equal" and n.rule == law]
+    assert len(written) == 1
+    form = written[0].before
+    assert isinstance(form, quotient_form if law == "quotient" else product_form)
+    # the pieces are the ones the sub-steps derived, and the written-out form is the derivative
+    assert same(form.doit(), sympy.diff(expr, x))
+    assert same(written[0].after, sympy.diff(expr, x))
+    for value in (0.5, 2.0, 1e3):  # log(x) needs x > 0
+        assert float(form.evalf(subs={x: value})) == pytest.approx(
+            float(sympy.diff(expr, x).evalf(subs={x: value})), rel=1e-12, abs=1e-300)

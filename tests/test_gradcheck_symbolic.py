@@ -358,3 +358,41 @@ def test_the_other_activations_output_form_is_named(formula, options, words):
     result = check_formula(formula, **options)
     assert not result.correct and result.kind == "derivative_wrong_activation"
     assert words in result.paragraph
+
+
+# --- another activation's fused shortcut --------------------------------------------------------
+
+
+@pytest.mark.parametrize("formula", ["yhat - y", "-(y - yhat)", "(yhat - y)"])
+def test_the_sigmoid_bce_shortcut_after_tanh_is_named(formula):
+    result = check_formula(formula, loss="bce", activation="tanh")
+    assert not result.correct and result.kind == "shortcut_wrong_activation"
+    text = " ".join(result.paragraph.split())
+    assert "shortcut of a sigmoid output" in text
+    assert "tanh' = 1 - yhat², not yhat(1 - yhat)" in text
+    assert "(1 + yhat)(yhat - y)/yhat" in text  # what dE/dz is for tanh + BCE
+    # the derive panel's warnings: BCE takes the log of a negative number, and a pole at 0
+    assert "Domain conflict: tanh's range (-1, 1) is not inside bce's domain (0, 1)" in text
+    assert "divides by zero at yhat = 0" in text
+    assert "missing factor" not in text and "extra factor" not in text
+    assert result.expected == "(1 + yhat)(yhat - y)/yhat"
+
+
+def test_the_sigmoid_bce_shortcut_still_passes_for_a_sigmoid():
+    assert check_formula("yhat - y", loss="bce", activation="sigmoid").correct
+    mean = check_formula("(yhat - y)/m", loss="bce", activation="sigmoid", mean=True)
+    assert mean.correct
+
+
+def test_the_shortcut_of_a_mean_after_tanh_is_named_too():
+    result = check_formula("(yhat - y)/m", loss="bce", activation="tanh", mean=True)
+    assert result.kind == "shortcut_wrong_activation"
+
+
+def test_the_shortcut_kind_is_not_given_to_other_mistakes():
+    # dE/dyhat of MSE after a sigmoid: the activation's derivative is missing, as before
+    missing = check_formula("2*(yhat - y)", loss="mse", activation="sigmoid")
+    assert missing.kind == "derivative_missing"
+    # a wrong formula that is no shortcut
+    other = check_formula("yhat + y", loss="bce", activation="tanh")
+    assert other.kind != "shortcut_wrong_activation"

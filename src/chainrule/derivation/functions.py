@@ -16,7 +16,7 @@ import sympy
 
 from chainrule._erf import erf
 
-__all__ = ["NUMPY_FUNCTIONS", "sigmoid", "softplus"]
+__all__ = ["NUMPY_FUNCTIONS", "product_form", "quotient_form", "sigmoid", "softplus"]
 
 
 class _PositiveFunction(sympy.Function):
@@ -37,6 +37,44 @@ class _PositiveFunction(sympy.Function):
 
     def _latex(self, printer):
         return self.latex_name + r"\left(" + printer._print(self.args[0]) + r"\right)"
+
+
+class _RuleForm(sympy.Function):
+    """The right side of a rule with its pieces written out and left unevaluated, the way a
+    textbook substitutes before it simplifies; :meth:`doit` (and ``evalf``) evaluate it."""
+
+    nargs = 4
+
+    @classmethod
+    def eval(cls, *args):
+        return None
+
+    def formula(self, a, b, c, d):
+        raise NotImplementedError
+
+    def doit(self, deep=True, **hints):
+        args = [a.doit(deep=deep, **hints) if deep else a for a in self.args]
+        return self.formula(*args)
+
+    def _eval_evalf(self, prec):
+        return self.doit()._eval_evalf(prec)
+
+    def _eval_rewrite(self, rule, args, **hints):
+        return self.formula(*args)
+
+
+class quotient_form(_RuleForm):
+    r"""The quotient rule's :math:`(u' v - u v') / v^2`; the arguments are ``(u', v, u, v')``."""
+
+    def formula(self, du, v, u, dv):
+        return (du * v - u * dv) / v**2
+
+
+class product_form(_RuleForm):
+    r"""The product rule's :math:`f' g + f g'`; the arguments are ``(f', g, f, g')``."""
+
+    def formula(self, df, g, f, dg):
+        return df * g + f * dg
 
 
 class sigmoid(_PositiveFunction):

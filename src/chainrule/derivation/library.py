@@ -45,6 +45,7 @@ __all__ = [
     "activation_title",
     "canonical_activation",
     "canonical_loss",
+    "fused_activation",
     "loss_expr",
     "loss_names",
     "loss_title",
@@ -236,6 +237,13 @@ def canonical_loss(name: str) -> str:
         return key
     raise ValueError(f"Unknown loss {name!r}; known: {', '.join(LOSS_INFO)}."
                      f"{_did_you_mean(name, tuple(LOSS_INFO))}")
+
+
+def fused_activation(lss: str) -> str | None:
+    r"""The output activation whose derivative cancels into the derivative of loss ``lss``
+    (sigmoid for BCE, softmax for CE), which makes dE/dz the short :math:`\hat y - y`; None
+    for a loss without one."""
+    return _losses.LOSSES[canonical_loss(lss)].fuses_with
 
 
 def refuse_logits_pairing(act: str, lss: str) -> None:

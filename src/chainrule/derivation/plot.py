@@ -21,6 +21,7 @@ from chainrule.derivation import library
 from chainrule.derivation.api import derive
 from chainrule.derivation.domain import numeric_function
 from chainrule.derivation.printing import to_text
+from chainrule.derivation.simplify import textbook_form
 from chainrule.derivation.symbols import yhat
 
 __all__ = ["plot_functions", "undefined_spans"]
@@ -46,11 +47,11 @@ def _curve(spec: str):
         f_label = f"{name}({var}) = {to_text(definition)}"
         if to_text(definition) == f"{name}({var})":
             f_label = f"{name}({var})"
-        df_label = f"{name}'({var}) = {to_text(shown)}"
+        df_label = f"{name}'({var}) = {to_text(textbook_form(shown))}"
     else:
         params = {}
         f_label = f"f({var}) = {to_text(d.function)}"
-        df_label = f"f'({var}) = {to_text(d.result)}"
+        df_label = f"f'({var}) = {to_text(textbook_form(d.result))}"
     f = numeric_function(d.function, var, params)
     df = numeric_function(d.result, var, params)
     return f_label, df_label, f, df, str(var)

@@ -19,10 +19,11 @@ import re
 import sympy
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.mathml import MathMLPresentationPrinter
+from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 from chainrule._mathml import math_element
-from chainrule.derivation.functions import sigmoid, softplus
+from chainrule.derivation.functions import product_form, quotient_form, sigmoid, softplus
 
 __all__ = ["mathml", "mathml_body", "ordered_factors", "ordered_terms", "to_latex", "to_mathml",
            "to_python", "to_text"]
@@ -78,13 +79,35 @@ class _HouseOrder:
             self._settings["order"] = None
 
 
+def _rule_form(printer, e, square) -> tuple[str, str, str, str, str]:
+    """The four pieces of a written-out rule, each in brackets unless it is an atom or a
+    function, the way a textbook writes ``(1/x)·x - log(x)·1``; returns them with the square of
+    the second (the quotient rule's denominator)."""
+    pieces = [printer.parenthesize(a, PRECEDENCE["Pow"]) for a in e.args]
+    return (*pieces, square(printer.parenthesize(e.args[1], PRECEDENCE["Atom"], strict=True)))
+
+
 class _PythonPrinter(_HouseOrder, StrPrinter):
-    pass
+    def _print_quotient_form(self, e):
+        du, v, u, dv, v2 = _rule_form(self, e, lambda b: f"{b}**2")
+        return f"({du}*{v} - {u}*{dv})/{v2}"
+
+    def _print_product_form(self, e):
+        df, g, f, dg, _ = _rule_form(self, e, str)
+        return f"{df}*{g} + {f}*{dg}"
 
 
 class _LatexPrinter(_HouseOrder, LatexPrinter):
     def _print_Float(self, expr):
         return sympy.latex(sympy.Float(expr, 6))
+
+    def _print_quotient_form(self, e):
+        du, v, u, dv, v2 = _rule_form(self, e, lambda b: f"{b}^{{2}}")
+        return rf"\frac{{{du} \cdot {v} - {u} \cdot {dv}}}{{{v2}}}"
+
+    def _print_product_form(self, e):
+        df, g, f, dg, _ = _rule_form(self, e, str)
+        return rf"{df} \cdot {g} + {f} \cdot {dg}"
 
 
 class _MathMLPrinter(MathMLPresentationPrinter):
@@ -117,12 +140,33 @@ class _MathMLPrinter(MathMLPresentationPrinter):
     def _print_Float(self, expr):
         return self._element("mn", text=format(float(expr), ".6g"))
 
+    def _rule_row(self, e, signs):
+        """``a·b ± c·d`` from the four pieces of a written-out rule, each bracketed unless it
+        is an atom or a function."""
+        pieces = [self.parenthesize(a, PRECEDENCE["Pow"]) for a in e.args]
+        row = self._element("mrow")
+        for i, piece in enumerate(pieces):
+            if i == 2:
+                row.appendChild(self._element("mo", text=signs))
+            row.appendChild(piece)
+            if i in (0, 2):
+                row.appendChild(self._element("mo", text="\u00b7"))
+        return row
+
+    def _print_quotient_form(self, e):
+        base = self.parenthesize(e.args[1], PRECEDENCE["Atom"], strict=True)
+        square = self._element("msup", base, self._element("mn", text="2"))
+        return self._element("mfrac", self._rule_row(e, "-"), square)
+
+    def _print_product_form(self, e):
+        return self._rule_row(e, "+")
+
     def _print_Mul(self, expr):
         row = self._element("mrow")
         if expr.could_extract_minus_sign():
             row.appendChild(self._element("mo", text="-"))
             expr = -expr
-        numer, denom = sympy.fraction(expr)
+        numer, denom = sympy.fraction(expr, exact=True)  # e^(-x) stays on top, as in text
         if denom is not sympy.S.One:
             row.appendChild(self._element("mfrac", self._print(numer), self._print(denom)))
             return row
@@ -241,6 +285,8 @@ def _show(e) -> tuple[str, int]:
         return f"softplus({_text(e.args[0])})", _ATOM
     if isinstance(e, sympy.Piecewise):
         return _piecewise(e), _ATOM
+    if isinstance(e, quotient_form | product_form):
+        return _rule_form_text(e)
     if isinstance(e, sympy.Rel):
         return f"{_text(e.lhs)} {_REL.get(e.rel_op, e.rel_op)} {_text(e.rhs)}", _ADD
     if isinstance(e, sympy.And | sympy.Or):
@@ -253,6 +299,13 @@ def _show(e) -> tuple[str, int]:
         var = e.variables[0]
         return f"d/d{_text(var)} [{_text(e.expr)}]", _ATOM
     return str(e), _ATOM
+
+
+def _rule_form_text(e) -> tuple[str, int]:
+    a, b, c, d = (_wrap(arg, _POW) for arg in e.args)
+    if isinstance(e, product_form):
+        return f"{a}·{b} + {c}·{d}", _ADD
+    return f"({a}·{b} - {c}·{d})/{_wrap(e.args[1], _ATOM)}²", _MUL
 
 
 def _add(e) -> str:

@@ -14,6 +14,7 @@ from html import escape
 from chainrule._mathml import prose_html
 from chainrule.derivation.printing import mathml, mathml_body, to_latex, to_text
 from chainrule.derivation.rules import LAWS, Step
+from chainrule.derivation.simplify import textbook_form as _shown
 
 __all__ = ["notebook_steps", "render_html", "render_latex", "render_markdown", "render_text",
            "result_latex"]
@@ -48,9 +49,9 @@ def _given_text(step: Step, printer) -> str:
 def _claim_text(step: Step) -> str:
     if step.kind == "diff":
         lhs = step.label[0] if step.label else f"d/d{to_text(step.var)} [{to_text(step.before)}]"
-        return f"{lhs} = {to_text(step.after)}{_given_text(step, to_text)}"
+        return f"{lhs} = {to_text(_shown(step.after))}{_given_text(step, to_text)}"
     if step.kind == "equal":
-        return f"{to_text(step.before)} = {to_text(step.after)}{_given_text(step, to_text)}"
+        return f"{to_text(step.before)} = {to_text(_shown(step.after))}{_given_text(step, to_text)}"
     return ""
 
 
@@ -88,14 +89,16 @@ def _result_lines(d, printer) -> list[str]:
     out = []
     if d.kind == "composition":
         name = "dE/dw" if str(d.var) == "w" else "dE/dz"
-        out.append(f"Result: {name} = {printer(d.result)}")
-        out.append(f"        = {printer(d.result_input_form)}  (in terms of the input)")
+        out.append(f"Result: {name} = {printer(_shown(d.result))}")
+        out.append(f"        = {printer(_shown(d.result_input_form))}  (in terms of the input)")
         if "update" in d.extra:
-            out.append(f"Gradient-descent step: Δw = {printer(d.extra['update'])}")
+            out.append(f"Gradient-descent step: Δw = {printer(_shown(d.extra['update']))}")
     else:
-        out.append(f"Result: d/d{printer(d.var)} {printer(d.function)} = {printer(d.result)}")
+        result = printer(_shown(d.result))
+        out.append(f"Result: d/d{printer(d.var)} {printer(d.function)} = {result}")
         if d.result_output_form is not None:
-            out.append(f"        = {printer(d.result_output_form)}  (in terms of the output yhat)")
+            output = printer(_shown(d.result_output_form))
+            out.append(f"        = {output}  (in terms of the output yhat)")
     return out
 
 
@@ -109,9 +112,9 @@ def _claim_latex(step: Step) -> str:
             lhs = step.label[1]
         else:
             lhs = rf"\frac{{d}}{{d{to_latex(step.var)}}}\left[{to_latex(step.before)}\right]"
-        return f"{lhs} = {to_latex(step.after)}{given}"
+        return f"{lhs} = {to_latex(_shown(step.after))}{given}"
     if step.kind == "equal":
-        return f"{to_latex(step.before)} = {to_latex(step.after)}{given}"
+        return f"{to_latex(step.before)} = {to_latex(_shown(step.after))}{given}"
     return ""
 
 
@@ -156,14 +159,14 @@ def result_latex(d) -> list[str]:
     gradient-descent step where there is one."""
     if d.kind == "composition":
         name = r"\frac{\partial E}{\partial " + str(d.var) + "}"
-        out = [rf"{name} = {to_latex(d.result)} = {to_latex(d.result_input_form)}"]
+        out = [rf"{name} = {to_latex(_shown(d.result))} = {to_latex(_shown(d.result_input_form))}"]
         if "update" in d.extra:
-            out.append(rf"\Delta w = {to_latex(d.extra['update'])}")
+            out.append(rf"\Delta w = {to_latex(_shown(d.extra['update']))}")
         return out
     lhs = rf"\frac{{d}}{{d{to_latex(d.var)}}} {to_latex(d.function)}"
-    rhs = to_latex(d.result)
+    rhs = to_latex(_shown(d.result))
     if d.result_output_form is not None:
-        rhs += rf" = {to_latex(d.result_output_form)}"
+        rhs += rf" = {to_latex(_shown(d.result_output_form))}"
     return [rf"{lhs} = {rhs}"]
 
 
@@ -288,7 +291,7 @@ def _claim_html(step: Step) -> str:
         lhs = mathml_body(step.before)
     else:
         return ""
-    parts = [lhs, _mo("="), mathml_body(step.after)]
+    parts = [lhs, _mo("="), mathml_body(_shown(step.after))]
     for k, v in step.given.items():
         parts += [_mo(","), "<mspace width=\"1em\"/>", mathml_body(k), _mo("="), mathml_body(v)]
     return mathml(*parts, display=True, alttext=_claim_text(step))
@@ -320,19 +323,21 @@ def _result_html(d) -> list[str]:
     texts = _result_lines(d, to_text)
     if d.kind == "composition":
         lhs = _label_mathml("dE/dw" if str(d.var) == "w" else "dE/dz")
-        rows.append(("output form", mathml(lhs, _mo("="), mathml_body(d.result), display=True)))
-        rows.append(("input form", mathml(lhs, _mo("="), mathml_body(d.result_input_form),
+        rows.append(("output form", mathml(lhs, _mo("="), mathml_body(_shown(d.result)),
+                                           display=True)))
+        rows.append(("input form", mathml(lhs, _mo("="), mathml_body(_shown(d.result_input_form)),
                                           display=True)))
         if "update" in d.extra:
             rows.append(("gradient-descent step",
                          mathml("<mi>&#916;</mi><mi>w</mi>", _mo("="),
-                                mathml_body(d.extra["update"]), display=True)))
+                                mathml_body(_shown(d.extra["update"])), display=True)))
     else:
         lhs = _derivative_of(d.var) + mathml_body(d.function)
-        rows.append(("input form", mathml(lhs, _mo("="), mathml_body(d.result), display=True)))
+        rows.append(("input form", mathml(lhs, _mo("="), mathml_body(_shown(d.result)),
+                                          display=True)))
         if d.result_output_form is not None:
-            rows.append(("output form", mathml(lhs, _mo("="), mathml_body(d.result_output_form),
-                                               display=True)))
+            output = mathml_body(_shown(d.result_output_form))
+            rows.append(("output form", mathml(lhs, _mo("="), output, display=True)))
     return [f'<div class="result-row" data-form="{form.split()[0]}">'
             f'<span class="form">{escape(form)}</span>{_alttext(math, text)}</div>'
             for (form, math), text in zip(rows, texts, strict=False)]

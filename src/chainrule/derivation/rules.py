@@ -20,7 +20,7 @@ from typing import Any
 
 import sympy
 
-from chainrule.derivation.functions import sigmoid, softplus
+from chainrule.derivation.functions import product_form, quotient_form, sigmoid, softplus
 from chainrule.derivation.printing import to_latex, to_python, to_text
 
 __all__ = ["DIFF_RULES", "LAWS", "METHODS", "Step", "differentiate"]
@@ -200,17 +200,25 @@ class _Deriver:
         d1 = self.diff(first, x, depth + 1)
         d2 = self.diff(second, x, depth + 1)
         after = d1.after * second + first * d2.after
+        written = product_form(d1.after, second, first, d2.after)
+        assemble = Step("product", written, after, x,
+                        "put f' = {df} and g' = {dg} into f'·g + f·g' and simplify",
+                        {"df": d1.after, "dg": d2.after}, kind="equal", title="Substitute")
         return Step("product", e, after, x,
                     "f = {f}, g = {g}; (f·g)' = f'·g + f·g'",
-                    {"f": first, "g": second}, [d1, d2])
+                    {"f": first, "g": second}, [d1, d2, assemble])
 
     def quotient(self, e, num, den, x, depth) -> Step:
         du = self.diff(num, x, depth + 1)
         dv = self.diff(den, x, depth + 1)
         after = (du.after * den - num * dv.after) / den**2
+        written = quotient_form(du.after, den, num, dv.after)
+        assemble = Step("quotient", written, after, x,
+                        "put u' = {du} and v' = {dv} into (u'·v - u·v')/v² and simplify",
+                        {"du": du.after, "dv": dv.after}, kind="equal", title="Substitute")
         return Step("quotient", e, after, x,
                     "u = {u}, v = {v}; (u/v)' = (u'·v - u·v')/v²",
-                    {"u": num, "v": den}, [du, dv])
+                    {"u": num, "v": den}, [du, dv, assemble])
 
     # -- powers -----------------------------------------------------------------------------
 

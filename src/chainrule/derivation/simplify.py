@@ -31,6 +31,7 @@ __all__ = [
     "orient",
     "reading_score",
     "recognize_sigmoid",
+    "textbook_form",
     "tidy",
 ]
 
@@ -142,6 +143,52 @@ def reading_score(add: sympy.Expr) -> int:
                 score += 1 if coeff.is_positive else -1
             break
     return score
+
+
+def textbook_form(e) -> sympy.Expr:
+    r"""The one printed form of a derivative, as a textbook writes it; every face (text, LaTeX,
+    Markdown, the page's MathML, a plot's legend, a check's expected answer) prints this.
+
+    A common factor comes out of a sum (:math:`2(\hat y - y)`, never :math:`2\hat y - 2y`),
+    each bracket reads forwards (:math:`1 - \hat y` and :math:`\hat y - y`, flipping pairs of
+    signs: :math:`2\hat y(\hat y - 1)(y - \hat y)` prints as
+    :math:`2\hat y(1 - \hat y)(\hat y - y)`), and a leftover minus sign goes into a bracket
+    only where that reads no worse. The product is left unevaluated, so print it, do not
+    compute with it; its value is that of ``e``.
+
+    >>> from chainrule.derivation.printing import to_text
+    >>> from chainrule.derivation.symbols import y, yhat
+    >>> to_text(textbook_form(2 * yhat - 2 * y))
+    '2(yhat - y)'
+    >>> to_text(textbook_form(2 * yhat * (yhat - 1) * (y - yhat)))
+    '2yhat(1 - yhat)(yhat - y)'
+    >>> to_text(textbook_form((2 * yhat - 2 * y) / 3))
+    '2(yhat - y)/3'
+    """
+    e = sympy.sympify(e, strict=True)
+    if e.has(sympy.Piecewise):
+        return e
+    e = sympy.factor_terms(e)
+    if not e.is_Mul:
+        return e
+    coeff, factors = e.as_coeff_mul()
+    sign = -1 if coeff < 0 else 1
+    out = []
+    for f in factors:
+        base, power = f.as_base_exp()
+        if base.is_Add and power.is_Integer and power % 2 and \
+                reading_score(-base) > reading_score(base):
+            base, sign = -base, -sign
+        out.append([base, power])
+    if sign < 0:
+        gains = [(reading_score(-b) - reading_score(b), i) for i, (b, p) in enumerate(out)
+                 if b.is_Add and p.is_Integer and p > 0 and p % 2]
+        if gains and max(gains)[0] >= 0:
+            i = max(gains)[1]
+            out[i][0], sign = -out[i][0], 1
+    lead = [sign * abs(coeff)] if sign * abs(coeff) != 1 else []
+    return sympy.Mul(*lead, *(b if p == 1 else sympy.Pow(b, p) for b, p in out),
+                     evaluate=False)
 
 
 def _sign_to_abs(e: sympy.Expr) -> sympy.Expr:

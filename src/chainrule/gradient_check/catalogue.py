@@ -202,6 +202,11 @@ MISTAKES.update(_entries(
      "from c_(t+1) = f ⊙ c_t + ...",
      "dE/dc_t = dE/dh_t ⊙ o ⊙ (1 - tanh² c_t) + dE/dc_(t+1) ⊙ f_(t+1): carry the cell "
      "gradient back through the forget gate"),
+    ("shortcut_wrong_activation", "the fused shortcut of another output activation is used: "
+     "yhat - y is dE/dz of sigmoid + BCE, handed in for tanh + BCE",
+     "the shortcut holds only for its own pair, where the activation's derivative cancels the "
+     "loss's denominator; for any other activation write dE/dz = dE/dyhat·dyhat/dz and check "
+     "that its outputs lie in the loss's domain"),
 ))
 
 

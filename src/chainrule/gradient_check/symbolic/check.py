@@ -13,6 +13,7 @@ from chainrule.gradient_check.symbolic.relations import (
     global_relation,
     inner_dropped,
     learner_relation,
+    shortcut_relation,
     simple_ratio,
 )
 from chainrule.gradient_check.symbolic.target import (
@@ -24,7 +25,7 @@ from chainrule.gradient_check.symbolic.target import (
     through_activation,
 )
 from chainrule.gradient_check.symbolic.terms import term_by_term, term_paragraph
-from chainrule.gradient_check.symbolic.text import text_of, tidy_expr
+from chainrule.gradient_check.symbolic.text import expected_text, text_of, tidy_expr
 from chainrule.gradient_check.verdict import Finding, FormulaCheck
 
 __all__ = ["check_formula"]
@@ -112,7 +113,7 @@ def check_formula(
     rights, origin = derivative_terms(target)
     D = through_activation(target.sign * target.coeff * sympy.Add(*rights), target)
     derivative = derivative_text(target, rights)
-    simplified = text_of(tidy_expr(D))
+    simplified = expected_text(D)
     equal, method = compare_exprs(U, D)
     shown = " ".join(formula.split())
     same = "" if len(simplified) >= len(derivative) - 2 else f" = {simplified}"
@@ -160,10 +161,12 @@ def _read(formula: str, loss, function, activation, wrt, mean, half):
 
 def _explain(U, D, formula: str, target, rights, origin, simplified: str):
     """(kind, findings, sentences) of a wrong formula: the first explanation that holds of the
-    inner function dropped, a relation of the whole, a learner's mistake, the terms one by one
-    and a simple ratio; else the difference itself."""
+    inner function dropped, another activation's fused shortcut, a relation of the whole, a
+    learner's mistake, the terms one by one and a simple ratio; else the difference itself."""
     shown = " ".join(formula.split())
     found = inner_dropped(U, target, shown) if target.function is not None else None
+    if found is None:
+        found = shortcut_relation(U, D, target, shown)
     if found is None:
         found = global_relation(U, D, target, shown)
     if found is None:

@@ -9,9 +9,11 @@ import sympy
 
 from chainrule.derivation import library
 from chainrule.derivation.parser import SYMBOLS
+from chainrule.derivation.simplify import textbook_form
 from chainrule.gradient_check.symbolic.equality import equal_exprs, ratio_of
 from chainrule.gradient_check.symbolic.target import Target, target_minus_prediction
 from chainrule.gradient_check.symbolic.text import (
+    expected_text,
     factor_problem,
     term_text,
     text_of,
@@ -24,6 +26,7 @@ __all__ = [
     "inner_dropped",
     "learner_relation",
     "scaled_relation",
+    "shortcut_relation",
     "simple_ratio",
 ]
 
@@ -34,7 +37,7 @@ def global_relation(U, D, target: Target, formula: str) -> tuple[str, str, Findi
     if r is None or r == 0 or r.has(sympy.Piecewise, sympy.zoo, sympy.nan):
         return None
     var = target.var
-    expected = text_of(tidy_expr(D))
+    expected = expected_text(D)
     m = SYMBOLS["m"]
     if r.free_symbols <= {m}:
         c, k = r.as_coeff_exponent(m)
@@ -92,6 +95,52 @@ def _other_output_form(r, target: Target, formula: str, expected: str):
     return None
 
 
+def shortcut_relation(U, D, target: Target, formula: str):
+    """U is the fused shortcut of another output activation with this loss (yhat - y, for a
+    sigmoid with BCE) handed in where the activation is a different one (tanh): the factor
+    that cancels for the one does not cancel for the other."""
+    if target.loss is None or target.activation is None or target.to_z:
+        return None
+    other = library.fused_activation(target.loss)
+    if other is None or other == target.activation:
+        return None
+    yhat = SYMBOLS["yhat"]
+    try:
+        form = library.output_derivative(other, yhat)
+    except ValueError:  # an activation the scalar engine does not know (softmax)
+        return None
+    if form is None or form.is_number:  # identity: the shortcut is dE/dyhat itself
+        return None
+    dE_dyhat = sympy.cancel(D / target.chain)
+    shortcut = sympy.cancel(dE_dyhat * form)
+    if not equal_exprs(U, shortcut):
+        return None
+    act, own = target.activation, term_text(target.chain)
+    expected = expected_text(D)
+    sentence = (
+        f"{formula} is the shortcut of a {other} output with this loss: there dE/dyhat = "
+        f"{text_of(textbook_form(sympy.factor(dE_dyhat)))} meets {other}' = {term_text(form)} and "
+        f"the two cancel. It does not carry over to {act}: {act}' = {own}, not "
+        f"{term_text(form)}, so dE/dz = dE/dyhat·({own}) = {expected}.")
+    warnings = _pairing_warnings(act, target.loss)
+    if warnings:
+        sentence += " " + " ".join(warnings)
+    return "shortcut_wrong_activation", sentence, Finding(
+        formula, f"the {other} shortcut for a {act} output", expected,
+        f"dE/dz = dE/dyhat·dyhat/dz, with dyhat/dz = {own} for the {act}")
+
+
+def _pairing_warnings(act: str, lss: str) -> list[str]:
+    """What the derivation of this activation and loss warns of (a domain conflict, a point
+    where dE/dz divides by zero), so the check says it too."""
+    from chainrule.derivation import derive
+
+    try:
+        return list(derive(activation=act, loss=lss).warnings)
+    except ValueError:
+        return []
+
+
 def learner_relation(U, D, target: Target, formula: str):
     """The relations a learner makes beyond one term or factor: the derivative with respect to
     the neighbouring variable of z = w·x (dE/dw handed in for dE/dz, or dE/dz for dE/dw)."""
@@ -100,14 +149,14 @@ def learner_relation(U, D, target: Target, formula: str):
         return "derivative_missing", (
             f"The formula is dE/dyhat, not dE/dz: the activation's derivative dyhat/dz = "
             f"{chain} is missing (the chain rule through the {target.activation})."
-        ), Finding(formula, f"missing factor {chain}", text_of(tidy_expr(D)),
+        ), Finding(formula, f"missing factor {chain}", expected_text(D),
                    f"dE/dz = dE/dyhat·dyhat/dz, with dyhat/dz = {chain}")
     r = ratio_of(U, D)
     if r is None or r == 0:
         return None
     x, w, z = SYMBOLS["x"], SYMBOLS["w"], SYMBOLS["z"]
     var = target.var
-    expected = text_of(tidy_expr(D))
+    expected = expected_text(D)
     cases = []
     if var in (z, SYMBOLS["yhat"], SYMBOLS["p"]):
         cases += [(x, "w", "x"), (w, "x", "w")]
@@ -235,4 +284,4 @@ def simple_ratio(U, D, target: Target, formula: str) -> tuple[str, str, Finding]
                 + (", and the sign is wrong" if negative else "") + ".")
     if target.activation and not target.to_z:
         sentence += (f" (dyhat/dz for the {target.activation} is {term_text(target.chain)}.)")
-    return "wrong_factor", sentence, Finding(formula, what, text_of(tidy_expr(D)))
+    return "wrong_factor", sentence, Finding(formula, what, expected_text(D))

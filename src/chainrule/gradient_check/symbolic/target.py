@@ -54,6 +54,7 @@ class Target:
     to_z: dict  # yhat -> f(z) when the comparison happens in z
     mean: bool = False
     function: sympy.Expr | None = None  # the whole expression, for a function= target
+    loss: str | None = None  # the canonical loss name, for a loss= target
 
 
 def split_terms(E: sympy.Expr, var: sympy.Symbol) -> tuple[int, sympy.Expr, list[sympy.Expr]]:
@@ -179,7 +180,8 @@ def build_target(formula, loss, function, activation, wrt, mean, half) -> Target
             subject = "dE/dz"
     sign, coeff, inner = split_terms(E, pred)
     return Target(title, subject, var, pred, sign, coeff, inner, chain, act, to_z, bool(mean),
-                   E if function is not None and act is None else None)
+                  E if function is not None and act is None else None,
+                  library.canonical_loss(loss) if loss is not None else None)
 
 
 def through_activation(d: sympy.Expr, target: Target) -> sympy.Expr:

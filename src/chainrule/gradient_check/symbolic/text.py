@@ -7,11 +7,12 @@ from __future__ import annotations
 import sympy
 
 from chainrule.derivation.printing import to_text
-from chainrule.derivation.simplify import reading_score, tidy
+from chainrule.derivation.simplify import reading_score, textbook_form, tidy
 
 __all__ = [
     "ORDINALS",
     "bracket_text",
+    "expected_text",
     "factor_problem",
     "orient",
     "signed_text",
@@ -27,6 +28,12 @@ ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "
 
 def text_of(e) -> str:
     return to_text(sympy.sympify(e, strict=True))
+
+
+def expected_text(e) -> str:
+    """The right derivative as every check prints it: simplified, then in the textbook form the
+    derivation prints (:func:`chainrule.derivation.simplify.textbook_form`)."""
+    return text_of(textbook_form(tidy_expr(e)))
 
 
 def orient(e: sympy.Expr) -> tuple[bool, sympy.Expr]:
