@@ -1,0 +1,263 @@
+r"""From the formula as typed to Python syntax, keeping every character's column.
+
+People type formulas as they write them on paper and as the page prints them, so before the
+whitelist parser (:mod:`chainrule.derivation.parser`) sees a formula this module rewrites it,
+token by token, into the Python syntax that :mod:`ast` reads:
+
+* implicit multiplication: ``2x`` is ``2*x``, ``x(1-x)`` is ``x*(1-x)`` for a variable ``x``
+  (while ``sigmoid(z)`` stays a call), ``(1-y)log(1-yhat)`` is ``(1-y)*log(1-yhat)``;
+* a function applied without parentheses to one operand: ``sin x`` is ``sin(x)``, ``log yhat``
+  is ``log(yhat)``, ``σ z`` is ``sigmoid(z)``; the operand is a number, a variable, a number
+  times a variable (``sin 2x``) or any of these raised to a power (``sin x^2`` is ``sin(x^2)``);
+* the notation of the page: ``ŷ``/``Ŷ`` (yhat), ``σ`` (sigmoid; ``sigma`` too), ``η α δ π``,
+  superscript powers (``x²``, ``x⁻¹``), ``· × ⋅ ∗`` (times), ``−`` (minus), ``÷``, ``√`` and
+  subscript digits (``x₁`` reads ``x1``);
+* ``^`` means power.
+
+Each character of the result keeps the span of the characters it came from, so that an error
+quotes and points at what the user typed. Nothing is evaluated: the result is text for
+:func:`ast.parse`, and the whitelist decides what it may hold. Other characters outside ASCII
+are refused here, with their column.
+
+>>> read_formula("2x(1 − x)")
+'2*x*(1 - x)'
+>>> read_formula("σ z + ŷ²")
+'sigmoid(z) + yhat**2'
+"""
+
+from __future__ import annotations
+
+import ast
+import keyword
+import re
+from dataclasses import dataclass
+
+__all__ = ["Reading", "read_formula", "read_source"]
+
+#: Names a formula may use as variables or constants: followed by "(" they multiply it.
+_OPERAND_NAMES = frozenset({"x", "z", "yhat", "y", "w", "p", "t", "eta", "alpha", "m", "delta",
+                            "e", "E", "pi"})
+#: ASCII names read as another name.
+_ALIASES = {"sigma": "sigmoid"}
+#: Single characters read as a name (letters of the page's notation).
+_LETTERS = {"ŷ": "yhat", "Ŷ": "yhat", "σ": "sigmoid", "η": "eta", "α": "alpha", "δ": "delta",
+            "π": "pi", "ℯ": "e"}
+#: Single characters read as an operator.
+_OPERATORS = {"·": "*", "×": "*", "⋅": "*", "∗": "*", "−": "-", "–": "-", "÷": "/", "^": "**"}
+_SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+")
+_SUBSCRIPTS = str.maketrans("₀₁₂₃₄₅₆₇₈₉", "0123456789")
+_TOKEN = re.compile(
+    # Python's number literals whole (1j, 0x10, 1_000 reach the whitelist as Python reads them)
+    r"(?P<num>0[xXoObB][0-9a-fA-F_]+|(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][+-]?\d[\d_]*)?[jJ]?)"
+    r"|(?P<name>[A-Za-z_][A-Za-z_0-9]*)"
+    r"|(?P<sup>[⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺]+)"
+    r"|(?P<pow>\*\*)"
+    r"|(?P<space>[^\S\n\r\v\f]+)"  # a line break is no space: "x\nx" is not x*x
+)
+_HAT = "\u0302"  # a combining circumflex: y followed by it is ŷ
+
+
+@dataclass
+class _Token:
+    kind: str  # num, name, func, sqrt, op, open, close, sup, other
+    out: str
+    start: int
+    end: int
+
+    @property
+    def ends_operand(self) -> bool:
+        return self.kind in ("num", "close", "sup") or (
+            self.kind == "name" and self.out in _OPERAND_NAMES)
+
+    @property
+    def starts_operand(self) -> bool:
+        if self.kind == "name" and keyword.iskeyword(self.out):
+            return False  # "x if c else 1" stays Python's, for the whitelist to refuse
+        return self.kind in ("num", "name", "func", "sqrt", "open")
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A formula as typed (``text``) and as Python syntax (``source``); ``starts[i]`` and
+    ``ends[i]`` are the span in ``text`` of ``source[i]`` (one more entry each: the end)."""
+
+    text: str
+    source: str
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
+
+    def span(self, first: int, stop: int) -> tuple[int, int]:
+        """The columns in ``text`` of ``source[first:stop]`` (at least one character)."""
+        last = len(self.source)
+        first = min(max(first, 0), last)
+        stop = min(max(stop, first + 1), last)
+        start = self.starts[first]
+        return start, max(self.ends[stop - 1] if stop > first else start + 1, start + 1)
+
+
+def _tokens(text: str, unknown) -> list[_Token]:
+    """The tokens of ``text``; ``unknown(column)`` is raised for a character outside the
+    notation that is not ASCII."""
+    out, i = [], 0
+    while i < len(text):
+        match = _TOKEN.match(text, i)
+        ch = text[i]
+        if match and match.lastgroup != "space":
+            kind, piece = match.lastgroup, match.group()
+            end = match.end()
+            if kind == "name":
+                while end < len(text) and text[end] in "₀₁₂₃₄₅₆₇₈₉":
+                    end += 1
+                piece = text[i:end].translate(_SUBSCRIPTS)
+                if end < len(text) and text[end] == _HAT:
+                    piece, end = piece + "hat", end + 1
+                piece = _ALIASES.get(piece, piece)
+            elif kind == "sup":
+                piece = "**" + piece.translate(_SUPERSCRIPTS)
+            elif kind == "pow":
+                kind = "op"
+            out.append(_Token(kind, piece, i, end))
+            i = end
+        elif match:  # white space
+            i = match.end()
+        elif ch in _LETTERS:
+            out.append(_Token("name", _LETTERS[ch], i, i + 1))
+            i += 1
+        elif ch in _OPERATORS:
+            out.append(_Token("op", _OPERATORS[ch], i, i + 1))
+            i += 1
+        elif ch == "√":
+            out.append(_Token("sqrt", "sqrt", i, i + 1))
+            i += 1
+        elif ch.isascii():
+            kind = {"(": "open", ")": "close"}.get(ch, "other")
+            out.append(_Token(kind, ch, i, i + 1))
+            i += 1
+        else:
+            raise unknown(i)
+    return out
+
+
+def _is_function(tok: _Token, functions) -> bool:
+    return tok.kind == "sqrt" or (tok.kind == "name" and tok.out in functions)
+
+
+def _group_end(toks: list[_Token], k: int) -> int:
+    """The index after the parenthesis closing the one at ``k`` (or the end)."""
+    depth = 0
+    for j in range(k, len(toks)):
+        depth += toks[j].kind == "open"
+        depth -= toks[j].kind == "close"
+        if depth == 0:
+            return j + 1
+    return len(toks)
+
+
+def _argument_end(toks: list[_Token], k: int, functions) -> int | None:
+    """Where the operand of a function written without parentheses ends (it starts at ``k``),
+    or None when there is none: a number, a variable, a number times a variable written
+    together, another function's application, each with an optional power."""
+    n = len(toks)
+    if k >= n:
+        return None
+    tok = toks[k]
+    if _is_function(tok, functions):
+        if k + 1 < n and toks[k + 1].kind == "open":
+            return _power_end(toks, _group_end(toks, k + 1))
+        return _argument_end(toks, k + 1, functions)
+    if tok.kind == "num":
+        k += 1
+        if k < n and toks[k].kind == "name" and toks[k].out in _OPERAND_NAMES \
+                and toks[k].start == tok.end:
+            k += 1
+    elif tok.kind == "name" and tok.out in _OPERAND_NAMES:
+        k += 1
+    else:
+        return None
+    return _power_end(toks, k)
+
+
+def _power_end(toks: list[_Token], k: int) -> int:
+    """After an operand ending before ``k``: past its power, if one follows."""
+    n = len(toks)
+    if k < n and toks[k].kind == "sup":
+        return k + 1
+    if k < n and toks[k].out == "**":
+        j = k + 1
+        if j < n and toks[j].out in ("-", "+"):
+            j += 1
+        if j < n and toks[j].kind == "open":
+            return _group_end(toks, j)
+        if j < n and (toks[j].kind == "num" or toks[j].out in _OPERAND_NAMES):
+            return j + 1
+    return k
+
+
+def _apply_functions(toks: list[_Token], functions) -> list[_Token]:
+    """Put parentheses around the operand of each function written without them."""
+    for i in range(len(toks) - 1, -1, -1):
+        if not _is_function(toks[i], functions):
+            continue
+        if i + 1 < len(toks) and toks[i + 1].kind == "open":
+            continue
+        end = _argument_end(toks, i + 1, functions)
+        if end is None:
+            continue
+        first, last = toks[i + 1], toks[end - 1]
+        toks[end:end] = [_Token("close", ")", last.end, last.end)]
+        toks[i + 1:i + 1] = [_Token("open", "(", first.start, first.start)]
+    return toks
+
+
+def read_source(text: str, functions, unknown) -> Reading:
+    """The :class:`Reading` of ``text``: Python syntax with explicit ``*``, ``**`` and calls.
+
+    ``functions`` are the names that are called (a name followed by ``(`` that is neither a
+    function nor a variable stays a call, so that the parser names the unknown function);
+    ``unknown(column)`` is the error raised for a character outside the notation.
+    """
+    toks = _apply_functions(_tokens(text, unknown), functions)
+    pieces: list[tuple[str, int, int]] = []
+    previous = None
+    for tok in toks:
+        if previous is not None and previous.ends_operand and tok.starts_operand \
+                and not (previous.kind == "num" and tok.kind == "num"):
+            pieces.append(("*", tok.start, tok.start))
+        elif previous is not None and tok.kind in ("num", "name") \
+                and previous.kind in ("num", "name", "func", "sqrt"):
+            pieces.append((" ", tok.start, tok.start))  # keep the names apart for ast
+        pieces.append((tok.out, tok.start, tok.end))
+        previous = tok
+    source, starts, ends = [], [], []
+    for piece, start, end in pieces:
+        source.append(piece)
+        starts.extend([start] * len(piece))
+        ends.extend([end] * len(piece))
+    starts.append(len(text))
+    ends.append(len(text))
+    return Reading(text, "".join(source), tuple(starts), tuple(ends))
+
+
+def read_formula(text: str) -> str:
+    """How a formula is read, in Python syntax (``"2x(1 − x)"`` reads ``"2*x*(1 - x)"``):
+    the text the "read as" line of each face shows. Text that is not a formula is returned as
+    far as it could be read."""
+    from chainrule.derivation.parser import FUNCTIONS
+
+    def unknown(col: int) -> ValueError:
+        return ValueError(col)
+
+    try:
+        source = read_source(text, FUNCTIONS, unknown).source
+    except ValueError:
+        return " ".join(text.split())
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except (SyntaxError, RecursionError, MemoryError):
+        return source.strip()
+    return unparse(tree.body)
+
+
+def unparse(node: ast.AST) -> str:
+    """Python text of a parsed formula, products and powers written tight (``2*x**2``)."""
+    return ast.unparse(node).replace(" ** ", "**").replace(" * ", "*")
