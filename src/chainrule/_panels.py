@@ -204,7 +204,7 @@ def is_matrix_check(values: dict) -> bool:
     ``network=`` or a formula with ``@`` or ``.T``."""
     formula = values.get("formula") or ""
     return bool(values.get("layer") or values.get("network") or "@" in formula
-                or ".T" in formula)
+                or ".T" in formula or "ᵀ" in formula)
 
 
 def check(values: dict):

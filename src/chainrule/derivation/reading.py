@@ -261,3 +261,84 @@ def read_formula(text: str) -> str:
 def unparse(node: ast.AST) -> str:
     """Python text of a parsed formula, products and powers written tight (``2*x**2``)."""
     return ast.unparse(node).replace(" ** ", "**").replace(" * ", "*")
+
+
+# --- the reading as MathML ----------------------------------------------------------------------
+
+_SHOWN_NAMES = {"yhat": '<mover accent="true"><mi>y</mi><mo>^</mo></mover>', "eta": "<mi>η</mi>",
+                "alpha": "<mi>α</mi>", "delta": "<mi>δ</mi>", "pi": "<mi>π</mi>",
+                "sigmoid": "<mi>σ</mi>", "e": "<mi>e</mi>", "E": "<mi>e</mi>"}
+_PRECEDENCE = {ast.Add: 1, ast.Sub: 1, ast.Mult: 2, ast.Div: 2, ast.Pow: 4}
+
+
+def _precedence(node: ast.AST) -> int:
+    if isinstance(node, ast.BinOp):
+        return _PRECEDENCE.get(type(node.op), 0)
+    if isinstance(node, ast.UnaryOp):
+        return 3
+    return 5
+
+
+def _bracket(body: str) -> str:
+    return f"<mrow><mo>(</mo>{body}<mo>)</mo></mrow>"
+
+
+def _mathml(node: ast.AST) -> str:
+    """Presentation MathML of a node of a read formula; every product is shown with a dot, so
+    that the line shows how the text was read, not how it simplifies."""
+    from html import escape
+
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float) \
+            and not isinstance(node.value, bool):
+        return f"<mn>{escape(repr(node.value))}</mn>"
+    if isinstance(node, ast.Name):
+        return _SHOWN_NAMES.get(node.id, f"<mi>{escape(node.id)}</mi>")
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        inner = _mathml(node.operand)
+        inner = _bracket(inner) if _precedence(node.operand) < 3 else inner
+        return f"<mrow><mo>{'−' if isinstance(node.op, ast.USub) else '+'}</mo>{inner}</mrow>"
+    if isinstance(node, ast.BinOp) and type(node.op) in _PRECEDENCE:
+        return _binop_mathml(node)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
+        args = "<mo>,</mo>".join(_mathml(a) for a in node.args)
+        if node.func.id == "sqrt" and len(node.args) == 1:
+            return f"<msqrt>{args}</msqrt>"
+        return f"<mrow>{_mathml(node.func)}<mo>&#x2061;</mo>{_bracket(args)}</mrow>"
+    return f"<mtext>{escape(unparse(node))}</mtext>"
+
+
+def _binop_mathml(node: ast.BinOp) -> str:
+    own = _precedence(node)
+    left, right = _mathml(node.left), _mathml(node.right)
+    if isinstance(node.op, ast.Div):
+        return f"<mfrac>{left}{right}</mfrac>"
+    if isinstance(node.op, ast.Pow):
+        left = _bracket(left) if _precedence(node.left) <= own else left
+        return f"<msup>{left}{right}</msup>"
+    if _precedence(node.left) < own:
+        left = _bracket(left)
+    # a - (b + c) and a*(b*c)/a*(-b) keep the brackets that were typed or are needed
+    if _precedence(node.right) < own or (_precedence(node.right) == own
+                                         and isinstance(node.op, ast.Sub | ast.Mult)) \
+            or isinstance(node.right, ast.UnaryOp):
+        right = _bracket(right)
+    sign = {ast.Add: "+", ast.Sub: "−", ast.Mult: "·"}[type(node.op)]
+    return f"<mrow>{left}<mo>{sign}</mo>{right}</mrow>"
+
+
+def read_as_html(text: str) -> str:
+    """The "read as" line of the web page: how ``text`` was read, in MathML (every product
+    with a dot) with the Python text as its alttext; as text where it is not a formula."""
+    from html import escape
+
+    from chainrule._mathml import math_element
+
+    read = read_formula(text)
+    try:
+        tree = ast.parse(read, mode="eval")
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
+        shown = ""
+    else:
+        shown = math_element(_mathml(tree.body), alttext=read) + " "
+    return (f'<p class="read-as"><span class="form">read as</span> {shown}'
+            f'<code class="read-as-text">{escape(read)}</code></p>')

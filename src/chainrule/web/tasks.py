@@ -22,6 +22,7 @@ from chainrule._svg import line_chart
 from chainrule.derivation import library
 from chainrule.derivation.domain import numeric_function
 from chainrule.derivation.printing import to_text
+from chainrule.derivation.reading import read_as_html
 from chainrule.derivation.symbols import SYMBOLS
 
 __all__ = ["TASKS"]
@@ -123,8 +124,22 @@ def check_page(params: dict) -> dict:
     data = json.loads(text)
     result = SimpleNamespace(**{**data, "findings": [SimpleNamespace(**f)
                                                      for f in data["findings"]]})
-    return {"json": text, "html": formula_check_html(result, style=False),
+    return {"json": text, "html": read_as(params) + formula_check_html(result, style=False),
             "correct": result.correct}
+
+
+def read_as(params: dict) -> str:
+    """The "read as" lines of the formulas a panel's ``params`` hold (none for a name such as
+    ``sigmoid``, nor for a matrix formula, read by its own grammar), as HTML with MathML."""
+    if _panels.is_matrix_check(params):
+        return ""
+    names = library.activation_names() + library.loss_names() + ("softmax", "log_softmax")
+    lines = []
+    for key in ("expression", "function", "formula"):
+        text = params.get(key)
+        if isinstance(text, str) and text.strip() and text.strip().lower() not in names:
+            lines.append(read_as_html(text))
+    return "".join(lines)
 
 
 def warm_up() -> None:
@@ -137,4 +152,4 @@ def warm_up() -> None:
 
 #: The tasks a worker runs, by name.
 TASKS = {"derive_json": derive_json, "check_json": check_json, "derive_page": derive_page,
-         "check_page": check_page}
+         "check_page": check_page, "read_as": read_as}

@@ -19,6 +19,7 @@ from chainrule.gradient_check.matrix.grammar import (
     ShapeMismatch,
     evaluate_formula,
     parse_formula,
+    read_notation,
     uses_bias,
 )
 from chainrule.gradient_check.matrix.network import (
@@ -246,6 +247,7 @@ def check_matrix(
         (a ValueError) for syntax outside the whitelist, unknown names, shapes that cannot
         multiply, or options that contradict each other; one line naming the problem.
     """
+    formula = read_notation(formula)  # Xᵀ, Ŷ, W₁ as the page prints them
     tree = parse_formula(formula)
     spec = build_spec(activation, loss, network, wrt, mean, half, _vector)
     problem = _Problem.make(spec, tree, formula, wrt, seed)
