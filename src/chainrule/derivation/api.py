@@ -20,8 +20,8 @@ import sympy
 from chainrule.derivation import domain, library
 from chainrule.derivation.compose import compose
 from chainrule.derivation.parser import FormulaError, parse_expression, refuse_runaway
-from chainrule.derivation.reading import read_formula
 from chainrule.derivation.printing import to_text
+from chainrule.derivation.reading import read_formula
 from chainrule.derivation.result import Derivation
 from chainrule.derivation.rules import METHODS, Step, differentiate
 from chainrule.derivation.simplify import elementary, equivalent, tidy
