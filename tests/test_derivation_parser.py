@@ -347,3 +347,10 @@ def test_read_formula_writes_the_reading_in_python_syntax(typed, read):
     from chainrule.derivation.reading import read_formula
 
     assert read_formula(typed) == read
+
+
+def test_every_elementary_function_the_reading_knows_is_one_the_parser_builds():
+    from chainrule.derivation.parser import _UNARY
+    from chainrule.derivation.reading import ELEMENTARY
+
+    assert set(ELEMENTARY) == {*_UNARY, "max"}

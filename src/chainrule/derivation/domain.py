@@ -29,11 +29,11 @@ __all__ = [
     "corners",
     "log_conflicts",
     "numeric_function",
-    "why_undefined",
     "preimage",
     "set_text",
     "singular_points",
     "solve_output",
+    "why_undefined",
 ]
 
 #: Values used for symbolic parameters where a number is needed (the library's defaults).

@@ -29,7 +29,7 @@ import sympy
 from chainrule._checks import UnreadableFormulaError
 from chainrule.derivation import library
 from chainrule.derivation.functions import sigmoid, softplus
-from chainrule.derivation.reading import Reading, read_source
+from chainrule.derivation.reading import Reading, function_names, read_source
 from chainrule.derivation.symbols import SYMBOLS
 
 __all__ = ["FUNCTIONS", "MAX_DEPTH", "MAX_LENGTH", "SYMBOLS", "FormulaError", "FormulaSyntaxError",
@@ -64,9 +64,7 @@ _UNARY = {
 _CONSTANTS = {"e": sympy.E, "E": sympy.E, "pi": sympy.pi}  # E as SymPy prints it
 
 #: Every function name a formula may call.
-FUNCTIONS: tuple[str, ...] = tuple(
-    sorted({*_UNARY, "max", *library.activation_names(), *library.loss_names()})
-)
+FUNCTIONS: tuple[str, ...] = function_names()
 
 
 class FormulaError(ValueError):
@@ -153,7 +151,7 @@ def parse_expression(text: str, symbols: Iterable[str] | None = None) -> sympy.E
         col = reading.starts[min(max(exc.offset - 1, 0), len(reading.source))]
         raise FormulaSyntaxError(
             f"Cannot parse {text.strip()!r}: {exc.msg} at column {col + 1} "
-            f"(near {text[col:col + 12]!r}); it reads as {reading.source!r}."
+            f"(near {text[col:col + 12]!r}); it reads as {_short(reading.source)!r}."
         ) from None
     except (RecursionError, MemoryError):
         raise FormulaError(
@@ -237,6 +235,10 @@ def _log10_abs(value: sympy.Expr) -> float:
     if not magnitude.is_Float or magnitude <= 0:
         return float("-inf") if magnitude == 0 else 0.0
     return float(sympy.log(magnitude, 10).evalf(15))
+
+
+def _short(source: str, limit: int = 80) -> str:
+    return source if len(source) <= limit else source[:limit - 1] + "…"
 
 
 def _unknown_character(text: str, col: int) -> FormulaSyntaxError:

@@ -32,7 +32,8 @@ import keyword
 import re
 from dataclasses import dataclass
 
-__all__ = ["Reading", "read_formula", "read_source"]
+__all__ = ["ELEMENTARY", "Reading", "function_names", "read_as_html", "read_formula",
+           "read_source"]
 
 #: Names a formula may use as variables or constants: followed by "(" they multiply it.
 _OPERAND_NAMES = frozenset({"x", "z", "yhat", "y", "w", "p", "t", "eta", "alpha", "m", "delta",
@@ -136,6 +137,19 @@ def _tokens(text: str, unknown) -> list[_Token]:
         else:
             raise unknown(i)
     return out
+
+
+#: The elementary functions a formula may call, besides the activations and the losses.
+ELEMENTARY = ("exp", "log", "ln", "sqrt", "abs", "Abs", "sin", "cos", "tan", "sinh", "cosh",
+              "tanh", "sigmoid", "softplus", "erf", "max")
+
+
+def function_names() -> tuple[str, ...]:
+    """Every function name a formula may call: :data:`ELEMENTARY`, the activations and the
+    losses (the parser's ``FUNCTIONS``)."""
+    from chainrule.derivation import library
+
+    return tuple(sorted({*ELEMENTARY, *library.activation_names(), *library.loss_names()}))
 
 
 def _is_function(tok: _Token, functions) -> bool:
@@ -242,13 +256,11 @@ def read_formula(text: str) -> str:
     """How a formula is read, in Python syntax (``"2x(1 − x)"`` reads ``"2*x*(1 - x)"``):
     the text the "read as" line of each face shows. Text that is not a formula is returned as
     far as it could be read."""
-    from chainrule.derivation.parser import FUNCTIONS
-
     def unknown(col: int) -> ValueError:
         return ValueError(col)
 
     try:
-        source = read_source(text, FUNCTIONS, unknown).source
+        source = read_source(text, function_names(), unknown).source
     except ValueError:
         return " ".join(text.split())
     try:
