@@ -133,3 +133,13 @@ def test_a_wrong_derivative_of_a_piecewise_function_exits_1(capsys):
     assert main(["check", "--function", "binary_step(x)*x", "0"]) == 1
     captured = capsys.readouterr()
     assert captured.out.startswith("Not correct:") and captured.err == ""
+
+
+def test_a_derivative_typed_as_on_paper_prints_how_it_was_read(capsys):
+    from chainrule.cli import main
+
+    assert main(["check", "--loss", "mse", "--half", "ŷ − y"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "read as: yhat - y"
+    assert main(["check", "--loss", "mse", "--half", "yhat - y"]) == 0
+    assert "read as" not in capsys.readouterr().out
