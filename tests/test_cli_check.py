@@ -144,3 +144,13 @@ def test_the_sigmoid_bce_shortcut_after_tanh_names_its_kind(capsys):
     assert data["kind"] == "shortcut_wrong_activation"
     assert "Domain conflict" in data["sentence"]
     assert main(["check", "--loss", "bce", "--activation", "sigmoid", "yhat - y"]) == 0
+
+
+def test_a_derivative_typed_as_on_paper_prints_how_it_was_read(capsys):
+    from chainrule.cli import main
+
+    assert main(["check", "--loss", "mse", "--half", "ŷ − y"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "read as: yhat - y"
+    assert main(["check", "--loss", "mse", "--half", "yhat - y"]) == 0
+    assert "read as" not in capsys.readouterr().out

@@ -155,3 +155,34 @@ def test_every_face_shows_the_written_out_quotient_rule():
     html = d.to_html()
     assert "(0·(1 + e^(-x)) - 1·(-e^(-x)))/(1 + e^(-x))²" in html  # the alttext
     assert "<mfrac><mrow><mn>0</mn><mo>" in html
+
+
+def test_a_formula_read_otherwise_than_typed_prints_its_reading(capsys):
+    assert main(["derive", "2x(1 − x)"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "read as: 2*x*(1 - x)"
+
+
+def test_a_formula_read_as_typed_prints_no_reading(capsys):
+    assert main(["derive", "x * sigmoid(x)"]) == 0
+    assert "read as" not in capsys.readouterr().out
+
+
+def test_the_json_answer_carries_the_reading(capsys):
+    assert main(["derive", "log yhat", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["read_as"] == "log(yhat)"
+
+
+def test_the_python_result_carries_the_reading():
+    from chainrule import derive
+
+    d = derive("σ z (1 − σ z)")
+    assert d.read_as == "sigmoid(z)*(1 - sigmoid(z))" and d.typed == "σ z (1 − σ z)"
+    assert derive("sigmoid").read_as is None
+
+
+def test_a_syntax_error_says_how_the_text_was_read(capsys):
+    assert main(["derive", "2x +* y"]) == 2
+    err = capsys.readouterr().err
+    assert "it reads as '2*x+*y'" in err and len(err.strip().splitlines()) == 1

@@ -231,3 +231,126 @@ def test_the_checks_pass_the_syntax_error_on():
         check_formula("yhat -* y", loss="mse")
     with pytest.raises(FormulaSyntaxError):
         check_formula("2*x", function="x**")
+
+
+# -- the forgiving reading: what people type and what the page prints, pasted back --
+
+z = SYMBOLS["z"]
+
+
+@pytest.mark.parametrize(
+    ("typed", "explicit"),
+    [
+        ("2x", "2*x"),
+        ("2 x", "2*x"),
+        ("2 sigma(z)", "2*sigmoid(z)"),
+        ("2sigmoid(z)", "2*sigmoid(z)"),
+        ("x(1-x)", "x*(1-x)"),
+        ("(1-y)log(1-yhat)", "(1-y)*log(1-yhat)"),
+        ("(1 + yhat)(yhat - y)/yhat", "(1 + yhat)*(yhat - y)/yhat"),
+        ("x y", "x*y"),
+        ("2pi x", "2*pi*x"),
+        ("sin x", "sin(x)"),
+        ("log yhat", "log(yhat)"),
+        ("σ z", "sigmoid(z)"),
+        ("σ(z)(1 − σ(z))", "sigmoid(z)*(1 - sigmoid(z))"),
+        ("sin x^2", "sin(x**2)"),
+        ("sin 2x", "sin(2*x)"),
+        ("sin sin x", "sin(sin(x))"),
+        ("exp x + 1", "exp(x) + 1"),
+        ("-(y log yhat + (1-y) log(1-yhat))", "-(y*log(yhat) + (1-y)*log(1-yhat))"),
+        ("ŷ - y", "yhat - y"),
+        ("Ŷ - y", "yhat - y"),
+        ("y\u0302 - y", "yhat - y"),  # y and a combining circumflex
+        ("x²", "x**2"),
+        ("(1 - ŷ)³", "(1 - yhat)**3"),
+        ("x⁻¹", "x**(-1)"),
+        ("x·σ(x)", "x*sigmoid(x)"),
+        ("x × y ⋅ z", "x*y*z"),
+        ("x − y", "x - y"),
+        ("x ÷ 2", "x/2"),
+        ("√x", "sqrt(x)"),
+        ("√(1 + x²)", "sqrt(1 + x**2)"),
+        ("η α δ", "eta*alpha*delta"),
+        ("2e", "2*e"),
+        ("1e3 x", "1e3*x"),
+        ("x·σ(x)(1 - σ(x)) + 2x + σ(x)", "x*sigmoid(x)*(1 - sigmoid(x)) + 2*x + sigmoid(x)"),
+    ],
+)
+def test_each_forgiving_form_parses_to_the_explicit_one(typed, explicit):
+    assert parse_expression(typed) == parse_expression(explicit)
+
+
+def test_the_page_text_of_a_result_parses_back_to_it():
+    from chainrule import derive
+    from chainrule.derivation.printing import to_text
+
+    for d in (derive("x*sigmoid(x) + x**2"), derive(activation="tanh", loss="bce")):
+        for expr in (d.result, d.result_input_form):
+            assert sympy.simplify(parse_expression(to_text(expr)) - expr) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "quoted", "column"),
+    [
+        ("ŷ-q", "'q'", 3),  # the hat is one character of the text, not the four of yhat
+        ("ŷ + foo(x)", "'foo'", 5),
+        ("2x + q", "'q'", 6),
+        ("σ z + x.real", "'x.real'", 7),
+        ("x₁ + 1", "'x₁'", 1),
+        ("σ(z) + ŷ²ᵀ", "'ᵀ'", 10),
+        ("x + é", "'é'", 5),
+    ],
+)
+def test_errors_point_at_the_typed_character(text, quoted, column):
+    with pytest.raises(FormulaError) as info:
+        parse_expression(text)
+    message = str(info.value)
+    assert quoted in message and f"column {column}" in message, message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2 __import__('os')",
+        "x __import__('os')",
+        "x (lambda: 1)()",
+        "2x.__class__",
+        "σ x.__class__",
+        "x if x else 1",
+        "x\nx",
+        "x²⁰⁰⁰",
+        "2x^1000",
+        "√ x**1000",
+        "sin sin sin",
+        "x y ^ 99999",
+        "1j x",
+        "σ",
+    ],
+)
+def test_hostile_input_stays_refused_in_the_forgiving_forms(text):
+    with pytest.raises(FormulaError):
+        parse_expression(text)
+
+
+@pytest.mark.parametrize(
+    ("typed", "read"),
+    [
+        ("2x(1 − x)", "2*x*(1 - x)"),
+        ("σ z + ŷ²", "sigmoid(z) + yhat**2"),
+        ("log yhat", "log(yhat)"),
+        ("x * sigmoid(x)", "x*sigmoid(x)"),
+        ("x +", "x+"),  # unreadable: as far as it was read
+    ],
+)
+def test_read_formula_writes_the_reading_in_python_syntax(typed, read):
+    from chainrule.derivation.reading import read_formula
+
+    assert read_formula(typed) == read
+
+
+def test_every_elementary_function_the_reading_knows_is_one_the_parser_builds():
+    from chainrule.derivation.parser import _UNARY
+    from chainrule.derivation.reading import ELEMENTARY
+
+    assert set(ELEMENTARY) == {*_UNARY, "max"}

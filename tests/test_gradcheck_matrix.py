@@ -501,3 +501,22 @@ def test_a_readable_formula_that_is_refused_is_no_syntax_error(formula):
     with pytest.raises(MatrixFormulaError) as info:
         check_matrix(formula, **LAYER_BCE)
     assert not isinstance(info.value, UnreadableFormulaError)
+
+
+@pytest.mark.parametrize(("pasted", "options", "correct"), [
+    ("Xᵀ @ (Ŷ − Y) / m", {"loss": "bce", "activation": "sigmoid"}, True),
+    ("X^T @ (Yhat - Y) / m", {"loss": "bce", "activation": "sigmoid"}, True),
+    ("X^{T} @ (Yhat - Y) / m", {"loss": "bce", "activation": "sigmoid"}, True),
+    ("(Ŷ − Y) @ Xᵀ / m", {"loss": "bce", "activation": "sigmoid"}, False),  # shapes refuse it
+    ("H₁ᵀ @ ((Ŷ − Y) / m)", {"loss": "bce", "network": "relu,sigmoid", "wrt": "W₂"}, True),
+    ("X.T @ ((Ŷ − Y) ⊙ (1 − Ŷ ⊙ Ŷ)) / m",
+     {"loss": "mse", "activation": "tanh", "half": True}, True),
+])
+def test_the_pages_matrix_notation_pasted_back_is_read(pasted, options, correct):
+    options = {**options, "wrt": options.get("wrt", "W").replace("₂", "2")}
+    try:
+        result = check_matrix(pasted, **options)
+    except MatrixFormulaError:
+        assert not correct
+        return
+    assert result.correct is correct, result

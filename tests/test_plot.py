@@ -130,3 +130,89 @@ def test_the_plot_shades_where_log_is_undefined_and_keeps_the_legend_off_the_cur
     assert min(seen["spans"]) == -2.0 and 0.0 <= max(seen["spans"]) <= 0.01  # x ≤ 0 shaded
     [slope] = seen["slope"]
     assert np.isnan(slope[:200]).all()  # 1/x is not drawn where log x has no value
+
+
+# --- the page's SVG plot: undefined spans shaded with their reason, the legend off the data ------
+
+_SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _svg_points(path) -> np.ndarray:
+    import re
+
+    return np.array([[float(v) for v in p.split(",")]
+                     for p in re.findall(r"-?[\d.]+,-?[\d.]+", path.get("d"))])
+
+
+def _box(element) -> tuple[float, float, float, float]:
+    x, y = float(element.get("x")), float(element.get("y"))
+    return x, y, x + float(element.get("width")), y + float(element.get("height"))
+
+
+def _page_plot(params):
+    import xml.etree.ElementTree as ET
+
+    from chainrule.web.tasks import derive_page
+
+    return ET.fromstring(derive_page(params)["plot"])
+
+
+def test_the_page_plot_of_tanh_and_bce_shades_z_below_0_with_its_reason():
+    root = _page_plot({"activation": "tanh", "loss": "bce"})
+    area = _box(root.find(f".//{_SVG}rect[@class='plot-area']"))
+    [band] = root.findall(f".//{_SVG}g[@class='undefined']")
+    region = _box(band.find(f"{_SVG}rect"))
+    reason = band.find(f"{_SVG}text").text
+    assert reason == "tanh(z) ≤ 0: log undefined"
+    # z from -5 to 0: the left edge of the plot to about the middle
+    assert region[0] == area[0] and abs(region[2] - (area[0] + area[2]) / 2) < 3
+    paths = root.findall(f".//{_SVG}path")
+    dashed = [p for p in paths if p.get("stroke-dasharray")]
+    assert dashed and paths
+    for path in paths:  # neither the function nor its derivative is drawn for z < 0
+        assert (_svg_points(path)[:, 0] >= region[2] - 1e-6).all()
+
+
+def test_the_page_plot_legend_lies_outside_the_plotting_area():
+    for params in ({"activation": "tanh", "loss": "bce"}, {"expression": "x*sigmoid(x)"},
+                   {"expression": "log(x)"}):
+        root = _page_plot(params)
+        area = _box(root.find(f".//{_SVG}rect[@class='plot-area']"))
+        legend = _box(root.find(f".//{_SVG}rect[@class='legend-box']"))
+        assert legend[1] >= area[3]  # below the plotting area, and its tick labels too
+        assert legend[3] <= float(root.get("height"))
+        for text in root.find(f".//{_SVG}g[@class='legend']").iter(f"{_SVG}text"):
+            assert float(text.get("y")) > area[3]
+
+
+def test_a_function_defined_everywhere_has_no_shaded_span():
+    root = _page_plot({"expression": "x*sigmoid(x)"})
+    assert root.findall(f".//{_SVG}g[@class='undefined']") == []
+
+
+def test_a_pole_is_a_broken_line_not_a_shaded_band():
+    root = _page_plot({"expression": "1/x"})
+    assert root.findall(f".//{_SVG}g[@class='undefined']") == []
+
+
+def test_the_figure_writes_the_reason_in_the_shaded_band(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    seen = {}
+    original = Figure.savefig
+
+    def capture(self, *args, **kwargs):
+        ax = self.axes[0]
+        renderer = self.canvas.get_renderer()
+        seen["reasons"] = [t.get_text() for t in ax.texts]
+        seen["legend"] = ax.get_legend().get_window_extent(renderer)
+        seen["axes"] = ax.get_window_extent(renderer)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", capture)
+    plot_functions(["log(x)", "sqrt(x)", "tanh"], tmp_path / "f.png", x_range=(-2.0, 2.0),
+                   points=401)
+    assert "x ≤ 0: log undefined" in seen["reasons"]
+    assert "x < 0: no real root" in seen["reasons"]
+    legend, axes = seen["legend"], seen["axes"]
+    assert legend.y1 <= axes.y0 or legend.x0 >= axes.x1  # outside the axes: off every curve

@@ -305,3 +305,46 @@ def test_api_json_parses_to_the_same_result_as_the_page_shows(client):
     data = client.get("/api/derive", params={"expression": "sigmoid"}).json()
     assert data["result_output_form"] == "yhat*(1 - yhat)"
     assert json.loads(json.dumps(data)) == data
+
+
+# --- the "read as" line: how a typed formula was read ---------------------------------------------
+
+
+def _read_as_line(html: str) -> ET.Element:
+    start = html.index('<p class="read-as">')
+    return ET.fromstring(html[start:html.index("</p>", start) + len("</p>")])
+
+
+def test_the_derive_page_shows_how_the_formula_was_read(client):
+    response = client.get("/derive", params={"expression": "2x(1 − x) + σ z"})
+    assert response.status_code == 200
+    line = _read_as_line(response.text)  # well-formed XML, MathML inside, no script
+    math = line.find("{http://www.w3.org/1998/Math/MathML}math")
+    assert math is not None and math.get("alttext") == "2*x*(1 - x) + sigmoid(z)"
+    assert "".join(line.itertext()).count("·") == 2  # both products are shown
+    # above the steps and the result
+    assert response.text.index('class="read-as"') < response.text.index('class="steps"')
+    assert response.text.index('class="read-as"') < response.text.index('class="result"')
+
+
+def test_a_refused_formula_shows_how_it_was_read_above_the_error(client):
+    response = client.get("/derive", params={"expression": "2ŷ + q"})
+    assert response.status_code == 400
+    html = response.text
+    assert html.index('class="read-as"') < html.index('class="error"')
+    assert _read_as_line(html).find(
+        "{http://www.w3.org/1998/Math/MathML}math").get("alttext") == "2*yhat + q"
+    assert "&#x27;q&#x27; at column 6" in html  # the column of the text as typed
+
+
+def test_the_check_page_shows_how_the_derivative_was_read(client):
+    response = client.get("/check", params={"formula": "ŷ - y", "loss": "mse", "half": "1"})
+    assert response.status_code == 200
+    assert 'data-correct="true"' in response.text
+    assert _read_as_line(response.text).find(
+        "{http://www.w3.org/1998/Math/MathML}math").get("alttext") == "yhat - y"
+
+
+def test_a_name_is_not_read_as_a_formula(client):
+    response = client.get("/derive", params={"expression": "sigmoid"})
+    assert 'class="read-as"' not in response.text

@@ -226,3 +226,30 @@ def test_a_wrong_matrix_check_shows_the_formulas_as_maths(server, page, shots):
     assert "transpose missing" in forms.inner_text()  # the difference
     assert forms.locator("msup", has_text="X⊤").count() >= 1
     _shot(page, shots, "check-matrix.png")
+
+
+@pytest.mark.parametrize(("activation", "loss"), [
+    ("tanh", "bce"), ("gelu", "bce"), ("elu", "huber"), ("selu", "mse"), ("softplus", "bce")])
+def test_the_two_result_forms_of_a_composition_never_touch(server, page, activation, loss):
+    page.goto(f"{server}derive?activation={activation}&loss={loss}")
+    rows = page.locator("#derive-result .result-row math")
+    boxes = [rows.nth(i).bounding_box() for i in range(rows.count())]
+    assert len(boxes) == 2
+    upper, lower = boxes
+    assert lower["y"] >= upper["y"] + upper["height"] + 4, boxes  # a visible gap between them
+
+
+def test_the_page_says_how_a_typed_formula_was_read(server, page, shots):
+    page.goto(server)
+    page.fill("#derive-expression", "2x(1 − x) + σ z")
+    page.click("#derive-submit")
+    page.wait_for_selector("#derive-result .read-as")
+    line = page.locator("#derive-result .read-as")
+    box = line.locator("math").bounding_box()
+    assert box is not None and box["width"] > 50  # MathML set by the browser, no script
+    assert "2*x*(1 - x) + sigmoid(z)" in line.inner_text()
+    page.fill("#derive-expression", "2ŷ + q")
+    page.click("#derive-submit")
+    page.wait_for_selector(".error")
+    assert "2*yhat + q" in page.inner_text(".read-as")
+    _shot(page, shots, "read-as.png")

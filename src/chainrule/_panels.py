@@ -207,7 +207,7 @@ def is_matrix_check(values: dict) -> bool:
     ``network=`` or a formula with ``@`` or ``.T``."""
     formula = values.get("formula") or ""
     return bool(values.get("layer") or values.get("network") or "@" in formula
-                or ".T" in formula)
+                or ".T" in formula or "ᵀ" in formula)
 
 
 def check(values: dict):
@@ -262,6 +262,24 @@ def show(result, fmt: str = "json") -> str:
     return getattr(result, _WRITERS[fmt])().rstrip("\n") + "\n"
 
 
+def read_as_lines(values) -> list[str]:
+    """For a one-variable check: a ``read as: ...`` line for each formula (the derivative and
+    ``function=``) that was read other than as typed, spaces aside."""
+    from chainrule.derivation.reading import read_formula
+
+    v = values_of("check", values)
+    if is_matrix_check(v):
+        return []
+    lines = []
+    for key in ("formula", "function"):
+        text = v.get(key)
+        if isinstance(text, str) and text.strip():
+            read = read_formula(text)
+            if "".join(read.split()) != "".join(text.split()):
+                lines.append(f"read as: {read}")
+    return lines
+
+
 # --- answers kept on disk ------------------------------------------------------------------------
 
 
@@ -287,7 +305,8 @@ def answer(panel: str, values, fmt: str) -> dict:
     result = (derive if panel == "derive" else check)(values)
     out = {"text": show(result, fmt) if panel == "derive" or fmt == "json" else None,
            "paragraph": getattr(result, "paragraph", None),
-           "correct": bool(getattr(result, "correct", True))}
+           "correct": bool(getattr(result, "correct", True)),
+           "read_as": read_as_lines(values) if panel == "check" else []}
     _cache.store(panel, _request(panel, values, fmt), out)
     return out
 

@@ -2,7 +2,8 @@
 
 Used where a figure has to travel inside HTML (a notebook cell, the web page) without
 matplotlib or any file: :func:`line_chart` takes a few named series and returns one ``<svg>``
-element with axes, ticks, a zero line and a legend. Points that are not finite, or lie far
+element with axes, ticks, a zero line, a legend below the plotting area and the
+spans where a function has no value shaded with the reason. Points that are not finite, or lie far
 outside the shown range (near a pole), break the line instead of drawing a spike.
 """
 
@@ -19,6 +20,7 @@ PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
 
 _WIDTH, _HEIGHT = 560, 300
 _LEFT, _RIGHT, _TOP, _BOTTOM = 52, 14, 14, 34
+_LEGEND_ROW = 16
 
 
 def nice_ticks(lo: float, hi: float, count: int = 6) -> list[float]:
@@ -93,8 +95,8 @@ class _Frame:
 
 def _grid(f: _Frame, x_label: str, y_label: str) -> list[str]:
     """The background, the ticks with their grid lines (darker at zero) and the axis labels."""
-    out = [f'<rect x="{_LEFT}" y="{_TOP}" width="{f.plot_w}" height="{f.plot_h}" '
-           'fill="#fff" stroke="#bbb"/>']
+    out = [f'<rect class="plot-area" x="{_LEFT}" y="{_TOP}" width="{f.plot_w}" '
+           f'height="{f.plot_h}" fill="#fff" stroke="#bbb"/>']
     for t in nice_ticks(f.y_lo, f.y_hi):
         py = f.sy(t)
         out.append(f'<line x1="{_LEFT}" x2="{_LEFT + f.plot_w}" y1="{py:.1f}" y2="{py:.1f}" '
@@ -117,8 +119,8 @@ def _grid(f: _Frame, x_label: str, y_label: str) -> list[str]:
     return out
 
 
-def _lines_and_legend(prepared, f: _Frame, dashed: tuple[int, ...], clip: str) -> list[str]:
-    """Each series as paths clipped to the plotting area, then one legend entry per series."""
+def _lines(prepared, f: _Frame, dashed: tuple[int, ...], clip: str) -> list[str]:
+    """Each series as paths clipped to the plotting area."""
     out = []
     for i, (label, x, y) in enumerate(prepared):
         colour = PALETTE[i % len(PALETTE)]
@@ -126,14 +128,47 @@ def _lines_and_legend(prepared, f: _Frame, dashed: tuple[int, ...], clip: str) -
         for d in _paths(x, y, f.sx, f.sy, f.y_lo, f.y_hi):
             out.append(f'<path d="{d}" fill="none" stroke="{colour}" stroke-width="2"{dash} '
                        f'clip-path="url(#{clip})"><title>{escape(label)}</title></path>')
+    return out
+
+
+def _legend(prepared, f: _Frame, dashed: tuple[int, ...]) -> list[str]:
+    """One entry per series, in a box below the plotting area and its axis labels, where it
+    hides no curve."""
+    top = f.height + 2
+    out = [f'<g class="legend"><rect class="legend-box" x="{_LEFT}" y="{top}" '
+           f'width="{f.plot_w}" height="{_LEGEND_ROW * len(prepared) + 4}" fill="none"/>']
     for i, (label, _, _) in enumerate(prepared):
         colour = PALETTE[i % len(PALETTE)]
-        ly = _TOP + 14 + 16 * i
+        ly = top + _LEGEND_ROW * (i + 1) - 2
         dash = ' stroke-dasharray="6 4"' if i in dashed else ""
-        out.append(f'<line x1="{_LEFT + 10}" x2="{_LEFT + 34}" y1="{ly - 4}" y2="{ly - 4}" '
+        out.append(f'<line x1="{_LEFT + 4}" x2="{_LEFT + 28}" y1="{ly - 4}" y2="{ly - 4}" '
                    f'stroke="{colour}" stroke-width="2"{dash}/>')
-        out.append(f'<text x="{_LEFT + 40}" y="{ly}" paint-order="stroke" stroke="#fff" '
-                   f'stroke-width="3">{escape(label)}</text>')
+        out.append(f'<text x="{_LEFT + 34}" y="{ly}">{escape(label)}</text>')
+    out.append("</g>")
+    return out
+
+
+def _shaded(regions, f: _Frame) -> list[str]:
+    """Each ``(low, high, reason)`` as a grey band over the plotting area, labelled with its
+    reason: where the function has no value, nothing is drawn and the band says why."""
+    out = []
+    for lo, hi, reason in regions:
+        x0 = max(f.sx(lo), _LEFT)
+        x1 = min(f.sx(hi), _LEFT + f.plot_w)
+        if x1 - x0 < 0.5:
+            continue
+        middle = (x0 + x1) / 2
+        if len(reason) * 6 < x1 - x0:  # about 6 pixels a character at font-size 11
+            label = (f'<text class="undefined-reason" x="{middle:.1f}" y="{_TOP + 14}" '
+                     f'text-anchor="middle" fill="#555">{escape(reason)}</text>')
+        else:  # a narrow band: the reason runs down it
+            label = (f'<text class="undefined-reason" x="{middle + 4:.1f}" y="{_TOP + 6}" '
+                     f'fill="#555" transform="rotate(90 {middle + 4:.1f} {_TOP + 6})">'
+                     f"{escape(reason)}</text>")
+        out.append(f'<g class="undefined"><title>undefined: {escape(reason)}</title>'
+                   f'<rect class="undefined-region" x="{x0:.1f}" y="{_TOP}" '
+                   f'width="{x1 - x0:.1f}" height="{f.plot_h}" fill="#888" '
+                   f'fill-opacity="0.15"/>{label}</g>')
     return out
 
 
@@ -146,17 +181,22 @@ def line_chart(
     dashed: tuple[int, ...] = (),
     width: int = _WIDTH,
     height: int = _HEIGHT,
+    undefined: list[tuple[float, float, str]] = (),
 ) -> str:
     """One ``<svg>`` element plotting each ``(label, x, y)`` of ``series`` as a line.
 
     ``dashed`` lists the indices of series drawn dashed (a derivative beside its function,
-    a validation curve beside the training one). Labels are escaped; the result is valid XML.
+    a validation curve beside the training one). ``undefined`` lists ``(low, high, reason)``
+    spans of x where the function has no value: shaded, with the reason written in them. The
+    legend sits below the plotting area (``height`` is the chart's without it); labels are
+    escaped; the result is valid XML.
     """
     prepared = [(label, np.asarray(x, dtype=float), np.asarray(y, dtype=float))
                 for label, x, y in series]
     frame = _Frame(prepared, width, height)
+    total = height + _LEGEND_ROW * len(prepared) + 8
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" '
-           f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
+           f'height="{total}" viewBox="0 0 {width} {total}" role="img" '
            f'aria-label="{escape(title or ", ".join(s[0] for s in prepared))}" '
            'font-family="sans-serif" font-size="11">']
     if title:
@@ -166,6 +206,8 @@ def line_chart(
     out.append(f'<defs><clipPath id="{clip}"><rect x="{_LEFT}" y="{_TOP}" '
                f'width="{frame.plot_w}" height="{frame.plot_h}"/></clipPath></defs>')
     out += _grid(frame, x_label, y_label)
-    out += _lines_and_legend(prepared, frame, dashed, clip)
+    out += _shaded(undefined, frame)
+    out += _lines(prepared, frame, dashed, clip)
+    out += _legend(prepared, frame, dashed)
     out.append("</svg>")
     return "".join(out)

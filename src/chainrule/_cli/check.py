@@ -63,6 +63,8 @@ def _print(found: dict, args) -> int:
     if args.format == "json":
         sys.stdout.write(found["text"])
     else:
+        for line in found.get("read_as") or ():  # how a formula typed as on paper was read
+            print(line)
         print(fill(found["paragraph"], report_width()))
     return 0 if found["correct"] else 1
 

@@ -21,6 +21,7 @@ from chainrule.derivation import domain, library
 from chainrule.derivation.compose import compose
 from chainrule.derivation.parser import FormulaError, parse_expression, refuse_runaway
 from chainrule.derivation.printing import to_text
+from chainrule.derivation.reading import read_formula
 from chainrule.derivation.result import Derivation
 from chainrule.derivation.rules import METHODS, Step, differentiate
 from chainrule.derivation.simplify import elementary, equivalent, tidy
@@ -239,7 +240,9 @@ def _derive_cached(expression, activation, loss, weights, method, half, wrt) -> 
         elif name in library.LOSS_INFO:
             loss = name
         else:
-            return derive_formula(parse_expression(expression), wrt, method, text=expression)
+            d = derive_formula(parse_expression(expression), wrt, method, text=expression)
+            d.typed, d.read_as = expression, read_formula(expression)
+            return d
     if activation is not None and loss is not None:
         weights = _composition_weights(weights, wrt)
         return compose(activation, loss, weights=weights, half=half, method=method)

@@ -33,6 +33,7 @@ __all__ = [
     "set_text",
     "singular_points",
     "solve_output",
+    "why_undefined",
 ]
 
 #: Values used for symbolic parameters where a number is needed (the library's defaults).
@@ -235,6 +236,33 @@ def numeric_function(expr: sympy.Expr, var: sympy.Symbol, params=None) -> Callab
             return np.broadcast_to(np.asarray(f(z), dtype=float), np.shape(z))
 
     return call
+
+
+def why_undefined(expr: sympy.Expr, var: sympy.Symbol, points, params=None) -> str:
+    """Why ``expr`` has no real value at ``points`` (one span of a figure where it has none),
+    in words for the figure's label: the innermost logarithm whose argument is not positive
+    there (``"tanh(z) ≤ 0: log undefined"``), root of a negative number or zero denominator."""
+    if params:
+        expr = expr.subs(params)
+    points = np.asarray(points, dtype=float)
+    atoms = sorted(expr.atoms(sympy.log, sympy.Pow), key=lambda a: (sympy.count_ops(a),
+                                                                     sympy.default_sort_key(a)))
+    for atom in atoms:
+        if isinstance(atom, sympy.log):
+            arg, words = atom.args[0], "≤ 0: log undefined"
+        elif atom.exp.is_Rational and atom.exp.q % 2 == 0:
+            arg, words = atom.base, "< 0: no real root"
+        elif atom.exp.is_number and atom.exp.is_negative:
+            arg, words = atom.base, "= 0: division by zero"
+        else:
+            continue
+        if arg.free_symbols - {var}:
+            continue
+        values = numeric_function(arg, var)(points)
+        bad = {"≤": values <= 0, "<": values < 0}.get(words[0], values == 0)
+        if np.any(bad):
+            return f"{to_text(arg)} {words}"
+    return "no real value"
 
 
 def preimage(

@@ -29,6 +29,7 @@ import sympy
 from chainrule._checks import UnreadableFormulaError
 from chainrule.derivation import library
 from chainrule.derivation.functions import sigmoid, softplus
+from chainrule.derivation.reading import Reading, function_names, read_source
 from chainrule.derivation.symbols import SYMBOLS
 
 __all__ = ["FUNCTIONS", "MAX_DEPTH", "MAX_LENGTH", "SYMBOLS", "FormulaError", "FormulaSyntaxError",
@@ -63,9 +64,7 @@ _UNARY = {
 _CONSTANTS = {"e": sympy.E, "E": sympy.E, "pi": sympy.pi}  # E as SymPy prints it
 
 #: Every function name a formula may call.
-FUNCTIONS: tuple[str, ...] = tuple(
-    sorted({*_UNARY, "max", *library.activation_names(), *library.loss_names()})
-)
+FUNCTIONS: tuple[str, ...] = function_names()
 
 
 class FormulaError(ValueError):
@@ -139,10 +138,9 @@ def parse_expression(text: str, symbols: Iterable[str] | None = None) -> sympy.E
                                "plain text such as 'x * sigmoid(x)'.")
     allowed = _allowed_symbols(symbols)
     _check_paren_depth(text)
-    source, columns = _translate(text)
-    lead = len(source) - len(source.lstrip())
+    reading = read_source(text, FUNCTIONS, functools.partial(_unknown_character, text))
     try:
-        tree = ast.parse(source[lead:], mode="eval")
+        tree = ast.parse(reading.source, mode="eval")
     except SyntaxError as exc:
         if not exc.offset:  # Python's offset 0: the text ended where more was expected
             end = len(text.rstrip())
@@ -150,17 +148,17 @@ def parse_expression(text: str, symbols: Iterable[str] | None = None) -> sympy.E
                 f"Cannot parse {text.strip()!r}: it ends too early at column {end + 1} (after "
                 f"{text.strip()[-12:]!r}); an operand or a closing parenthesis is missing."
             ) from None
-        col = columns[min(lead + max((exc.offset or 1) - 1, 0), len(columns) - 1)]
+        col = reading.starts[min(max(exc.offset - 1, 0), len(reading.source))]
         raise FormulaSyntaxError(
             f"Cannot parse {text.strip()!r}: {exc.msg} at column {col + 1} "
-            f"(near {text[col:col + 12]!r})."
+            f"(near {text[col:col + 12]!r}); it reads as {_short(reading.source)!r}."
         ) from None
     except (RecursionError, MemoryError):
         raise FormulaError(
             f"The formula is nested too deeply (limit {MAX_DEPTH} levels)."
         ) from None
     try:
-        expr = _Builder(text, source[lead:], columns[lead:], allowed).build(tree.body, 0)
+        expr = _Builder(reading, allowed).build(tree.body, 0)
     except (TypeError, ZeroDivisionError) as exc:  # SymPy meeting zoo: a comparison with log(0)
         raise FormulaError(
             f"The formula {text.strip()!r} is undefined ({exc}): look for a log of 0 or a "
@@ -239,15 +237,20 @@ def _log10_abs(value: sympy.Expr) -> float:
     return float(sympy.log(magnitude, 10).evalf(15))
 
 
-def _translate(text: str) -> tuple[str, list[int]]:
-    """Replace ``^`` by ``**``; return the new text and, per character, its column in ``text``."""
-    out, columns = [], []
-    for col, ch in enumerate(text):
-        piece = "**" if ch == "^" else ch
-        out.append(piece)
-        columns.extend([col] * len(piece))
-    columns.append(len(text))
-    return "".join(out), columns
+def _short(source: str, limit: int = 80) -> str:
+    return source if len(source) <= limit else source[:limit - 1] + "…"
+
+
+def _unknown_character(text: str, col: int) -> FormulaSyntaxError:
+    ch = text[col]
+    hint = (" (a transpose belongs to a matrix formula, checked with a layer or a network)"
+            if ch == "ᵀ" else "")
+    return FormulaSyntaxError(
+        f"Cannot parse {text.strip()!r}: the character {ch!r} (U+{ord(ch):04X}) at column "
+        f"{col + 1} is not part of a formula{hint}; write it as plain text such as "
+        "'x * sigmoid(x)' (ŷ, "
+        "σ, √, superscript powers such as x², and · × − are read too)."
+    )
 
 
 def _allowed_symbols(symbols) -> dict[str, sympy.Symbol]:
@@ -278,18 +281,18 @@ def _check_paren_depth(text: str) -> None:
 class _Builder:
     """Walk the ``ast`` and build the SymPy expression, refusing anything not whitelisted."""
 
-    def __init__(self, text: str, source: str, columns: list[int], allowed):
-        self.text = text
-        self.source = source
-        self.columns = columns
+    def __init__(self, reading: Reading, allowed):
+        self.text = reading.text
+        self.source = reading.source
+        self.reading = reading
         self.allowed = allowed
 
     def fail(self, node: ast.AST, what: str, fix: str) -> FormulaError:
-        """The error for ``node``: "<What> '<segment>' at column <n>: <fix>." as one sentence."""
-        start = self.columns[min(node.col_offset, len(self.columns) - 1)]
-        last = len(self.columns) - 1
-        end = self.columns[min(getattr(node, "end_col_offset", node.col_offset), last)]
-        segment = self.text[start:end] if end > start else self.text[start:]
+        """The error for ``node``: "<What> '<segment>' at column <n>: <fix>." as one sentence;
+        the segment and the column are those of the text as typed."""
+        stop = getattr(node, "end_col_offset", None) or node.col_offset + 1
+        start, end = self.reading.span(node.col_offset, stop)
+        segment = self.text[start:end]
         fix = fix if fix.endswith(".") else fix + "."
         what = what[:1].upper() + what[1:]
         return FormulaError(f"{what} {segment!r} at column {start + 1}: {fix}")

@@ -19,7 +19,7 @@ import sympy
 from chainrule._figures import save_png
 from chainrule.derivation import library
 from chainrule.derivation.api import derive
-from chainrule.derivation.domain import numeric_function
+from chainrule.derivation.domain import numeric_function, why_undefined
 from chainrule.derivation.printing import to_text
 from chainrule.derivation.simplify import textbook_form
 from chainrule.derivation.symbols import yhat
@@ -54,7 +54,7 @@ def _curve(spec: str):
         df_label = f"f'({var}) = {to_text(textbook_form(d.result))}"
     f = numeric_function(d.function, var, params)
     df = numeric_function(d.result, var, params)
-    return f_label, df_label, f, df, str(var)
+    return f_label, df_label, f, df, str(var), (d.function, var, params)
 
 
 def undefined_spans(grid: np.ndarray, defined: np.ndarray) -> list[tuple[float, float]]:
@@ -67,11 +67,20 @@ def undefined_spans(grid: np.ndarray, defined: np.ndarray) -> list[tuple[float, 
     return spans
 
 
-def _shade_undefined(ax, grid: np.ndarray, defined: np.ndarray, color, name: str) -> None:
-    """Shade, in the curve's colour, where a function has no finite value (log x for x ≤ 0)."""
+def _shade_undefined(ax, grid: np.ndarray, defined: np.ndarray, color, name: str,
+                     function) -> None:
+    """Shade, in the curve's colour, where a function has no finite value (log x for x ≤ 0),
+    and write the reason in the band (``x ≤ 0: log undefined``)."""
     for i, (a, b) in enumerate(undefined_spans(grid, defined)):
         ax.axvspan(a, b, color=color, alpha=0.12, lw=0, zorder=0,
                    label=f"{name} undefined" if i == 0 else None)
+        inside = grid[(grid >= a) & (grid <= b)]
+        if inside.size >= 3:
+            expr, var, params = function
+            ax.text((a + b) / 2, 0.97, why_undefined(expr, var, inside, params),
+                    transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=8,
+                    color="0.3", rotation=0 if (b - a) > 0.25 * (grid[-1] - grid[0]) else 90,
+                    gid="undefined-reason")
 
 
 def _clip_poles(ax, values: list[np.ndarray]) -> None:
@@ -124,7 +133,7 @@ def plot_functions(
     fig, ax = plt.subplots(figsize=(8, 5))
     try:
         shown = []
-        for i, (f_label, df_label, f, df, _) in enumerate(curves):
+        for i, (f_label, df_label, f, df, _, function) in enumerate(curves):
             color = f"C{i}"
             with np.errstate(all="ignore"):
                 fy, dfy = f(grid), np.asarray(df(grid), dtype=float)
@@ -133,7 +142,8 @@ def plot_functions(
             if derivative:
                 ax.plot(grid, dfy, color=color, lw=1.5, ls="--", label=df_label)
             name = f_label.split(" = ")[-1] if f_label.startswith("f(") else f_label.split(" = ")[0]
-            _shade_undefined(ax, grid, np.isfinite(fy), color if len(curves) > 1 else "0.5", name)
+            _shade_undefined(ax, grid, np.isfinite(fy), color if len(curves) > 1 else "0.5", name,
+                             function)
             shown += [fy, dfy] if derivative else [fy]
         _clip_poles(ax, shown)
         ax.axhline(0, color="0.6", lw=0.8)

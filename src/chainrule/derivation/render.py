@@ -13,6 +13,7 @@ from html import escape
 
 from chainrule._mathml import prose_html
 from chainrule.derivation.printing import mathml, mathml_body, to_latex, to_text
+from chainrule.derivation.reading import read_as_html
 from chainrule.derivation.rules import LAWS, Step
 from chainrule.derivation.simplify import textbook_form as _shown
 
@@ -71,6 +72,8 @@ def _step_text(step: Step, number: str, indent: int, lines: list[str]) -> None:
 def render_text(d) -> str:
     """Unicode text with numbered steps, the result, singular points and warnings."""
     lines = [d.title + (f"  [method: {d.method} rule]" if d.method else ""), ""]
+    if getattr(d, "read_differently", False):
+        lines[1:1] = [f"read as: {d.read_as}"]
     for i, step in enumerate(d.steps, 1):
         _step_text(step, f"{i}.", 0, lines)
     lines.append("")
@@ -358,6 +361,7 @@ def render_html(d) -> str:
     method = f' <span class="method">[method: {escape(d.method)} rule]</span>' if d.method else ""
     lines = ['<div class="chainrule-derivation">',
              f'<p class="derivation-title"><strong>{escape(d.title)}</strong>{method}</p>',
+             *([read_as_html(d.typed)] if getattr(d, "typed", None) else []),
              '<ol class="steps">']
     for step in d.steps:
         _step_html(step, lines)

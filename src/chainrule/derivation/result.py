@@ -39,6 +39,10 @@ class Derivation:
         For an invertible activation, its derivative in terms of its output ``yhat``.
     singularities, warnings, assumptions:
         Where the derivative is undefined, what may go wrong (with the fix) and what was assumed.
+    typed, read_as:
+        For a formula: the text as typed, and how it was read in Python syntax (``"2x(1-x)"``
+        reads ``"2*x*(1 - x)"``; see :func:`chainrule.derivation.reading.read_formula`);
+        None otherwise.
     extra:
         Further named results: ``dE/dyhat``, ``dyhat/dz``, ``dE/dw``, ``update`` (the
         gradient-descent step :math:`\Delta w = -\eta\,\partial E/\partial w`).
@@ -57,6 +61,16 @@ class Derivation:
     assumptions: list[str] = field(default_factory=list)
     method: str | None = None
     extra: dict[str, sympy.Expr] = field(default_factory=dict)
+    typed: str | None = None
+    read_as: str | None = None
+
+    @property
+    def read_differently(self) -> bool:
+        """Whether the formula was read other than as typed (spaces aside): the text face
+        prints its "read as" line only then."""
+        if self.typed is None or self.read_as is None:
+            return False
+        return "".join(self.typed.split()) != "".join(self.read_as.split())
 
     def walk(self):
         """Every step of the derivation, depth first."""
@@ -82,6 +96,7 @@ class Derivation:
             "warnings": list(self.warnings),
             "assumptions": list(self.assumptions),
             "extra": {k: to_python(v) for k, v in self.extra.items()},
+            "read_as": self.read_as,
         }
 
     def to_json(self, indent: int | None = 2) -> str:

@@ -251,7 +251,9 @@ async def _page(request: Request, panel: str) -> Response:
     try:
         answer = await pool.run(task, values)
     except (TaskError, TaskTimeout, Busy) as exc:
-        kwargs = {f"{panel}_values": values, f"{panel}_result": _error(_message(exc, pool))}
+        read = await _read_as(pool, values) if isinstance(exc, TaskError) else ""
+        kwargs = {f"{panel}_values": values,
+                  f"{panel}_result": read + _error(_message(exc, pool))}
         return HTMLResponse(render_page(request, **kwargs), _status(exc))
     links = _links(request, panel, query)
     if panel == "derive":
@@ -265,6 +267,15 @@ async def _page(request: Request, panel: str) -> Response:
     result = f'<div class="result-block" id="check-result">{links}{answer["html"]}</div>'
     return HTMLResponse(render_page(request, check_values=values, check_result=result,
                                     title="Check · chainrule"))
+
+
+async def _read_as(pool: EnginePool, values: dict) -> str:
+    """The "read as" lines of a refused formula (how it was read, up to where it failed), or
+    nothing when even that cannot be had in time."""
+    try:
+        return await pool.run("read_as", values)
+    except (TaskError, TaskTimeout, Busy):
+        return ""
 
 
 async def derive_page(request: Request) -> Response:

@@ -20,8 +20,10 @@ from chainrule import _panels
 from chainrule._display import formula_check_html
 from chainrule._svg import line_chart
 from chainrule.derivation import library
-from chainrule.derivation.domain import numeric_function
+from chainrule.derivation.domain import numeric_function, why_undefined
+from chainrule.derivation.plot import undefined_spans
 from chainrule.derivation.printing import to_text
+from chainrule.derivation.reading import read_as_html
 from chainrule.derivation.symbols import SYMBOLS
 
 __all__ = ["TASKS"]
@@ -79,14 +81,30 @@ def plot_svg(d, params: dict) -> tuple[str | None, str]:
         step = grid[1] - grid[0]
         lo, hi = grid[finite].min() - 0.95 * step, grid[finite].max() + 0.95 * step
         grid, fy, dfy = _samples(f, df, lo, hi)
+    dfy = np.where(np.isfinite(fy), dfy, np.nan)  # no slope where the function has no value
     name = str(var)
     series = [(_short(f"f({name}) = {to_text(function)}"), grid, fy),
               (_short(f"f'({name}) = {to_text(d.result_input_form)}"), grid, dfy)]
     caption = f"The function (solid) and its derivative (dashed) against {name}"
     if values:
         caption += ", with " + ", ".join(f"{s} = {to_text(v)}" for s, v in values.items())
-    svg = line_chart(series, x_label=name, dashed=(1,), title=caption)
+    undefined = _undefined(function, var, values, grid, fy)
+    if undefined:
+        caption += "; shaded where the function has no value"
+    svg = line_chart(series, x_label=name, dashed=(1,), title=caption, undefined=undefined)
     return svg, caption + "."
+
+
+def _undefined(function, var, values, grid, fy) -> list[tuple[float, float, str]]:
+    """The spans of ``grid`` where the function has no finite value, each with its reason;
+    single points (a pole) are left to the broken line."""
+    spans = []
+    for lo, hi in undefined_spans(grid, np.isfinite(fy)):
+        inside = grid[(grid >= lo) & (grid <= hi)]
+        if inside.size < 3:
+            continue
+        spans.append((lo, hi, why_undefined(function, var, inside, values)))
+    return spans
 
 
 def derive_page(params: dict) -> dict:
@@ -123,8 +141,22 @@ def check_page(params: dict) -> dict:
     data = json.loads(text)
     result = SimpleNamespace(**{**data, "findings": [SimpleNamespace(**f)
                                                      for f in data["findings"]]})
-    return {"json": text, "html": formula_check_html(result, style=False),
+    return {"json": text, "html": read_as(params) + formula_check_html(result, style=False),
             "correct": result.correct}
+
+
+def read_as(params: dict) -> str:
+    """The "read as" lines of the formulas a panel's ``params`` hold (none for a name such as
+    ``sigmoid``, nor for a matrix formula, read by its own grammar), as HTML with MathML."""
+    if _panels.is_matrix_check(params):
+        return ""
+    names = library.activation_names() + library.loss_names() + ("softmax", "log_softmax")
+    lines = []
+    for key in ("expression", "function", "formula"):
+        text = params.get(key)
+        if isinstance(text, str) and text.strip() and text.strip().lower() not in names:
+            lines.append(read_as_html(text))
+    return "".join(lines)
 
 
 def warm_up() -> None:
@@ -137,4 +169,4 @@ def warm_up() -> None:
 
 #: The tasks a worker runs, by name.
 TASKS = {"derive_json": derive_json, "check_json": check_json, "derive_page": derive_page,
-         "check_page": check_page}
+         "check_page": check_page, "read_as": read_as}

@@ -19,6 +19,7 @@ from chainrule.gradient_check.matrix.grammar import (
     ShapeMismatch,
     evaluate_formula,
     parse_formula,
+    read_notation,
     uses_bias,
 )
 from chainrule.gradient_check.matrix.network import (
@@ -260,6 +261,7 @@ def check_matrix(
     >>> check_matrix("X.T @ (Yhat - Y) / m", loss="mse", half=True).correct
     True
     """
+    formula = read_notation(formula)  # Xᵀ, Ŷ, W₁ as the page prints them
     tree = parse_formula(formula)
     spec = build_spec(activation, loss, network, wrt, mean, half, _vector)
     problem = _Problem.make(spec, tree, formula, wrt, seed)

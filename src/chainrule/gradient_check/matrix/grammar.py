@@ -32,6 +32,7 @@ __all__ = [
     "evaluate_formula",
     "evaluate_names",
     "parse_formula",
+    "read_notation",
     "uses_bias",
 ]
 
@@ -452,6 +453,21 @@ class _Evaluator:
                     "P * (G - sum(G * P, axis=1, keepdims=True)) for an upstream G")
             return np.array(fresh_activation(key).derivative(np.array(arg, dtype=np.float64)),
                             dtype=np.float64)
+
+
+#: The page's notation of matrices, pasted back, as the grammar writes it.
+_NOTATION = {"ᵀ": ".T", "Ŷ": "Yhat", "ŷ": "yhat", "σ": "sigmoid", "⊙": "*", "∘": "*",
+             "·": "*", "⋅": "*", "−": "-", "–": "-", **{chr(0x2080 + d): str(d) for d in range(10)}}
+_NOTATION_RE = re.compile("|".join(map(re.escape, _NOTATION)) + r"|\^T\b|\^\{T\}")
+
+
+def read_notation(formula):
+    """``formula`` with the page's Unicode notation in the grammar's ASCII: ``Xᵀ`` (and
+    ``X^T``) is ``X.T``, ``Ŷ`` is ``Yhat``, ``W₁`` is ``W1``, ``⊙`` and ``·`` are ``*``,
+    ``−`` is ``-``; anything else is left for the grammar to judge."""
+    if not isinstance(formula, str):
+        return formula
+    return _NOTATION_RE.sub(lambda m: _NOTATION.get(m.group(), ".T"), formula)
 
 
 def parse_formula(formula: str) -> ast.AST:

@@ -25,7 +25,12 @@ import numpy as np
 from chainrule import _oracle as oracle
 from chainrule.gradient_check.catalogue import MISTAKES
 from chainrule.gradient_check.matrix.check import MatrixCheck
-from chainrule.gradient_check.matrix.grammar import ShapeMismatch, evaluate_names, parse_formula
+from chainrule.gradient_check.matrix.grammar import (
+    ShapeMismatch,
+    evaluate_names,
+    parse_formula,
+    read_notation,
+)
 from chainrule.gradient_check.matrix.network import MatrixFormulaError
 from chainrule.gradient_check.verdict import Finding
 
@@ -308,6 +313,7 @@ def check_layer(formula: str, *, layer: str, wrt: str | None = None, causal: boo
                                  f"got wrt={wrt!r}.")
     if causal and layer != "attention":
         raise MatrixFormulaError(f"causal=True is for layer='attention'; got layer={layer!r}.")
+    formula = read_notation(formula)  # Xᵀ, Ŷ, W₁ as the page prints them
     tree = parse_formula(formula)
     shown = " ".join(formula.split())
     draws = _draws(layer, wrt, bool(causal), seed)
