@@ -19,9 +19,9 @@ Given :math:`G = \partial E/\partial Y`, the chain rule gives (Goodfellow, Bengi
   (:math:`s - 1` zeros between its entries) with the kernel rotated 180 degrees, summed over the
   output channels, then cropped by the padding :math:`p`.
 
-The windows are read with :func:`numpy.lib.stride_tricks.sliding_window_view`, copied once into
-rows (im2col) and multiplied by the kernel in one matrix product; the backward pass is two
-matrix products and the adjoint of im2col. No Python loop runs over the pixels.
+The windows are copied once into columns (im2col, one strided copy per offset of the window)
+and multiplied by the kernel, one matrix product per image; the backward pass is two matrix
+products and the adjoint of im2col. No Python loop runs over the pixels.
 """
 
 from __future__ import annotations
@@ -30,14 +30,13 @@ import math
 from typing import ClassVar
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
 from chainrule._checks import backward_before_forward, check_scalar
 from chainrule.nn.layers import Layer
 from chainrule.nn.state import take_tensor
 
-__all__ = ["Conv2D", "Flatten", "col2im", "conv2d", "conv2d_backward", "im2col", "output_size",
-           "pair"]
+__all__ = ["Conv2D", "Flatten", "conv2d", "conv2d_backward", "offsets", "output_size", "pair"]
 
 
 def pair(value, name: str, owner: str, low: int) -> tuple[int, int]:
@@ -54,62 +53,115 @@ def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def _windows(xp: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
-    """The ``(n, c, h_out, w_out, kh, kw)`` windows of ``xp`` at the stride (a view)."""
-    view = sliding_window_view(xp, kernel, axis=(2, 3))
-    return view[:, :, :: stride[0], :: stride[1]]
-
-
 def _pad(x: np.ndarray, top: int, left: int) -> np.ndarray:
     if not (top or left):
         return x
     return np.pad(x, ((0, 0), (0, 0), (top, top), (left, left)))
 
 
-def im2col(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
-           padding: tuple[int, int]) -> np.ndarray:
-    """The windows of the padded ``x`` as rows: ``(n, h_out, w_out, c * kh * kw)``, one copy
-    (the "im2col" of Chellapilla, Puri & Simard, 2006), so that the convolution is one matrix
-    product with the kernel as a ``(out, c * kh * kw)`` matrix."""
-    win = _windows(_pad(x, *padding), kernel, stride)  # (n, c, ho, wo, kh, kw), a view
-    n, c, ho, wo, kh, kw = win.shape
-    cols = np.empty((n, ho, wo, c, kh, kw), dtype=x.dtype)
-    cols[...] = win.transpose(0, 2, 3, 1, 4, 5)
-    return cols.reshape(n, ho, wo, c * kh * kw)
-
-
-def col2im(dcols: np.ndarray, x_shape: tuple[int, ...], kernel: tuple[int, int],
-           stride: tuple[int, int], padding: tuple[int, int]) -> np.ndarray:
-    """The adjoint of :func:`im2col`: each window's gradient ``(n, h_out, w_out, c*kh*kw)``
-    added back onto the pixels it was read from, then the padding cropped. The loop runs over
-    the :math:`k_h k_w` offsets of a window, never over the pixels."""
-    n, c, h, w = x_shape
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    ho, wo = dcols.shape[1:3]
-    d = dcols.reshape(n, ho, wo, c, kh, kw).transpose(0, 3, 4, 5, 1, 2)  # (n, c, kh, kw, ho, wo)
-    dxp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=dcols.dtype)
+def offsets(kernel: tuple[int, int], stride: tuple[int, int], out: tuple[int, int]):
+    """``(i, j, rows, cols)`` for each offset of a window: the slices of the (padded) input that
+    the entries at offset ``(i, j)`` of all the windows read."""
+    (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out
     for i in range(kh):
         for j in range(kw):
-            dxp[:, :, i: i + sh * (ho - 1) + 1: sh, j: j + sw * (wo - 1) + 1: sw] += d[:, :, i, j]
+            yield i, j, slice(i, i + sh * (ho - 1) + 1, sh), slice(j, j + sw * (wo - 1) + 1, sw)
+
+
+class _Layout:
+    """Where the columns of :func:`_im2col` sit: window ``(y, x)`` at position
+    ``y * pitch + x`` of ``span`` positions. At stride 1 the pitch is the padded width, so the
+    entries at one offset of every window are one contiguous run of the flattened image (the
+    ``pitch - w_out`` positions at the end of each row are windows that wrap around the edge;
+    they are computed and dropped); at a larger stride the pitch is ``w_out``."""
+
+    def __init__(self, shape: tuple[int, ...], kernel, stride, padding):
+        self.kernel, self.stride, self.padding = tuple(kernel), tuple(stride), tuple(padding)
+        self.hp, self.wp = shape[2] + 2 * padding[0], shape[3] + 2 * padding[1]
+        self.ho = (self.hp - kernel[0]) // stride[0] + 1
+        self.wo = (self.wp - kernel[1]) // stride[1] + 1
+        self.contiguous = self.stride == (1, 1)
+        self.pitch = self.wp if self.contiguous else self.wo
+        self.span = (self.ho - 1) * self.pitch + self.wo
+
+    def to_image(self, y: np.ndarray) -> np.ndarray:
+        """``(n, o, span)`` results as C-ordered ``(n, o, h_out, w_out)`` maps."""
+        n, o = y.shape[:2]
+        if self.pitch == self.wo:
+            return y.reshape(n, o, self.ho, self.wo)
+        item = y.strides[2]
+        view = as_strided(y, (n, o, self.ho, self.wo),
+                          (y.strides[0], y.strides[1], self.pitch * item, item), writeable=False)
+        return np.ascontiguousarray(view)
+
+    def from_image(self, g: np.ndarray) -> np.ndarray:
+        """``(n, o, h_out, w_out)`` maps as ``(n, o, span)``, zero at the dropped windows."""
+        n, o = g.shape[:2]
+        if self.pitch == self.wo:
+            return g.reshape(n, o, self.span)
+        wide = np.zeros((n, o, self.ho * self.pitch), dtype=g.dtype)
+        wide.reshape(n, o, self.ho, self.pitch)[..., : self.wo] = g
+        return wide[..., : self.span]
+
+
+def _im2col(x: np.ndarray, lay: _Layout) -> np.ndarray:
+    """The windows of the padded ``x`` as columns, ``(n, c * kh * kw, span)``: the "im2col" of
+    Chellapilla, Puri & Simard (2006), so that the convolution of each image is one matrix
+    product with the kernel as an ``(out, c * kh * kw)`` matrix. One copy per offset of the
+    window (a contiguous run at stride 1), never a loop over the pixels."""
+    xp = _pad(x, *lay.padding)
+    n, c = x.shape[:2]
+    (kh, kw) = lay.kernel
+    cols = np.empty((n, c, kh, kw, lay.span), dtype=x.dtype)
+    if lay.contiguous:
+        flat = np.ascontiguousarray(xp).reshape(n, c, lay.hp * lay.wp)
+        for i in range(kh):
+            for j in range(kw):
+                start = i * lay.wp + j
+                cols[:, :, i, j] = flat[:, :, start: start + lay.span]
+    else:
+        grid = cols.reshape(n, c, kh, kw, lay.ho, lay.wo)
+        for i, j, rows, columns in offsets(lay.kernel, lay.stride, (lay.ho, lay.wo)):
+            grid[:, :, i, j] = xp[:, :, rows, columns]
+    return cols.reshape(n, c * kh * kw, lay.span)
+
+
+def _col2im(dcols: np.ndarray, x_shape: tuple[int, ...], lay: _Layout) -> np.ndarray:
+    """The adjoint of :func:`_im2col`: each column's gradient added back onto the pixels its
+    window read, then the padding cropped. One addition per offset of the window."""
+    n, c, h, w = x_shape
+    (kh, kw), (ph, pw) = lay.kernel, lay.padding
+    d = dcols.reshape(n, c, kh, kw, lay.span)
+    dxp = np.zeros((n, c, lay.hp, lay.wp), dtype=dcols.dtype)
+    if lay.contiguous:
+        flat = dxp.reshape(n, c, lay.hp * lay.wp)
+        for i in range(kh):
+            for j in range(kw):
+                start = i * lay.wp + j
+                flat[:, :, start: start + lay.span] += d[:, :, i, j]
+    else:
+        grid = d.reshape(n, c, kh, kw, lay.ho, lay.wo)
+        for i, j, rows, columns in offsets(lay.kernel, lay.stride, (lay.ho, lay.wo)):
+            dxp[:, :, rows, columns] += grid[:, :, i, j]
     return dxp[:, :, ph: ph + h, pw: pw + w]
-
-
-def _as_nchw(rows: np.ndarray) -> np.ndarray:
-    """``(n, h, w, c)`` rows of a matrix product as a C-contiguous ``(n, c, h, w)`` array."""
-    return np.ascontiguousarray(rows.transpose(0, 3, 1, 2))
 
 
 def conv2d(x: np.ndarray, W: np.ndarray, b: np.ndarray | None, stride=1, padding=0) -> np.ndarray:
     """The forward pass :math:`Y = X^p \\star W + b` (a cross-correlation, as PyTorch's
-    ``conv2d``) of ``x`` ``(n, c, h, w)`` with ``W`` ``(out, c, kh, kw)``: the windows as rows
-    (:func:`im2col`) times :math:`W^\\top` as a ``(c k_h k_w, out)`` matrix."""
+    ``conv2d``) of ``x`` ``(n, c, h, w)`` with ``W`` ``(out, c, kh, kw)``: for each image, the
+    kernel as an ``(out, c k_h k_w)`` matrix times the image's windows as columns (im2col)."""
     stride = pair(stride, "stride", "conv2d", 1)
     padding = pair(padding, "padding", "conv2d", 0)
-    cols = im2col(x, W.shape[2:], stride, padding)
-    y = cols @ W.reshape(len(W), -1).T
+    lay = _Layout(x.shape, W.shape[2:], stride, padding)
+    return _conv(_im2col(x, lay), W, b, lay)
+
+
+def _conv(cols: np.ndarray, W: np.ndarray, b: np.ndarray | None, lay: _Layout) -> np.ndarray:
+    """``W`` times the columns of every image, as ``(n, out, h_out, w_out)`` maps."""
+    y = np.matmul(W.reshape(len(W), -1), cols)
     if b is not None:
-        y += b
-    return _as_nchw(y)
+        y += b[:, None]
+    return lay.to_image(y)
 
 
 def conv2d_backward(grad: np.ndarray, x: np.ndarray, W: np.ndarray, stride=1, padding=0,
@@ -117,27 +169,29 @@ def conv2d_backward(grad: np.ndarray, x: np.ndarray, W: np.ndarray, stride=1, pa
                     ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     r"""``(dX, dW, db)`` of :func:`conv2d` for :math:`G` = ``grad`` ``(n, out, h_out, w_out)``.
 
-    With the windows as rows :math:`C` (:func:`im2col`; ``cols`` when the forward pass kept
-    them) and :math:`G` as a ``(n h_out w_out, out)`` matrix, :math:`dW = G^\top C`,
-    :math:`db = \mathbf 1^\top G` and the gradient of the rows is :math:`G W`; :func:`col2im`
-    adds each row back onto the pixels of its window. This is the full convolution of
-    :math:`G`, dilated by the stride, with the kernel rotated 180 degrees, cropped by the
-    padding; rows and columns of the input that no window reaches get zero.
-    ``need_input_grad=False`` skips :math:`dX` (returned as None).
+    With each image's windows as columns :math:`C_n` (im2col; ``cols`` when the forward pass
+    kept them) and its :math:`G_n` as an ``(out, h_out w_out)`` matrix,
+    :math:`dW = \sum_n G_n C_n^\top`, :math:`db = \sum_n G_n \mathbf 1` and the gradient of the
+    columns is :math:`W^\top G_n`; col2im adds each column back onto the pixels of its window.
+    This is the full convolution of :math:`G`, dilated by the stride, with the kernel rotated
+    180 degrees, cropped by the padding; rows and columns of the input that no window reaches
+    get zero. ``need_input_grad=False`` skips :math:`dX` (returned as None).
     """
     stride, padding = pair(stride, "stride", "conv2d", 1), pair(padding, "padding", "conv2d", 0)
-    kernel = W.shape[2:]
+    lay = _Layout(x.shape, W.shape[2:], stride, padding)
     n, o, ho, wo = grad.shape
-    if cols is None:  # the windows that produced grad (the first ho x wo: the catalogue's
-        # planted mistakes hand in a grad of another stride)
-        cols = np.ascontiguousarray(im2col(x, kernel, stride, padding)[:, :ho, :wo])
-    g = np.ascontiguousarray(grad.transpose(0, 2, 3, 1)).reshape(-1, o)
-    dW = (g.T @ cols.reshape(len(g), -1)).reshape(W.shape)
+    if (ho, wo) != (lay.ho, lay.wo):  # fewer windows (a pass at another stride): the first
+        grad = np.pad(grad, ((0, 0), (0, 0), (0, max(lay.ho - ho, 0)), (0, max(lay.wo - wo, 0))))
+        grad = grad[:, :, : lay.ho, : lay.wo]
+    if cols is None:
+        cols = _im2col(x, lay)
+    g = lay.from_image(grad)
+    dW = np.matmul(g, cols.transpose(0, 2, 1)).sum(axis=0).reshape(W.shape)
     db = grad.sum(axis=(0, 2, 3))
     if not need_input_grad:
         return None, dW, db
-    dcols = (g @ W.reshape(o, -1)).reshape(n, ho, wo, -1)
-    return col2im(dcols, x.shape, kernel, stride, padding), dW, db
+    dcols = np.matmul(W.reshape(o, -1).T, g)
+    return _col2im(dcols, x.shape, lay), dW, db
 
 
 class Conv2D(Layer):
@@ -200,10 +254,9 @@ class Conv2D(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._x = self._checked(x)
-        self._cols = im2col(self._x, self.kernel_size, self.stride, self.padding)
-        y = self._cols @ self.weight.reshape(self.out_channels, -1).T
-        y += self.bias
-        return _as_nchw(y)
+        layout = _Layout(self._x.shape, self.kernel_size, self.stride, self.padding)
+        self._cols = _im2col(self._x, layout)
+        return _conv(self._cols, self.weight, self.bias, layout)
 
     def backward(self, grad: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
         if self._x is None:

@@ -1,0 +1,187 @@
+"""A small CNN on MNIST: chainrule's test accuracy, and its epoch time beside PyTorch's.
+
+The network is ``chainrule train --layers c32k3,p2,c64k3,p2,128``: two 3x3 convolutions (32 and
+64 channels, ReLU), each followed by 2x2 max pooling, a dense layer of 128 ReLU units and a
+softmax output, float32, Adam (lr 1e-3), batches of 128.
+
+1. Accuracy: ``model.fit`` for ``--epochs`` epochs on the 60,000 training images, then the test
+   accuracy on the 10,000 test images (skipped with ``--timing-only``).
+2. Speed: one epoch of chainrule's step loop (``Trainer.step`` over ``Batches``, the loop
+   ``fit`` runs) beside one epoch of PyTorch for the same network, from the same weights, on the
+   same batches in the same order, in this one process; on one thread and on all cores
+   (threadpoolctl for NumPy's BLAS, ``torch.set_num_threads`` for PyTorch). With
+   ``--timing-only N`` each library runs N batches and the epoch time is extrapolated (said in
+   the output).
+
+The data is read from ``$CHAINRULE_DATA_DIR/mnist`` or ``../shared/data/mnist`` beside the
+repository; without it the benchmark says so and exits 0. Run (PyTorch is not a project
+dependency):
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE uv run python benchmarks/bench_cnn.py
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE uv run python benchmarks/bench_cnn.py \\
+        --timing-only 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from blas_info import print_environment, threads_in_effect
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYERS = "c32k3,p2,c64k3,p2,128"
+BATCH, LR = 128, 1e-3
+
+
+def find_mnist() -> Path | None:
+    """The MNIST IDX folder: ``$CHAINRULE_DATA_DIR/mnist``, else ``../shared/data/mnist``."""
+    places = [Path(os.environ["CHAINRULE_DATA_DIR"])] if os.environ.get("CHAINRULE_DATA_DIR") \
+        else []
+    places.append(ROOT.parent / "shared" / "data")
+    for place in places:
+        if (place / "mnist").is_dir():
+            return place / "mnist"
+    return None
+
+
+def build(seed: int = 0):
+    """The chainrule CNN, for (1, 28, 28) images and 10 classes."""
+    from chainrule.nn.spec import network, parse_layers
+
+    return network(parse_layers(LAYERS), (1, 28, 28), 10, activation="relu", output="softmax",
+                   seed=seed)
+
+
+def torch_twin(model):
+    """The same network in PyTorch, with chainrule's weights (Conv2D's layout is PyTorch's;
+    a Dense weight is the transpose of nn.Linear's)."""
+    import torch
+    from torch import nn
+
+    from chainrule.nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+
+    layers = []
+    for layer in model.layers:
+        if isinstance(layer, Conv2D):
+            conv = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size)
+            conv.weight.data = torch.from_numpy(layer.weight.copy())
+            conv.bias.data = torch.from_numpy(layer.bias.copy())
+            layers.append(conv)
+        elif isinstance(layer, Dense):
+            linear = nn.Linear(layer.in_features, layer.out_features)
+            linear.weight.data = torch.from_numpy(np.ascontiguousarray(layer.W.T))
+            linear.bias.data = torch.from_numpy(layer.b.copy())
+            layers.append(linear)
+        elif isinstance(layer, MaxPool2D):
+            layers.append(nn.MaxPool2d(layer.kernel_size))
+        elif isinstance(layer, ReLU):
+            layers.append(nn.ReLU())
+        elif isinstance(layer, Flatten):
+            layers.append(nn.Flatten())
+    return nn.Sequential(*layers)  # the softmax is in the loss, as chainrule fuses it
+
+
+def chainrule_epoch(model, X, y, order, n_batches: int) -> float:
+    """``n_batches`` steps of chainrule's training loop (Trainer.step over Batches)."""
+    from chainrule import losses, optim
+    from chainrule.training import Batches, Trainer
+
+    trainer = Trainer(model, losses.CrossEntropy(), optim.get("adam", lr=LR))
+    batches = Batches(X, y, BATCH)
+    model.train()
+    t = time.perf_counter()
+    for xb, yb, _ in batches(order[: n_batches * BATCH]):
+        trainer.step(xb, yb)
+    return time.perf_counter() - t
+
+
+def torch_epoch(net, X, y, order, n_batches: int) -> float:
+    import torch
+
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    opt = torch.optim.Adam(net.parameters(), lr=LR)
+    lossf = torch.nn.CrossEntropyLoss()
+    order_t = torch.from_numpy(order)
+    t = time.perf_counter()
+    for i in range(n_batches):
+        idx = order_t[i * BATCH: (i + 1) * BATCH]
+        opt.zero_grad(set_to_none=True)
+        loss = lossf(net(Xt[idx]), yt[idx])
+        loss.backward()
+        opt.step()
+    return time.perf_counter() - t
+
+
+def timing(X, y, threads: int, n_batches: int, full: int) -> dict:
+    """One epoch (or ``n_batches`` extrapolated to ``full``) of each library on ``threads``."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    order = np.random.default_rng(0).permutation(len(X))[: full * BATCH]
+    model = build()
+    net = torch_twin(model)
+    torch.set_num_threads(threads)
+    with threadpool_limits(threads):
+        in_effect = threads_in_effect()
+        # One warm-up batch each (allocations, BLAS thread start), then the timed run.
+        chainrule_epoch(build(), X, y, order, 1)
+        torch_epoch(torch_twin(build()), X, y, order, 1)
+        ours = chainrule_epoch(model, X, y, order, n_batches) * full / n_batches
+        theirs = torch_epoch(net, X, y, order, n_batches) * full / n_batches
+    return {"threads": threads, "chainrule": ours, "torch": theirs, "in_effect": in_effect}
+
+
+def accuracy(X, y, X_test, y_test, epochs: int) -> tuple[float, float]:
+    """chainrule's test accuracy after ``epochs`` epochs of ``fit``, and the seconds taken."""
+    model = build()
+    t = time.perf_counter()
+    model.fit(X, y, loss="ce", optimizer="adam", lr=LR, epochs=epochs, batch_size=BATCH,
+              seed=0, verbose=1, threads=1)
+    seconds = time.perf_counter() - t
+    return model.evaluate(X_test, y_test)["accuracy"], seconds
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=3, help="epochs of the accuracy run "
+                        "(default: %(default)s)")
+    parser.add_argument("--timing-only", type=int, metavar="N", default=None,
+                        help="skip the accuracy run; time N batches of each library and "
+                        "extrapolate to an epoch")
+    args = parser.parse_args(argv)
+    folder = find_mnist()
+    if folder is None:
+        print("bench_cnn: no MNIST (set CHAINRULE_DATA_DIR to the folder holding mnist/); "
+              "nothing measured.")
+        return 0
+    from chainrule.data import load_idx_folder
+
+    ds = load_idx_folder(folder)
+    X, y = ds.X.reshape(-1, 1, 28, 28), ds.y.astype(np.int64)
+    X_test = ds.X_test.reshape(-1, 1, 28, 28)
+    print_environment("numpy", "torch")
+    print(f"network: {LAYERS} (chainrule train --layers), float32, Adam lr {LR}, batch {BATCH}")
+    if args.timing_only is None:
+        acc, seconds = accuracy(X, y, X_test, ds.y_test, args.epochs)
+        print(f"accuracy: {acc:.2%} on MNIST's 10,000 test images after {args.epochs} epochs "
+              f"of fit ({seconds:.0f}s on 1 thread)")
+    full = len(X) // BATCH
+    n = full if args.timing_only is None else min(args.timing_only, full)
+    what = "one epoch" if n == full else f"{n} batches, extrapolated to an epoch of {full}"
+    print(f"epoch time ({what}; both in this process, same weights and batches):")
+    for threads in sorted({1, os.cpu_count() or 1}):
+        row = timing(X, y, threads, n, full)
+        print(f"  {threads} thread(s): chainrule {row['chainrule']:7.1f}s   PyTorch "
+              f"{row['torch']:7.1f}s   ratio {row['chainrule'] / row['torch']:.2f}x   "
+              f"[{row['in_effect']}]")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
