@@ -8,7 +8,8 @@ softmax output, float32, Adam (lr 1e-3), batches of 128.
    accuracy on the 10,000 test images (skipped with ``--timing-only``).
 2. Speed: one epoch of chainrule's step loop (``Trainer.step`` over ``Batches``, the loop
    ``fit`` runs) beside one epoch of PyTorch for the same network, from the same weights, on the
-   same batches in the same order, in this one process; on one thread and on all cores
+   same batches in the same order, in this one process, five batches of each in turn (so that
+   both meet the same load on a busy machine); on one thread and on all cores
    (threadpoolctl for NumPy's BLAS, ``torch.set_num_threads`` for PyTorch). With
    ``--timing-only N`` each library runs N batches and the epoch time is extrapolated (said in
    the output).
@@ -87,54 +88,69 @@ def torch_twin(model):
     return nn.Sequential(*layers)  # the softmax is in the loss, as chainrule fuses it
 
 
-def chainrule_epoch(model, X, y, order, n_batches: int) -> float:
-    """``n_batches`` steps of chainrule's training loop (Trainer.step over Batches)."""
-    from chainrule import losses, optim
-    from chainrule.training import Batches, Trainer
+class ChainruleRun:
+    """chainrule's training loop (Trainer.step over Batches, the loop ``fit`` runs), a chunk of
+    batches at a time."""
 
-    trainer = Trainer(model, losses.CrossEntropy(), optim.get("adam", lr=LR))
-    batches = Batches(X, y, BATCH)
-    model.train()
-    t = time.perf_counter()
-    for xb, yb, _ in batches(order[: n_batches * BATCH]):
-        trainer.step(xb, yb)
-    return time.perf_counter() - t
+    def __init__(self, model, X, y):
+        from chainrule import losses, optim
+        from chainrule.training import Batches, Trainer
 
+        self.trainer = Trainer(model, losses.CrossEntropy(), optim.get("adam", lr=LR))
+        self.batches = Batches(X, y, BATCH)
+        model.train()
 
-def torch_epoch(net, X, y, order, n_batches: int) -> float:
-    import torch
-
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-    opt = torch.optim.Adam(net.parameters(), lr=LR)
-    lossf = torch.nn.CrossEntropyLoss()
-    order_t = torch.from_numpy(order)
-    t = time.perf_counter()
-    for i in range(n_batches):
-        idx = order_t[i * BATCH: (i + 1) * BATCH]
-        opt.zero_grad(set_to_none=True)
-        loss = lossf(net(Xt[idx]), yt[idx])
-        loss.backward()
-        opt.step()
-    return time.perf_counter() - t
+    def run(self, order) -> float:
+        t = time.perf_counter()
+        for xb, yb, _ in self.batches(order):
+            self.trainer.step(xb, yb)
+        return time.perf_counter() - t
 
 
-def timing(X, y, threads: int, n_batches: int, full: int) -> dict:
-    """One epoch (or ``n_batches`` extrapolated to ``full``) of each library on ``threads``."""
+class TorchRun:
+    """The same steps in PyTorch (Adam, cross-entropy on the logits)."""
+
+    def __init__(self, net, X, y):
+        import torch
+
+        self.torch, self.net = torch, net
+        self.X, self.y = torch.from_numpy(X), torch.from_numpy(y)
+        self.opt = torch.optim.Adam(net.parameters(), lr=LR)
+        self.lossf = torch.nn.CrossEntropyLoss()
+
+    def run(self, order) -> float:
+        idx_all = self.torch.from_numpy(order)
+        t = time.perf_counter()
+        for i in range(0, len(order), BATCH):
+            idx = idx_all[i: i + BATCH]
+            self.opt.zero_grad(set_to_none=True)
+            self.lossf(self.net(self.X[idx]), self.y[idx]).backward()
+            self.opt.step()
+        return time.perf_counter() - t
+
+
+def timing(X, y, threads: int, n_batches: int, full: int, chunk: int = 5) -> dict:
+    """One epoch (or ``n_batches`` extrapolated to ``full``) of each library on ``threads``,
+    interleaved ``chunk`` batches at a time so that both meet the same load."""
     import torch
     from threadpoolctl import threadpool_limits
 
     order = np.random.default_rng(0).permutation(len(X))[: full * BATCH]
     model = build()
-    net = torch_twin(model)
+    ours, theirs = ChainruleRun(model, X, y), TorchRun(torch_twin(model), X, y)
     torch.set_num_threads(threads)
+    totals = [0.0, 0.0]
     with threadpool_limits(threads):
         in_effect = threads_in_effect()
-        # One warm-up batch each (allocations, BLAS thread start), then the timed run.
-        chainrule_epoch(build(), X, y, order, 1)
-        torch_epoch(torch_twin(build()), X, y, order, 1)
-        ours = chainrule_epoch(model, X, y, order, n_batches) * full / n_batches
-        theirs = torch_epoch(net, X, y, order, n_batches) * full / n_batches
-    return {"threads": threads, "chainrule": ours, "torch": theirs, "in_effect": in_effect}
+        ours.run(order[:BATCH])  # a warm-up batch each (allocations, threads)
+        theirs.run(order[:BATCH])
+        for start in range(0, n_batches, chunk):
+            part = order[start * BATCH: min(start + chunk, n_batches) * BATCH]
+            totals[0] += ours.run(part)
+            totals[1] += theirs.run(part)
+    scale = full / n_batches
+    return {"threads": threads, "chainrule": totals[0] * scale, "torch": totals[1] * scale,
+            "in_effect": in_effect}
 
 
 def accuracy(X, y, X_test, y_test, epochs: int) -> tuple[float, float]:

@@ -19,8 +19,8 @@ Given :math:`G = \partial E/\partial Y`, the chain rule gives (Goodfellow, Bengi
   (:math:`s - 1` zeros between its entries) with the kernel rotated 180 degrees, summed over the
   output channels, then cropped by the padding :math:`p`.
 
-The windows are copied once into columns (im2col, one strided copy per offset of the window)
-and multiplied by the kernel, one matrix product per image; the backward pass is two matrix
+The windows are copied once into columns (im2col, one copy per offset of the window) and
+multiplied by the kernel in one matrix product for the batch; the backward pass is two matrix
 products and the adjoint of im2col. No Python loop runs over the pixels.
 """
 
@@ -85,45 +85,42 @@ class _Layout:
         self.span = (self.ho - 1) * self.pitch + self.wo
 
     def to_image(self, y: np.ndarray) -> np.ndarray:
-        """``(n, o, span)`` results as C-ordered ``(n, o, h_out, w_out)`` maps."""
-        n, o = y.shape[:2]
-        if self.pitch == self.wo:
-            return y.reshape(n, o, self.ho, self.wo)
-        item = y.strides[2]
+        """``(o, n * span)`` results as C-ordered ``(n, o, h_out, w_out)`` maps."""
+        o, n = len(y), y.shape[1] // self.span
+        item = y.strides[1]
         view = as_strided(y, (n, o, self.ho, self.wo),
-                          (y.strides[0], y.strides[1], self.pitch * item, item), writeable=False)
+                          (self.span * item, y.strides[0], self.pitch * item, item),
+                          writeable=False)
         return np.ascontiguousarray(view)
 
     def from_image(self, g: np.ndarray) -> np.ndarray:
-        """``(n, o, h_out, w_out)`` maps as ``(n, o, span)``, zero at the dropped windows."""
+        """``(n, o, h_out, w_out)`` maps as ``(o, n * span)``, zero at the dropped windows."""
         n, o = g.shape[:2]
-        if self.pitch == self.wo:
-            return g.reshape(n, o, self.span)
-        wide = np.zeros((n, o, self.ho * self.pitch), dtype=g.dtype)
-        wide.reshape(n, o, self.ho, self.pitch)[..., : self.wo] = g
-        return wide[..., : self.span]
+        wide = np.zeros((o, n, self.ho * self.pitch), dtype=g.dtype)
+        wide.reshape(o, n, self.ho, self.pitch)[..., : self.wo] = g.transpose(1, 0, 2, 3)
+        return wide[..., : self.span].reshape(o, n * self.span)
 
 
 def _im2col(x: np.ndarray, lay: _Layout) -> np.ndarray:
-    """The windows of the padded ``x`` as columns, ``(n, c * kh * kw, span)``: the "im2col" of
-    Chellapilla, Puri & Simard (2006), so that the convolution of each image is one matrix
+    """The windows of the padded ``x`` as columns, ``(c * kh * kw, n * span)``: the "im2col" of
+    Chellapilla, Puri & Simard (2006), so that the convolution of the whole batch is one matrix
     product with the kernel as an ``(out, c * kh * kw)`` matrix. One copy per offset of the
-    window (a contiguous run at stride 1), never a loop over the pixels."""
+    window (contiguous runs at stride 1), never a loop over the pixels."""
     xp = _pad(x, *lay.padding)
     n, c = x.shape[:2]
     (kh, kw) = lay.kernel
-    cols = np.empty((n, c, kh, kw, lay.span), dtype=x.dtype)
+    cols = np.empty((c, kh, kw, n, lay.span), dtype=x.dtype)
     if lay.contiguous:
-        flat = np.ascontiguousarray(xp).reshape(n, c, lay.hp * lay.wp)
+        flat = np.ascontiguousarray(xp).reshape(n, c, lay.hp * lay.wp).transpose(1, 0, 2)
         for i in range(kh):
             for j in range(kw):
                 start = i * lay.wp + j
-                cols[:, :, i, j] = flat[:, :, start: start + lay.span]
+                cols[:, i, j] = flat[:, :, start: start + lay.span]
     else:
-        grid = cols.reshape(n, c, kh, kw, lay.ho, lay.wo)
+        grid = cols.reshape(c, kh, kw, n, lay.ho, lay.wo)
         for i, j, rows, columns in offsets(lay.kernel, lay.stride, (lay.ho, lay.wo)):
-            grid[:, :, i, j] = xp[:, :, rows, columns]
-    return cols.reshape(n, c * kh * kw, lay.span)
+            grid[:, i, j] = xp[:, :, rows, columns].transpose(1, 0, 2, 3)
+    return cols.reshape(c * kh * kw, n * lay.span)
 
 
 def _col2im(dcols: np.ndarray, x_shape: tuple[int, ...], lay: _Layout) -> np.ndarray:
@@ -131,25 +128,25 @@ def _col2im(dcols: np.ndarray, x_shape: tuple[int, ...], lay: _Layout) -> np.nda
     window read, then the padding cropped. One addition per offset of the window."""
     n, c, h, w = x_shape
     (kh, kw), (ph, pw) = lay.kernel, lay.padding
-    d = dcols.reshape(n, c, kh, kw, lay.span)
+    d = dcols.reshape(c, kh, kw, n, lay.span)
     dxp = np.zeros((n, c, lay.hp, lay.wp), dtype=dcols.dtype)
     if lay.contiguous:
-        flat = dxp.reshape(n, c, lay.hp * lay.wp)
+        flat = dxp.reshape(n, c, lay.hp * lay.wp).transpose(1, 0, 2)
         for i in range(kh):
             for j in range(kw):
                 start = i * lay.wp + j
-                flat[:, :, start: start + lay.span] += d[:, :, i, j]
+                flat[:, :, start: start + lay.span] += d[:, i, j]
     else:
-        grid = d.reshape(n, c, kh, kw, lay.ho, lay.wo)
+        grid = d.reshape(c, kh, kw, n, lay.ho, lay.wo)
         for i, j, rows, columns in offsets(lay.kernel, lay.stride, (lay.ho, lay.wo)):
-            dxp[:, :, rows, columns] += grid[:, :, i, j]
+            dxp[:, :, rows, columns] += grid[:, i, j].transpose(1, 0, 2, 3)
     return dxp[:, :, ph: ph + h, pw: pw + w]
 
 
 def conv2d(x: np.ndarray, W: np.ndarray, b: np.ndarray | None, stride=1, padding=0) -> np.ndarray:
     """The forward pass :math:`Y = X^p \\star W + b` (a cross-correlation, as PyTorch's
-    ``conv2d``) of ``x`` ``(n, c, h, w)`` with ``W`` ``(out, c, kh, kw)``: for each image, the
-    kernel as an ``(out, c k_h k_w)`` matrix times the image's windows as columns (im2col)."""
+    ``conv2d``) of ``x`` ``(n, c, h, w)`` with ``W`` ``(out, c, kh, kw)``: the kernel as an
+    ``(out, c k_h k_w)`` matrix times the batch's windows as columns (im2col)."""
     stride = pair(stride, "stride", "conv2d", 1)
     padding = pair(padding, "padding", "conv2d", 0)
     lay = _Layout(x.shape, W.shape[2:], stride, padding)
@@ -158,7 +155,7 @@ def conv2d(x: np.ndarray, W: np.ndarray, b: np.ndarray | None, stride=1, padding
 
 def _conv(cols: np.ndarray, W: np.ndarray, b: np.ndarray | None, lay: _Layout) -> np.ndarray:
     """``W`` times the columns of every image, as ``(n, out, h_out, w_out)`` maps."""
-    y = np.matmul(W.reshape(len(W), -1), cols)
+    y = W.reshape(len(W), -1) @ cols
     if b is not None:
         y += b[:, None]
     return lay.to_image(y)
@@ -169,28 +166,28 @@ def conv2d_backward(grad: np.ndarray, x: np.ndarray, W: np.ndarray, stride=1, pa
                     ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     r"""``(dX, dW, db)`` of :func:`conv2d` for :math:`G` = ``grad`` ``(n, out, h_out, w_out)``.
 
-    With each image's windows as columns :math:`C_n` (im2col; ``cols`` when the forward pass
-    kept them) and its :math:`G_n` as an ``(out, h_out w_out)`` matrix,
-    :math:`dW = \sum_n G_n C_n^\top`, :math:`db = \sum_n G_n \mathbf 1` and the gradient of the
-    columns is :math:`W^\top G_n`; col2im adds each column back onto the pixels of its window.
+    With the batch's windows as columns :math:`C` (im2col; ``cols`` when the forward pass kept
+    them) and :math:`G` as an ``(out, n h_out w_out)`` matrix, :math:`dW = G C^\top`,
+    :math:`db = G \mathbf 1` and the gradient of the columns is :math:`W^\top G`; col2im adds
+    each column back onto the pixels of its window.
     This is the full convolution of :math:`G`, dilated by the stride, with the kernel rotated
     180 degrees, cropped by the padding; rows and columns of the input that no window reaches
     get zero. ``need_input_grad=False`` skips :math:`dX` (returned as None).
     """
     stride, padding = pair(stride, "stride", "conv2d", 1), pair(padding, "padding", "conv2d", 0)
     lay = _Layout(x.shape, W.shape[2:], stride, padding)
-    n, o, ho, wo = grad.shape
+    o, ho, wo = grad.shape[1:]
     if (ho, wo) != (lay.ho, lay.wo):  # fewer windows (a pass at another stride): the first
         grad = np.pad(grad, ((0, 0), (0, 0), (0, max(lay.ho - ho, 0)), (0, max(lay.wo - wo, 0))))
         grad = grad[:, :, : lay.ho, : lay.wo]
     if cols is None:
         cols = _im2col(x, lay)
     g = lay.from_image(grad)
-    dW = np.matmul(g, cols.transpose(0, 2, 1)).sum(axis=0).reshape(W.shape)
+    dW = (g @ cols.T).reshape(W.shape)
     db = grad.sum(axis=(0, 2, 3))
     if not need_input_grad:
         return None, dW, db
-    dcols = np.matmul(W.reshape(o, -1).T, g)
+    dcols = W.reshape(o, -1).T @ g
     return _col2im(dcols, x.shape, lay), dW, db
 
 
