@@ -265,7 +265,8 @@ def _image_model(args, n_in: int, n_out: int, out_act) -> tuple:
                         output=out_act, dropout=args.dropout, seed=args.seed)
     except ValueError as exc:
         raise UsageError(str(exc).replace("layers:", "--layers:", 1)) from None
-    sizes = [f"1x{side}x{side}", *(token.text for token in args.layers), n_out]
+    sizes = [f"1x{side}x{side}", *(token.text if token.is_image else token.size
+                                   for token in args.layers), n_out]
     return model, sizes
 
 

@@ -31,6 +31,7 @@ class _Pool2D(Layer):
     """What both pools share: the window, the stride, the windows of the input."""
 
     kind: ClassVar[str] = ""
+    input_ndim: ClassVar[int] = 4
 
     def __init__(self, kernel_size, stride=None):
         owner = type(self).__name__

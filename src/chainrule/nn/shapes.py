@@ -29,6 +29,8 @@ def first_shape(layers: list) -> tuple | None:
     for layer in layers:
         if isinstance(layer, Conv2D):
             return (layer.in_channels, None, None)
+        if isinstance(layer, MaxPool2D | AvgPool2D):
+            return (None, None, None)
         if isinstance(layer, RNN | LSTM):
             return (TIME, layer.input_size)
         if isinstance(layer, DenseOverTime):

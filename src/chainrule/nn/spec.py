@@ -66,7 +66,7 @@ def _token(text: str) -> LayerToken:
         token = LayerToken(kind, int(pool.group(2)), text=word)
     else:
         raise ValueError(f"layers={text!r}: not a layer; the grammar is {LAYER_GRAMMAR}.")
-    if min(token.size, token.kernel or 1, token.stride) < 1:
+    if min(token.size, token.kernel if token.kind == "conv" else 1, token.stride) < 1:
         raise ValueError(f"layers={text!r}: sizes, kernels and strides must be >= 1; the grammar "
                          f"is {LAYER_GRAMMAR}.")
     return token
