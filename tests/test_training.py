@@ -923,8 +923,8 @@ def test_an_lstm_fits_sequences():
 @pytest.mark.parametrize(("X", "message"), [
     (np.zeros((4, 2, 8, 8)), r"The model expects X of shape \(m, 1, \?, \?\); got \(4, 2, 8, 8\)"),
     (np.zeros((4, 64)), r"X must be 4-D \(samples x channels x height x width\); got shape "
-                        r"\(4, 64\)\. The model expects X of shape \(m, 1, \?, \?\); got \(4, 64\); "
-                        r"reshape flat rows to \(m, 1, height, width\)"),
+                        r"\(4, 64\)\. The model expects X of shape \(m, 1, \?, \?\); got "
+                        r"\(4, 64\); reshape flat rows to \(m, 1, height, width\)"),
     (np.zeros((4, 1, 6, 6)), r"Dense\(64, 2\) expects input of shape \(m, 64\); got \(4, 36\)"),
 ])
 def test_images_of_the_wrong_shape_are_refused_naming_the_shape(X, message):
