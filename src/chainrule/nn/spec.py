@@ -55,6 +55,10 @@ class LayerToken:
 def _token(text: str) -> LayerToken:
     """One token, or a ValueError naming it and the grammar."""
     word = text.strip().lower()
+    shown = repr(text if len(text) <= 40 else text[:20] + "...")
+    if len(word) > 40 or any(len(digits) > 9 for digits in re.findall(r"\d+", word)):
+        raise ValueError(f"layers={shown}: too long (sizes have at most 9 digits); the grammar "
+                         f"is {LAYER_GRAMMAR}.")
     conv, pool = _CONV.fullmatch(word), _POOL.fullmatch(word)
     if word.isdigit():
         token = LayerToken("dense", int(word), text=word)
@@ -65,9 +69,9 @@ def _token(text: str) -> LayerToken:
         kind = "maxpool" if pool.group(1) == "p" else "avgpool"
         token = LayerToken(kind, int(pool.group(2)), text=word)
     else:
-        raise ValueError(f"layers={text!r}: not a layer; the grammar is {LAYER_GRAMMAR}.")
+        raise ValueError(f"layers={shown}: not a layer; the grammar is {LAYER_GRAMMAR}.")
     if min(token.size, token.kernel if token.kind == "conv" else 1, token.stride) < 1:
-        raise ValueError(f"layers={text!r}: sizes, kernels and strides must be >= 1; the grammar "
+        raise ValueError(f"layers={shown}: sizes, kernels and strides must be >= 1; the grammar "
                          f"is {LAYER_GRAMMAR}.")
     return token
 
