@@ -169,7 +169,7 @@ def accuracy(X, y, X_test, y_test, epochs: int) -> tuple[list[float], float]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=5, help="epochs of the accuracy run "
+    parser.add_argument("--epochs", type=int, default=6, help="epochs of the accuracy run "
                         "(default: %(default)s)")
     parser.add_argument("--timing-only", type=int, metavar="N", default=None,
                         help="skip the accuracy run; time N batches of each library and "
