@@ -404,3 +404,54 @@ def test_a_learning_rate_far_too_large_is_named_in_one_warning_line(capsys):
     lines = [line for line in err.splitlines() if "warning" in line]
     assert len(lines) == 1 and lines[0].startswith("chainrule train: warning: The training loss")
     assert "lr=100 is most likely too large for Adam" in lines[0]
+
+
+# --- convolutions and pools in --layers -------------------------------------------------------
+
+
+def test_train_a_cnn_on_digits_save_it_and_evaluate_it(tmp_path, capsys):
+    out = tmp_path / "cnn.safetensors"
+    argv = ["train", "--data", "digits", "--layers", "c4k3,p2,16", "--epochs", "2",
+            "--batch-size", "64", "--json", "--out", str(out)]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    # digits are 8 x 8 pixels: conv 3x3 -> 6x6 x 4 channels, pool 2 -> 3x3, 36 features
+    assert summary["architecture"]["sizes"] == ["1x8x8", "c4k3", "p2", 16, 10]
+    assert summary["architecture"]["layers"][:4] == ["Conv2D(1, 4, kernel_size=3)", "ReLU()",
+                                                     "MaxPool2D(2)", "Flatten()"]
+    # 4*9 + 4 = 40; 36*16 + 16 = 592; 16*10 + 10 = 170
+    assert summary["architecture"]["parameters"] == 40 + 592 + 170
+    assert chainrule.load(out).input_shape == (1, 8, 8)
+    assert main(["evaluate", str(out), "--data", "digits", "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["accuracy"] == pytest.approx(summary["test"]["accuracy"])
+
+
+@pytest.mark.parametrize(("layers", "bad"), [("c32k3,q2", "'q2'"), ("c32", "'c32'"),
+                                             ("c8k3,,16", "''")])
+def test_a_bad_layer_token_is_a_usage_error_naming_it_and_the_grammar(capsys, layers, bad):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--data", "digits", "--layers", layers])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--layers {bad}: not a layer; the grammar is <n> (a dense layer of n units), " in err
+    assert "c<out>k<kernel>[s<stride>][p<pad>] (a convolution), p<k> (max pooling)" in err
+
+
+def test_convolutions_on_data_that_are_not_square_images_are_refused(capsys):
+    assert main(["train", "--data", "wine", "--layers", "c4k3,8"]) == 2
+    assert "need square images; the data has 13 features" in capsys.readouterr().err
+
+
+def test_images_smaller_than_the_layers_need_are_refused(capsys):
+    assert main(["train", "--data", "iris", "--layers", "c4k3,8"]) == 2  # 4 features: 2 x 2
+    assert ("--layers: c4k3 gets images of 2 x 2 pixels, smaller than its window"
+            in capsys.readouterr().err)
+
+
+def test_help_documents_the_layer_grammar(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "cOUTkK[sS][pP] a convolution" in text and "pK max pooling, aK average pooling" in text
+    assert "c32k3,p2,c64k3,p2,128" in text

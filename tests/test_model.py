@@ -398,3 +398,81 @@ def test_a_model_file_with_a_wrongly_shaped_weight_is_refused_by_name(tmp_path):
     write_safetensors(path, tensors, meta)
     with pytest.raises(ModelFileError, match=r"m\.safetensors: tensor '2\.weight' has shape"):
         chainrule.load(path)
+
+
+# --- models of images and sequences: shapes, summary, files -------------------------------------
+
+
+def _lenet(input_shape=(1, 28, 28)):
+    from chainrule.nn import AvgPool2D, Conv2D, Flatten, MaxPool2D, ReLU
+
+    return Sequential([Conv2D(1, 6, 5, padding=2), ReLU(), AvgPool2D(2), Conv2D(6, 16, 5), ReLU(),
+                       MaxPool2D(2), Flatten(), Dense(400, 120), ReLU(), Dense(120, 10)],
+                      seed=0, input_shape=input_shape)
+
+
+def test_summary_of_a_cnn_shows_each_output_shape_and_parameter_count():
+    rows = _lenet()._summary_rows()
+    # 28 + 2*2 - 5 + 1 = 28; pool 2: 14; 14 - 5 + 1 = 10; pool 2: 5; 16 * 5 * 5 = 400
+    assert [row[2] for row in rows] == [
+        "(m, 6, 28, 28)", "(m, 6, 28, 28)", "(m, 6, 14, 14)", "(m, 16, 10, 10)",
+        "(m, 16, 10, 10)", "(m, 16, 5, 5)", "(m, 400)", "(m, 120)", "(m, 120)", "(m, 10)"]
+    # 6*1*5*5 + 6 = 156; 16*6*5*5 + 16 = 2,416; 400*120 + 120 = 48,120; 120*10 + 10 = 1,210
+    assert [row[3] for row in rows] == ["156", "0", "0", "2,416", "0", "0", "0", "48,120", "0",
+                                        "1,210"]
+    assert "Total parameters: 51,902 (float32)" in _lenet().summary()
+    assert "(m, 6, 28, 28)" in _lenet()._repr_html_()
+
+
+def test_summary_with_stride_and_without_an_input_shape():
+    from chainrule.nn import Conv2D, Flatten
+
+    model = Sequential([Conv2D(1, 4, 3, stride=2, padding=1), Flatten(), Dense(64, 2)],
+                       input_shape=(1, 7, 7))
+    assert model._summary_rows()[0][2] == "(m, 4, 4, 4)"  # (7 + 2 - 3) // 2 + 1 = 4
+    unknown = Sequential([Conv2D(1, 4, 3), Flatten(), Dense(64, 2)])
+    assert [row[2] for row in unknown._summary_rows()] == ["(m, 4, ?, ?)", "(m, ?)", "(m, 2)"]
+
+
+def test_summary_of_recurrent_layers():
+    from chainrule.nn import LSTM, RNN, MeanOverTime
+
+    model = Sequential([RNN(3, 4), LSTM(4, 5), MeanOverTime(), Dense(5, 2)], seed=0)
+    rows = model._summary_rows()
+    assert [row[2] for row in rows] == ["(m, time, 4)", "(m, time, 5)", "(m, 5)", "(m, 2)"]
+    # RNN: 4*3 + 4*4 + 4 + 4 = 36; LSTM: 4*5*(4 + 5) + 2*4*5 = 220; Dense 5*2 + 2 = 12
+    assert [row[3] for row in rows] == ["36", "220", "0", "12"]
+
+
+def test_a_cnn_with_an_input_shape_takes_flat_rows_and_names_the_shape_it_expects():
+    model = _lenet()
+    x = np.random.default_rng(0).random((3, 1, 28, 28), dtype=np.float32)
+    np.testing.assert_array_equal(model.forward(x.reshape(3, 784)), model.forward(x))
+    with pytest.raises(ValueError, match=r"The model expects X of shape \(m, 1, 28, 28\) or flat "
+                                         r"rows \(m, 784\); got \(3, 2, 28, 28\)"):
+        model.forward(np.zeros((3, 2, 28, 28)))
+    with pytest.raises(ValueError, match=r"X must be 4-D \(samples x channels x height x width\); "
+                                         r"got shape \(3, 100\)"):
+        model.forward(np.zeros((3, 100)))
+
+
+def test_a_cnn_without_an_input_shape_says_how_to_give_one():
+    model = _lenet(input_shape=None)
+    with pytest.raises(ValueError, match=r"reshape flat rows to \(m, 1, height, width\), or "
+                                         r"build the model with input_shape=\(1, height, width\)"):
+        model.forward(np.zeros((3, 784)))
+
+
+@pytest.mark.parametrize("shape", [(2, 28, 28), (1, 28), "28x28", (0, 28, 28)])
+def test_an_input_shape_that_does_not_fit_the_first_layer_is_refused(shape):
+    with pytest.raises(ValueError, match=r"input_shape=.* does not fit the first layer, which "
+                                         r"takes samples of shape 1, \?, \?"):
+        _lenet(input_shape=shape)
+
+
+def test_a_cnn_model_file_keeps_its_input_shape_and_weights(tmp_path):
+    model = _lenet()
+    x = np.random.default_rng(1).random((2, 784), dtype=np.float32)
+    loaded = chainrule.load(model.save(tmp_path / "cnn.safetensors"))
+    assert loaded.input_shape == (1, 28, 28) and repr(loaded) == repr(model)
+    np.testing.assert_array_equal(loaded.forward(x), model.forward(x))

@@ -866,3 +866,77 @@ def test_an_ordinary_fit_gives_no_training_warning(rng):
     with warnings.catch_warnings():
         warnings.simplefilter("error", TrainingWarning)
         model.fit(X, y, loss="ce", optimizer="adam", lr=1e-2, epochs=5, verbose=0, seed=0)
+
+
+# --- fit on images and sequences -------------------------------------------------------------
+
+
+def _stripes(n=96, seed=0):
+    """Images of 8 x 8 pixels with a bright row in the top (class 0) or bottom (class 1) half."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    X = rng.normal(0.0, 0.3, (n, 1, 8, 8)).astype(np.float32)
+    X[np.arange(n), 0, 1 + 4 * y + rng.integers(0, 3, n)] += 2.0
+    return X, y
+
+
+def _tiny_cnn(input_shape=None):
+    from chainrule.nn import Conv2D, Flatten, MaxPool2D, ReLU, Softmax
+
+    return Sequential([Conv2D(1, 4, 3, padding=1), ReLU(), MaxPool2D(2), Flatten(),
+                       Dense(64, 2), Softmax()], seed=0, input_shape=input_shape)
+
+
+def test_a_cnn_fits_images_in_batches_with_validation_and_early_stopping():
+    X, y = _stripes()
+    model = _tiny_cnn()
+    history = model.fit(X, y, loss="ce", lr=0.01, epochs=8, batch_size=16, validation_split=0.25,
+                        early_stopping=3, seed=0, verbose=0)
+    assert history.loss[-1] < 0.5 * history.loss[0] and len(history.val_loss) == history.epochs_run
+    assert all(p.dtype == np.float32 for p in model.parameters())
+    assert model.input_shape == (1, 8, 8)  # recorded by fit: now flat rows are understood
+    assert model.evaluate(X.reshape(len(X), 64), y)["accuracy"] > 0.9
+    assert model.predict(X[:5]).shape == (5,)
+
+
+def test_a_cnn_fit_is_reproducible_with_a_seed():
+    X, y = _stripes()
+    runs = [_tiny_cnn().fit(X, y, loss="ce", epochs=2, batch_size=16, seed=1, verbose=0).loss
+            for _ in range(2)]
+    assert runs[0] == runs[1]
+
+
+def test_an_lstm_fits_sequences():
+    from chainrule.nn import LSTM, MeanOverTime, Softmax
+
+    rng = np.random.default_rng(0)
+    y = np.arange(64) % 2
+    X = rng.normal(0.0, 0.5, (64, 6, 2)).astype(np.float32)
+    X[:, :, 0] += np.where(y == 1, 1.0, -1.0)[:, None]  # the sign of the first feature
+    model = Sequential([LSTM(2, 8), MeanOverTime(), Dense(8, 2), Softmax()], seed=0)
+    history = model.fit(X, y, loss="ce", lr=0.05, epochs=25, batch_size=16, shuffle=True,
+                        validation_split=0.25, seed=0, verbose=0)
+    assert history.loss[-1] < 0.5 * history.loss[0] and history.val_accuracy[-1] > 0.9
+    assert model.predict(X).shape == (64,)
+
+
+@pytest.mark.parametrize(("X", "message"), [
+    (np.zeros((4, 2, 8, 8)), r"The model expects X of shape \(m, 1, \?, \?\); got \(4, 2, 8, 8\)"),
+    (np.zeros((4, 64)), r"X must be 4-D \(samples x channels x height x width\); got shape "
+                        r"\(4, 64\)\. The model expects X of shape \(m, 1, \?, \?\); got "
+                        r"\(4, 64\); reshape flat rows to \(m, 1, height, width\)"),
+    (np.zeros((4, 1, 6, 6)), r"Dense\(64, 2\) expects input of shape \(m, 64\); got \(4, 36\)"),
+])
+def test_images_of_the_wrong_shape_are_refused_naming_the_shape(X, message):
+    model = _tiny_cnn()
+    with pytest.raises(ValueError, match=message):
+        model.fit(X, np.zeros(4, int), loss="ce", epochs=1, verbose=0)
+
+
+def test_sequences_of_the_wrong_width_are_refused_naming_the_shape():
+    from chainrule.nn import LSTM, MeanOverTime, Softmax
+
+    model = Sequential([LSTM(2, 3), MeanOverTime(), Dense(3, 2), Softmax()], seed=0)
+    with pytest.raises(ValueError, match=r"X has 5 features but the model's first layer expects "
+                                         r"2\. The model expects X of shape \(m, time, 2\)"):
+        model.fit(np.zeros((4, 6, 5)), np.zeros(4, int), loss="ce", epochs=1, verbose=0)

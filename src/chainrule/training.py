@@ -24,6 +24,7 @@ Everything that can be wrong with the data is checked once, before the first ste
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import time
 import warnings
@@ -180,18 +181,17 @@ def _class_labels(y: np.ndarray, n_out: int, name: str) -> np.ndarray:
 
 
 def _prepare_inputs(model, X, name: str = "X") -> np.ndarray:
-    X = as_float_array(X, name)
-    ndim = getattr(model, "input_ndim", 2)  # 3 for a model of sequences (m, time, features)
-    if X.ndim != ndim:
-        shape = "3-D (samples x time x features)" if ndim == 3 else "2-D (samples x features)"
-        raise ValueError(f"{name} must be {shape}; got shape {X.shape}.")
+    """``X`` checked (its shape by the model's ``prepare_input`` where it has one: rows, sequences
+    or images), finite, non-empty, in the model's dtype."""
+    if hasattr(model, "prepare_input"):
+        X = model.prepare_input(X, name)
+    else:
+        X = as_float_array(X, name)
+        if X.ndim != 2 or X.shape[-1] != model.in_features:
+            raise ValueError(f"{name} must be 2-D (samples x {model.in_features} features); got "
+                             f"shape {X.shape}.")
     if X.shape[0] == 0:
         raise ValueError(f"{name} is empty (0 samples); training needs at least one sample.")
-    if X.shape[-1] != model.in_features:
-        raise ValueError(
-            f"{name} has {X.shape[-1]} features but the model's first layer expects "
-            f"{model.in_features}."
-        )
     _check_all_finite(X, name)
     return np.ascontiguousarray(X, dtype=model.dtype)
 
@@ -245,6 +245,8 @@ class Trainer:
         self.first_param = next(
             (i for i, layer in enumerate(self.body) if layer.parameters()), len(self.body)
         )
+        self.skip_input_grad = self.first_param < len(self.body) and "need_input_grad" in (
+            inspect.signature(self.body[self.first_param].backward).parameters)
 
     def step(
         self, xb: np.ndarray, yb: np.ndarray, wb: np.ndarray | None = None
@@ -264,7 +266,7 @@ class Trainer:
             g = self.body[i].backward(g)
         if self.first_param < len(self.body):
             first = self.body[self.first_param]
-            if hasattr(first, "in_features"):
+            if self.skip_input_grad:
                 first.backward(g, need_input_grad=False)
             else:
                 first.backward(g)

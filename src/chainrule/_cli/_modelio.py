@@ -20,6 +20,8 @@ def load_model_and_data(model_path: str, data: str, target: str | None,
     missing, and with ``held_out`` True on data without a test split of its own it is refused
     (:class:`~chainrule._cli.UsageError`): only ``--all`` scores rows it may have been trained on.
     """
+    import math
+
     import numpy as np
 
     import chainrule
@@ -37,16 +39,18 @@ def load_model_and_data(model_path: str, data: str, target: str | None,
     y_values = None if y is None else np.asarray(y)
     guessed = (target is None and np.ndim(X) == 2 and y_values is not None
                and y_values.ndim == 1 and y_values.dtype.kind in "biuf")
-    if guessed and (features_only or X.shape[1] == model.in_features - 1):
+    # A model of images reads flat rows of its input shape's pixels (prepare_input reshapes).
+    width = math.prod(model.input_shape) if model.input_shape else model.in_features
+    if guessed and (features_only or X.shape[1] == width - 1):
         # A CSV of features only: its last column was read as the target; it is a feature.
         X, y = np.column_stack([X, y_values]), None
     X = np.asarray(X)
-    if X.ndim != 2 or X.shape[1] != model.in_features:
+    if X.ndim != 2 or X.shape[1] != width:
         hint = (" (every column is read as a feature: name a target column with --target, and "
                 "drop other columns such as an id)") if features_only else ""
         raise ValueError(
             f"{data} has {X.shape[1] if X.ndim == 2 else X.shape} features but the model "
-            f"{model_path} expects {model.in_features}{hint}."
+            f"{model_path} expects {width}{hint}."
         )
     if not model.preprocessing:
         _unrecorded(model_path, data, command, bool(held_out) and ds.X_test is None)

@@ -1,4 +1,4 @@
-"""`chainrule train`: train an MLP on a dataset and report its test accuracy."""
+"""`chainrule train`: train an MLP or a CNN on a dataset and report its test accuracy."""
 
 from __future__ import annotations
 
@@ -58,20 +58,17 @@ FRACTION_OPEN = _number(float, 0.0, 1.0, low_open=True, what="a fraction in (0, 
 FRACTION = _number(float, 0.0, 1.0, what="a fraction in [0, 1)")
 
 
-def _layers(text: str) -> list[int]:
+def _layers(text: str) -> list:
+    """``--layers``: the tokens of :func:`chainrule.nn.spec.parse_layers`, else a usage error
+    naming the token and the grammar (exit 2)."""
     import argparse
 
-    if text.strip() in ("", "none"):
-        return []
+    from chainrule.nn.spec import parse_layers
+
     try:
-        sizes = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--layers takes comma-separated widths like 256,128; got {text!r}"
-        ) from None
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"--layers widths must be >= 1; got {text!r}")
-    return sizes
+        return parse_layers(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).replace("layers=", "--layers ", 1)) from None
 
 
 def register(subparsers) -> None:
@@ -100,7 +97,13 @@ def _add_network_options(p) -> None:
     from chainrule.nn import ACTIVATIONS
 
     p.add_argument("--layers", type=_layers, default=_layers(DEFAULTS["layers"]),
-                   help=f"hidden layer widths, comma-separated (default: {DEFAULTS['layers']})")
+                   help="the hidden layers, comma-separated: N a dense layer of N units; "
+                   "cOUTkK[sS][pP] a convolution of OUT channels, a KxK kernel, stride S, "
+                   "padding P (followed by --activation); pK max pooling, aK average pooling "
+                   "over KxK windows. Convolutions and pools come first and see the features "
+                   "as one-channel square images (MNIST: 1x28x28); a flatten comes before the "
+                   "first dense layer. Example: c32k3,p2,c64k3,p2,128 "
+                   f"(default: {DEFAULTS['layers']}; none: no hidden layer)")
     p.add_argument("--activation", default=DEFAULTS["activation"], choices=sorted(ACTIVATIONS),
                    help="hidden activation (default: %(default)s)")
     p.add_argument("--output-activation", choices=sorted(ACTIVATIONS),
@@ -233,13 +236,38 @@ def _build_model(args, ds, prepared) -> tuple:
         n_out = 1
     else:
         n_out = n_classes
-    sizes = [prepared["X"].shape[1], *args.layers, n_out]
-    model = mlp(
-        sizes, activation=args.activation, output=out_act, dropout=args.dropout, seed=args.seed
-    )
+    n_in = prepared["X"].shape[1]
+    if any(token.is_image for token in args.layers):
+        model, sizes = _image_model(args, n_in, n_out, out_act)
+    else:
+        sizes = [n_in, *(token.size for token in args.layers), n_out]
+        model = mlp(sizes, activation=args.activation, output=out_act, dropout=args.dropout,
+                    seed=args.seed)
     model.classes_ = prepared["classes"]
     model.preprocessing = prepared["preprocessing"]
     return model, {"sizes": sizes, "output_activation": out_act, "loss": loss}
+
+
+def _image_model(args, n_in: int, n_out: int, out_act) -> tuple:
+    """A network with convolutions or pools: the features as one-channel square images."""
+    import math
+
+    from chainrule._cli import UsageError
+    from chainrule.nn.spec import network
+
+    side = math.isqrt(n_in)
+    if side * side != n_in:
+        raise UsageError(f"--layers {','.join(t.text for t in args.layers)} has convolutions or "
+                         f"pools, which need square images; the data has {n_in} features, not a "
+                         "square number of pixels. Use dense layers only.")
+    try:
+        model = network(args.layers, (1, side, side), n_out, activation=args.activation,
+                        output=out_act, dropout=args.dropout, seed=args.seed)
+    except ValueError as exc:
+        raise UsageError(str(exc).replace("layers:", "--layers:", 1)) from None
+    sizes = [f"1x{side}x{side}", *(token.text if token.is_image else token.size
+                                   for token in args.layers), n_out]
+    return model, sizes
 
 
 def _train(model, args, prepared: dict, task: str, loss: str):

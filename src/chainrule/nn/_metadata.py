@@ -323,7 +323,24 @@ def _check_classes(c: _Checker, meta: dict, width: int) -> None:
                               f"output{'s' if width != 1 else ''}, so it needs {needed}")
 
 
-def _check_preprocessing(c: _Checker, prep: dict, first_in: int) -> None:
+def _first_width(c: _Checker, meta: dict, specs: list, dense_in: int) -> int | None:
+    """The number of features a sample holds: the product of ``input_shape`` when the file
+    gives one (checked to be a list of at most 3 sizes >= 1), the first Dense layer's width for
+    a model of rows, None where the model's first layer takes images or sequences of any
+    size."""
+    shape = meta.get("input_shape")
+    if shape is not None:
+        if not (isinstance(shape, list) and 1 <= len(shape) <= 3 and all(
+                isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 2**31
+                for v in shape)):
+            c.fail("input_shape", f"must be a list of 1 to 3 sizes >= 1; got {_show(shape)}")
+        return math.prod(shape)
+    if specs[0].get("type") in ("Conv2D", "RNN", "LSTM"):
+        return None
+    return dense_in
+
+
+def _check_preprocessing(c: _Checker, prep: dict, first_in: int | None) -> None:
     """The scaler (its width against the first layer's) and the feature names."""
     scaler = prep.get("scaler")
     if scaler is not None:
@@ -335,7 +352,7 @@ def _check_preprocessing(c: _Checker, prep: dict, first_in: int) -> None:
         except ValueError as exc:
             c.fail("preprocessing.scaler", f"is invalid ({exc})")
         n = fitted.n_features_
-        if n is not None and n != first_in:
+        if n is not None and first_in is not None and n != first_in:
             c.fail("preprocessing.scaler", f"scales {n} features but the first layer takes "
                                            f"{first_in}")
     names = prep.get("feature_names", [])
@@ -368,7 +385,7 @@ def check_metadata(meta, where: str, tensors: dict[str, np.ndarray]) -> dict:
     dense = [s for s in specs if s["type"] in (Dense.kind, "DenseOverTime")]
     if width is None or not dense:
         raise ModelFileError(f"{where}: the model has no Dense layer.")
-    first_in = dense[0]["config"]["in_features"]
+    first_in = _first_width(c, meta, specs, dense[0]["config"]["in_features"])
 
     _check_classes(c, meta, width)
     if meta.get("preprocessing") is not None:

@@ -19,8 +19,9 @@ Given :math:`G = \partial E/\partial Y`, the chain rule gives (Goodfellow, Bengi
   (:math:`s - 1` zeros between its entries) with the kernel rotated 180 degrees, summed over the
   output channels, then cropped by the padding :math:`p`.
 
-The windows are read with :func:`numpy.lib.stride_tricks.sliding_window_view` and contracted
-with :func:`numpy.tensordot`: no Python loop runs over the pixels.
+The windows are copied once into columns (im2col, one copy per offset of the window) and
+multiplied by the kernel in one matrix product for the batch; the backward pass is two matrix
+products and the adjoint of im2col. No Python loop runs over the pixels.
 """
 
 from __future__ import annotations
@@ -29,13 +30,13 @@ import math
 from typing import ClassVar
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
 from chainrule._checks import backward_before_forward, check_scalar
 from chainrule.nn.layers import Layer
 from chainrule.nn.state import take_tensor
 
-__all__ = ["Conv2D", "Flatten", "conv2d", "conv2d_backward", "output_size", "pair"]
+__all__ = ["Conv2D", "Flatten", "conv2d", "conv2d_backward", "offsets", "output_size", "pair"]
 
 
 def pair(value, name: str, owner: str, low: int) -> tuple[int, int]:
@@ -52,61 +53,142 @@ def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def _windows(xp: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
-    """The ``(n, c, h_out, w_out, kh, kw)`` windows of ``xp`` at the stride (a view)."""
-    view = sliding_window_view(xp, kernel, axis=(2, 3))
-    return view[:, :, :: stride[0], :: stride[1]]
-
-
-def _pad(x: np.ndarray, top: int, left: int, bottom: int | None = None,
-         right: int | None = None) -> np.ndarray:
-    bottom = top if bottom is None else bottom
-    right = left if right is None else right
-    if not (top or left or bottom or right):
+def _pad(x: np.ndarray, top: int, left: int) -> np.ndarray:
+    if not (top or left):
         return x
-    return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    return np.pad(x, ((0, 0), (0, 0), (top, top), (left, left)))
+
+
+def offsets(kernel: tuple[int, int], stride: tuple[int, int], out: tuple[int, int]):
+    """``(i, j, rows, cols)`` for each offset of a window: the slices of the (padded) input that
+    the entries at offset ``(i, j)`` of all the windows read."""
+    (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out
+    for i in range(kh):
+        for j in range(kw):
+            yield i, j, slice(i, i + sh * (ho - 1) + 1, sh), slice(j, j + sw * (wo - 1) + 1, sw)
+
+
+class _Layout:
+    """Where the columns of :func:`_im2col` sit: window ``(y, x)`` at position
+    ``y * pitch + x`` of ``span`` positions. At stride 1 the pitch is the padded width, so the
+    entries at one offset of every window are one contiguous run of the flattened image (the
+    ``pitch - w_out`` positions at the end of each row are windows that wrap around the edge;
+    they are computed and dropped); at a larger stride the pitch is ``w_out``."""
+
+    def __init__(self, shape: tuple[int, ...], kernel, stride, padding):
+        self.kernel, self.stride, self.padding = tuple(kernel), tuple(stride), tuple(padding)
+        self.hp, self.wp = shape[2] + 2 * padding[0], shape[3] + 2 * padding[1]
+        self.ho = (self.hp - kernel[0]) // stride[0] + 1
+        self.wo = (self.wp - kernel[1]) // stride[1] + 1
+        self.contiguous = self.stride == (1, 1)
+        self.pitch = self.wp if self.contiguous else self.wo
+        self.span = (self.ho - 1) * self.pitch + self.wo
+
+    def to_image(self, y: np.ndarray) -> np.ndarray:
+        """``(o, n * span)`` results as C-ordered ``(n, o, h_out, w_out)`` maps."""
+        o, n = len(y), y.shape[1] // self.span
+        item = y.strides[1]
+        view = as_strided(y, (n, o, self.ho, self.wo),
+                          (self.span * item, y.strides[0], self.pitch * item, item),
+                          writeable=False)
+        return np.ascontiguousarray(view)
+
+    def from_image(self, g: np.ndarray) -> np.ndarray:
+        """``(n, o, h_out, w_out)`` maps as ``(o, n * span)``, zero at the dropped windows."""
+        n, o = g.shape[:2]
+        wide = np.zeros((o, n, self.ho * self.pitch), dtype=g.dtype)
+        wide.reshape(o, n, self.ho, self.pitch)[..., : self.wo] = g.transpose(1, 0, 2, 3)
+        return wide[..., : self.span].reshape(o, n * self.span)
+
+
+def _im2col(x: np.ndarray, lay: _Layout) -> np.ndarray:
+    """The windows of the padded ``x`` as columns, ``(c * kh * kw, n * span)``: the "im2col" of
+    Chellapilla, Puri & Simard (2006), so that the convolution of the whole batch is one matrix
+    product with the kernel as an ``(out, c * kh * kw)`` matrix. One copy per offset of the
+    window (contiguous runs at stride 1), never a loop over the pixels."""
+    xp = _pad(x, *lay.padding)
+    n, c = x.shape[:2]
+    (kh, kw) = lay.kernel
+    cols = np.empty((c, kh, kw, n, lay.span), dtype=x.dtype)
+    if lay.contiguous:
+        flat = np.ascontiguousarray(xp).reshape(n, c, lay.hp * lay.wp).transpose(1, 0, 2)
+        for i in range(kh):
+            for j in range(kw):
+                start = i * lay.wp + j
+                cols[:, i, j] = flat[:, :, start: start + lay.span]
+    else:
+        grid = cols.reshape(c, kh, kw, n, lay.ho, lay.wo)
+        for i, j, rows, columns in offsets(lay.kernel, lay.stride, (lay.ho, lay.wo)):
+            grid[:, i, j] = xp[:, :, rows, columns].transpose(1, 0, 2, 3)
+    return cols.reshape(c * kh * kw, n * lay.span)
+
+
+def _col2im(dcols: np.ndarray, x_shape: tuple[int, ...], lay: _Layout) -> np.ndarray:
+    """The adjoint of :func:`_im2col`: each column's gradient added back onto the pixels its
+    window read, then the padding cropped. One addition per offset of the window."""
+    n, c, h, w = x_shape
+    (kh, kw), (ph, pw) = lay.kernel, lay.padding
+    d = dcols.reshape(c, kh, kw, n, lay.span)
+    dxp = np.zeros((n, c, lay.hp, lay.wp), dtype=dcols.dtype)
+    if lay.contiguous:
+        flat = dxp.reshape(n, c, lay.hp * lay.wp).transpose(1, 0, 2)
+        for i in range(kh):
+            for j in range(kw):
+                start = i * lay.wp + j
+                flat[:, :, start: start + lay.span] += d[:, i, j]
+    else:
+        grid = d.reshape(c, kh, kw, n, lay.ho, lay.wo)
+        for i, j, rows, columns in offsets(lay.kernel, lay.stride, (lay.ho, lay.wo)):
+            dxp[:, :, rows, columns] += grid[:, i, j].transpose(1, 0, 2, 3)
+    return dxp[:, :, ph: ph + h, pw: pw + w]
 
 
 def conv2d(x: np.ndarray, W: np.ndarray, b: np.ndarray | None, stride=1, padding=0) -> np.ndarray:
     """The forward pass :math:`Y = X^p \\star W + b` (a cross-correlation, as PyTorch's
-    ``conv2d``) of ``x`` ``(n, c, h, w)`` with ``W`` ``(out, c, kh, kw)``."""
+    ``conv2d``) of ``x`` ``(n, c, h, w)`` with ``W`` ``(out, c, kh, kw)``: the kernel as an
+    ``(out, c k_h k_w)`` matrix times the batch's windows as columns (im2col)."""
     stride = pair(stride, "stride", "conv2d", 1)
     padding = pair(padding, "padding", "conv2d", 0)
-    win = _windows(_pad(x, *padding), W.shape[2:], stride)
-    y = np.tensordot(win, W, axes=([1, 4, 5], [1, 2, 3])).transpose(0, 3, 1, 2)
+    lay = _Layout(x.shape, W.shape[2:], stride, padding)
+    return _conv(_im2col(x, lay), W, b, lay)
+
+
+def _conv(cols: np.ndarray, W: np.ndarray, b: np.ndarray | None, lay: _Layout) -> np.ndarray:
+    """``W`` times the columns of every image, as ``(n, out, h_out, w_out)`` maps."""
+    y = W.reshape(len(W), -1) @ cols
     if b is not None:
-        y = y + b[:, None, None]
-    return np.ascontiguousarray(y)
+        y += b[:, None]
+    return lay.to_image(y)
 
 
-def conv2d_backward(grad: np.ndarray, x: np.ndarray, W: np.ndarray, stride=1,
-                    padding=0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def conv2d_backward(grad: np.ndarray, x: np.ndarray, W: np.ndarray, stride=1, padding=0,
+                    cols: np.ndarray | None = None, need_input_grad: bool = True
+                    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     r"""``(dX, dW, db)`` of :func:`conv2d` for :math:`G` = ``grad`` ``(n, out, h_out, w_out)``.
 
-    :math:`dW` is the correlation of the padded input with :math:`G` at the stride;
-    :math:`dX` is the full convolution of :math:`G`, dilated by the stride, with the kernel
-    rotated 180 degrees (``W[:, :, ::-1, ::-1]``), summed over the output channels and cropped
-    by the padding. Rows and columns of the input that no window reaches (when the stride does
-    not divide :math:`h + 2p - k_h`) get zero.
+    With the batch's windows as columns :math:`C` (im2col; ``cols`` when the forward pass kept
+    them) and :math:`G` as an ``(out, n h_out w_out)`` matrix, :math:`dW = G C^\top`,
+    :math:`db = G \mathbf 1` and the gradient of the columns is :math:`W^\top G`; col2im adds
+    each column back onto the pixels of its window.
+    This is the full convolution of :math:`G`, dilated by the stride, with the kernel rotated
+    180 degrees, cropped by the padding; rows and columns of the input that no window reaches
+    get zero. ``need_input_grad=False`` skips :math:`dX` (returned as None).
     """
-    (sh, sw), (ph, pw) = pair(stride, "stride", "conv2d", 1), pair(padding, "padding", "conv2d", 0)
-    kh, kw = W.shape[2:]
-    xp = _pad(x, ph, pw)
-    n, o, ho, wo = grad.shape
-    windows = _windows(xp, (kh, kw), (sh, sw))[:, :, :ho, :wo]
-    dW = np.tensordot(grad, windows, axes=([0, 2, 3], [0, 2, 3]))
+    stride, padding = pair(stride, "stride", "conv2d", 1), pair(padding, "padding", "conv2d", 0)
+    lay = _Layout(x.shape, W.shape[2:], stride, padding)
+    o, ho, wo = grad.shape[1:]
+    if (ho, wo) != (lay.ho, lay.wo):  # fewer windows (a pass at another stride): the first
+        grad = np.pad(grad, ((0, 0), (0, 0), (0, max(lay.ho - ho, 0)), (0, max(lay.wo - wo, 0))))
+        grad = grad[:, :, : lay.ho, : lay.wo]
+    if cols is None:
+        cols = _im2col(x, lay)
+    g = lay.from_image(grad)
+    dW = (g @ cols.T).reshape(W.shape)
     db = grad.sum(axis=(0, 2, 3))
-    dilated = np.zeros((n, o, (ho - 1) * sh + 1, (wo - 1) * sw + 1), dtype=grad.dtype)
-    dilated[:, :, ::sh, ::sw] = grad
-    # Full convolution: k - 1 zeros on each side, plus the rows the windows never reached.
-    extra_h = xp.shape[2] - (dilated.shape[2] + kh - 1)
-    extra_w = xp.shape[3] - (dilated.shape[3] + kw - 1)
-    full = _pad(dilated, kh - 1, kw - 1, kh - 1 + extra_h, kw - 1 + extra_w)
-    rotated = W[:, :, ::-1, ::-1]
-    dxp = np.tensordot(_windows(full, (kh, kw), (1, 1)), rotated, axes=([1, 4, 5], [0, 2, 3]))
-    dxp = dxp.transpose(0, 3, 1, 2)
-    dX = dxp[:, :, ph: ph + x.shape[2], pw: pw + x.shape[3]]
-    return np.ascontiguousarray(dX), dW, db
+    if not need_input_grad:
+        return None, dW, db
+    dcols = W.reshape(o, -1).T @ g
+    return _col2im(dcols, x.shape, lay), dW, db
 
 
 class Conv2D(Layer):
@@ -164,6 +246,7 @@ class Conv2D(Layer):
                              "float64.")
         self.reset_parameters(np.random.default_rng(seed))
         self._x: np.ndarray | None = None
+        self._cols: np.ndarray | None = None
 
     def reset_parameters(self, rng: np.random.Generator, activation: str | None = None) -> None:
         """Draw ``weight`` and ``bias`` from :math:`\\mathcal U(\\pm 1/\\sqrt{c k_h k_w})`."""
@@ -188,13 +271,15 @@ class Conv2D(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._x = self._checked(x)
-        return conv2d(self._x, self.weight, self.bias, self.stride, self.padding)
+        layout = _Layout(self._x.shape, self.kernel_size, self.stride, self.padding)
+        self._cols = _im2col(self._x, layout)
+        return _conv(self._cols, self.weight, self.bias, layout)
 
-    def backward(self, grad: np.ndarray) -> np.ndarray:
+    def backward(self, grad: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
         if self._x is None:
             raise backward_before_forward("Conv2D")
         dX, dW, db = conv2d_backward(np.asarray(grad, dtype=self.dtype), self._x, self.weight,
-                                     self.stride, self.padding)
+                                     self.stride, self.padding, self._cols, need_input_grad)
         self.dweight[...] = dW
         self.dbias[...] = db
         return dX

@@ -26,6 +26,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,7 @@ from chainrule.nn.sequence import (
     check_widths,
     input_ndim,
 )
+from chainrule.nn.shapes import TIME, describe, first_shape, output_shape
 from chainrule.nn.state import load_state, state_of
 
 __all__ = ["FORMAT_NAME", "LAYER_KINDS", "Sequential", "load", "mlp"]
@@ -71,9 +73,15 @@ class Sequential:
     seed the layers keep the weights they were built with (``"auto"`` layers are re-drawn from
     fresh entropy).
 
-    The input is ``(m, in_features)`` rows, or ``(m, time, in_features)`` sequences for a
-    model that starts with a sequence layer (:class:`DenseOverTime`, attention): see
-    :attr:`input_ndim`.
+    The input is ``(m, in_features)`` rows, ``(m, time, in_features)`` sequences for a
+    model that starts with a sequence layer (:class:`RNN`, :class:`LSTM`, :class:`DenseOverTime`,
+    attention) or ``(m, channels, height, width)`` images for one that starts with
+    :class:`Conv2D`: see :attr:`input_ndim` and :meth:`prepare_input`.
+
+    ``input_shape`` is the shape of one sample without the batch axis, ``(1, 28, 28)`` for
+    MNIST images. A model of images that knows it takes flat rows of ``1 * 28 * 28`` pixels too
+    (reshaped in C order, as ``X.reshape(-1, 1, 28, 28)``), and :meth:`summary` shows every
+    layer's output size; :meth:`fit` records the image size it trained on when none was given.
 
     Parameters
     ----------
@@ -81,6 +89,8 @@ class Sequential:
         The layers and activations, in order.
     seed : int, numpy.random.Generator or None
         Initializes the layers that draw parameters (see above).
+    input_shape : tuple of int or None
+        The shape of one sample without the batch axis (see above).
 
     Examples
     --------
@@ -92,7 +102,8 @@ class Sequential:
     (2, 4)
     """
 
-    def __init__(self, layers: list, seed: int | np.random.Generator | None = None):
+    def __init__(self, layers: list, seed: int | np.random.Generator | None = None,
+                 input_shape=None):
         layers = list(layers)
         if not layers:
             raise ValueError("Sequential needs at least one layer; got an empty list.")
@@ -107,6 +118,7 @@ class Sequential:
         self.task: str | None = None
         self.preprocessing: dict | None = None
         self.training_config: dict = {}
+        self.input_shape = None if input_shape is None else self._checked_shape(input_shape)
         rng = np.random.default_rng(seed)
         for i, layer in enumerate(layers):
             if isinstance(layer, Dense) and (seed is not None or layer.init == "auto"):
@@ -131,6 +143,28 @@ class Sequential:
     def _check_shapes(self) -> None:
         check_widths(self.layers)
 
+    def _checked_shape(self, input_shape) -> tuple[int, ...]:
+        """``input_shape`` as a tuple of ints that agrees with the first layer's sizes."""
+        expected = first_shape(self.layers) or ()
+        try:
+            shape = tuple(int(size) for size in input_shape)
+        except (TypeError, ValueError):
+            shape = None
+        agrees = shape is not None and len(shape) == len(expected) and all(
+            size >= 1 and (want in (None, TIME) or size == want)
+            for size, want in zip(shape, expected, strict=True))
+        if not agrees:
+            raise ValueError(f"input_shape={input_shape!r} does not fit the first layer, which "
+                             f"takes samples of shape {describe(expected)[4:-1] or '()'}; give "
+                             "the shape of one sample without the batch axis, as (1, 28, 28).")
+        return shape
+
+    @property
+    def sample_shape(self) -> tuple:
+        """The shape of one sample (:attr:`input_shape` when known); unknown sizes are None,
+        a sequence's length ``"time"``."""
+        return self.input_shape or first_shape(self.layers) or (self.in_features,)
+
     @property
     def dense_layers(self) -> list[Dense]:
         return [layer for layer in self.layers if isinstance(layer, Dense)]
@@ -151,7 +185,8 @@ class Sequential:
     @property
     def input_ndim(self) -> int:
         """2 for a model of rows ``(m, in_features)``, 3 for one of sequences
-        ``(m, time, in_features)`` (it starts with attention or DenseOverTime)."""
+        ``(m, time, in_features)`` (it starts with a recurrent layer, attention or
+        DenseOverTime), 4 for one of images ``(m, channels, height, width)`` (Conv2D)."""
         return input_ndim(self.layers) or 2
 
     @property
@@ -207,21 +242,32 @@ class Sequential:
 
     def _as_input(self, x) -> np.ndarray:
         x = as_float_array(x, "X")
-        ndim = self.input_ndim
-        if x.ndim == ndim - 1:
+        if x.ndim == len(self.sample_shape):  # one sample
             x = x[np.newaxis]
-        first = next((layer for layer in self.layers if isinstance(layer, Conv2D | RNN | LSTM)
-                      or getattr(layer, "input_ndim", None)), None)
-        if isinstance(first, Conv2D):  # images: the channels on axis 1
-            axis, width = 1, first.in_channels
-            shape = f"(m, {width}, height, width)"
-        else:
-            axis, width = -1, first.input_size if isinstance(first, RNN | LSTM) else None
-            width = self.in_features if width is None else width
-            shape = ("(m, time, " if ndim == 3 else "(m, ") + f"{width})"
-        if x.ndim != ndim or x.shape[axis] != width:
-            raise ValueError(f"The model expects X of shape {shape}; got {x.shape}.")
-        return x.astype(self.dtype, copy=False)
+        return self.prepare_input(x).astype(self.dtype, copy=False)
+
+    def prepare_input(self, X, name: str = "X") -> np.ndarray:
+        """``X`` as the model takes it, ``(m, *sample_shape)``, or a ValueError naming the
+        shape expected. Flat rows ``(m, C*H*W)`` of a model of images with a known
+        :attr:`input_shape` are reshaped to ``(m, C, H, W)``."""
+        X = as_float_array(X, name)
+        shape = self.sample_shape
+        size = math.prod(shape) if all(isinstance(s, int) for s in shape) else None
+        if len(shape) > 1 and X.ndim == 2 and size is not None and X.shape[1] == size:
+            return X.reshape(len(X), *shape)
+        if X.ndim != len(shape) + 1:
+            axes = {1: "samples x features", 2: "samples x time x features",
+                    3: "samples x channels x height x width"}.get(len(shape), "samples x ...")
+            raise ValueError(f"{name} must be {len(shape) + 1}-D ({axes}); got shape {X.shape}. "
+                             + _expected(name, shape, size, X))
+        wrong = [(got, want) for got, want in zip(X.shape[1:], shape, strict=True)
+                 if want not in (None, TIME) and got != want]
+        if wrong and len(shape) < 3:
+            raise ValueError(f"{name} has {X.shape[-1]} features but the model's first layer "
+                             f"expects {shape[-1]}. " + _expected(name, shape, size, X))
+        if wrong:
+            raise ValueError(_expected(name, shape, size, X))
+        return X
 
     # --- training and inference (see chainrule.training) -----------------------------------------
 
@@ -229,7 +275,10 @@ class Sequential:
         """Train the model; returns a History. Every option: :func:`chainrule.training.fit`."""
         from chainrule.training import fit
 
-        return fit(self, X, y, loss=loss, optimizer=optimizer, **kwargs)
+        history = fit(self, X, y, loss=loss, optimizer=optimizer, **kwargs)
+        if self.input_shape is None and self.input_ndim == 4:  # the image size trained on
+            self.input_shape = tuple(int(size) for size in np.shape(X)[1:])
+        return history
 
     def predict_proba(self, X, batch_size: int = 4096) -> np.ndarray:
         """The network's output in evaluation mode (probabilities for a Sigmoid/Softmax output)."""
@@ -295,16 +344,13 @@ class Sequential:
         return f"Sequential(\n{inner}\n)"
 
     def _summary_rows(self) -> list[tuple[str, str, str, str]]:
-        """(position, layer, output shape, parameter count) for each layer."""
-        rows = []
-        width, lead = self.in_features, "(m, time, " if self.input_ndim == 3 else "(m, "
+        """(position, layer, output shape, parameter count) for each layer; sizes that depend
+        on an input shape the model does not know yet show as ``?``."""
+        rows, shape = [], self.sample_shape
         for i, layer in enumerate(self.layers):
-            if isinstance(layer, Dense):
-                width = layer.out_features
-            if isinstance(layer, MeanOverTime):
-                lead = "(m, "
+            shape = output_shape(layer, shape)
             n = sum(p.size for p in layer.parameters())
-            rows.append((str(i), repr(layer), f"{lead}{width})", f"{n:,}"))
+            rows.append((str(i), repr(layer), describe(shape), f"{n:,}"))
         return rows
 
     def _repr_html_(self) -> str:
@@ -315,7 +361,22 @@ class Sequential:
         return model_summary_html(self._summary_rows(), total)
 
     def summary(self) -> str:
-        """A table of layers, output shapes and parameter counts."""
+        """A table of layers, output shapes and parameter counts.
+
+        >>> from chainrule.nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+        >>> model = Sequential([Conv2D(1, 8, 3), ReLU(), MaxPool2D(2), Flatten(), Dense(1352, 10)],
+        ...                    input_shape=(1, 28, 28))
+        >>> print(model.summary())
+        #  layer                        output shape    parameters
+        -  ---------------------------  --------------  ----------
+        0  Conv2D(1, 8, kernel_size=3)  (m, 8, 26, 26)          80
+        1  ReLU()                       (m, 8, 26, 26)           0
+        2  MaxPool2D(2)                 (m, 8, 13, 13)           0
+        3  Flatten()                    (m, 1352)                0
+        4  Dense(1352, 10)              (m, 10)             13,530
+        -  ---------------------------  --------------  ----------
+        Total parameters: 13,610 (float32)
+        """
         rows = [("#", "layer", "output shape", "parameters"), *self._summary_rows()]
         widths = [max(len(r[c]) for r in rows) for c in range(4)]
         line = "  ".join("-" * w for w in widths)
@@ -366,12 +427,25 @@ class Sequential:
                     tensors[f"{i}.{name}"] = value
         meta = self.get_config()
         meta["task"] = self.task
+        meta["input_shape"] = None if self.input_shape is None else list(self.input_shape)
         meta["classes"] = None if self.classes_ is None else self.classes_.tolist()
         meta["preprocessing"] = self.preprocessing
         meta["training"] = self.training_config
         write_safetensors(path, tensors, {"chainrule": json.dumps(meta), "format": "pt"},
                           replace=replace)
         return Path(path)
+
+
+def _expected(name: str, shape: tuple, size: int | None, X: np.ndarray) -> str:
+    """"The model expects X of shape (m, 1, 28, 28); got (5, 3, 28, 28).", with a hint for
+    flat rows given to a model of images."""
+    flat = f" or flat rows (m, {size})" if len(shape) > 1 and size else ""
+    hint = ""
+    if len(shape) == 3 and X.ndim == 2:
+        hint = (f"; reshape flat rows to (m, {shape[0]}, height, width)"
+                + ("" if size else f", or build the model with input_shape=({shape[0]}, "
+                                   "height, width)"))
+    return f"The model expects {name} of shape {describe(shape)}{flat}; got {X.shape}{hint}."
 
 
 def _layer_entry(layer) -> dict:
@@ -451,7 +525,7 @@ def load(path) -> Sequential:
     specs = meta["layers"]
     try:
         layers = [_build_layer(spec, str(path)) for spec in specs]
-        model = Sequential(layers)
+        model = Sequential(layers, input_shape=meta.get("input_shape"))
     except ValueError as exc:
         raise ModelFileError(str(exc)) from exc
     for i, layer in enumerate(model.layers):

@@ -5,11 +5,13 @@ the window by default, as in PyTorch) gives one output. Backward, with
 :math:`G = \partial E/\partial Y`:
 
 - max pooling: :math:`\partial E/\partial X` receives :math:`G_{y,x}` at the arg-max of window
-  :math:`(y, x)` only (the first one on a tie, as PyTorch), zero elsewhere in the window;
+  :math:`(y, x)` only (the first one on a tie, as PyTorch), zero elsewhere in the window; the
+  arg-max is found in the backward pass, as the first entry equal to the window's maximum;
 - average pooling: every entry of the window receives :math:`G_{y,x} / (k_h k_w)`.
 
 Overlapping windows (a stride below the window) add their contributions. The loop runs over the
-:math:`k_h k_w` offsets of a window, never over the pixels.
+:math:`k_h k_w` offsets of a window (one strided view of the input each), never over the
+pixels.
 """
 
 from __future__ import annotations
@@ -17,10 +19,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from chainrule._checks import backward_before_forward
-from chainrule.nn.conv import pair
+from chainrule.nn.conv import offsets, pair
 from chainrule.nn.layers import Layer
 
 __all__ = ["AvgPool2D", "MaxPool2D"]
@@ -30,6 +31,7 @@ class _Pool2D(Layer):
     """What both pools share: the window, the stride, the windows of the input."""
 
     kind: ClassVar[str] = ""
+    input_ndim: ClassVar[int] = 4
 
     def __init__(self, kernel_size, stride=None):
         owner = type(self).__name__
@@ -37,27 +39,30 @@ class _Pool2D(Layer):
         self.stride = self.kernel_size if stride is None else pair(stride, "stride", owner, 1)
         self._x_shape: tuple[int, ...] | None = None
 
-    def _windows(self, x: np.ndarray) -> np.ndarray:
-        """``(n, c, h_out, w_out, kh * kw)`` windows of ``x`` (a copy)."""
+    def _slices(self, x: np.ndarray):
+        """``(t, slice)``: for each offset ``t`` of a window, the ``(n, c, h_out, w_out)``
+        strided view of the entries at that offset in every window."""
         x = np.asarray(x)
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         if x.ndim != 4 or x.shape[2] < kh or x.shape[3] < kw:
             raise ValueError(f"{self!r} expects images (batch, channels, height, width) of at "
                              f"least {kh} x {kw} pixels; got shape {x.shape}.")
         self._x_shape = x.shape
-        view = sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
-        return view.reshape(*view.shape[:4], kh * kw)
+        ho, wo = (x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1
+        return [(t, x[:, :, rows, cols])
+                for t, (_, _, rows, cols) in enumerate(offsets((kh, kw), (sh, sw), (ho, wo)))]
 
     def _spread(self, grad: np.ndarray, share) -> np.ndarray:
         """Add ``grad * share(t)`` back onto the entries at offset ``t`` of every window."""
         if self._x_shape is None:
             raise backward_before_forward(type(self).__name__)
-        (kh, kw), (sh, sw) = self.kernel_size, self.stride
-        ho, wo = grad.shape[2:]
         dx = np.zeros(self._x_shape, dtype=np.result_type(grad, np.float32))
-        for t in range(kh * kw):
-            i, j = divmod(t, kw)
-            dx[:, :, i: i + sh * (ho - 1) + 1: sh, j: j + sw * (wo - 1) + 1: sw] += grad * share(t)
+        overlap = self.stride[0] < self.kernel_size[0] or self.stride[1] < self.kernel_size[1]
+        for t, view in self._slices(dx):
+            if overlap:
+                view += grad * share(t)
+            else:  # each entry of dx is in one window at most
+                np.multiply(grad, share(t), out=view, casting="unsafe")
         return dx
 
     def get_config(self) -> dict:
@@ -99,15 +104,34 @@ class MaxPool2D(_Pool2D):
 
     def __init__(self, kernel_size, stride=None):
         super().__init__(kernel_size, stride)
-        self._argmax: np.ndarray | None = None
+        self._views: list | None = None
+        self._y: np.ndarray | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        windows = self._windows(x)
-        self._argmax = np.argmax(windows, axis=-1)
-        return np.take_along_axis(windows, self._argmax[..., None], axis=-1)[..., 0]
+        self._views = self._slices(x)
+        (_, first), *rest = self._views
+        y = first.copy()
+        for _, view in rest:
+            np.maximum(y, view, out=y)  # propagates NaN, as PyTorch's max pooling
+        self._y = y
+        return y
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
-        return self._spread(np.asarray(grad), lambda t: self._argmax == t)
+        if self._x_shape is None:
+            raise backward_before_forward("MaxPool2D")
+        grad, y = np.asarray(grad), self._y
+        nan = np.isnan(y)
+        nan = nan if nan.any() else None
+        taken = np.zeros(y.shape, dtype=bool)
+        winners = []  # the first entry of each window equal to its maximum (or its first NaN)
+        for _, view in self._views:
+            hit = view == y
+            if nan is not None:
+                hit |= nan & np.isnan(view)
+            hit &= ~taken
+            taken |= hit
+            winners.append(hit)
+        return self._spread(grad, lambda t: winners[t])
 
 
 class AvgPool2D(_Pool2D):
@@ -139,7 +163,11 @@ class AvgPool2D(_Pool2D):
     kind: ClassVar[str] = "AvgPool2D"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        return self._windows(x).mean(axis=-1)
+        (_, first), *rest = self._slices(x)
+        total = first.astype(np.result_type(first, np.float32))
+        for _, view in rest:
+            total += view
+        return total / np.asarray(self.kernel_size[0] * self.kernel_size[1], total.dtype)
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
         grad = np.asarray(grad)
