@@ -15,8 +15,8 @@ cosine schedule), batches of 128.
    ``--timing-only N`` each library runs N batches and the epoch time is extrapolated (said in
    the output).
 
-The data is read from ``$CHAINRULE_DATA_DIR/mnist`` or ``../shared/data/mnist`` beside the
-repository; without it the benchmark says so and exits 0. Run (PyTorch is not a project
+The data is read from ``$CHAINRULE_DATA_DIR/mnist``, else from the shared data folder beside
+the repository (as the tests look it up); without it the benchmark says so and exits 0. Run (PyTorch is not a project
 dependency):
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE uv run python benchmarks/bench_cnn.py
@@ -42,7 +42,7 @@ BATCH, LR = 128, 1e-3
 
 
 def find_mnist() -> Path | None:
-    """The MNIST IDX folder: ``$CHAINRULE_DATA_DIR/mnist``, else ``../shared/data/mnist``."""
+    """The MNIST IDX folder: ``$CHAINRULE_DATA_DIR/mnist``, else the shared data folder's."""
     places = [Path(os.environ["CHAINRULE_DATA_DIR"])] if os.environ.get("CHAINRULE_DATA_DIR") \
         else []
     places.append(ROOT.parent / "shared" / "data")

@@ -32,6 +32,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 OUTPUTS = HERE / "_outputs"
 MNIST_TAG = "mnist"
+#: A cell tagged so shows PyTorch's answer, or says PyTorch is missing where it is.
+TORCH_TAG = "torch"
 
 _TIME = re.compile(r"\b\d+(?:\.\d+)?\s?(?:s|ms|µs|min)\b")
 _SPEED = re.compile(r"\b[\d,.]+\s?(?:samples|it|images)/s\b")

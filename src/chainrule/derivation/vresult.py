@@ -123,6 +123,7 @@ class VectorDerivation:
             "variable": self.variable,
             "function": self.function,
             "method": None,
+            "read_as": None,  # named, never typed: nothing was read otherwise than written
             "steps": [s.to_dict() for s in self.steps],
             "result": forms(self.result),
             "result_input_form": forms(self.result_input_form) or None,
