@@ -29,6 +29,19 @@ def _real_value(e, values):
     return re
 
 
+def _real_inside(e, values):
+    """Whether every root's radicand and every log's argument in ``e`` is a real number >= 0 at
+    ``values``: outside, |sqrt(x)| and sign(sqrt(x)) are real through complex arithmetic, where
+    real calculus makes no claim."""
+    inner = [p.base for p in e.atoms(sympy.Pow) if p.exp.is_Rational and not p.exp.is_integer]
+    inner += [f.args[0] for f in e.atoms(sympy.log)]
+    for arg in inner:
+        v = _real_value(arg, values)
+        if v is None or v < 0:
+            return False
+    return True
+
+
 def same(a, b, samples=6, seed=0):
     """``a == b`` by SymPy's simplify, or else by 30-digit evaluation at random real points."""
     a, b = _elementary(sympy.sympify(a)), _elementary(sympy.sympify(b))
@@ -47,6 +60,8 @@ def same(a, b, samples=6, seed=0):
             if s.is_positive:
                 lo = max(lo, 0.1)
             values[s] = sympy.Rational(round(rng.uniform(lo, hi) * 1000), 1000)
+        if not _real_inside(a, values) or not _real_inside(b, values):
+            continue
         va, vb = _real_value(a, values), _real_value(b, values)
         if va is None or vb is None:
             continue

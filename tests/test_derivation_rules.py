@@ -221,3 +221,24 @@ def test_quotient_and_product_rules_write_out_their_pieces(expr, law):
     for value in (0.5, 2.0, 1e3):  # log(x) needs x > 0
         assert float(form.evalf(subs={x: value})) == pytest.approx(
             float(sympy.diff(expr, x).evalf(subs={x: value})), rel=1e-12, abs=1e-300)
+
+
+@pytest.mark.parametrize("text", ["abs(sqrt(x))", "abs(log(x))", "sqrt(abs(x))"])
+def test_an_absolute_value_of_a_root_is_derived_on_the_roots_domain(text):
+    # For x < 0, sqrt(x) is imaginary and sign(sqrt(x))/(2 sqrt(x)) comes out real by accident;
+    # the check against sympy.diff compares the two only where the root is real.
+    d = derive(text)
+    xs = [0.3, 1.7, 2.9]
+    f = sympy.lambdify(x, parse_expression(text))
+    df = sympy.lambdify(x, d.result)
+    for v in xs:
+        fd = (f(v + 1e-6) - f(v - 1e-6)) / 2e-6
+        assert abs(df(v) - fd) < 1e-6 * (1 + abs(fd))
+
+
+def test_a_wrong_sign_is_still_refused_on_the_roots_domain():
+    from chainrule.derivation.simplify import equivalent
+
+    truth = sympy.diff(sympy.Abs(sympy.sqrt(x)), x)
+    assert equivalent(sympy.sign(sympy.sqrt(x)) / (2 * sympy.sqrt(x)), truth)
+    assert not equivalent(-sympy.sign(sympy.sqrt(x)) / (2 * sympy.sqrt(x)), truth)

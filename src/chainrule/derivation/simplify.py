@@ -276,6 +276,7 @@ def _numerically_zero(d: sympy.Expr, scale_expr: sympy.Expr, points: int) -> boo
         fs = sympy.lambdify(symbols, scale_expr, modules=modules)
     except (TypeError, ValueError, NameError, SyntaxError, KeyError):
         return False  # not printable as numeric code (zoo, nan): no evidence of equality
+    guards = _domain_guards(d, symbols, modules)
     rng = random.Random(20240601)
     hits = 0
     # a float constant (SELU's lambda, 17 digits) limits the agreement two forms can reach
@@ -291,12 +292,41 @@ def _numerically_zero(d: sympy.Expr, scale_expr: sympy.Expr, points: int) -> boo
                 continue
             if abs(sc.imag) > 1e-12 * (1 + abs(sc.real)):
                 continue  # outside the real domain (log of a negative number): no evidence
+            if not _inside(guards, values):
+                continue  # a root or log of a negative number inside, real only by accident
             if abs(dc) > tolerance * (1 + abs(sc)):
                 return False
             hits += 1
             if hits >= points:
                 return True
     return hits > 0
+
+
+def _domain_guards(d: sympy.Expr, symbols: list, modules: list) -> list:
+    """The arguments that must be real and non-negative where ``d`` is evaluated: the bases of
+    fractional powers (roots) and the arguments of logarithms. Outside, a formula can come out
+    real through complex arithmetic (the sign of an imaginary root) and prove nothing."""
+    inner = {p.base for p in d.atoms(sympy.Pow) if p.exp.is_Rational and not p.exp.is_integer}
+    inner |= {f.args[0] for f in d.atoms(sympy.log)}
+    guards = []
+    for arg in inner:
+        try:
+            guards.append(sympy.lambdify(symbols, arg, modules=modules))
+        except (TypeError, ValueError, NameError, SyntaxError, KeyError):
+            continue
+    return guards
+
+
+def _inside(guards: list, values: list) -> bool:
+    """Whether every guarded argument is real and non-negative at ``values``."""
+    for guard in guards:
+        try:
+            v = complex(guard(*values))
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError, NameError, KeyError):
+            return False
+        if abs(v.imag) > 1e-12 * (1 + abs(v.real)) or v.real < 0:
+            return False
+    return True
 
 
 def _sample(s: sympy.Symbol, rng: random.Random) -> float:
