@@ -16,8 +16,8 @@ cosine schedule), batches of 128.
    the output).
 
 The data is read from ``$CHAINRULE_DATA_DIR/mnist``, else from the shared data folder beside
-the repository (as the tests look it up); without it the benchmark says so and exits 0. Run (PyTorch is not a project
-dependency):
+the repository (as the tests look it up); without it the benchmark says so and exits 0. Run
+(PyTorch is not a project dependency):
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE uv run python benchmarks/bench_cnn.py
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE uv run python benchmarks/bench_cnn.py \\

@@ -6,6 +6,7 @@ primitives are exact at the kinks and silent on NaN, which they propagate.
 
 from __future__ import annotations
 
+import functools
 from typing import ClassVar
 
 import numpy as np
@@ -44,9 +45,7 @@ def _scalar_safe(method):
             return method(self, x, *args, **kwargs)
         return np.reshape(method(self, np.reshape(x, 1), *args, **kwargs), ())
 
-    call.__name__, call.__qualname__, call.__doc__ = method.__name__, method.__qualname__, method.__doc__
-    call.__wrapped__ = method
-    return call
+    return functools.wraps(method)(call)
 
 
 class Activation:
