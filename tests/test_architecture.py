@@ -114,7 +114,13 @@ def _within(module: str, prefixes: list[str]) -> bool:
     return any(module == p or module.startswith(p + ".") for p in prefixes)
 
 
-def _imports_of(path: Path) -> list[Import]:
+def _imports_of(path: Path) -> tuple[Import, ...]:
+    return _parsed_imports(path)
+
+
+@cache
+def _parsed_imports(path: Path) -> tuple[Import, ...]:
+    """Each file is parsed once: the rules below walk the import graph many times."""
     source = path.read_text(encoding="utf-8")
     tree = ast.parse(source, filename=str(path))
     importer = _module_name(path)
@@ -150,7 +156,7 @@ def _imports_of(path: Path) -> list[Import]:
 
     importers = _import_module_names(tree)
     visit(tree, False)
-    return [i for i in found if i.target != "__future__"]
+    return tuple(i for i in found if i.target != "__future__")
 
 
 def _import_module_names(tree: ast.Module) -> set[str]:

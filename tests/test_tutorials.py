@@ -45,13 +45,33 @@ def test_each_tutorial_is_a_myst_notebook_with_an_exercise(path):
     assert "{py:" in text  # it links the reference pages
 
 
+def _execute(path):
+    """``record.execute(path)``, or the exception it raised, to be raised by that test alone."""
+    try:
+        return record.execute(path)
+    except Exception as exc:  # a failing cell: its test reports it
+        return RuntimeError(f"{path.name} did not run: {type(exc).__name__}: {exc}")
+
+
+@pytest.fixture(scope="module")
+def executed():
+    """Every tutorial run once, two kernels at a time (each kernel is its own process)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("fork")) as pool:
+        return dict(zip(TUTORIALS, pool.map(_execute, TUTORIALS), strict=True))
+
+
 @pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
-def test_each_tutorial_shows_its_recorded_outputs(path):
+def test_each_tutorial_shows_its_recorded_outputs(path, executed):
     recorded_file = record.recorded_path(path)
     assert recorded_file.is_file(), (
         f"no recorded outputs for {path.name}: run uv run python docs/tutorials/record.py")
     recorded = record.parse(recorded_file.read_text(encoding="utf-8"))
-    cells = record.execute(path)
+    cells = executed[path]
+    if isinstance(cells, Exception):
+        raise cells
     mnist_present = record.data_folder() is not None
     torch_present = importlib.util.find_spec("torch") is not None
     assert len(cells) == len(recorded), (
