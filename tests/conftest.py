@@ -64,3 +64,32 @@ def shared_data():
         pytest.skip("the MNIST and Fashion-MNIST IDX files are absent (set CHAINRULE_DATA_DIR "
                     "to the folder holding mnist/ and fashion-mnist/)")
     return SHARED_DATA
+
+
+def docs_build_command(out: Path) -> list[str]:
+    """The documentation build of tests/test_docs_build.py: the documented command, into
+    ``out``, with the tutorials' code left to tests/test_tutorials.py."""
+    import sys
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    return [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html",
+            "-D", "nb_execution_mode=off", "-d", str(out / "doctrees"), str(docs),
+            str(out / "html")]
+
+
+def pytest_collection_finish(session):
+    """Start the documentation build when its test is collected, so that it runs on the second
+    core while the single-threaded tests before it run; tests/test_docs_build.py waits for it."""
+    import importlib.util
+    import subprocess
+
+    if not any(item.path.name == "test_docs_build.py" for item in session.items):
+        return
+    if any(importlib.util.find_spec(t) is None for t in ("sphinx", "myst_nb", "numpydoc", "furo")):
+        return  # the test skips and says why
+    out = Path(tempfile.mkdtemp(prefix="chainrule-docs-"))
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
+    log = open(out / "build.log", "w", encoding="utf-8")  # the build writes it; closed by the test
+    process = subprocess.Popen(docs_build_command(out), cwd=Path(__file__).resolve().parents[1],
+                               stdout=log, stderr=subprocess.STDOUT, text=True)
+    session.config.chainrule_docs_build = (process, out, log)

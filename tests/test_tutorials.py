@@ -55,11 +55,13 @@ def _execute(path):
 
 @pytest.fixture(scope="module")
 def executed():
-    """Every tutorial run once, two kernels at a time (each kernel is its own process)."""
+    """Every tutorial run once, two kernels at a time, each from a fresh interpreter (spawn:
+    forking a process that holds threads, JAX's or BLAS's, can deadlock)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("fork")) as pool:
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=2, mp_context=spawn) as pool:
         return dict(zip(TUTORIALS, pool.map(_execute, TUTORIALS), strict=True))
 
 
