@@ -43,3 +43,18 @@ def assert_model_gradients(model, X, y):
         g = layer.backward(g)
     for param, grad in zip(model.parameters(), model.gradients(), strict=True):
         np.testing.assert_allclose(grad, numeric_grad(value, param), rtol=1e-5, atol=1e-8)
+
+
+def sigmoid(z):
+    """1/(1 + e^-z), naively: the reference forward passes' gate."""
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def rnn_forward(x, W_ih, W_hh, b_ih, b_hh):
+    """An Elman RNN (tanh) over (batch, time, features), PyTorch's layout, one step at a time:
+    the reference forward of the hand-written backward passes the checker is tried on."""
+    h, out = np.zeros((len(x), len(W_hh))), []
+    for t in range(x.shape[1]):
+        h = np.tanh(x[:, t] @ W_ih.T + b_ih + h @ W_hh.T + b_hh)
+        out.append(h)
+    return np.stack(out, axis=1)

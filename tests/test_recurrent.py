@@ -9,7 +9,8 @@ import pytest
 
 from chainrule.gradient_check import MISTAKES, check_backward
 from chainrule.nn import LSTM, RNN, DenseOverTime, MeanOverTime, Sequential, load
-from oracles import numeric_vjp
+from oracles import numeric_vjp, rnn_forward
+from oracles import sigmoid as _sig
 
 NAMES = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
 
@@ -112,18 +113,6 @@ def test_matches_pytorch_with_copied_weights(cls, name, batch, steps, features):
 
 
 # --- planted mistakes, named by check_backward(layer="rnn" / "lstm") ---------------------------
-
-def _sig(z):
-    return 1.0 / (1.0 + np.exp(-z))
-
-
-def rnn_forward(x, W_ih, W_hh, b_ih, b_hh):
-    h, out = np.zeros((len(x), len(W_hh))), []
-    for t in range(x.shape[1]):
-        h = np.tanh(x[:, t] @ W_ih.T + b_ih + h @ W_hh.T + b_hh)
-        out.append(h)
-    return np.stack(out, axis=1)
-
 
 def rnn_backward_one_step(d, x, W_ih, W_hh, b_ih, b_hh):
     """Each step's dz from its own output only: the dh from step t + 1 is never added."""
